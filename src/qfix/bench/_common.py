@@ -1,0 +1,211 @@
+"""Shared benchmark plumbing (BENCHMARKS.md): timing, results, the JSON document, tables.
+
+Every figure is the median of several timed repeats after a warm-up, with min and max
+kept; ratios are computed from medians measured in the same run. Nothing here knows a
+particular benchmark.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+@dataclass(frozen=True)
+class Result:
+    """One named figure: median of ``repeats`` samples, with their min and max."""
+
+    name: str
+    value: float
+    unit: str
+    min: float
+    max: float
+    repeats: int
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "name": self.name,
+            "value": self.value,
+            "unit": self.unit,
+            "min": self.min,
+            "max": self.max,
+            "repeats": self.repeats,
+        }
+        if self.note:
+            doc["note"] = self.note
+        return doc
+
+
+def from_samples(name: str, samples: Iterable[float], unit: str, note: str = "") -> Result:
+    """A Result whose value is the median of ``samples``."""
+    values = list(samples)
+    if not values:
+        raise ValueError(f"{name}: no samples")
+    return Result(name, statistics.median(values), unit, min(values), max(values), len(values), note)
+
+
+def single(name: str, value: float, unit: str, note: str = "") -> Result:
+    """A Result measured once (or already aggregated), e.g. a ratio of medians."""
+    return Result(name, value, unit, value, value, 1, note)
+
+
+def ratio(name: str, numerator: Result, denominator: Result, note: str = "") -> Result:
+    """numerator/denominator of two medians from the same run; min/max bracket the spread."""
+    if denominator.value == 0:
+        raise ZeroDivisionError(f"{name}: denominator {denominator.name} is 0")
+    lo = numerator.min / denominator.max if denominator.max else 0.0
+    hi = numerator.max / denominator.min if denominator.min else float("inf")
+    value = numerator.value / denominator.value
+    repeats = min(numerator.repeats, denominator.repeats)
+    return Result(name, value, "ratio", lo, hi, repeats, note)
+
+
+def time_repeats(fn: Callable[[], object], repeats: int, warmup: int = 1) -> list[float]:
+    """Wall seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        fn()
+        samples.append((time.perf_counter_ns() - start) / 1e9)
+    return samples
+
+
+def rate_samples(fn: Callable[[], object], items_per_call: int, repeats: int, warmup: int = 1,
+                 min_seconds: float = 0.0) -> list[float]:
+    """Items per second of each repeat; calls ``fn`` enough times that a repeat lasts
+    at least ``min_seconds`` (so timer resolution does not dominate tiny batches)."""
+    for _ in range(warmup):
+        fn()
+    inner = 1
+    if min_seconds > 0:
+        start = time.perf_counter()
+        fn()
+        once = max(time.perf_counter() - start, 1e-9)
+        inner = max(1, int(min_seconds / once))
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        for _ in range(inner):
+            fn()
+        elapsed = (time.perf_counter_ns() - start) / 1e9
+        rates.append(items_per_call * inner / elapsed)
+    return rates
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _memory_gib() -> float | None:
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def machine_info(gpu: str | None = None) -> dict[str, Any]:
+    """The ``machine`` object of the JSON document."""
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "memory_gib": _memory_gib(),
+        "python": platform.python_version(),
+        "numpy": _version("numpy"),
+        "numba": _version("numba"),
+        "qfix": _version("qfix"),
+        "gpu": gpu,
+    }
+
+
+@dataclass
+class Report:
+    """A benchmark run: collects Results, then prints a table and writes the document."""
+
+    benchmark: str
+    quick: bool
+    command: str = field(default_factory=lambda: " ".join(["qfix", *sys.argv[1:]]))
+    started: str = field(
+        default_factory=lambda: _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    )
+    results: list[Result] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+    gpu: str | None = None
+
+    def add(self, result: Result) -> Result:
+        self.results.append(result)
+        return result
+
+    def document(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "benchmark": self.benchmark,
+            "command": self.command,
+            "quick": self.quick,
+            "started": self.started,
+            "machine": machine_info(self.gpu),
+            "results": [r.to_json() for r in self.results],
+        }
+        doc.update(self.extra)
+        return doc
+
+    def write_json(self, path: str | os.PathLike[str]) -> None:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(self.document(), indent=2) + "\n", encoding="utf-8")
+
+    def table(self) -> Table:
+        table = Table(title=f"qfix bench {self.benchmark}" + (" (quick)" if self.quick else ""))
+        for column, justify in (("result", "left"), ("median", "right"), ("unit", "left"),
+                                ("min", "right"), ("max", "right"), ("n", "right"), ("note", "left")):
+            table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        for r in self.results:
+            table.add_row(r.name, fmt(r.value), r.unit, fmt(r.min), fmt(r.max), str(r.repeats), r.note)
+        return table
+
+    def print(self, console: Console | None = None) -> None:
+        (console or Console()).print(self.table())
+
+
+def fmt(value: float) -> str:
+    """Human-readable number: engineering-style grouping, 3-4 significant digits."""
+    if value == 0:
+        return "0"
+    magnitude = abs(value)
+    if magnitude >= 1e9:
+        return f"{value / 1e9:.3f}G"
+    if magnitude >= 1e6:
+        return f"{value / 1e6:.3f}M"
+    if magnitude >= 1e4:
+        return f"{value / 1e3:.1f}k"
+    if magnitude >= 10:
+        return f"{value:.1f}"
+    return f"{value:.4g}"

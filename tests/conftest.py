@@ -1,0 +1,19 @@
+"""Test-wide setup: Numba's cache location before numba is imported, Hypothesis profile."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".numba_cache"))
+
+from hypothesis import HealthCheck, settings
+
+# JIT compilation makes first examples slow: no deadline anywhere.
+settings.register_profile(
+    "qfix", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.register_profile(
+    "ci", parent=settings.get_profile("qfix"), derandomize=True
+)
+settings.load_profile("ci" if os.environ.get("CI") else "qfix")

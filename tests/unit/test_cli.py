@@ -1,0 +1,44 @@
+"""The `qfix` command: lazy subcommands, the demo, and the wire benchmark's document."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from qfix.cli import main
+
+
+def test_help_lists_commands() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0, result.output
+    assert "demo" in result.output and "bench" in result.output
+
+
+def test_demo_shows_accepted_and_rejected_messages() -> None:
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("accepted") == 6
+    assert "WrongSchema" in result.output and "NonzeroReserved" in result.output
+
+
+@pytest.mark.benchmark
+def test_bench_wire_quick_writes_every_result_name(tmp_path: Path) -> None:
+    out, png = tmp_path / "wire.json", tmp_path / "wire.png"
+    result = CliRunner().invoke(main, ["bench", "wire", "--quick", "--json", str(out), "--plot", str(png)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    names = {r["name"] for r in doc["results"]}
+    required = {f"decode_validate.batch{b}.msgs_per_s" for b in (1, 100, 1000, 10000)} | {
+        "encode.batch1000.msgs_per_s",
+        "baseline.batch1000.msgs_per_s",
+        "decode_validate_over_baseline.batch1000",
+    }
+    assert required <= names
+    assert doc["benchmark"] == "wire" and doc["quick"] is True
+    assert {"cpu", "cores", "python", "numpy", "numba", "qfix", "gpu"} <= set(doc["machine"])
+    for r in doc["results"]:
+        assert r["min"] <= r["value"] <= r["max"] and r["value"] > 0
+    assert png.stat().st_size > 1000

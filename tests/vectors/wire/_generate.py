@@ -1,0 +1,103 @@
+"""Regenerate the struct-packed golden vectors: `python tests/vectors/wire/_generate.py`.
+
+Independent of qfix: the formats are WIRE.md §3.1's table and the values follow a fixed
+rule per struct code, so the codec's dtypes are checked against Python's struct module.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+# (templateId, schemaId, name, struct format) as printed in the wire design, §3.1
+FORMATS = [
+    (1, 60, "NewOrderSingle", "<HHHHQQqIIIIIcccBB1sH"),
+    (2, 60, "OrderCancelRequest", "<HHHHQQQQIc15s"),
+    (3, 60, "OrderCancelReplaceRequest", "<HHHHQQQqIIIcccBI"),
+    (4, 60, "OrderMassCancelRequest", "<HHHHQQIIcc26s"),
+    (10, 60, "ExecutionReport", "<HHHHQQQQqIIccBB"),
+    (11, 60, "OrderCancelReject", "<HHHHQQQQQccBB8s"),
+    (12, 60, "OrderMassCancelReport", "<HHHHQQQIIccBBIc11s"),
+    (13, 60, "BusinessMessageReject", "<HHHHQQHHHHIHB21s"),
+    (20, 60, "Heartbeat", "<HHHHQQQ28s"),
+    (21, 60, "RetransmitRequest", "<HHHHQQI32s"),
+    (22, 60, "RetransmitComplete", "<HHHHQQQIIB19s"),
+    (30, 61, "SecurityStatus", "<HHHHQIIBB33sB"),
+    (31, 61, "AddOrder", "<HHHHQIIQqIc14sB"),
+    (32, 61, "OrderExecuted", "<HHHHQIIQqIIQB2sB"),
+    (33, 61, "OrderReduced", "<HHHHQIIQII19sB"),
+    (34, 61, "OrderDelete", "<HHHHQIIQ27sB"),
+    (35, 61, "OrderReplace", "<HHHHQIIQQqIc6sB"),
+    (36, 61, "Trade", "<HHHHQIIQqIBB13sB"),
+    (37, 61, "BookLevel", "<HHHHQIIqQIcB13sB"),
+    (38, 61, "BestBidOffer", "<HHHHQIIqqQQ3sB"),
+    (39, 61, "SnapshotStart", "<HHHHQIIQIB22sB"),
+    (40, 61, "SnapshotOrder", "<HHHHQIIQqIc14sB"),
+    (41, 61, "SnapshotEnd", "<HHHHQIIQ27sB"),
+    (42, 61, "ChannelHeartbeat", "<HHHHQIIQB26sB"),
+    (43, 61, "SnapshotRequest", "<HHHHQIIQB26sB"),
+    (44, 61, "ReplayRequest", "<HHHHQIIQQIB14sB"),
+    (45, 61, "RequestComplete", "<HHHHQIIQQIB14sB"),
+    (46, 61, "IndicativeAuction", "<HHHHQIIqQQB10sB"),
+]
+
+
+def _codes(fmt: str) -> list[str]:
+    out, count = [], ""
+    for ch in fmt[1:]:
+        if ch.isdigit():
+            count += ch
+        else:
+            out.append(count + ch if ch == "s" else ch)
+            count = ""
+    return out
+
+
+def values_for(template_id: int, schema_id: int, fmt: str) -> list[object]:
+    """Header, then a distinct value per field; chars cycle through '1', '2', '0'."""
+    values: list[object] = [52, template_id, schema_id, 0]
+    for i, code in enumerate(_codes(fmt)[4:], start=1):
+        if code == "Q":
+            values.append(0x0102030405060708 * i % 2**64)
+        elif code == "q":
+            values.append(-(10**9) * 65_000 * i if i % 2 else 10**9 * 123 + i)
+        elif code == "I":
+            values.append(1_000_003 * i)
+        elif code == "H":
+            values.append(20_000 + i)
+        elif code == "B":
+            values.append((7 * i) % 256)
+        elif code == "c":
+            values.append("120"[i % 3])
+        else:  # Reserved: zero
+            values.append("00" * int(code[:-1]))
+    return values
+
+
+def pack(fmt: str, values: list[object]) -> bytes:
+    args = []
+    for code, value in zip(_codes(fmt), values, strict=True):
+        if code == "c":
+            args.append(str(value).encode("ascii"))
+        elif code.endswith("s"):
+            args.append(bytes.fromhex(str(value)))
+        else:
+            args.append(value)
+    return struct.pack(fmt, *args)
+
+
+def main() -> None:
+    here = Path(__file__).parent
+    for template_id, schema_id, name, fmt in FORMATS:
+        values = values_for(template_id, schema_id, fmt)
+        data = pack(fmt, values)
+        assert len(data) == 60, name
+        stem = f"struct-{template_id:02d}-{name}"
+        (here / f"{stem}.hex").write_text(data.hex() + "\n", encoding="ascii")
+        doc = {"template_id": template_id, "name": name, "format": fmt, "values": values}
+        (here / f"{stem}.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="ascii")
+
+
+if __name__ == "__main__":
+    main()
