@@ -114,7 +114,7 @@ def as_bytes_matrix(frame: bytes | bytearray | memoryview | npt.NDArray[np.uint8
     return raw.reshape(-1, codes.MESSAGE_SIZE)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Frame:
     """A decoded frame: zero-copy views of its k messages."""
 
@@ -148,11 +148,17 @@ def decode(frame: bytes | bytearray | memoryview | npt.NDArray[np.uint8]) -> Fra
     return Frame(as_bytes_matrix(frame))
 
 
-@dataclass(frozen=True)
+# Read-only all-accepted masks, sliced per frame: the common case allocates nothing.
+_ALL_ACCEPTED: Final = np.ones(codes.MAX_MSGS_PER_FRAME, np.bool_)
+_ALL_ACCEPTED.flags.writeable = False
+
+
+@dataclass(slots=True)
 class Validation:
     """Outcome of stages F and H for one frame.
 
-    accepted: bool per message (all False when the frame itself was refused).
+    accepted: bool per message (all False when the frame itself was refused; a shared
+        read-only array when every message was accepted).
     reasons: BusinessRejectReason per message, 0 where accepted.
     rejects: the BusinessMessageReject records to send, in frame order (one for a
         refused frame, else one per refused message).
@@ -230,12 +236,13 @@ def validate(
         )
         k = 0
         return Validation(np.zeros(k, np.bool_), np.zeros(k, np.uint8), rejects, None)
-    decoded = decode(frame)
+    raw = np.frombuffer(frame, dtype=np.uint8).reshape(-1, codes.MESSAGE_SIZE)
+    decoded = Frame(raw)
     defined, allowed, reserved = _TABLES[direction]
-    reasons = np.empty(decoded.count, np.uint8)
-    refused = _stage_h(decoded.raw, defined, allowed, reserved, reasons)
+    reasons = np.empty(raw.shape[0], np.uint8)
+    refused = _stage_h(raw, defined, allowed, reserved, reasons)
     if refused == 0:
-        return Validation(np.ones(decoded.count, np.bool_), reasons, _NO_REJECTS, decoded)
+        return Validation(_ALL_ACCEPTED[: raw.shape[0]], reasons, _NO_REJECTS, decoded)
     accepted = reasons == 0
     bad = np.flatnonzero(~accepted)
     rejects = business_message_rejects(decoded.raw[bad], bad, reasons[bad], length, transact_time)
