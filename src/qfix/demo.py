@@ -9,6 +9,7 @@ extend the demo to the local server.
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 
 import click
 import numpy as np
@@ -46,6 +47,8 @@ def _cell(value: object) -> str:
     """Compact display: enum values keep only their name ("1 Buy" -> "Buy")."""
     if value is None:
         return ""
+    if isinstance(value, Decimal):
+        return format(value, "f")
     text = str(value)
     return text.split(" ", 1)[1] if " " in text else text
 

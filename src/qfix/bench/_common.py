@@ -137,7 +137,7 @@ def machine_info(gpu: str | None = None) -> dict[str, Any]:
     """The ``machine`` object of the JSON document."""
     return {
         "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "memory_gib": _memory_gib(),
         "python": platform.python_version(),
         "numpy": _version("numpy"),

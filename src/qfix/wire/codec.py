@@ -74,16 +74,16 @@ def _stage_h(
         schema_id = m[4] | (m[5] << 8)
         version = m[6] | (m[7] << 8)
         reason = 0
-        if schema_id != 60:
-            reason = 101
-        elif version > 0:
-            reason = 102
+        if schema_id != codes.SCHEMA_ORDER_ENTRY:
+            reason = codes.BRR_WRONG_SCHEMA
+        elif version > codes.SCHEMA_VERSION:
+            reason = codes.BRR_WRONG_VERSION
         elif template_id > 255 or defined[template_id] == 0:
-            reason = 3
+            reason = codes.BRR_UNSUPPORTED_MESSAGE_TYPE
         elif allowed[template_id] == 0:
-            reason = 106
-        elif block_length != 52:
-            reason = 103
+            reason = codes.BRR_WRONG_DIRECTION
+        elif block_length != codes.BLOCK_LENGTH:
+            reason = codes.BRR_BAD_BLOCK_LENGTH
         else:
             start = reserved[template_id, 0]
             length = reserved[template_id, 1]
@@ -91,7 +91,7 @@ def _stage_h(
             for j in range(start, start + length):
                 acc |= m[j]
             if acc != 0:
-                reason = 104
+                reason = codes.BRR_NONZERO_RESERVED
         reasons[i] = reason
         if reason != 0:
             refused += 1
@@ -157,8 +157,8 @@ _ALL_ACCEPTED.flags.writeable = False
 class Validation:
     """Outcome of stages F and H for one frame.
 
-    accepted: bool per message (all False when the frame itself was refused; a shared
-        read-only array when every message was accepted).
+    accepted: bool per message; empty when the frame itself was refused, a shared
+        read-only array when every message was accepted.
     reasons: BusinessRejectReason per message, 0 where accepted.
     rejects: the BusinessMessageReject records to send, in frame order (one for a
         refused frame, else one per refused message).
@@ -215,18 +215,21 @@ def business_message_rejects(
 
 
 def validate(
-    frame: bytes | bytearray | memoryview | npt.NDArray[np.uint8],
-    transact_time: int = 0,
+    frame: bytes | bytearray | memoryview | npt.NDArray[np.uint8] | Frame,
+    transact_time: int,
     direction: int = CLIENT_TO_SERVER,
 ) -> Validation:
     """Stages F and H of WIRE.md §5.1 over a whole frame, vectorised.
 
-    ``transact_time`` stamps the BusinessMessageRejects (the server's clock, handed in).
-    ``direction`` selects which templates may arrive (CLIENT_TO_SERVER on the server).
+    ``frame`` is the received bytes (any buffer, read as bytes) or a decoded Frame.
+    ``transact_time`` stamps the BusinessMessageRejects: the time of refusal, from the
+    caller's clock. ``direction`` selects which templates may arrive (CLIENT_TO_SERVER
+    on the server, SERVER_TO_CLIENT on the client).
     """
-    length = len(frame) if not isinstance(frame, np.ndarray) else frame.nbytes
+    flat = frame.raw.reshape(-1) if isinstance(frame, Frame) else np.frombuffer(frame, dtype=np.uint8)
+    length = flat.size
     if not check_frame_length(length):
-        head = _first16(frame)[None, :]
+        head = _first16(flat)[None, :]
         rejects = business_message_rejects(
             head,
             np.array([codes.REF_MSG_INDEX_WHOLE_FRAME], np.uint16),
@@ -236,8 +239,8 @@ def validate(
         )
         k = 0
         return Validation(np.zeros(k, np.bool_), np.zeros(k, np.uint8), rejects, None)
-    raw = np.frombuffer(frame, dtype=np.uint8).reshape(-1, codes.MESSAGE_SIZE)
-    decoded = Frame(raw)
+    raw = flat.reshape(-1, codes.MESSAGE_SIZE)
+    decoded = frame if isinstance(frame, Frame) else Frame(raw)
     defined, allowed, reserved = _TABLES[direction]
     reasons = np.empty(raw.shape[0], np.uint8)
     refused = _stage_h(raw, defined, allowed, reserved, reasons)
@@ -285,9 +288,13 @@ def new_records(template_id: int, count: int = 1) -> npt.NDArray[np.void]:
 def encode(*records: npt.NDArray[np.void] | npt.NDArray[np.uint8]) -> bytes:
     """One frame from arrays of 60-byte records (any template dtypes, or (n, 60) bytes),
     in argument order. Raises ValueError if the result is not a valid frame length."""
+    if not records:
+        raise FrameError(0)
     parts = []
     for array in records:
-        if array.dtype.itemsize == codes.MESSAGE_SIZE or (array.dtype == np.uint8 and array.ndim == 2):
+        if array.dtype.itemsize == codes.MESSAGE_SIZE or (
+            array.dtype == np.uint8 and array.ndim == 2 and array.shape[1] == codes.MESSAGE_SIZE
+        ):
             parts.append(np.ascontiguousarray(array).view(np.uint8).reshape(-1))
         elif array.dtype == schema.OUTPUT:
             parts.append(np.ascontiguousarray(array["message"]).reshape(-1))  # type: ignore[call-overload]

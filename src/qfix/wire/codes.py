@@ -3,7 +3,7 @@
 Plain module-level ints (not IntEnum members) so that Numba kernels fold them as
 compile-time constants. Char enums hold the ASCII code of the FIX character
 (``SIDE_BUY = 0x31`` is ``'1'``), which is how the dtypes view char fields (``u1``).
-``NAMES`` maps each table to {code: name} for pretty-printing and the XML schemas.
+``NAMES`` maps each table to {code: name} with the design's names, for display.
 """
 
 from __future__ import annotations
@@ -251,35 +251,85 @@ def mass_cancel_reject_reason(exec_reason: int) -> int:
     return MASS_CANCEL_REJECT_OTHER
 
 
-def _table(prefix: str, strip: str = "") -> dict[int, str]:
-    """{code: CamelName} of this module's constants starting with ``prefix``."""
-    out: dict[int, str] = {}
-    for key, value in globals().items():
-        if key.startswith(prefix) and isinstance(value, int) and not key.endswith("_MASK"):
-            words = key[len(prefix) :].split("_")
-            out.setdefault(value, "".join(w.capitalize() for w in words if w != strip))
-    return out
-
-
-#: display names per code table, for pretty-printing and documentation
+#: display names per code table (WIRE.md §4 names), for pretty-printing and docs
 NAMES: Final[dict[str, dict[int, str]]] = {
     "Side": {SIDE_BUY: "Buy", SIDE_SELL: "Sell"},
     "MassCancelSide": {MASS_CANCEL_SIDE_BOTH: "Both", SIDE_BUY: "Buy", SIDE_SELL: "Sell"},
-    "OrdType": _table("ORD_TYPE_"),
-    "TimeInForce": {TIF_DAY: "Day", TIF_GTC: "GTC", TIF_IOC: "IOC", TIF_FOK: "FOK", TIF_GTD: "GTD"},
-    "SMPInstruction": _table("SMP_"),
-    "ExecType": _table("EXEC_TYPE_"),
-    "OrdStatus": _table("ORD_STATUS_"),
-    "LastLiquidityInd": _table("LIQUIDITY_"),
-    "CxlRejResponseTo": {
-        CXL_REJ_RESPONSE_TO_CANCEL: "OrderCancelRequest",
-        CXL_REJ_RESPONSE_TO_REPLACE: "OrderCancelReplaceRequest",
+    "OrdType": {ORD_TYPE_MARKET: "Market", ORD_TYPE_LIMIT: "Limit", ORD_TYPE_STOP: "Stop",
+                ORD_TYPE_STOP_LIMIT: "StopLimit"},
+    "TimeInForce": {TIF_DAY: "Day", TIF_GTC: "GoodTillCancel", TIF_IOC: "ImmediateOrCancel",
+                    TIF_FOK: "FillOrKill", TIF_GTD: "GoodTillDate"},
+    "ExecInst": {EXEC_INST_POST_ONLY: "ParticipateDontInitiate", EXEC_INST_ALL_OR_NONE: "AllOrNone"},
+    "SMPInstruction": {SMP_CANCEL_AGGRESSIVE: "CancelAggressive", SMP_CANCEL_PASSIVE: "CancelPassive",
+                       SMP_CANCEL_BOTH: "CancelBoth", SMP_DECREMENT: "Decrement", SMP_DEFAULT: "Default"},
+    "ExecType": {EXEC_TYPE_NEW: "New", EXEC_TYPE_CANCELED: "Canceled", EXEC_TYPE_REPLACED: "Replaced",
+                 EXEC_TYPE_REJECTED: "Rejected", EXEC_TYPE_EXPIRED: "Expired", EXEC_TYPE_RESTATED: "Restated",
+                 EXEC_TYPE_TRADE: "Trade"},
+    "OrdStatus": {ORD_STATUS_NEW: "New", ORD_STATUS_PARTIALLY_FILLED: "PartiallyFilled",
+                  ORD_STATUS_FILLED: "Filled", ORD_STATUS_CANCELED: "Canceled", ORD_STATUS_REJECTED: "Rejected",
+                  ORD_STATUS_EXPIRED: "Expired"},
+    "LastLiquidityInd": {LIQUIDITY_ADDED: "AddedLiquidity", LIQUIDITY_REMOVED: "RemovedLiquidity",
+                         LIQUIDITY_AUCTION: "Auction", LIQUIDITY_NONE: "None"},
+    "CxlRejResponseTo": {CXL_REJ_RESPONSE_TO_CANCEL: "OrderCancelRequest",
+                         CXL_REJ_RESPONSE_TO_REPLACE: "OrderCancelReplaceRequest"},
+    "CxlRejReason": {CXL_REJ_REASON_UNKNOWN_ORDER: "UnknownOrder",
+                     CXL_REJ_REASON_PRICE_BAND: "PriceExceedsCurrentPriceBand",
+                     CXL_REJ_REASON_PRICE_INCREMENT: "InvalidPriceIncrement", CXL_REJ_REASON_OTHER: "Other"},
+    "MassCancelRequestType": {MASS_CANCEL_TYPE_SECURITY: "CancelOrdersForSecurity",
+                              MASS_CANCEL_TYPE_ALL: "CancelAllOrders"},
+    "MassCancelResponse": {MASS_CANCEL_RESPONSE_REJECTED: "CancelRequestRejected",
+                           MASS_CANCEL_RESPONSE_SECURITY: "CancelOrdersForSecurity",
+                           MASS_CANCEL_RESPONSE_ALL: "CancelAllOrders"},
+    "MassCancelRejectReason": {MASS_CANCEL_REJECT_UNKNOWN_SECURITY: "InvalidOrUnknownSecurity",
+                               MASS_CANCEL_REJECT_OTHER: "Other", MASS_CANCEL_REJECT_NONE: "None"},
+    "BusinessRejectReason": {
+        BRR_OTHER: "Other", BRR_UNSUPPORTED_MESSAGE_TYPE: "UnsupportedMessageType",
+        BRR_APPLICATION_NOT_AVAILABLE: "ApplicationNotAvailable", BRR_BAD_FRAME_LENGTH: "BadFrameLength",
+        BRR_WRONG_SCHEMA: "WrongSchema", BRR_WRONG_VERSION: "WrongVersion", BRR_BAD_BLOCK_LENGTH: "BadBlockLength",
+        BRR_NONZERO_RESERVED: "NonzeroReserved", BRR_CLORDID_NOT_INCREASING: "ClOrdIDNotIncreasing",
+        BRR_WRONG_DIRECTION: "WrongDirection", BRR_INVALID_FIELD_VALUE: "InvalidFieldValue",
+        BRR_UNKNOWN_ACCOUNT: "UnknownAccount",
     },
-    "ExecReason": _table("EXEC_REASON_"),
-    "BusinessRejectReason": _table("BRR_"),
-    "TradingStatus": _table("TRADING_STATUS_"),
+    "RetransmitStatus": {RETRANSMIT_COMPLETED: "Completed", RETRANSMIT_TRUNCATED: "Truncated",
+                         RETRANSMIT_UNAVAILABLE: "Unavailable"},
+    "TradingStatus": {TRADING_STATUS_HALT: "Halt", TRADING_STATUS_CONTINUOUS: "Continuous",
+                      TRADING_STATUS_CLOSED: "Closed", TRADING_STATUS_PRE_OPEN: "PreOpen",
+                      TRADING_STATUS_BATCH_AUCTION: "BatchAuction", TRADING_STATUS_PRE_CLOSE: "PreClose"},
+    "HaltReason": {HALT_REASON_NONE: "None", HALT_REASON_OPERATOR: "Operator",
+                   HALT_REASON_VOLATILITY: "Volatility", HALT_REASON_SCHEDULE: "Schedule"},
     "MDEntryType": {MD_ENTRY_BID: "Bid", MD_ENTRY_OFFER: "Offer"},
-    "MDUpdateAction": _table("MD_UPDATE_"),
-    "MDFeed": _table("MD_FEED_"),
-    "RequestStatus": _table("REQUEST_"),
+    "MDUpdateAction": {MD_UPDATE_NEW: "New", MD_UPDATE_CHANGE: "Change", MD_UPDATE_DELETE: "Delete"},
+    "AggressorSide": {AGGRESSOR_NONE: "None", AGGRESSOR_BUY: "Buy", AGGRESSOR_SELL: "Sell"},
+    "TradeCondition": {TRADE_CONDITION_REGULAR: "Regular", TRADE_CONDITION_AUCTION: "Auction"},
+    "ImbalanceSide": {IMBALANCE_NONE: "None", IMBALANCE_BUY: "Buy", IMBALANCE_SELL: "Sell"},
+    "MatchEventIndicator": {MEI_LAST_TRADE_MSG: "LastTradeMsg", MEI_RECOVERY_MSG: "RecoveryMsg",
+                            MEI_END_OF_EVENT: "EndOfEvent"},
+    "MDFeed": {MD_FEED_L3: "L3", MD_FEED_L2: "L2", MD_FEED_BBO: "BBO", MD_FEED_TRD: "TRD"},
+    "ChannelEvent": {CHANNEL_EVENT_HEARTBEAT: "Heartbeat", CHANNEL_EVENT_RESET: "Reset"},
+    "RequestStatus": {REQUEST_COMPLETED: "Completed", REQUEST_TRUNCATED: "Truncated",
+                      REQUEST_UNAVAILABLE: "Unavailable", REQUEST_INVALID: "Invalid", REQUEST_BUSY: "Busy"},
+    "ExecReason": {
+        EXEC_REASON_NONE: "None", EXEC_REASON_UNKNOWN_SYMBOL: "UnknownSymbol",
+        EXEC_REASON_TRADING_STATE_NOT_OPEN: "TradingStateNotOpen", EXEC_REASON_QTY_OVER_MAX: "QtyOverMax",
+        EXEC_REASON_INVALID_EXPIRE_DATE: "InvalidExpireDate", EXEC_REASON_UNKNOWN_ORDER: "UnknownOrder",
+        EXEC_REASON_DUPLICATE_CLORDID: "DuplicateClOrdID", EXEC_REASON_UNSUPPORTED: "Unsupported",
+        EXEC_REASON_INCORRECT_QTY: "IncorrectQty", EXEC_REASON_PRICE_OUTSIDE_BAND: "PriceOutsideBand",
+        EXEC_REASON_PRICE_OFF_TICK: "PriceOffTick", EXEC_REASON_INVALID_SIDE: "InvalidSide",
+        EXEC_REASON_INVALID_ORD_TYPE: "InvalidOrdType", EXEC_REASON_INVALID_TIME_IN_FORCE: "InvalidTimeInForce",
+        EXEC_REASON_INVALID_EXEC_INST: "InvalidExecInst",
+        EXEC_REASON_INVALID_SMP_INSTRUCTION: "InvalidSMPInstruction",
+        EXEC_REASON_PRICE_REQUIRED: "PriceRequired", EXEC_REASON_PRICE_NOT_ALLOWED: "PriceNotAllowed",
+        EXEC_REASON_EXPIRE_DATE_MISMATCH: "ExpireDateMismatch", EXEC_REASON_INVALID_MIN_QTY: "InvalidMinQty",
+        EXEC_REASON_INVALID_MAX_FLOOR: "InvalidMaxFloor",
+        EXEC_REASON_POST_ONLY_WOULD_CROSS: "PostOnlyWouldCross", EXEC_REASON_CAPACITY_FULL: "CapacityFull",
+        EXEC_REASON_INVALID_MASS_CANCEL_REQUEST: "InvalidMassCancelRequest",
+        EXEC_REASON_NOTIONAL_OVER_MAX: "NotionalOverMax", EXEC_REASON_OTHER_ACCOUNT: "OtherAccount",
+        EXEC_REASON_USER_REQUEST: "UserRequest", EXEC_REASON_IOC_FOK_REMAINDER: "IocFokRemainder",
+        EXEC_REASON_SELF_MATCH: "SelfMatch", EXEC_REASON_MASS_CANCEL: "MassCancel",
+        EXEC_REASON_CANCEL_ON_DISCONNECT: "CancelOnDisconnect", EXEC_REASON_EXPIRED: "Expired",
+        EXEC_REASON_ADMIN: "Admin", EXEC_REASON_MIN_QTY_NOT_MET: "MinQtyNotMet",
+    },
 }
+
+#: the sets among NAMES (values are bit flags, not codes)
+SETS: Final = frozenset({"ExecInst", "MatchEventIndicator"})

@@ -40,27 +40,49 @@ _FIELD_TABLES: Final = {
     "Side": "Side",
     "OrdType": "OrdType",
     "TimeInForce": "TimeInForce",
+    "ExecInst": "ExecInst",
     "SelfMatchPreventionInstruction": "SMPInstruction",
     "ExecType": "ExecType",
     "OrdStatus": "OrdStatus",
     "ExecReason": "ExecReason",
     "LastLiquidityInd": "LastLiquidityInd",
     "CxlRejResponseTo": "CxlRejResponseTo",
+    "CxlRejReason": "CxlRejReason",
+    "MassCancelRequestType": "MassCancelRequestType",
+    "MassCancelResponse": "MassCancelResponse",
+    "MassCancelRejectReason": "MassCancelRejectReason",
     "BusinessRejectReason": "BusinessRejectReason",
+    "RetransmitStatus": "RetransmitStatus",
     "TradingStatus": "TradingStatus",
+    "HaltReason": "HaltReason",
     "MDEntryType": "MDEntryType",
     "MDUpdateAction": "MDUpdateAction",
+    "AggressorSide": "AggressorSide",
+    "TradeCondition": "TradeCondition",
+    "ImbalanceSide": "ImbalanceSide",
+    "MatchEventIndicator": "MatchEventIndicator",
     "MDFeed": "MDFeed",
+    "ChannelEvent": "ChannelEvent",
     "RequestStatus": "RequestStatus",
 }
-_PRICE_FIELDS: Final = frozenset(
-    {"Price", "LastPx", "MDEntryPx", "BidPx", "OfferPx", "IndicativePx"}
-)
+_PRICE_FIELDS: Final = frozenset({"Price", "LastPx", "MDEntryPx", "BidPx", "OfferPx", "IndicativePx"})
+#: (field, templates where it is optional) -> the null value that displays as None
+_NULLS: Final = {
+    (field, template_id): null
+    for field, template_ids, null in (
+        ("Account", (1, 4, 12), codes.NULL_U32),
+        ("SecurityID", (4, 12), codes.NULL_U32),
+        ("MinQty", (1, 3), codes.NULL_U32),
+        ("MaxFloor", (1, 3), codes.NULL_U32),
+        ("OrigClOrdID", (2, 11), codes.NULL_U64),
+        ("OrderID", (2, 10, 11), codes.NULL_U64),
+        ("ExpireDate", (1,), codes.NULL_DATE),
+    )
+    for template_id in template_ids
+}
 _MASS_CANCEL_TEMPLATES: Final = frozenset(
     {codes.TEMPLATE_ORDER_MASS_CANCEL_REQUEST, codes.TEMPLATE_ORDER_MASS_CANCEL_REPORT}
 )
-_NULLABLE_U32: Final = frozenset({"Account", "MinQty", "MaxFloor"})
-_NULLABLE_U64: Final = frozenset({"OrigClOrdID", "OrderID"})
 
 
 def price_to_p9(price: Decimal | int | str | None) -> int:
@@ -68,7 +90,10 @@ def price_to_p9(price: Decimal | int | str | None) -> int:
     price has more than 9 decimals or does not fit int64."""
     if price is None:
         return codes.NULL_PRICE
-    scaled = Decimal(price) * _P9
+    as_decimal = Decimal(price)
+    if not as_decimal.is_finite():
+        raise ValueError(f"price {price} is not a finite number")
+    scaled = as_decimal * _P9
     if scaled != scaled.to_integral_value():
         raise ValueError(f"price {price} has more than 9 decimal places")
     value = int(scaled)
@@ -81,7 +106,9 @@ def p9_to_price(mantissa: int) -> Decimal | None:
     """A PRICE9 mantissa as a Decimal (the null -> None)."""
     if mantissa == codes.NULL_PRICE:
         return None
-    return (Decimal(mantissa) / _P9).normalize()
+    price = (Decimal(mantissa) / _P9).normalize()
+    # normalize() writes 100 as 1E+2; keep plain notation for whole numbers
+    return price.quantize(Decimal(1)) if price == price.to_integral_value() else price
 
 
 def _code(table: dict[str, int], value: str | int, what: str) -> int:
@@ -254,23 +281,25 @@ def template_of(message: bytes | np.void | npt.NDArray[np.uint8]) -> schema.Temp
     return schema.TEMPLATES[int.from_bytes(data[2:4], "little")]
 
 
-def _display(name: str, code: str, value: Any) -> Any:
+def _display(template_id: int, name: str, code: str, value: Any) -> Any:
     """Display value of one field; ``code`` is its struct code (``c`` = FIX char)."""
+    number = int(value) if not isinstance(value, np.ndarray) else 0
     if name in _PRICE_FIELDS:
-        return p9_to_price(int(value))
-    if name in _FIELD_TABLES:
-        number = int(value)
-        label = codes.NAMES[_FIELD_TABLES[name]].get(number, "?")
-        return f"{chr(number)} {label}" if code == "c" else f"{number} {label}"
-    if code == "c":
-        return chr(int(value))
-    if name in _NULLABLE_U32 and int(value) == codes.NULL_U32:
+        return p9_to_price(number)
+    if _NULLS.get((name, template_id)) == number:
         return None
-    if name in _NULLABLE_U64 and int(value) == codes.NULL_U64:
-        return None
-    if name == "ExpireDate" and int(value) == codes.NULL_DATE:
-        return None
-    return int(value)
+    table_name = _FIELD_TABLES.get(name)
+    if name == "Side" and template_id in _MASS_CANCEL_TEMPLATES:
+        table_name = "MassCancelSide"
+    if table_name is None:
+        return chr(number) if code == "c" else number
+    table = codes.NAMES[table_name]
+    if table_name in codes.SETS:
+        flags = [label for bit, label in sorted(table.items()) if number & bit]
+        unknown = number & ~sum(table)
+        return "|".join(flags + ([f"0x{unknown:02x}"] if unknown else [])) or "0"
+    label = table.get(number, "?")
+    return f"{chr(number)} {label}" if code == "c" else f"{number} {label}"
 
 
 def describe(message: bytes | np.void | npt.NDArray[np.uint8]) -> dict[str, Any]:
@@ -280,11 +309,6 @@ def describe(message: bytes | np.void | npt.NDArray[np.uint8]) -> dict[str, Any]
     record = np.frombuffer(data, dtype=template.dtype)[0]
     out: dict[str, Any] = {"template": template.name}
     for name, code in template.fields:
-        if name == "Reserved":
-            continue
-        if name == "Side" and template.template_id in _MASS_CANCEL_TEMPLATES:
-            side = int(record[name])
-            out[name] = f"{chr(side)} {codes.NAMES['MassCancelSide'].get(side, '?')}"
-        else:
-            out[name] = _display(name, code, record[name])
+        if name != "Reserved":
+            out[name] = _display(template.template_id, name, code, record[name])
     return out

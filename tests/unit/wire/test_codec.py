@@ -28,12 +28,12 @@ def _u16(value: int) -> bytes:
     return value.to_bytes(2, "little")
 
 
-@pytest.mark.parametrize("length", [0, 1, 59, 61, 119, 1091 * 60 + 60, 1092 * 60])
+@pytest.mark.parametrize("length", [0, 1, 59, 61, 119, 1091 * 60 + 1, 1092 * 60])
 def test_stage_f_refuses_the_whole_frame(length: int) -> None:
     frame = (_nos() * 1100)[:length]
     result = codec.validate(frame, NOW)
     assert result.frame is None
-    assert not result.accepted.any()
+    assert result.accepted.size == 0
     assert len(result.rejects) == 1
     reject = result.rejects[0]
     assert reject["BusinessRejectReason"] == codes.BRR_BAD_FRAME_LENGTH
@@ -85,6 +85,7 @@ def _stage_h_cases() -> list[tuple[str, bytes, int]]:
         ("schema beats version", _patch(_patch(nos, 4, _u16(61)), 6, _u16(9)), codes.BRR_WRONG_SCHEMA),
         ("version beats template", _patch(_patch(nos, 6, _u16(9)), 2, _u16(99)), codes.BRR_WRONG_VERSION),
         ("direction beats block length", _patch(er, 0, _u16(1)), codes.BRR_WRONG_DIRECTION),
+        ("template beats block length", _patch(_patch(nos, 2, _u16(7)), 0, _u16(3)), 3),
         ("block length beats reserved", _patch(_patch(nos, 0, _u16(0)), 57, b"\x01"), codes.BRR_BAD_BLOCK_LENGTH),
     ]
 
@@ -103,16 +104,29 @@ def test_stage_h_refuses_only_that_message(label: str, bad: bytes, reason: int) 
     assert reject["BusinessRejectRefID"] == int.from_bytes(bad[8:16], "little")
     assert reject["RefTemplateId"] == int.from_bytes(bad[2:4], "little")
     assert reject["RefBlockLength"] == int.from_bytes(bad[0:2], "little")
+    assert reject["RefSchemaId"] == int.from_bytes(bad[4:6], "little")
+    assert reject["RefVersion"] == int.from_bytes(bad[6:8], "little")
+    assert reject["TransactTime"] == NOW
+    assert (reject["blockLength"], reject["templateId"], reject["schemaId"], reject["version"]) == (52, 13, 60, 0)
     assert bytes(reject["Reserved"]) == bytes(21)
     # The reject itself is a valid server-to-client message.
-    assert codec.validate(codec.encode(result.rejects), direction=codec.SERVER_TO_CLIENT).all_accepted
+    assert codec.validate(codec.encode(result.rejects), NOW, direction=codec.SERVER_TO_CLIENT).all_accepted
+
+
+def test_frames_from_any_buffer_are_read_as_bytes() -> None:
+    data = _frame(_nos(1), _nos(2), _nos(3))
+    shaped = memoryview(bytearray(data)).cast("B", (3, 60))
+    words = memoryview(bytearray(data)).cast("I")
+    for frame in (shaped, words, np.frombuffer(data, np.uint8), codec.decode(data)):
+        result = codec.validate(frame, NOW)
+        assert result.all_accepted and result.accepted.tolist() == [True, True, True]
 
 
 def test_replace_has_no_reserved_bytes_and_passes() -> None:
     replace = message.order_cancel_replace_request(
         cl_ord_id=4, orig_cl_ord_id=1, security_id=42, side="buy", qty=5, price="1.5"
     ).tobytes()
-    assert codec.validate(replace).all_accepted
+    assert codec.validate(replace, NOW).all_accepted
 
 
 def test_client_checks_server_frames() -> None:
@@ -121,7 +135,7 @@ def test_client_checks_server_frames() -> None:
     assert result.reasons.tolist() == [codes.BRR_WRONG_DIRECTION]
     bmr = codec.new_records(codes.TEMPLATE_BUSINESS_MESSAGE_REJECT)
     bmr["Reserved"][0, 20] = 1
-    assert codec.validate(bmr.tobytes(), direction=codec.SERVER_TO_CLIENT).reasons.tolist() == [
+    assert codec.validate(bmr.tobytes(), NOW, direction=codec.SERVER_TO_CLIENT).reasons.tolist() == [
         codes.BRR_NONZERO_RESERVED
     ]
 
@@ -154,6 +168,10 @@ def test_to_inbound_appends_server_columns() -> None:
 def test_encode_refuses_bad_sizes() -> None:
     with pytest.raises(ValueError):
         codec.encode(np.zeros(3, np.uint32))
+    with pytest.raises(ValueError):
+        codec.encode(np.zeros((60, 59), np.uint8))
+    with pytest.raises(codec.FrameError):
+        codec.encode()
     with pytest.raises(codec.FrameError):
         codec.encode(codec.new_records(1, 1092))
 
@@ -196,5 +214,35 @@ def test_describe_every_template() -> None:
         shown = message.describe(codec.new_records(template_id).tobytes())
         assert shown["template"] == template.name
         assert shown["templateId"] == template_id
+        assert "Reserved" not in shown
     with pytest.raises(ValueError):
         message.describe(b"short")
+
+
+def test_describe_labels_enums_sets_and_nulls() -> None:
+    report = codec.new_records(codes.TEMPLATE_ORDER_MASS_CANCEL_REPORT)
+    report["SecurityID"] = codes.NULL_U32
+    report["MassCancelRejectReason"] = codes.MASS_CANCEL_REJECT_NONE
+    report["Side"] = codes.MASS_CANCEL_SIDE_BOTH
+    shown = message.describe(report[0])
+    assert shown["SecurityID"] is None
+    assert shown["MassCancelRejectReason"] == "255 None"
+    assert shown["Side"] == "0 Both"
+    status = codec.new_records(codes.TEMPLATE_SECURITY_STATUS)
+    status["HaltReason"] = codes.HALT_REASON_OPERATOR
+    status["MatchEventIndicator"] = codes.MEI_END_OF_EVENT | codes.MEI_LAST_TRADE_MSG
+    shown = message.describe(status[0])
+    assert shown["HaltReason"] == "1 Operator"
+    assert shown["MatchEventIndicator"] == "LastTradeMsg|EndOfEvent"
+    nos = message.new_order_single(
+        cl_ord_id=9, security_id=1, side="sell", qty=10, price="100", min_qty=3, max_floor=4, tif="ioc"
+    )
+    shown = message.describe(nos)
+    assert (shown["MinQty"], shown["MaxFloor"], shown["TimeInForce"]) == (3, 4, "3 ImmediateOrCancel")
+    assert shown["Price"] == 100 and str(shown["Price"]) == "100"
+
+
+def test_non_finite_prices_are_refused() -> None:
+    for bad in ("NaN", "Infinity", "-Infinity"):
+        with pytest.raises(ValueError, match="finite"):
+            message.price_to_p9(bad)

@@ -47,9 +47,15 @@ def test_struct_vector_decodes_and_reencodes(stem: str) -> None:
             assert int(record[name]) == value, name
             rebuilt[name] = value
     assert codec.encode(rebuilt) == data
-    # The codec's view agrees with Python's struct unpacking of WIRE.md's format.
-    unpacked = struct.unpack(template.struct_format, data)
-    assert len(unpacked) == len(template.fields)
+    # Python's struct, reading the design's format string, sees the vector's values.
+    unpacked = struct.unpack(doc["format"], data)
+    for (name, code), got, value in zip(template.fields, unpacked, doc["values"], strict=True):
+        if code == "c":
+            assert got == value.encode("ascii"), name
+        elif code.endswith("s"):
+            assert got == bytes.fromhex(value), name
+        else:
+            assert got == value, name
 
 
 @pytest.mark.parametrize(
@@ -92,7 +98,37 @@ def test_worked_new_order_single_from_keywords() -> None:
 def test_worked_examples_pass_their_direction_checks() -> None:
     nos, _ = _load("wire-md-new-order-single")
     er, _ = _load("wire-md-execution-report")
-    assert codec.validate(nos, direction=codec.CLIENT_TO_SERVER).all_accepted
-    assert codec.validate(er, direction=codec.SERVER_TO_CLIENT).all_accepted
-    refused = codec.validate(er, direction=codec.CLIENT_TO_SERVER)
+    assert codec.validate(nos, 0, direction=codec.CLIENT_TO_SERVER).all_accepted
+    assert codec.validate(er, 0, direction=codec.SERVER_TO_CLIENT).all_accepted
+    refused = codec.validate(er, 0, direction=codec.CLIENT_TO_SERVER)
     assert refused.reasons.tolist() == [codes.BRR_WRONG_DIRECTION]
+
+
+def test_builders_place_every_field_where_the_design_says() -> None:
+    """Keyword builders against struct.pack of the design's formats, field by field in
+    the design's order: a swapped or misnamed field changes the bytes."""
+    nos = message.new_order_single(
+        cl_ord_id=11, transact_time=12, price="1.5", qty=13, security_id=14, account=15,
+        min_qty=16, max_floor=17, side="sell", tif="gtd", post_only=True, smp="decrement", expire_date=18,
+    )
+    assert nos.tobytes() == struct.pack(
+        "<HHHHQQqIIIIIcccBB1sH", 52, 1, 60, 0, 11, 12, 1_500_000_000, 13, 14, 15, 16, 17,
+        b"2", b"2", b"6", 1, 4, b"\0", 18,
+    )
+    cancel = message.order_cancel_request(cl_ord_id=21, transact_time=22, orig_cl_ord_id=23, order_id=24,
+                                          security_id=25, side="buy")
+    assert cancel.tobytes() == struct.pack("<HHHHQQQQIc15s", 52, 2, 60, 0, 21, 22, 23, 24, 25, b"1", bytes(15))
+    replace = message.order_cancel_replace_request(
+        cl_ord_id=31, transact_time=32, orig_cl_ord_id=33, price="-2", qty=34, security_id=35, max_floor=36,
+        side="sell", tif="gtc", post_only=True,
+    )
+    assert replace.tobytes() == struct.pack(
+        "<HHHHQQQqIIIcccBI", 52, 3, 60, 0, 31, 32, 33, -2_000_000_000, 34, 35, 36, b"2", b"2", b"1", 1,
+        2**32 - 1,
+    )
+    mass = message.order_mass_cancel_request(cl_ord_id=41, transact_time=42, security_id=43, account=44, side="sell")
+    assert mass.tobytes() == struct.pack("<HHHHQQIIcc26s", 52, 4, 60, 0, 41, 42, 43, 44, b"1", b"2", bytes(26))
+    hb = message.heartbeat(last_exec_id=51, transact_time=52, last_cl_ord_id=53)
+    assert hb.tobytes() == struct.pack("<HHHHQQQ28s", 52, 20, 60, 0, 51, 52, 53, bytes(28))
+    rr = message.retransmit_request(from_exec_id=61, count=62, transact_time=63)
+    assert rr.tobytes() == struct.pack("<HHHHQQI32s", 52, 21, 60, 0, 61, 63, 62, bytes(32))
