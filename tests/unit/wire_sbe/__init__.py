@@ -1,0 +1,1 @@
+"""WIRE.md §7 conformance of the SBE XML schemas: XML = dtypes, independent decoders, XSD."""
