@@ -465,3 +465,15 @@ def test_nulls_and_defaults_listed() -> None:
     assert enums["LastLiquidityInd"][1]["None"] == codes.NULL_U8
     assert enums["MassCancelRejectReason"][1]["None"] == codes.NULL_U8
     assert enums["ExecReason"][1]["None"] == 0
+
+
+def test_xml_names_equal_display_names() -> None:
+    """The XML's valid-value and choice names are the names qfix displays (codes.NAMES)."""
+    xml_tables = {}
+    for s in SCHEMAS:
+        for name, (_, values) in spec(s).enums.items():
+            xml_tables[name] = {code: value_name for value_name, code in values.items()}
+        for name, (_, bits) in spec(s).sets.items():
+            xml_tables[name] = {1 << bit: choice for choice, bit in bits.items()}
+    for table, names in codes.NAMES.items():
+        assert xml_tables.get(table) == names, table
