@@ -1,5 +1,17 @@
 """The matching engine: configuration, continuous kernels, auctions (no I/O)."""
 
 from qfix.engine.config import ConfigError, EngineConfig, InstrumentConfig
+from qfix.engine.contract import OUTPUT_FULL, STATUS_OK, EngineInvariantError, MatchingEngine, ProcessResult
+from qfix.engine.engine import Engine
 
-__all__ = ["ConfigError", "EngineConfig", "InstrumentConfig"]
+__all__ = [
+    "OUTPUT_FULL",
+    "STATUS_OK",
+    "ConfigError",
+    "Engine",
+    "EngineConfig",
+    "EngineInvariantError",
+    "InstrumentConfig",
+    "MatchingEngine",
+    "ProcessResult",
+]

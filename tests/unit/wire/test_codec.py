@@ -117,7 +117,8 @@ def test_frames_from_any_buffer_are_read_as_bytes() -> None:
     data = _frame(_nos(1), _nos(2), _nos(3))
     shaped = memoryview(bytearray(data)).cast("B", (3, 60))
     words = memoryview(bytearray(data)).cast("I")
-    for frame in (shaped, words, np.frombuffer(data, np.uint8), codec.decode(data)):
+    unaligned = memoryview(bytearray(b"x" + data))[1:]  # the kernel reads header words
+    for frame in (shaped, words, unaligned, np.frombuffer(data, np.uint8), codec.decode(data)):
         result = codec.validate(frame, NOW)
         assert result.all_accepted and result.accepted.tolist() == [True, True, True]
 
