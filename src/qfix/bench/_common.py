@@ -184,11 +184,14 @@ class Report:
 
     def table(self) -> Table:
         table = Table(title=f"qfix bench {self.benchmark}" + (" (quick)" if self.quick else ""))
-        for column, justify in (("result", "left"), ("median", "right"), ("unit", "left"),
-                                ("min", "right"), ("max", "right"), ("n", "right"), ("note", "left")):
-            table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        with_notes = any(r.note for r in self.results)
+        columns = [("result", "left"), ("median", "right"), ("unit", "left"), ("min", "right"),
+                   ("max", "right"), ("n", "right")] + ([("note", "left")] if with_notes else [])
+        for column, justify in columns:
+            table.add_column(column, justify=justify, overflow="fold", no_wrap=column == "result")  # type: ignore[arg-type]
         for r in self.results:
-            table.add_row(r.name, fmt(r.value), r.unit, fmt(r.min), fmt(r.max), str(r.repeats), r.note)
+            cells = [r.name, fmt(r.value), r.unit, fmt(r.min), fmt(r.max), str(r.repeats)]
+            table.add_row(*cells, *([r.note] if with_notes else []))
         return table
 
     def print(self, console: Console | None = None) -> None:
