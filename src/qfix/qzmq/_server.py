@@ -1,0 +1,541 @@
+"""The QZMQ server: demultiplexer, handshake state machine and session table (sans-I/O).
+
+Theory of operation. :class:`ServerProtocol` receives ``(routing_id, frame, peer,
+now)`` and returns events; frames to send are drained with
+:meth:`ServerProtocol.data_to_send` as ``(routing_id, frame)`` pairs. Routing ids
+are lookup keys only: a frame starting with ``51`` goes to the handshake of its
+routing id, anything else to the session installed on that routing id, if any.
+
+No state exists for a routing id until a SERVER_HELLO was sent (``WAIT_CA``).
+The hello checks run in the protocol's order, cheapest first, and asymmetric work
+(ML-KEM, X25519, ML-DSA) starts only after the cookie, the cheap checks and the rate
+limits passed, so junk hellos cost one SHA-384 and one HMAC each and never touch
+established sessions. A session is created only when CLIENT_AUTH verifies; it is
+identified by ``conn`` (a counter) and by the client kid, and it replaces a session
+on the same routing id only at that moment.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from qfix.crypto import primitives as _p
+from qfix.crypto.keys import AllowList, SigningKey
+from qfix.qzmq import _codec
+from qfix.qzmq import _schedule as ks
+from qfix.qzmq._config import Config
+from qfix.qzmq._constants import (
+    CLIENT_AUTH_LEN,
+    CLIENT_AUTH_PT_LEN,
+    CT_LEN,
+    CTX_CLIENT_AUTH,
+    CTX_SERVER_AUTH,
+    HASH_LEN,
+    KID_LEN,
+    MAGIC,
+    MAX_CLIENT_SIG_LEN,
+    SERVER_SIG_ALG,
+    SUITE,
+    VERSION,
+    CloseReason,
+    ErrorCode,
+    Mode,
+    MsgType,
+)
+from qfix.qzmq._events import Closed, Established, Event
+from qfix.qzmq._guard import Guard, net_of
+from qfix.qzmq._session import Session
+from qfix.qzmq._util import Copyable
+from qfix.qzmq.errors import ConfigError, ConnectionClosed
+
+__all__ = ["ServerCounters", "ServerProtocol", "SessionInfo"]
+
+_HELLO = MsgType.CLIENT_HELLO.value
+_AUTH = MsgType.CLIENT_AUTH.value
+_ERROR = MsgType.ERROR.value
+
+
+class ServerCounters(Copyable):
+    """Server-wide counters (exported as metrics)."""
+
+    __slots__ = (
+        "auth_failed",
+        "dropped_frames",
+        "handshakes",
+        "hello_failed",
+        "hello_mismatch",
+        "hello_rate_limited",
+        "hello_retry",
+        "pending_timeouts",
+        "records_without_session",
+        "server_hellos",
+        "sessions_closed",
+    )
+
+    def __init__(self) -> None:
+        self.auth_failed = 0
+        self.dropped_frames = 0
+        self.handshakes = 0
+        self.hello_failed = 0
+        self.hello_mismatch = 0
+        self.hello_rate_limited = 0
+        self.hello_retry = 0
+        self.pending_timeouts = 0
+        self.records_without_session = 0
+        self.server_hellos = 0
+        self.sessions_closed = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """What the application may know about an established session."""
+
+    conn: int
+    kid: bytes
+    accounts: tuple[int, ...]
+    routing_id: bytes
+    channel_binding: bytes
+
+
+class _Pending(Copyable):
+    """A handshake in WAIT_CA: SERVER_HELLO sent, CLIENT_AUTH awaited."""
+
+    __slots__ = ("c_hs", "deadline", "hs", "net", "transcript")
+
+    def __init__(self, hs: bytes, c_hs: bytes, transcript: ks.Transcript, net: str, deadline: float):
+        self.hs = hs
+        self.c_hs = c_hs
+        self.transcript = transcript
+        self.net = net
+        self.deadline = deadline
+
+
+class _Entry(Copyable):
+    __slots__ = ("routing_id", "session")
+
+    def __init__(self, routing_id: bytes, session: Session) -> None:
+        self.routing_id = routing_id
+        self.session = session
+
+
+class _Reject(Exception):
+    def __init__(self, code: ErrorCode | None) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class ServerProtocol(Copyable):
+    """All QZMQ handshakes and sessions of one server socket.
+
+    Args:
+        server_keys: the server's ML-DSA-65 identity keys (more than one during a key
+            rotation; the client names one by kid).
+        allow_list: client kid -> key and accounts.
+        config: QZMQ settings.
+        rng: randomness for server_random and cookie keys.
+        now: the caller's monotonic time at creation (starts the cookie key clock).
+    """
+
+    __slots__ = (
+        "_by_kid",
+        "_by_rid",
+        "_guard",
+        "_next_conn",
+        "_out",
+        "_pending",
+        "_pending_by_net",
+        "_rng",
+        "_sessions",
+        "_srv_keys",
+        "allow_list",
+        "config",
+        "counters",
+    )
+
+    def __init__(
+        self,
+        server_keys: Sequence[SigningKey],
+        allow_list: AllowList,
+        config: Config | None = None,
+        *,
+        rng: Callable[[int], bytes] = os.urandom,
+        now: float = 0.0,
+    ) -> None:
+        self.config = config or Config()
+        if not server_keys:
+            raise ConfigError("server key: at least one ML-DSA-65 key is required")
+        for k in server_keys:
+            if k.alg != SERVER_SIG_ALG:
+                raise ConfigError("server key: suite 0001 needs ML-DSA-65 server keys")
+        self._srv_keys = {k.kid: k for k in server_keys}
+        self.allow_list = allow_list
+        self._rng = rng
+        c = self.config
+        self._guard = Guard(
+            net_rate=c.hello_rate_per_address,
+            total_rate=c.hello_rate_total,
+            known_rate=c.hello_rate_known,
+            rng=rng,
+            now=now,
+        )
+        self._pending: dict[bytes, _Pending] = {}
+        self._pending_by_net: dict[str, int] = {}
+        self._sessions: dict[int, _Entry] = {}
+        self._by_rid: dict[bytes, int] = {}
+        self._by_kid: dict[bytes, list[int]] = {}
+        self._next_conn = 1
+        self._out: list[tuple[bytes, bytes]] = []
+        self.counters = ServerCounters()
+
+    # --- queries ----------------------------------------------------------------------
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    @property
+    def session_count(self) -> int:
+        return len(self._sessions)
+
+    def sessions(self) -> list[SessionInfo]:
+        return [self.session_info(c) for c in self._sessions]
+
+    def session_info(self, conn: int) -> SessionInfo:
+        e = self._entry(conn)
+        s = e.session
+        return SessionInfo(conn, s.peer_kid, s.peer_accounts, e.routing_id, s.channel_binding)
+
+    def session(self, conn: int) -> Session:
+        """The session object (counters, exporter)."""
+        return self._entry(conn).session
+
+    def conn_for_routing_id(self, routing_id: bytes) -> int | None:
+        return self._by_rid.get(routing_id)
+
+    def cookie_required(self) -> bool:
+        policy = self.config.cookie_policy
+        if policy == "always":
+            return True
+        if policy == "never":
+            return False
+        return len(self._pending) >= self.config.cookie_load_threshold
+
+    # --- output -----------------------------------------------------------------------
+
+    def data_to_send(self) -> list[tuple[bytes, bytes]]:
+        out = self._out
+        self._out = []
+        return out
+
+    def _flush(self, entry: _Entry) -> None:
+        s = entry.session
+        if s.outbox:
+            rid = entry.routing_id
+            self._out.extend((rid, f) for f in s.outbox)
+            s.outbox = []
+
+    def _after(self, entry: _Entry, events: list[Event]) -> list[Event]:
+        self._flush(entry)
+        if entry.session.closed:
+            self._remove(entry.session.conn)
+        return events
+
+    # --- application API ----------------------------------------------------------------
+
+    def _entry(self, conn: int) -> _Entry:
+        try:
+            return self._sessions[conn]
+        except KeyError:
+            raise ConnectionClosed(f"no established session {conn}") from None
+
+    def send_fixed(self, conn: int, payload: bytes) -> list[Event]:
+        e = self._entry(conn)
+        return self._after(e, e.session.send_fixed(payload))
+
+    def send_messages(self, conn: int, messages: Sequence[bytes]) -> list[Event]:
+        e = self._entry(conn)
+        return self._after(e, e.session.send_messages(messages))
+
+    def close(self, conn: int, reason: CloseReason = CloseReason.NORMAL) -> list[Event]:
+        e = self._entry(conn)
+        return self._after(e, e.session.close(reason))
+
+    def export(self, conn: int, label: bytes, context: bytes, length: int) -> bytes:
+        return self._entry(conn).session.export(label, context, length)
+
+    def transport_failed(self, routing_id: bytes) -> list[Event]:
+        """A send to ``routing_id`` failed (EHOSTUNREACH): its session ends."""
+        self._drop_pending(routing_id)
+        conn = self._by_rid.get(routing_id)
+        if conn is None:
+            return []
+        e = self._sessions[conn]
+        return self._after(e, e.session.abort())
+
+    def set_allow_list(self, allow_list: AllowList) -> None:
+        """Replace the allow-list; kids that left it lose their known nets."""
+        self.allow_list = allow_list
+        self._guard.forget_kids(allow_list.__contains__)
+
+    def _remove(self, conn: int) -> None:
+        e = self._sessions.pop(conn, None)
+        if e is None:
+            return
+        self.counters.sessions_closed += 1
+        if self._by_rid.get(e.routing_id) == conn:
+            del self._by_rid[e.routing_id]
+        conns = self._by_kid.get(e.session.peer_kid)
+        if conns is not None and conn in conns:
+            conns.remove(conn)
+            if not conns:
+                del self._by_kid[e.session.peer_kid]
+
+    # --- timers -----------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        best: float | None = None
+        for p in self._pending.values():
+            if best is None or p.deadline < best:
+                best = p.deadline
+        for e in self._sessions.values():
+            d = e.session.deadline()
+            if d is not None and (best is None or d < best):
+                best = d
+        return best
+
+    def handle_timer(self, now: float) -> list[Event]:
+        for rid in [r for r, p in self._pending.items() if now >= p.deadline]:
+            self.counters.pending_timeouts += 1
+            self._drop_pending(rid)
+        events: list[Event] = []
+        for e in list(self._sessions.values()):
+            d = e.session.deadline()
+            if d is not None and now >= d:
+                events += self._after(e, e.session.handle_timer(now))
+        return events
+
+    # --- receiving ----------------------------------------------------------------------
+
+    def receive_bad_frame_count(self, routing_id: bytes, now: float) -> list[Event]:
+        """A ZeroMQ message that was not ``[routing_id, frame]``."""
+        conn = self._by_rid.get(routing_id)
+        if conn is None:
+            self.counters.dropped_frames += 1
+            return []
+        e = self._sessions[conn]
+        return self._after(e, e.session.bad_frame(now))
+
+    def receive(
+        self, routing_id: bytes, frame: bytes | memoryview, now: float, peer: str = ""
+    ) -> list[Event]:
+        """Process one single-frame message from ``routing_id`` (peer: its IP address)."""
+        if len(frame) and frame[0] == 0x51:
+            return self._on_handshake(routing_id, bytes(frame), now, peer)
+        conn = self._by_rid.get(routing_id)
+        if conn is None:
+            self.counters.records_without_session += 1
+            return []
+        e = self._sessions[conn]
+        return self._after(e, e.session.receive(frame, now))
+
+    def _on_handshake(self, rid: bytes, frame: bytes, now: float, peer: str) -> list[Event]:
+        if len(frame) < 7 or frame[:2] != MAGIC:
+            self.counters.dropped_frames += 1
+            return []
+        version, mtype = frame[2], frame[3]
+        if mtype == _HELLO or version != VERSION:
+            self._drop_pending(rid)
+            try:
+                self._on_hello(rid, frame, now, peer)
+            except _Reject as rej:
+                if rej.code is not None:
+                    self._out.append((rid, _codec.build_error(rej.code, version)))
+            return []
+        pending = self._pending.get(rid)
+        if pending is not None and mtype == _AUTH:
+            self._drop_pending(rid)
+            try:
+                return self._on_auth(rid, frame, pending, now)
+            except _Reject:
+                self.counters.auth_failed += 1
+                self._out.append((rid, _codec.build_error(ErrorCode.FAILED)))
+                return []
+        if pending is not None and mtype == _ERROR:
+            self._drop_pending(rid)
+            return []
+        self.counters.dropped_frames += 1
+        return []
+
+    def _drop_pending(self, rid: bytes) -> None:
+        p = self._pending.pop(rid, None)
+        if p is not None:
+            left = self._pending_by_net[p.net] - 1
+            if left:
+                self._pending_by_net[p.net] = left
+            else:
+                del self._pending_by_net[p.net]
+
+    def _on_hello(self, rid: bytes, frame: bytes, now: float, peer: str) -> None:
+        c = self.config
+        mode = c.mode
+        # 1. version, mode, suite; then layout
+        if frame[2] != VERSION or frame[4] != mode or int.from_bytes(frame[5:7], "big") != SUITE:
+            self.counters.hello_mismatch += 1
+            raise _Reject(ErrorCode.MISMATCH)
+        hello = _codec.parse_hello(frame, mode)
+        if hello is None:
+            self.counters.hello_failed += 1
+            raise _Reject(ErrorCode.FAILED)
+        # 2. cookie
+        peer_b = peer.encode("ascii", "replace")
+        guard = self._guard
+        if hello.cookie is not None:
+            if not guard.cookie_valid(hello.cookie, now, peer_b, rid, hello.body):
+                self.counters.hello_failed += 1
+                raise _Reject(ErrorCode.FAILED)
+        elif self.cookie_required():
+            self.counters.hello_retry += 1
+            cookie = guard.make_cookie(now, peer_b, rid, hello.body)
+            self._out.append((rid, _codec.header(MsgType.HELLO_RETRY) + cookie))
+            raise _Reject(None)
+        # 3. cheap checks, before any token is taken
+        skey = self._srv_keys.get(hello.server_kid)
+        try:
+            if skey is None:
+                raise _p.InvalidKeyError("unknown server kid")
+            ek = _p.mlkem_load_ek(hello.ek)
+        except _p.CryptoError:
+            self.counters.hello_failed += 1
+            raise _Reject(ErrorCode.FAILED) from None
+        # 4. caps and buckets
+        net = net_of(peer)
+        known = guard.is_known(net, now, self.allow_list.__contains__)
+        if (
+            self._pending_by_net.get(net, 0) >= c.max_pending_per_address
+            or len(self._pending) >= c.max_pending_total
+            or len(self._sessions) >= c.max_sessions
+            or not guard.admit(net, known, now)
+        ):
+            self.counters.hello_rate_limited += 1
+            raise _Reject(ErrorCode.FAILED)
+        if hello.cookie is not None:
+            guard.record_cookie(hello.cookie, now)
+        # 5. key exchange
+        try:
+            ikm, ct = _p.mlkem_encapsulate(ek)
+            x_pub = b""
+            if mode is Mode.HYBRID:
+                assert hello.x_pub is not None
+                xk = _p.x25519_generate()
+                ikm += _p.x25519_exchange(xk, hello.x_pub)
+                x_pub = _p.x25519_public_bytes(xk)
+        except _p.CryptoError:
+            self.counters.hello_failed += 1
+            raise _Reject(ErrorCode.FAILED) from None
+        # 6. derive, sign, send
+        sh_clear = (
+            _codec.header(MsgType.SERVER_HELLO)
+            + bytes([mode])
+            + SUITE.to_bytes(2, "big")
+            + self._rng(32)
+            + ct
+            + x_pub
+        )
+        assert len(ct) == CT_LEN
+        hs = ks.handshake_secret(mode, ikm)
+        tr = ks.Transcript()
+        tr.add(0x01, frame)
+        th_hs = tr.add(0x03, sh_clear)
+        c_hs = ks.derive(hs, b"c hs traffic", th_hs)
+        s_hs = ks.derive(hs, b"s hs traffic", th_hs)
+        th = tr.add(0x10, bytes([SERVER_SIG_ALG]) + _p.sha384(skey.public))
+        sig_s = _p.mldsa_sign(skey.key, th, CTX_SERVER_AUTH)
+        th = tr.add(0x11, sig_s)
+        fin_s = ks.finished(s_hs, th)
+        tr.add(0x12, fin_s)
+        s_key, s_iv = ks.traffic_keys(s_hs)
+        sealed = _p.Aes256Gcm(s_key).encrypt(s_iv, sig_s + fin_s, sh_clear)
+        self._out.append((rid, sh_clear + sealed))
+        self.counters.server_hellos += 1
+        self._pending[rid] = _Pending(hs, c_hs, tr, net, now + c.handshake_timeout)
+        self._pending_by_net[net] = self._pending_by_net.get(net, 0) + 1
+
+    def _on_auth(self, rid: bytes, frame: bytes, p: _Pending, now: float) -> list[Event]:
+        if len(frame) != CLIENT_AUTH_LEN:
+            raise _Reject(ErrorCode.FAILED)
+        hdr = frame[:4]
+        c_key, c_iv = ks.traffic_keys(p.c_hs)
+        try:
+            pt = _p.Aes256Gcm(c_key).decrypt(c_iv, frame[4:], hdr)
+        except _p.AuthenticationError:
+            raise _Reject(ErrorCode.FAILED) from None
+        assert len(pt) == CLIENT_AUTH_PT_LEN
+        try:
+            alg = _p.SignatureAlg(pt[0])
+        except ValueError:
+            raise _Reject(ErrorCode.FAILED) from None
+        kid = pt[1 : 1 + KID_LEN]
+        s = alg.signature_len
+        sig_c = pt[1 + KID_LEN : 1 + KID_LEN + s]
+        fin_c = pt[1 + KID_LEN + s : 1 + KID_LEN + s + HASH_LEN]
+        pad = pt[1 + KID_LEN + s + HASH_LEN :]
+        assert len(pad) == MAX_CLIENT_SIG_LEN - s
+        if pad.count(0) != len(pad):
+            raise _Reject(ErrorCode.FAILED)
+        entry = self.allow_list.get(kid)
+        if entry is None or entry.alg != alg:
+            raise _Reject(ErrorCode.FAILED)
+        tr = p.transcript
+        th = tr.add(0x20, bytes([alg]) + _p.sha384(entry.key.public))
+        try:
+            _p.mldsa_verify(entry.key.key, sig_c, th, CTX_CLIENT_AUTH)
+        except _p.AuthenticationError:
+            raise _Reject(ErrorCode.FAILED) from None
+        th = tr.add(0x21, sig_c)
+        if not hmac.compare_digest(ks.finished(p.c_hs, th), fin_c):
+            raise _Reject(ErrorCode.FAILED)
+        th_f = tr.add(0x22, fin_c)
+        ms = ks.master_secret(p.hs)
+        events: list[Event] = []
+        # the new session replaces the one on this routing id (silently, no CLOSE)
+        old = self._by_rid.get(rid)
+        if old is not None:
+            old_entry = self._sessions[old]
+            old_entry.session.abort()
+            self._remove(old)
+            events.append(Closed(CloseReason.SUPERSEDED, False, old))
+        conn = self._next_conn
+        self._next_conn += 1
+        session = Session(
+            is_server=True,
+            config=self.config,
+            c_ap=ks.derive(ms, b"c ap traffic", th_f),
+            s_ap=ks.derive(ms, b"s ap traffic", th_f),
+            exp=ks.derive(ms, b"exp master", th_f),
+            chain=ks.derive(ms, b"rekey chain", th_f),
+            th_rk=th_f,
+            now=now,
+            peer_kid=kid,
+            peer_accounts=entry.accounts,
+            conn=conn,
+        )
+        new = _Entry(rid, session)
+        self._sessions[conn] = new
+        self._by_rid[rid] = conn
+        conns = self._by_kid.setdefault(kid, [])
+        conns.append(conn)
+        session.send_ready()
+        self._flush(new)
+        self.counters.handshakes += 1
+        self._guard.remember(kid, p.net, now)
+        events.append(Established(kid, entry.accounts, session.channel_binding, conn))
+        while len(conns) > self.config.max_sessions_per_client:
+            oldest = self._sessions[conns[0]]
+            events += self._after(oldest, oldest.session.close(CloseReason.SUPERSEDED))
+        return events

@@ -1,0 +1,164 @@
+"""QZMQ over real DEALER/ROUTER sockets on 127.0.0.1: many clients, reconnects, floods."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import zmq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "qzmq"))
+from qzmq_testlib import CLIENT_KEYS, allow_list, config, fixed_key, make_client, make_server
+
+from qfix.crypto import SignatureAlg
+from qfix.qzmq import ClientState, Closed, CloseReason, Established, Messages
+from qfix.qzmq.adapter import ClientEndpoint, ServerEndpoint
+
+pytestmark = pytest.mark.integration
+
+
+def _run(server: ServerEndpoint, clients: list[ClientEndpoint], until, limit: float = 10.0) -> list:  # type: ignore[no-untyped-def]
+    """Poll everything until ``until()`` holds (bounded by ``limit`` seconds)."""
+    events = []
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        events += server.poll(1)
+        for c in clients:
+            events += c.poll(0)
+        if until():
+            return events
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.fixture
+def ctx():  # type: ignore[no-untyped-def]
+    c = zmq.Context()
+    yield c
+    c.destroy(linger=0)
+
+
+def test_many_clients_trade(ctx: zmq.Context) -> None:  # type: ignore[type-arg]
+    keys = [fixed_key(SignatureAlg.ML_DSA_44, 100 + i) for i in range(8)]
+    server = ServerEndpoint(make_server(config(cookie_policy="always"), allow=allow_list(*keys)),
+                            "tcp://127.0.0.1:*", context=ctx)
+    clients = [ClientEndpoint(make_client(key=k), server.endpoint, context=ctx) for k in keys]
+    for c in clients:
+        c.start()
+    _run(server, clients, lambda: all(c.state is ClientState.ESTABLISHED for c in clients))
+    assert server.protocol.session_count == 8
+    by_kid = {s.kid: s.conn for s in server.protocol.sessions()}
+    got: dict[int, list[bytes]] = {}
+    for i, c in enumerate(clients):
+        for j in range(50):
+            c.send_fixed(bytes([i, j]) * 30 * (1 + j % 3))
+    end = time.monotonic() + 10
+    while sum(len(v) for v in got.values()) < 400 and time.monotonic() < end:
+        for e in server.poll(1):
+            if isinstance(e, Messages):
+                got.setdefault(e.conn, []).append(e.frames[0])
+        for c in clients:
+            c.poll(0)
+    for i, k in enumerate(keys):
+        assert got[by_kid[k.kid]] == [bytes([i, j]) * 30 * (1 + j % 3) for j in range(50)]
+    # the server answers each client on its own session
+    for k in keys:
+        server.send_fixed(by_kid[k.kid], k.kid * 15)
+    replies: dict[int, bytes] = {}
+
+    def collect() -> bool:
+        for i, c in enumerate(clients):
+            for e in c.poll(0):
+                if isinstance(e, Messages):
+                    replies[i] = e.frames[0]
+        return len(replies) == 8
+
+    _run(server, [], collect)
+    assert all(replies[i] == keys[i].kid * 15 for i in range(8))
+    for c in clients:
+        c.close()
+    server.close()
+
+
+def test_reconnect_supersedes_and_disconnect_ends(ctx: zmq.Context) -> None:  # type: ignore[type-arg]
+    server = ServerEndpoint(make_server(), "tcp://127.0.0.1:*", context=ctx)
+    first = ClientEndpoint(make_client(), server.endpoint, context=ctx)
+    first.start()
+    evs = _run(server, [first], lambda: first.state is ClientState.ESTABLISHED)
+    conn1 = next(e.conn for e in evs if isinstance(e, Established) and e.conn)
+    # same key, new DEALER: the new session replaces the old one (CLOSE 03 to the old)
+    second = ClientEndpoint(make_client(), server.endpoint, context=ctx)
+    second.start()
+    evs = _run(server, [first, second], lambda: second.state is ClientState.ESTABLISHED
+               and first.state is ClientState.CLOSED)
+    assert Closed(CloseReason.SUPERSEDED, False, conn1) in evs
+    assert Closed(CloseReason.SUPERSEDED, True, 0) in evs
+    conn2 = server.protocol.sessions()[0].conn
+    # abrupt disconnect: the client sees Closed at once, the server at its next send
+    second.socket.close(linger=0)
+    second._monitor.close(linger=0)
+    deadline = time.monotonic() + 5
+    ended = []
+    while time.monotonic() < deadline and not ended:
+        server.poll(5)
+        try:
+            ended = [e for e in server.send_fixed(conn2, b"p" * 60) if isinstance(e, Closed)]
+        except Exception:  # the session may already be gone
+            ended = [True]  # type: ignore[list-item]
+    assert ended and server.protocol.session_count == 0
+    first.close()
+    server.close()
+
+
+def test_junk_and_replayed_hello_flood_while_trading(ctx: zmq.Context) -> None:  # type: ignore[type-arg]
+    cfg = config(cookie_policy="under-load", cookie_load_threshold=4, max_bad_records=64)
+    server = ServerEndpoint(make_server(cfg), "tcp://127.0.0.1:*", context=ctx)
+    trader = ClientEndpoint(make_client(cfg), server.endpoint, context=ctx)
+    trader.start()
+    _run(server, [trader], lambda: trader.state is ClientState.ESTABLISHED)
+    conn = server.protocol.sessions()[0].conn
+    # capture one genuine hello to replay, from a client that never finishes
+    probe = make_client(cfg, key=CLIENT_KEYS[SignatureAlg.ML_DSA_87])
+    probe.connect(0)
+    (hello,) = probe.data_to_send()
+    flooders = []
+    for _ in range(4):
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.SNDHWM, 100000)
+        s.connect(server.endpoint)
+        flooders.append(s)
+    junk = [b"QZ\x01\x01" + bytes(100), b"QZ\x01\x04" + bytes(4708), b"\x16" + bytes(80),
+            hello, hello[:-1] + b"\x18" + bytes(24), b"QZ\x09\x01" + bytes(30)]
+    sent = received = 0
+    start = time.monotonic()
+    while time.monotonic() - start < 3.0 and sent < 300:
+        for s in flooders:
+            for j in junk:
+                s.send(j, zmq.NOBLOCK)
+        trader.send_fixed(sent.to_bytes(4, "big") * 15)
+        sent += 1
+        for e in server.poll(0, max_frames=256):
+            if isinstance(e, Messages):
+                assert e.conn == conn and e.frames[0] == received.to_bytes(4, "big") * 15
+                received += 1
+        trader.poll(0)
+    end = time.monotonic() + 5
+    while received < sent and time.monotonic() < end:
+        for e in server.poll(1, max_frames=4096):
+            if isinstance(e, Messages):
+                assert e.frames[0] == received.to_bytes(4, "big") * 15
+                received += 1
+    assert received == sent >= 50
+    c = server.protocol.counters
+    assert server.protocol.session_count == 1 and trader.state is ClientState.ESTABLISHED
+    assert c.dropped_frames + c.hello_failed + c.hello_retry + c.records_without_session > 100
+    # asymmetric work stayed inside the hello buckets (net: burst 20, 5/s)
+    elapsed = time.monotonic() - start
+    assert c.server_hellos <= 20 + 5 * elapsed + 1
+    assert c.hello_rate_limited > 0
+    for s in flooders:
+        s.close(linger=0)
+    trader.close()
+    server.close()
