@@ -1,0 +1,1 @@
+"""Primitive known-answer tests (QZMQ.md §10.2) against Wycheproof vectors."""
