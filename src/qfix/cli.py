@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, str] = {
     "wire": "qfix.bench.wire:command",
     "engine": "qfix.bench.engine:command",
     "qzmq": "qfix.bench.qzmq:command",
+    "markdown": "qfix.bench.markdown:command",
 }
 
 
