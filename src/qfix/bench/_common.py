@@ -195,7 +195,11 @@ class Report:
         return table
 
     def print(self, console: Console | None = None) -> None:
-        (console or Console()).print(self.table())
+        if console is None:
+            console = Console()
+            if not console.is_terminal:
+                console = Console(width=160)  # logs and pipes: no reason to fold the table
+        console.print(self.table())
 
 
 def fmt(value: float) -> str:

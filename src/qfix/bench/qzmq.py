@@ -22,6 +22,7 @@ import copy
 import multiprocessing as mp
 import os
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -364,8 +365,62 @@ def _bench_e2e(report: _common.Report, quick: bool) -> None:
     report.add(_common.ratio("e2e.encrypted_over_plaintext", enc, plain, "target >= 0.90"))
 
 
+def _bench_primitives(report: _common.Report, quick: bool) -> None:
+    """Cost of each primitive a hybrid handshake makes the server run, so the handshake
+    rate can be read against its floor (the server signs once per handshake)."""
+    from qfix.crypto import primitives as prim
+
+    calls = 60 if quick else 300
+    repeats = 3 if quick else 5
+    server_key = prim.mldsa_from_seed(SignatureAlg.ML_DSA_65, b"\x01" * 32)
+    client_key = prim.mldsa_from_seed(SignatureAlg.ML_DSA_65, b"\x02" * 32)
+    data = bytes(range(256)) * 4
+    signature = prim.mldsa_sign(client_key, data, b"qzmq")
+    client_public = client_key.public_key()
+    ek = prim.mlkem_generate().public_key().public_bytes_raw()
+    peer = prim.x25519_public_bytes(prim.x25519_generate())
+    operations = {
+        "mldsa65_sign": lambda: prim.mldsa_sign(server_key, data, b"qzmq"),
+        "mldsa65_verify": lambda: prim.mldsa_verify(client_public, signature, data, b"qzmq"),
+        "mlkem768_encapsulate": lambda: prim.mlkem_encapsulate(prim.mlkem_load_ek(ek)),
+        "x25519_exchange": lambda: prim.x25519_exchange(prim.x25519_generate(), peer),
+    }
+    for name, fn in operations.items():
+
+        def many(fn: Callable[[], object] = fn) -> None:
+            for _ in range(calls):
+                fn()
+
+        samples = [t / calls * 1e6 for t in _common.time_repeats(many, repeats)]
+        report.add(_common.from_samples(f"primitive.{name}_us", samples, "us", "per call, server side"))
+
+
+def plot(report: _common.Report, path: str) -> None:
+    """Record throughput against messages per record, encrypt and decrypt."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = {r.name: r.value for r in report.results}
+    batches = [b for b in (1, 64, 1000) if f"record.batch{b}.encrypt_gbps" in values]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for kind in ("encrypt", "decrypt"):
+        ax.plot(batches, [values[f"record.batch{b}.{kind}_gbps"] for b in batches], marker="o", label=kind)
+    ax.set_xscale("log")
+    ax.set_xlabel("60-byte messages per record")
+    ax.set_ylabel("plaintext Gbit/s (median)")
+    ax.set_title("qfix bench qzmq: AES-256-GCM records" + (" (quick)" if report.quick else ""))
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def run(quick: bool) -> _common.Report:
     report = _common.Report("qzmq", quick)
+    _bench_primitives(report, quick)
     _bench_handshakes(report, Mode.HYBRID, quick)
     _bench_handshakes(report, Mode.PQ_ONLY, quick)
     _bench_server_work(report, Mode.HYBRID, quick)
@@ -378,9 +433,12 @@ def run(quick: bool) -> _common.Report:
 @click.command("qzmq")
 @click.option("--quick", is_flag=True, help="Fewer repeats and sizes; under a minute on 2 cores.")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the JSON document here.")
-def command(quick: bool, json_path: str | None) -> None:
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG plot here.")
+def command(quick: bool, json_path: str | None, plot_path: str | None) -> None:
     """QZMQ handshakes/s, record throughput and encrypted vs plaintext DEALER->ROUTER."""
     report = run(quick)
     report.print()
     if json_path:
         report.write_json(json_path)
+    if plot_path:
+        plot(report, plot_path)
