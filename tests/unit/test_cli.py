@@ -42,3 +42,21 @@ def test_bench_wire_quick_writes_every_result_name(tmp_path: Path) -> None:
     for r in doc["results"]:
         assert r["min"] <= r["value"] <= r["max"] and r["value"] > 0
     assert png.stat().st_size > 1000
+
+
+@pytest.mark.benchmark
+@pytest.mark.integration
+def test_bench_qzmq_quick_writes_every_result_name(tmp_path: Path) -> None:
+    out = tmp_path / "qzmq.json"
+    result = CliRunner().invoke(main, ["bench", "qzmq", "--quick", "--json", str(out), "--plot", str(tmp_path / "q.png")])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    names = {r["name"] for r in doc["results"]}
+    required = {
+        "handshake.hybrid.per_s", "handshake.pq_only.per_s", "handshake.hybrid.wall_per_s",
+        "handshake.pq_only.wall_per_s", "e2e.encrypted.orders_per_s", "e2e.plaintext.orders_per_s",
+        "e2e.encrypted_over_plaintext", "wire_overhead_per_msg.batch1000",
+    } | {f"record.batch{b}.encrypt_gbps" for b in (1, 64, 1000)}
+    assert required <= names
+    for r in doc["results"]:
+        assert r["min"] <= r["value"] <= r["max"] and r["value"] > 0, r["name"]
