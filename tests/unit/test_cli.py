@@ -48,7 +48,8 @@ def test_bench_wire_quick_writes_every_result_name(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_bench_qzmq_quick_writes_every_result_name(tmp_path: Path) -> None:
     out = tmp_path / "qzmq.json"
-    result = CliRunner().invoke(main, ["bench", "qzmq", "--quick", "--json", str(out), "--plot", str(tmp_path / "q.png")])
+    args = ["bench", "qzmq", "--quick", "--json", str(out), "--plot", str(tmp_path / "q.png")]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
     names = {r["name"] for r in doc["results"]}
