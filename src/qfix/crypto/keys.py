@@ -216,7 +216,7 @@ def _parse_public(where: str, doc: Mapping[str, Any], allowed: frozenset[str]) -
 
 
 def load_public_key(path: str | os.PathLike[str], *, alg: SignatureAlg | None = None) -> VerifyKey:
-    """Load a public key file (a private key file is accepted too: its public half).
+    """Load a public key file (a private key file, holding a seed, is refused).
 
     Args:
         path: the file.

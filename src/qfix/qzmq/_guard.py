@@ -82,6 +82,7 @@ class Guard(Copyable):
         "_k_prev",
         "_known",
         "_known_bucket",
+        "_known_by_net",
         "_net_rate",
         "_rng",
         "_used",
@@ -109,6 +110,9 @@ class Guard(Copyable):
         self._known_bucket = TokenBucket(*known_rate, now)
         # kid -> {net: expiry}, insertion order = age (oldest first)
         self._known: dict[bytes, dict[str, float]] = {}
+        # the same facts indexed by net (net -> {kid: expiry}): a hello's lookup costs
+        # O(kids known in its net), not O(allow-list)
+        self._known_by_net: dict[str, dict[bytes, float]] = {}
 
     # --- cookies ----------------------------------------------------------------------
 
@@ -156,11 +160,10 @@ class Guard(Copyable):
     # --- buckets ----------------------------------------------------------------------
 
     def is_known(self, net: str, now: float, allowed: Callable[[bytes], bool]) -> bool:
-        for kid, nets in self._known.items():
-            exp = nets.get(net)
-            if exp is not None and exp > now and allowed(kid):
-                return True
-        return False
+        kids = self._known_by_net.get(net)
+        if not kids:
+            return False
+        return any(exp > now and allowed(kid) for kid, exp in kids.items())
 
     def admit(self, net: str, known: bool, now: float) -> bool:
         """Take a token from the net's bucket and the global (or known) one, or refuse."""
@@ -182,10 +185,22 @@ class Guard(Copyable):
         """A CLIENT_AUTH from ``kid`` verified from ``net``."""
         nets = self._known.setdefault(kid, {})
         nets.pop(net, None)
-        nets[net] = now + KNOWN_NET_TTL
+        nets[net] = exp = now + KNOWN_NET_TTL
+        self._known_by_net.setdefault(net, {})[kid] = exp
         while len(nets) > KNOWN_NETS_PER_KID:
-            del nets[next(iter(nets))]
+            oldest = next(iter(nets))
+            del nets[oldest]
+            self._unindex(oldest, kid)
+
+    def _unindex(self, net: str, kid: bytes) -> None:
+        kids = self._known_by_net.get(net)
+        if kids is not None:
+            kids.pop(kid, None)
+            if not kids:
+                del self._known_by_net[net]
 
     def forget_kids(self, keep: Callable[[bytes], bool]) -> None:
         """Drop known nets of kids that left the allow-list."""
-        self._known = {k: v for k, v in self._known.items() if keep(k)}
+        for kid in [k for k in self._known if not keep(k)]:
+            for net in self._known.pop(kid):
+                self._unindex(net, kid)

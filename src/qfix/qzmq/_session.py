@@ -100,6 +100,11 @@ class SessionCounters(Copyable):
         self.rekeys = 0
 
 
+#: stands in for the AEAD of a closed session, whose keys are dropped (never used:
+#: a closed session seals and opens nothing)
+_DEAD_AEAD = _p.Aes256Gcm(bytes(32))
+
+
 class _Direction(Copyable):
     """Keys and usage of one direction in the current epoch."""
 
@@ -116,6 +121,12 @@ class _Direction(Copyable):
         self.iv = int.from_bytes(iv, "big")
         self.blocks = 0
         self.records = 0
+
+    def wipe(self) -> None:
+        """Drop the secret and the AEAD key (the session is closed; counts stay)."""
+        self.secret = b""
+        self.aead = _DEAD_AEAD
+        self.iv = 0
 
     def ratchet(self) -> None:
         self.install(ks.traffic_update(self.secret), self.epoch + 1)
@@ -307,6 +318,8 @@ class Session(Copyable):
 
     def _drop_keys(self) -> None:
         self.closed = True
+        self.send.wipe()
+        self.recv.wipe()
         self._exp = self._chain = self._th_rk = b""
         self._rekey_eph = None
         self._pending_recv = None

@@ -38,6 +38,15 @@ MAX_BACKLOG = 4096
 _TIMER_TICK = 0.05
 
 
+def _peer_address(frame: zmq.Frame) -> str:
+    """The frame's ``Peer-Address``, ``""`` when absent (libzmq raises EINVAL for
+    transports without one, such as inproc)."""
+    try:
+        return str(frame.get("Peer-Address") or "")
+    except zmq.ZMQError:
+        return ""
+
+
 class ServerEndpoint:
     """A ROUTER socket serving many QZMQ sessions.
 
@@ -67,6 +76,7 @@ class ServerEndpoint:
         self.socket = sock
         self.endpoint: str = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._backlog: dict[bytes, deque[bytes]] = {}
+        self._gone: set[bytes] = set()
         self._next_timer = 0.0
         self.send_failures = 0
 
@@ -90,7 +100,7 @@ class ServerEndpoint:
                 buf = frame.buffer
                 peer = ""
                 if len(buf) and buf[0] == 0x51:
-                    peer = str(frame.get("Peer-Address") or "")
+                    peer = _peer_address(frame)
                 events += proto.receive(rid, buf, now, peer)
         now = self._clock()
         if now >= self._next_timer:
@@ -102,9 +112,12 @@ class ServerEndpoint:
     def flush(self) -> list[Event]:
         """Send what the protocol produced (backlogs first); return session-ending events."""
         events: list[Event] = []
+        self._gone.clear()
         for rid in list(self._backlog):
             events += self._drain(rid)
         for rid, frame in self.protocol.data_to_send():
+            if rid in self._gone:
+                continue  # its session ended in this flush: never send after a gap
             q = self._backlog.get(rid)
             if q is not None:
                 q.append(frame)
@@ -143,9 +156,9 @@ class ServerEndpoint:
     def _give_up(self, rid: bytes) -> list[Event]:
         self.send_failures += 1
         self._backlog.pop(rid, None)
-        events = self.protocol.transport_failed(rid)
-        self.protocol.data_to_send()  # nothing can reach that peer any more
-        return events
+        self._gone.add(rid)
+        # discards what is still queued for rid only; other peers' records are kept
+        return self.protocol.transport_failed(rid)
 
     def send_fixed(self, conn: int, payload: bytes) -> list[Event]:
         """Seal and send one DATA_FIXED record to session ``conn``."""
