@@ -1,0 +1,255 @@
+"""``qfix bench engine``: the fast engine on the ENGINE.md §10 workloads (BENCHMARKS.md).
+
+Each workload is a saved stream file (generated once, closed-loop through the fast
+engine, then only replayed); the timed call is the real ``Engine.process`` writing every
+report and market-data record into a drained output buffer, in batches of ``--batch``.
+Every timed run is checked against an untimed run of the same file with other batch and
+buffer sizes: their final state hashes must be equal. The reference engine replays a
+slice of the same mix stream in the same run for the speed-up figure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from qfix.bench import _common
+from qfix.engine import Engine, EngineConfig, InstrumentConfig
+from qfix.engine.contract import OUTPUT_FULL
+from qfix.wire.schema import OUTPUT
+
+TARGETS = {"mix": 15e6, "insert": 17e6, "multi": 10e6}
+_OUT_RECORDS = 1 << 16
+
+
+def _instruments(name: str) -> tuple[InstrumentConfig, ...]:
+    from qfix.testing import generators as gen
+
+    count = 10_000 if name == "multi" else 1
+    return tuple(gen._wl_instrument(s) for s in range(1, count + 1))
+
+
+def _stream(name: str, quick: bool, directory: Path) -> tuple[np.ndarray, int, Path, str]:
+    """(records, prefill, file, digest) of the saved workload, generating it once."""
+    from qfix.testing import generators as gen
+
+    path = directory / f"{name}{'-quick' if quick else ''}-seed1.qfs"
+    meta = path.with_suffix(".json")
+    if not path.exists() or not meta.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        driver = Engine(_instruments(name), EngineConfig())
+        wl = gen.workload(name, quick=quick, engine=driver)
+        gen.save_stream(path, wl.records)
+        meta.write_text(json.dumps({"prefill": wl.prefill, "count": len(wl.records)}) + "\n", encoding="utf-8")
+    prefill = int(json.loads(meta.read_text(encoding="utf-8"))["prefill"])
+    return gen.load_stream(path), prefill, path, gen.stream_digest(path)
+
+
+def _drain(engine: Any, records: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Process ``records`` fully, draining ``out`` on OUTPUT_FULL.
+
+    ENGINE.md §2.4's bound grows with the instrument's live orders, so a deep book needs
+    a big buffer; the (possibly grown) buffer is returned for the caller to keep.
+    """
+    i = 0
+    while i < len(records):
+        # bounded slices: each call re-checks the headers of what it is given
+        res = engine.process(records[i : i + 4096], out)
+        i += res.consumed
+        if res.status == OUTPUT_FULL and res.consumed == 0 and res.written == 0:
+            out = np.zeros(max(2 * len(out), res.needed), OUTPUT)
+    return out
+
+
+def _replay(
+    records: np.ndarray,
+    prefill: int,
+    insts: tuple[InstrumentConfig, ...],
+    batch: int,
+    *,
+    event_hash: bool = False,
+    out_records: int = _OUT_RECORDS,
+    lat: list[float] | None = None,
+) -> tuple[float, bytes]:
+    """Seconds in ``process`` for the timed part (after the untimed prefill), final state hash."""
+    eng = Engine(insts, EngineConfig(event_hash=event_hash))
+    out = np.zeros(out_records, OUTPUT)
+    out = _drain(eng, records[:prefill], out)
+    body = records[prefill:]
+    total = 0
+    clock = time.perf_counter_ns
+    for i in range(0, len(body), batch):
+        chunk = body[i : i + batch]
+        start = clock()
+        out = _drain(eng, chunk, out)
+        took = clock() - start
+        total += took
+        if lat is not None:
+            lat.append(took / 1e3)
+    return total / 1e9, eng.state_hash()
+
+
+def _warmup(cache_dir: str) -> float:
+    """Seconds from a fresh interpreter to the first ``process`` return."""
+    code = (
+        "import time; t0 = time.perf_counter()\n"
+        "import numpy as np\n"
+        "from qfix.engine import Engine, InstrumentConfig, EngineConfig\n"
+        "from qfix.wire.schema import INBOUND, OUTPUT\n"
+        "cfg = EngineConfig()  # default capacity: allocation is part of a real start\n"
+        "e = Engine([InstrumentConfig(1, 'W', 1, ref=1000, band_width=10)], cfg)\n"
+        "e.process(np.zeros(0, INBOUND), np.zeros(16, OUTPUT))\n"
+        "print(time.perf_counter() - t0)\n"
+    )
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def run(workloads: list[str], quick: bool, batch: int, streams: Path) -> _common.Report:
+    report = _common.Report("engine", quick)
+    repeats = 3 if quick else 5
+    files: dict[str, dict[str, str]] = {}
+    plot: dict[str, Any] = {"ops": {}, "lat": []}
+    mix_data: tuple[np.ndarray, int] | None = None
+    for name in workloads:
+        records, prefill, path, digest = _stream(name, quick, streams)
+        files[name] = {"file": str(path), "blake2b": digest}
+        insts = _instruments(name)
+        if name == "mix":
+            mix_data = (records, prefill)
+        _, expected = _replay(records, prefill, insts, 257, out_records=64)  # untimed proof run
+        messages = len(records) - prefill
+        rates = []
+        for _ in range(repeats):
+            seconds, state = _replay(records, prefill, insts, batch)
+            if state != expected:
+                raise click.ClickException(f"{name}: state hash differs from the untimed run")
+            rates.append(messages / seconds)
+        ops = report.add(_common.from_samples(f"{name}.ops_per_s", rates, "ops/s", f"target {TARGETS[name]:.0f}"))
+        report.add(_common.from_samples(f"{name}.ns_per_op", [1e9 / r for r in rates], "ns"))
+        hashed = []
+        for _ in range(1 if quick else 3):
+            seconds, state = _replay(records, prefill, insts, batch, event_hash=True)
+            if state != expected:
+                raise click.ClickException(f"{name}: state hash differs with event_hash on")
+            hashed.append(messages / seconds)
+        report.add(_common.from_samples(f"{name}.ops_per_s_hashed", hashed, "ops/s"))
+        plot["ops"][name] = ops.value
+    if mix_data is None:
+        mix_data = _stream("mix", quick, streams)[:2]
+    records, prefill = mix_data
+    insts = _instruments("mix")
+    # per-batch latency of 1024-message mix batches, and one message per call
+    lat: list[float] = []
+    _replay(records, prefill, insts, 1024, lat=lat)
+    report.add(_common.single("batch.p50_us", float(np.percentile(lat, 50)), "us"))
+    report.add(_common.single("batch.p99_us", float(np.percentile(lat, 99)), "us", "1024-message mix batches"))
+    report.add(_common.single("batch.p999_us", float(np.percentile(lat, 99.9)), "us"))
+    singles = records[: prefill + (20_000 if quick else 100_000)]
+    one: list[float] = []
+    _replay(singles, prefill, insts, 1, lat=one)
+    report.add(_common.single("single.p50_ns", float(np.percentile(one, 50)) * 1e3, "ns", "target <= 2000"))
+    report.add(_common.single("single.p99_ns", float(np.percentile(one, 99)) * 1e3, "ns"))
+    plot["lat"] = lat
+    default = Engine(insts, EngineConfig())
+    per_order = default.state_bytes() / default.config.max_orders
+    report.add(_common.single("bytes_per_resting_order", per_order, "B", "target <= 128; order+level+maps+indices"))
+    del default
+    # reference engine on a slice of the same mix stream, same run
+    from qfix.testing.reference import ReferenceEngine
+
+    n_ref = 10_000 if quick else 100_000
+    body = records[prefill : prefill + n_ref]
+    ref = ReferenceEngine(insts, EngineConfig())
+    fast = Engine(insts, EngineConfig())
+    out = np.zeros(_OUT_RECORDS, OUTPUT)
+    out = _drain(ref, records[:prefill], out)
+    out = _drain(fast, records[:prefill], out)
+    ref_s = fast_s = 0.0
+    for i in range(0, len(body), batch):
+        start = time.perf_counter()
+        out = _drain(ref, body[i : i + batch], out)
+        ref_s += time.perf_counter() - start
+        start = time.perf_counter()
+        out = _drain(fast, body[i : i + batch], out)
+        fast_s += time.perf_counter() - start
+    if ref.state_hash() != fast.state_hash():
+        raise click.ClickException("reference and fast engine disagree on the mix slice")
+    report.add(_common.single("reference.ops_per_s", len(body) / ref_s, "ops/s", f"first {n_ref} mix messages"))
+    report.add(_common.single("reference_speedup", (len(body) / fast_s) / (len(body) / ref_s), "ratio"))
+    cached = [_warmup(os.environ.get("NUMBA_CACHE_DIR", str(Path.cwd() / ".numba_cache"))) for _ in range(2)]
+    report.add(_common.from_samples("warmup_cached_s", cached[1:], "s", "target <= 1"))
+    with tempfile.TemporaryDirectory() as empty:
+        report.add(_common.single("warmup_cold_s", _warmup(empty), "s", "JIT compile from an empty cache"))
+    report.extra["workloads"] = files
+    report.extra["batch"] = batch
+    report.extra["plot_data"] = plot
+    return report
+
+
+def _plot(report: _common.Report, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = report.extra["plot_data"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    names = list(data["ops"])
+    ax1.bar(names, [data["ops"][n] / 1e6 for n in names], color="tab:blue", label="measured")
+    ax1.scatter(names, [TARGETS[n] / 1e6 for n in names], color="tab:red", marker="_", s=600, label="target")
+    ax1.set_ylabel("M ops/s (median)")
+    ax1.set_title("throughput per workload")
+    ax1.legend()
+    if data["lat"]:
+        ax2.hist(data["lat"], bins=60, color="tab:green")
+        ax2.set_xlabel("us per 1024-message mix batch")
+        ax2.set_ylabel("batches")
+        ax2.set_title("batch latency")
+    fig.suptitle("qfix bench engine" + (" (quick)" if report.quick else ""))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+@click.command("engine")
+@click.option("--workload", type=click.Choice(["mix", "insert", "multi", "all"]), default="all", show_default=True)
+@click.option("--quick", is_flag=True, help="Quick stream sizes and 3 repeats.")
+@click.option("--batch", default=1024, show_default=True, help="Messages per process() call.")
+@click.option(
+    "--streams",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bench-out/streams"),
+    show_default=True,
+    help="Where workload stream files are saved and replayed from.",
+)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the JSON document here.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG plot here.")
+def command(
+    workload: str, quick: bool, batch: int, streams: Path, json_path: str | None, plot_path: str | None
+) -> None:
+    """Fast-engine throughput, latency, memory and warm-up on the ENGINE.md §10 workloads."""
+    names = ["mix", "insert", "multi"] if workload == "all" else [workload]
+    report = run(names, quick, batch, streams)
+    report.print()
+    if plot_path:
+        _plot(report, plot_path)
+    data = report.extra.pop("plot_data")
+    if json_path:
+        report.write_json(json_path)
+    report.extra["plot_data"] = data
+
+
+__all__ = ["command", "replace"]

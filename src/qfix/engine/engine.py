@@ -1,0 +1,425 @@
+"""The fast engine's host side: allocation, argument checks, hashes (ENGINE.md §2, §5).
+
+Theory of operation: :class:`Engine` owns every state array (allocated once, sized by
+:class:`EngineConfig`) and passes them as one tuple to the jitted kernels of
+``qfix.engine._kernels``; one ``process`` call is one kernel call. The host only checks
+what the kernels must be able to trust (headers, SessionIDs, buffer dtypes), keeps the
+optional event-hash chain, and computes the state hash with vectorised NumPy over the
+live order slots. Nothing here runs per order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Sequence
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from qfix.engine import _kernels as kern
+from qfix.engine import types as ty
+from qfix.engine.config import (
+    BAND_TICKS,
+    PHASE_CLOSED,
+    PHASE_CONTINUOUS,
+    PHASE_HALTED,
+    PHASE_PRE_CLOSE,
+    PHASE_PRE_OPEN,
+    EngineConfig,
+    InstrumentConfig,
+    check_band,
+)
+from qfix.engine.contract import OUTPUT_FULL, STATUS_OK, EngineInvariantError, ProcessResult
+from qfix.wire import codes
+from qfix.wire.schema import INBOUND, OUTPUT
+
+Array = npt.NDArray[Any]
+
+#: transitions of ENGINE.md §7.1 that need no uncross (the auction issue adds the others)
+_PLAIN_TRANSITIONS: Final = frozenset(
+    {
+        (PHASE_CLOSED, PHASE_PRE_OPEN),
+        (PHASE_HALTED, PHASE_PRE_OPEN),
+        (PHASE_PRE_OPEN, PHASE_CLOSED),
+        (PHASE_CONTINUOUS, PHASE_PRE_CLOSE),
+        (PHASE_CONTINUOUS, PHASE_CLOSED),
+        (PHASE_HALTED, PHASE_CLOSED),
+        (PHASE_CONTINUOUS, PHASE_HALTED),
+        (PHASE_PRE_OPEN, PHASE_HALTED),
+        (PHASE_PRE_CLOSE, PHASE_HALTED),
+    }
+)
+_UNCROSS_TRANSITIONS: Final = frozenset({(PHASE_PRE_OPEN, PHASE_CONTINUOUS), (PHASE_PRE_CLOSE, PHASE_CLOSED)})
+
+_INVARIANT_MESSAGES: Final = {
+    1: "price map segment over capacity",
+    2: "price map not strictly sorted",
+    3: "level filed under the wrong instrument, side or price",
+    4: "order queue links broken",
+    5: "PrioSeq does not increase head to tail",
+    6: "level size or count differs from its orders",
+    7: "continuous book crossed",
+    8: "occupied level count wrong",
+    9: "order quantity identities (ENGINE.md §1.3) violated",
+    10: "live order missing from an index",
+    11: "IOC, FOK or market order resting in a continuous instrument",
+    12: "slot accounting (live + free = MaxOrders) wrong",
+    13: "instrument or side open-lot totals wrong",
+}
+
+_HASH_ORDER: Final = np.dtype(
+    [
+        ("order_id", "<u8"),
+        ("clordid", "<u8"),
+        ("session", "<u4"),
+        ("account", "<u4"),
+        ("group", "<u4"),
+        ("side", "u1"),
+        ("ord_type", "u1"),
+        ("tif", "u1"),
+        ("post_only", "u1"),
+        ("stp", "u1"),
+        ("expire", "<u2"),
+        ("price", "<i8"),
+        ("qty", "<i8"),
+        ("cum", "<i8"),
+        ("leaves", "<i8"),
+        ("shown", "<i8"),
+        ("display", "<i8"),
+        ("prio", "<u8"),
+    ],
+    align=False,
+)
+assert _HASH_ORDER.itemsize == struct.calcsize("<QQIIIBBBBBHqqqqqqQ")
+
+
+def _bits_for(n: int) -> int:
+    """log2 of the index table size: a power of two >= 2 n (load factor <= 1/2)."""
+    return max(4, (2 * n - 1).bit_length())
+
+
+_DEFAULT_CONFIG: Final = EngineConfig()
+
+
+class Engine:
+    """The fast continuous matching engine (ENGINE.md §1-§6; auctions are not here yet).
+
+    Implements :class:`qfix.engine.contract.MatchingEngine`. All state is preallocated
+    from ``config``; ``process`` runs a whole batch in one jitted call.
+    """
+
+    def __init__(self, instruments: Sequence[InstrumentConfig], config: EngineConfig = _DEFAULT_CONFIG) -> None:
+        instruments = sorted(instruments, key=lambda i: i.security_id)
+        ids = [i.security_id for i in instruments]
+        if len(set(ids)) != len(ids):
+            raise ValueError("duplicate security_id in the instrument table")
+        if len(instruments) > config.max_instruments:
+            raise ValueError(
+                f"{len(instruments)} instruments exceed EngineConfig.max_instruments={config.max_instruments}"
+            )
+        self.config = config
+        self.instruments: tuple[InstrumentConfig, ...] = tuple(instruments)
+        n_inst = len(instruments)
+        self._ctr = np.zeros(ty.N_COUNTERS, np.int64)
+        for key in (ty.C_NEXT_OID, ty.C_NEXT_EXEC, ty.C_NEXT_TRADE, ty.C_NEXT_PRIO):
+            self._ctr[key] = 1
+        self._ctr[ty.C_OFREE] = -1
+        self._ctr[ty.C_LFREE] = -1
+        self._ctr[ty.C_LAST_MD] = -1
+        self._ctr[ty.C_LAST_TRADE] = -1
+        self._cfg = np.zeros(ty.N_CONFIG, np.int64)
+        self._cfg[ty.G_MAX_ORDERS] = config.max_orders
+        self._cfg[ty.G_MAX_LEVELS] = config.max_levels
+        self._cfg[ty.G_MAX_SESSIONS] = config.max_sessions
+        self._cfg[ty.G_OID_BITS] = _bits_for(config.max_orders)
+        self._cfg[ty.G_CL_BITS] = _bits_for(config.max_orders)
+        pool_size = 4 * config.max_levels + 64
+        self._cfg[ty.G_POOL_SIZE] = pool_size
+        self._orders = np.zeros(config.max_orders, ty.ORDER)
+        self._levels = np.zeros(config.max_levels + 1, ty.LEVEL)
+        self._levels["touch"] = -1
+        self._insts = np.zeros(n_inst, ty.INSTRUMENT)
+        for k, ins in enumerate(instruments):
+            row = self._insts[k]
+            row["sec_id"] = ins.security_id
+            row["tick"] = ins.tick_size_p9
+            row["ref"] = ins.ref
+            row["band_kind"] = ins.band_kind
+            row["band_width"] = ins.band_width
+            row["lo"], row["hi"] = ins.band(ins.ref)
+            row["max_qty"] = ins.max_order_qty
+            row["max_notional"] = ins.max_notional
+            row["collar"] = ins.collar
+            row["phase"] = ins.phase
+            row["default_stp"] = ins.default_stp
+            row["fba"] = -1 if ins.fba_interval_ns is None else ins.fba_interval_ns
+            row["allocation"] = ins.allocation
+            row["ind_p"] = ty.NO_PRICE
+        self._sides = np.zeros(2 * n_inst, ty.SIDE)
+        self._pool_key = np.zeros(pool_size, np.int64)
+        self._pool_lv = np.zeros(pool_size, np.int32)
+        self._oid_tab = np.full(1 << int(self._cfg[ty.G_OID_BITS]), -1, np.int32)
+        self._cl_tab = np.full(1 << int(self._cfg[ty.G_CL_BITS]), -1, np.int32)
+        self._last_cl = np.zeros(config.max_sessions, np.uint64)
+        self._sec_ids = np.array(ids, np.int64)
+        groups = sorted(config.stp_groups.items())
+        self._map_acc = np.array([a for a, _ in groups], np.int64)
+        self._map_grp = np.array([g for _, g in groups], np.int64)
+        touched = config.max_levels + 8
+        self._t_lv = np.full(touched, -1, np.int64)
+        self._t_px = np.zeros(touched, np.int64)
+        self._t_side = np.zeros(touched, np.int64)
+        self._t_size = np.zeros(touched, np.int64)
+        self._t_cnt = np.zeros(touched, np.int64)
+        # Scratch for the allocation-free kernels (they run without Numba's refcounting):
+        # bulk removals, queue simulation, sorting touched levels and repacking price maps.
+        self._scratch = np.zeros(config.max_orders, np.int32)
+        wide = max(config.max_orders, config.max_levels + 8, 2 * n_inst + 2)
+        narrow = max(config.max_levels + 8, 2 * n_inst + 2)
+        self._x = (
+            np.zeros(wide, np.int64),
+            np.zeros(wide, np.int64),
+            np.zeros(narrow, np.int64),
+            np.zeros(narrow, np.int64),
+        )
+        self._ehash = bytes(32)
+        self._hashing = config.event_hash
+        self._last_out: Array | None = None
+        self._last_out_bytes: Array = np.zeros(0, np.uint8)
+        self._kernel = kern.process
+        self._S = (
+            self._ctr, self._cfg, self._orders.view(np.recarray), self._levels.view(np.recarray),
+            self._insts.view(np.recarray), self._sides.view(np.recarray),
+            self._pool_key, self._pool_lv, self._oid_tab, self._cl_tab, self._sec_ids,
+            self._last_cl, self._map_acc, self._map_grp, self._t_lv, self._t_px,
+            self._t_side, self._t_size, self._t_cnt, self._scratch, *self._x,
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ plumbing
+    def _out_bytes(self, out: Array) -> Array:
+        """Byte view of ``out`` (cached while the caller keeps passing the same buffer)."""
+        if out is self._last_out:
+            return self._last_out_bytes
+        if (
+            (out.dtype is not OUTPUT and out.dtype != OUTPUT)
+            or out.ndim != 1
+            or not out.flags.c_contiguous
+            or not out.flags.writeable
+        ):
+            raise ValueError("out must be a writeable, C-contiguous 1-D array of dtype wire.schema.OUTPUT")
+        self._last_out = out
+        self._last_out_bytes = out.view(np.uint8)
+        return self._last_out_bytes
+
+    def _begin(self, out: Array) -> Array:
+        ob = self._out_bytes(out)
+        ctr = self._ctr
+        ctr[ty.C_W] = 0
+        ctr[ty.C_CAP] = out.shape[0]
+        ctr[ty.C_ERR] = 0
+        return ob
+
+    def _finish(self, out: Array, written: int) -> None:
+        if self._hashing:
+            self._ehash = hashlib.blake2b(self._ehash + out[:written].tobytes(), digest_size=32).digest()
+        if self._ctr[ty.C_ERR]:
+            err = int(self._ctr[ty.C_ERR])
+            raise EngineInvariantError(f"internal bound violated (code {err}); engine state is suspect")
+
+    # ------------------------------------------------------------------ entry points
+    def process(self, batch: Array, out: Array) -> ProcessResult:
+        """Run a batch of INBOUND records, writing outputs to ``out[0:written]`` (ENGINE.md §2).
+
+        Raises ValueError, changing nothing, if a header is not (52, 1-4, 60, 0) or a
+        SessionID is not below MaxSessions (the server's stages F, H and S guarantee both).
+        """
+        if (batch.dtype is not INBOUND and batch.dtype != INBOUND) or batch.ndim != 1 or not batch.flags.c_contiguous:
+            raise ValueError("batch must be a C-contiguous 1-D array of dtype wire.schema.INBOUND")
+        if out is not self._last_out:
+            self._out_bytes(out)
+        if not batch.flags.writeable:
+            # a read-only view (np.frombuffer of a frame) would need a second compiled
+            # specialisation of the kernel; copying 80 bytes a record is cheaper
+            batch = batch.copy()
+        kernel = self._kernel
+        status, consumed, needed, written = kernel(self._S, out, batch, batch.shape[0])
+        if kernel is kern.process and len(kern.process.signatures) == 1:
+            # Later calls skip the dispatcher's type matching: the argument types of
+            # this engine never change (fixed dtypes, C-contiguous writeable arrays).
+            self._kernel = kern.process.overloads[kern.process.signatures[0]].entry_point
+        if status == kern.STATUS_BAD:
+            raise ValueError(
+                f"record {consumed}: header is not (52, 1-4, 60, 0) or SessionID >= "
+                f"EngineConfig.max_sessions={self.config.max_sessions}"
+            )
+        if self._hashing or self._ctr[ty.C_ERR]:
+            self._finish(out, written)
+        return tuple.__new__(ProcessResult, (status, consumed, written, needed))
+
+    def process_one(self, record: Array) -> Array:
+        """Convenience path for tests and the SDK: one record in, its output chain out.
+
+        ``record`` is one INBOUND record (0-d or length-1 array); the buffer is sized
+        to the record's bound so the call always completes.
+        """
+        batch = np.ascontiguousarray(np.asarray(record, dtype=INBOUND).reshape(1))
+        size = 64
+        while True:
+            out = np.zeros(size, OUTPUT)
+            res = self.process(batch, out)
+            if res.status == STATUS_OK:
+                return out[: res.written].copy()
+            size = max(2 * size, res.needed)
+
+    def _command(self, out: Array, kind: int, keys: Sequence[int], now: int) -> ProcessResult:
+        ob = self._begin(out)
+        arr = np.unique(np.asarray(list(keys), dtype=np.int64))
+        status, needed = kern.command_bulk(self._S, ob, np.int64(now), kind, arr)
+        written = int(self._ctr[ty.C_W])
+        self._finish(out, written)
+        ok = int(status) == STATUS_OK
+        return ProcessResult(int(status), 1 if ok else 0, written, int(needed))
+
+    def cancel_sessions(self, now: int, session_ids: Sequence[int], out: Array) -> ProcessResult:
+        """Cancel-on-disconnect for ``session_ids`` (ENGINE.md §3.9), one chain."""
+        return self._command(out, 1, session_ids, now)
+
+    def cancel_accounts(self, now: int, accounts: Sequence[int], out: Array) -> ProcessResult:
+        """Admin cancel of every order of ``accounts`` (ENGINE.md §3.9), one chain."""
+        return self._command(out, 2, accounts, now)
+
+    def expire(self, now: int, out: Array) -> ProcessResult:
+        """Expire GTD orders with ExpireDate < day(t) (ENGINE.md §3.4)."""
+        return self._command(out, 3, (), now)
+
+    def end_of_day(self, now: int, out: Array) -> ProcessResult:
+        """Expire all but GTC and GTD orders with ExpireDate > day(t) (ENGINE.md §3.4)."""
+        return self._command(out, 4, (), now)
+
+    def set_reference(self, now: int, security_id: int, px_ticks: int) -> None:
+        """Ref := px_ticks; raises (changing nothing) if the band check fails (ENGINE.md §2.1)."""
+        k = self._index(security_id)
+        ins = self.instruments[k]
+        check_band(ins, px_ticks)
+        lo, hi = ins.band(px_ticks)
+        self._insts[k]["ref"] = px_ticks
+        self._insts[k]["lo"] = lo
+        self._insts[k]["hi"] = hi
+        self._ctr[ty.C_LAST_TIME] = max(int(self._ctr[ty.C_LAST_TIME]), now)
+        if self.config.event_hash:
+            self._ehash = hashlib.blake2b(self._ehash, digest_size=32).digest()
+
+    def set_phase(self, now: int, security_ids: Sequence[int], phase: int, out: Array) -> ProcessResult:
+        """Phase change without an uncross (ENGINE.md §7.1); uncrossing ones are not here yet."""
+        idx = sorted({self._index(s) for s in security_ids})
+        for k in idx:
+            move = (int(self._insts[k]["phase"]), phase)
+            if move in _UNCROSS_TRANSITIONS:
+                raise NotImplementedError("transitions with an uncross belong to the auction work (ENGINE.md §7)")
+            if move not in _PLAIN_TRANSITIONS:
+                raise ValueError(f"instrument {int(self._insts[k]['sec_id'])}: transition {move} is not allowed")
+        ob = self._begin(out)
+        arr = np.array(idx, np.int64)
+        fba = np.array([self._insts[k]["fba"] >= 0 for k in idx], np.bool_)
+        status, needed = kern.set_phase(self._S, ob, np.int64(now), arr, phase, fba)
+        written = int(self._ctr[ty.C_W])
+        self._finish(out, written)
+        ok = int(status) == STATUS_OK
+        return ProcessResult(int(status), 1 if ok else 0, written, int(needed))
+
+    def _index(self, security_id: int) -> int:
+        k = int(np.searchsorted(self._sec_ids, security_id))
+        if k >= len(self._sec_ids) or int(self._sec_ids[k]) != security_id:
+            raise ValueError(f"SecurityID {security_id} is not configured")
+        return k
+
+    # ------------------------------------------------------------------ hashes, checks
+    def event_hash(self) -> bytes:
+        """E_b of ENGINE.md §5 (32 zero bytes unless created with ``event_hash=True``)."""
+        return self._ehash
+
+    def live_orders(self) -> Array:
+        """Live order records (``types.ORDER``) in the state-hash order of ENGINE.md §5."""
+        hw = int(self._ctr[ty.C_OHW])
+        live = self._orders[:hw][self._orders[:hw]["order_id"] != 0]
+        if live.size == 0:
+            empty: Array = live.copy()
+            return empty
+        side = live["side"].astype(np.int64)
+        market = live["ord_type"] == codes.ORD_TYPE_MARKET
+        price_key = np.where(side == 0, -live["price"], live["price"])
+        price_key = np.where(market, 0, price_key)
+        order = np.lexsort((live["prio"], price_key, ~market, side, live["inst"]))
+        ranked: Array = live[order]
+        return ranked
+
+    def state_hash(self) -> bytes:
+        """BLAKE2b-128 state hash of ENGINE.md §5."""
+        c = self._ctr
+        h = hashlib.blake2b(digest_size=16)
+        h.update(
+            struct.pack(
+                "<8sQQQQQ", b"QFIXST01", int(c[ty.C_NEXT_OID]), int(c[ty.C_NEXT_EXEC]),
+                int(c[ty.C_NEXT_TRADE]), int(c[ty.C_NEXT_PRIO]), int(c[ty.C_LAST_TIME]),
+            )
+        )  # fmt: skip
+        nz = np.flatnonzero(self._last_cl)
+        sess = np.zeros(nz.size, np.dtype([("s", "<u4"), ("c", "<u8")], align=False))
+        sess["s"] = nz
+        sess["c"] = self._last_cl[nz]
+        h.update(struct.pack("<I", nz.size))
+        h.update(sess.tobytes())
+        live = self.live_orders()
+        counts = (
+            np.bincount(live["inst"], minlength=len(self._insts)) if live.size else np.zeros(len(self._insts), np.int64)
+        )
+        starts = np.concatenate(([0], np.cumsum(counts)))
+        packed = np.zeros(live.size, _HASH_ORDER)
+        for name in _HASH_ORDER.names or ():
+            if name == "side":
+                packed[name] = live["side"] + 1
+            elif name == "ord_type":
+                packed[name] = np.where(live["ord_type"] == codes.ORD_TYPE_MARKET, 1, 2)
+            else:
+                packed[name] = live[name]
+        raw = packed.tobytes()
+        size = _HASH_ORDER.itemsize
+        for k, row in enumerate(self._insts):
+            ind_p = int(row["ind_p"])
+            h.update(
+                struct.pack(
+                    "<IBqQqqqBI", int(row["sec_id"]), int(row["phase"]), int(row["ref"]),
+                    int(row["next_uncross"]), ind_p, int(row["ind_v"]), abs(int(row["ind_i"])),
+                    int(row["ind_side"]), int(counts[k]),
+                )
+            )  # fmt: skip
+            h.update(raw[int(starts[k]) * size : int(starts[k + 1]) * size])
+        return h.digest()
+
+    def check_invariants(self) -> None:
+        """Raise EngineInvariantError if a structural invariant of ENGINE.md §6 fails."""
+        code = int(kern.check_invariants(self._S))
+        if code:
+            raise EngineInvariantError(f"invariant {code}: {_INVARIANT_MESSAGES.get(code, 'unknown')}")
+
+    # ------------------------------------------------------------------ introspection
+    @property
+    def resting_orders(self) -> int:
+        return int(self._ctr[ty.C_RESTING])
+
+    @property
+    def occupied_levels(self) -> int:
+        return int(self._ctr[ty.C_LEVELS])
+
+    def state_bytes(self) -> int:
+        """Bytes of the order, level, price-map and index tables (the per-order figure's numerator)."""
+        return int(
+            self._orders.nbytes + self._levels.nbytes + self._pool_key.nbytes + self._pool_lv.nbytes
+            + self._oid_tab.nbytes + self._cl_tab.nbytes + self._last_cl.nbytes + self._insts.nbytes
+            + self._sides.nbytes
+        )  # fmt: skip
+
+
+__all__ = ["BAND_TICKS", "OUTPUT_FULL", "STATUS_OK", "Engine"]

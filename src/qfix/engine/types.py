@@ -1,0 +1,142 @@
+"""State layouts of the fast engine: NumPy dtypes and integer constants (hftbacktest style).
+
+Theory of operation: every piece of hot state is a preallocated NumPy array created once
+by :class:`qfix.engine.engine.Engine` and handed to the ``@njit(cache=True)`` kernels of
+``qfix.engine._kernels``. Order and level tables are arrays of packed records (one
+record per slot, so one order's fields share one or two cache lines); the per-side
+sorted price maps live in two shared pools; two open-addressing tables map OrderID and
+(SessionID, ClOrdID) to order slots. Scalars that change (next ids, counts, the output
+cursor) live in one int64 counter array, indexed by the ``C_*`` constants below.
+
+The kernels fold these module-level ints as compile-time constants; Numba's cache does
+not notice when they change, so a change here needs a cleared ``NUMBA_CACHE_DIR``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+
+#: one order slot (88 bytes). Quantities are u4 (wire Qty); kernels widen them to int64
+#: on every read. ``side`` is 0 buy / 1 sell; ``ord_type``/``tif`` keep the wire chars.
+ORDER: Final = np.dtype(
+    [
+        ("order_id", "<i8"),
+        ("clordid", "<u8"),
+        ("price", "<i8"),  # ticks; 0 for market
+        ("prio", "<i8"),  # PrioSeq
+        ("qty", "<u4"),  # OrderQty (current total)
+        ("cum", "<u4"),
+        ("leaves", "<u4"),
+        ("shown", "<u4"),
+        ("display", "<u4"),  # 0 = not an iceberg
+        ("session", "<u4"),
+        ("account", "<u4"),
+        ("group", "<u4"),  # STP group
+        ("inst", "<i4"),  # instrument index (ascending SecurityID)
+        ("level", "<i4"),  # level slot, -1 for a resting market order
+        ("prev", "<i4"),  # level queue links; ``next`` also links the free list
+        ("next", "<i4"),
+        ("expire", "<u2"),  # ExpireDate, 65535 = none
+        ("side", "u1"),
+        ("ord_type", "u1"),
+        ("tif", "u1"),
+        ("post_only", "u1"),
+        ("stp", "u1"),  # resolved STP mode 1..4
+        ("pad", "u1"),
+    ],
+    align=True,
+)
+
+#: one price level (40 bytes): an intrusive FIFO of order slots
+LEVEL: Final = np.dtype(
+    [
+        ("price", "<i8"),
+        ("total", "<i8"),  # sum of Shown (named so as not to shadow ndarray.size)
+        ("count", "<i4"),
+        ("head", "<i4"),  # also links the free list
+        ("tail", "<i4"),
+        ("inst", "<i4"),
+        ("touch", "<i4"),  # index in the chain's touched list, -1 if untouched
+        ("side", "u1"),
+    ],
+    align=True,
+)
+
+#: one instrument (configuration and runtime); all int64 so kernels never mix signedness
+INSTRUMENT: Final = np.dtype(
+    [
+        (name, "<i8")
+        for name in (
+            "sec_id",
+            "tick",
+            "ref",
+            "band_kind",
+            "band_width",
+            "lo",
+            "hi",
+            "max_qty",
+            "max_notional",
+            "collar",
+            "phase",
+            "default_stp",
+            "fba",
+            "allocation",
+            "next_uncross",
+            "ind_p",
+            "ind_v",
+            "ind_i",
+            "ind_side",
+            "n_orders",
+            "lots",
+        )
+    ]
+)
+
+#: one instrument side (index 2 * instrument + side): its sorted price map in the pools
+SIDE: Final = np.dtype([("off", "<i8"), ("cap", "<i8"), ("n", "<i8"), ("lots", "<i8")])
+
+# --- counter array indices (int64 ``ctr``) ----------------------------------------------
+C_NEXT_OID: Final = 0
+C_NEXT_EXEC: Final = 1
+C_NEXT_TRADE: Final = 2
+C_NEXT_PRIO: Final = 3
+C_LAST_TIME: Final = 4
+C_LIVE: Final = 5  #: order slots in use (resting orders + a taker in flight)
+C_LEVELS: Final = 6  #: occupied levels
+C_OFREE: Final = 7  #: head of the order free list (-1 none)
+C_LFREE: Final = 8  #: head of the level free list
+C_POOL_TOP: Final = 9  #: bump pointer of the price-map pools
+C_OHW: Final = 10  #: order slots ever used (scan bound)
+C_LHW: Final = 11  #: level slots ever used
+C_NTOUCH: Final = 12  #: entries in the touched-level list of the current chain
+C_ERR: Final = 13  #: non-zero after an internal bound violation (raises on the host)
+C_W: Final = 14  #: output cursor
+C_CAP: Final = 15  #: output capacity (records)
+C_LAST_MD: Final = 16  #: output index of the chain's last MD record of the instrument
+C_LAST_TRADE: Final = 17  #: output index of its last Trade record
+C_BB_PX: Final = 18  #: best bid/offer at the start of the instrument's chain
+C_BB_SZ: Final = 19
+C_BA_PX: Final = 20
+C_BA_SZ: Final = 21
+C_RESTING: Final = 22  #: resting (live) orders, the capacity figure of ENGINE.md §4
+N_COUNTERS: Final = 32
+
+# --- configuration array indices (int64 ``cfg``) ----------------------------------------
+G_MAX_ORDERS: Final = 0
+G_MAX_LEVELS: Final = 1
+G_MAX_SESSIONS: Final = 2
+G_OID_BITS: Final = 3
+G_CL_BITS: Final = 4
+G_POOL_SIZE: Final = 5
+N_CONFIG: Final = 8
+
+# --- internal codes -----------------------------------------------------------------------
+SIDE_BID: Final = 0
+SIDE_ASK: Final = 1
+NO_PRICE: Final = -(2**63)  #: "no best price" sentinel inside kernels
+ERR_OUTPUT_BOUND: Final = 1  #: a chain exceeded its bound U (a bug; records were dropped)
+ERR_POOL: Final = 2  #: the price-map pool could not grow (a bug)
+
+__all__ = [name for name in dir() if name.isupper()]
