@@ -2,8 +2,10 @@
 
 Builds a sample order-entry frame (new orders, a cancel, a replace, a mass cancel and
 two deliberately malformed messages), encodes it, runs the server-side frame and
-header checks, and prints every message decoded next to its outcome. Later issues
-extend the demo to the local server.
+header checks, prints every message decoded next to its outcome, then hands the
+accepted messages to the matching engine in one batch and prints every execution
+report and market-data record it produced. Later issues extend the demo to the local
+server over QZMQ.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def sample_frame() -> bytes:
     """A frame of 8 client messages, two of them malformed on purpose."""
     orders = [
         message.new_order_single(cl_ord_id=1, security_id=42, side="buy", qty=250, price="65000.50", tif="gtc"),
-        message.new_order_single(cl_ord_id=2, security_id=42, side="sell", qty=100, price="65001.00"),
+        message.new_order_single(cl_ord_id=2, security_id=42, side="sell", qty=100, price="65001.00", account=8),
         message.new_order_single(cl_ord_id=3, security_id=42, side="buy", qty=40, tif="ioc"),
         message.order_cancel_replace_request(
             cl_ord_id=4, orig_cl_ord_id=1, security_id=42, side="buy", qty=300, price="65000.75", tif="gtc"
@@ -69,10 +71,51 @@ def render(frame: bytes, now: int) -> Table:
     return table
 
 
+_OUT_FIELDS = ("ClOrdID", "OrderID", "ExecType", "OrdStatus", "LastPx", "LastQty", "LeavesQty", "ExecReason",
+               "MDEntryPx", "MDEntrySize", "MDEntryType", "MDUpdateAction", "BidPx", "OfferPx", "TradeID")
+
+
+def run_engine(frame: bytes, now: int) -> np.ndarray:
+    """The frame's accepted messages as one engine batch (session 0 trading for accounts 7 and 8)."""
+    from qfix.engine import Engine, EngineConfig, InstrumentConfig
+    from qfix.wire import schema
+
+    result = codec.validate(frame, now)
+    assert result.frame is not None
+    accepted = result.frame.raw[result.accepted]
+    batch = codec.to_inbound(accepted, session_id=0, session_account=7, recv_time=now)
+    # one instrument: tick 0.01, reference 65,000.00, limits within +-1,000.00
+    instrument = InstrumentConfig(
+        security_id=42, symbol="BTC-USD", tick_size_p9=10_000_000, ref=6_500_000, band_width=100_000
+    )
+    engine = Engine([instrument], EngineConfig(max_orders=1024, max_levels=1024, max_instruments=4, max_sessions=4))
+    out = np.zeros(4096, schema.OUTPUT)
+    status = engine.process(batch, out)
+    return out[: status.written]
+
+
+def render_outputs(outputs: np.ndarray) -> Table:
+    table = Table(title=f"engine output: {len(outputs)} records from one process() call")
+    for column in ("#", "dest", "record", "fields"):
+        table.add_column(column, overflow="fold")
+    for index, record in enumerate(outputs):
+        shown = message.describe(record["message"].tobytes())
+        dest = "MD" if int(record["dest"]) == codes.MD_DEST else f"session {int(record['dest'])}"
+        fields = [f"{name}={_cell(shown[name])}" for name in _OUT_FIELDS if name in shown and shown[name] is not None]
+        table.add_row(str(index), dest, shown["template"], " ".join(fields))
+    return table
+
+
 @click.command("demo")
-def demo() -> None:
-    """Build, encode, check and print a sample order-entry frame."""
+@click.option("--no-engine", is_flag=True, help="Only build, check and print the frame.")
+def demo(no_engine: bool) -> None:
+    """Build, check and print a sample order frame, then match it in the engine."""
     console = Console()
     frame = sample_frame()
-    console.print(render(frame, time.time_ns()))
+    now = time.time_ns()
+    console.print(render(frame, now))
     console.print(f"first message on the wire: [bold]{frame[:60].hex()}[/]")
+    if not no_engine:
+        with console.status("matching (the first run compiles the engine, about a minute)"):
+            outputs = run_engine(frame, now)
+        console.print(render_outputs(outputs))

@@ -22,6 +22,9 @@ def test_demo_shows_accepted_and_rejected_messages() -> None:
     assert result.exit_code == 0, result.output
     assert result.output.count("accepted") == 6
     assert "WrongSchema" in result.output and "NonzeroReserved" in result.output
+    # the accepted messages were matched: a fill of the IOC buy against the resting sell
+    assert "engine output" in result.output
+    assert "OrderExecuted" in result.output and "TradeID=1" in result.output
 
 
 @pytest.mark.benchmark
