@@ -160,6 +160,8 @@ class Report:
     results: list[Result] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     gpu: str | None = None
+    #: raw series for --plot; never written to the JSON document
+    plot_data: dict[str, Any] = field(default_factory=dict)
 
     def add(self, result: Result) -> Result:
         self.results.append(result)
@@ -216,3 +218,21 @@ def fmt(value: float) -> str:
     if magnitude >= 10:
         return f"{value:.1f}"
     return f"{value:.4g}"
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the file-only Agg backend (benchmarks never open windows)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str]) -> None:
+    """Write a figure as PNG (creating the folder) and release it."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    pyplot().close(fig)

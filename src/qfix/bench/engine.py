@@ -194,17 +194,13 @@ def run(workloads: list[str], quick: bool, batch: int, streams: Path) -> _common
         report.add(_common.single("warmup_cold_s", _warmup(empty), "s", "JIT compile from an empty cache"))
     report.extra["workloads"] = files
     report.extra["batch"] = batch
-    report.extra["plot_data"] = plot
+    report.plot_data = plot
     return report
 
 
 def _plot(report: _common.Report, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    data = report.extra["plot_data"]
+    plt = _common.pyplot()
+    data = report.plot_data
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
     names = list(data["ops"])
     ax1.bar(names, [data["ops"][n] / 1e6 for n in names], color="tab:blue", label="measured")
@@ -218,10 +214,7 @@ def _plot(report: _common.Report, path: str) -> None:
         ax2.set_ylabel("batches")
         ax2.set_title("batch latency")
     fig.suptitle("qfix bench engine" + (" (quick)" if report.quick else ""))
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _common.save_figure(fig, path)
 
 
 @click.command("engine")
@@ -246,10 +239,8 @@ def command(
     report.print()
     if plot_path:
         _plot(report, plot_path)
-    data = report.extra.pop("plot_data")
     if json_path:
         report.write_json(json_path)
-    report.extra["plot_data"] = data
 
 
 __all__ = ["command", "replace"]

@@ -397,11 +397,7 @@ def _bench_primitives(report: _common.Report, quick: bool) -> None:
 
 def plot(report: _common.Report, path: str) -> None:
     """Record throughput against messages per record, encrypt and decrypt."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _common.pyplot()
     values = {r.name: r.value for r in report.results}
     batches = [b for b in (1, 64, 1000) if f"record.batch{b}.encrypt_gbps" in values]
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -413,9 +409,7 @@ def plot(report: _common.Report, path: str) -> None:
     ax.set_title("qfix bench qzmq: AES-256-GCM records" + (" (quick)" if report.quick else ""))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _common.save_figure(fig, path)
 
 
 def run(quick: bool) -> _common.Report:

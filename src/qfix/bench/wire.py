@@ -9,7 +9,6 @@ OrderQty and SecurityID into contiguous arrays. A batch of more than 1,091 messa
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import click
 import numpy as np
@@ -95,16 +94,15 @@ def run(quick: bool) -> _common.Report:
             ))
             medians[name][batch] = result.value
     for batch in BATCHES:
-        over = report.add(_common.ratio(
+        report.add(_common.ratio(
             f"decode_validate_over_baseline.batch{batch}",
             _find(report, f"decode_validate.batch{batch}.msgs_per_s"),
             _find(report, f"baseline.batch{batch}.msgs_per_s"),
         ))
-        del over
     report.extra["notes"] = (
         "batches above 1,091 messages (the frame maximum) are consecutive full frames, one validate call each"
     )
-    report.extra["plot_data"] = {k: {str(b): v for b, v in d.items()} for k, d in medians.items()}
+    report.plot_data = {k: {str(b): v for b, v in d.items()} for k, d in medians.items()}
     return report
 
 
@@ -113,13 +111,9 @@ def _find(report: _common.Report, name: str) -> _common.Result:
 
 
 def plot(report: _common.Report, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _common.pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, series in report.extra["plot_data"].items():
+    for name, series in report.plot_data.items():
         xs = sorted(int(b) for b in series)
         ax.plot(xs, [series[str(x)] for x in xs], marker="o", label=name)
     ax.set_xscale("log")
@@ -129,10 +123,7 @@ def plot(report: _common.Report, path: str) -> None:
     ax.set_title("qfix bench wire" + (" (quick)" if report.quick else ""))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _common.save_figure(fig, path)
 
 
 @click.command("wire")
@@ -145,10 +136,5 @@ def command(quick: bool, json_path: str | None, plot_path: str | None) -> None:
     report.print()
     if plot_path:
         plot(report, plot_path)
-    data = report.extra.pop("plot_data")
     if json_path:
         report.write_json(json_path)
-    report.extra["notes"] = (
-        "batches above 1,091 messages (the frame maximum) are consecutive full frames, one validate call each"
-    )
-    report.extra["plot_data"] = data

@@ -53,7 +53,9 @@ def replay(
 ) -> dict[str, int]:
     """Replay ``records`` on both engines and compare everything after every call."""
     rng = np.random.Generator(np.random.PCG64(seed))
-    ref: MatchingEngine = ReferenceEngine(instruments, config)
+    # check=True: ENGINE.md §6 invariants after every message (§9), on top of the fast
+    # engine's check_invariants() after every call below.
+    ref: MatchingEngine = ReferenceEngine(instruments, config, check=True)
     fast = Engine(instruments, config)
     sessions = [s for s, _ in gen.default_random_sessions()]
     accounts = sorted({a for _, a in gen.default_random_sessions()})
