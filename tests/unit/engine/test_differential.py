@@ -4,7 +4,9 @@ Both engines replay the same seeded stream (generated closed-loop through the re
 in the same randomly sized batches with the same output buffers, with admin commands
 (cancel-on-disconnect, admin cancel, expiry, end of day) interleaved. After every call
 the full output (60 bytes + dest per record), the ProcessResult (so every OUTPUT_FULL
-stop), the state hash and the event-stream hash must be identical.
+stop), the state hash and the event-stream hash must be identical. The reference runs
+with ``check=True`` (the §6 invariants after every message), the fast engine's
+``check_invariants()`` runs after every call (every ``check_every`` calls).
 """
 
 from __future__ import annotations
