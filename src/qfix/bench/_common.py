@@ -236,3 +236,17 @@ def save_figure(fig: Any, path: str | os.PathLike[str]) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     pyplot().close(fig)
+
+
+def finish(
+    report: Report,
+    json_path: str | None,
+    plot_path: str | None,
+    plot: Callable[[Report, str], None] | None = None,
+) -> None:
+    """What every ``qfix bench`` command does with its report: table, plot, document."""
+    report.print()
+    if plot_path and plot is not None:
+        plot(report, plot_path)
+    if json_path:
+        report.write_json(json_path)

@@ -235,12 +235,7 @@ def command(
 ) -> None:
     """Fast-engine throughput, latency, memory and warm-up on the ENGINE.md §10 workloads."""
     names = ["mix", "insert", "multi"] if workload == "all" else [workload]
-    report = run(names, quick, batch, streams)
-    report.print()
-    if plot_path:
-        _plot(report, plot_path)
-    if json_path:
-        report.write_json(json_path)
+    _common.finish(run(names, quick, batch, streams), json_path, plot_path, _plot)
 
 
 __all__ = ["command", "replace"]

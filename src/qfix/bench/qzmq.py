@@ -430,9 +430,4 @@ def run(quick: bool) -> _common.Report:
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG plot here.")
 def command(quick: bool, json_path: str | None, plot_path: str | None) -> None:
     """QZMQ handshakes/s, record throughput and encrypted vs plaintext DEALER->ROUTER."""
-    report = run(quick)
-    report.print()
-    if json_path:
-        report.write_json(json_path)
-    if plot_path:
-        plot(report, plot_path)
+    _common.finish(run(quick), json_path, plot_path, plot)

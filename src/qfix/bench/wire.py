@@ -132,9 +132,4 @@ def plot(report: _common.Report, path: str) -> None:
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG plot here.")
 def command(quick: bool, json_path: str | None, plot_path: str | None) -> None:
     """Encode, decode and decode+validate messages/s for batches of 1 to 10,000."""
-    report = run(quick)
-    report.print()
-    if plot_path:
-        plot(report, plot_path)
-    if json_path:
-        report.write_json(json_path)
+    _common.finish(run(quick), json_path, plot_path, plot)

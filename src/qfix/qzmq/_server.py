@@ -58,35 +58,21 @@ _AUTH = MsgType.CLIENT_AUTH.value
 _ERROR = MsgType.ERROR.value
 
 
+@dataclass(slots=True)
 class ServerCounters(Copyable):
     """Server-wide counters (exported as metrics)."""
 
-    __slots__ = (
-        "auth_failed",
-        "dropped_frames",
-        "handshakes",
-        "hello_failed",
-        "hello_mismatch",
-        "hello_rate_limited",
-        "hello_retry",
-        "pending_timeouts",
-        "records_without_session",
-        "server_hellos",
-        "sessions_closed",
-    )
-
-    def __init__(self) -> None:
-        self.auth_failed = 0
-        self.dropped_frames = 0
-        self.handshakes = 0
-        self.hello_failed = 0
-        self.hello_mismatch = 0
-        self.hello_rate_limited = 0
-        self.hello_retry = 0
-        self.pending_timeouts = 0
-        self.records_without_session = 0
-        self.server_hellos = 0
-        self.sessions_closed = 0
+    auth_failed: int = 0
+    dropped_frames: int = 0
+    handshakes: int = 0
+    hello_failed: int = 0
+    hello_mismatch: int = 0
+    hello_rate_limited: int = 0
+    hello_retry: int = 0
+    pending_timeouts: int = 0
+    records_without_session: int = 0
+    server_hellos: int = 0
+    sessions_closed: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}

@@ -27,6 +27,7 @@ import contextlib
 import enum
 import struct
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from qfix.crypto import primitives as _p
 from qfix.qzmq import _schedule as ks
@@ -84,20 +85,17 @@ class _Fatal(Exception):
         self.reason = reason
 
 
+@dataclass(slots=True)
 class SessionCounters(Copyable):
     """Per-session counters (exported as metrics)."""
 
-    __slots__ = ("duplicates", "failed_records", "key_updates_recv", "key_updates_sent",
-                 "records_recv", "records_sent", "rekeys")
-
-    def __init__(self) -> None:
-        self.duplicates = 0
-        self.failed_records = 0
-        self.records_sent = 0
-        self.records_recv = 0
-        self.key_updates_sent = 0
-        self.key_updates_recv = 0
-        self.rekeys = 0
+    duplicates: int = 0
+    failed_records: int = 0
+    records_sent: int = 0
+    records_recv: int = 0
+    key_updates_sent: int = 0
+    key_updates_recv: int = 0
+    rekeys: int = 0
 
 
 #: stands in for the AEAD of a closed session, whose keys are dropped (never used:
