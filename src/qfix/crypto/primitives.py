@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import mldsa, mlkem, x25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
+from qfix.errors import QfixError
+
 __all__ = [
     "HASH_LEN",
     "KID_LEN",
@@ -72,7 +74,7 @@ MLDSA_SEED_LEN = 32
 X25519_LEN = 32
 
 
-class CryptoError(Exception):
+class CryptoError(QfixError):
     """Base of every error raised by :mod:`qfix.crypto`."""
 
 
@@ -87,9 +89,7 @@ class AuthenticationError(CryptoError):
 MLKEMPrivateKey: TypeAlias = mlkem.MLKEM768PrivateKey
 MLKEMPublicKey: TypeAlias = mlkem.MLKEM768PublicKey
 X25519PrivateKey: TypeAlias = x25519.X25519PrivateKey
-MLDSAPrivateKey: TypeAlias = (
-    mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey | mldsa.MLDSA87PrivateKey
-)
+MLDSAPrivateKey: TypeAlias = mldsa.MLDSA44PrivateKey | mldsa.MLDSA65PrivateKey | mldsa.MLDSA87PrivateKey
 MLDSAPublicKey: TypeAlias = mldsa.MLDSA44PublicKey | mldsa.MLDSA65PublicKey | mldsa.MLDSA87PublicKey
 
 
@@ -119,8 +119,7 @@ class SignatureAlg(enum.IntEnum):
             if alg.label == label:
                 return alg
         raise InvalidKeyError(
-            f"unknown signature algorithm {label!r}: expected one of "
-            + ", ".join(a.label for a in cls)
+            f"unknown signature algorithm {label!r}: expected one of " + ", ".join(a.label for a in cls)
         )
 
 
@@ -217,9 +216,7 @@ class Aes256Gcm:
         """Write ciphertext and tag into ``out`` (exactly ``len(data) + 16`` bytes)."""
         self._aead.encrypt_into(nonce, data, aad, out)
 
-    def decrypt(
-        self, nonce: bytes, data: bytes | memoryview, aad: bytes | memoryview
-    ) -> bytes:
+    def decrypt(self, nonce: bytes, data: bytes | memoryview, aad: bytes | memoryview) -> bytes:
         """Plaintext, or :class:`AuthenticationError`."""
         try:
             return self._aead.decrypt(nonce, data, aad)

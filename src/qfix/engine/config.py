@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from qfix.errors import ConfigError as ConfigError  # re-exported: qfix.engine.config.ConfigError
 from qfix.wire import codes
 
 # Phase codes (ENGINE.md §1.1; used in the state hash)
@@ -34,10 +35,6 @@ _STP_MODES: Final = (
     codes.SMP_CANCEL_BOTH,
     codes.SMP_DECREMENT,
 )
-
-
-class ConfigError(ValueError):
-    """An instrument table or engine configuration is invalid; the message names the key."""
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,13 @@ from typing import Final, NamedTuple, Protocol
 
 import numpy as np
 
+from qfix.errors import QfixError
+
 STATUS_OK: Final = 0  #: every inbound record (or the command) was processed
 OUTPUT_FULL: Final = 1  #: stopped before a record whose bound U exceeded the free space
 
 
-class EngineInvariantError(RuntimeError):
+class EngineInvariantError(QfixError, RuntimeError):
     """An ENGINE.md §6 invariant failed; the server must stop taking orders."""
 
 

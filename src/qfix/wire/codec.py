@@ -18,13 +18,14 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from qfix.errors import QfixError
 from qfix.wire import codes, schema
 
 CLIENT_TO_SERVER: Final = 0  #: server-side check of what a client sent
 SERVER_TO_CLIENT: Final = 1  #: client-side check of what the server sent
 
 
-class FrameError(ValueError):
+class FrameError(QfixError, ValueError):
     """A frame fails stage F; ``reason`` is its BusinessRejectReason (100)."""
 
     def __init__(self, length: int) -> None:
