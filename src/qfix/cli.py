@@ -3,15 +3,24 @@
 Subcommands are registered lazily by dotted path so that ``qfix --help`` stays fast
 (numba and cryptography load only for the command that needs them) and so that each
 package owns its own command module.
+
+Errors: commands let a :class:`qfix.errors.QfixError` (or an ``OSError`` from a path
+the user gave) propagate; :class:`QfixGroup`, the ``qfix`` group itself, is the one
+place that turns it into ``Error: <one line>`` on stderr and exit status 1, without a
+traceback. click's own usage errors keep their behaviour (exit status 2); anything
+else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
 import importlib.util
 from typing import Any
 
 import click
+
+from qfix.errors import QfixError
 
 #: top-level subcommands: name -> "module:attribute"
 COMMANDS: dict[str, str] = {
@@ -59,7 +68,34 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
-@click.group(cls=LazyGroup, lazy=COMMANDS)
+def one_line(text: str) -> str:
+    """``text`` with its lines joined by single spaces (an error message is one line)."""
+    return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+def describe_os_error(exc: OSError) -> str:
+    """``PATH: reason`` for an OSError about a path, its own text otherwise."""
+    if exc.filename is None:
+        return str(exc)
+    names = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 is not None else "")
+    return f"{names}: {exc.strerror or exc}"
+
+
+class QfixGroup(LazyGroup):
+    """The ``qfix`` group: the one place where an expected failure becomes a message."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except QfixError as exc:
+            raise click.ClickException(one_line(str(exc)) or type(exc).__name__) from exc
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise  # click silences a closed stdout pipe itself
+            raise click.ClickException(one_line(describe_os_error(exc))) from exc
+
+
+@click.group(cls=QfixGroup, lazy=COMMANDS)
 @click.version_option(package_name="qfix")
 def main() -> None:
     """qfix: post-quantum-secure order matching over binary FIX and ZeroMQ."""
