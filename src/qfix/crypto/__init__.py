@@ -17,7 +17,9 @@ from qfix.crypto.keys import (
     load_private_key,
     load_public_key,
     parse_allow_list,
+    public_key_path,
     render_allow_entry,
+    write_key_pair,
     write_private_key,
     write_public_key,
 )
@@ -46,7 +48,9 @@ __all__ = [
     "load_private_key",
     "load_public_key",
     "parse_allow_list",
+    "public_key_path",
     "render_allow_entry",
+    "write_key_pair",
     "write_private_key",
     "write_public_key",
 ]

@@ -6,13 +6,7 @@ from pathlib import Path
 
 import click
 
-from qfix.crypto.keys import (
-    KeyFileError,
-    generate_signing_key,
-    render_allow_entry,
-    write_private_key,
-    write_public_key,
-)
+from qfix.crypto.keys import generate_signing_key, render_allow_entry, write_key_pair
 from qfix.crypto.primitives import SignatureAlg
 
 __all__ = ["keygen"]
@@ -52,23 +46,18 @@ def keygen(role: str, alg: str | None, out: Path, accounts: tuple[int, ...]) -> 
     """Write an ML-DSA key pair (OUT and OUT.pub) and print its key id.
 
     The files are TOML (format "qzmq-key-1", lowercase hex). The private file holds
-    the 32-byte FIPS 204 seed and is created with mode 0600; neither file is ever
-    overwritten.
+    the 32-byte FIPS 204 seed and is created with mode 0600. Each file appears whole
+    or not at all (written to a temporary file beside it, synced, then linked into
+    place); neither is ever overwritten, and if either cannot be written no key file
+    is left behind.
     """
     chosen = SignatureAlg.from_label(alg or "ML-DSA-65")
     if role == "server" and chosen is not SignatureAlg.ML_DSA_65:
         raise click.BadParameter("a server key must be ML-DSA-65", param_hint="--alg")
     if accounts and role != "client":
         raise click.BadParameter("only client keys have accounts", param_hint="--account")
-    pub_path = out.with_name(out.name + ".pub")
-    if pub_path.exists() or pub_path.is_symlink():
-        raise click.ClickException(f"{pub_path}: already exists; refusing to overwrite a key")
     key = generate_signing_key(chosen)
-    try:
-        write_private_key(out, key)
-        write_public_key(pub_path, key)
-    except KeyFileError as exc:
-        raise click.ClickException(str(exc)) from None
+    pub_path = write_key_pair(out, key)  # a KeyFileError becomes one line in qfix.cli
     click.echo(f"{role} key {chosen.label}")
     click.echo(f"kid     {key.kid.hex()}")
     click.echo(f"private {out} (mode 0600)")

@@ -9,14 +9,19 @@ so that bad local configuration fails fast with a message an operator can act on
 Files are opened with ``O_NOFOLLOW`` and their permissions are judged on ``fstat`` of
 the open descriptor, never on the path, so a file swapped between check and read
 cannot slip through. Private files are created with ``O_EXCL`` and mode 0600 in the
-same ``open`` call: there is no window where the seed sits in a readable file.
+same ``open`` call (a temporary file in the target's folder, linked into place once
+complete): there is no window where the seed sits in a readable file, and no reader
+ever sees a partly written key file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
 import stat
+import tempfile
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -38,7 +43,9 @@ __all__ = [
     "load_private_key",
     "load_public_key",
     "parse_allow_list",
+    "public_key_path",
     "render_allow_entry",
+    "write_key_pair",
     "write_private_key",
     "write_public_key",
 ]
@@ -104,33 +111,114 @@ def _public_fields(alg: SignatureAlg, kid: bytes, public: bytes) -> dict[str, st
     return {"format": KEY_FORMAT, "alg": alg.label, "kid": kid.hex(), "public": public.hex()}
 
 
-def _create(path: Path, data: bytes, mode: int) -> None:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+#: errno values meaning "this file system has no hard links": fall back to rename
+_NO_HARD_LINKS = frozenset(
+    getattr(errno, name)
+    for name in ("EPERM", "ENOTSUP", "EOPNOTSUPP", "ENOSYS", "EMLINK", "EXDEV")
+    if hasattr(errno, name)
+)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a new name in ``folder`` durable (where the platform can open folders)."""
     try:
-        fd = os.open(path, flags, mode)
-    except FileExistsError:
-        raise KeyFileError(f"{path}: already exists; refusing to overwrite a key") from None
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot create: {exc.strerror}") from None
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
         os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a folder; the file itself is synced
     finally:
         os.close(fd)
 
 
+def _create(path: Path, data: bytes, mode: int) -> None:
+    """Create ``path`` holding ``data``, all at once and never over an existing file.
+
+    The bytes go to a temporary file in the same folder (``mkstemp``: ``O_EXCL``,
+    ``O_NOFOLLOW``, mode 0600 from the start), which is given ``mode``, fsynced, and
+    then hard-linked to ``path`` (``link`` fails if ``path`` exists, so nothing is
+    overwritten) before its temporary name is removed. A reader therefore finds no file
+    or the whole file, never a part of one; on any failure the temporary file is
+    removed. On a file system without hard links the temporary file is renamed after
+    an existence check instead. Every ``OSError`` becomes a :class:`KeyFileError`.
+    """
+    exists = KeyFileError(f"{path}: already exists; refusing to overwrite a key")
+    if os.path.lexists(path):
+        raise exists
+    fd = -1
+    tmp: str | None = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if mode != 0o600:
+            os.fchmod(fd, mode)
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise exists from None
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+            if os.path.lexists(path):
+                raise exists from None
+            os.rename(tmp, path)
+            tmp = None
+        _fsync_folder(path.parent)
+    except OSError as exc:
+        raise KeyFileError(f"{path}: cannot create: {exc.strerror or exc}") from None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
 def write_private_key(path: str | os.PathLike[str], key: SigningKey) -> None:
-    """Create a private key file (mode 0600, never overwrites)."""
+    """Create a private key file (mode 0600, written atomically, never overwrites)."""
     fields = _public_fields(key.alg, key.kid, key.public)
     fields["seed"] = key.seed.hex()
     _create(Path(path), _render(fields), 0o600)
 
 
 def write_public_key(path: str | os.PathLike[str], key: SigningKey | VerifyKey) -> None:
-    """Create a public key file (mode 0644, never overwrites)."""
+    """Create a public key file (mode 0644, written atomically, never overwrites)."""
     _create(Path(path), _render(_public_fields(key.alg, key.kid, key.public)), 0o644)
+
+
+def public_key_path(path: str | os.PathLike[str]) -> Path:
+    """Where the public half of the private key file ``path`` goes: ``PATH.pub``."""
+    p = Path(path)
+    return p.with_name(p.name + ".pub")
+
+
+def write_key_pair(path: str | os.PathLike[str], key: SigningKey) -> Path:
+    """Create ``path`` (private, 0600) and ``path.pub`` (public, 0644); return the latter.
+
+    Neither file may exist beforehand. Each is written atomically (see ``_create``);
+    if the public file cannot be written the new private file is removed again, so a
+    failure leaves no key file behind.
+    """
+    private = Path(path)
+    public = public_key_path(private)
+    for target in (private, public):
+        if os.path.lexists(target):
+            raise KeyFileError(f"{target}: already exists; refusing to overwrite a key")
+    write_private_key(private, key)
+    try:
+        write_public_key(public, key)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(private)
+        raise
+    return public
 
 
 # --- reading ------------------------------------------------------------------------
@@ -150,8 +238,7 @@ def _read_checked(path: Path, *, private: bool) -> str:
         if private:
             if st.st_uid != os.geteuid():
                 raise KeyFileError(
-                    f"{path}: private key owned by uid {st.st_uid}, not by this user "
-                    f"(uid {os.geteuid()})"
+                    f"{path}: private key owned by uid {st.st_uid}, not by this user (uid {os.geteuid()})"
                 )
             if st.st_mode & 0o077:
                 raise KeyFileError(
@@ -160,8 +247,7 @@ def _read_checked(path: Path, *, private: bool) -> str:
                 )
         elif st.st_mode & 0o022:
             raise KeyFileError(
-                f"{path}: mode {stat.S_IMODE(st.st_mode):04o} lets group or others write "
-                "it (chmod go-w)"
+                f"{path}: mode {stat.S_IMODE(st.st_mode):04o} lets group or others write it (chmod go-w)"
             )
         chunks = []
         while chunk := os.read(fd, 65536):
@@ -233,9 +319,7 @@ def load_public_key(path: str | os.PathLike[str], *, alg: SignatureAlg | None = 
     return key
 
 
-def load_private_key(
-    path: str | os.PathLike[str], *, alg: SignatureAlg | None = None
-) -> SigningKey:
+def load_private_key(path: str | os.PathLike[str], *, alg: SignatureAlg | None = None) -> SigningKey:
     """Load a private key file after checking owner, permissions, format and body."""
     p = Path(path)
     doc = _parse_toml(p, _read_checked(p, private=True))
@@ -300,9 +384,7 @@ def _parse_accounts(where: str, value: Any) -> tuple[int, ...]:
         if isinstance(acct, bool) or not isinstance(acct, int):
             raise KeyFileError(f"{where}: account {acct!r} is not an integer")
         if not 0 <= acct < _NULL_ACCOUNT:
-            raise KeyFileError(
-                f"{where}: account {acct} is outside 0..4294967294 (4294967295 is null)"
-            )
+            raise KeyFileError(f"{where}: account {acct} is outside 0..4294967294 (4294967295 is null)")
     if len(set(value)) != len(value):
         raise KeyFileError(f"{where}: an account is listed twice")
     return tuple(value)
