@@ -107,8 +107,8 @@ def test_existing_names_stay_importable_and_join_the_tree(cls: str) -> None:
 def test_conventional_bases_are_kept() -> None:
     from qfix.crypto import InvalidKeyError
     from qfix.engine import EngineInvariantError
-    from qfix.qzmq import QzmqError
     from qfix.qzmq import ConfigError as QzmqConfigError
+    from qfix.qzmq import QzmqError
     from qfix.wire.codec import FrameError
 
     assert issubclass(ConfigError, ValueError)
