@@ -26,6 +26,7 @@ import numpy as np
 from qfix.bench import _common
 from qfix.engine import Engine, EngineConfig, InstrumentConfig
 from qfix.engine.contract import OUTPUT_FULL
+from qfix.errors import BenchmarkError
 from qfix.wire.schema import OUTPUT
 
 TARGETS = {"mix": 15e6, "insert": 17e6, "multi": 10e6}
@@ -116,48 +117,72 @@ def _warmup(cache_dir: str) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def run(workloads: list[str], quick: bool, batch: int, streams: Path) -> _common.Report:
+def _repeats(quick: bool) -> tuple[int, int]:
+    """(timed runs, timed runs with the event hash on) per workload."""
+    return (3, 1) if quick else (5, 3)
+
+
+def steps(workloads: list[str], quick: bool) -> int:
+    """Progress steps of :func:`run`: per workload its stream, the proof run and every
+    timed run; then the mix stream if not measured, two latency runs, the reference
+    engine and two warm-up measurements."""
+    repeats, hashed = _repeats(quick)
+    return len(workloads) * (2 + repeats + hashed) + ("mix" not in workloads) + 5
+
+
+def run(
+    workloads: list[str], quick: bool, batch: int, streams: Path, progress: _common.Progress | None = None
+) -> _common.Report:
+    """Measure; ``progress`` is advanced between timed runs (``steps(...)`` steps)."""
+    progress = progress if progress is not None else _common.Progress(steps(workloads, quick), quiet=True)
     report = _common.Report("engine", quick)
-    repeats = 3 if quick else 5
+    repeats, hashed_repeats = _repeats(quick)
     files: dict[str, dict[str, str]] = {}
     plot: dict[str, Any] = {"ops": {}, "lat": []}
     mix_data: tuple[np.ndarray, int] | None = None
     for name in workloads:
+        progress.step(f"{name}: stream (generated once, then loaded)")
         records, prefill, path, digest = _stream(name, quick, streams)
         files[name] = {"file": str(path), "blake2b": digest}
         insts = _instruments(name)
         if name == "mix":
             mix_data = (records, prefill)
+        progress.step(f"{name}: untimed proof run")
         _, expected = _replay(records, prefill, insts, 257, out_records=64)  # untimed proof run
         messages = len(records) - prefill
         rates = []
-        for _ in range(repeats):
+        for i in range(repeats):
+            progress.step(f"{name}: timed run {i + 1}/{repeats}")
             seconds, state = _replay(records, prefill, insts, batch)
             if state != expected:
-                raise click.ClickException(f"{name}: state hash differs from the untimed run")
+                raise BenchmarkError(f"{name}: state hash differs from the untimed run")
             rates.append(messages / seconds)
         ops = report.add(_common.from_samples(f"{name}.ops_per_s", rates, "ops/s", f"target {TARGETS[name]:.0f}"))
         report.add(_common.from_samples(f"{name}.ns_per_op", [1e9 / r for r in rates], "ns"))
         hashed = []
-        for _ in range(1 if quick else 3):
+        for i in range(hashed_repeats):
+            progress.step(f"{name}: timed run with the event hash {i + 1}/{hashed_repeats}")
             seconds, state = _replay(records, prefill, insts, batch, event_hash=True)
             if state != expected:
-                raise click.ClickException(f"{name}: state hash differs with event_hash on")
+                raise BenchmarkError(f"{name}: state hash differs with event_hash on")
             hashed.append(messages / seconds)
         report.add(_common.from_samples(f"{name}.ops_per_s_hashed", hashed, "ops/s"))
         plot["ops"][name] = ops.value
     if mix_data is None:
+        progress.step("mix: stream (generated once, then loaded)")
         mix_data = _stream("mix", quick, streams)[:2]
     records, prefill = mix_data
     insts = _instruments("mix")
     # per-batch latency of 1024-message mix batches, and one message per call
     lat: list[float] = []
+    progress.step("mix: latency of 1024-message batches")
     _replay(records, prefill, insts, 1024, lat=lat)
     report.add(_common.single("batch.p50_us", float(np.percentile(lat, 50)), "us"))
     report.add(_common.single("batch.p99_us", float(np.percentile(lat, 99)), "us", "1024-message mix batches"))
     report.add(_common.single("batch.p999_us", float(np.percentile(lat, 99.9)), "us"))
     singles = records[: prefill + (20_000 if quick else 100_000)]
     one: list[float] = []
+    progress.step("mix: latency of single messages")
     _replay(singles, prefill, insts, 1, lat=one)
     report.add(_common.single("single.p50_ns", float(np.percentile(one, 50)) * 1e3, "ns", "target <= 2000"))
     report.add(_common.single("single.p99_ns", float(np.percentile(one, 99)) * 1e3, "ns"))
@@ -170,6 +195,7 @@ def run(workloads: list[str], quick: bool, batch: int, streams: Path) -> _common
     from qfix.testing.reference import ReferenceEngine
 
     n_ref = 10_000 if quick else 100_000
+    progress.step(f"reference engine beside the fast one, {n_ref} mix messages")
     body = records[prefill : prefill + n_ref]
     ref = ReferenceEngine(insts, EngineConfig())
     fast = Engine(insts, EngineConfig())
@@ -185,11 +211,13 @@ def run(workloads: list[str], quick: bool, batch: int, streams: Path) -> _common
         out = _drain(fast, body[i : i + batch], out)
         fast_s += time.perf_counter() - start
     if ref.state_hash() != fast.state_hash():
-        raise click.ClickException("reference and fast engine disagree on the mix slice")
+        raise BenchmarkError("reference and fast engine disagree on the mix slice")
     report.add(_common.single("reference.ops_per_s", len(body) / ref_s, "ops/s", f"first {n_ref} mix messages"))
     report.add(_common.single("reference_speedup", (len(body) / fast_s) / (len(body) / ref_s), "ratio"))
+    progress.step("warm-up from the Numba cache (2 fresh interpreters)")
     cached = [_warmup(os.environ.get("NUMBA_CACHE_DIR", str(Path.cwd() / ".numba_cache"))) for _ in range(2)]
     report.add(_common.from_samples("warmup_cached_s", cached[1:], "s", "target <= 1"))
+    progress.step("warm-up from an empty cache (JIT compile)")
     with tempfile.TemporaryDirectory() as empty:
         report.add(_common.single("warmup_cold_s", _warmup(empty), "s", "JIT compile from an empty cache"))
     report.extra["workloads"] = files
@@ -228,14 +256,22 @@ def _plot(report: _common.Report, path: str) -> None:
     show_default=True,
     help="Where workload stream files are saved and replayed from.",
 )
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the JSON document here.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG plot here.")
+@_common.output_options
 def command(
-    workload: str, quick: bool, batch: int, streams: Path, json_path: str | None, plot_path: str | None
+    workload: str,
+    quick: bool,
+    batch: int,
+    streams: Path,
+    json_path: str | None,
+    plot_path: str | None,
+    quiet: bool,
 ) -> None:
     """Fast-engine throughput, latency, memory and warm-up on the ENGINE.md §10 workloads."""
+    _common.check_outputs(json_path, plot_path)
     names = ["mix", "insert", "multi"] if workload == "all" else [workload]
-    _common.finish(run(names, quick, batch, streams), json_path, plot_path, _plot)
+    with _common.Progress(steps(names, quick), quiet=quiet) as progress:
+        report = run(names, quick, batch, streams, progress)
+    _common.finish(report, json_path, plot_path, _plot)
 
 
 __all__ = ["command", "replace"]

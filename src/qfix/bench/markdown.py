@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from qfix.bench._common import fmt
+from qfix.errors import DocumentError
 
 
 def render(doc: dict[str, Any]) -> str:
@@ -35,9 +36,60 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_RESULT_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "name": str,
+    "value": (int, float),
+    "unit": str,
+    "min": (int, float),
+    "max": (int, float),
+    "repeats": int,
+}
+
+
+def load_document(path: str | Path) -> dict[str, Any]:
+    """Read a ``qfix bench ... --json`` document, refusing anything else with a DocumentError.
+
+    Checks what :func:`render` relies on: a JSON object whose ``results`` is a list of
+    objects with the fields of a result (name, value, unit, min, max, repeats) and
+    whose ``machine``, if present, is an object.
+    """
+    where = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DocumentError(f"{where}: not a benchmark document (not UTF-8 text)") from None
+    except OSError as exc:
+        raise DocumentError(f"{where}: cannot read: {exc.strerror or exc}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DocumentError(
+            f"{where}: not a benchmark document (not JSON: {exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
+    if not isinstance(doc, dict):
+        raise DocumentError(f"{where}: not a benchmark document (a JSON {type(doc).__name__}, not an object)")
+    results = doc.get("results")
+    if not isinstance(results, list):
+        raise DocumentError(f'{where}: not a benchmark document (no "results" list)')
+    if not isinstance(doc.get("machine", {}), dict):
+        raise DocumentError(f'{where}: "machine" is not an object')
+    for i, result in enumerate(results):
+        if not isinstance(result, dict):
+            raise DocumentError(f"{where}: results[{i}] is not an object")
+        for field, kind in _RESULT_FIELDS.items():
+            value = result.get(field)
+            if not isinstance(value, kind) or isinstance(value, bool):
+                raise DocumentError(f"{where}: results[{i}] has no valid {field!r}")
+    return doc
+
+
 @click.command("markdown")
 @click.argument("documents", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 def command(documents: tuple[str, ...]) -> None:
-    """Print each JSON document written by `qfix bench ... --json` as a Markdown table."""
-    for path in documents:
-        click.echo(render(json.loads(Path(path).read_text(encoding="utf-8"))))
+    """Print each JSON document written by `qfix bench ... --json` as a Markdown table.
+
+    Every file is checked before anything is printed.
+    """
+    docs = [load_document(path) for path in documents]
+    for doc in docs:
+        click.echo(render(doc))

@@ -32,6 +32,7 @@ import zmq
 from qfix.bench import _common
 from qfix.crypto.keys import AllowEntry, AllowList, SigningKey
 from qfix.crypto.primitives import SignatureAlg
+from qfix.errors import BenchmarkError
 from qfix.qzmq import (
     ClientConnection,
     ClientState,
@@ -129,12 +130,10 @@ def _bench_handshakes(report: _common.Report, mode: Mode, quick: bool) -> None:
             cpu0, wall0 = time.process_time(), time.perf_counter()
             limit = wall0 + 120.0
             while done < per_repeat and time.perf_counter() < limit:
-                done += sum(
-                    1 for e in server.poll(50, max_frames=256) if isinstance(e, Established)
-                )
+                done += sum(1 for e in server.poll(50, max_frames=256) if isinstance(e, Established))
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
             if done < per_repeat:
-                raise click.ClickException(f"handshake benchmark stalled ({done}/{per_repeat})")
+                raise BenchmarkError(f"handshake benchmark stalled ({done}/{per_repeat})")
             if rep:
                 cpu_rates.append(done / cpu)
                 wall_rates.append(done / wall)
@@ -180,8 +179,11 @@ def _bench_server_work(report: _common.Report, mode: Mode, quick: bool) -> None:
 
     once()
     rates = [once() for _ in range(3 if quick else 5)]
-    report.add(_common.from_samples(f"handshake.{name}.sansio_server_per_s", rates, "hs/s",
-                                    "server state machine only, thread CPU time"))
+    report.add(
+        _common.from_samples(
+            f"handshake.{name}.sansio_server_per_s", rates, "hs/s", "server state machine only, thread CPU time"
+        )
+    )
 
 
 # --- records ------------------------------------------------------------------------------
@@ -205,10 +207,14 @@ def _session_pair(mode: Mode = Mode.HYBRID) -> tuple[ClientConnection, ServerPro
     return client, server, conn
 
 
-def _bench_records(report: _common.Report, quick: bool) -> None:
+_RECORD_BATCHES = (1, 64, 1000)
+
+
+def _bench_records(report: _common.Report, quick: bool, progress: _common.Progress) -> None:
     repeats = 3 if quick else 5
     client, server, conn = _session_pair()
-    for k in (1, 64, 1000):
+    for k in _RECORD_BATCHES:
+        progress.step(f"records of {k} message{'s' if k > 1 else ''}: encrypt and decrypt")
         payload = os.urandom(_MSG * k)
         count = max(20, (2_000_000 if not quick else 500_000) // (len(payload)))
         # batch 1 is dominated by per-record overhead: enough records for a stable time
@@ -232,9 +238,7 @@ def _bench_records(report: _common.Report, quick: bool) -> None:
         # sequence number of the first record it will open
         start_next = int.from_bytes(sealed[0][2:10], "big")
 
-        def open_all(
-            sealed: list[bytes] = sealed, start_next: int = start_next, receiver: Session = receiver
-        ) -> None:
+        def open_all(sealed: list[bytes] = sealed, start_next: int = start_next, receiver: Session = receiver) -> None:
             rx = copy.deepcopy(receiver)
             rx.recv_next = start_next
             for f in sealed:
@@ -247,11 +251,7 @@ def _bench_records(report: _common.Report, quick: bool) -> None:
         assert isinstance(rx.receive(sealed[0], 0.0)[0], Messages)  # really decrypts
         report.add(_common.from_samples(f"record.batch{k}.encrypt_gbps", [r / 1e9 for r in enc], "Gbit/s"))
         report.add(_common.from_samples(f"record.batch{k}.decrypt_gbps", [r / 1e9 for r in dec], "Gbit/s"))
-        report.add(
-            _common.from_samples(
-                f"record.batch{k}.encrypt_msgs_per_s", [r / (8 * _MSG) for r in enc], "msgs/s"
-            )
-        )
+        report.add(_common.from_samples(f"record.batch{k}.encrypt_msgs_per_s", [r / (8 * _MSG) for r in enc], "msgs/s"))
         if k == 1000:
             per_msg = (len(record) + _ZMTP_LONG_HEADER) / k
             report.add(
@@ -273,8 +273,7 @@ def _e2e_client(endpoint: str, ctl: Connection) -> None:
     """Client process: handshake, then send what the parent asks for, when it asks."""
     cfg = _bench_config(Mode.HYBRID)
     ctx = zmq.Context()
-    ep = ClientEndpoint(ClientConnection(_client_key(0), _server_key().verify_key(), cfg),
-                        endpoint, context=ctx)
+    ep = ClientEndpoint(ClientConnection(_client_key(0), _server_key().verify_key(), cfg), endpoint, context=ctx)
     ep.start()
     deadline = time.monotonic() + 10
     while ep.state is not ClientState.ESTABLISHED and time.monotonic() < deadline:
@@ -306,8 +305,12 @@ def _bench_e2e(report: _common.Report, quick: bool) -> None:
     ctx = zmq.Context()
     ck = _client_key(0)
     server = ServerEndpoint(
-        ServerProtocol([_server_key()], AllowList([AllowEntry(ck.verify_key(), (1,))]),
-                       _bench_config(Mode.HYBRID), now=time.monotonic()),
+        ServerProtocol(
+            [_server_key()],
+            AllowList([AllowEntry(ck.verify_key(), (1,))]),
+            _bench_config(Mode.HYBRID),
+            now=time.monotonic(),
+        ),
         "tcp://127.0.0.1:*",
         context=ctx,
     )
@@ -322,7 +325,7 @@ def _bench_e2e(report: _common.Report, quick: bool) -> None:
         while not parent.poll() and time.monotonic() < end:
             server.poll(10)
         if not parent.poll(1) or not parent.recv():
-            raise click.ClickException("e2e benchmark: handshake failed")
+            raise BenchmarkError("e2e benchmark: handshake failed")
         sock = server.socket
         for rep in range(repeats + 1):
             for kind in ("enc", "plain"):
@@ -348,7 +351,7 @@ def _bench_e2e(report: _common.Report, quick: bool) -> None:
                 elapsed = time.perf_counter() - start
                 parent.recv()
                 if got < n * 1000:
-                    raise click.ClickException(f"e2e {kind}: only {got} messages arrived")
+                    raise BenchmarkError(f"e2e {kind}: only {got} messages arrived")
                 if rep:
                     (enc_rates if kind == "enc" else plain_rates).append(got / elapsed)
         parent.send(None)
@@ -358,14 +361,21 @@ def _bench_e2e(report: _common.Report, quick: bool) -> None:
             proc.terminate()
         server.close()
         ctx.term()
-    enc = report.add(_common.from_samples("e2e.encrypted.orders_per_s", enc_rates, "msgs/s",
-                                          "1,000 x 60 B per record, hybrid"))
-    plain = report.add(_common.from_samples("e2e.plaintext.orders_per_s", plain_rates, "msgs/s",
-                                            "same sockets, raw 60,000-byte frames"))
+    enc = report.add(
+        _common.from_samples("e2e.encrypted.orders_per_s", enc_rates, "msgs/s", "1,000 x 60 B per record, hybrid")
+    )
+    plain = report.add(
+        _common.from_samples(
+            "e2e.plaintext.orders_per_s", plain_rates, "msgs/s", "same sockets, raw 60,000-byte frames"
+        )
+    )
     report.add(_common.ratio("e2e.encrypted_over_plaintext", enc, plain, "target >= 0.90"))
 
 
-def _bench_primitives(report: _common.Report, quick: bool) -> None:
+_PRIMITIVES = ("mldsa65_sign", "mldsa65_verify", "mlkem768_encapsulate", "x25519_exchange")
+
+
+def _bench_primitives(report: _common.Report, quick: bool, progress: _common.Progress) -> None:
     """Cost of each primitive a hybrid handshake makes the server run, so the handshake
     rate can be read against its floor (the server signs once per handshake)."""
     from qfix.crypto import primitives as prim
@@ -385,7 +395,9 @@ def _bench_primitives(report: _common.Report, quick: bool) -> None:
         "mlkem768_encapsulate": lambda: prim.mlkem_encapsulate(prim.mlkem_load_ek(ek)),
         "x25519_exchange": lambda: prim.x25519_exchange(prim.x25519_generate(), peer),
     }
-    for name, fn in operations.items():
+    for name in _PRIMITIVES:
+        fn = operations[name]
+        progress.step(f"primitive {name}")
 
         def many(fn: Callable[[], object] = fn) -> None:
             for _ in range(calls):
@@ -412,22 +424,33 @@ def plot(report: _common.Report, path: str) -> None:
     _common.save_figure(fig, path)
 
 
-def run(quick: bool) -> _common.Report:
+#: progress steps of one run: each primitive, 2 x 2 handshake benchmarks, each record size, e2e
+STEPS = len(_PRIMITIVES) + 4 + len(_RECORD_BATCHES) + 1
+
+
+def run(quick: bool, progress: _common.Progress | None = None) -> _common.Report:
+    """Measure; ``progress`` is advanced between timed runs (``STEPS`` steps)."""
+    progress = progress if progress is not None else _common.Progress(STEPS, quiet=True)
     report = _common.Report("qzmq", quick)
-    _bench_primitives(report, quick)
-    _bench_handshakes(report, Mode.HYBRID, quick)
-    _bench_handshakes(report, Mode.PQ_ONLY, quick)
-    _bench_server_work(report, Mode.HYBRID, quick)
-    _bench_server_work(report, Mode.PQ_ONLY, quick)
-    _bench_records(report, quick)
+    _bench_primitives(report, quick, progress)
+    for mode in (Mode.HYBRID, Mode.PQ_ONLY):
+        progress.step(f"handshakes over sockets, {mode.name.lower()}")
+        _bench_handshakes(report, mode, quick)
+    for mode in (Mode.HYBRID, Mode.PQ_ONLY):
+        progress.step(f"handshake state machine alone, {mode.name.lower()}")
+        _bench_server_work(report, mode, quick)
+    _bench_records(report, quick, progress)
+    progress.step("end to end over loopback, encrypted and plaintext")
     _bench_e2e(report, quick)
     return report
 
 
 @click.command("qzmq")
 @click.option("--quick", is_flag=True, help="Fewer repeats and sizes; under a minute on 2 cores.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the JSON document here.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG plot here.")
-def command(quick: bool, json_path: str | None, plot_path: str | None) -> None:
+@_common.output_options
+def command(quick: bool, json_path: str | None, plot_path: str | None, quiet: bool) -> None:
     """QZMQ handshakes/s, record throughput and encrypted vs plaintext DEALER->ROUTER."""
-    _common.finish(run(quick), json_path, plot_path, plot)
+    _common.check_outputs(json_path, plot_path)
+    with _common.Progress(STEPS, quiet=quiet) as progress:
+        report = run(quick, progress)
+    _common.finish(report, json_path, plot_path, plot)

@@ -9,6 +9,7 @@ OrderQty and SecurityID into contiguous arrays. A batch of more than 1,091 messa
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import click
 import numpy as np
@@ -49,16 +50,30 @@ def _reports(n: int) -> np.ndarray:
     return records
 
 
-def run(quick: bool) -> _common.Report:
+_FUNCTIONS = ("decode_validate", "decode", "encode", "baseline")
+#: progress steps of one run: the first validate call, then each function at each batch size
+STEPS = 1 + len(BATCHES) * len(_FUNCTIONS)
+
+
+def run(quick: bool, progress: _common.Progress | None = None) -> _common.Report:
+    """Measure; ``progress`` is advanced between timed runs (``STEPS`` steps)."""
+    progress = progress if progress is not None else _common.Progress(STEPS, quiet=True)
     report = _common.Report("wire", quick)
     repeats = 3 if quick else 5
     min_seconds = 0.05 if quick else 0.2
     medians: dict[str, dict[int, float]] = {"decode_validate": {}, "decode": {}, "encode": {}, "baseline": {}}
     # First call compiles the stage-H kernel (or loads it from Numba's cache): reported, not timed below.
+    progress.step("validate: first call (JIT compile or cache load)")
     started = time.perf_counter()
     codec.validate(_orders(1), 0)
-    report.add(_common.single("validate.first_call_s", time.perf_counter() - started, "s",
-                              "JIT compile or cache load; excluded from the rates"))
+    report.add(
+        _common.single(
+            "validate.first_call_s",
+            time.perf_counter() - started,
+            "s",
+            "JIT compile or cache load; excluded from the rates",
+        )
+    )
     for batch in BATCHES:
         frames = _frames(_orders(batch))
         reports = [_reports(len(f) // codes.MESSAGE_SIZE) for f in frames]
@@ -85,20 +100,31 @@ def run(quick: bool) -> _common.Report:
                 view["OrderQty"].copy()
                 view["SecurityID"].copy()
 
-        for name, fn in (("decode_validate", decode_validate), ("decode", decode),
-                         ("encode", encode), ("baseline", baseline)):
-            result = report.add(_common.from_samples(
-                f"{name}.batch{batch}.msgs_per_s",
-                _common.rate_samples(fn, batch, repeats, warmup=2, min_seconds=min_seconds),
-                "msgs/s",
-            ))
+        functions: dict[str, Callable[[], None]] = {
+            "decode_validate": decode_validate,
+            "decode": decode,
+            "encode": encode,
+            "baseline": baseline,
+        }
+        for name in _FUNCTIONS:
+            fn = functions[name]
+            progress.step(f"{name}, batch {batch}")
+            result = report.add(
+                _common.from_samples(
+                    f"{name}.batch{batch}.msgs_per_s",
+                    _common.rate_samples(fn, batch, repeats, warmup=2, min_seconds=min_seconds),
+                    "msgs/s",
+                )
+            )
             medians[name][batch] = result.value
     for batch in BATCHES:
-        report.add(_common.ratio(
-            f"decode_validate_over_baseline.batch{batch}",
-            _find(report, f"decode_validate.batch{batch}.msgs_per_s"),
-            _find(report, f"baseline.batch{batch}.msgs_per_s"),
-        ))
+        report.add(
+            _common.ratio(
+                f"decode_validate_over_baseline.batch{batch}",
+                _find(report, f"decode_validate.batch{batch}.msgs_per_s"),
+                _find(report, f"baseline.batch{batch}.msgs_per_s"),
+            )
+        )
     report.extra["notes"] = (
         "batches above 1,091 messages (the frame maximum) are consecutive full frames, one validate call each"
     )
@@ -128,8 +154,10 @@ def plot(report: _common.Report, path: str) -> None:
 
 @click.command("wire")
 @click.option("--quick", is_flag=True, help="Fewer repeats, finishes in well under a minute.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the JSON document here.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG plot here.")
-def command(quick: bool, json_path: str | None, plot_path: str | None) -> None:
+@_common.output_options
+def command(quick: bool, json_path: str | None, plot_path: str | None, quiet: bool) -> None:
     """Encode, decode and decode+validate messages/s for batches of 1 to 10,000."""
-    _common.finish(run(quick), json_path, plot_path, plot)
+    _common.check_outputs(json_path, plot_path)
+    with _common.Progress(STEPS, quiet=quiet) as progress:
+        report = run(quick, progress)
+    _common.finish(report, json_path, plot_path, plot)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from io import StringIO
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from rich.console import Console
 
+from qfix.bench import _common, engine
 from qfix.cli import main
 
 REQUIRED = [f"{w}.{k}" for w in ("mix", "insert", "multi") for k in ("ops_per_s", "ns_per_op", "ops_per_s_hashed")] + [
@@ -22,7 +25,9 @@ REQUIRED = [f"{w}.{k}" for w in ("mix", "insert", "multi") for k in ("ops_per_s"
 
 @pytest.mark.benchmark
 @pytest.mark.slow
-def test_bench_engine_quick_writes_every_result_name(tmp_path: Path) -> None:
+def test_bench_engine_quick_writes_every_result_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shown = StringIO()
+    monkeypatch.setattr(_common, "_progress_console", lambda: Console(file=shown, force_terminal=True, width=160))
     out = tmp_path / "engine.json"
     args = ["bench", "engine", "--quick", "--streams", str(tmp_path / "streams"), "--json", str(out)]
     args += ["--plot", str(tmp_path / "engine.png")]
@@ -34,3 +39,5 @@ def test_bench_engine_quick_writes_every_result_name(tmp_path: Path) -> None:
     assert doc["benchmark"] == "engine" and doc["quick"] is True
     assert set(doc["workloads"]) == {"mix", "insert", "multi"}
     assert (tmp_path / "engine.png").stat().st_size > 0
+    total = engine.steps(["mix", "insert", "multi"], quick=True)
+    assert f"{total}/{total}" in shown.getvalue()
