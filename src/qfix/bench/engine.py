@@ -44,7 +44,7 @@ def _stream(name: str, quick: bool, directory: Path) -> tuple[np.ndarray, int, P
     """(records, prefill, file, digest) of the saved workload, generating it once."""
     from qfix.testing import generators as gen
 
-    path = directory / f"{name}{'-quick' if quick else ''}-seed1.qfs"
+    path = _stream_path(name, quick, directory)
     meta = path.with_suffix(".json")
     if not path.exists() or not meta.exists():
         directory.mkdir(parents=True, exist_ok=True)
@@ -54,6 +54,18 @@ def _stream(name: str, quick: bool, directory: Path) -> tuple[np.ndarray, int, P
         meta.write_text(json.dumps({"prefill": wl.prefill, "count": len(wl.records)}) + "\n", encoding="utf-8")
     prefill = int(json.loads(meta.read_text(encoding="utf-8"))["prefill"])
     return gen.load_stream(path), prefill, path, gen.stream_digest(path)
+
+
+def _stream_path(name: str, quick: bool, directory: Path) -> Path:
+    return directory / f"{name}{'-quick' if quick else ''}-seed1.qfs"
+
+
+def _check_streams(workloads: list[str], quick: bool, directory: Path) -> None:
+    """Fail before any measuring if a stream still to be generated could not be saved."""
+    for name in dict.fromkeys([*workloads, "mix"]):
+        path = _stream_path(name, quick, directory)
+        if not path.exists() or not path.with_suffix(".json").exists():
+            _common.check_output_path(path, "--streams")
 
 
 def _drain(engine: Any, records: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -269,6 +281,7 @@ def command(
     """Fast-engine throughput, latency, memory and warm-up on the ENGINE.md §10 workloads."""
     _common.check_outputs(json_path, plot_path)
     names = ["mix", "insert", "multi"] if workload == "all" else [workload]
+    _check_streams(names, quick, streams)
     with _common.Progress(steps(names, quick), quiet=quiet) as progress:
         report = run(names, quick, batch, streams, progress)
     _common.finish(report, json_path, plot_path, _plot)

@@ -56,6 +56,15 @@ def test_a_folder_is_not_an_output_file(tmp_path: Path, monkeypatch: pytest.Monk
         _common.check_output_path(tmp_path, "--json")
 
 
+def test_engine_streams_folder_is_checked_before_measuring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _no_measuring(monkeypatch, "engine")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    args = ["bench", "engine", "--quick", "--workload", "insert", "--streams", str(blocker / "streams")]
+    line = _one_error_line(CliRunner().invoke(main, args))
+    assert "--streams" in line and "insert-quick-seed1.qfs" in line
+
+
 def test_check_output_path_creates_folders_and_keeps_existing_files(tmp_path: Path) -> None:
     target = tmp_path / "new" / "deeper" / "wire.json"
     assert _common.check_output_path(target, "--json") == target
