@@ -8,10 +8,11 @@ so that bad local configuration fails fast with a message an operator can act on
 
 Files are opened with ``O_NOFOLLOW`` and their permissions are judged on ``fstat`` of
 the open descriptor, never on the path, so a file swapped between check and read
-cannot slip through. Private files are created with ``O_EXCL`` and mode 0600 in the
-same ``open`` call (a temporary file in the target's folder, linked into place once
-complete): there is no window where the seed sits in a readable file, and no reader
-ever sees a partly written key file.
+cannot slip through. A key file is written to a temporary file in the target's
+folder, created with ``O_EXCL|O_NOFOLLOW`` and mode 0600 in the same call, synced, and
+then hard-linked into place: there is no window where the seed sits in a readable
+file, no reader ever sees part of a key file, and an existing file is never
+overwritten.
 """
 
 from __future__ import annotations
