@@ -24,8 +24,10 @@ from qfix.errors import QfixError
 
 #: top-level subcommands: name -> "module:attribute"
 COMMANDS: dict[str, str] = {
+    "client": "qfix.client.cli:client",
     "demo": "qfix.demo:demo",
     "keygen": "qfix.crypto.cli:keygen",
+    "server": "qfix.server.cli:server",
 }
 
 #: ``qfix bench NAME``: name -> "module:attribute"

@@ -10,7 +10,8 @@ package that raises them::
 
     QfixError                             qfix.errors: root; message only
     ├── ConfigError (ValueError)          qfix.errors: bad local configuration (names the key)
-    │   └── qzmq.ConfigError              qfix.qzmq.errors: ... of a QZMQ Config (also a QzmqError)
+    │   ├── qzmq.ConfigError              qfix.qzmq.errors: ... of a QZMQ Config (also a QzmqError)
+    │   └── ServerConfigError             qfix.server.config: a server configuration file or flag is refused
     ├── OutputPathError                   qfix.errors: a file the user asked for cannot be written there
     ├── BenchmarkError                    qfix.errors: a benchmark run could not produce its figures
     │   └── DocumentError                 qfix.errors: a benchmark JSON document is unreadable or misshapen
@@ -22,6 +23,7 @@ package that raises them::
     │   └── KeyFileError                  qfix.crypto.keys: a key file or allow-list is refused
     └── QzmqError                         qfix.qzmq.errors
         ├── qzmq.ConfigError              (drawn above: also a ConfigError)
+        ├── ClientError                   qfix.client.client: cannot connect, or the connection ended
         └── LocalProtocolError            qfix.qzmq.errors: the caller used a connection wrongly
             └── ConnectionClosed          qfix.qzmq.errors: sending on a connection not established
 

@@ -1,0 +1,6 @@
+"""The client SDK: connect to a qfix server over QZMQ, send orders, follow their state."""
+
+from qfix.client.client import Client, ClientError, Report
+from qfix.client.tracker import OrderState, OrderTracker
+
+__all__ = ["Client", "ClientError", "OrderState", "OrderTracker", "Report"]

@@ -1,0 +1,355 @@
+"""The synchronous order-entry client: QZMQ handshake, orders out, reports in.
+
+Theory of operation: :class:`Client` owns one :class:`~qfix.qzmq.adapter.ClientEndpoint`
+at a time. ``connect`` runs the handshake with the pinned server key and waits for the
+server's first Heartbeat, which says the session's ClOrdID high-water mark and last
+ExecID (WIRE.md §6.2): the client continues numbering above the mark and, when it has
+missed reports, asks for them with a RetransmitRequest and drops any ExecID it already
+applied. Builders (``new_order``, ``cancel``, ...) queue messages; ``flush`` packs the
+queue into DATA_FIXED records of at most 1,091 messages; ``poll`` receives, applies
+reports to the :class:`~qfix.client.tracker.OrderTracker` and returns them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import zmq
+
+from qfix.client.tracker import OrderState, OrderTracker
+from qfix.crypto.keys import SigningKey, VerifyKey, load_private_key, load_public_key
+from qfix.crypto.primitives import SignatureAlg
+from qfix.qzmq import ClientConnection, ClientState, Closed, Established, Failed, Messages, Mode
+from qfix.qzmq import Config as QzmqConfig
+from qfix.qzmq.adapter import ClientEndpoint
+from qfix.qzmq.errors import QzmqError
+from qfix.wire import codec, codes, message, schema
+
+__all__ = ["Client", "ClientError", "Report"]
+
+Array = npt.NDArray[Any]
+
+_MSG: Final = codes.MESSAGE_SIZE
+_FRAME_MSGS: Final = codes.MAX_MSGS_PER_FRAME
+
+
+class ClientError(QzmqError):
+    """The client could not connect, or the connection ended."""
+
+
+Report = dict[str, Any]
+"""A received message decoded by :func:`qfix.wire.describe` (field name -> value)."""
+
+
+class Client:
+    """One order-entry session.
+
+    Example::
+
+        client = Client.from_files("tcp://127.0.0.1:5555", ".qfix/client-1.key", ".qfix/server.key.pub")
+        client.connect()
+        cl = client.new_order(security_id=1, side="buy", qty=10, price="65000.00")
+        client.flush()
+        for report in client.reports(timeout=1.0):
+            print(report["template"], report.get("ExecType"))
+        print(client.orders.by_clordid[cl].status)
+        client.close()
+
+    Args:
+        endpoint: the server's order-entry endpoint, e.g. ``tcp://127.0.0.1:5555``.
+        key: this client's ML-DSA key (on the server's allow-list).
+        server_key: the pinned server key.
+        mode: ``"hybrid"`` or ``"pq-only"``; must match the server.
+        context: a zmq context (default: the process-wide one).
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        key: SigningKey,
+        server_key: VerifyKey,
+        *,
+        mode: str = "hybrid",
+        context: zmq.Context[zmq.Socket[bytes]] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.key = key
+        self.server_key = server_key
+        self.config = QzmqConfig(mode=QzmqConfig.parse_mode(mode))
+        self._context = context
+        self._ep: ClientEndpoint | None = None
+        self.orders = OrderTracker()
+        self._queue: list[bytes] = []
+        self._inbox: list[Array] = []
+        self.next_cl_ord_id = 1
+        self.server_last_exec_id = 0
+        self.connected = False
+        self.messages_received = 0
+        self.rejects: list[Report] = []
+
+    @classmethod
+    def from_files(cls, endpoint: str, key_file: str | Path, server_key_file: str | Path, **kwargs: Any) -> Client:
+        """A client from a private key file and the server's public key file."""
+        return cls(
+            endpoint,
+            load_private_key(key_file),
+            load_public_key(server_key_file, alg=SignatureAlg.ML_DSA_65),
+            **kwargs,
+        )
+
+    # --- connection -------------------------------------------------------------------
+
+    def connect(self, timeout: float = 10.0, attempts: int = 1, backoff: float = 0.5) -> None:
+        """Handshake and wait for the server's first Heartbeat.
+
+        Retries up to ``attempts`` times with exponential backoff starting at ``backoff``
+        seconds. Raises :class:`ClientError` if no attempt succeeds.
+        """
+        delay = backoff
+        last_error = "no attempt made"
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(delay)
+                delay = min(delay * 2, 60.0)
+            try:
+                self._connect_once(timeout)
+                return
+            except ClientError as exc:
+                last_error = str(exc)
+                self._drop()
+        raise ClientError(f"cannot connect to {self.endpoint}: {last_error}")
+
+    def _connect_once(self, timeout: float) -> None:
+        ep = ClientEndpoint(
+            ClientConnection(self.key, self.server_key, self.config), self.endpoint, context=self._context
+        )
+        self._ep = ep
+        deadline = time.monotonic() + timeout
+        self._check(ep.start())
+        while ep.state is not ClientState.ESTABLISHED:
+            if time.monotonic() > deadline:
+                raise ClientError(f"handshake timed out after {timeout} s")
+            self._check(ep.poll(50))
+        # the first schema-60 message is a Heartbeat with the session's marks
+        while not self.connected:
+            if time.monotonic() > deadline:
+                raise ClientError("no Heartbeat from the server after the handshake")
+            self._receive(ep.poll(50))
+        if self.server_last_exec_id > self.orders.last_exec_id:
+            self.request_retransmit(self.orders.last_exec_id + 1, self.server_last_exec_id - self.orders.last_exec_id)
+
+    def _check(self, events: list[Any]) -> None:
+        for ev in events:
+            if isinstance(ev, Failed):
+                raise ClientError(f"handshake failed ({ev.code.name})")
+            if isinstance(ev, Closed):
+                raise ClientError(f"connection closed ({ev.reason.name})")
+            if isinstance(ev, Messages):
+                self._take(ev)
+
+    def _drop(self) -> None:
+        if self._ep is not None:
+            with contextlib.suppress(zmq.ZMQError):
+                self._ep.close()
+        self._ep = None
+        self.connected = False
+
+    def close(self) -> None:
+        """Flush what is queued, send CLOSE, and close the socket."""
+        if self._ep is not None and self.connected:
+            self.flush()
+        self._drop()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- sending ----------------------------------------------------------------------
+
+    def _next(self) -> int:
+        cl = self.next_cl_ord_id
+        self.next_cl_ord_id += 1
+        return cl
+
+    def new_order(
+        self,
+        *,
+        security_id: int,
+        side: str,
+        qty: int,
+        price: Decimal | str | int | None = None,
+        tif: str = "day",
+        **fields: Any,
+    ) -> int:
+        """Queue a NewOrderSingle; returns its ClOrdID. ``fields`` are those of
+        :func:`qfix.wire.message.new_order_single` (account, min_qty, max_floor, ...)."""
+        cl = self._next()
+        rec = message.new_order_single(
+            cl_ord_id=cl, security_id=security_id, side=side, qty=qty, price=price, tif=tif, **fields
+        )
+        self.orders.sent_new(cl, security_id, int(rec["Side"]), qty, int(rec["Price"]))
+        self._queue.append(rec.tobytes())
+        return cl
+
+    def cancel(
+        self, *, security_id: int, side: str, orig_cl_ord_id: int | None = None, order_id: int | None = None
+    ) -> int:
+        """Queue an OrderCancelRequest (by OrderID when given, else by OrigClOrdID)."""
+        cl = self._next()
+        rec = message.order_cancel_request(
+            cl_ord_id=cl, security_id=security_id, side=side, orig_cl_ord_id=orig_cl_ord_id, order_id=order_id
+        )
+        self._queue.append(rec.tobytes())
+        return cl
+
+    def replace(
+        self,
+        *,
+        orig_cl_ord_id: int,
+        security_id: int,
+        side: str,
+        qty: int,
+        price: Decimal | str | int,
+        tif: str = "day",
+        **fields: Any,
+    ) -> int:
+        """Queue an OrderCancelReplaceRequest; the order takes the new ClOrdID."""
+        cl = self._next()
+        rec = message.order_cancel_replace_request(
+            cl_ord_id=cl,
+            orig_cl_ord_id=orig_cl_ord_id,
+            security_id=security_id,
+            side=side,
+            qty=qty,
+            price=price,
+            tif=tif,
+            **fields,
+        )
+        self.orders.sent_replace(cl, orig_cl_ord_id)
+        self._queue.append(rec.tobytes())
+        return cl
+
+    def mass_cancel(self, *, security_id: int | None = None, side: str = "both", account: int | None = None) -> int:
+        """Queue an OrderMassCancelRequest (one instrument, or all when ``security_id`` is None)."""
+        cl = self._next()
+        rec = message.order_mass_cancel_request(cl_ord_id=cl, security_id=security_id, side=side, account=account)
+        self._queue.append(rec.tobytes())
+        return cl
+
+    def heartbeat(self) -> None:
+        self._queue.append(message.heartbeat(last_exec_id=self.orders.last_exec_id).tobytes())
+
+    def request_retransmit(self, from_exec_id: int, count: int) -> None:
+        self._queue.append(message.retransmit_request(from_exec_id=from_exec_id, count=count).tobytes())
+        self.flush()
+
+    def flush(self) -> None:
+        """Send every queued message, packed into records of at most 1,091 messages."""
+        queue, self._queue = self._queue, []
+        for start in range(0, len(queue), _FRAME_MSGS):
+            self.send_frame(b"".join(queue[start : start + _FRAME_MSGS]))
+
+    def send_frame(self, frame: bytes) -> None:
+        """Send one pre-encoded frame of k x 60-byte messages (the fast path: the caller
+        numbers ClOrdIDs itself and the tracker does not see these orders)."""
+        ep = self._require()
+        self._check_closed(ep.send_fixed(frame))
+
+    def _require(self) -> ClientEndpoint:
+        if self._ep is None or not self.connected:
+            raise ClientError("not connected; call connect() first")
+        return self._ep
+
+    def _check_closed(self, events: list[Any]) -> None:
+        for ev in events:
+            if isinstance(ev, Closed):
+                self.connected = False
+                raise ClientError(f"connection closed ({ev.reason.name})")
+
+    # --- receiving --------------------------------------------------------------------
+
+    def poll_raw(self, timeout: float = 0.0) -> Array:
+        """Receive what is ready (waiting up to ``timeout`` s); return the (n, 60) messages
+        after applying them to the tracker."""
+        ep = self._require()
+        self._receive(ep.poll(int(timeout * 1000)))
+        if not self._inbox:
+            return np.zeros((0, _MSG), np.uint8)
+        msgs = self._inbox[0] if len(self._inbox) == 1 else np.concatenate(self._inbox)
+        self._inbox = []
+        return msgs
+
+    def poll(self, timeout: float = 0.0) -> list[Report]:
+        """Receive and decode what is ready (waiting up to ``timeout`` s)."""
+        return [message.describe(m) for m in self.poll_raw(timeout)]
+
+    def reports(self, timeout: float = 1.0) -> Iterator[Report]:
+        """Yield received messages until ``timeout`` s pass without one other than a
+        Heartbeat (the server sends those every second, so they do not extend the wait)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            for report in self.poll(min(left, 0.1)):
+                if report["template"] != "Heartbeat":
+                    deadline = time.monotonic() + timeout
+                yield report
+
+    def wait_until(self, predicate: Any, timeout: float = 5.0) -> bool:
+        """Poll until ``predicate(self)`` is true or ``timeout`` s pass."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            if time.monotonic() > deadline:
+                return False
+            self.poll_raw(0.01)
+        return True
+
+    def order(self, cl_ord_id: int) -> OrderState:
+        return self.orders.by_clordid[cl_ord_id]
+
+    def _receive(self, events: list[Any]) -> None:
+        for ev in events:
+            if isinstance(ev, Messages):
+                self._take(ev)
+            elif isinstance(ev, Closed):
+                self.connected = False
+                raise ClientError(f"connection closed by the server ({ev.reason.name})")
+            elif isinstance(ev, Failed):
+                raise ClientError(f"handshake failed ({ev.code.name})")
+            elif isinstance(ev, Established):
+                continue
+
+    def _take(self, ev: Messages) -> None:
+        for frame in ev.frames:
+            v = codec.validate(frame, 0, codec.SERVER_TO_CLIENT)
+            if v.frame is None or not v.all_accepted:
+                raise ClientError("the server sent a malformed frame (WIRE.md §5.4: reconnect)")
+            msgs = v.frame.raw
+            self.messages_received += msgs.shape[0]
+            tids = v.frame.template_ids
+            if not self.connected:
+                hb = np.flatnonzero(tids == codes.TEMPLATE_HEARTBEAT)
+                if hb.size:
+                    first = msgs[hb[0]].view(schema.HEARTBEAT)[0]
+                    self.next_cl_ord_id = max(self.next_cl_ord_id, int(first["LastClOrdID"]) + 1)
+                    self.server_last_exec_id = int(first["LastExecID"])
+                    self.connected = True
+            if np.any(tids == codes.TEMPLATE_BUSINESS_MESSAGE_REJECT):
+                for i in np.flatnonzero(tids == codes.TEMPLATE_BUSINESS_MESSAGE_REJECT)[:100]:
+                    self.rejects.append(message.describe(msgs[i]))
+            self.orders.apply(msgs)
+            self._inbox.append(msgs)
+
+    @property
+    def mode(self) -> Mode:
+        return self.config.mode

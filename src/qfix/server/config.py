@@ -1,0 +1,431 @@
+"""Server configuration: one TOML file, validated before anything starts.
+
+Theory of operation: :func:`load_config` parses the file with :mod:`tomllib`, walks it
+with a small reader that remembers where it is (``server.batch``, ``instrument[2].tick``)
+and builds frozen dataclasses. Every refusal raises :class:`ServerConfigError` whose
+message names the key and says what to do, so a bad file fails before a socket is
+bound. Command-line flags are applied afterwards with :func:`with_overrides`; they win
+over the file. Relative paths are resolved against the file's directory.
+
+Prices in the file are decimals (``tick = "0.01"``, ``ref = "65000.00"``) converted
+exactly to PRICE9 and ticks; the engine only ever sees integers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Final
+
+from qfix.engine.config import (
+    BAND_BPS,
+    BAND_TICKS,
+    PHASE_CLOSED,
+    PHASE_CONTINUOUS,
+    PHASE_HALTED,
+    PHASE_PRE_CLOSE,
+    PHASE_PRE_OPEN,
+    EngineConfig,
+    InstrumentConfig,
+)
+from qfix.engine.config import ConfigError as _EngineConfigError
+from qfix.errors import ConfigError
+from qfix.qzmq import Config as QzmqConfig
+from qfix.qzmq import ConfigError as _QzmqConfigError
+from qfix.qzmq import Mode
+from qfix.wire import codes
+from qfix.wire.message import price_to_p9
+
+__all__ = [
+    "DEFAULT_FIX_PORT",
+    "DEFAULT_MD_PORT",
+    "ServerConfig",
+    "ServerConfigError",
+    "load_config",
+    "parse_config",
+    "with_overrides",
+]
+
+DEFAULT_FIX_PORT: Final = 5555
+DEFAULT_MD_PORT: Final = 5556
+DEFAULT_HOST: Final = "127.0.0.1"
+OUTPUT_RECORD_BYTES: Final = 64  #: wire.schema.OUTPUT itemsize
+
+_PHASES: Final = {
+    "closed": PHASE_CLOSED,
+    "pre-open": PHASE_PRE_OPEN,
+    "continuous": PHASE_CONTINUOUS,
+    "pre-close": PHASE_PRE_CLOSE,
+    "halted": PHASE_HALTED,
+}
+_STP: Final = {
+    "cancel-aggressive": codes.SMP_CANCEL_AGGRESSIVE,
+    "cancel-passive": codes.SMP_CANCEL_PASSIVE,
+    "cancel-both": codes.SMP_CANCEL_BOTH,
+    "decrement": codes.SMP_DECREMENT,
+}
+_DURABILITY: Final = ("none",)
+
+
+class ServerConfigError(ConfigError):
+    """The server configuration is refused; the message names the key and the fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Everything ``qfix server`` needs; see docs/server.md for each key."""
+
+    #: instruments the server owns (others are rejected as UnknownInstrument)
+    instruments: tuple[InstrumentConfig, ...]
+    #: ML-DSA-65 private key file of the server
+    key_file: Path
+    #: allow-list file: client kid -> accounts
+    allow_list_file: Path
+    #: kids (hex) whose sessions may send admin commands
+    admin_kids: tuple[str, ...] = ()
+    host: str = DEFAULT_HOST
+    fix_port: int = DEFAULT_FIX_PORT
+    md_port: int = DEFAULT_MD_PORT
+    #: most inbound messages handed to one engine call
+    batch: int = 10_000
+    #: longest the loop waits for more input before running a non-empty batch (us)
+    latency_budget_us: int = 200
+    #: seconds between status lines (0 = off)
+    status_interval: float = 1.0
+    #: Prometheus endpoint port on 127.0.0.1 (0 = off)
+    metrics_port: int = 0
+    #: cancel a session's resting orders when its last connection ends
+    cancel_on_disconnect: bool = True
+    #: seconds of silence after which the server sends a Heartbeat
+    heartbeat_interval: float = 1.0
+    #: per-session message rate limit: (messages per second, burst)
+    throttle: tuple[float, float] = (2_000_000.0, 4_000_000.0)
+    #: BusinessMessageRejects tolerated per session per 10 s before it is closed
+    max_rejects: int = 10_000
+    #: ZeroMQ high-water marks (messages) of the order-entry socket
+    sndhwm: int = 10_000
+    rcvhwm: int = 10_000
+    #: sequenced reports kept per session for RetransmitRequest
+    retransmit_keep: int = 200_000
+    #: ceiling for the server's large buffers (engine state, output buffer), MiB
+    memory_limit_mib: int = 8192
+    durability: str = "none"
+    engine: EngineConfig = field(default_factory=lambda: EngineConfig(max_orders=1 << 20, max_levels=1 << 18))
+    qzmq: QzmqConfig = field(default_factory=QzmqConfig)
+    #: where the configuration came from (for messages)
+    source: str = "<defaults>"
+
+    def __post_init__(self) -> None:
+        _check_ports(self.fix_port, self.md_port, self.metrics_port)
+        if not 1 <= self.batch <= 1_000_000:
+            raise ServerConfigError(f"{self.source}: server.batch = {self.batch}; use 1..1000000")
+        if not self.instruments:
+            raise ServerConfigError(f"{self.source}: no [[instrument]]; configure at least one")
+        if self.durability not in _DURABILITY:
+            raise ServerConfigError(
+                f"{self.source}: server.durability = {self.durability!r}; only 'none' exists until the journal lands"
+            )
+        worst = self.worst_case_output_bytes()
+        state = self.engine_state_bytes()
+        limit = self.memory_limit_mib << 20
+        if worst + state > limit:
+            qty = max(i.max_order_qty for i in self.instruments)
+            raise ServerConfigError(
+                f"{self.source}: the worst single message may need {self.worst_case_records():,} output records "
+                f"({worst / 2**20:,.0f} MiB; 16 + 8 x (max_order_qty {qty:,} + engine.max_orders "
+                f"{self.engine.max_orders:,})) plus about {state / 2**20:,.0f} MiB of engine state, over "
+                f"server.memory_limit_mib = {self.memory_limit_mib}; lower instrument max_order_qty or "
+                "engine.max_orders, or raise server.memory_limit_mib"
+            )
+
+    def worst_case_records(self) -> int:
+        """ENGINE.md §2.4's bound for any single message under this configuration."""
+        qty = max(i.max_order_qty for i in self.instruments)
+        return 16 + 8 * (qty + self.engine.max_orders)
+
+    def worst_case_output_bytes(self) -> int:
+        return self.worst_case_records() * OUTPUT_RECORD_BYTES
+
+    def engine_state_bytes(self) -> int:
+        """An upper estimate of the engine's preallocated tables (orders, levels, indexes)."""
+        e = self.engine
+        return 256 * e.max_orders + 128 * e.max_levels + 16 * e.max_sessions
+
+    @property
+    def fix_endpoint(self) -> str:
+        return f"tcp://{self.host}:{self.fix_port}"
+
+    @property
+    def md_endpoint(self) -> str:
+        return f"tcp://{self.host}:{self.md_port}"
+
+
+def _check_ports(*ports: int) -> None:
+    for p in ports:
+        if not 0 <= p <= 65535:
+            raise ServerConfigError(f"port {p} is outside 0..65535")
+
+
+class _Reader:
+    """Typed access to one TOML table that names the key in every error."""
+
+    def __init__(self, table: Mapping[str, Any], where: str, source: str) -> None:
+        self.table = table
+        self.where = where
+        self.source = source
+        self.used: set[str] = set()
+
+    def _name(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def fail(self, key: str, problem: str) -> ServerConfigError:
+        return ServerConfigError(f"{self.source}: {self._name(key)}: {problem}")
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any) -> Any:
+        self.used.add(key)
+        if key not in self.table:
+            return default
+        value = self.table[key]
+        if isinstance(value, bool) and kind is not bool and not (isinstance(kind, tuple) and bool in kind):
+            raise self.fail(key, f"expected {_kind_name(kind)}, got a boolean")
+        if not isinstance(value, kind):
+            raise self.fail(key, f"expected {_kind_name(kind)}, got {type(value).__name__} {value!r}")
+        return value
+
+    def integer(self, key: str, default: int, lo: int, hi: int) -> int:
+        value = int(self.get(key, int, default))
+        if not lo <= value <= hi:
+            raise self.fail(key, f"{value} is outside {lo}..{hi}")
+        return value
+
+    def number(self, key: str, default: float, lo: float, hi: float) -> float:
+        value = float(self.get(key, (int, float), default))
+        if not lo <= value <= hi:
+            raise self.fail(key, f"{value} is outside {lo}..{hi}")
+        return value
+
+    def decimal(self, key: str, default: str | None = None) -> Decimal:
+        raw = self.get(key, (str, int), default)
+        if raw is None:
+            raise self.fail(key, 'missing; give a decimal string such as "0.01"')
+        try:
+            value = Decimal(str(raw))
+        except InvalidOperation:
+            raise self.fail(key, f"{raw!r} is not a decimal number") from None
+        if not value.is_finite():
+            raise self.fail(key, f"{raw!r} is not a finite number")
+        return value
+
+    def choice(self, key: str, options: Mapping[str, int], default: str) -> int:
+        raw = self.get(key, str, default)
+        if raw not in options:
+            raise self.fail(key, f"{raw!r}; use one of {', '.join(options)}")
+        return options[raw]
+
+    def finish(self) -> None:
+        extra = sorted(set(self.table) - self.used)
+        if extra:
+            raise ServerConfigError(
+                f"{self.source}: unknown key(s) {', '.join(self._name(k) for k in extra)}; "
+                "check the spelling against docs/server.md"
+            )
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _instrument(r: _Reader) -> InstrumentConfig:
+    sec = r.integer("security_id", 0, 1, 2**32 - 2)
+    symbol = r.get("symbol", str, None)
+    if not symbol:
+        raise r.fail("symbol", "missing; give the instrument's name")
+    tick = r.decimal("tick")
+    if tick <= 0:
+        raise r.fail("tick", f"{tick} must be positive")
+    try:
+        tick_p9 = price_to_p9(tick)
+    except ValueError as exc:
+        raise r.fail("tick", str(exc)) from None
+    ref = r.decimal("ref")
+    try:
+        ref_p9: int | None = price_to_p9(ref)
+    except ValueError:
+        ref_p9 = None
+    if ref_p9 is None or ref_p9 % tick_p9:
+        raise r.fail("ref", f"{ref} is not a whole number of ticks of {tick} (or does not fit PRICE9)")
+    has_ticks = "band_ticks" in r.table
+    has_bps = "band_bps" in r.table
+    if has_ticks == has_bps:
+        r.used.update({"band_ticks", "band_bps"})
+        raise r.fail("band_ticks", "give exactly one of band_ticks or band_bps")
+    if has_ticks:
+        band_kind, width = BAND_TICKS, r.integer("band_ticks", 0, 0, 2**62)
+    else:
+        band_kind, width = BAND_BPS, r.integer("band_bps", 0, 0, 1_000_000)
+    kwargs: dict[str, Any] = {
+        "security_id": sec,
+        "symbol": symbol,
+        "tick_size_p9": tick_p9,
+        "ref": ref_p9 // tick_p9,
+        "band_width": width,
+        "band_kind": band_kind,
+        "lot_size": r.integer("lot", 1, 1, 2**62),
+        "max_order_qty": r.integer("max_order_qty", 1_000_000, 1, 2**32 - 2),
+        "collar": r.integer("collar_ticks", 1_000, 0, 2**62),
+        "phase": r.choice("phase", _PHASES, "continuous"),
+        "default_stp": r.choice("default_stp", _STP, "cancel-passive"),
+    }
+    if "max_notional" in r.table:
+        kwargs["max_notional"] = r.integer("max_notional", 0, 1, 2**63 - 1)
+    r.finish()
+    try:
+        return InstrumentConfig(**kwargs)
+    except _EngineConfigError as exc:
+        raise ServerConfigError(f"{r.source}: {r.where}: {exc}") from None
+
+
+def parse_config(text: str, *, source: str = "<config>", base: Path | None = None) -> ServerConfig:
+    """Build a :class:`ServerConfig` from TOML text (paths relative to ``base``)."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ServerConfigError(f"{source}: not valid TOML: {exc}") from None
+    base = base or Path.cwd()
+    top = _Reader(doc, "", source)
+    server = _Reader(top.get("server", dict, {}), "server", source)
+    keys = _Reader(top.get("keys", dict, {}), "keys", source)
+    engine_t = _Reader(top.get("engine", dict, {}), "engine", source)
+    qzmq_t = _Reader(top.get("qzmq", dict, {}), "qzmq", source)
+    inst_list = top.get("instrument", list, [])
+    top.finish()
+
+    instruments = []
+    for i, table in enumerate(inst_list):
+        if not isinstance(table, dict):
+            raise ServerConfigError(f"{source}: instrument[{i}] must be a table ([[instrument]])")
+        instruments.append(_instrument(_Reader(table, f"instrument[{i}]", source)))
+    ids = [i.security_id for i in instruments]
+    if len(set(ids)) != len(ids):
+        dup = sorted({x for x in ids if ids.count(x) > 1})
+        raise ServerConfigError(f"{source}: instrument security_id {dup[0]} appears twice; ids must be unique")
+    symbols = [i.symbol for i in instruments]
+    if len(set(symbols)) != len(symbols):
+        raise ServerConfigError(f"{source}: an instrument symbol appears twice; symbols must be unique")
+
+    def path(reader: _Reader, key: str) -> Path:
+        raw = reader.get(key, str, None)
+        if raw is None:
+            raise reader.fail(key, "missing; give a file path (relative to the config file)")
+        p = Path(raw)
+        return p if p.is_absolute() else base / p
+
+    key_file = path(keys, "server_key")
+    allow = path(keys, "allow_list")
+    admin = keys.get("admin_kids", list, [])
+    for kid in admin:
+        if not isinstance(kid, str) or len(kid) != 32 or any(c not in "0123456789abcdef" for c in kid):
+            raise keys.fail("admin_kids", f"{kid!r} is not a 16-byte key id in lowercase hex")
+    keys.finish()
+
+    throttle = server.get("throttle", list, [2_000_000, 4_000_000])
+    if len(throttle) != 2 or not all(isinstance(x, int | float) and x > 0 for x in throttle):
+        raise server.fail("throttle", "give [messages per second, burst], both positive")
+    settings: dict[str, Any] = {
+        "host": server.get("host", str, DEFAULT_HOST),
+        "fix_port": server.integer("fix_port", DEFAULT_FIX_PORT, 0, 65535),
+        "md_port": server.integer("md_port", DEFAULT_MD_PORT, 0, 65535),
+        "batch": server.integer("batch", 10_000, 1, 1_000_000),
+        "latency_budget_us": server.integer("latency_budget_us", 200, 0, 1_000_000),
+        "status_interval": server.number("status_interval", 1.0, 0.0, 3600.0),
+        "metrics_port": server.integer("metrics_port", 0, 0, 65535),
+        "cancel_on_disconnect": server.get("cancel_on_disconnect", bool, True),
+        "heartbeat_interval": server.number("heartbeat_interval", 1.0, 0.05, 3600.0),
+        "throttle": (float(throttle[0]), float(throttle[1])),
+        "max_rejects": server.integer("max_rejects", 10_000, 1, 2**31),
+        "sndhwm": server.integer("sndhwm", 10_000, 0, 2**31 - 1),
+        "rcvhwm": server.integer("rcvhwm", 10_000, 0, 2**31 - 1),
+        "retransmit_keep": server.integer("retransmit_keep", 200_000, 0, 2**31 - 1),
+        "memory_limit_mib": server.integer("memory_limit_mib", 8192, 64, 2**24),
+        "durability": server.get("durability", str, "none"),
+    }
+    server.finish()
+    try:
+        engine = EngineConfig(
+            max_orders=engine_t.integer("max_orders", 1 << 20, 1, 2**31 - 1),
+            max_levels=engine_t.integer("max_levels", 1 << 18, 1, 2**31 - 1),
+            max_sessions=engine_t.integer("max_sessions", 4096, 1, 2**31 - 1),
+            max_instruments=max(1, len(instruments)),
+        )
+    except _EngineConfigError as exc:
+        raise ServerConfigError(f"{source}: engine: {exc}") from None
+    engine_t.finish()
+    qzmq = _qzmq_config(qzmq_t)
+    return ServerConfig(
+        instruments=tuple(instruments),
+        key_file=key_file,
+        allow_list_file=allow,
+        admin_kids=tuple(admin),
+        engine=engine,
+        qzmq=qzmq,
+        source=source,
+        **settings,
+    )
+
+
+def _qzmq_config(r: _Reader) -> QzmqConfig:
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(QzmqConfig):
+        if f.name not in r.table:
+            continue
+        if f.name == "mode":
+            raw = r.get("mode", str, "hybrid")
+            try:
+                values["mode"] = QzmqConfig.parse_mode(raw)
+            except _QzmqConfigError:
+                raise r.fail("mode", f"{raw!r}; use hybrid or pq-only") from None
+        elif f.name.startswith("hello_rate"):
+            pair = r.get(f.name, list, None)
+            if len(pair) != 2:
+                raise r.fail(f.name, "give [tokens per second, burst]")
+            values[f.name] = (float(pair[0]), float(pair[1]))
+        elif f.name == "cookie_policy":
+            values[f.name] = r.get(f.name, str, None)
+        else:
+            values[f.name] = r.get(f.name, (int, float), None)
+    r.finish()
+    try:
+        return QzmqConfig(**values)
+    except _QzmqConfigError as exc:
+        raise ServerConfigError(f"{r.source}: qzmq.{exc}") from None
+
+
+def load_config(path: str | Path) -> ServerConfig:
+    """Read and validate a server configuration file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ServerConfigError(f"{p}: cannot read the configuration: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ServerConfigError(f"{p}: not UTF-8 text") from None
+    return parse_config(text, source=str(p), base=p.parent.resolve())
+
+
+def with_overrides(config: ServerConfig, **flags: Any) -> ServerConfig:
+    """Apply command-line flags (``None`` = not given) over the file's values."""
+    changes = {k: v for k, v in flags.items() if v is not None}
+    if changes.pop("pq_only", False):
+        changes["qzmq"] = dataclasses.replace(config.qzmq, mode=Mode.PQ_ONLY)
+    try:
+        return dataclasses.replace(config, **changes)
+    except _EngineConfigError:
+        raise
+    except TypeError as exc:
+        raise ServerConfigError(f"bad override: {exc}") from None

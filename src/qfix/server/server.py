@@ -1,0 +1,340 @@
+"""The composition root: QZMQ endpoint + session layer + engine + market-data sink + metrics.
+
+Theory of operation (ARCHITECTURE.md's batch loop). :meth:`Server.run_once` waits for
+input, then keeps draining the socket without blocking until it holds ``batch``
+messages, nothing more is ready, or the latency budget since the first frame is spent.
+Each frame is decrypted by the QZMQ layer, checked by stages F, H and S
+(:class:`~qfix.server.session.OrderEntry`) and its refusals are answered at once; the
+accepted records of all frames go to the engine in one call, resumed after
+``OUTPUT_FULL`` with a drained (and if needed grown) buffer. Reports leave per session
+in DATA_FIXED records of at most 1,091 messages; market-data records go to the sink.
+
+Backpressure is explicit: the ROUTER socket is ROUTER_MANDATORY with bounded
+high-water marks; a peer that does not read its reports fills a bounded backlog and
+its session is ended (never silently dropped records, never unbounded memory).
+Handshakes still run inline in this loop (docs/server.md lists that as open).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import zmq
+
+from qfix.crypto.keys import load_allow_list, load_private_key
+from qfix.crypto.primitives import SignatureAlg
+from qfix.engine import OUTPUT_FULL, Engine
+from qfix.qzmq import (
+    RECORD_OVERHEAD,
+    Closed,
+    CloseReason,
+    ConnectionClosed,
+    Established,
+    Event,
+    Messages,
+    ServerProtocol,
+)
+from qfix.qzmq.adapter import ServerEndpoint
+from qfix.server.config import ServerConfig
+from qfix.server.metrics import Metrics, StatusLine
+from qfix.server.session import OrderEntry, SessionState
+from qfix.server.sink import MarketDataSink
+from qfix.wire import codes, schema
+
+__all__ = ["Server"]
+
+log = logging.getLogger(__name__)
+
+Array = npt.NDArray[Any]
+
+_MSG: Final = codes.MESSAGE_SIZE
+_FRAME_MSGS: Final = codes.MAX_MSGS_PER_FRAME
+_INITIAL_OUTPUT: Final = 1 << 16  #: output records allocated at start; grown on demand
+_HOUSEKEEPING_S: Final = 0.05
+_IDLE_WAIT_MS: Final = 20
+
+
+def _template_ids(msgs: Array) -> Array:
+    return np.ascontiguousarray(msgs[:, 2:4]).view("<u2")[:, 0]
+
+
+def _warm_kernels(config: ServerConfig) -> None:
+    """Compile (or load from Numba's cache) every kernel the loop may call, on a throwaway
+    engine of the same types, so that no client ever waits on a compile (the first
+    cancel-on-disconnect would otherwise stall the loop for as long as a compile takes)."""
+    from qfix.engine import EngineConfig
+
+    scratch = Engine(config.instruments[:1], EngineConfig(max_orders=16, max_levels=16, max_sessions=2))
+    out = np.zeros(64, schema.OUTPUT)
+    scratch.process(np.zeros(0, schema.INBOUND), out)
+    scratch.cancel_sessions(0, [0], out)
+
+
+class Server:
+    """One matching shard: order entry over QZMQ, the engine, market data to a sink.
+
+    Args:
+        config: the validated configuration.
+        on_status: called with the status line every ``config.status_interval`` seconds.
+        context: the zmq context (tests pass their own).
+    """
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        on_status: Callable[[str], None] | None = None,
+        context: zmq.Context[zmq.Socket[bytes]] | None = None,
+    ) -> None:
+        self.config = config
+        now = time.monotonic()
+        key = load_private_key(config.key_file, alg=SignatureAlg.ML_DSA_65)
+        allow = load_allow_list(config.allow_list_file)
+        self.protocol = ServerProtocol([key], allow, config.qzmq, now=now)
+        self.engine = Engine(config.instruments, config.engine)
+        self.entry = OrderEntry(
+            throttle=config.throttle,
+            max_rejects=config.max_rejects,
+            retransmit_keep=config.retransmit_keep,
+            max_sessions=config.engine.max_sessions,
+        )
+        self.sink = MarketDataSink()
+        self.metrics = Metrics(config.metrics_port)
+        self._out = np.zeros(min(_INITIAL_OUTPUT, config.worst_case_records()), schema.OUTPUT)
+        _warm_kernels(config)
+        self.endpoint = ServerEndpoint(self.protocol, config.fix_endpoint, context=context)
+        sock = self.endpoint.socket
+        sock.setsockopt(zmq.SNDHWM, config.sndhwm)
+        sock.setsockopt(zmq.RCVHWM, config.rcvhwm)
+        self._on_status = on_status
+        self._status = StatusLine(now)
+        self._next_status = now + config.status_interval if config.status_interval else float("inf")
+        self._next_housekeeping = now
+        self._last_recv_ns = 0
+        self._stopping = False
+        self.closed = False
+
+    @property
+    def fix_endpoint(self) -> str:
+        """The bound order-entry endpoint (with the real port when 0 was configured)."""
+        return self.endpoint.endpoint
+
+    # --- the loop ---------------------------------------------------------------------
+
+    def serve_forever(self) -> None:
+        """Run until :meth:`stop` is called (e.g. from a signal handler), then shut down."""
+        while not self._stopping:
+            self.run_once(_IDLE_WAIT_MS)
+        self.shutdown()
+
+    def stop(self) -> None:
+        """Ask the loop to finish the batch in hand and shut down (signal-safe)."""
+        self._stopping = True
+
+    def run_once(self, timeout_ms: int = 0) -> int:
+        """One batch: wait up to ``timeout_ms`` for input, collect, match, reply.
+
+        Returns the number of orders handed to the engine."""
+        batch_limit = self.config.batch
+        budget = self.config.latency_budget_us / 1e6
+        inbound: list[Array] = []
+        held = 0
+        first_recv = 0
+        # wait for readiness first, so that the batch's time includes decryption
+        self.endpoint.socket.poll(timeout_ms, zmq.POLLIN)
+        started = time.perf_counter_ns()
+        events = self.endpoint.poll(0, max_frames=max(1, batch_limit))
+        deadline = time.monotonic() + budget
+        while events:
+            if not first_recv and any(isinstance(ev, Messages) for ev in events):
+                first_recv = started
+            held += self._handle(events, inbound)
+            if held >= batch_limit or time.monotonic() >= deadline:
+                break
+            events = self.endpoint.poll(0, max_frames=max(1, batch_limit - held))
+        if held:
+            self._match(inbound, held)
+        if first_recv:
+            self.endpoint.flush()
+            self.metrics.batch_done(time.perf_counter_ns() - first_recv if held else 0)
+            if not held:
+                self.metrics.totals.batches -= 1  # no engine call: not a batch
+        self._housekeeping()
+        return held
+
+    def _handle(self, events: list[Event], inbound: list[Array]) -> int:
+        held = 0
+        totals = self.metrics.totals
+        for ev in events:
+            if isinstance(ev, Messages):
+                state = self.entry.by_conn.get(ev.conn)
+                if state is None:
+                    continue
+                for frame in ev.frames:
+                    recv_ns = max(time.time_ns(), self._last_recv_ns)
+                    self._last_recv_ns = recv_ns
+                    arrival = self.entry.receive(ev.conn, frame, recv_ns, time.monotonic())
+                    totals.messages_in += arrival.messages
+                    totals.bytes_in += len(frame) + RECORD_OVERHEAD
+                    if arrival.inbound.size:
+                        inbound.append(arrival.inbound)
+                        held += arrival.inbound.size
+                    if arrival.replies.size:
+                        totals.rejects += arrival.rejected
+                        self._send(ev.conn, arrival.replies)
+                    if arrival.close:
+                        log.warning("session %d sent too many refused messages; closing it", state.session_id)
+                        self._close_conn(ev.conn, CloseReason.PROTOCOL_ERROR)
+                        break
+            elif isinstance(ev, Established):
+                self._login(ev)
+            elif isinstance(ev, Closed):
+                self._logout(ev.conn)
+        return held
+
+    def _login(self, ev: Established) -> None:
+        try:
+            state, hello = self.entry.login(ev.conn, ev.kid, ev.accounts, time.monotonic())
+        except LookupError as exc:
+            log.error("refusing session from kid %s: %s", ev.kid.hex(), exc)
+            self._close_conn(ev.conn, CloseReason.NORMAL)
+            return
+        self.metrics.totals.sessions = self.protocol.session_count
+        log.info("session %d (kid %s, accounts %s) connected", state.session_id, ev.kid.hex(), list(ev.accounts))
+        self._send(ev.conn, np.frombuffer(hello, np.uint8).reshape(1, _MSG))
+
+    def _logout(self, conn: int) -> None:
+        last = self.entry.logout(conn)
+        self.metrics.totals.sessions = self.protocol.session_count
+        if last is None:
+            return
+        log.info("session %d disconnected", last.session_id)
+        if self.config.cancel_on_disconnect:
+            self._cancel_session(last)
+
+    def _cancel_session(self, state: SessionState) -> None:
+        now = max(time.time_ns(), self._last_recv_ns)
+        self._last_recv_ns = now
+        while True:
+            res = self.engine.cancel_sessions(now, [state.session_id], self._out)
+            if res.status != OUTPUT_FULL:
+                break
+            self._grow(res.needed)
+        self._dispatch(self._out[: res.written])
+
+    def _close_conn(self, conn: int, reason: CloseReason) -> None:
+        try:
+            events = self.endpoint.close_session(conn, reason)
+        except ConnectionClosed:
+            events = []
+        self._logout(conn)
+        for ev in events:
+            if isinstance(ev, Closed) and ev.conn != conn:
+                self._logout(ev.conn)
+
+    # --- matching and sending -----------------------------------------------------------
+
+    def _match(self, inbound: list[Array], held: int) -> None:
+        batch = inbound[0] if len(inbound) == 1 else np.concatenate(inbound)
+        self.metrics.totals.orders += held
+        engine = self.engine
+        while True:
+            res = engine.process(batch, self._out)
+            self._dispatch(self._out[: res.written])
+            if res.status != OUTPUT_FULL:
+                return
+            batch = batch[res.consumed :]
+            if res.needed > self._out.size:
+                self._grow(res.needed)
+
+    def _grow(self, needed: int) -> None:
+        worst = self.config.worst_case_records()
+        size = min(max(needed, 2 * self._out.size), worst)
+        if size < needed:
+            raise RuntimeError(f"engine needs {needed} output records, over the configured worst case {worst}")
+        self._out = np.zeros(size, schema.OUTPUT)
+
+    def _dispatch(self, out: Array) -> None:
+        if out.size == 0:
+            return
+        routed, md = self.entry.route(out)
+        for state, msgs in routed:
+            for conn in state.conns:
+                self._send(conn, msgs)
+        if md.size:
+            totals = self.metrics.totals
+            totals.md_records += md.shape[0]
+            totals.trades += int(np.count_nonzero(_template_ids(md) == codes.TEMPLATE_TRADE))
+            self.sink.publish(md)
+
+    def _send(self, conn: int, msgs: Array) -> None:
+        """Queue ``msgs`` (n, 60) to ``conn`` in DATA_FIXED records (flushed by the loop)."""
+        proto = self.protocol
+        totals = self.metrics.totals
+        data = np.ascontiguousarray(msgs).tobytes()
+        step = _FRAME_MSGS * _MSG
+        state = self.entry.by_conn.get(conn)
+        try:
+            for start in range(0, len(data), step):
+                chunk = data[start : start + step]
+                for ev in proto.send_fixed(conn, chunk):
+                    if isinstance(ev, Closed):
+                        self._logout(ev.conn)
+                totals.bytes_out += len(chunk) + RECORD_OVERHEAD
+        except ConnectionClosed:
+            self._logout(conn)
+            return
+        totals.messages_out += msgs.shape[0]
+        if state is not None:
+            state.last_sent = time.monotonic()
+
+    # --- timers -------------------------------------------------------------------------
+
+    def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_housekeeping:
+            self._next_housekeeping = now + _HOUSEKEEPING_S
+            interval = self.config.heartbeat_interval
+            for state in self.entry.by_id:
+                if state.conns and now - state.last_sent >= interval:
+                    hb = np.frombuffer(self.entry.heartbeat(state, time.time_ns()), np.uint8).reshape(1, _MSG)
+                    for conn in list(state.conns):
+                        self._send(conn, hb)
+            for ev in self.endpoint.flush():
+                if isinstance(ev, Closed):
+                    self._logout(ev.conn)
+        if now >= self._next_status:
+            self._next_status = now + self.config.status_interval
+            self.metrics.totals.sessions = self.protocol.session_count
+            line = self._status.render(self.metrics.totals, now)
+            if self._on_status is not None:
+                self._on_status(line)
+
+    # --- shutdown -----------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Stop accepting orders, answer what is in hand, close every session, unbind."""
+        if self.closed:
+            return
+        self.entry.accepting = False
+        # what already arrived is answered (refused with ApplicationNotAvailable)
+        self.run_once(0)
+        for info in self.protocol.sessions():
+            try:
+                events = self.endpoint.close_session(info.conn, CloseReason.NORMAL)
+            except ConnectionClosed:
+                continue
+            for ev in events:
+                if isinstance(ev, Closed):
+                    self.entry.logout(ev.conn)
+            self.entry.logout(info.conn)
+        self.endpoint.flush()
+        self.endpoint.close()
+        self.metrics.close()
+        self.closed = True
+        log.info("server stopped")

@@ -1,0 +1,104 @@
+"""Server configuration: the default setup loads; every kind of bad file fails naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from qfix.qzmq import Mode
+from qfix.server import ServerConfigError, ensure_default_setup, load_config, parse_config, with_overrides
+from qfix.server.defaults import DEMO_CLIENTS
+
+GOOD = """
+[server]
+batch = 500
+[keys]
+server_key = "server.key"
+allow_list = "allow.toml"
+[[instrument]]
+security_id = 7
+symbol = "X"
+tick = "0.5"
+ref = "100.0"
+band_ticks = 40
+"""
+
+
+def test_default_setup_is_written_once_and_loads(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    path = ensure_default_setup(home)
+    first = path.read_bytes()
+    assert ensure_default_setup(home) == path and path.read_bytes() == first
+    for name, _ in DEMO_CLIENTS:
+        assert (home / f"{name}.key").stat().st_mode & 0o077 == 0
+    config = load_config(path)
+    assert [i.symbol for i in config.instruments] == ["BTC-USD", "ETH-USD", "AAPL"]
+    assert config.key_file == (home / "server.key").resolve()
+    assert config.fix_endpoint == "tcp://127.0.0.1:5555"
+
+
+def test_default_setup_refuses_a_foreign_directory(tmp_path: Path) -> None:
+    (tmp_path / "stray").write_text("x")
+    with pytest.raises(ServerConfigError, match=r"without qfix\.toml"):
+        ensure_default_setup(tmp_path)
+
+
+def test_values_are_converted_to_ticks_and_paths_resolved(tmp_path: Path) -> None:
+    config = parse_config(GOOD, base=tmp_path)
+    ins = config.instruments[0]
+    assert (ins.tick_size_p9, ins.ref, ins.band_width) == (500_000_000, 200, 40)
+    assert config.batch == 500 and config.allow_list_file == tmp_path / "allow.toml"
+
+
+def test_flags_override_the_file(tmp_path: Path) -> None:
+    config = with_overrides(parse_config(GOOD, base=tmp_path), batch=9, fix_port=0, pq_only=True, host=None)
+    assert (config.batch, config.fix_port, config.qzmq.mode) == (9, 0, Mode.PQ_ONLY)
+    with pytest.raises(ServerConfigError, match=r"server\.batch"):
+        with_overrides(config, batch=0)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("batch = 500", "batch = 500\nbacth = 3"), r"unknown key\(s\) server.bacth"),
+        (("batch = 500", 'batch = "big"'), r"server.batch: expected an integer"),
+        (("batch = 500", "batch = true"), r"server.batch: expected an integer, got a boolean"),
+        (("batch = 500", "batch = 0"), r"server.batch: 0 is outside"),
+        (('symbol = "X"', ""), r"instrument\[0\].symbol: missing"),
+        (('tick = "0.5"', 'tick = "-1"'), r"instrument\[0\].tick: -1 must be positive"),
+        (('tick = "0.5"', 'tick = "abc"'), r"instrument\[0\].tick: 'abc' is not a decimal"),
+        (('ref = "100.0"', 'ref = "100.2"'), r"instrument\[0\].ref: 100.2 is not a whole number of ticks"),
+        (("band_ticks = 40", "band_ticks = 40\nband_bps = 5"), r"exactly one of band_ticks or band_bps"),
+        (("band_ticks = 40", ""), r"exactly one of band_ticks or band_bps"),
+        (('server_key = "server.key"', ""), r"keys.server_key: missing"),
+        (("[keys]", "[qzmq]\nmode = 'quantum'\n[keys]"), r"qzmq.mode: 'quantum'; use hybrid or pq-only"),
+        (("[keys]", "[qzmq]\nrekey_interval = 1\n[keys]"), r"qzmq.rekey_interval: must be at least 10 s"),
+        (("[keys]", "[engine]\nmax_orders = 0\n[keys]"), r"engine.max_orders: 0 is outside"),
+        (("security_id = 7", "security_id = 0"), r"instrument\[0\].security_id: 0 is outside"),
+        (("[server]", "[server\n"), r"not valid TOML"),
+        (("batch = 500", 'durability = "fsync"'), r"server.durability = 'fsync'"),
+    ],
+)
+def test_bad_files_fail_naming_the_key(tmp_path: Path, change: tuple[str, str], message: str) -> None:
+    with pytest.raises(ServerConfigError, match=message):
+        parse_config(GOOD.replace(*change), base=tmp_path)
+
+
+def test_duplicate_instruments_are_refused(tmp_path: Path) -> None:
+    doubled = GOOD + GOOD[GOOD.index("[[instrument]]") :]
+    with pytest.raises(ServerConfigError, match="security_id 7 appears twice"):
+        parse_config(doubled, base=tmp_path)
+
+
+def test_worst_case_output_over_the_memory_limit_is_refused_naming_the_settings(tmp_path: Path) -> None:
+    text = GOOD.replace("band_ticks = 40", "band_ticks = 40\nmax_order_qty = 4294967294")
+    with pytest.raises(ServerConfigError, match=r"max_order_qty 4,294,967,294.*memory_limit_mib = 8192"):
+        parse_config(text, base=tmp_path)
+    roomy = text.replace("batch = 500", "batch = 500\nmemory_limit_mib = 3000000")
+    assert parse_config(roomy, base=tmp_path).worst_case_records() == 16 + 8 * (4294967294 + (1 << 20))
+
+
+def test_missing_file_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ServerConfigError, match="cannot read the configuration"):
+        load_config(tmp_path / "nope.toml")
