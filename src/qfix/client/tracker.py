@@ -59,7 +59,9 @@ class OrderState:
         """Average fill price, or None before the first fill."""
         if self.cum_qty == 0:
             return None
-        return (Decimal(self.notional_p9) / self.cum_qty / Decimal(10**9)).normalize()
+        value = (Decimal(self.notional_p9) / self.cum_qty / Decimal(10**9)).normalize()
+        # normalize() writes 65000 as 6.5E+4; keep plain notation for whole numbers
+        return value.quantize(Decimal(1)) if value == value.to_integral_value() else value
 
     @property
     def price(self) -> Decimal | None:

@@ -1,0 +1,200 @@
+"""The server over loopback sockets: QZMQ, stage S, the engine and the reports, end to end."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from qfix.client import Client, ClientError
+from qfix.wire import codes, message
+
+pytestmark = pytest.mark.integration
+
+BTC = 1
+
+
+def _tids(msgs: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(msgs[:, 2:4]).view("<u2")[:, 0]
+
+
+def _settle(*clients: Client, quiet: float = 0.3, limit: float = 10.0) -> None:
+    """Poll every client until none received anything but Heartbeats for ``quiet`` s."""
+    end = time.monotonic() + limit
+    last = time.monotonic()
+    while time.monotonic() - last < quiet and time.monotonic() < end:
+        for c in clients:
+            got = c.poll_raw(0.02)
+            if got.size and np.any(_tids(got) != codes.TEMPLATE_HEARTBEAT):
+                last = time.monotonic()
+
+
+def _gather(c: Client, until: Callable[[list[dict[str, Any]]], bool], limit: float = 5.0) -> list[dict[str, Any]]:
+    got: list[dict[str, Any]] = []
+    end = time.monotonic() + limit
+    while not until(got) and time.monotonic() < end:
+        got += c.poll(0.02)
+    return got
+
+
+def test_an_order_round_trip_and_a_cross_between_two_clients(start_server: Callable[..., Any]) -> None:
+    run = start_server()
+    a, b = run.client(1), run.client(2)
+    bid = a.new_order(security_id=BTC, side="buy", qty=10, price="65000.00", tif="gtc")
+    a.flush()
+    assert a.wait_until(lambda c: c.order(bid).status == "new")
+    ask = b.new_order(security_id=BTC, side="sell", qty=4, price="64990.00")
+    b.flush()
+    assert b.wait_until(lambda c: c.order(ask).status == "filled")
+    assert a.wait_until(lambda c: c.order(bid).cum_qty == 4)
+    buy, sell = a.order(bid), b.order(ask)
+    assert (buy.leaves_qty, buy.status, str(buy.avg_px)) == (6, "partially-filled", "65000")
+    assert sell.avg_px == buy.avg_px and sell.order_id != buy.order_id
+    totals = run.server.metrics.totals
+    assert totals.orders == 2 and totals.trades == 1
+    assert run.server.engine.resting_orders == 1
+
+
+def test_entitlements_foreign_account_and_foreign_cancel(start_server: Callable[..., Any]) -> None:
+    run = start_server()
+    a, b = run.client(1), run.client(2)
+    mine = a.new_order(security_id=BTC, side="buy", qty=1, price="64000.00", tif="gtc")
+    a.flush()
+    assert a.wait_until(lambda c: c.order(mine).status == "new")
+    b.new_order(security_id=BTC, side="buy", qty=1, price="64000.00", account=101)  # a's account
+    cxl = b.cancel(security_id=BTC, side="buy", order_id=a.order(mine).order_id)
+    b.flush()
+    got = _gather(b, lambda got: any(r.get("ClOrdID") == cxl for r in got))
+    assert len(b.rejects) == 1
+    assert b.rejects[0]["BusinessRejectReason"].startswith(str(codes.BRR_UNKNOWN_ACCOUNT))
+    reject = next(r for r in got if r.get("ClOrdID") == cxl)
+    assert reject["template"] == "OrderCancelReject"
+    assert str(reject["ExecReason"]).startswith(str(codes.EXEC_REASON_OTHER_ACCOUNT))
+    _settle(a)
+    assert a.order(mine).status == "new"
+
+
+def test_cancel_on_disconnect_and_retransmission_after_reconnect(start_server: Callable[..., Any]) -> None:
+    run = start_server()
+    a = run.client(1)
+    cl = a.new_order(security_id=BTC, side="sell", qty=3, price="66000.00", tif="gtc")
+    a.flush()
+    assert a.wait_until(lambda c: c.order(cl).status == "new")
+    a.close()
+    deadline = time.monotonic() + 5
+    while run.server.engine.resting_orders and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert run.server.engine.resting_orders == 0
+    again = run.client(1)  # a fresh process of the same key: empty tracker, same SessionID
+    assert again.next_cl_ord_id == cl + 1
+    assert again.wait_until(lambda c: c.orders.last_exec_id >= 2)
+    restored = again.orders.by_order_id[a.order(cl).order_id]
+    assert (restored.status, restored.reason) == ("canceled", codes.EXEC_REASON_CANCEL_ON_DISCONNECT)
+    stale = message.new_order_single(cl_ord_id=cl, security_id=BTC, side="buy", qty=1, price="64000.00")
+    again.send_frame(stale.tobytes())
+    assert again.wait_until(lambda c: len(c.rejects) == 1)
+    assert again.rejects[0]["BusinessRejectReason"].startswith(str(codes.BRR_CLORDID_NOT_INCREASING))
+
+
+def test_throttle_refuses_with_reason_4(start_server: Callable[..., Any]) -> None:
+    run = start_server(throttle=(1.0, 5.0))
+    a = run.client(1)
+    ids = [a.new_order(security_id=BTC, side="buy", qty=1, price="64000.00") for _ in range(8)]
+    a.flush()
+    _settle(a)
+    assert [r["BusinessRejectReason"][:1] for r in a.rejects] == ["4"] * 3
+    assert sum(a.order(i).status == "new" for i in ids) == 5
+
+
+def test_garbage_is_refused_then_the_session_closed_and_others_never_notice(
+    start_server: Callable[..., Any],
+) -> None:
+    run = start_server(max_rejects=20)
+    bad, good = run.client(1), run.client(2)
+    with pytest.raises(ClientError):
+        for _ in range(200):
+            assert bad._ep is not None
+            bad._ep.send_messages([b"\x00" * 61])  # one refused frame each
+            bad.poll_raw(0.005)
+    assert len(bad.rejects) > 0
+    cl = good.new_order(security_id=BTC, side="buy", qty=1, price="64000.00")
+    good.flush()
+    assert good.wait_until(lambda c: c.order(cl).status == "new")
+
+
+def test_a_vanished_client_does_not_stall_the_others(start_server: Callable[..., Any]) -> None:
+    run = start_server()
+    ghost, live = run.client(1), run.client(2)
+    for i in range(50):
+        ghost.new_order(security_id=BTC, side="buy", qty=1, price="64000.00")
+        if i == 25:
+            ghost.flush()
+    ghost.flush()
+    assert ghost._ep is not None
+    ghost._ep.socket.close(linger=0)  # gone without CLOSE, with reports in flight
+    ghost._ep = None
+    ghost.connected = False
+    cl = live.new_order(security_id=BTC, side="sell", qty=5, price="64000.00")
+    live.flush()
+    assert live.wait_until(lambda c: c.order(cl).status == "filled")
+
+
+def test_every_message_gets_exactly_one_outcome_and_fills_reconcile(start_server: Callable[..., Any]) -> None:
+    run = start_server()
+    clients = [run.client(n) for n in (1, 2, 3)]
+    rng = random.Random(7)
+    sent: list[dict[int, str]] = [{} for _ in clients]
+    for _ in range(6):
+        for k, c in enumerate(clients):
+            for _ in range(40):
+                roll = rng.random()
+                side = rng.choice(["buy", "sell"])
+                px = f"{65000 + rng.randint(-5, 5)}.00"
+                live = [o for o in c.orders.open_orders() if o.order_id]
+                if roll < 0.15 and live:
+                    o = rng.choice(live)
+                    s = "buy" if o.side == codes.SIDE_BUY else "sell"
+                    sent[k][c.cancel(security_id=BTC, side=s, order_id=o.order_id)] = "cancel"
+                elif roll < 0.2:
+                    sent[k][c.mass_cancel(security_id=BTC)] = "mass"
+                else:
+                    tif = rng.choice(["day", "gtc", "ioc"])
+                    sent[k][c.new_order(security_id=BTC, side=side, qty=rng.randint(1, 9), price=px, tif=tif)] = "new"
+            c.flush()
+        _settle(*clients, quiet=0.05)
+    _settle(*clients)
+    for k, c in enumerate(clients):
+        for cl, kind in sent[k].items():
+            if kind == "new":
+                assert c.order(cl).status != "pending-new", (k, cl)
+    engine_trades = run.server.metrics.totals.trades
+    filled = sum(c.orders.filled_qty for c in clients)
+    fills = sum(c.orders.fills for c in clients)
+    assert fills == 2 * engine_trades  # taker and maker each get one ER Trade per trade
+    assert filled % 2 == 0
+    assert not any(c.rejects for c in clients)
+
+
+def test_shutdown_closes_every_session(start_server: Callable[..., Any]) -> None:
+    run = start_server()
+    a = run.client(1)
+    run.server.stop()
+    run.thread.join(10)
+    assert not run.thread.is_alive() and run.server.closed
+    with pytest.raises(ClientError, match="closed"):
+        for _ in range(100):
+            a.poll_raw(0.02)
+
+
+def test_oversize_record_from_a_client_does_not_take_the_server_down(start_server: Callable[..., Any]) -> None:
+    run = start_server()
+    a, b = run.client(1), run.client(2)
+    assert a._ep is not None
+    a._ep.socket.send(b"\x17" * 70_000)  # over MAXMSGSIZE: libzmq drops the connection
+    cl = b.new_order(security_id=BTC, side="buy", qty=1, price="64000.00")
+    b.flush()
+    assert b.wait_until(lambda c: c.order(cl).status == "new")
