@@ -29,7 +29,7 @@ def test_help_lists_commands() -> None:
 
 
 def test_demo_shows_accepted_and_rejected_messages() -> None:
-    result = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["demo"])
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(main, ["demo", "--frame"])
     assert result.exit_code == 0, result.output
     assert result.output.count("accepted") == 6
     assert "WrongSchema" in result.output and "NonzeroReserved" in result.output

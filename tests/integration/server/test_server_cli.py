@@ -64,3 +64,14 @@ def test_server_serves_the_client_command_and_stops_on_sigterm(tmp_path: Path) -
     assert srv.returncode == 0, err
     assert "server stopped" in err
     assert "orders/s" in out and "ns/order" in out
+
+
+def test_live_demo_runs_and_reports_every_client() -> None:
+    env = {**os.environ, "COLUMNS": "200"}
+    res = subprocess.run(
+        [*QFIX, "demo", "--seconds", "2", "--clients", "2"], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "demo summary" in res.stdout
+    assert "client-1" in res.stdout and "client-2" in res.stdout
+    assert "orders/s" in res.stdout and "BTC-USD" in res.stdout

@@ -1,11 +1,10 @@
-"""``qfix demo``: what the package can show today, end to end on one machine.
+"""``qfix demo --frame``: one order frame taken apart, checked and matched, without sockets.
 
 Builds a sample order-entry frame (new orders, a cancel, a replace, a mass cancel and
 two deliberately malformed messages), encodes it, runs the server-side frame and
 header checks, prints every message decoded next to its outcome, then hands the
 accepted messages to the matching engine in one batch and prints every execution
-report and market-data record it produced. Later issues extend the demo to the local
-server over QZMQ.
+report and market-data record it produced.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
-import click
 import numpy as np
 from rich.console import Console
 from rich.table import Table
@@ -71,8 +69,23 @@ def render(frame: bytes, now: int) -> Table:
     return table
 
 
-_OUT_FIELDS = ("ClOrdID", "OrderID", "ExecType", "OrdStatus", "LastPx", "LastQty", "LeavesQty", "ExecReason",
-               "MDEntryPx", "MDEntrySize", "MDEntryType", "MDUpdateAction", "BidPx", "OfferPx", "TradeID")
+_OUT_FIELDS = (
+    "ClOrdID",
+    "OrderID",
+    "ExecType",
+    "OrdStatus",
+    "LastPx",
+    "LastQty",
+    "LeavesQty",
+    "ExecReason",
+    "MDEntryPx",
+    "MDEntrySize",
+    "MDEntryType",
+    "MDUpdateAction",
+    "BidPx",
+    "OfferPx",
+    "TradeID",
+)
 
 
 def run_engine(frame: bytes, now: int) -> np.ndarray:
@@ -106,16 +119,13 @@ def render_outputs(outputs: np.ndarray) -> Table:
     return table
 
 
-@click.command("demo")
-@click.option("--no-engine", is_flag=True, help="Only build, check and print the frame.")
-def demo(no_engine: bool) -> None:
+def show_frame(console: Console, no_engine: bool) -> None:
     """Build, check and print a sample order frame, then match it in the engine."""
-    console = Console()
     frame = sample_frame()
     now = time.time_ns()
     console.print(render(frame, now))
     console.print(f"first message on the wire: [bold]{frame[:60].hex()}[/]")
     if not no_engine:
-        with console.status("matching (the first run compiles the engine, about a minute)"):
+        with console.status("matching (the first run on a machine compiles the engine: minutes)"):
             outputs = run_engine(frame, now)
         console.print(render_outputs(outputs))
