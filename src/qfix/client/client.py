@@ -68,6 +68,8 @@ class Client:
         server_key: the pinned server key.
         mode: ``"hybrid"`` or ``"pq-only"``; must match the server.
         context: a zmq context (default: the process-wide one).
+        track_orders: apply every report to :attr:`orders` (load generators that count
+            reports themselves turn this off: it costs Python work per report).
     """
 
     def __init__(
@@ -78,8 +80,10 @@ class Client:
         *,
         mode: str = "hybrid",
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        track_orders: bool = True,
     ) -> None:
         self.endpoint = endpoint
+        self.track_orders = track_orders
         self.key = key
         self.server_key = server_key
         self.config = QzmqConfig(mode=QzmqConfig.parse_mode(mode))
@@ -347,7 +351,8 @@ class Client:
             if np.any(tids == codes.TEMPLATE_BUSINESS_MESSAGE_REJECT):
                 for i in np.flatnonzero(tids == codes.TEMPLATE_BUSINESS_MESSAGE_REJECT)[:100]:
                     self.rejects.append(message.describe(msgs[i]))
-            self.orders.apply(msgs)
+            if self.track_orders:
+                self.orders.apply(msgs)
             self._inbox.append(msgs)
 
     @property

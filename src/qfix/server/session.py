@@ -370,7 +370,11 @@ class OrderEntry:
         private = np.flatnonzero(~md)
         if private.size == 0:
             return [], md_msgs
-        order = private[np.argsort(dest[private], kind="stable")]
+        first = dest[private[0]]
+        if private.size == 1 or bool(np.all(dest[private] == first)):
+            order = private  # one destination (the common case of a batch from one session)
+        else:
+            order = private[np.argsort(dest[private], kind="stable")]
         sorted_dest = dest[order]
         cuts = np.flatnonzero(np.diff(sorted_dest)) + 1
         starts = np.concatenate(([0], cuts))

@@ -25,11 +25,12 @@ class MarketDataSink:
         self._held = 0
 
     def publish(self, records: npt.NDArray[Any]) -> None:
-        """Take (n, 60) market-data messages in engine order."""
+        """Take (n, 60) market-data messages in engine order; the sink keeps ``records``
+        itself, so the caller hands over an array it no longer writes to."""
         self.total += records.shape[0]
         if self.keep == 0:
             return
-        self._chunks.append(np.array(records, copy=True))
+        self._chunks.append(records)
         self._held += records.shape[0]
         while self._held - self._chunks[0].shape[0] >= self.keep:
             self._held -= self._chunks.popleft().shape[0]
