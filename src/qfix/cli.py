@@ -24,6 +24,7 @@ from qfix.errors import QfixError
 
 #: top-level subcommands: name -> "module:attribute"
 COMMANDS: dict[str, str] = {
+    "admin": "qfix.client.admin_cli:admin",
     "client": "qfix.client.cli:client",
     "demo": "qfix.demo:demo",
     "keygen": "qfix.crypto.cli:keygen",

@@ -13,6 +13,7 @@ reports to the :class:`~qfix.client.tracker.OrderTracker` and returns them.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -97,6 +98,7 @@ class Client:
         self.connected = False
         self.messages_received = 0
         self.rejects: list[Report] = []
+        self._admin_replies: list[dict[str, Any]] = []
 
     @classmethod
     def from_files(cls, endpoint: str, key_file: str | Path, server_key_file: str | Path, **kwargs: Any) -> Client:
@@ -279,6 +281,21 @@ class Client:
                 self.connected = False
                 raise ClientError(f"connection closed ({ev.reason.name})")
 
+    def admin(self, op: str, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
+        """Send one admin command (the key must be one of the server's ``admin_kids``)
+        and return the server's JSON reply, e.g. ``admin("halt", security_ids=[1])``.
+
+        Raises ClientError when no reply arrives within ``timeout`` s (a key that is not
+        an admin key gets none: its DATA records are read as order-entry frames)."""
+        ep = self._require()
+        self._check_closed(ep.send_messages([json.dumps({"op": op, **args}).encode("utf-8")]))
+        deadline = time.monotonic() + timeout
+        while not self._admin_replies:
+            if time.monotonic() > deadline:
+                raise ClientError(f"no admin reply within {timeout} s (is this key in keys.admin_kids?)")
+            self.poll_raw(0.05)
+        return self._admin_replies.pop(0)
+
     # --- receiving --------------------------------------------------------------------
 
     def poll_raw(self, timeout: float = 0.0) -> Array:
@@ -334,6 +351,13 @@ class Client:
                 continue
 
     def _take(self, ev: Messages) -> None:
+        if not ev.fixed:  # DATA records carry admin replies (JSON), never order entry
+            for raw in ev.frames:
+                try:
+                    self._admin_replies.append(json.loads(bytes(raw)))
+                except (UnicodeDecodeError, json.JSONDecodeError):
+                    raise ClientError("the server sent a DATA record that is not a JSON reply") from None
+            return
         for frame in ev.frames:
             v = codec.validate(frame, 0, codec.SERVER_TO_CLIENT)
             if v.frame is None or not v.all_accepted:

@@ -2,7 +2,7 @@
 
 On first use it writes a complete, editable setup into a directory (``.qfix`` in the
 working directory unless told otherwise): a server key, four client keys with one
-account each, the allow-list and a ``qfix.toml`` with three sample instruments. Later
+account each, an admin key, the allow-list and a ``qfix.toml`` with three sample instruments. Later
 starts reuse the files, so clients made for the first run keep working. Nothing is
 overwritten; a half-written directory is reported, not patched over.
 """
@@ -19,6 +19,7 @@ __all__ = ["DEFAULT_DIR", "DEMO_CLIENTS", "ensure_default_setup"]
 
 DEFAULT_DIR: Final = Path(".qfix")
 #: client key names and their accounts (the first account is the SessionAccount)
+ADMIN_ACCOUNT: Final = 900
 DEMO_CLIENTS: Final = (("client-1", 101), ("client-2", 102), ("client-3", 103), ("client-4", 104))
 
 _CONFIG: Final = """\
@@ -39,6 +40,7 @@ memory_limit_mib = 8192
 [keys]
 server_key = "server.key"
 allow_list = "allow.toml"
+admin_kids = ["{admin_kid}"]   # admin.key: may halt, resume, kill accounts, reload (qfix admin)
 
 [engine]
 max_orders = 1048576
@@ -95,10 +97,17 @@ def ensure_default_setup(directory: Path = DEFAULT_DIR) -> Path:
         write_private_key(directory / f"{name}.key", key)
         write_public_key(directory / f"{name}.key.pub", key)
         entries.append(f"# {name}\n" + render_allow_entry(key, [account]))
+    admin = generate_signing_key(SignatureAlg.ML_DSA_65)
+    write_private_key(directory / "admin.key", admin)
+    write_public_key(directory / "admin.key.pub", admin)
+    entries.append(
+        f"# admin (operator key; its account {ADMIN_ACCOUNT} holds no orders)\n"
+        + render_allow_entry(admin, [ADMIN_ACCOUNT])
+    )
     allow = directory / "allow.toml"
     allow.write_text("# clients allowed to connect: key and accounts (first = SessionAccount)\n\n" + "\n".join(entries))
     allow.chmod(0o644)
     tmp = directory / "qfix.toml.tmp"
-    tmp.write_text(_CONFIG)
+    tmp.write_text(_CONFIG.replace("{admin_kid}", admin.kid.hex()))
     tmp.replace(config)
     return config

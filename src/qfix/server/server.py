@@ -29,6 +29,7 @@ import zmq
 from qfix.crypto.keys import load_allow_list, load_private_key
 from qfix.crypto.primitives import SignatureAlg
 from qfix.engine import OUTPUT_FULL, Engine
+from qfix.errors import QfixError
 from qfix.qzmq import (
     RECORD_OVERHEAD,
     Closed,
@@ -40,6 +41,7 @@ from qfix.qzmq import (
     ServerProtocol,
 )
 from qfix.qzmq.adapter import ServerEndpoint
+from qfix.server.admin import PHASES, AdminCommand, AdminError, encode_reply, parse_command
 from qfix.server.config import ServerConfig
 from qfix.server.metrics import Metrics, StatusLine
 from qfix.server.session import OrderEntry, SessionState
@@ -73,6 +75,9 @@ def _warm_kernels(config: ServerConfig) -> None:
     out = np.zeros(64, schema.OUTPUT)
     scratch.process(np.zeros(0, schema.INBOUND), out)
     scratch.cancel_sessions(0, [0], out)
+    first = config.instruments[0]
+    plain_move = {PHASES["closed"]: PHASES["pre-open"], PHASES["halted"]: PHASES["closed"]}
+    scratch.set_phase(0, [first.security_id], plain_move.get(first.phase, PHASES["halted"]), out)
 
 
 class Server:
@@ -116,6 +121,7 @@ class Server:
         self._next_status = now + config.status_interval if config.status_interval else float("inf")
         self._next_housekeeping = now
         self._last_recv_ns = 0
+        self._admin_kids = frozenset(bytes.fromhex(k) for k in config.admin_kids)
         self._stopping = False
         self.closed = False
 
@@ -175,6 +181,15 @@ class Server:
                 state = self.entry.by_conn.get(ev.conn)
                 if state is None:
                     continue
+                if not ev.fixed and state.kid in self._admin_kids:
+                    # commands take effect in sequence: what was collected before them is matched first
+                    if inbound:
+                        self._match(inbound, held)
+                        inbound.clear()
+                        held = 0
+                    for command in ev.frames:
+                        self._admin(ev.conn, bytes(command))
+                    continue
                 for frame in ev.frames:
                     recv_ns = max(time.time_ns(), self._last_recv_ns)
                     self._last_recv_ns = recv_ns
@@ -218,14 +233,8 @@ class Server:
             self._cancel_session(last)
 
     def _cancel_session(self, state: SessionState) -> None:
-        now = max(time.time_ns(), self._last_recv_ns)
-        self._last_recv_ns = now
-        while True:
-            res = self.engine.cancel_sessions(now, [state.session_id], self._out)
-            if res.status != OUTPUT_FULL:
-                break
-            self._grow(res.needed)
-        self._dispatch(self._out[: res.written])
+        now = self._now_ns()
+        self._engine_command(lambda out: self.engine.cancel_sessions(now, [state.session_id], out))
 
     def _close_conn(self, conn: int, reason: CloseReason) -> None:
         try:
@@ -236,6 +245,105 @@ class Server:
         for ev in events:
             if isinstance(ev, Closed) and ev.conn != conn:
                 self._logout(ev.conn)
+
+    # --- admin ------------------------------------------------------------------------
+
+    def _admin(self, conn: int, data: bytes) -> None:
+        try:
+            cmd = parse_command(data)
+            result = self._execute(cmd)
+            reply = encode_reply(True, op=cmd.op, **result)
+        except AdminError as exc:
+            reply = encode_reply(False, error=str(exc))
+        log.info("admin session %d: %s -> %s", conn, data[:200].decode("utf-8", "replace"), reply.decode())
+        try:
+            for ev in self.protocol.send_messages(conn, [reply]):
+                if isinstance(ev, Closed):
+                    self._logout(ev.conn)
+        except ConnectionClosed:
+            self._logout(conn)
+
+    def _execute(self, cmd: AdminCommand) -> dict[str, Any]:
+        known = {i.security_id for i in self.config.instruments}
+        if unknown := [s for s in cmd.security_ids if s not in known]:
+            raise AdminError(f"security_ids: {unknown} not configured on this server")
+        if cmd.op == "halt":
+            self._set_phase(cmd.security_ids, PHASES["halted"])
+        elif cmd.op == "phase":
+            self._set_phase(cmd.security_ids, cmd.phase)
+        elif cmd.op == "resume":
+            # a halt reopens through the call phase (ENGINE.md §7.1): Halted -> PreOpen -> Continuous;
+            # refused up front while the reopening auction would have orders to uncross
+            live = self.engine.live_orders()
+            books = [k for k, ins in enumerate(self.engine.instruments) if ins.security_id in cmd.security_ids]
+            if live.size and bool(np.isin(live["inst"], books).any()):
+                raise AdminError(
+                    "resume needs the reopening auction, which is not built yet, while orders rest on "
+                    "these books; cancel them (kill) or keep the instruments halted"
+                )
+            self._set_phase(cmd.security_ids, PHASES["pre-open"])
+            self._set_phase(cmd.security_ids, PHASES["continuous"])
+        elif cmd.op == "kill":
+            self.entry.blocked.update(cmd.accounts)
+            now = self._now_ns()
+            self._engine_command(lambda out: self.engine.cancel_accounts(now, list(cmd.accounts), out))
+            return {"blocked": sorted(self.entry.blocked)}
+        elif cmd.op == "unblock":
+            self.entry.blocked.difference_update(cmd.accounts)
+            return {"blocked": sorted(self.entry.blocked)}
+        elif cmd.op == "reload":
+            return self._reload_allow_list()
+        return {"status": self._status_doc()}
+
+    def _set_phase(self, security_ids: tuple[int, ...], phase: int) -> None:
+        now = self._now_ns()
+        try:
+            self._engine_command(lambda out: self.engine.set_phase(now, list(security_ids), phase, out))
+        except NotImplementedError:
+            raise AdminError("this transition needs an auction uncross, which is not built yet") from None
+        except ValueError as exc:
+            raise AdminError(str(exc)) from None
+
+    def _reload_allow_list(self) -> dict[str, Any]:
+        try:
+            allow = load_allow_list(self.config.allow_list_file)
+        except QfixError as exc:
+            raise AdminError(f"allow-list not reloaded: {exc}") from None
+        self.protocol.set_allow_list(allow)
+        revoked = [info.conn for info in self.protocol.sessions() if info.kid not in allow]
+        for conn in revoked:
+            self._close_conn(conn, CloseReason.NORMAL)
+        for state in self.entry.by_id:
+            if state.kid in allow:
+                state.accounts = np.array(allow[state.kid].accounts, np.uint32)
+        return {"clients": len(allow), "closed_sessions": len(revoked)}
+
+    def _status_doc(self) -> dict[str, Any]:
+        phases = {v: k for k, v in PHASES.items()}
+        t = self.metrics.totals
+        return {
+            "orders": t.orders,
+            "trades": t.trades,
+            "batches": t.batches,
+            "sessions": self.protocol.session_count,
+            "resting_orders": self.engine.resting_orders,
+            "blocked_accounts": sorted(self.entry.blocked),
+            "instruments": {str(int(row["sec_id"])): phases.get(int(row["phase"]), "?") for row in self.engine._insts},
+        }
+
+    def _now_ns(self) -> int:
+        now = max(time.time_ns(), self._last_recv_ns)
+        self._last_recv_ns = now
+        return now
+
+    def _engine_command(self, call: Callable[[Array], Any]) -> None:
+        """Run one engine command, growing the buffer on OUTPUT_FULL (a command then did nothing)."""
+        while True:
+            res = call(self._out)
+            if res.status != OUTPUT_FULL:
+                break
+            self._grow(res.needed)
+        self._dispatch(self._out[: res.written])
 
     # --- matching and sending -----------------------------------------------------------
 

@@ -194,6 +194,8 @@ class OrderEntry:
         self.by_id: list[SessionState] = []
         self.by_conn: dict[int, SessionState] = {}
         self.accepting = True
+        #: accounts an operator killed: their orders are refused at stage S (108)
+        self.blocked: set[int] = set()
 
     # --- connections ----------------------------------------------------------------
 
@@ -318,7 +320,11 @@ class OrderEntry:
             mask = orders & (tids == tid)
             if mask.any():
                 acct = np.ascontiguousarray(raw[mask, offset : offset + 4]).view("<u4")[:, 0]
-                account_ok[mask] = (acct == codes.NULL_U32) | np.isin(acct, state.accounts)
+                resolved = np.where(acct == codes.NULL_U32, np.uint32(state.session_account), acct)
+                ok = np.isin(resolved, state.accounts)
+                if self.blocked:
+                    ok &= ~np.isin(resolved, np.fromiter(self.blocked, np.uint32))
+                account_ok[mask] = ok
         eligible = orders & account_ok
         marks = np.maximum.accumulate(np.where(eligible, clordid, np.uint64(0)))
         before = np.empty_like(marks)

@@ -198,3 +198,51 @@ def test_oversize_record_from_a_client_does_not_take_the_server_down(start_serve
     cl = b.new_order(security_id=BTC, side="buy", qty=1, price="64000.00")
     b.flush()
     assert b.wait_until(lambda c: c.order(cl).status == "new")
+
+
+def _admin(run: Any) -> Client:
+    c = Client.from_files(run.server.fix_endpoint, run.home / "admin.key", run.home / "server.key.pub")
+    c.connect(timeout=10.0)
+    run.clients.append(c)
+    return c
+
+
+def test_admin_halt_kill_unblock_and_bad_commands(start_server: Callable[..., Any]) -> None:
+    run = start_server()
+    op, a = _admin(run), run.client(1)
+    rest = a.new_order(security_id=BTC, side="buy", qty=2, price="64000.00", tif="gtc")
+    a.flush()
+    assert a.wait_until(lambda c: c.order(rest).status == "new")
+    assert op.admin("halt", security_ids=[BTC])["ok"]
+    assert op.admin("status")["status"]["instruments"][str(BTC)] == "halted"
+    refused = a.new_order(security_id=BTC, side="buy", qty=1, price="64000.00")
+    a.flush()
+    assert a.wait_until(lambda c: c.order(refused).status == "rejected")
+    reply = op.admin("resume", security_ids=[BTC])  # a resting order: the reopening auction is not built
+    assert not reply["ok"] and "auction" in reply["error"]
+    killed = op.admin("kill", accounts=[101])
+    assert killed["ok"] and killed["blocked"] == [101]
+    assert a.wait_until(lambda c: c.order(rest).status == "canceled")
+    late = a.new_order(security_id=2, side="buy", qty=1, price="3500.00")
+    a.flush()
+    assert a.wait_until(lambda c: len(c.rejects) == 1)
+    assert a.rejects[0]["BusinessRejectReason"].startswith(str(codes.BRR_UNKNOWN_ACCOUNT))
+    assert a.order(late).status == "pending-new"
+    assert op.admin("unblock", accounts=[101])["blocked"] == []
+    for bad, error in [
+        ({"op": "halt", "security_ids": [999]}, "not configured"),
+        ({"op": "explode"}, "op: 'explode'"),
+        ({"op": "kill", "accounts": "all"}, "accounts: give a non-empty list"),
+        ({"op": "phase", "security_ids": [1], "phase": "lunch"}, "phase: 'lunch'"),
+    ]:
+        reply = op.admin(**bad)  # type: ignore[arg-type]
+        assert not reply["ok"] and error in reply["error"], reply
+    assert op.admin("status")["status"]["instruments"][str(BTC)] == "halted"  # nothing changed
+
+
+def test_admin_commands_from_a_trading_key_are_not_obeyed(start_server: Callable[..., Any]) -> None:
+    run = start_server()
+    a = run.client(1)
+    with pytest.raises(ClientError, match="no admin reply"):
+        a.admin("halt", timeout=1.0, security_ids=[BTC])
+    assert a.rejects  # its DATA message was read as an order-entry frame and refused
