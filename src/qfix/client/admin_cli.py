@@ -17,7 +17,9 @@ __all__ = ["admin"]
 @click.option("--key", "key_file", type=click.Path(dir_okay=False, path_type=Path), default=None, help="admin key.")
 @click.option("--server-key", "server_key_file", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--pq-only", is_flag=True)
-@click.argument("op", type=click.Choice(["halt", "resume", "phase", "kill", "unblock", "reload", "status"]))
+@click.argument(
+    "op", type=click.Choice(["halt", "resume", "phase", "kill", "unblock", "reload", "end-of-day", "status"])
+)
 @click.argument("ids", nargs=-1, type=click.IntRange(0, 0xFFFF_FFFE))
 @click.option(
     "--phase",
@@ -45,6 +47,7 @@ def admin(
     qfix admin phase 1 2 --phase pre-open
     qfix admin kill 101
     qfix admin reload        # re-read the allow-list; removed keys lose their sessions
+    qfix admin end-of-day    # close the trading day now (Day orders expire)
     """
     from qfix.client import Client
 

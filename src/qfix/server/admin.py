@@ -33,6 +33,7 @@ OPS: Final = {
     "kill": "accounts",
     "unblock": "accounts",
     "reload": None,
+    "end-of-day": None,
     "status": None,
 }
 _MAX_COMMAND: Final = 64 * 1024

@@ -45,6 +45,7 @@ __all__ = [
     "DEFAULT_MD_PORT",
     "ServerConfig",
     "ServerConfigError",
+    "end_of_day_offset_ns",
     "load_config",
     "parse_config",
     "with_overrides",
@@ -114,6 +115,8 @@ class ServerConfig:
     #: ceiling for the server's large buffers (engine state, output buffer), MiB
     memory_limit_mib: int = 8192
     durability: str = "none"
+    #: UTC wall-clock time "HH:MM" at which the trading day ends (Day orders expire); "" = never
+    end_of_day: str = "21:00"
     engine: EngineConfig = field(default_factory=lambda: EngineConfig(max_orders=1 << 20, max_levels=1 << 18))
     qzmq: QzmqConfig = field(default_factory=QzmqConfig)
     #: where the configuration came from (for messages)
@@ -125,6 +128,10 @@ class ServerConfig:
             raise ServerConfigError(f"{self.source}: server.batch = {self.batch}; use 1..1000000")
         if not self.instruments:
             raise ServerConfigError(f"{self.source}: no [[instrument]]; configure at least one")
+        if self.end_of_day and not _valid_hhmm(self.end_of_day):
+            raise ServerConfigError(
+                f'{self.source}: server.end_of_day = {self.end_of_day!r}; use UTC "HH:MM" or "" for never'
+            )
         if self.durability not in _DURABILITY:
             raise ServerConfigError(
                 f"{self.source}: server.durability = {self.durability!r}; only 'none' exists until the journal lands"
@@ -162,6 +169,17 @@ class ServerConfig:
     @property
     def md_endpoint(self) -> str:
         return f"tcp://{self.host}:{self.md_port}"
+
+
+def _valid_hhmm(text: str) -> bool:
+    hh, sep, mm = text.partition(":")
+    return bool(sep) and hh.isdigit() and mm.isdigit() and len(mm) == 2 and 0 <= int(hh) < 24 and 0 <= int(mm) < 60
+
+
+def end_of_day_offset_ns(text: str) -> int:
+    """ "HH:MM" as nanoseconds after UTC midnight."""
+    hh, _, mm = text.partition(":")
+    return (int(hh) * 3600 + int(mm) * 60) * 1_000_000_000
 
 
 def _check_ports(*ports: int) -> None:
@@ -354,6 +372,7 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
         "retransmit_keep": server.integer("retransmit_keep", 200_000, 0, 2**31 - 1),
         "memory_limit_mib": server.integer("memory_limit_mib", 8192, 64, 2**24),
         "durability": server.get("durability", str, "none"),
+        "end_of_day": server.get("end_of_day", str, "21:00"),
     }
     server.finish()
     try:

@@ -42,7 +42,7 @@ from qfix.qzmq import (
 )
 from qfix.qzmq.adapter import ServerEndpoint
 from qfix.server.admin import PHASES, AdminCommand, AdminError, encode_reply, parse_command
-from qfix.server.config import ServerConfig
+from qfix.server.config import ServerConfig, end_of_day_offset_ns
 from qfix.server.metrics import Metrics, StatusLine
 from qfix.server.session import OrderEntry, SessionState
 from qfix.server.sink import MarketDataSink
@@ -63,6 +63,17 @@ _IDLE_WAIT_MS: Final = 20
 
 def _template_ids(msgs: Array) -> Array:
     return np.ascontiguousarray(msgs[:, 2:4]).view("<u2")[:, 0]
+
+
+_DAY_NS: Final = 86_400 * 1_000_000_000
+
+
+def _next_end_of_day(hhmm: str, now_ns: int) -> int:
+    """The next wall-clock instant (ns) at UTC ``hhmm`` strictly after ``now_ns``; never if ""."""
+    if not hhmm:
+        return 2**63 - 1
+    at = now_ns - now_ns % _DAY_NS + end_of_day_offset_ns(hhmm)
+    return at if at > now_ns else at + _DAY_NS
 
 
 def _warm_kernels(config: ServerConfig) -> None:
@@ -122,6 +133,8 @@ class Server:
         self._next_housekeeping = now
         self._last_recv_ns = 0
         self._admin_kids = frozenset(bytes.fromhex(k) for k in config.admin_kids)
+        self._next_eod_ns = _next_end_of_day(config.end_of_day, time.time_ns())
+        self.trading_days_closed = 0
         self._stopping = False
         self.closed = False
 
@@ -293,7 +306,24 @@ class Server:
             return {"blocked": sorted(self.entry.blocked)}
         elif cmd.op == "reload":
             return self._reload_allow_list()
+        elif cmd.op == "end-of-day":
+            return self._end_of_day()
         return {"status": self._status_doc()}
+
+    def _end_of_day(self) -> dict[str, Any]:
+        """Close the trading day: Day orders and due GTD orders expire (ENGINE.md §3.4), and
+        the per-session daily counters start again. Run by the server's wall clock, never
+        by the engine."""
+        now = self._now_ns()
+        before = self.engine.resting_orders
+        self._engine_command(lambda out: self.engine.end_of_day(now, out))
+        expired = before - self.engine.resting_orders
+        for state in self.entry.by_id:
+            state.rejects = 0
+        self.trading_days_closed += 1
+        self._next_eod_ns = _next_end_of_day(self.config.end_of_day, now)
+        log.info("end of trading day: %d orders expired", expired)
+        return {"expired": expired}
 
     def _set_phase(self, security_ids: tuple[int, ...], phase: int) -> None:
         now = self._now_ns()
@@ -404,6 +434,8 @@ class Server:
     # --- timers -------------------------------------------------------------------------
 
     def _housekeeping(self) -> None:
+        if time.time_ns() >= self._next_eod_ns:
+            self._end_of_day()
         now = time.monotonic()
         if now >= self._next_housekeeping:
             self._next_housekeeping = now + _HOUSEKEEPING_S

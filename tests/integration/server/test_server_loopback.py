@@ -246,3 +246,25 @@ def test_admin_commands_from_a_trading_key_are_not_obeyed(start_server: Callable
     with pytest.raises(ClientError, match="no admin reply"):
         a.admin("halt", timeout=1.0, security_ids=[BTC])
     assert a.rejects  # its DATA message was read as an order-entry frame and refused
+
+
+def test_end_of_day_expires_day_orders_and_keeps_gtc(start_server: Callable[..., Any]) -> None:
+    run = start_server()
+    op, a = _admin(run), run.client(1)
+    day = a.new_order(security_id=BTC, side="buy", qty=1, price="64000.00", tif="day")
+    gtc = a.new_order(security_id=BTC, side="buy", qty=1, price="64000.00", tif="gtc")
+    a.flush()
+    assert a.wait_until(lambda c: c.order(gtc).status == "new" and c.order(day).status == "new")
+    assert op.admin("end-of-day") == {"ok": True, "op": "end-of-day", "expired": 1}
+    assert a.wait_until(lambda c: c.order(day).status == "expired")
+    assert a.order(gtc).status == "new"
+
+
+def test_end_of_day_runs_by_the_wall_clock() -> None:
+    from qfix.server.server import _next_end_of_day
+
+    day = 86_400 * 10**9
+    midnight = 20_000 * day
+    assert _next_end_of_day("21:00", midnight) == midnight + 21 * 3600 * 10**9
+    assert _next_end_of_day("21:00", midnight + 21 * 3600 * 10**9) == midnight + day + 21 * 3600 * 10**9
+    assert _next_end_of_day("", midnight) == 2**63 - 1
