@@ -59,6 +59,13 @@ _FRAME_MSGS: Final = codes.MAX_MSGS_PER_FRAME
 _INITIAL_OUTPUT: Final = 1 << 16  #: output records allocated at start; grown on demand
 _HOUSEKEEPING_S: Final = 0.05
 _IDLE_WAIT_MS: Final = 20
+_FRAME_SLACK: Final = 32
+
+
+def _frames_for(messages: int) -> int:
+    """Frames to read for room of ``messages``: a batch overshoots its limit by at most
+    ``_FRAME_SLACK`` full frames, so memory stays bounded whatever the frame sizes."""
+    return -(-max(messages, 1) // _FRAME_MSGS) + _FRAME_SLACK
 
 
 def _template_ids(msgs: Array) -> Array:
@@ -167,7 +174,7 @@ class Server:
         # wait for readiness first, so that the batch's time includes decryption
         self.endpoint.socket.poll(timeout_ms, zmq.POLLIN)
         started = time.perf_counter_ns()
-        events = self.endpoint.poll(0, max_frames=max(1, batch_limit))
+        events = self.endpoint.poll(0, max_frames=_frames_for(batch_limit))
         deadline = time.monotonic() + budget
         while events:
             if not first_recv and any(isinstance(ev, Messages) for ev in events):
@@ -175,7 +182,7 @@ class Server:
             held += self._handle(events, inbound)
             if held >= batch_limit or time.monotonic() >= deadline:
                 break
-            events = self.endpoint.poll(0, max_frames=max(1, batch_limit - held))
+            events = self.endpoint.poll(0, max_frames=_frames_for(batch_limit - held))
         if held:
             self._match(inbound, held)
         if first_recv:
