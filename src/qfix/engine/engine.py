@@ -312,14 +312,22 @@ class Engine:
             self._ehash = hashlib.blake2b(self._ehash, digest_size=32).digest()
 
     def set_phase(self, now: int, security_ids: Sequence[int], phase: int, out: Array) -> ProcessResult:
-        """Phase change without an uncross (ENGINE.md §7.1); uncrossing ones are not here yet."""
+        """Phase change (ENGINE.md §7.1). An auction transition (PreOpen -> Continuous,
+        PreClose -> Closed) is done here when its uncross is trivial (:meth:`_uncross_is_trivial`:
+        it would emit nothing but the SecurityStatus); a real uncross raises
+        NotImplementedError, changing nothing (the auction work adds it)."""
         idx = sorted({self._index(s) for s in security_ids})
         for k in idx:
             move = (int(self._insts[k]["phase"]), phase)
-            if move in _UNCROSS_TRANSITIONS:
-                raise NotImplementedError("transitions with an uncross belong to the auction work (ENGINE.md §7)")
-            if move not in _PLAIN_TRANSITIONS:
+            if move not in _PLAIN_TRANSITIONS and move not in _UNCROSS_TRANSITIONS:
                 raise ValueError(f"instrument {int(self._insts[k]['sec_id'])}: transition {move} is not allowed")
+        for k in idx:
+            move = (int(self._insts[k]["phase"]), phase)
+            if move in _UNCROSS_TRANSITIONS and not self._uncross_is_trivial(k):
+                raise NotImplementedError(
+                    f"instrument {int(self._insts[k]['sec_id'])}: transition {move} needs an uncross "
+                    "(a market or IOC order, or a crossed book); auctions (ENGINE.md §7.4-§7.5) come later"
+                )
         ob = self._begin(out)
         arr = np.array(idx, np.int64)
         fba = np.array([self._insts[k]["fba"] >= 0 for k in idx], np.bool_)
@@ -328,6 +336,24 @@ class Engine:
         self._finish(out, written)
         ok = int(status) == STATUS_OK
         return ProcessResult(int(status), 1 if ok else 0, written, int(needed))
+
+    def _uncross_is_trivial(self, k: int) -> bool:
+        """Whether the uncross of instrument index ``k`` would output nothing but the
+        SecurityStatus (ENGINE.md §7.4-§7.5): no live market or IOC order (§7.5 rule 6 would
+        cancel it) and no crossed limit book (so V = 0: no fill, Ref unchanged)."""
+        hw = int(self._ctr[ty.C_OHW])
+        o = self._orders[:hw]
+        mine = (o["order_id"] != 0) & (o["inst"] == k)
+        if np.any(mine & ((o["ord_type"] == codes.ORD_TYPE_MARKET) | (o["tif"] == codes.TIF_IOC))):
+            return False
+        best = []
+        for si in (2 * k, 2 * k + 1):
+            n = int(self._sides[si]["n"])
+            if n == 0:
+                return True
+            lv = int(self._pool_lv[int(self._sides[si]["off"]) + n - 1])
+            best.append(int(self._levels[lv]["price"]))
+        return best[0] < best[1]
 
     def _index(self, security_id: int) -> int:
         k = int(np.searchsorted(self._sec_ids, security_id))

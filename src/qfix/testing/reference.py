@@ -12,9 +12,10 @@ instrument in the chain" is only known then. Output records are 64 bytes (60 mes
 bytes then ``dest`` u32 LE), which is exactly what the event hash consumes, so a call's
 output buffer is hashed as is.
 
-Auctions (ENGINE.md §7.3-§7.6) are a later issue: ``set_phase`` implements acceptance and
-the SecurityStatus-only transitions, and raises ``NotImplementedError`` for a transition
-that would uncross a non-empty book.
+Auctions (ENGINE.md §7.3-§7.6) are a later issue: ``set_phase`` implements acceptance, the
+SecurityStatus-only transitions, and the auction transitions whose uncross is trivial (no
+market or IOC order, book not crossed: V = 0 and nothing to cancel), and raises
+``NotImplementedError`` for a transition that needs a real uncross.
 """
 
 from __future__ import annotations
@@ -337,7 +338,7 @@ class ReferenceEngine:
                 raise ValueError(f"set_phase: transition {inst.phase} -> {phase} of {sec} is not allowed (§7.1)")
         for sec in secs:
             inst = self._insts[sec]
-            if _TRANSITIONS[(inst.phase, phase)] and inst.live() > 0:
+            if _TRANSITIONS[(inst.phase, phase)] and not self._uncross_is_trivial(inst):
                 raise NotImplementedError(
                     f"set_phase {inst.phase} -> {phase} of SecurityID {sec} needs an uncross of "
                     f"{inst.live()} live orders; auctions (ENGINE.md §7.4-§7.5) are not implemented "
@@ -354,6 +355,16 @@ class ReferenceEngine:
                 self._emit_security_status(inst)
 
         return self._command(now, u, out, chain)
+
+    def _uncross_is_trivial(self, inst: _Inst) -> bool:
+        """An uncross that outputs nothing: no market or IOC order for §7.5 rule 6 to cancel,
+        and D and S never both positive at one price (V = 0 under §7.4: no fill, Ref kept)."""
+        if inst.sides[BUY].markets or inst.sides[SELL].markets:
+            return False
+        if any(o.sec == inst.sec and o.tif == C.TIF_IOC for o in self._orders.values()):
+            return False
+        bid, ask = inst.best(BUY), inst.best(SELL)
+        return bid is None or ask is None or bid < ask
 
     def set_reference(self, now: int, security_id: int, px_ticks: int) -> None:
         inst = self._insts.get(security_id)
