@@ -221,6 +221,21 @@ def _views(b):
 
 
 @njit(_nrt=False, inline="always")
+def _later(a, b):
+    """max(a, b) of two u64 nanosecond times held as int64 bit patterns (WIRE.md §6.1:
+    RecvTime is u64, so times at or above 2^63 are negative here and compare unsigned)."""
+    if np.uint64(a) >= np.uint64(b):
+        return a
+    return b
+
+
+@njit(_nrt=False, inline="always")
+def _day_of(t):
+    """day(t) = t // 86400e9 of a u64 time held as an int64 bit pattern (ENGINE.md §2.1 rule 3)."""
+    return np.int64(np.uint64(t) // np.uint64(NS_PER_DAY))
+
+
+@njit(_nrt=False, inline="always")
 def _find_inst(sec_ids, sid):
     """Index of SecurityID ``sid`` in the ascending ``sec_ids``, or -1."""
     lo = 0
@@ -1651,7 +1666,7 @@ def _nos(S, O, I, r, t):
     if not _phase_accepts_new(insts, ii, ot, tif, has_mq, post):
         _reject_nos(S, O, I, r, t, EXEC_REASON_TRADING_STATE_NOT_OPEN)
         return
-    if tif == TIF_GTD and exp < t // NS_PER_DAY:
+    if tif == TIF_GTD and exp < _day_of(t):
         _reject_nos(S, O, I, r, t, EXEC_REASON_INVALID_EXPIRE_DATE)
         return
     matching = _matches_on_entry(insts, ii)
@@ -1950,7 +1965,7 @@ def _replace(S, O, I, r, t):
         ph = insts[ii].phase
         if ph in (PHASE_CLOSED, PHASE_HALTED):
             reason = EXEC_REASON_TRADING_STATE_NOT_OPEN
-        elif orders[s].tif == TIF_GTD and np.int64(orders[s].expire) < t // NS_PER_DAY:
+        elif orders[s].tif == TIF_GTD and np.int64(orders[s].expire) < _day_of(t):
             reason = EXEC_REASON_INVALID_EXPIRE_DATE
         elif not _band_ok(insts, ii, price):
             reason = EXEC_REASON_PRICE_OUTSIDE_BAND
@@ -2302,7 +2317,7 @@ def process(S, out, batch, n):
             u = np.int64(U_BASE + 4 * mass_n)
         if free < u:
             return STATUS_FULL, r, u, ctr[C_W]
-        t = max(np.int64(i64[r * 10 + 9]), ctr[C_LAST_TIME])
+        t = _later(i64[r * 10 + 9], ctr[C_LAST_TIME])
         ctr[C_LAST_TIME] = t
         if tid == 1:
             _nos(S, O, I, r, t)
@@ -2323,8 +2338,8 @@ def command_bulk(S, ob, now, kind, keys):
     """
     ctr = S[0]
     O = _views(ob)
-    t = max(now, ctr[C_LAST_TIME])
-    day = t // NS_PER_DAY
+    t = _later(now, ctr[C_LAST_TIME])
+    day = _day_of(t)
     n = _collect(S, kind, 0, 0, -1, -1, day, keys)
     u = U_BASE + 4 * n
     if ctr[C_CAP] - ctr[C_W] < u:
@@ -2359,7 +2374,7 @@ def set_phase(S, ob, now, idx, phase, fba_flags):
         u += 8 * insts[idx[k]].n_orders + 2
     if ctr[C_CAP] - ctr[C_W] < u:
         return STATUS_FULL, u
-    t = max(now, ctr[C_LAST_TIME])
+    t = _later(now, ctr[C_LAST_TIME])
     ctr[C_LAST_TIME] = t
     for k in range(idx.shape[0]):
         ii = idx[k]

@@ -95,6 +95,23 @@ _HASH_ORDER: Final = np.dtype(
 assert _HASH_ORDER.itemsize == struct.calcsize("<QQIIIBBBBBHqqqqqqQ")
 
 
+_U64: Final = 1 << 64
+
+
+def _time_arg(now: int) -> np.int64:
+    """A command's ``now`` (u64 ns, like RecvTime: WIRE.md §6.1) as the int64 bit pattern the
+    kernels keep times in; ValueError outside 0..2^64-1 (caller error, nothing changes)."""
+    now = int(now)
+    if not 0 <= now < _U64:
+        raise ValueError(f"now={now} is not a u64 nanosecond time")
+    return np.int64(now - _U64 if now >= 1 << 63 else now)
+
+
+def _u64(bits: Any) -> int:
+    """The u64 value of an int64 counter slot (LastTime may be 2^63 or more)."""
+    return int(bits) % _U64
+
+
 def _bits_for(n: int) -> int:
     """log2 of the index table size: a power of two >= 2 n (load factor <= 1/2)."""
     return max(4, (2 * n - 1).bit_length())
@@ -276,7 +293,7 @@ class Engine:
     def _command(self, out: Array, kind: int, keys: Sequence[int], now: int) -> ProcessResult:
         ob = self._begin(out)
         arr = np.unique(np.asarray(list(keys), dtype=np.int64))
-        status, needed = kern.command_bulk(self._S, ob, np.int64(now), kind, arr)
+        status, needed = kern.command_bulk(self._S, ob, _time_arg(now), kind, arr)
         written = int(self._ctr[ty.C_W])
         self._finish(out, written)
         ok = int(status) == STATUS_OK
@@ -300,6 +317,7 @@ class Engine:
 
     def set_reference(self, now: int, security_id: int, px_ticks: int) -> None:
         """Ref := px_ticks; raises (changing nothing) if the band check fails (ENGINE.md §2.1)."""
+        t = _time_arg(now)
         k = self._index(security_id)
         ins = self.instruments[k]
         check_band(ins, px_ticks)
@@ -307,7 +325,7 @@ class Engine:
         self._insts[k]["ref"] = px_ticks
         self._insts[k]["lo"] = lo
         self._insts[k]["hi"] = hi
-        self._ctr[ty.C_LAST_TIME] = max(int(self._ctr[ty.C_LAST_TIME]), now)
+        self._ctr[ty.C_LAST_TIME] = _time_arg(max(self.last_time, _u64(t)))
         if self.config.event_hash:
             self._ehash = hashlib.blake2b(self._ehash, digest_size=32).digest()
 
@@ -316,6 +334,7 @@ class Engine:
         PreClose -> Closed) is done here when its uncross is trivial (:meth:`_uncross_is_trivial`:
         it would emit nothing but the SecurityStatus); a real uncross raises
         NotImplementedError, changing nothing (the auction work adds it)."""
+        t = _time_arg(now)
         idx = sorted({self._index(s) for s in security_ids})
         for k in idx:
             move = (int(self._insts[k]["phase"]), phase)
@@ -331,7 +350,7 @@ class Engine:
         ob = self._begin(out)
         arr = np.array(idx, np.int64)
         fba = np.array([self._insts[k]["fba"] >= 0 for k in idx], np.bool_)
-        status, needed = kern.set_phase(self._S, ob, np.int64(now), arr, phase, fba)
+        status, needed = kern.set_phase(self._S, ob, t, arr, phase, fba)
         written = int(self._ctr[ty.C_W])
         self._finish(out, written)
         ok = int(status) == STATUS_OK
@@ -388,7 +407,7 @@ class Engine:
         h.update(
             struct.pack(
                 "<8sQQQQQ", b"QFIXST01", int(c[ty.C_NEXT_OID]), int(c[ty.C_NEXT_EXEC]),
-                int(c[ty.C_NEXT_TRADE]), int(c[ty.C_NEXT_PRIO]), int(c[ty.C_LAST_TIME]),
+                int(c[ty.C_NEXT_TRADE]), int(c[ty.C_NEXT_PRIO]), self.last_time,
             )
         )  # fmt: skip
         nz = np.flatnonzero(self._last_cl)
@@ -431,6 +450,11 @@ class Engine:
             raise EngineInvariantError(f"invariant {code}: {_INVARIANT_MESSAGES.get(code, 'unknown')}")
 
     # ------------------------------------------------------------------ introspection
+    @property
+    def last_time(self) -> int:
+        """LastTime of ENGINE.md §2.1 rule 3 (u64 ns)."""
+        return _u64(self._ctr[ty.C_LAST_TIME])
+
     @property
     def resting_orders(self) -> int:
         return int(self._ctr[ty.C_RESTING])

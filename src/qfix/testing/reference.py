@@ -218,6 +218,13 @@ def _day(t: int) -> int:
     return t // _NS_PER_DAY
 
 
+def _check_now(now: int) -> int:
+    """A command's ``now`` is a u64 ns time like RecvTime (WIRE.md §6.1); else ValueError."""
+    if not 0 <= now < 2**64:
+        raise ValueError(f"now={now} is not a u64 nanosecond time")
+    return now
+
+
 def _mk_header(template_id: int, schema_id: int) -> tuple[int, int, int, int]:
     return (C.BLOCK_LENGTH, template_id, schema_id, C.SCHEMA_VERSION)
 
@@ -328,6 +335,7 @@ class ReferenceEngine:
         return [(bytes(out["message"][k]), int(out["dest"][k])) for k in range(res.written)]
 
     def set_phase(self, now: int, security_ids: Sequence[int], phase: int, out: np.ndarray) -> ProcessResult:
+        _check_now(now)
         self._check_out(out)
         secs = sorted(set(security_ids))
         for sec in secs:
@@ -367,6 +375,7 @@ class ReferenceEngine:
         return bid is None or ask is None or bid < ask
 
     def set_reference(self, now: int, security_id: int, px_ticks: int) -> None:
+        _check_now(now)
         inst = self._insts.get(security_id)
         if inst is None:
             raise ValueError(f"set_reference: SecurityID {security_id} is not configured")
@@ -386,12 +395,12 @@ class ReferenceEngine:
         )
 
     def expire(self, now: int, out: np.ndarray) -> ProcessResult:
-        t = max(now, self._last_time)
+        t = max(_check_now(now), self._last_time)
         victims = [o for o in self._orders.values() if o.tif == C.TIF_GTD and o.expire < _day(t)]
         return self._bulk_command(now, out, victims, C.EXEC_TYPE_EXPIRED, C.EXEC_REASON_EXPIRED)
 
     def end_of_day(self, now: int, out: np.ndarray) -> ProcessResult:
-        t = max(now, self._last_time)
+        t = max(_check_now(now), self._last_time)
         victims = [
             o
             for o in self._orders.values()
@@ -406,11 +415,13 @@ class ReferenceEngine:
         return res
 
     def cancel_sessions(self, now: int, session_ids: Sequence[int], out: np.ndarray) -> ProcessResult:
+        _check_now(now)
         ids = set(session_ids)
         victims = [o for o in self._orders.values() if o.session in ids]
         return self._bulk_command(now, out, victims, C.EXEC_TYPE_CANCELED, C.EXEC_REASON_CANCEL_ON_DISCONNECT)
 
     def cancel_accounts(self, now: int, accounts: Sequence[int], out: np.ndarray) -> ProcessResult:
+        _check_now(now)
         ids = set(accounts)
         victims = [o for o in self._orders.values() if o.account in ids]
         return self._bulk_command(now, out, victims, C.EXEC_TYPE_CANCELED, C.EXEC_REASON_ADMIN)
