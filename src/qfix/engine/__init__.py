@@ -1,6 +1,6 @@
 """The matching engine: configuration, continuous kernels, auctions (no I/O)."""
 
-from qfix.engine.config import ConfigError, EngineConfig, InstrumentConfig
+from qfix.engine.config import ConfigError, EngineConfig, InstrumentConfig, worst_case_records
 from qfix.engine.contract import OUTPUT_FULL, STATUS_OK, EngineInvariantError, MatchingEngine, ProcessResult
 from qfix.engine.engine import Engine
 
@@ -14,4 +14,5 @@ __all__ = [
     "InstrumentConfig",
     "MatchingEngine",
     "ProcessResult",
+    "worst_case_records",
 ]

@@ -30,6 +30,7 @@ from qfix.engine.config import (
     EngineConfig,
     InstrumentConfig,
     check_band,
+    worst_case_records,
 )
 from qfix.engine.contract import OUTPUT_FULL, STATUS_OK, EngineInvariantError, ProcessResult
 from qfix.wire import codes
@@ -450,6 +451,11 @@ class Engine:
             raise EngineInvariantError(f"invariant {code}: {_INVARIANT_MESSAGES.get(code, 'unknown')}")
 
     # ------------------------------------------------------------------ introspection
+    def worst_case_records(self) -> int:
+        """Output records that always suffice for any one record or command of this engine:
+        :func:`qfix.engine.config.worst_case_records` of its instruments and config."""
+        return worst_case_records(self.instruments, self.config)
+
     @property
     def last_time(self) -> int:
         """LastTime of ENGINE.md §2.1 rule 3 (u64 ns)."""
