@@ -3,6 +3,7 @@
 from qfix.engine.config import ConfigError, EngineConfig, InstrumentConfig, worst_case_records
 from qfix.engine.contract import OUTPUT_FULL, STATUS_OK, EngineInvariantError, MatchingEngine, ProcessResult
 from qfix.engine.engine import Engine
+from qfix.engine.snapshot import SnapshotError
 
 __all__ = [
     "OUTPUT_FULL",
@@ -14,5 +15,6 @@ __all__ = [
     "InstrumentConfig",
     "MatchingEngine",
     "ProcessResult",
+    "SnapshotError",
     "worst_case_records",
 ]
