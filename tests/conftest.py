@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
-os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".numba_cache"))
-
 from hypothesis import HealthCheck, settings
+
+
+def _numba_cache_dir(root: Path) -> Path:
+    """``.numba_cache/<key>``: the key digests every engine and wire module (name, then
+    bytes, in byte order of the name), exactly as scripts/test.sh does, so an edit to any of
+    them starts a fresh cache instead of loading stale machine code."""
+    names = sorted(
+        str(p.relative_to(root))
+        for pattern in ("src/qfix/engine/*.py", "src/qfix/wire/*.py")
+        for p in root.glob(pattern)
+    )
+    h = hashlib.sha256()
+    for name in sorted(names, key=lambda n: n.encode()):
+        h.update(name.encode() + b"\0")
+        h.update((root / name).read_bytes())
+    return root / ".numba_cache" / h.hexdigest()[:16]
+
+
+os.environ.setdefault("NUMBA_CACHE_DIR", str(_numba_cache_dir(Path(__file__).resolve().parent.parent)))
 
 # JIT compilation makes first examples slow: no deadline anywhere.
 settings.register_profile(

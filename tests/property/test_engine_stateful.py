@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -70,14 +70,16 @@ REF = {i.security_id: i.ref for i in INSTRUMENTS}
 SESSIONS = {0: 10, 1: 10, 2: 11, 3: 12}
 STP_GROUPS = {12: 11}
 ACCOUNTS = (10, 11, 12)
-#: plain (no uncross) transitions of ENGINE.md §7.1 that both engines implement
-PLAIN_MOVES = {
+#: the transitions of ENGINE.md §7.1; the two auction ones (PreOpen -> Continuous,
+#: PreClose -> Closed) work when the uncross is trivial and raise NotImplementedError otherwise
+MOVES = {
     PHASE_CONTINUOUS: (PHASE_HALTED, PHASE_PRE_CLOSE, PHASE_CLOSED),
     PHASE_HALTED: (PHASE_CLOSED, PHASE_PRE_OPEN),
-    PHASE_PRE_OPEN: (PHASE_CLOSED, PHASE_HALTED),
+    PHASE_PRE_OPEN: (PHASE_CLOSED, PHASE_HALTED, PHASE_CONTINUOUS, PHASE_CONTINUOUS),
     PHASE_CLOSED: (PHASE_PRE_OPEN,),
-    PHASE_PRE_CLOSE: (PHASE_HALTED,),
+    PHASE_PRE_CLOSE: (PHASE_HALTED, PHASE_CLOSED, PHASE_CLOSED),
 }
+UNCROSS_MOVES = {(PHASE_PRE_OPEN, PHASE_CONTINUOUS), (PHASE_PRE_CLOSE, PHASE_CLOSED)}
 KINDS = (
     "day", "day", "gtc", "gtd", "ioc", "fok", "market", "market_ioc", "market_fok", "post", "iceberg",
     "minqty", "minqty_ioc",
@@ -526,12 +528,54 @@ class EngineMachine(RuleBasedStateMachine):
         else:
             self._command(which, (self.now, ids), out_size)
 
+    def _trivial_uncross(self, sec: int) -> bool:
+        """Whether an uncross of ``sec`` outputs nothing (no market/IOC order, book not
+        crossed), judged here from the reference's live orders."""
+        live = [o for o in self._live() if o["security_id"] == sec]
+        if any(o["market"] or o["tif"] == C.TIF_IOC for o in live):
+            return False
+        bids = [o["price"] for o in live if o["side"] == C.SIDE_BUY]
+        asks = [o["price"] for o in live if o["side"] == C.SIDE_SELL]
+        return not bids or not asks or max(bids) < min(asks)
+
     @rule(data=st.data(), out_size=st.sampled_from(OUT_SIZES))
     def phase_c(self, data: st.DataObject, out_size: int) -> None:
-        """Instrument 3 through the plain transitions of §7.1 (never an uncross)."""
-        to = data.draw(st.sampled_from(PLAIN_MOVES[self.phase[3]]))
+        """Instrument 3 through the transitions of §7.1, reopening included; an auction
+        transition needing a real uncross must raise in both engines and change nothing."""
+        assert self.fast is not None and self.ref is not None
+        to = data.draw(st.sampled_from(MOVES[self.phase[3]]))
+        if (self.phase[3], to) in UNCROSS_MOVES:
+            self._flush(4096)
+            if not self._trivial_uncross(3):
+                event("set_phase: real uncross refused")
+                before = self.fast.state_hash()
+                for eng in (self.ref, self.fast):
+                    with pytest.raises(NotImplementedError):
+                        eng.set_phase(self.now, [3], to, np.zeros(4096, schema.OUTPUT))
+                assert self.fast.state_hash() == self.ref.state_hash() == before
+                return
+            event(f"set_phase: trivial uncross to {to}")
         self._command("set_phase", (self.now, [3], to), out_size)
         self.phase[3] = to
+
+    @precondition(lambda self: self.phase[3] in (PHASE_PRE_OPEN, PHASE_PRE_CLOSE))
+    @rule(
+        target=sent,
+        market=st.booleans(),
+        overlap=st.integers(0, 2),
+        qty=st.integers(1, 12),
+        out_size=st.sampled_from(OUT_SIZES),
+    )
+    def call_phase_cross(self, market: bool, overlap: int, qty: int, out_size: int) -> Any:
+        """Instrument 3 in a call phase: a bid and an offer that lock or cross (or a market
+        order), so that the next auction transition needs a real uncross."""
+        kind = "market" if market else "day"
+        sent = [
+            self._new_order(0, 3, True, -overlap, qty, kind, C.SMP_DEFAULT, 0, None, 0),
+            self._new_order(2, 3, False, 0, qty, "day", C.SMP_DEFAULT, 0, None, 0),
+        ]
+        self._push(b.batch(*(rec for rec, _ in sent)), True, out_size)
+        return multiple(*(key for _, key in sent))
 
     @rule(sec=st.sampled_from([1, 2, 3]), shift=st.integers(-2, 2))
     def reference(self, sec: int, shift: int) -> None:

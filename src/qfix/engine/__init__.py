@@ -1,8 +1,9 @@
 """The matching engine: configuration, continuous kernels, auctions (no I/O)."""
 
-from qfix.engine.config import ConfigError, EngineConfig, InstrumentConfig
+from qfix.engine.config import ConfigError, EngineConfig, InstrumentConfig, worst_case_records
 from qfix.engine.contract import OUTPUT_FULL, STATUS_OK, EngineInvariantError, MatchingEngine, ProcessResult
 from qfix.engine.engine import Engine
+from qfix.engine.snapshot import SnapshotError
 
 __all__ = [
     "OUTPUT_FULL",
@@ -14,4 +15,6 @@ __all__ = [
     "InstrumentConfig",
     "MatchingEngine",
     "ProcessResult",
+    "SnapshotError",
+    "worst_case_records",
 ]

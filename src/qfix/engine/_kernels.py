@@ -221,6 +221,21 @@ def _views(b):
 
 
 @njit(_nrt=False, inline="always")
+def _later(a, b):
+    """max(a, b) of two u64 nanosecond times held as int64 bit patterns (WIRE.md §6.1:
+    RecvTime is u64, so times at or above 2^63 are negative here and compare unsigned)."""
+    if np.uint64(a) >= np.uint64(b):
+        return a
+    return b
+
+
+@njit(_nrt=False, inline="always")
+def _day_of(t):
+    """day(t) = t // 86400e9 of a u64 time held as an int64 bit pattern (ENGINE.md §2.1 rule 3)."""
+    return np.int64(np.uint64(t) // np.uint64(NS_PER_DAY))
+
+
+@njit(_nrt=False, inline="always")
 def _find_inst(sec_ids, sid):
     """Index of SecurityID ``sid`` in the ascending ``sec_ids``, or -1."""
     lo = 0
@@ -1617,23 +1632,110 @@ def _notional_ok(insts, ii, lots, c):
 
 
 @njit(_nrt=False)
-def _nos(S, O, I, r, t):
-    """NewOrderSingle (ENGINE.md §3.1-§3.6)."""
+def _nos_verdict(S, I, r, t):
+    """ENGINE.md §3.1 checks 1-8 of a NewOrderSingle, changing nothing.
+
+    Returns (reason, instrument, price, limit): EXEC_REASON_NONE if the order would be
+    accepted; its limit price in ticks (0 for market) and its matching limit L (the price
+    for a limit order, the collar limit for a market order in a matching phase, else
+    NO_PRICE). :func:`process` computes the bound U from it, :func:`_nos` acts on it.
+    """
     ctr = S[0]
     cfg = S[1]
-    orders = S[2]
     levels = S[3]
     insts = S[4]
     sides = S[5]
     i64, i32, i16, i8 = I
     sess = i32[r * 20 + 15]
     clordid = np.uint64(i64[r * 10 + 1])
-    last_cl = S[11]
-    if clordid <= last_cl[sess]:
-        _reject_nos(S, O, I, r, t, EXEC_REASON_DUPLICATE_CLORDID)
-        return
-    last_cl[sess] = clordid
+    if clordid <= S[11][sess]:
+        return EXEC_REASON_DUPLICATE_CLORDID, np.int64(-1), np.int64(0), NO_PRICE
     reason, ii = _check_nos_fields(S, I, r)
+    if reason != EXEC_REASON_NONE:
+        return reason, np.int64(ii), np.int64(0), NO_PRICE
+    c = r * 80
+    side = np.int64(i8[c + 52]) - SIDE_BUY
+    ot = i8[c + 53]
+    tif = i8[c + 54]
+    post = (i8[c + 55] & EXEC_INST_POST_ONLY) != 0
+    qty = np.int64(i32[r * 20 + 8])
+    mq = np.int64(i32[r * 20 + 11])
+    exp = np.int64(i16[r * 40 + 29])
+    if not _phase_accepts_new(insts, ii, ot, tif, mq != NULL_U32, post):
+        return EXEC_REASON_TRADING_STATE_NOT_OPEN, np.int64(ii), np.int64(0), NO_PRICE
+    if tif == TIF_GTD and exp < _day_of(t):
+        return EXEC_REASON_INVALID_EXPIRE_DATE, np.int64(ii), np.int64(0), NO_PRICE
+    matching = _matches_on_entry(insts, ii)
+    price = np.int64(0)
+    if ot == ORD_TYPE_LIMIT:
+        price = i64[r * 10 + 3] // insts[ii].tick
+        if not _band_ok(insts, ii, price):
+            return EXEC_REASON_PRICE_OUTSIDE_BAND, np.int64(ii), np.int64(0), NO_PRICE
+        limit = price
+        cn = price
+    else:
+        limit = NO_PRICE
+        if matching:
+            limit = _market_limit(S, ii, side)
+        cn = limit if limit != NO_PRICE else insts[ii].ref
+    if not _notional_ok(insts, ii, qty, cn):
+        return EXEC_REASON_NOTIONAL_OVER_MAX, np.int64(ii), np.int64(0), NO_PRICE
+    if (
+        ctr[C_RESTING] >= cfg[G_MAX_ORDERS]
+        or ctr[C_LEVELS] >= cfg[G_MAX_LEVELS]
+        or sides[2 * ii + side].lots + qty > QTY_LIMIT
+    ):
+        return EXEC_REASON_CAPACITY_FULL, np.int64(ii), np.int64(0), NO_PRICE
+    if post and matching:
+        opp = _best_level(S, 2 * ii + 1 - side)
+        if opp >= 0 and _crosses(side, levels[opp].price, price):
+            return EXEC_REASON_POST_ONLY_WOULD_CROSS, np.int64(ii), np.int64(0), NO_PRICE
+    return EXEC_REASON_NONE, np.int64(ii), price, limit
+
+
+@njit(_nrt=False, inline="always")
+def _reach(S, ii, side, limit, qty):
+    """(min(qty, lots), orders) of ENGINE.md §2.4 for an aggressor on ``side`` of instrument
+    ``ii`` with matching limit ``limit`` (NO_PRICE: nothing reachable): lots = Σ Leaves and
+    orders = count of the opposite side's live orders priced at or better than the limit.
+
+    Walks the opposite levels best first, using each level's count; it reads order
+    Leaves only until ``qty`` lots are reached, so the cost is the reachable levels plus
+    at most ``qty`` orders, never the whole book.
+    """
+    orders = S[2]
+    levels = S[3]
+    sides = S[5]
+    pool_lv = S[7]
+    lots = np.int64(0)
+    cnt = np.int64(0)
+    if ii < 0 or limit == NO_PRICE:
+        return lots, cnt
+    si = 2 * ii + 1 - side
+    off = sides[si].off
+    for pos in range(sides[si].n - 1, -1, -1):
+        lv = pool_lv[off + pos]
+        if not _crosses(side, levels[lv].price, limit):
+            break
+        cnt += levels[lv].count
+        s = levels[lv].head
+        while lots < qty and s >= 0:
+            lots += np.int64(orders[s].leaves)
+            s = orders[s].next
+    return min(lots, qty), cnt
+
+
+@njit(_nrt=False)
+def _nos(S, O, I, r, t, reason, ii, price, limit):
+    """NewOrderSingle (ENGINE.md §3.1-§3.6), given its :func:`_nos_verdict`."""
+    ctr = S[0]
+    orders = S[2]
+    insts = S[4]
+    i64, i32, i16, i8 = I
+    sess = i32[r * 20 + 15]
+    clordid = np.uint64(i64[r * 10 + 1])
+    if reason != EXEC_REASON_DUPLICATE_CLORDID:
+        S[11][sess] = clordid  # §1.2 rule 4: even if the order is then rejected
     if reason != EXEC_REASON_NONE:
         _reject_nos(S, O, I, r, t, reason)
         return
@@ -1648,41 +1750,7 @@ def _nos(S, O, I, r, t):
     mf = np.int64(i32[r * 20 + 12])
     exp = np.int64(i16[r * 40 + 29])
     has_mq = mq != NULL_U32
-    if not _phase_accepts_new(insts, ii, ot, tif, has_mq, post):
-        _reject_nos(S, O, I, r, t, EXEC_REASON_TRADING_STATE_NOT_OPEN)
-        return
-    if tif == TIF_GTD and exp < t // NS_PER_DAY:
-        _reject_nos(S, O, I, r, t, EXEC_REASON_INVALID_EXPIRE_DATE)
-        return
     matching = _matches_on_entry(insts, ii)
-    price = 0
-    if ot == ORD_TYPE_LIMIT:
-        price = i64[r * 10 + 3] // insts[ii].tick
-        if not _band_ok(insts, ii, price):
-            _reject_nos(S, O, I, r, t, EXEC_REASON_PRICE_OUTSIDE_BAND)
-            return
-        limit = price
-        cn = price
-    else:
-        limit = NO_PRICE
-        if matching:
-            limit = _market_limit(S, ii, side)
-        cn = limit if limit != NO_PRICE else insts[ii].ref
-    if not _notional_ok(insts, ii, qty, cn):
-        _reject_nos(S, O, I, r, t, EXEC_REASON_NOTIONAL_OVER_MAX)
-        return
-    if (
-        ctr[C_RESTING] >= cfg[G_MAX_ORDERS]
-        or ctr[C_LEVELS] >= cfg[G_MAX_LEVELS]
-        or sides[2 * ii + side].lots + qty > QTY_LIMIT
-    ):
-        _reject_nos(S, O, I, r, t, EXEC_REASON_CAPACITY_FULL)
-        return
-    if post and matching:
-        opp = _best_level(S, 2 * ii + 1 - side)
-        if opp >= 0 and _crosses(side, levels[opp].price, price):
-            _reject_nos(S, O, I, r, t, EXEC_REASON_POST_ONLY_WOULD_CROSS)
-            return
     # accepted: the order takes a slot and an OrderID
     T = _order_alloc(S)
     oid = ctr[C_NEXT_OID]
@@ -1858,8 +1926,14 @@ def _cancel(S, O, I, r, t):
 
 
 @njit(_nrt=False)
-def _replace(S, O, I, r, t):
-    """OrderCancelReplaceRequest (ENGINE.md §3.8)."""
+def _replace_verdict(S, I, r, t):
+    """ENGINE.md §3.8 rule 1 checks of an OrderCancelReplaceRequest, changing nothing.
+
+    Returns (reason, instrument, slot, rule, price, display): EXEC_REASON_NONE if the
+    replace goes ahead under §3.8 ``rule`` (2, 3 or 4) with the new price in ticks and new
+    Display; ``slot`` is the looked-up order (-1 if the lookup failed). :func:`process`
+    computes the bound U from it, :func:`_replace` acts on it.
+    """
     ctr = S[0]
     cfg = S[1]
     orders = S[2]
@@ -1871,13 +1945,10 @@ def _replace(S, O, I, r, t):
     sess = i32[r * 20 + 15]
     clordid = np.uint64(i64[r * 10 + 1])
     orig = np.uint64(i64[r * 10 + 3])
-    last_cl = S[11]
     reason = EXEC_REASON_NONE
-    if clordid <= last_cl[sess]:
+    if clordid <= S[11][sess]:
         reason = EXEC_REASON_DUPLICATE_CLORDID
-    else:
-        last_cl[sess] = clordid
-    ii = -1
+    ii = np.int64(-1)
     side = np.int64(i8[c + 52])
     ot = i8[c + 53]
     tif = i8[c + 54]
@@ -1950,7 +2021,7 @@ def _replace(S, O, I, r, t):
         ph = insts[ii].phase
         if ph in (PHASE_CLOSED, PHASE_HALTED):
             reason = EXEC_REASON_TRADING_STATE_NOT_OPEN
-        elif orders[s].tif == TIF_GTD and np.int64(orders[s].expire) < t // NS_PER_DAY:
+        elif orders[s].tif == TIF_GTD and np.int64(orders[s].expire) < _day_of(t):
             reason = EXEC_REASON_INVALID_EXPIRE_DATE
         elif not _band_ok(insts, ii, price):
             reason = EXEC_REASON_PRICE_OUTSIDE_BAND
@@ -1965,6 +2036,26 @@ def _replace(S, O, I, r, t):
             opp = _best_level(S, 2 * ii + 1 - sd)
             if opp >= 0 and _crosses(sd, levels[opp].price, price):
                 reason = EXEC_REASON_POST_ONLY_WOULD_CROSS
+    return reason, ii, s, rule, price, disp
+
+
+@njit(_nrt=False)
+def _replace(S, O, I, r, t, reason, ii, s, rule, price, disp):
+    """OrderCancelReplaceRequest (ENGINE.md §3.8), given its :func:`_replace_verdict`."""
+    ctr = S[0]
+    cfg = S[1]
+    orders = S[2]
+    levels = S[3]
+    insts = S[4]
+    sides = S[5]
+    i64, i32, _i16, _i8 = I
+    sess = i32[r * 20 + 15]
+    clordid = np.uint64(i64[r * 10 + 1])
+    orig = np.uint64(i64[r * 10 + 3])
+    qty = np.int64(i32[r * 20 + 10])
+    px = i64[r * 10 + 4]
+    if reason != EXEC_REASON_DUPLICATE_CLORDID:
+        S[11][sess] = clordid  # §1.2 rule 4: even if the request is then rejected
     if reason != EXEC_REASON_NONE:
         if s >= 0:
             _w_ocr(
@@ -2265,7 +2356,7 @@ def process(S, out, batch, n):
     ctr[C_ERR] = 0
     O = _views(out.view(np.uint8))
     I = _views(batch.view(np.uint8))
-    i64, i32, i16, _i8 = I
+    i64, i32, i16, i8 = I
     for r in range(n):
         h = r * 40
         if i16[h] != 52 or i16[h + 1] < 1 or i16[h + 1] > 4 or i16[h + 2] != 60 or i16[h + 3] != 0:
@@ -2276,20 +2367,34 @@ def process(S, out, batch, n):
     for r in range(n):
         tid = i16[r * 40 + 1]
         free = ctr[C_CAP] - ctr[C_W]
+        t = _later(i64[r * 10 + 9], ctr[C_LAST_TIME])
         mass_reason = EXEC_REASON_NONE
         mass_ii = -1
         mass_sf = -1
         mass_n = 0
+        reason = EXEC_REASON_NONE
+        ii = np.int64(-1)
+        price = np.int64(0)
+        limit = NO_PRICE
+        slot = -1
+        rule = 0
+        disp = np.int64(0)
         if tid == 1 or tid == 3:
-            qty = np.int64(i32[r * 20 + 8]) if tid == 1 else np.int64(i32[r * 20 + 10])
-            sec = np.int64(i32[r * 20 + 9]) if tid == 1 else np.int64(i32[r * 20 + 11])
-            ii = _find_inst(S[10], sec)
-            lots = np.int64(0)
-            cnt = np.int64(0)
-            if ii >= 0:
-                lots = insts[ii].lots
-                cnt = insts[ii].n_orders
-            u = np.int64(U_BASE + 8 * (min(qty, lots) + cnt))
+            # §2.4: only the opposite orders the order can reach count, and none if it is
+            # rejected before matching or cannot match in this phase
+            if tid == 1:
+                qty = np.int64(i32[r * 20 + 8])
+                reason, ii, price, limit = _nos_verdict(S, I, r, t)
+                reach_limit = limit
+            else:
+                qty = np.int64(i32[r * 20 + 10])
+                reason, ii, slot, rule, price, disp = _replace_verdict(S, I, r, t)
+                reach_limit = price
+            side = np.int64(i8[r * 80 + 52]) - SIDE_BUY
+            if reason != EXEC_REASON_NONE or not _matches_on_entry(insts, ii):
+                reach_limit = NO_PRICE
+            lots, cnt = _reach(S, ii, side, reach_limit, qty)
+            u = np.int64(U_BASE + 8 * (lots + cnt))
         elif tid == 2:
             u = np.int64(U_BASE)
         else:
@@ -2302,14 +2407,13 @@ def process(S, out, batch, n):
             u = np.int64(U_BASE + 4 * mass_n)
         if free < u:
             return STATUS_FULL, r, u, ctr[C_W]
-        t = max(np.int64(i64[r * 10 + 9]), ctr[C_LAST_TIME])
         ctr[C_LAST_TIME] = t
         if tid == 1:
-            _nos(S, O, I, r, t)
+            _nos(S, O, I, r, t, reason, ii, price, limit)
         elif tid == 2:
             _cancel(S, O, I, r, t)
         elif tid == 3:
-            _replace(S, O, I, r, t)
+            _replace(S, O, I, r, t, reason, ii, slot, rule, price, disp)
         else:
             _mass(S, O, I, r, t, mass_reason, mass_ii, mass_sf, mass_n)
     return STATUS_OK, n, 0, ctr[C_W]
@@ -2323,8 +2427,8 @@ def command_bulk(S, ob, now, kind, keys):
     """
     ctr = S[0]
     O = _views(ob)
-    t = max(now, ctr[C_LAST_TIME])
-    day = t // NS_PER_DAY
+    t = _later(now, ctr[C_LAST_TIME])
+    day = _day_of(t)
     n = _collect(S, kind, 0, 0, -1, -1, day, keys)
     u = U_BASE + 4 * n
     if ctr[C_CAP] - ctr[C_W] < u:
@@ -2359,7 +2463,7 @@ def set_phase(S, ob, now, idx, phase, fba_flags):
         u += 8 * insts[idx[k]].n_orders + 2
     if ctr[C_CAP] - ctr[C_W] < u:
         return STATUS_FULL, u
-    t = max(now, ctr[C_LAST_TIME])
+    t = _later(now, ctr[C_LAST_TIME])
     ctr[C_LAST_TIME] = t
     for k in range(idx.shape[0]):
         ii = idx[k]

@@ -7,7 +7,7 @@ engine reads them directly. Both consume exactly these types.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -121,3 +121,31 @@ class EngineConfig:
 
     def stp_group(self, account: int) -> int:
         return self.stp_groups.get(account, account)
+
+
+def worst_case_records(instruments: Sequence[InstrumentConfig], config: EngineConfig) -> int:
+    """The largest bound U (ENGINE.md §2.4) any single inbound record or command can
+    demand under this configuration: an output buffer of this many records never makes a
+    call stop with OUTPUT_FULL before its first record.
+
+    Uses exactly ``max(i.max_order_qty for i in instruments)`` as MaxOrderQty,
+    ``config.max_orders`` as MaxOrders and ``len(instruments)``; the value is
+
+        max(16 + 8 * (MaxOrderQty + MaxOrders),       # template 1 or 3
+            16 + 8 * MaxOrders + 2 * len(instruments),  # set_phase / auction_tick on all
+            16 + len(instruments),                      # publish_indicative
+            16 + 4 * MaxOrders)                         # mass cancel, COD, expiry
+
+    The first term is the one §2.4 names; the second only exceeds it when there are more
+    than 4 x MaxOrderQty instruments. A template 1/3 record counts at most MaxOrderQty lots
+    (a larger OrderQty is rejected QtyOverMax, which counts nothing) and at most MaxOrders
+    live orders.
+    """
+    max_qty = max((i.max_order_qty for i in instruments), default=0)
+    n = len(instruments)
+    return max(
+        16 + 8 * (max_qty + config.max_orders),
+        16 + 8 * config.max_orders + 2 * n,
+        16 + n,
+        16 + 4 * config.max_orders,
+    )

@@ -30,6 +30,7 @@ from qfix.engine.config import (
     EngineConfig,
     InstrumentConfig,
     check_band,
+    worst_case_records,
 )
 from qfix.engine.contract import OUTPUT_FULL, STATUS_OK, EngineInvariantError, ProcessResult
 from qfix.wire import codes
@@ -93,6 +94,23 @@ _HASH_ORDER: Final = np.dtype(
     align=False,
 )
 assert _HASH_ORDER.itemsize == struct.calcsize("<QQIIIBBBBBHqqqqqqQ")
+
+
+_U64: Final = 1 << 64
+
+
+def _time_arg(now: int) -> np.int64:
+    """A command's ``now`` (u64 ns, like RecvTime: WIRE.md §6.1) as the int64 bit pattern the
+    kernels keep times in; ValueError outside 0..2^64-1 (caller error, nothing changes)."""
+    now = int(now)
+    if not 0 <= now < _U64:
+        raise ValueError(f"now={now} is not a u64 nanosecond time")
+    return np.int64(now - _U64 if now >= 1 << 63 else now)
+
+
+def _u64(bits: Any) -> int:
+    """The u64 value of an int64 counter slot (LastTime may be 2^63 or more)."""
+    return int(bits) % _U64
 
 
 def _bits_for(n: int) -> int:
@@ -276,7 +294,7 @@ class Engine:
     def _command(self, out: Array, kind: int, keys: Sequence[int], now: int) -> ProcessResult:
         ob = self._begin(out)
         arr = np.unique(np.asarray(list(keys), dtype=np.int64))
-        status, needed = kern.command_bulk(self._S, ob, np.int64(now), kind, arr)
+        status, needed = kern.command_bulk(self._S, ob, _time_arg(now), kind, arr)
         written = int(self._ctr[ty.C_W])
         self._finish(out, written)
         ok = int(status) == STATUS_OK
@@ -300,6 +318,7 @@ class Engine:
 
     def set_reference(self, now: int, security_id: int, px_ticks: int) -> None:
         """Ref := px_ticks; raises (changing nothing) if the band check fails (ENGINE.md §2.1)."""
+        t = _time_arg(now)
         k = self._index(security_id)
         ins = self.instruments[k]
         check_band(ins, px_ticks)
@@ -307,27 +326,54 @@ class Engine:
         self._insts[k]["ref"] = px_ticks
         self._insts[k]["lo"] = lo
         self._insts[k]["hi"] = hi
-        self._ctr[ty.C_LAST_TIME] = max(int(self._ctr[ty.C_LAST_TIME]), now)
+        self._ctr[ty.C_LAST_TIME] = _time_arg(max(self.last_time, _u64(t)))
         if self.config.event_hash:
             self._ehash = hashlib.blake2b(self._ehash, digest_size=32).digest()
 
     def set_phase(self, now: int, security_ids: Sequence[int], phase: int, out: Array) -> ProcessResult:
-        """Phase change without an uncross (ENGINE.md §7.1); uncrossing ones are not here yet."""
+        """Phase change (ENGINE.md §7.1). An auction transition (PreOpen -> Continuous,
+        PreClose -> Closed) is done here when its uncross is trivial (:meth:`_uncross_is_trivial`:
+        it would emit nothing but the SecurityStatus); a real uncross raises
+        NotImplementedError, changing nothing (the auction work adds it)."""
+        t = _time_arg(now)
         idx = sorted({self._index(s) for s in security_ids})
         for k in idx:
             move = (int(self._insts[k]["phase"]), phase)
-            if move in _UNCROSS_TRANSITIONS:
-                raise NotImplementedError("transitions with an uncross belong to the auction work (ENGINE.md §7)")
-            if move not in _PLAIN_TRANSITIONS:
+            if move not in _PLAIN_TRANSITIONS and move not in _UNCROSS_TRANSITIONS:
                 raise ValueError(f"instrument {int(self._insts[k]['sec_id'])}: transition {move} is not allowed")
+        for k in idx:
+            move = (int(self._insts[k]["phase"]), phase)
+            if move in _UNCROSS_TRANSITIONS and not self._uncross_is_trivial(k):
+                raise NotImplementedError(
+                    f"instrument {int(self._insts[k]['sec_id'])}: transition {move} needs an uncross "
+                    "(a market or IOC order, or a crossed book); auctions (ENGINE.md §7.4-§7.5) come later"
+                )
         ob = self._begin(out)
         arr = np.array(idx, np.int64)
         fba = np.array([self._insts[k]["fba"] >= 0 for k in idx], np.bool_)
-        status, needed = kern.set_phase(self._S, ob, np.int64(now), arr, phase, fba)
+        status, needed = kern.set_phase(self._S, ob, t, arr, phase, fba)
         written = int(self._ctr[ty.C_W])
         self._finish(out, written)
         ok = int(status) == STATUS_OK
         return ProcessResult(int(status), 1 if ok else 0, written, int(needed))
+
+    def _uncross_is_trivial(self, k: int) -> bool:
+        """Whether the uncross of instrument index ``k`` would output nothing but the
+        SecurityStatus (ENGINE.md §7.4-§7.5): no live market or IOC order (§7.5 rule 6 would
+        cancel it) and no crossed limit book (so V = 0: no fill, Ref unchanged)."""
+        hw = int(self._ctr[ty.C_OHW])
+        o = self._orders[:hw]
+        mine = (o["order_id"] != 0) & (o["inst"] == k)
+        if np.any(mine & ((o["ord_type"] == codes.ORD_TYPE_MARKET) | (o["tif"] == codes.TIF_IOC))):
+            return False
+        best = []
+        for si in (2 * k, 2 * k + 1):
+            n = int(self._sides[si]["n"])
+            if n == 0:
+                return True
+            lv = int(self._pool_lv[int(self._sides[si]["off"]) + n - 1])
+            best.append(int(self._levels[lv]["price"]))
+        return best[0] < best[1]
 
     def _index(self, security_id: int) -> int:
         k = int(np.searchsorted(self._sec_ids, security_id))
@@ -362,7 +408,7 @@ class Engine:
         h.update(
             struct.pack(
                 "<8sQQQQQ", b"QFIXST01", int(c[ty.C_NEXT_OID]), int(c[ty.C_NEXT_EXEC]),
-                int(c[ty.C_NEXT_TRADE]), int(c[ty.C_NEXT_PRIO]), int(c[ty.C_LAST_TIME]),
+                int(c[ty.C_NEXT_TRADE]), int(c[ty.C_NEXT_PRIO]), self.last_time,
             )
         )  # fmt: skip
         nz = np.flatnonzero(self._last_cl)
@@ -405,6 +451,16 @@ class Engine:
             raise EngineInvariantError(f"invariant {code}: {_INVARIANT_MESSAGES.get(code, 'unknown')}")
 
     # ------------------------------------------------------------------ introspection
+    def worst_case_records(self) -> int:
+        """Output records that always suffice for any one record or command of this engine:
+        :func:`qfix.engine.config.worst_case_records` of its instruments and config."""
+        return worst_case_records(self.instruments, self.config)
+
+    @property
+    def last_time(self) -> int:
+        """LastTime of ENGINE.md §2.1 rule 3 (u64 ns)."""
+        return _u64(self._ctr[ty.C_LAST_TIME])
+
     @property
     def resting_orders(self) -> int:
         return int(self._ctr[ty.C_RESTING])

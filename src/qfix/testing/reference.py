@@ -12,9 +12,10 @@ instrument in the chain" is only known then. Output records are 64 bytes (60 mes
 bytes then ``dest`` u32 LE), which is exactly what the event hash consumes, so a call's
 output buffer is hashed as is.
 
-Auctions (ENGINE.md §7.3-§7.6) are a later issue: ``set_phase`` implements acceptance and
-the SecurityStatus-only transitions, and raises ``NotImplementedError`` for a transition
-that would uncross a non-empty book.
+Auctions (ENGINE.md §7.3-§7.6) are a later issue: ``set_phase`` implements acceptance, the
+SecurityStatus-only transitions, and the auction transitions whose uncross is trivial (no
+market or IOC order, book not crossed: V = 0 and nothing to cancel), and raises
+``NotImplementedError`` for a transition that needs a real uncross.
 """
 
 from __future__ import annotations
@@ -217,6 +218,13 @@ def _day(t: int) -> int:
     return t // _NS_PER_DAY
 
 
+def _check_now(now: int) -> int:
+    """A command's ``now`` is a u64 ns time like RecvTime (WIRE.md §6.1); else ValueError."""
+    if not 0 <= now < 2**64:
+        raise ValueError(f"now={now} is not a u64 nanosecond time")
+    return now
+
+
 def _mk_header(template_id: int, schema_id: int) -> tuple[int, int, int, int]:
     return (C.BLOCK_LENGTH, template_id, schema_id, C.SCHEMA_VERSION)
 
@@ -327,6 +335,7 @@ class ReferenceEngine:
         return [(bytes(out["message"][k]), int(out["dest"][k])) for k in range(res.written)]
 
     def set_phase(self, now: int, security_ids: Sequence[int], phase: int, out: np.ndarray) -> ProcessResult:
+        _check_now(now)
         self._check_out(out)
         secs = sorted(set(security_ids))
         for sec in secs:
@@ -337,7 +346,7 @@ class ReferenceEngine:
                 raise ValueError(f"set_phase: transition {inst.phase} -> {phase} of {sec} is not allowed (§7.1)")
         for sec in secs:
             inst = self._insts[sec]
-            if _TRANSITIONS[(inst.phase, phase)] and inst.live() > 0:
+            if _TRANSITIONS[(inst.phase, phase)] and not self._uncross_is_trivial(inst):
                 raise NotImplementedError(
                     f"set_phase {inst.phase} -> {phase} of SecurityID {sec} needs an uncross of "
                     f"{inst.live()} live orders; auctions (ENGINE.md §7.4-§7.5) are not implemented "
@@ -355,7 +364,18 @@ class ReferenceEngine:
 
         return self._command(now, u, out, chain)
 
+    def _uncross_is_trivial(self, inst: _Inst) -> bool:
+        """An uncross that outputs nothing: no market or IOC order for §7.5 rule 6 to cancel,
+        and D and S never both positive at one price (V = 0 under §7.4: no fill, Ref kept)."""
+        if inst.sides[BUY].markets or inst.sides[SELL].markets:
+            return False
+        if any(o.sec == inst.sec and o.tif == C.TIF_IOC for o in self._orders.values()):
+            return False
+        bid, ask = inst.best(BUY), inst.best(SELL)
+        return bid is None or ask is None or bid < ask
+
     def set_reference(self, now: int, security_id: int, px_ticks: int) -> None:
+        _check_now(now)
         inst = self._insts.get(security_id)
         if inst is None:
             raise ValueError(f"set_reference: SecurityID {security_id} is not configured")
@@ -375,12 +395,12 @@ class ReferenceEngine:
         )
 
     def expire(self, now: int, out: np.ndarray) -> ProcessResult:
-        t = max(now, self._last_time)
+        t = max(_check_now(now), self._last_time)
         victims = [o for o in self._orders.values() if o.tif == C.TIF_GTD and o.expire < _day(t)]
         return self._bulk_command(now, out, victims, C.EXEC_TYPE_EXPIRED, C.EXEC_REASON_EXPIRED)
 
     def end_of_day(self, now: int, out: np.ndarray) -> ProcessResult:
-        t = max(now, self._last_time)
+        t = max(_check_now(now), self._last_time)
         victims = [
             o
             for o in self._orders.values()
@@ -395,11 +415,13 @@ class ReferenceEngine:
         return res
 
     def cancel_sessions(self, now: int, session_ids: Sequence[int], out: np.ndarray) -> ProcessResult:
+        _check_now(now)
         ids = set(session_ids)
         victims = [o for o in self._orders.values() if o.session in ids]
         return self._bulk_command(now, out, victims, C.EXEC_TYPE_CANCELED, C.EXEC_REASON_CANCEL_ON_DISCONNECT)
 
     def cancel_accounts(self, now: int, accounts: Sequence[int], out: np.ndarray) -> ProcessResult:
+        _check_now(now)
         ids = set(accounts)
         victims = [o for o in self._orders.values() if o.account in ids]
         return self._bulk_command(now, out, victims, C.EXEC_TYPE_CANCELED, C.EXEC_REASON_ADMIN)
@@ -678,21 +700,63 @@ class ReferenceEngine:
     def _bound(self, rec: bytes) -> int:
         tid = _HDR.unpack_from(rec, 0)[1]
         if tid == C.TEMPLATE_NEW_ORDER_SINGLE:
-            qty, sec = struct.unpack_from("<II", rec, 32)
-            return self._bound_order(qty, sec)
+            return self._bound_new(rec)
         if tid == C.TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST:
-            qty, sec = struct.unpack_from("<II", rec, 40)
-            return self._bound_order(qty, sec)
+            return self._bound_replace(rec)
         if tid == C.TEMPLATE_ORDER_CANCEL_REQUEST:
             return 16
         reason, victims = self._mass_cancel_scope(rec)
         return 16 + 4 * (0 if reason else len(victims))
 
-    def _bound_order(self, qty: int, sec: int) -> int:
-        inst = self._insts.get(sec)
-        if inst is None:
+    def _bound_new(self, rec: bytes) -> int:
+        """§2.4 U of a NewOrderSingle: only the opposite orders it can reach count, none if it
+        would be rejected (§3.1) or cannot match on entry."""
+        (clordid, _tt, price, qty, sec, _account, min_qty, max_floor, side_c, ord_type, tif,
+         exec_inst, smp, expire) = _NOS.unpack_from(rec, 0)  # fmt: skip
+        sid, _sacct, recv = _INB_TAIL.unpack_from(rec, 60)
+        if clordid <= self._last_clordid.get(sid, 0):
             return output_bound_new_order(qty, 0, 0)
-        return output_bound_new_order(qty, inst.lots(), inst.live())
+        try:
+            limit = self._check_new(
+                price, qty, sec, min_qty, max_floor, side_c, ord_type, tif, exec_inst, smp, expire,
+                max(recv, self._last_time),
+            )  # fmt: skip
+        except _Reject:
+            return output_bound_new_order(qty, 0, 0)
+        inst = self._insts[sec]
+        side = BUY if side_c == C.SIDE_BUY else SELL
+        return self._bound_reach(inst, side, limit if inst.matches_on_entry() else None, qty)
+
+    def _bound_replace(self, rec: bytes) -> int:
+        """§2.4 U of an OrderCancelReplaceRequest: as a new order at its new price."""
+        (clordid, _tt, orig, price, qty, sec, max_floor, side, ord_type, tif, exec_inst,
+         min_qty) = _OCRR.unpack_from(rec, 0)  # fmt: skip
+        sid, sacct, recv = _INB_TAIL.unpack_from(rec, 60)
+        if clordid <= self._last_clordid.get(sid, 0):
+            return output_bound_new_order(qty, 0, 0)
+        try:
+            o, ticks, _display, _crosses = self._check_replace(
+                sid, sacct, orig, price, qty, sec, max_floor, side, ord_type, tif, exec_inst, min_qty,
+                max(recv, self._last_time),
+            )  # fmt: skip
+        except _Reject:
+            return output_bound_new_order(qty, 0, 0)
+        inst = self._insts[sec]
+        return self._bound_reach(inst, o.side, ticks if inst.matches_on_entry() else None, qty)
+
+    @staticmethod
+    def _bound_reach(inst: _Inst, side: int, limit: int | None, qty: int) -> int:
+        """U for an aggressor on ``side`` with matching limit ``limit`` (None: reaches nothing):
+        lots and orders are summed over the opposite levels priced at or better than it."""
+        lots = orders = 0
+        if limit is not None:
+            opp = inst.sides[1 - side]
+            for p in opp.prices:
+                if (p <= limit) if side == BUY else (p >= limit):
+                    level = opp.levels[p]
+                    orders += len(level.orders)
+                    lots += sum(m.leaves for m in level.orders)
+        return output_bound_new_order(qty, lots, orders)
 
     # ------------------------------------------------------------------ emission
 
@@ -941,6 +1005,46 @@ class ReferenceEngine:
         and its matching limit in ticks (None: nothing can trade)."""
         if not self._clordid_ok(sid, clordid):
             raise _Reject(C.EXEC_REASON_DUPLICATE_CLORDID)
+        limit = self._check_new(
+            price, qty, sec, min_qty, max_floor, side_c, ord_type, tif, exec_inst, smp, expire, self._t
+        )
+        inst = self._insts[sec]
+        side = BUY if side_c == C.SIDE_BUY else SELL
+        market = ord_type == C.ORD_TYPE_MARKET
+        post_only = bool(exec_inst & C.EXEC_INST_POST_ONLY)
+        ticks = 0 if market else price // inst.tick
+        account_r = sacct if account == C.NULL_U32 else account
+        display = 0 if max_floor == C.NULL_U32 else max_floor
+        o = _Order(
+            order_id=self._next_order_id,
+            clordid=clordid,
+            session=sid,
+            account=account_r,
+            group=self.config.stp_group(account_r),
+            sec=sec,
+            side=side,
+            market=market,
+            tif=tif,
+            post_only=post_only,
+            stp=inst.cfg.default_stp if smp == C.SMP_DEFAULT else smp,
+            expire=expire if tif == C.TIF_GTD else C.NULL_DATE,
+            price=ticks,
+            qty=qty,
+            cum=0,
+            leaves=qty,
+            shown=qty if display == 0 else min(display, qty),
+            display=display,
+            base_leaves=qty,
+        )
+        self._next_order_id += 1
+        return o, limit
+
+    def _check_new(
+        self, price: int, qty: int, sec: int, min_qty: int, max_floor: int, side_c: int, ord_type: int,
+        tif: int, exec_inst: int, smp: int, expire: int, t: int,
+    ) -> int | None:  # fmt: skip
+        """§3.1 checks 2-8 of a new order at time ``t``, changing nothing: raises _Reject, else
+        returns the matching limit in ticks (None: nothing can trade)."""
         inst = self._insts.get(sec)
         reason = self._nos_field_reason(
             inst, price, qty, min_qty, max_floor, side_c, ord_type, tif, exec_inst, smp, expire
@@ -956,7 +1060,7 @@ class ReferenceEngine:
         reason = self._phase_reason_new(inst, market, tif, post_only, min_qty != C.NULL_U32)
         if reason:
             raise _Reject(reason)
-        if tif == C.TIF_GTD and expire < _day(self._t):
+        if tif == C.TIF_GTD and expire < _day(t):
             raise _Reject(C.EXEC_REASON_INVALID_EXPIRE_DATE)
         low, high = inst.cfg.band(inst.ref)
         if not market and not low <= ticks <= high:
@@ -985,31 +1089,7 @@ class ReferenceEngine:
             raise _Reject(C.EXEC_REASON_CAPACITY_FULL)
         if post_only and matching and best_opp is not None and self._crosses(side, ticks, best_opp):
             raise _Reject(C.EXEC_REASON_POST_ONLY_WOULD_CROSS)
-        account_r = sacct if account == C.NULL_U32 else account
-        display = 0 if max_floor == C.NULL_U32 else max_floor
-        o = _Order(
-            order_id=self._next_order_id,
-            clordid=clordid,
-            session=sid,
-            account=account_r,
-            group=self.config.stp_group(account_r),
-            sec=sec,
-            side=side,
-            market=market,
-            tif=tif,
-            post_only=post_only,
-            stp=inst.cfg.default_stp if smp == C.SMP_DEFAULT else smp,
-            expire=expire if tif == C.TIF_GTD else C.NULL_DATE,
-            price=ticks,
-            qty=qty,
-            cum=0,
-            leaves=qty,
-            shown=qty if display == 0 else min(display, qty),
-            display=display,
-            base_leaves=qty,
-        )
-        self._next_order_id += 1
-        return o, limit
+        return limit
 
     @staticmethod
     def _crosses(side: int, price: int, best_opp: int) -> bool:
@@ -1326,47 +1406,16 @@ class ReferenceEngine:
         try:
             if not self._clordid_ok(sid, clordid):
                 raise _Reject(C.EXEC_REASON_DUPLICATE_CLORDID)
-            inst = self._insts.get(sec)
-            reason = self._replace_field_reason(
-                inst, price, qty, max_floor, side, ord_type, tif, exec_inst, min_qty
+            o, ticks, display, crosses = self._check_replace(
+                sid, sacct, orig, price, qty, sec, max_floor, side, ord_type, tif, exec_inst, min_qty, self._t
             )
-            if reason:
-                raise _Reject(reason)
-            assert inst is not None
-            o = self._lookup_check(self._by_clordid.get((sid, orig)), sec, side, sid, sacct)
-            if o.market or o.tif != tif or (1 if o.post_only else 0) != exec_inst:
-                raise _Reject(C.EXEC_REASON_UNSUPPORTED, o)
-            ticks = price // inst.tick
-            display = 0 if max_floor == C.NULL_U32 else max_floor
-            matching = inst.matches_on_entry()
-            if inst.phase in (PHASE_CLOSED, PHASE_HALTED):
-                raise _Reject(C.EXEC_REASON_TRADING_STATE_NOT_OPEN, o)
-            if o.tif == C.TIF_GTD and o.expire < _day(self._t):
-                raise _Reject(C.EXEC_REASON_INVALID_EXPIRE_DATE, o)
-            low, high = inst.cfg.band(inst.ref)
-            if not low <= ticks <= high:
-                raise _Reject(C.EXEC_REASON_PRICE_OUTSIDE_BAND, o)
-            if qty > inst.cfg.max_notional // max(abs(ticks), 1):
-                raise _Reject(C.EXEC_REASON_NOTIONAL_OVER_MAX, o)
-            cancel = qty <= o.cum
-            keep = not cancel and ticks == o.price and display == o.display and qty <= o.qty
-            new_leaves = qty - o.cum
-            if (
-                not cancel
-                and not keep
-                and (
-                    self._n_levels >= self.config.max_levels
-                    or inst.sides[o.side].open_lots - o.leaves + new_leaves > _U32_MAX
-                )
-            ):
-                raise _Reject(C.EXEC_REASON_CAPACITY_FULL, o)
-            best_opp = inst.best(1 - o.side)
-            crosses = matching and best_opp is not None and self._crosses(o.side, ticks, best_opp)
-            if o.post_only and crosses:
-                raise _Reject(C.EXEC_REASON_POST_ONLY_WOULD_CROSS, o)
         except _Reject as r:
             self._cancel_reject(sid, clordid, orig, C.CXL_REJ_RESPONSE_TO_REPLACE, r.reason, r.order)
             return
+        inst = self._insts[sec]
+        cancel = qty <= o.cum
+        keep = not cancel and ticks == o.price and display == o.display and qty <= o.qty
+        new_leaves = qty - o.cum
         if cancel:
             removed = o.leaves
             self._er(
@@ -1425,6 +1474,51 @@ class ReferenceEngine:
                     C.MD_DEST, inst.sec, C.TEMPLATE_ORDER_REPLACE,
                 )  # fmt: skip
         self._eoe(inst)
+
+    def _check_replace(
+        self, sid: int, sacct: int, orig: int, price: int, qty: int, sec: int, max_floor: int, side: int,
+        ord_type: int, tif: int, exec_inst: int, min_qty: int, t: int,
+    ) -> tuple[_Order, int, int, bool]:  # fmt: skip
+        """§3.8 rule 1 after the ClOrdID check, at time ``t``, changing nothing: raises _Reject,
+        else returns (order, new price in ticks, new Display, whether it crosses the opposite
+        best in a phase that matches on entry)."""
+        inst = self._insts.get(sec)
+        reason = self._replace_field_reason(inst, price, qty, max_floor, side, ord_type, tif, exec_inst, min_qty)
+        if reason:
+            raise _Reject(reason)
+        assert inst is not None
+        o = self._lookup_check(self._by_clordid.get((sid, orig)), sec, side, sid, sacct)
+        if o.market or o.tif != tif or (1 if o.post_only else 0) != exec_inst:
+            raise _Reject(C.EXEC_REASON_UNSUPPORTED, o)
+        ticks = price // inst.tick
+        display = 0 if max_floor == C.NULL_U32 else max_floor
+        matching = inst.matches_on_entry()
+        if inst.phase in (PHASE_CLOSED, PHASE_HALTED):
+            raise _Reject(C.EXEC_REASON_TRADING_STATE_NOT_OPEN, o)
+        if o.tif == C.TIF_GTD and o.expire < _day(t):
+            raise _Reject(C.EXEC_REASON_INVALID_EXPIRE_DATE, o)
+        low, high = inst.cfg.band(inst.ref)
+        if not low <= ticks <= high:
+            raise _Reject(C.EXEC_REASON_PRICE_OUTSIDE_BAND, o)
+        if qty > inst.cfg.max_notional // max(abs(ticks), 1):
+            raise _Reject(C.EXEC_REASON_NOTIONAL_OVER_MAX, o)
+        cancel = qty <= o.cum
+        keep = not cancel and ticks == o.price and display == o.display and qty <= o.qty
+        new_leaves = qty - o.cum
+        if (
+            not cancel
+            and not keep
+            and (
+                self._n_levels >= self.config.max_levels
+                or inst.sides[o.side].open_lots - o.leaves + new_leaves > _U32_MAX
+            )
+        ):
+            raise _Reject(C.EXEC_REASON_CAPACITY_FULL, o)
+        best_opp = inst.best(1 - o.side)
+        crosses = matching and best_opp is not None and self._crosses(o.side, ticks, best_opp)
+        if o.post_only and crosses:
+            raise _Reject(C.EXEC_REASON_POST_ONLY_WOULD_CROSS, o)
+        return o, ticks, display, crosses
 
     @staticmethod
     def _replace_field_reason(

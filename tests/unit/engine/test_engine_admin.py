@@ -11,7 +11,7 @@ from _engine_records import SMALL, batch, decode, instrument, new_out, nos
 
 from qfix.engine import Engine, EngineInvariantError
 from qfix.engine import snapshot as snap
-from qfix.engine.config import PHASE_CLOSED, PHASE_CONTINUOUS, PHASE_HALTED, PHASE_PRE_OPEN, ConfigError
+from qfix.engine.config import PHASE_CLOSED, PHASE_HALTED, PHASE_PRE_OPEN, ConfigError
 from qfix.engine.contract import OUTPUT_FULL
 from qfix.wire import codes
 
@@ -26,8 +26,6 @@ def test_set_phase_plain_transitions(make_engine: Any) -> None:
     assert rows[0]["MatchEventIndicator"] == codes.MEI_END_OF_EVENT and rows[0]["TransactTime"] == 7
     res = eng.set_phase(8, [2, 1], PHASE_PRE_OPEN, out)
     assert [r["SecurityID"] for r in decode(out[: res.written])] == [1, 2]
-    with pytest.raises(NotImplementedError):
-        eng.set_phase(9, [1], PHASE_CONTINUOUS, out)
     with pytest.raises(ValueError):
         eng.set_phase(9, [1], PHASE_PRE_OPEN, out)  # not a listed transition
     with pytest.raises(ValueError):

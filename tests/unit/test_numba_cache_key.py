@@ -1,0 +1,73 @@
+"""The Numba cache directory is keyed by the engine and wire sources (build item of issue 8).
+
+Numba's cache only watches the file of each cached function, so a stale directory could
+serve machine code compiled against an older ``types.py`` or ``wire/codes.py``. Both
+scripts/test.sh and tests/conftest.py derive ``.numba_cache/<key>`` from the sources; these
+tests run both derivations on a scratch tree and check that they agree and that an edit
+to any watched module changes the key.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _conftest() -> Any:
+    spec = importlib.util.spec_from_file_location("_qfix_root_conftest", ROOT / "tests" / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _script_key(tree: Path, env_dir: str | None = None) -> str:
+    """Run the NUMBA_CACHE_DIR block of scripts/test.sh in ``tree``; return what it exports."""
+    text = (ROOT / "scripts" / "test.sh").read_text()
+    match = re.search(r'^if \[ -z "\$\{NUMBA_CACHE_DIR:-\}" \]; then\n.*?^fi\n', text, re.S | re.M)
+    assert match, "scripts/test.sh has no NUMBA_CACHE_DIR block"
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    if env_dir is not None:
+        env["NUMBA_CACHE_DIR"] = env_dir
+    script = "set -euo pipefail\n" + match.group(0) + 'printf %s "${NUMBA_CACHE_DIR:-}"\n'
+    done = subprocess.run(["bash", "-c", script], cwd=tree, env=env, capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def _tree(tmp_path: Path) -> Path:
+    for rel in ("src/qfix/engine/_kernels.py", "src/qfix/engine/types.py", "src/qfix/wire/codes.py"):
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(f"# {rel}\nX = 1\n")
+    (tmp_path / "src/qfix/other.py").write_text("Y = 1\n")
+    return tmp_path
+
+
+def test_script_and_conftest_agree(tmp_path: Path) -> None:
+    tree = _tree(tmp_path)
+    assert _script_key(tree) == str(_conftest()._numba_cache_dir(tree))
+
+
+def test_key_changes_with_any_engine_or_wire_module(tmp_path: Path) -> None:
+    tree = _tree(tmp_path)
+    conf = _conftest()
+    before = _script_key(tree)
+    assert before.startswith(str(tree / ".numba_cache") + "/")
+    for rel in ("src/qfix/engine/types.py", "src/qfix/wire/codes.py", "src/qfix/engine/_kernels.py"):
+        (tree / rel).write_text((tree / rel).read_text() + "Z = 2\n")
+        after = _script_key(tree)
+        assert after != before, rel
+        assert after == str(conf._numba_cache_dir(tree))
+        before = after
+    (tree / "src/qfix/other.py").write_text("Y = 2\n")
+    assert _script_key(tree) == before
+
+
+def test_explicit_cache_dir_is_kept(tmp_path: Path) -> None:
+    assert _script_key(_tree(tmp_path), env_dir="/somewhere/else") == "/somewhere/else"
