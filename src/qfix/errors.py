@@ -17,6 +17,7 @@ package that raises them::
     │   └── DocumentError                 qfix.errors: a benchmark JSON document is unreadable or misshapen
     ├── FrameError (ValueError)           qfix.wire.codec: a frame fails stage F (length)
     ├── EngineInvariantError (RuntimeError)  qfix.engine.contract: an ENGINE.md §6 invariant failed
+    ├── SnapshotError (ValueError)        qfix.engine.snapshot: a snapshot file is malformed (names the field)
     ├── CryptoError                       qfix.crypto.primitives
     │   ├── InvalidKeyError (ValueError)  qfix.crypto.primitives: a malformed or invalid key or key share
     │   ├── AuthenticationError           qfix.crypto.primitives: a tag, MAC or signature did not verify

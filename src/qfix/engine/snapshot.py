@@ -40,6 +40,7 @@ from qfix.engine import types as ty
 from qfix.engine.config import PHASE_CONTINUOUS, PHASES, ConfigError, EngineConfig, InstrumentConfig, check_band
 from qfix.engine.contract import EngineInvariantError
 from qfix.engine.engine import Engine
+from qfix.errors import QfixError
 from qfix.wire import codes
 
 Array = npt.NDArray[Any]
@@ -69,7 +70,7 @@ _QTY_LIMIT: Final = 2**32 - 1  # open lots of one side (ENGINE.md §4 rule 2)
 _TIFS: Final = (codes.TIF_DAY, codes.TIF_GTC, codes.TIF_IOC, codes.TIF_FOK, codes.TIF_GTD)
 
 
-class SnapshotError(ValueError):
+class SnapshotError(QfixError, ValueError):
     """A snapshot (file or dict) is malformed or inconsistent; the message names the field."""
 
 

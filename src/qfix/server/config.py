@@ -31,6 +31,7 @@ from qfix.engine.config import (
     PHASE_PRE_OPEN,
     EngineConfig,
     InstrumentConfig,
+    worst_case_records,
 )
 from qfix.engine.config import ConfigError as _EngineConfigError
 from qfix.errors import ConfigError
@@ -150,9 +151,8 @@ class ServerConfig:
             )
 
     def worst_case_records(self) -> int:
-        """ENGINE.md §2.4's bound for any single message under this configuration."""
-        qty = max(i.max_order_qty for i in self.instruments)
-        return 16 + 8 * (qty + self.engine.max_orders)
+        """The largest output any single message or command can need (ENGINE.md §2.4)."""
+        return worst_case_records(self.instruments, self.engine)
 
     def worst_case_output_bytes(self) -> int:
         return self.worst_case_records() * OUTPUT_RECORD_BYTES

@@ -268,3 +268,14 @@ def test_end_of_day_runs_by_the_wall_clock() -> None:
     assert _next_end_of_day("21:00", midnight) == midnight + 21 * 3600 * 10**9
     assert _next_end_of_day("21:00", midnight + 21 * 3600 * 10**9) == midnight + day + 21 * 3600 * 10**9
     assert _next_end_of_day("", midnight) == 2**63 - 1
+
+
+def test_admin_resume_reopens_an_empty_halted_book(start_server: Callable[..., Any]) -> None:
+    run = start_server()
+    op, a = _admin(run), run.client(1)
+    assert op.admin("halt", security_ids=[2])["ok"]
+    assert op.admin("resume", security_ids=[2])["ok"]
+    assert op.admin("status")["status"]["instruments"]["2"] == "continuous"
+    cl = a.new_order(security_id=2, side="buy", qty=1, price="3500.00")
+    a.flush()
+    assert a.wait_until(lambda c: c.order(cl).status == "new")
