@@ -12,7 +12,12 @@ and sends everything the state machine produced. Frames are received with
 Senders never drop a sealed record: a frame that cannot be sent now (``EAGAIN``: the
 peer's queue is full) waits in a bounded per-peer backlog and is retried first on the
 next call; if the backlog overflows, or libzmq reports the peer gone
-(``EHOSTUNREACH``), the session ends (possible truncation). Socket options follow
+(``EHOSTUNREACH``), the session ends (possible truncation). The server also watches
+its ROUTER with a socket monitor: a transport libzmq dropped (the peer left, or sent
+a frame over ``MAXMSGSIZE``) ends that routing id's session or handshake at the next
+``poll()``, not at its next send or timeout. Monitor events name a file descriptor,
+not a routing id; frames carry theirs (``SRCFD``), so the endpoint maps fd -> routing
+id from each handshake frame (docs/qzmq.md, decisions and deviations). Socket options follow
 docs/qzmq.md §2: ``MAXMSGSIZE`` on both ends, ``ROUTER_MANDATORY`` on the server, no
 reconnect and ``IMMEDIATE`` on the client, which treats a disconnect as closed.
 """
@@ -79,17 +84,33 @@ class ServerEndpoint:
         self._gone: set[bytes] = set()
         self._next_timer = 0.0
         self.send_failures = 0
+        #: transports libzmq dropped (socket monitor) whose session or handshake ended
+        self.disconnects = 0
+        # the socket monitor reports a dropped transport by its file descriptor; frames
+        # carry theirs (SRCFD), so each handshake frame records which routing id an fd
+        # serves (one connection = one fd = one routing id; bounded by open fds)
+        self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._rid_by_fd: dict[int, bytes] = {}
+        self._dead: list[bytes] = []
 
     def poll(self, timeout_ms: int = 0, max_frames: int = 4096) -> list[Event]:
         """Receive up to ``max_frames`` messages, run timers, send; return the events."""
         events: list[Event] = []
         sock = self.socket
         proto = self.protocol
+        # transports dropped so far are noted before the frames are read (their fds
+        # cannot have been reused by a connection whose frames are still unread), and
+        # ended after them (a CLOSE the peer sent before it left is read first)
+        dead = self._dead
+        self._dead = self._disconnected()
+        drained = True
         if sock.poll(timeout_ms, zmq.POLLIN):
+            drained = False
             for _ in range(max_frames):
                 try:
                     parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
                 except zmq.Again:
+                    drained = True
                     break
                 now = self._clock()
                 rid = parts[0].bytes
@@ -101,13 +122,48 @@ class ServerEndpoint:
                 peer = ""
                 if len(buf) and buf[0] == 0x51:
                     peer = _peer_address(frame)
+                    self._note_fd(frame, rid)
                 events += proto.receive(rid, buf, now, peer)
+        if drained:
+            dead += self._dead
+            self._dead = []
+        for rid in dead:
+            events += self._transport_gone(rid)
         now = self._clock()
         if now >= self._next_timer:
             events += proto.handle_timer(now)
             self._next_timer = now + _TIMER_TICK
         events += self.flush()
         return events
+
+    def _note_fd(self, frame: zmq.Frame, rid: bytes) -> None:
+        try:
+            fd = int(frame.get(zmq.SRCFD))
+        except (zmq.ZMQError, AttributeError, TypeError, ValueError):
+            return
+        if fd >= 0:
+            self._rid_by_fd[fd] = rid
+
+    def _disconnected(self) -> list[bytes]:
+        """Routing ids whose transport the monitor reported dropped since the last call."""
+        rids: list[bytes] = []
+        mon = self._monitor
+        while mon.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            try:
+                msg = recv_monitor_message(mon, zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            if msg["event"] == zmq.EVENT_DISCONNECTED:
+                rid = self._rid_by_fd.pop(int(msg["value"]), None)
+                if rid is not None:
+                    rids.append(rid)
+        return rids
+
+    def _transport_gone(self, rid: bytes) -> list[Event]:
+        if self.protocol.conn_for_routing_id(rid) is not None:
+            self.disconnects += 1
+        self._backlog.pop(rid, None)
+        return self.protocol.transport_failed(rid)
 
     def flush(self) -> list[Event]:
         """Send what the protocol produced (backlogs first); return session-ending events."""
@@ -171,6 +227,7 @@ class ServerEndpoint:
         return self.protocol.close(conn, reason) + self.flush()
 
     def close(self) -> None:
+        self._monitor.close(linger=0)
         self.socket.close(linger=0)
 
 
@@ -240,9 +297,7 @@ class ClientEndpoint:
                 if msg["event"] in (zmq.EVENT_DISCONNECTED, zmq.EVENT_CLOSED):
                     events += conn.abort()
         now = self._clock()
-        if now >= self._next_timer or (
-            (d := conn.next_deadline()) is not None and now >= d
-        ):
+        if now >= self._next_timer or ((d := conn.next_deadline()) is not None and now >= d):
             events += conn.handle_timer(now)
             self._next_timer = now + _TIMER_TICK
         events += self.flush()

@@ -162,3 +162,35 @@ def test_junk_and_replayed_hello_flood_while_trading(ctx: zmq.Context) -> None: 
         s.close(linger=0)
     trader.close()
     server.close()
+
+
+def test_dropped_transport_ends_session_promptly(ctx: zmq.Context) -> None:  # type: ignore[type-arg]
+    """A frame over MAXMSGSIZE makes libzmq drop the transport; the socket monitor ends
+    the session at the server's next poll, without a send or a timeout."""
+    server = ServerEndpoint(make_server(), "tcp://127.0.0.1:*", context=ctx)
+    other = ClientEndpoint(make_client(alg=SignatureAlg.ML_DSA_44), server.endpoint, context=ctx)
+    bad = ClientEndpoint(make_client(), server.endpoint, context=ctx)
+    other.start()
+    bad.start()
+    _run(server, [other, bad], lambda: other.state is bad.state is ClientState.ESTABLISHED)
+    assert server.protocol.session_count == 2
+    conn = server.protocol.conn_for_routing_id(
+        next(s.routing_id for s in server.protocol.sessions() if s.kid == CLIENT_KEYS[SignatureAlg.ML_DSA_65].kid))
+    bad.socket.setsockopt(zmq.MAXMSGSIZE, -1)
+    bad.socket.send(b"\x16" + bytes(70000))
+    start = time.monotonic()
+    evs = _run(server, [other], lambda: server.protocol.session_count == 1, limit=5.0)
+    elapsed = time.monotonic() - start
+    assert Closed(CloseReason.PROTOCOL_ERROR, False, conn) in evs
+    assert elapsed < 1.0 and server.disconnects == 1
+    # the other session is untouched
+    assert other.state is ClientState.ESTABLISHED
+    other.send_fixed(b"z" * 60)
+    got: list = []  # type: ignore[type-arg]
+    end = time.monotonic() + 5
+    while not any(isinstance(e, Messages) for e in got) and time.monotonic() < end:
+        got += server.poll(1)
+    assert [e.frames[0] for e in got if isinstance(e, Messages)] == [b"z" * 60]
+    bad.close()
+    other.close()
+    server.close()
