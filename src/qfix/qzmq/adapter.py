@@ -148,7 +148,7 @@ class ServerEndpoint:
         """Routing ids whose transport the monitor reported dropped since the last call."""
         rids: list[bytes] = []
         mon = self._monitor
-        while mon.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+        while int(mon.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
             try:
                 msg = recv_monitor_message(mon, zmq.NOBLOCK)
             except zmq.Again:
