@@ -130,9 +130,7 @@ class Guard(Copyable):
         self._rotate(now)
         return ks.cookie_mac(self._k_cur, int(now), peer, routing_id, body)
 
-    def cookie_valid(
-        self, cookie: bytes, now: float, peer: bytes, routing_id: bytes, body: bytes
-    ) -> bool:
+    def cookie_valid(self, cookie: bytes, now: float, peer: bytes, routing_id: bytes, body: bytes) -> bool:
         """MAC under the current or previous key, age <= 60 s, never accepted before."""
         if len(cookie) != COOKIE_LEN:
             return False
