@@ -227,6 +227,15 @@ class ServerProtocol(Copyable):
     def session_count(self) -> int:
         return len(self._sessions)
 
+    def server_keys(self) -> list[SigningKey]:
+        """The server's identity keys (a worker process loads them from their seeds)."""
+        return list(self._srv_keys.values())
+
+    def job_live(self, job: int) -> bool:
+        """Whether the handshake of work item ``job`` is still pending (else its
+        result would be discarded, so the item need not run)."""
+        return job in self._jobs
+
     @property
     def work_in_flight(self) -> int:
         """Work items handed out (or still to be) whose handshake is still pending."""
@@ -290,12 +299,13 @@ class ServerProtocol(Copyable):
             return []
 
     def work_lost(self, job: int) -> None:
-        """A work item will never complete (its runner died): its handshake ends
-        silently, as if it had timed out (the client retries)."""
+        """A work item will never complete (its runner died): its handshake ends with
+        ERROR FAILED, so the client retries at once instead of timing out."""
         rid = self._jobs.get(job)
         if rid is not None:
             self.counters.work_lost += 1
             self._drop_pending(rid)
+            self._out.append((rid, _codec.build_error(ErrorCode.FAILED)))
 
     def _dispatch(self, item: Work, rid: bytes, now: float) -> list[Event]:
         self._jobs[item.job] = rid

@@ -168,7 +168,7 @@ def test_auth_while_hello_in_flight_is_dropped_and_lost_work_ends_handshake() ->
     assert server.counters.dropped_frames == 1 and server.work_to_do() == []
     server.work_lost(item.job)
     assert server.pending_count == 0 and server.counters.work_lost == 1
-    assert server.data_to_send() == []
+    assert server.data_to_send() == [(RID, b"QZ\x01\x05\x02")]
 
 
 def test_in_flight_limit_refuses_and_known_nets_count_apart() -> None:
