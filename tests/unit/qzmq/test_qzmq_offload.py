@@ -202,3 +202,25 @@ def _handshake_from(server: ServerProtocol, peer: str, rid: bytes) -> None:
         for _, f in server.data_to_send():
             client.receive(f, 0.0)
     assert client.state is ClientState.ESTABLISHED
+
+
+def test_buckets_asked_before_the_mlkem_check_taken_after() -> None:
+    """Deviation 19: a hello is refused for an empty bucket before its ML-KEM key is
+    parsed; a bad key still takes no token."""
+    server = make_server(config(hello_rate_per_address=(0.001, 1.0)))
+
+    def hello(bad: bool) -> bytes:
+        client = make_client()
+        client.connect(0.0)
+        (h,) = client.data_to_send()
+        return h[:55] + b"\xff" * 1184 + h[1239:] if bad else h
+
+    server.receive(b"r1", hello(False), 0.0, "203.0.113.1")  # takes the net's only token
+    server.receive(b"r2", hello(True), 0.0, "203.0.113.1")
+    c = server.counters
+    assert (c.server_hellos, c.hello_rate_limited, c.hello_failed) == (1, 1, 0)
+    server.receive(b"r3", hello(True), 0.0, "203.0.113.2")  # bad key: FAILED, no token taken
+    assert (c.hello_rate_limited, c.hello_failed) == (1, 1)
+    server.receive(b"r4", hello(False), 0.0, "203.0.113.2")
+    assert c.server_hellos == 2
+    assert [f for _, f in server.data_to_send()].count(b"QZ\x01\x05\x02") == 2
