@@ -451,7 +451,7 @@ class ServerProtocol(Copyable):
             self.counters.pending_timeouts += 1
             self._drop_pending(rid)
             pending = None
-        if pending is not None and pending.job:
+        if pending is not None and mtype == _AUTH and pending.job:
             # its SERVER_HELLO is not sent yet, or its CLIENT_AUTH is being checked
             self.counters.dropped_frames += 1
             return []
