@@ -34,7 +34,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
-from multiprocessing.connection import wait as mp_wait
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
@@ -155,26 +154,39 @@ class HandshakeWorkers:
                 self.skipped += 1
         return None
 
+    def check(self) -> list[int]:
+        """Replace workers that died; return their jobs (lost). Called on the timer."""
+        lost: list[int] = []
+        for i, w in enumerate(self.workers):
+            if not w.proc.is_alive():
+                lost += self._replace(i)
+        return lost
+
+    def _replace(self, i: int) -> list[int]:
+        w = self.workers[i]
+        _log.error("handshake worker %s died (exit code %s); restarting", w.proc.pid, w.proc.exitcode)
+        self._stop(w)
+        self.workers[i] = self._start()
+        self.restarts += 1
+        return list(w.jobs)
+
     def collect(self) -> tuple[list[Done], list[int]]:
         """Results ready now, and the jobs of workers that died (each is replaced)."""
         done: list[Done] = []
         lost: list[int] = []
-        ready = mp_wait([w.conn for w in self.workers], 0)
         for i, w in enumerate(self.workers):
-            if w.conn not in ready:
+            # only a worker with items outstanding is asked (a dead idle worker is
+            # found when an item is sent to it: the send fails, the item stays listed)
+            if not w.jobs:
                 continue
             try:
-                while w.conn.poll(0):
+                while w.jobs and w.conn.poll(0):
                     d: Done = pickle.loads(w.conn.recv_bytes())
                     w.jobs.discard(d.job)
                     done.append(d)
                     self.received += 1
             except (EOFError, OSError):
-                lost += w.jobs
-                _log.error("handshake worker %s died (exit code %s); restarting", w.proc.pid, w.proc.exitcode)
-                self._stop(w)
-                self.workers[i] = self._start()
-                self.restarts += 1
+                lost += self._replace(i)
         return done, lost
 
     def _stop(self, w: _Worker, timeout: float = 0.0) -> None:
@@ -328,6 +340,10 @@ class ServerEndpoint:
         if now >= self._next_timer:
             events += proto.handle_timer(now)
             self._next_timer = now + _TIMER_TICK
+            if workers is not None and (lost := workers.check()):
+                self._reregister()
+                for job in lost:
+                    proto.work_lost(job)
         if workers is not None:
             workers.submit(proto.work_to_do())
             workers.dispatch(proto.job_live)

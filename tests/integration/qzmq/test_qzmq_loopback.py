@@ -237,8 +237,8 @@ def test_handshake_workers_serve_and_survive_a_worker_death(ctx: zmq.Context) ->
         late = ClientEndpoint(make_client(key=keys[3]), server.endpoint, context=ctx)
         clients.append(late)
         late.start()
-        run_until(lambda: late.state is ClientState.ESTABLISHED or late.state is ClientState.CLOSED)
-        if late.state is ClientState.CLOSED:  # its work was lost with a dead worker: retry
+        run_until(lambda: late.state in (ClientState.ESTABLISHED, ClientState.FAILED, ClientState.CLOSED))
+        if late.state is not ClientState.ESTABLISHED:  # its work was lost with a dead worker: retry
             late.close()
             late = ClientEndpoint(make_client(key=keys[3]), server.endpoint, context=ctx)
             clients[-1] = late
