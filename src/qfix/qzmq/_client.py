@@ -152,8 +152,10 @@ class ClientConnection(Copyable):
     def receive(self, frame: bytes | memoryview, now: float) -> list[Event]:
         state = self.state
         if (
-            state is ClientState.WAIT_SH or state is ClientState.WAIT_READY
-        ) and self._deadline is not None and now >= self._deadline:
+            (state is ClientState.WAIT_SH or state is ClientState.WAIT_READY)
+            and self._deadline is not None
+            and now >= self._deadline
+        ):
             # the caller's timer may run late: the handshake timeout holds on input too
             return self.handle_timer(now)
         if state is ClientState.ESTABLISHED or state is ClientState.WAIT_READY:

@@ -48,9 +48,7 @@ def build_error(code: ErrorCode, version: int = VERSION) -> bytes:
     return header(MsgType.ERROR, version) + bytes([code])
 
 
-def build_hello_body(
-    mode: Mode, client_random: bytes, server_kid: bytes, ek: bytes, x_pub: bytes | None
-) -> bytes:
+def build_hello_body(mode: Mode, client_random: bytes, server_kid: bytes, ek: bytes, x_pub: bytes | None) -> bytes:
     body = (
         header(MsgType.CLIENT_HELLO)
         + bytes([mode])

@@ -47,9 +47,7 @@ class Config:
         if self.handshake_timeout <= 0:
             raise ConfigError("handshake_timeout: must be positive")
         if self.cookie_policy not in COOKIE_POLICIES:
-            raise ConfigError(
-                f"cookie_policy: {self.cookie_policy!r}; use one of {', '.join(COOKIE_POLICIES)}"
-            )
+            raise ConfigError(f"cookie_policy: {self.cookie_policy!r}; use one of {', '.join(COOKIE_POLICIES)}")
         for name in (
             "cookie_load_threshold",
             "max_pending_per_address",

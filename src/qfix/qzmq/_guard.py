@@ -30,8 +30,23 @@ from qfix.qzmq._util import Copyable
 __all__ = ["Guard", "TokenBucket", "net_of"]
 
 
+_NETS: dict[str, str] = {}
+_NETS_MAX = 4096
+
+
 def net_of(peer: str) -> str:
-    """The rate-limit unit of a peer address: IPv4 address or IPv6 /64 (text)."""
+    """The rate-limit unit of a peer address: IPv4 address or IPv6 /64 (text).
+    (Remembered for up to 4,096 addresses: parsing costs more than the rest of a
+    refused hello's checks.)"""
+    net = _NETS.get(peer)
+    if net is None:
+        if len(_NETS) >= _NETS_MAX:
+            _NETS.clear()
+        net = _NETS[peer] = _net_of(peer)
+    return net
+
+
+def _net_of(peer: str) -> str:
     try:
         ip = ipaddress.ip_address(peer)
     except ValueError:
@@ -130,9 +145,7 @@ class Guard(Copyable):
         self._rotate(now)
         return ks.cookie_mac(self._k_cur, int(now), peer, routing_id, body)
 
-    def cookie_valid(
-        self, cookie: bytes, now: float, peer: bytes, routing_id: bytes, body: bytes
-    ) -> bool:
+    def cookie_valid(self, cookie: bytes, now: float, peer: bytes, routing_id: bytes, body: bytes) -> bool:
         """MAC under the current or previous key, age <= 60 s, never accepted before."""
         if len(cookie) != COOKIE_LEN:
             return False
@@ -164,6 +177,12 @@ class Guard(Copyable):
         if not kids:
             return False
         return any(exp > now and allowed(kid) for kid, exp in kids.items())
+
+    def can_admit(self, net: str, known: bool, now: float) -> bool:
+        """Whether :meth:`admit` would succeed now (takes nothing)."""
+        bucket = self._buckets.get(net)
+        shared = self._known_bucket if known else self._global
+        return (bucket is None or bucket.available(now)) and shared.available(now)
 
     def admit(self, net: str, known: bool, now: float) -> bool:
         """Take a token from the net's bucket and the global (or known) one, or refuse."""

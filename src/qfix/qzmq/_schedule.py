@@ -111,9 +111,7 @@ class Transcript:
         return self._h.digest()
 
 
-def rekey(
-    chain: bytes, th_rk: bytes, init_pt: bytes, resp_pt: bytes, ikm: bytes
-) -> tuple[bytes, bytes, bytes, bytes]:
+def rekey(chain: bytes, th_rk: bytes, init_pt: bytes, resp_pt: bytes, ikm: bytes) -> tuple[bytes, bytes, bytes, bytes]:
     """Full re-key: ``(c_ap', s_ap', chain', TH')``."""
     th = _p.sha384(b"qzmq1 rekey" + th_rk + item(0x30, init_pt) + item(0x31, resp_pt))
     ms = _p.hkdf_extract(chain, ikm)
@@ -129,12 +127,6 @@ def cookie_mac(key: bytes, ts: int, peer: bytes, routing_id: bytes, body: bytes)
     """The 24-byte cookie ``u32 ts || HMAC(K, ...)[0:20]`` for a hello body."""
     tsb = _U32.pack(ts & 0xFFFF_FFFF)
     msg = (
-        b"qzmq1 cookie"
-        + tsb
-        + _U16.pack(len(peer))
-        + peer
-        + _U16.pack(len(routing_id))
-        + routing_id
-        + _p.sha384(body)
+        b"qzmq1 cookie" + tsb + _U16.pack(len(peer)) + peer + _U16.pack(len(routing_id)) + routing_id + _p.sha384(body)
     )
     return tsb + _p.hmac_sha384(key, msg)[:20]

@@ -13,6 +13,14 @@ limits passed, so junk hellos cost one SHA-384 and one HMAC each and never touch
 established sessions. A session is created only when CLIENT_AUTH verifies; it is
 identified by ``conn`` (a counter) and by the client kid, and it replaces a session
 on the same routing id only at that moment.
+
+The asymmetric work itself (the SERVER_HELLO, the CLIENT_AUTH signature check) is a
+work item (:mod:`qfix.qzmq._work`). Inline (the default) the protocol runs it at once;
+with ``offload`` set it queues it for the caller (:meth:`ServerProtocol.work_to_do`),
+who runs it anywhere and hands the result back (:meth:`ServerProtocol.complete`). A
+handshake whose work is in flight is pending (it counts against the caps, and its
+deadline runs); if it ends meanwhile (timeout, a new hello on its routing id, a
+transport failure), its late result is discarded.
 """
 
 from __future__ import annotations
@@ -23,16 +31,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from qfix.crypto import primitives as _p
-from qfix.crypto.keys import AllowList, SigningKey
+from qfix.crypto.keys import AllowEntry, AllowList, SigningKey
 from qfix.qzmq import _codec
 from qfix.qzmq import _schedule as ks
 from qfix.qzmq._config import Config
 from qfix.qzmq._constants import (
     CLIENT_AUTH_LEN,
     CLIENT_AUTH_PT_LEN,
-    CT_LEN,
-    CTX_CLIENT_AUTH,
-    CTX_SERVER_AUTH,
     HASH_LEN,
     KID_LEN,
     MAGIC,
@@ -42,16 +47,19 @@ from qfix.qzmq._constants import (
     VERSION,
     CloseReason,
     ErrorCode,
-    Mode,
     MsgType,
 )
 from qfix.qzmq._events import Closed, Established, Event
 from qfix.qzmq._guard import Guard, net_of
 from qfix.qzmq._session import Session
 from qfix.qzmq._util import Copyable
+from qfix.qzmq._work import AuthDone, AuthWork, Done, HelloDone, HelloWork, Work, run
 from qfix.qzmq.errors import ConfigError, ConnectionClosed
 
-__all__ = ["ServerCounters", "ServerProtocol", "SessionInfo"]
+__all__ = ["DEFAULT_MAX_WORK_IN_FLIGHT", "ServerCounters", "ServerProtocol", "SessionInfo"]
+
+#: offloaded hellos in flight, each for unknown and for known nets, before refusals
+DEFAULT_MAX_WORK_IN_FLIGHT = 256
 
 _HELLO = MsgType.CLIENT_HELLO.value
 _AUTH = MsgType.CLIENT_AUTH.value
@@ -64,6 +72,7 @@ class ServerCounters(Copyable):
 
     auth_failed: int = 0
     dropped_frames: int = 0
+    hello_busy: int = 0  #: hellos refused because offloaded work was at its limit
     handshakes: int = 0
     hello_failed: int = 0
     hello_mismatch: int = 0
@@ -73,6 +82,8 @@ class ServerCounters(Copyable):
     records_without_session: int = 0
     server_hellos: int = 0
     sessions_closed: int = 0
+    work_discarded: int = 0  #: results for handshakes that had ended meanwhile
+    work_lost: int = 0  #: items whose runner died (their handshakes end)
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -90,25 +101,23 @@ class SessionInfo:
 
 
 class _Pending(Copyable):
-    """A handshake in WAIT_CA: SERVER_HELLO sent, CLIENT_AUTH awaited."""
+    """A pending handshake: its SERVER_HELLO being built (``job``, ``hello``), sent
+    and CLIENT_AUTH awaited (WAIT_CA, ``job == 0``), or CLIENT_AUTH's signature being
+    checked (``job``, ``auth``)."""
 
-    __slots__ = ("c_hs", "deadline", "hs", "known", "net", "transcript")
+    __slots__ = ("auth", "c_hs", "deadline", "hello", "hs", "job", "known", "net", "server_kid", "transcript")
 
-    def __init__(
-        self,
-        hs: bytes,
-        c_hs: bytes,
-        transcript: ks.Transcript,
-        net: str,
-        deadline: float,
-        known: bool = False,
-    ) -> None:
-        self.hs = hs
-        self.c_hs = c_hs
-        self.transcript = transcript
+    def __init__(self, net: str, deadline: float, known: bool, job: int, hello: bytes, server_kid: bytes) -> None:
+        self.hs = b""
+        self.c_hs = b""
+        self.transcript = ks.Transcript()
         self.net = net
         self.deadline = deadline
         self.known = known
+        self.job = job
+        self.hello = hello
+        self.server_kid = server_kid
+        self.auth: tuple[bytes, AllowEntry, bytes] | None = None  # kid, entry, TH(01..22)
 
 
 class _Entry(Copyable):
@@ -135,13 +144,20 @@ class ServerProtocol(Copyable):
         config: QZMQ settings.
         rng: randomness for server_random and cookie keys.
         now: the caller's monotonic time at creation (starts the cookie key clock).
+        offload: queue the handshakes' asymmetric work for the caller
+            (:meth:`work_to_do`, :meth:`complete`) instead of doing it inline.
+        max_work_in_flight: with ``offload``, hellos whose work is queued or running,
+            counted apart for unknown and known nets; a hello beyond it is refused.
     """
 
     __slots__ = (
         "_by_kid",
         "_by_rid",
         "_guard",
+        "_in_flight",
+        "_jobs",
         "_next_conn",
+        "_next_job",
         "_out",
         "_pending",
         "_pending_by_net",
@@ -149,9 +165,12 @@ class ServerProtocol(Copyable):
         "_rng",
         "_sessions",
         "_srv_keys",
+        "_work",
         "allow_list",
         "config",
         "counters",
+        "max_work_in_flight",
+        "offload",
     )
 
     def __init__(
@@ -162,6 +181,8 @@ class ServerProtocol(Copyable):
         *,
         rng: Callable[[int], bytes] = os.urandom,
         now: float = 0.0,
+        offload: bool = False,
+        max_work_in_flight: int = DEFAULT_MAX_WORK_IN_FLIGHT,
     ) -> None:
         self.config = config or Config()
         if not server_keys:
@@ -189,6 +210,12 @@ class ServerProtocol(Copyable):
         self._next_conn = 1
         self._out: list[tuple[bytes, bytes]] = []
         self.counters = ServerCounters()
+        self.offload = offload
+        self.max_work_in_flight = max_work_in_flight
+        self._work: list[Work] = []
+        self._jobs: dict[int, bytes] = {}  # job -> routing id of its pending handshake
+        self._in_flight = [0, 0]  # offloaded hellos in flight: unknown nets, known nets
+        self._next_job = 1
 
     # --- queries ----------------------------------------------------------------------
 
@@ -199,6 +226,20 @@ class ServerProtocol(Copyable):
     @property
     def session_count(self) -> int:
         return len(self._sessions)
+
+    def server_keys(self) -> list[SigningKey]:
+        """The server's identity keys (a worker process loads them from their seeds)."""
+        return list(self._srv_keys.values())
+
+    def job_live(self, job: int) -> bool:
+        """Whether the handshake of work item ``job`` is still pending (else its
+        result would be discarded, so the item need not run)."""
+        return job in self._jobs
+
+    @property
+    def work_in_flight(self) -> int:
+        """Work items handed out (or still to be) whose handshake is still pending."""
+        return len(self._jobs)
 
     def sessions(self) -> list[SessionInfo]:
         return [self.session_info(c) for c in self._sessions]
@@ -229,6 +270,54 @@ class ServerProtocol(Copyable):
         out = self._out
         self._out = []
         return out
+
+    # --- offloaded work -----------------------------------------------------------------
+
+    def work_to_do(self) -> list[Work]:
+        """Work items queued since the last call (``offload`` only); run each with
+        :func:`qfix.qzmq._work.run` and hand the result to :meth:`complete`."""
+        work = self._work
+        self._work = []
+        return work
+
+    def complete(self, done: Done, now: float) -> list[Event]:
+        """The result of a work item. A result whose handshake ended meanwhile is
+        discarded (counted)."""
+        rid = self._jobs.get(done.job)
+        if rid is None:
+            self.counters.work_discarded += 1
+            return []
+        p = self._pending[rid]
+        if isinstance(done, HelloDone):
+            self._hello_done(rid, p, done)
+            return []
+        try:
+            return self._auth_done(rid, p, done, now)
+        except _Reject:
+            self.counters.auth_failed += 1
+            self._out.append((rid, _codec.build_error(ErrorCode.FAILED)))
+            return []
+
+    def work_lost(self, job: int) -> None:
+        """A work item will never complete (its runner died): its handshake ends with
+        ERROR FAILED, so the client retries at once instead of timing out."""
+        rid = self._jobs.get(job)
+        if rid is not None:
+            self.counters.work_lost += 1
+            self._drop_pending(rid)
+            self._out.append((rid, _codec.build_error(ErrorCode.FAILED)))
+
+    def _dispatch(self, item: Work, rid: bytes, now: float) -> list[Event]:
+        self._jobs[item.job] = rid
+        if self.offload:
+            self._work.append(item)
+            return []
+        return self.complete(run(item, self._srv_keys), now)
+
+    def _new_job(self) -> int:
+        job = self._next_job
+        self._next_job += 1
+        return job
 
     def _flush(self, entry: _Entry) -> None:
         s = entry.session
@@ -332,9 +421,7 @@ class ServerProtocol(Copyable):
         e = self._sessions[conn]
         return self._after(e, e.session.bad_frame(now))
 
-    def receive(
-        self, routing_id: bytes, frame: bytes | memoryview, now: float, peer: str = ""
-    ) -> list[Event]:
+    def receive(self, routing_id: bytes, frame: bytes | memoryview, now: float, peer: str = "") -> list[Event]:
         """Process one single-frame message from ``routing_id`` (peer: its IP address)."""
         if len(frame) and frame[0] == 0x51:
             return self._on_handshake(routing_id, bytes(frame), now, peer)
@@ -364,11 +451,15 @@ class ServerProtocol(Copyable):
             self.counters.pending_timeouts += 1
             self._drop_pending(rid)
             pending = None
+        if pending is not None and mtype == _AUTH and pending.job:
+            # its SERVER_HELLO is not sent yet, or its CLIENT_AUTH is being checked
+            self.counters.dropped_frames += 1
+            return []
         if pending is not None and mtype == _AUTH:
-            self._drop_pending(rid)
             try:
                 return self._on_auth(rid, frame, pending, now)
             except _Reject:
+                self._drop_pending(rid)
                 self.counters.auth_failed += 1
                 self._out.append((rid, _codec.build_error(ErrorCode.FAILED)))
                 return []
@@ -381,6 +472,7 @@ class ServerProtocol(Copyable):
     def _drop_pending(self, rid: bytes) -> None:
         p = self._pending.pop(rid, None)
         if p is not None:
+            self._end_job(p)
             self._pending_known -= p.known
             left = self._pending_by_net[p.net] - 1
             if left:
@@ -411,68 +503,73 @@ class ServerProtocol(Copyable):
             cookie = guard.make_cookie(now, peer_b, rid, hello.body)
             self._out.append((rid, _codec.header(MsgType.HELLO_RETRY) + cookie))
             raise _Reject(None)
-        # 3. cheap checks, before any token is taken
+        # 3. and 4. cheap checks, caps and buckets. Tokens are taken only once the
+        # checks passed, but whether they are there is asked before the ML-KEM key
+        # check, the dearest of them (~20 us): a refused flood then costs less, and
+        # the answer (FAILED) is the same either way (docs/qzmq.md, deviation 19)
         skey = self._srv_keys.get(hello.server_kid)
-        try:
-            if skey is None:
-                raise _p.InvalidKeyError("unknown server kid")
-            ek = _p.mlkem_load_ek(hello.ek)
-        except _p.CryptoError:
+        if skey is None:
             self.counters.hello_failed += 1
-            raise _Reject(ErrorCode.FAILED) from None
-        # 4. caps and buckets
+            raise _Reject(ErrorCode.FAILED)
         net = net_of(peer)
         known = guard.is_known(net, now, self.allow_list.__contains__)
+        if self.offload and self._in_flight[known] >= self.max_work_in_flight:
+            self.counters.hello_busy += 1
+            raise _Reject(ErrorCode.FAILED)
         if (
             self._pending_by_net.get(net, 0) >= c.max_pending_per_address
             or self._pending_total_reached(known)
             or len(self._sessions) >= c.max_sessions
-            or not guard.admit(net, known, now)
+            or not guard.can_admit(net, known, now)
         ):
             self.counters.hello_rate_limited += 1
             raise _Reject(ErrorCode.FAILED)
-        if hello.cookie is not None:
-            guard.record_cookie(hello.cookie, now)
-        # 5. key exchange
         try:
-            ikm, ct = _p.mlkem_encapsulate(ek)
-            x_pub = b""
-            if mode is Mode.HYBRID:
-                assert hello.x_pub is not None
-                xk = _p.x25519_generate()
-                ikm += _p.x25519_exchange(xk, hello.x_pub)
-                x_pub = _p.x25519_public_bytes(xk)
+            _p.mlkem_load_ek(hello.ek)
         except _p.CryptoError:
             self.counters.hello_failed += 1
             raise _Reject(ErrorCode.FAILED) from None
-        # 6. derive, sign, send
-        sh_clear = (
-            _codec.header(MsgType.SERVER_HELLO)
-            + bytes([mode])
-            + SUITE.to_bytes(2, "big")
-            + self._rng(32)
-            + ct
-            + x_pub
-        )
-        assert len(ct) == CT_LEN
-        hs = ks.handshake_secret(mode, ikm)
-        tr = ks.Transcript()
-        tr.add(0x01, frame)
-        th_hs = tr.add(0x03, sh_clear)
-        c_hs = ks.derive(hs, b"c hs traffic", th_hs)
-        s_hs = ks.derive(hs, b"s hs traffic", th_hs)
-        th = tr.add(0x10, bytes([SERVER_SIG_ALG]) + _p.sha384(skey.public))
-        sig_s = _p.mldsa_sign(skey.key, th, CTX_SERVER_AUTH)
-        th = tr.add(0x11, sig_s)
-        fin_s = ks.finished(s_hs, th)
-        tr.add(0x12, fin_s)
-        s_key, s_iv = ks.traffic_keys(s_hs)
-        sealed = _p.Aes256Gcm(s_key).encrypt(s_iv, sig_s + fin_s, sh_clear)
-        self._out.append((rid, sh_clear + sealed))
-        self.counters.server_hellos += 1
-        self._pending[rid] = _Pending(hs, c_hs, tr, net, now + c.handshake_timeout, known)
+        admitted = guard.admit(net, known, now)
+        assert admitted
+        if hello.cookie is not None:
+            guard.record_cookie(hello.cookie, now)
+        # 5. and 6. key exchange, derive, sign, send (a work item); the routing id now
+        # has a pending handshake
+        job = self._new_job()
+        p = _Pending(net, now + c.handshake_timeout, known, job, frame, hello.server_kid)
+        self._pending[rid] = p
         self._pending_known += known
         self._pending_by_net[net] = self._pending_by_net.get(net, 0) + 1
+        self._in_flight[known] += 1
+        x_pub = hello.x_pub if hello.x_pub is not None else b""
+        item = HelloWork(job, known, mode, frame, hello.ek, x_pub, hello.server_kid, self._rng(32))
+        self._dispatch(item, rid, now)
+
+    def _hello_done(self, rid: bytes, p: _Pending, done: HelloDone) -> None:
+        self._end_job(p)
+        if not done.frame:
+            self.counters.hello_failed += 1
+            self._drop_pending(rid)
+            self._out.append((rid, _codec.build_error(ErrorCode.FAILED)))
+            return
+        skey = self._srv_keys[p.server_kid]
+        clear_len = len(done.frame) - len(done.sig_s) - len(done.fin_s) - _p.Aes256Gcm.TAG_LEN
+        tr = p.transcript
+        tr.add(0x01, p.hello)
+        tr.add(0x03, done.frame[:clear_len])
+        tr.add(0x10, bytes([SERVER_SIG_ALG]) + _p.sha384(skey.public))
+        tr.add(0x11, done.sig_s)
+        tr.add(0x12, done.fin_s)
+        p.hs, p.c_hs, p.hello = done.hs, done.c_hs, b""
+        self._out.append((rid, done.frame))
+        self.counters.server_hellos += 1
+
+    def _end_job(self, p: _Pending) -> None:
+        if p.job:
+            self._jobs.pop(p.job, None)
+            if p.auth is None:
+                self._in_flight[p.known] -= 1
+            p.job = 0
 
     def _pending_total_reached(self, known: bool) -> bool:
         """``max_pending_total``, counted apart for known and unknown nets.
@@ -513,16 +610,25 @@ class ServerProtocol(Copyable):
         entry = self.allow_list.get(kid)
         if entry is None or entry.alg != alg:
             raise _Reject(ErrorCode.FAILED)
+        # the Finished MAC is checked before the signature (both must hold; the MAC is
+        # cheap, so a forged CLIENT_AUTH never costs a verification)
         tr = p.transcript
-        th = tr.add(0x20, bytes([alg]) + _p.sha384(entry.key.public))
-        try:
-            _p.mldsa_verify(entry.key.key, sig_c, th, CTX_CLIENT_AUTH)
-        except _p.AuthenticationError:
-            raise _Reject(ErrorCode.FAILED) from None
+        th_sig = tr.add(0x20, bytes([alg]) + _p.sha384(entry.key.public))
         th = tr.add(0x21, sig_c)
         if not hmac.compare_digest(ks.finished(p.c_hs, th), fin_c):
             raise _Reject(ErrorCode.FAILED)
         th_f = tr.add(0x22, fin_c)
+        p.job = self._new_job()
+        p.auth = (kid, entry, th_f)
+        return self._dispatch(AuthWork(p.job, p.known, alg, entry.key.public, sig_c, th_sig), rid, now)
+
+    def _auth_done(self, rid: bytes, p: _Pending, done: AuthDone, now: float) -> list[Event]:
+        assert p.auth is not None
+        kid, entry, th_f = p.auth
+        self._drop_pending(rid)
+        # the allow-list may have been replaced while the signature was checked
+        if not done.ok or self.allow_list.get(kid) != entry:
+            raise _Reject(ErrorCode.FAILED)
         # max_sessions also holds for handshakes admitted while below it: only a
         # session that replaces one (same routing id, or the same client beyond
         # max_sessions_per_client) may be installed at the limit

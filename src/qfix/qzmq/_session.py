@@ -228,8 +228,7 @@ class Session(Copyable):
         d = self.send
         seq = self.send_seq
         if rtype != _KEY_UPDATE and (
-            d.blocks >= self.config.rekey_after_blocks
-            or d.records >= self.config.rekey_after_records
+            d.blocks >= self.config.rekey_after_blocks or d.records >= self.config.rekey_after_records
         ):
             self._seal(_KEY_UPDATE, b"")
             d.ratchet()
@@ -477,11 +476,7 @@ class Session(Copyable):
         return []
 
     def _client_on_resp(self, pt: bytes, now: float) -> None:
-        if (
-            self._rekey is not _Rekey.WAIT_RESP
-            or self._rekey_eph is None
-            or len(pt) != rekey_resp_len(self.mode)
-        ):
+        if self._rekey is not _Rekey.WAIT_RESP or self._rekey_eph is None or len(pt) != rekey_resp_len(self.mode):
             raise _Fatal
         dk, xk = self._rekey_eph
         try:
@@ -490,9 +485,7 @@ class Session(Copyable):
                 ikm += _p.x25519_exchange(xk, pt[CT_LEN:])
         except _p.CryptoError:
             raise _Fatal from None
-        c_ap, s_ap, self._chain, self._th_rk = ks.rekey(
-            self._chain, self._th_rk, self._rekey_init_pt, pt, ikm
-        )
+        c_ap, s_ap, self._chain, self._th_rk = ks.rekey(self._chain, self._th_rk, self._rekey_init_pt, pt, ikm)
         self._rekey_eph = None
         self.recv.install(s_ap, self.recv.epoch + 1)
         self._seal(_REKEY_DONE, b"")
@@ -551,11 +544,7 @@ class Session(Copyable):
             if self.is_server:
                 if now >= self.t_key + interval + REKEY_GRACE:
                     return self._fatal(CloseReason.REKEY_OVERDUE)
-                if (
-                    now >= self.t_key + interval
-                    and not self._requested
-                    and self._rekey is _Rekey.IDLE
-                ):
+                if now >= self.t_key + interval and not self._requested and self._rekey is _Rekey.IDLE:
                     self._seal(_REKEY_INIT, b"")
                     self._requested = True
                 return []
@@ -563,9 +552,7 @@ class Session(Copyable):
                 if now >= self._rekey_deadline:
                     return self._fatal(CloseReason.PROTOCOL_ERROR)
                 return []
-            if now >= self.t_key + interval or (
-                self._want_rekey and now >= self.t_key + CLIENT_REKEY_MIN_GAP
-            ):
+            if now >= self.t_key + interval or (self._want_rekey and now >= self.t_key + CLIENT_REKEY_MIN_GAP):
                 self._start_rekey(now)
             return []
         except _Fatal as exc:

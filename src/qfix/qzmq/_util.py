@@ -37,7 +37,5 @@ class Copyable:
                 if not hasattr(self, name):
                     continue
                 value = getattr(self, name)
-                object.__setattr__(
-                    new, name, value if _share(value) else copy.deepcopy(value, memo)
-                )
+                object.__setattr__(new, name, value if _share(value) else copy.deepcopy(value, memo))
         return new

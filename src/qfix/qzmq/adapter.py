@@ -12,30 +12,196 @@ and sends everything the state machine produced. Frames are received with
 Senders never drop a sealed record: a frame that cannot be sent now (``EAGAIN``: the
 peer's queue is full) waits in a bounded per-peer backlog and is retried first on the
 next call; if the backlog overflows, or libzmq reports the peer gone
-(``EHOSTUNREACH``), the session ends (possible truncation). Socket options follow
+(``EHOSTUNREACH``), the session ends (possible truncation). The server also watches
+its ROUTER with a socket monitor: a transport libzmq dropped (the peer left, or sent
+a frame over ``MAXMSGSIZE``) ends that routing id's session or handshake at the next
+``poll()``, not at its next send or timeout. Monitor events name a file descriptor,
+not a routing id; frames carry theirs (``SRCFD``), so the endpoint maps fd -> routing
+id from each handshake frame (docs/qzmq.md, decisions and deviations). Socket options follow
 docs/qzmq.md §2: ``MAXMSGSIZE`` on both ends, ``ROUTER_MANDATORY`` on the server, no
 reconnect and ``IMMEDIATE`` on the client, which treats a disconnect as closed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
+from qfix.crypto.keys import SigningKey
+from qfix.crypto.primitives import SignatureAlg
 from qfix.qzmq._client import ClientConnection, ClientState
 from qfix.qzmq._constants import MAX_FRAME, CloseReason
 from qfix.qzmq._events import Event
 from qfix.qzmq._server import ServerProtocol
+from qfix.qzmq._work import AuthWork, Done, Work, run
 
-__all__ = ["ClientEndpoint", "ServerEndpoint"]
+__all__ = ["ClientEndpoint", "HandshakeWorkers", "ServerEndpoint"]
+
+_log = logging.getLogger(__name__)
 
 #: frames kept per peer while its queue is full before the session is given up
 MAX_BACKLOG = 4096
+#: handshake frames read but not yet processed; beyond this they are dropped (counted)
+MAX_HANDSHAKE_QUEUE = 4096
+#: niceness added to handshake workers: they only take CPU the trading loop leaves
+WORKER_NICE = 10
+#: work items sent to one worker and not yet answered (one running, one waiting)
+_PER_WORKER = 2
 _TIMER_TICK = 0.05
+_POLLIN = int(zmq.POLLIN)  # plain ints: enum arithmetic costs microseconds per frame
+_NOBLOCK = int(zmq.NOBLOCK)
+
+
+def _worker_main(conn: Connection, seeds: list[tuple[int, bytes]]) -> None:
+    """A handshake worker process: load the server keys once, then run work items
+    until the parent closes its end of the pipe."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICE)  # on a busy machine the trading loop goes first
+    keys = {k.kid: k for k in (SigningKey.from_seed(SignatureAlg(a), seed) for a, seed in seeds)}
+    while True:
+        try:
+            item = pickle.loads(conn.recv_bytes())
+        except (EOFError, OSError):
+            return
+        conn.send_bytes(pickle.dumps(run(item, keys), pickle.HIGHEST_PROTOCOL))
+
+
+class _Worker:
+    __slots__ = ("conn", "jobs", "proc")
+
+    def __init__(self, proc: multiprocessing.process.BaseProcess, conn: Connection) -> None:
+        self.proc = proc
+        self.conn = conn
+        self.jobs: set[int] = set()
+
+
+class HandshakeWorkers:
+    """Worker processes that run the server handshake's asymmetric work
+    (:mod:`qfix.qzmq._work`) on other cores, outside the trading loop's GIL.
+
+    Workers are started with ``spawn`` (the server process has zmq threads, so it must
+    not fork) and load the server keys once, from their seeds. Each worker has at most
+    two items outstanding; the rest wait here, ordered: CLIENT_AUTH checks first
+    (they finish handshakes), then hellos from known nets, then the others, so a
+    stranger's flood never queues ahead of a returning client. A worker that dies is
+    replaced; its items are reported lost (their handshakes end; clients retry).
+    """
+
+    def __init__(self, count: int, keys: Sequence[SigningKey]) -> None:
+        if count < 1:
+            raise ValueError("handshake_workers: at least 1")
+        self._mp = multiprocessing.get_context("spawn")
+        self._seeds = [(int(k.alg), k.seed) for k in keys]
+        self._queues: tuple[deque[Work], deque[Work], deque[Work]] = (deque(), deque(), deque())
+        self.workers = [self._start() for _ in range(count)]
+        self.restarts = 0
+        self.sent = 0  #: items sent to workers
+        self.skipped = 0  #: items not sent: their handshake had ended
+        self.received = 0  #: results received
+
+    def _start(self) -> _Worker:
+        parent, child = self._mp.Pipe(duplex=True)
+        proc = self._mp.Process(target=_worker_main, args=(child, self._seeds), name="qzmq-handshake", daemon=True)
+        proc.start()
+        child.close()
+        return _Worker(proc, parent)
+
+    def fds(self) -> list[int]:
+        """Descriptors that become readable when results are ready."""
+        return [w.conn.fileno() for w in self.workers]
+
+    @property
+    def queued(self) -> int:
+        return sum(len(q) for q in self._queues)
+
+    def submit(self, items: Sequence[Work]) -> None:
+        for item in items:
+            prio = 0 if isinstance(item, AuthWork) else 1 if item.known else 2
+            self._queues[prio].append(item)
+
+    def dispatch(self, live: Callable[[int], bool]) -> None:
+        """Send queued items to idle workers; items whose handshake ended are skipped."""
+        for w in self.workers:
+            while len(w.jobs) < _PER_WORKER:
+                item = self._next(live)
+                if item is None:
+                    return
+                w.jobs.add(item.job)
+                try:
+                    w.conn.send_bytes(pickle.dumps(item, pickle.HIGHEST_PROTOCOL))
+                    self.sent += 1
+                except OSError:  # it died: collect() reports its jobs lost, replaces it
+                    break
+
+    def _next(self, live: Callable[[int], bool]) -> Work | None:
+        for q in self._queues:
+            while q:
+                item = q.popleft()
+                if live(item.job):
+                    return item
+                self.skipped += 1
+        return None
+
+    def check(self) -> list[int]:
+        """Replace workers that died; return their jobs (lost). Called on the timer."""
+        lost: list[int] = []
+        for i, w in enumerate(self.workers):
+            if not w.proc.is_alive():
+                lost += self._replace(i)
+        return lost
+
+    def _replace(self, i: int) -> list[int]:
+        w = self.workers[i]
+        _log.error("handshake worker %s died (exit code %s); restarting", w.proc.pid, w.proc.exitcode)
+        self._stop(w)
+        self.workers[i] = self._start()
+        self.restarts += 1
+        return list(w.jobs)
+
+    def collect(self) -> tuple[list[Done], list[int]]:
+        """Results ready now, and the jobs of workers that died (each is replaced)."""
+        done: list[Done] = []
+        lost: list[int] = []
+        for i, w in enumerate(self.workers):
+            # only a worker with items outstanding is asked (a dead idle worker is
+            # found when an item is sent to it: the send fails, the item stays listed)
+            if not w.jobs:
+                continue
+            try:
+                while w.jobs and w.conn.poll(0):
+                    d: Done = pickle.loads(w.conn.recv_bytes())
+                    w.jobs.discard(d.job)
+                    done.append(d)
+                    self.received += 1
+            except (EOFError, OSError):
+                lost += self._replace(i)
+        return done, lost
+
+    def _stop(self, w: _Worker, timeout: float = 0.0) -> None:
+        w.conn.close()
+        w.proc.join(timeout)
+        if w.proc.is_alive():
+            w.proc.kill()
+            w.proc.join(1.0)
+
+    def close(self) -> None:
+        for w in self.workers:
+            w.conn.close()  # a worker exits on EOF
+        for w in self.workers:
+            self._stop(w, 1.0)
+        self.workers = []
 
 
 def _peer_address(frame: zmq.Frame) -> str:
@@ -55,6 +221,9 @@ class ServerEndpoint:
         endpoint: where to bind, e.g. ``"tcp://127.0.0.1:5555"`` (``:*`` picks a port).
         context: a zmq context (default: the process-wide instance).
         clock: monotonic time source in seconds.
+        handshake_workers: run the handshakes' asymmetric work (ML-KEM, X25519,
+            ML-DSA signing and verification) in this many worker processes instead of
+            in the caller's loop; 0 (default) does it inline. Sets ``protocol.offload``.
     """
 
     def __init__(
@@ -64,8 +233,13 @@ class ServerEndpoint:
         *,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        handshake_workers: int = 0,
     ) -> None:
         self.protocol = protocol
+        self.workers: HandshakeWorkers | None = None
+        if handshake_workers:
+            self.workers = HandshakeWorkers(handshake_workers, list(protocol.server_keys()))
+            protocol.offload = True
         self._clock = clock
         ctx = context or zmq.Context.instance()
         sock = ctx.socket(zmq.ROUTER)
@@ -79,35 +253,172 @@ class ServerEndpoint:
         self._gone: set[bytes] = set()
         self._next_timer = 0.0
         self.send_failures = 0
+        #: transports libzmq dropped (socket monitor) whose session or handshake ended
+        self.disconnects = 0
+        # the socket monitor reports a dropped transport by its file descriptor; frames
+        # carry theirs (SRCFD), so each handshake frame records which routing id an fd
+        # serves (one connection = one fd = one routing id; bounded by open fds)
+        self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._rid_by_fd: dict[int, bytes] = {}
+        self._dead: list[bytes] = []
+        # handshake frames wait here (routing id, frame, peer) while records go first
+        self._hs: deque[tuple[bytes, bytes, str]] = deque()
+        #: handshake frames dropped because MAX_HANDSHAKE_QUEUE were waiting
+        self.handshake_frames_dropped = 0
+        self._poller = zmq.Poller()
+        self._poller.register(sock, zmq.POLLIN)
+        self._poller.register(self._monitor, zmq.POLLIN)
+        if self.workers is not None:
+            for fd in self.workers.fds():
+                self._poller.register(fd, zmq.POLLIN)
+
+    def wait(self, timeout_ms: int) -> bool:
+        """Wait up to ``timeout_ms`` for anything :meth:`poll` would act on: a frame, a
+        dropped transport or a finished handshake computation. (Polling ``socket``
+        alone also works; finished handshakes then wait for the next wake-up.)"""
+        if self._hs:
+            timeout_ms = 0
+        if self.workers is not None and self.workers.restarts:
+            self._reregister()
+        return bool(self._poller.poll(timeout_ms))
+
+    def _reregister(self) -> None:
+        assert self.workers is not None
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLIN)
+        poller.register(self._monitor, zmq.POLLIN)
+        for fd in self.workers.fds():
+            poller.register(fd, zmq.POLLIN)
+        self._poller = poller
 
     def poll(self, timeout_ms: int = 0, max_frames: int = 4096) -> list[Event]:
-        """Receive up to ``max_frames`` messages, run timers, send; return the events."""
+        """Receive up to ``max_frames`` messages, run timers, send; return the events.
+
+        Records of established sessions are processed as they are read; handshake
+        frames are queued and processed after them, one at a time, going back to the
+        socket whenever it has input and returning as soon as there is an event, so a
+        flood of hellos delays a record by at most one hello's cheap checks (queued
+        handshake frames are taken up by the next calls; :meth:`wait` does not sleep
+        while any are queued). Handshake results finished by the workers are applied
+        on each call."""
         events: list[Event] = []
-        sock = self.socket
         proto = self.protocol
-        if sock.poll(timeout_ms, zmq.POLLIN):
-            for _ in range(max_frames):
-                try:
-                    parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-                except zmq.Again:
-                    break
-                now = self._clock()
-                rid = parts[0].bytes
-                if len(parts) != 2:
-                    events += proto.receive_bad_frame_count(rid, now)
-                    continue
-                frame = parts[1]
-                buf = frame.buffer
-                peer = ""
-                if len(buf) and buf[0] == 0x51:
-                    peer = _peer_address(frame)
-                events += proto.receive(rid, buf, now, peer)
+        # transports dropped so far are noted before the frames are read (their fds
+        # cannot have been reused by a connection whose frames are still unread), and
+        # ended after them (a CLOSE the peer sent before it left is read first)
+        dead = self._dead
+        self._dead = self._disconnected()
+        budget = [max_frames]
+        if timeout_ms and not self._hs:
+            self.wait(timeout_ms)
+        drained = self._read(budget, events)
+        workers = self.workers
+        if workers is not None:
+            events += self._collect(workers)
+        # handshake frames: at least one per call (so that they progress under any
+        # load of records), then more until there is something to hand back
+        hs = self._hs
+        sock = self.socket
+        n = max_frames
+        while hs and n:
+            n -= 1
+            rid, frame, peer = hs.popleft()
+            events += proto.receive(rid, frame, self._clock(), peer)
+            if workers is not None:
+                workers.submit(proto.work_to_do())
+                workers.dispatch(proto.job_live)
+            if int(sock.getsockopt(zmq.EVENTS)) & _POLLIN and budget[0]:
+                drained = self._read(budget, events)
+            if events:
+                break
+        if drained:
+            dead += self._dead
+            self._dead = []
+        for rid in dead:
+            events += self._transport_gone(rid)
         now = self._clock()
         if now >= self._next_timer:
             events += proto.handle_timer(now)
             self._next_timer = now + _TIMER_TICK
+            if workers is not None and (lost := workers.check()):
+                self._reregister()
+                for job in lost:
+                    proto.work_lost(job)
+        if workers is not None:
+            workers.submit(proto.work_to_do())
+            workers.dispatch(proto.job_live)
         events += self.flush()
         return events
+
+    def _read(self, budget: list[int], events: list[Event]) -> bool:
+        """Read while input is ready and ``budget[0]`` > 0: records (and other
+        non-handshake frames) are processed at once, handshake frames queued. True when
+        the socket was drained."""
+        sock = self.socket
+        proto = self.protocol
+        hs = self._hs
+        while budget[0] > 0:
+            try:
+                parts = sock.recv_multipart(_NOBLOCK, copy=False)
+            except zmq.Again:
+                return True
+            budget[0] -= 1
+            rid = parts[0].bytes
+            if len(parts) != 2:
+                events += proto.receive_bad_frame_count(rid, self._clock())
+                continue
+            frame = parts[1]
+            buf = frame.buffer
+            if len(buf) and buf[0] == 0x51:
+                self._note_fd(frame, rid)
+                if len(hs) >= MAX_HANDSHAKE_QUEUE:
+                    self.handshake_frames_dropped += 1
+                    continue
+                hs.append((rid, frame.bytes, _peer_address(frame)))
+                continue
+            events += proto.receive(rid, buf, self._clock())
+        return False
+
+    def _collect(self, workers: HandshakeWorkers) -> list[Event]:
+        events: list[Event] = []
+        done, lost = workers.collect()
+        if lost:
+            self._reregister()
+        proto = self.protocol
+        for d in done:
+            events += proto.complete(d, self._clock())
+        for job in lost:
+            proto.work_lost(job)
+        return events
+
+    def _note_fd(self, frame: zmq.Frame, rid: bytes) -> None:
+        try:
+            fd = int(frame.get(zmq.SRCFD))
+        except (zmq.ZMQError, AttributeError, TypeError, ValueError):
+            return
+        if fd >= 0:
+            self._rid_by_fd[fd] = rid
+
+    def _disconnected(self) -> list[bytes]:
+        """Routing ids whose transport the monitor reported dropped since the last call."""
+        rids: list[bytes] = []
+        mon = self._monitor
+        while int(mon.getsockopt(zmq.EVENTS)) & _POLLIN:
+            try:
+                msg = recv_monitor_message(mon, zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            if msg["event"] == zmq.EVENT_DISCONNECTED:
+                rid = self._rid_by_fd.pop(int(msg["value"]), None)
+                if rid is not None:
+                    rids.append(rid)
+        return rids
+
+    def _transport_gone(self, rid: bytes) -> list[Event]:
+        if self.protocol.conn_for_routing_id(rid) is not None:
+            self.disconnects += 1
+        self._backlog.pop(rid, None)
+        return self.protocol.transport_failed(rid)
 
     def flush(self) -> list[Event]:
         """Send what the protocol produced (backlogs first); return session-ending events."""
@@ -171,6 +482,9 @@ class ServerEndpoint:
         return self.protocol.close(conn, reason) + self.flush()
 
     def close(self) -> None:
+        if self.workers is not None:
+            self.workers.close()
+        self._monitor.close(linger=0)
         self.socket.close(linger=0)
 
 
@@ -240,9 +554,7 @@ class ClientEndpoint:
                 if msg["event"] in (zmq.EVENT_DISCONNECTED, zmq.EVENT_CLOSED):
                     events += conn.abort()
         now = self._clock()
-        if now >= self._next_timer or (
-            (d := conn.next_deadline()) is not None and now >= d
-        ):
+        if now >= self._next_timer or ((d := conn.next_deadline()) is not None and now >= d):
             events += conn.handle_timer(now)
             self._next_timer = now + _TIMER_TICK
         events += self.flush()

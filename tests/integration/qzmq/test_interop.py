@@ -7,6 +7,7 @@ absent.
 
 from __future__ import annotations
 
+import pickle
 import sys
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from qfix.qzmq import (
     Mode,
     ServerProtocol,
 )
+from qfix.qzmq._work import run
 
 ind = pytest.importorskip("interop.qzmq_independent")
 
@@ -88,12 +90,13 @@ def test_qfix_client_independent_server(mode: Mode, alg: SignatureAlg) -> None:
     assert client.export(b"EXPORTER-i", b"c", 40) == server.session.exporter(b"EXPORTER-i", b"c", 40)
 
 
+@pytest.mark.parametrize("offload", [False, True], ids=["inline", "offload"])
 @pytest.mark.parametrize("mode", MODES, ids=["hybrid", "pq"])
 @pytest.mark.parametrize("alg", ALGS, ids=lambda a: a.label)
-def test_independent_client_qfix_server(mode: Mode, alg: SignatureAlg) -> None:
+def test_independent_client_qfix_server(mode: Mode, alg: SignatureAlg, offload: bool) -> None:
     key = fixed_key(alg, 40 + alg)
     cfg = Config(mode=mode, cookie_policy="always", rekey_after_records=3)
-    server = ServerProtocol([SERVER_KEY], allow_list(key), cfg, now=0.0)
+    server = ServerProtocol([SERVER_KEY], allow_list(key), cfg, now=0.0, offload=offload)
     client = ind.Client(mode=int(mode), server_public_key=SERVER_KEY.public, client_alg=int(alg),
                         client_key=key.seed, rekey_after_records=3)
     to_server = [client.hello()]
@@ -101,6 +104,9 @@ def test_independent_client_qfix_server(mode: Mode, alg: SignatureAlg) -> None:
     for _ in range(10):
         for f in to_server:
             events += server.receive(RID, f, 1.0, PEER)
+        for item in server.work_to_do():  # offloaded: as a worker process runs it
+            done = run(pickle.loads(pickle.dumps(item)), {SERVER_KEY.kid: SERVER_KEY})
+            events += server.complete(pickle.loads(pickle.dumps(done)), 1.0)
         to_server = []
         for _, f in server.data_to_send():
             to_server += client.receive(bytes(f), 1.0).frames

@@ -162,3 +162,91 @@ def test_junk_and_replayed_hello_flood_while_trading(ctx: zmq.Context) -> None: 
         s.close(linger=0)
     trader.close()
     server.close()
+
+
+def test_dropped_transport_ends_session_promptly(ctx: zmq.Context) -> None:  # type: ignore[type-arg]
+    """A frame over MAXMSGSIZE makes libzmq drop the transport; the socket monitor ends
+    the session at the server's next poll, without a send or a timeout."""
+    server = ServerEndpoint(make_server(), "tcp://127.0.0.1:*", context=ctx)
+    other = ClientEndpoint(make_client(alg=SignatureAlg.ML_DSA_44), server.endpoint, context=ctx)
+    bad = ClientEndpoint(make_client(), server.endpoint, context=ctx)
+    other.start()
+    bad.start()
+    _run(server, [other, bad], lambda: other.state is bad.state is ClientState.ESTABLISHED)
+    assert server.protocol.session_count == 2
+    conn = server.protocol.conn_for_routing_id(
+        next(s.routing_id for s in server.protocol.sessions() if s.kid == CLIENT_KEYS[SignatureAlg.ML_DSA_65].kid))
+    bad.socket.setsockopt(zmq.MAXMSGSIZE, -1)
+    bad.socket.send(b"\x16" + bytes(70000))
+    start = time.monotonic()
+    evs = _run(server, [other], lambda: server.protocol.session_count == 1, limit=5.0)
+    elapsed = time.monotonic() - start
+    assert Closed(CloseReason.PROTOCOL_ERROR, False, conn) in evs
+    assert elapsed < 1.0 and server.disconnects == 1
+    # the other session is untouched
+    assert other.state is ClientState.ESTABLISHED
+    other.send_fixed(b"z" * 60)
+    got: list = []  # type: ignore[type-arg]
+    end = time.monotonic() + 5
+    while not any(isinstance(e, Messages) for e in got) and time.monotonic() < end:
+        got += server.poll(1)
+    assert [e.frames[0] for e in got if isinstance(e, Messages)] == [b"z" * 60]
+    bad.close()
+    other.close()
+    server.close()
+
+
+def test_handshake_workers_serve_and_survive_a_worker_death(ctx: zmq.Context) -> None:  # type: ignore[type-arg]
+    """handshake_workers=2: handshakes run in worker processes, records flow as before;
+    a killed worker is replaced and its handshakes end (the client retries)."""
+    keys = [fixed_key(SignatureAlg.ML_DSA_44, 120 + i) for i in range(4)]
+    server = ServerEndpoint(make_server(config(cookie_policy="always"), allow=allow_list(*keys)),
+                            "tcp://127.0.0.1:*", context=ctx, handshake_workers=2)
+    try:
+        assert server.protocol.offload and server.workers is not None
+        clients = [ClientEndpoint(make_client(key=k), server.endpoint, context=ctx) for k in keys[:3]]
+        for c in clients:
+            c.start()
+
+        seen: list = []  # type: ignore[type-arg]
+
+        def run_until(cond, limit: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+            end = time.monotonic() + limit
+            while time.monotonic() < end:
+                server.wait(5)
+                seen.extend(server.poll(0))
+                for c in clients:
+                    c.poll(0)
+                if cond():
+                    return
+            raise AssertionError("condition not reached in time")
+
+        run_until(lambda: all(c.state is ClientState.ESTABLISHED for c in clients))
+        assert server.protocol.session_count == 3 and server.protocol.counters.handshakes == 3
+        for i, c in enumerate(clients):
+            c.send_fixed(bytes([i]) * 60)
+        def got() -> list[bytes]:
+            return [e.frames[0] for e in seen if isinstance(e, Messages)]
+
+        run_until(lambda: len(got()) == 3)
+        assert sorted(got()) == [bytes([i]) * 60 for i in range(3)]
+        # kill both workers: the next handshake still completes on their replacements
+        for w in server.workers.workers:
+            w.proc.kill()
+            w.proc.join(5)
+        late = ClientEndpoint(make_client(key=keys[3]), server.endpoint, context=ctx)
+        clients.append(late)
+        late.start()
+        run_until(lambda: late.state in (ClientState.ESTABLISHED, ClientState.FAILED, ClientState.CLOSED))
+        if late.state is not ClientState.ESTABLISHED:  # its work was lost with a dead worker: retry
+            late.close()
+            late = ClientEndpoint(make_client(key=keys[3]), server.endpoint, context=ctx)
+            clients[-1] = late
+            late.start()
+            run_until(lambda: late.state is ClientState.ESTABLISHED)
+        assert server.workers.restarts == 2 and server.protocol.session_count == 4
+        for c in clients:
+            c.close()
+    finally:
+        server.close()
+    assert server.workers.workers == []

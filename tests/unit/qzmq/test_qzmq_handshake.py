@@ -164,9 +164,9 @@ def test_right_key_other_context(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_server_signs_with_other_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    from qfix.qzmq import _server as server_mod
+    from qfix.qzmq import _work as work_mod  # the server's signing step
 
-    monkeypatch.setattr(server_mod, "CTX_SERVER_AUTH", b"qzmq1 client auth")
+    monkeypatch.setattr(work_mod, "CTX_SERVER_AUTH", b"qzmq1 client auth")
     link = _auth_failure(make_client())
     assert link.client_events == [Failed(ErrorCode.FAILED)]
 

@@ -75,7 +75,8 @@ def test_endpoint_give_up_keeps_other_sessions_records() -> None:
         assert ev.frames == (b"b" * 60,)  # type: ignore[union-attr]
         assert server.conn_for_routing_id(b"B") == conn_b
     finally:
-        real.close(0)
+        ep.socket = real
+        ep.close()  # the socket and its monitor
         ctx.term()
 
 
