@@ -53,7 +53,136 @@ from typing import Any
 import numba
 import numpy as np
 
+from qfix.engine._layout import (
+    ADD_ENTRY_TYPE_B,
+    ADD_ORDER_ID_Q,
+    ADD_PX_Q,
+    ADD_SIZE_I,
+    BBO_BID_PX_Q,
+    BBO_BID_SIZE_Q,
+    BBO_OFFER_PX_Q,
+    BBO_OFFER_SIZE_Q,
+    BL_ACTION_B,
+    BL_COUNT_I,
+    BL_ENTRY_TYPE_B,
+    BL_PX_Q,
+    BL_SIZE_Q,
+    CXL_CLORDID_Q,
+    CXL_EXEC_ID_Q,
+    CXL_EXEC_REASON_B,
+    CXL_ORD_STATUS_B,
+    CXL_ORDER_ID_Q,
+    CXL_ORIG_CLORDID_Q,
+    CXL_REASON_B,
+    CXL_RESPONSE_TO_B,
+    CXL_TIME_Q,
+    DEL_ORDER_ID_Q,
+    ER_CLORDID_Q,
+    ER_EXEC_ID_Q,
+    ER_EXEC_REASON_B,
+    ER_EXEC_TYPE_B,
+    ER_LAST_PX_Q,
+    ER_LAST_QTY_I,
+    ER_LEAVES_I,
+    ER_LIQUIDITY_B,
+    ER_ORD_STATUS_B,
+    ER_ORDER_ID_Q,
+    ER_TIME_Q,
+    EXE_AGGRESSOR_B,
+    EXE_LEAVES_I,
+    EXE_ORDER_ID_Q,
+    EXE_PX_Q,
+    EXE_QTY_I,
+    EXE_TRADE_ID_Q,
+    HDR_BLOCK_LENGTH_H,
+    HDR_SCHEMA_ID_H,
+    HDR_TEMPLATE_ID_H,
+    HDR_VERSION_H,
+    IN_B,
+    IN_CLORDID_Q,
+    IN_H,
+    IN_I,
+    IN_Q,
+    IN_RECV_TIME_Q,
+    IN_SESSION_ACCOUNT_I,
+    IN_SESSION_I,
+    MD_MEI_B,
+    MD_SECURITY_I,
+    MD_TIME_Q,
+    NOS_ACCOUNT_I,
+    NOS_EXEC_INST_B,
+    NOS_EXPIRE_H,
+    NOS_MAX_FLOOR_I,
+    NOS_MIN_QTY_I,
+    NOS_ORD_TYPE_B,
+    NOS_PRICE_Q,
+    NOS_QTY_I,
+    NOS_SECURITY_I,
+    NOS_SIDE_B,
+    NOS_SMP_B,
+    NOS_TIF_B,
+    OCR_ORDER_ID_Q,
+    OCR_ORIG_CLORDID_Q,
+    OCR_SECURITY_I,
+    OCR_SIDE_B,
+    OCRR_EXEC_INST_B,
+    OCRR_MAX_FLOOR_I,
+    OCRR_MIN_QTY_I,
+    OCRR_ORD_TYPE_B,
+    OCRR_ORIG_CLORDID_Q,
+    OCRR_PRICE_Q,
+    OCRR_QTY_I,
+    OCRR_SECURITY_I,
+    OCRR_SIDE_B,
+    OCRR_TIF_B,
+    OMC_ACCOUNT_I,
+    OMC_SECURITY_I,
+    OMC_SIDE_B,
+    OMC_TYPE_B,
+    OMCR_ACCOUNT_I,
+    OMCR_CLORDID_Q,
+    OMCR_EXEC_ID_Q,
+    OMCR_EXEC_REASON_B,
+    OMCR_REJECT_REASON_B,
+    OMCR_RESPONSE_B,
+    OMCR_SECURITY_I,
+    OMCR_SIDE_B,
+    OMCR_TIME_Q,
+    OMCR_TOTAL_I,
+    OMCR_TYPE_B,
+    OUT_B,
+    OUT_DEST_I,
+    OUT_H,
+    OUT_I,
+    OUT_Q,
+    RED_CANCELED_I,
+    RED_LEAVES_I,
+    RED_ORDER_ID_Q,
+    RPL_ENTRY_TYPE_B,
+    RPL_ORDER_ID_Q,
+    RPL_ORIG_ORDER_ID_Q,
+    RPL_PX_Q,
+    RPL_SIZE_I,
+    SS_HALT_REASON_B,
+    SS_STATUS_B,
+    TRD_AGGRESSOR_B,
+    TRD_CONDITION_B,
+    TRD_PX_Q,
+    TRD_QTY_I,
+    TRD_TRADE_ID_Q,
+)
+from qfix.engine.config import (
+    PHASE_CLOSED,
+    PHASE_CONTINUOUS,
+    PHASE_HALTED,
+    PHASE_PRE_CLOSE,
+    PHASE_PRE_OPEN,
+)
 from qfix.engine.types import (
+    BULK_ACCOUNTS,
+    BULK_EXPIRE,
+    BULK_MASS_CANCEL,
+    BULK_SESSIONS,
     C_BA_PX,
     C_BA_SZ,
     C_BB_PX,
@@ -86,8 +215,33 @@ from qfix.engine.types import (
     G_OID_BITS,
     G_POOL_SIZE,
     NO_PRICE,
+    S_CFG,
+    S_CL_TAB,
+    S_CTR,
+    S_INSTS,
+    S_LAST_CL,
+    S_LEVELS,
+    S_MAP_ACC,
+    S_MAP_GRP,
+    S_NARROW0,
+    S_NARROW1,
+    S_OID_TAB,
+    S_ORDERS,
+    S_POOL_KEY,
+    S_POOL_LV,
+    S_SCRATCH,
+    S_SEC_IDS,
+    S_SIDES,
+    S_T_CNT,
+    S_T_LV,
+    S_T_PX,
+    S_T_SIDE,
+    S_T_SIZE,
+    S_WIDE0,
+    S_WIDE1,
 )
 from qfix.wire.codes import (
+    BLOCK_LENGTH,
     CXL_REJ_REASON_OTHER,
     CXL_REJ_REASON_PRICE_BAND,
     CXL_REJ_REASON_PRICE_INCREMENT,
@@ -138,6 +292,8 @@ from qfix.wire.codes import (
     EXEC_TYPE_REPLACED,
     EXEC_TYPE_RESTATED,
     EXEC_TYPE_TRADE,
+    HALT_REASON_NONE,
+    HALT_REASON_OPERATOR,
     LIQUIDITY_ADDED,
     LIQUIDITY_NONE,
     LIQUIDITY_REMOVED,
@@ -169,29 +325,48 @@ from qfix.wire.codes import (
     ORD_TYPE_MARKET,
     ORD_TYPE_STOP,
     ORD_TYPE_STOP_LIMIT,
+    SCHEMA_MARKET_DATA,
+    SCHEMA_ORDER_ENTRY,
+    SCHEMA_VERSION,
     SIDE_BUY,
     SIDE_SELL,
     SMP_CANCEL_AGGRESSIVE,
     SMP_CANCEL_BOTH,
     SMP_CANCEL_PASSIVE,
     SMP_DEFAULT,
+    TEMPLATE_ADD_ORDER,
+    TEMPLATE_BEST_BID_OFFER,
+    TEMPLATE_BOOK_LEVEL,
+    TEMPLATE_EXECUTION_REPORT,
+    TEMPLATE_NEW_ORDER_SINGLE,
+    TEMPLATE_ORDER_CANCEL_REJECT,
+    TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST,
+    TEMPLATE_ORDER_CANCEL_REQUEST,
+    TEMPLATE_ORDER_DELETE,
+    TEMPLATE_ORDER_EXECUTED,
+    TEMPLATE_ORDER_MASS_CANCEL_REPORT,
+    TEMPLATE_ORDER_MASS_CANCEL_REQUEST,
+    TEMPLATE_ORDER_REDUCED,
+    TEMPLATE_ORDER_REPLACE,
+    TEMPLATE_SECURITY_STATUS,
+    TEMPLATE_TRADE,
     TIF_DAY,
     TIF_FOK,
     TIF_GTC,
     TIF_GTD,
     TIF_IOC,
     TRADE_CONDITION_REGULAR,
+    TRADING_STATUS_BATCH_AUCTION,
+    TRADING_STATUS_CLOSED,
+    TRADING_STATUS_CONTINUOUS,
+    TRADING_STATUS_HALT,
+    TRADING_STATUS_PRE_CLOSE,
+    TRADING_STATUS_PRE_OPEN,
 )
 
 #: ``_nrt=False``: the kernels never allocate, so Numba's reference counting (an atomic
 #: increment and decrement per array argument on every non-inlined call) is switched off.
 njit: Any = numba.njit
-
-PHASE_CLOSED = 0
-PHASE_PRE_OPEN = 1
-PHASE_CONTINUOUS = 2
-PHASE_PRE_CLOSE = 3
-PHASE_HALTED = 4
 
 NS_PER_DAY = 86_400_000_000_000
 QTY_LIMIT = 4_294_967_295  # 2^32 - 1: open lots of a side (ENGINE.md §4 rule 2)
@@ -203,10 +378,6 @@ STATUS_BAD = 2  # a header or SessionID the host must refuse (nothing changed)
 
 # ENGINE.md §2.4 bounds
 U_BASE = 16
-
-# reasons for bulk removal
-KIND_CANCEL = 0
-KIND_EXPIRE = 1
 
 
 # ======================================================================================
@@ -454,206 +625,206 @@ def _cl_delete(tab, orders, bits, s):
 @njit(_nrt=False, inline="always")
 def _new_record(S, O, tid, schema, dest):
     """Reserve and zero one output record; returns its index or -1 past the buffer."""
-    ctr = S[0]
+    ctr = S[S_CTR]
     o64, o32, o16, _o8 = O
     r = ctr[C_W]
     if r >= ctr[C_CAP]:
         ctr[C_ERR] = ERR_OUTPUT_BOUND
         return -1
     ctr[C_W] = r + 1
-    b = r * 8
-    for k in range(8):
+    b = r * OUT_Q
+    for k in range(OUT_Q):
         o64[b + k] = 0
-    h = r * 32
-    o16[h] = 52
-    o16[h + 1] = tid
-    o16[h + 2] = schema
-    o32[r * 16 + 15] = dest
+    h = r * OUT_H
+    o16[h + HDR_BLOCK_LENGTH_H] = BLOCK_LENGTH
+    o16[h + HDR_TEMPLATE_ID_H] = tid
+    o16[h + HDR_SCHEMA_ID_H] = schema
+    o32[r * OUT_I + OUT_DEST_I] = dest
     return r
 
 
 @njit(_nrt=False, inline="always")
 def _w_er(S, O, clordid, t, oid, px9, last_qty, leaves, exec_type, status, reason, lli, dest):
-    """ExecutionReport (template 10); takes the next ExecID."""
-    ctr = S[0]
+    """ExecutionReport; takes the next ExecID."""
+    ctr = S[S_CTR]
     o64, o32, _o16, o8 = O
-    r = _new_record(S, O, 10, 60, dest)
+    r = _new_record(S, O, TEMPLATE_EXECUTION_REPORT, SCHEMA_ORDER_ENTRY, dest)
     if r < 0:
         return r
-    b = r * 8
-    o64[b + 1] = np.int64(clordid)
-    o64[b + 2] = t
-    o64[b + 3] = oid
-    o64[b + 4] = ctr[C_NEXT_EXEC]
+    b = r * OUT_Q
+    o64[b + ER_CLORDID_Q] = np.int64(clordid)
+    o64[b + ER_TIME_Q] = t
+    o64[b + ER_ORDER_ID_Q] = oid
+    o64[b + ER_EXEC_ID_Q] = ctr[C_NEXT_EXEC]
     ctr[C_NEXT_EXEC] += 1
-    o64[b + 5] = px9
-    o32[r * 16 + 12] = last_qty
-    o32[r * 16 + 13] = leaves
-    c = r * 64
-    o8[c + 56] = exec_type
-    o8[c + 57] = status
-    o8[c + 58] = reason
-    o8[c + 59] = lli
+    o64[b + ER_LAST_PX_Q] = px9
+    o32[r * OUT_I + ER_LAST_QTY_I] = last_qty
+    o32[r * OUT_I + ER_LEAVES_I] = leaves
+    c = r * OUT_B
+    o8[c + ER_EXEC_TYPE_B] = exec_type
+    o8[c + ER_ORD_STATUS_B] = status
+    o8[c + ER_EXEC_REASON_B] = reason
+    o8[c + ER_LIQUIDITY_B] = lli
     return r
 
 
 @njit(_nrt=False, inline="always")
 def _copy_record(S, O, src, dest):
     """Repeat record ``src`` (same ExecID) for another destination (ENGINE.md §2.4)."""
-    ctr = S[0]
+    ctr = S[S_CTR]
     o64, o32, _o16, _o8 = O
     r = ctr[C_W]
     if r >= ctr[C_CAP]:
         ctr[C_ERR] = ERR_OUTPUT_BOUND
         return
     ctr[C_W] = r + 1
-    for k in range(8):
-        o64[r * 8 + k] = o64[src * 8 + k]
-    o32[r * 16 + 15] = dest
+    for k in range(OUT_Q):
+        o64[r * OUT_Q + k] = o64[src * OUT_Q + k]
+    o32[r * OUT_I + OUT_DEST_I] = dest
 
 
 @njit(_nrt=False, inline="always")
 def _w_ocr(S, O, clordid, t, oid, orig, status, response_to, reason, dest):
-    """OrderCancelReject (template 11)."""
-    ctr = S[0]
+    """OrderCancelReject."""
+    ctr = S[S_CTR]
     o64, _o32, _o16, o8 = O
-    r = _new_record(S, O, 11, 60, dest)
+    r = _new_record(S, O, TEMPLATE_ORDER_CANCEL_REJECT, SCHEMA_ORDER_ENTRY, dest)
     if r < 0:
         return
-    b = r * 8
-    o64[b + 1] = np.int64(clordid)
-    o64[b + 2] = t
-    o64[b + 3] = oid
-    o64[b + 4] = ctr[C_NEXT_EXEC]
+    b = r * OUT_Q
+    o64[b + CXL_CLORDID_Q] = np.int64(clordid)
+    o64[b + CXL_TIME_Q] = t
+    o64[b + CXL_ORDER_ID_Q] = oid
+    o64[b + CXL_EXEC_ID_Q] = ctr[C_NEXT_EXEC]
     ctr[C_NEXT_EXEC] += 1
-    o64[b + 5] = np.int64(orig)
-    c = r * 64
-    o8[c + 48] = status
-    o8[c + 49] = response_to
+    o64[b + CXL_ORIG_CLORDID_Q] = np.int64(orig)
+    c = r * OUT_B
+    o8[c + CXL_ORD_STATUS_B] = status
+    o8[c + CXL_RESPONSE_TO_B] = response_to
     if reason == EXEC_REASON_UNKNOWN_ORDER:
-        o8[c + 50] = CXL_REJ_REASON_UNKNOWN_ORDER
+        o8[c + CXL_REASON_B] = CXL_REJ_REASON_UNKNOWN_ORDER
     elif reason == EXEC_REASON_PRICE_OUTSIDE_BAND:
-        o8[c + 50] = CXL_REJ_REASON_PRICE_BAND
+        o8[c + CXL_REASON_B] = CXL_REJ_REASON_PRICE_BAND
     elif reason == EXEC_REASON_PRICE_OFF_TICK:
-        o8[c + 50] = CXL_REJ_REASON_PRICE_INCREMENT
+        o8[c + CXL_REASON_B] = CXL_REJ_REASON_PRICE_INCREMENT
     else:
-        o8[c + 50] = CXL_REJ_REASON_OTHER
-    o8[c + 51] = reason
+        o8[c + CXL_REASON_B] = CXL_REJ_REASON_OTHER
+    o8[c + CXL_EXEC_REASON_B] = reason
 
 
 @njit(_nrt=False, inline="always")
 def _w_omcr(S, O, clordid, t, total, sec_raw, mtype, response, reason, account_raw, side, dest):
-    """OrderMassCancelReport (template 12)."""
-    ctr = S[0]
+    """OrderMassCancelReport."""
+    ctr = S[S_CTR]
     o64, o32, _o16, o8 = O
-    r = _new_record(S, O, 12, 60, dest)
+    r = _new_record(S, O, TEMPLATE_ORDER_MASS_CANCEL_REPORT, SCHEMA_ORDER_ENTRY, dest)
     if r < 0:
         return
-    b = r * 8
-    o64[b + 1] = np.int64(clordid)
-    o64[b + 2] = t
-    o64[b + 3] = ctr[C_NEXT_EXEC]
+    b = r * OUT_Q
+    o64[b + OMCR_CLORDID_Q] = np.int64(clordid)
+    o64[b + OMCR_TIME_Q] = t
+    o64[b + OMCR_EXEC_ID_Q] = ctr[C_NEXT_EXEC]
     ctr[C_NEXT_EXEC] += 1
-    o32[r * 16 + 8] = total
-    o32[r * 16 + 9] = sec_raw
-    c = r * 64
-    o8[c + 40] = mtype
-    o8[c + 41] = response
+    o32[r * OUT_I + OMCR_TOTAL_I] = total
+    o32[r * OUT_I + OMCR_SECURITY_I] = sec_raw
+    c = r * OUT_B
+    o8[c + OMCR_TYPE_B] = mtype
+    o8[c + OMCR_RESPONSE_B] = response
     if reason == EXEC_REASON_NONE:
-        o8[c + 42] = MASS_CANCEL_REJECT_NONE
+        o8[c + OMCR_REJECT_REASON_B] = MASS_CANCEL_REJECT_NONE
     elif reason == EXEC_REASON_UNKNOWN_SYMBOL:
-        o8[c + 42] = MASS_CANCEL_REJECT_UNKNOWN_SECURITY
+        o8[c + OMCR_REJECT_REASON_B] = MASS_CANCEL_REJECT_UNKNOWN_SECURITY
     else:
-        o8[c + 42] = MASS_CANCEL_REJECT_OTHER
-    o8[c + 43] = reason
-    o32[r * 16 + 11] = account_raw
-    o8[c + 48] = side
+        o8[c + OMCR_REJECT_REASON_B] = MASS_CANCEL_REJECT_OTHER
+    o8[c + OMCR_EXEC_REASON_B] = reason
+    o32[r * OUT_I + OMCR_ACCOUNT_I] = account_raw
+    o8[c + OMCR_SIDE_B] = side
 
 
 @njit(_nrt=False, inline="always")
 def _md(S, O, tid, t, sec_id):
     """Start an MD record (template ``tid``) and remember it as the chain's last MD."""
     o64, o32, _o16, _o8 = O
-    r = _new_record(S, O, tid, 61, MD_DEST)
+    r = _new_record(S, O, tid, SCHEMA_MARKET_DATA, MD_DEST)
     if r < 0:
         return r
-    o64[r * 8 + 1] = t
-    o32[r * 16 + 4] = sec_id
-    S[0][C_LAST_MD] = r
+    o64[r * OUT_Q + MD_TIME_Q] = t
+    o32[r * OUT_I + MD_SECURITY_I] = sec_id
+    S[S_CTR][C_LAST_MD] = r
     return r
 
 
 @njit(_nrt=False, inline="always")
 def _w_add(S, O, t, sec_id, oid, px9, size, side):
     o64, o32, _o16, o8 = O
-    r = _md(S, O, 31, t, sec_id)
+    r = _md(S, O, TEMPLATE_ADD_ORDER, t, sec_id)
     if r < 0:
         return
-    o64[r * 8 + 3] = oid
-    o64[r * 8 + 4] = px9
-    o32[r * 16 + 10] = size
-    o8[r * 64 + 44] = MD_ENTRY_BID + side
+    o64[r * OUT_Q + ADD_ORDER_ID_Q] = oid
+    o64[r * OUT_Q + ADD_PX_Q] = px9
+    o32[r * OUT_I + ADD_SIZE_I] = size
+    o8[r * OUT_B + ADD_ENTRY_TYPE_B] = MD_ENTRY_BID + side
 
 
 @njit(_nrt=False, inline="always")
 def _w_executed(S, O, t, sec_id, oid, px9, qty, leaves, trade_id, aggressor):
     o64, o32, _o16, o8 = O
-    r = _md(S, O, 32, t, sec_id)
+    r = _md(S, O, TEMPLATE_ORDER_EXECUTED, t, sec_id)
     if r < 0:
         return
-    o64[r * 8 + 3] = oid
-    o64[r * 8 + 4] = px9
-    o32[r * 16 + 10] = qty
-    o32[r * 16 + 11] = leaves
-    o64[r * 8 + 6] = trade_id
-    o8[r * 64 + 56] = aggressor
+    o64[r * OUT_Q + EXE_ORDER_ID_Q] = oid
+    o64[r * OUT_Q + EXE_PX_Q] = px9
+    o32[r * OUT_I + EXE_QTY_I] = qty
+    o32[r * OUT_I + EXE_LEAVES_I] = leaves
+    o64[r * OUT_Q + EXE_TRADE_ID_Q] = trade_id
+    o8[r * OUT_B + EXE_AGGRESSOR_B] = aggressor
 
 
 @njit(_nrt=False, inline="always")
 def _w_reduced(S, O, t, sec_id, oid, canceled, leaves):
     o64, o32, _o16, _o8 = O
-    r = _md(S, O, 33, t, sec_id)
+    r = _md(S, O, TEMPLATE_ORDER_REDUCED, t, sec_id)
     if r < 0:
         return
-    o64[r * 8 + 3] = oid
-    o32[r * 16 + 8] = canceled
-    o32[r * 16 + 9] = leaves
+    o64[r * OUT_Q + RED_ORDER_ID_Q] = oid
+    o32[r * OUT_I + RED_CANCELED_I] = canceled
+    o32[r * OUT_I + RED_LEAVES_I] = leaves
 
 
 @njit(_nrt=False, inline="always")
 def _w_delete(S, O, t, sec_id, oid):
     o64, _o32, _o16, _o8 = O
-    r = _md(S, O, 34, t, sec_id)
+    r = _md(S, O, TEMPLATE_ORDER_DELETE, t, sec_id)
     if r < 0:
         return
-    o64[r * 8 + 3] = oid
+    o64[r * OUT_Q + DEL_ORDER_ID_Q] = oid
 
 
 @njit(_nrt=False, inline="always")
 def _w_replace(S, O, t, sec_id, orig_oid, oid, px9, size, side):
     o64, o32, _o16, o8 = O
-    r = _md(S, O, 35, t, sec_id)
+    r = _md(S, O, TEMPLATE_ORDER_REPLACE, t, sec_id)
     if r < 0:
         return
-    o64[r * 8 + 3] = orig_oid
-    o64[r * 8 + 4] = oid
-    o64[r * 8 + 5] = px9
-    o32[r * 16 + 12] = size
-    o8[r * 64 + 52] = MD_ENTRY_BID + side
+    o64[r * OUT_Q + RPL_ORIG_ORDER_ID_Q] = orig_oid
+    o64[r * OUT_Q + RPL_ORDER_ID_Q] = oid
+    o64[r * OUT_Q + RPL_PX_Q] = px9
+    o32[r * OUT_I + RPL_SIZE_I] = size
+    o8[r * OUT_B + RPL_ENTRY_TYPE_B] = MD_ENTRY_BID + side
 
 
 @njit(_nrt=False, inline="always")
 def _w_trade(S, O, t, sec_id, trade_id, px9, qty, aggressor):
     o64, o32, _o16, o8 = O
-    r = _md(S, O, 36, t, sec_id)
+    r = _md(S, O, TEMPLATE_TRADE, t, sec_id)
     if r < 0:
         return
-    o64[r * 8 + 3] = trade_id
-    o64[r * 8 + 4] = px9
-    o32[r * 16 + 10] = qty
-    o8[r * 64 + 44] = aggressor
-    o8[r * 64 + 45] = TRADE_CONDITION_REGULAR
-    S[0][C_LAST_TRADE] = r
+    o64[r * OUT_Q + TRD_TRADE_ID_Q] = trade_id
+    o64[r * OUT_Q + TRD_PX_Q] = px9
+    o32[r * OUT_I + TRD_QTY_I] = qty
+    o8[r * OUT_B + TRD_AGGRESSOR_B] = aggressor
+    o8[r * OUT_B + TRD_CONDITION_B] = TRADE_CONDITION_REGULAR
+    S[S_CTR][C_LAST_TRADE] = r
 
 
 # ======================================================================================
@@ -663,8 +834,8 @@ def _w_trade(S, O, t, sec_id, trade_id, px9, qty, aggressor):
 
 @njit(_nrt=False, inline="always")
 def _order_alloc(S):
-    ctr = S[0]
-    orders = S[2]
+    ctr = S[S_CTR]
+    orders = S[S_ORDERS]
     s = ctr[C_OFREE]
     if s >= 0:
         ctr[C_OFREE] = orders[s].next
@@ -677,8 +848,8 @@ def _order_alloc(S):
 
 @njit(_nrt=False, inline="always")
 def _order_free(S, s):
-    ctr = S[0]
-    orders = S[2]
+    ctr = S[S_CTR]
+    orders = S[S_ORDERS]
     orders[s].order_id = 0
     orders[s].level = -1
     orders[s].prev = -1
@@ -694,11 +865,11 @@ def _pool_grow(S, si):
     Invariant: a repack keeps every other segment's capacity at most its old one and
     at most 2 x its size, so after it the pool holds <= 3.5 x MaxLevels + 3 entries.
     """
-    ctr = S[0]
-    cfg = S[1]
-    sides = S[5]
-    pool_key = S[6]
-    pool_lv = S[7]
+    ctr = S[S_CTR]
+    cfg = S[S_CFG]
+    sides = S[S_SIDES]
+    pool_key = S[S_POOL_KEY]
+    pool_lv = S[S_POOL_LV]
     size = cfg[G_POOL_SIZE]
     n = sides[si].n
     src = sides[si].off
@@ -712,15 +883,15 @@ def _pool_grow(S, si):
         sides[si].cap = newcap
         ctr[C_POOL_TOP] = top + newcap
         return True
-    tmp_key = S[22]
-    tmp_lv = S[23]
+    tmp_key = S[S_NARROW0]
+    tmp_lv = S[S_NARROW1]
     for j in range(n):
         tmp_key[j] = pool_key[src + j]
         tmp_lv[j] = pool_lv[src + j]
     sides[si].cap = 0
     nsides = sides.shape[0]
-    offs = S[20]
-    order = S[21]
+    offs = S[S_WIDE0]
+    order = S[S_WIDE1]
     m_used = 0
     for k in range(nsides):
         if sides[k].cap > 0:
@@ -789,8 +960,8 @@ def _shift_down(keys, lvs, a, b):
 @njit(_nrt=False, inline="always")
 def _map_search(S, si, key):
     """First position in side ``si``'s sorted keys whose key is >= ``key``."""
-    sides = S[5]
-    pool_key = S[6]
+    sides = S[S_SIDES]
+    pool_key = S[S_POOL_KEY]
     off = sides[si].off
     lo = 0
     hi = sides[si].n
@@ -805,38 +976,38 @@ def _map_search(S, si, key):
 
 @njit(_nrt=False, inline="always")
 def _best_level(S, si):
-    sides = S[5]
+    sides = S[S_SIDES]
     n = sides[si].n
     if n == 0:
         return -1
-    return S[7][sides[si].off + n - 1]
+    return S[S_POOL_LV][sides[si].off + n - 1]
 
 
 @njit(_nrt=False, inline="always")
 def _touch(S, lv):
     """Record level ``lv``'s size and count at the chain's start (once per chain)."""
-    levels = S[3]
+    levels = S[S_LEVELS]
     if levels[lv].touch >= 0:
         return
-    ctr = S[0]
+    ctr = S[S_CTR]
     k = ctr[C_NTOUCH]
     ctr[C_NTOUCH] = k + 1
-    S[14][k] = lv
-    S[15][k] = levels[lv].price
-    S[16][k] = levels[lv].side
-    S[17][k] = levels[lv].total
-    S[18][k] = levels[lv].count
+    S[S_T_LV][k] = lv
+    S[S_T_PX][k] = levels[lv].price
+    S[S_T_SIDE][k] = levels[lv].side
+    S[S_T_SIZE][k] = levels[lv].total
+    S[S_T_CNT][k] = levels[lv].count
     levels[lv].touch = k
 
 
 @njit(_nrt=False, inline="always")
 def _level_get(S, ii, side, price):
     """Level of (instrument, side, price), created empty (and touched) if absent."""
-    ctr = S[0]
-    levels = S[3]
-    sides = S[5]
-    pool_key = S[6]
-    pool_lv = S[7]
+    ctr = S[S_CTR]
+    levels = S[S_LEVELS]
+    sides = S[S_SIDES]
+    pool_key = S[S_POOL_KEY]
+    pool_lv = S[S_POOL_LV]
     si = 2 * ii + side
     key = price if side == 0 else -price
     pos = _map_search(S, si, key)
@@ -870,8 +1041,8 @@ def _level_get(S, ii, side, price):
     # A level removed earlier in this chain at the same price keeps its start values.
     nt = ctr[C_NTOUCH]
     for k in range(nt):
-        if S[14][k] == -1 and S[15][k] == price and S[16][k] == side:
-            S[14][k] = lv
+        if S[S_T_LV][k] == -1 and S[S_T_PX][k] == price and S[S_T_SIDE][k] == side:
+            S[S_T_LV][k] = lv
             levels[lv].touch = k
             return lv
     _touch(S, lv)
@@ -881,11 +1052,11 @@ def _level_get(S, ii, side, price):
 @njit(_nrt=False, inline="always")
 def _level_drop(S, lv):
     """Remove empty level ``lv`` from its price map and free it."""
-    ctr = S[0]
-    levels = S[3]
-    sides = S[5]
-    pool_key = S[6]
-    pool_lv = S[7]
+    ctr = S[S_CTR]
+    levels = S[S_LEVELS]
+    sides = S[S_SIDES]
+    pool_key = S[S_POOL_KEY]
+    pool_lv = S[S_POOL_LV]
     ii = levels[lv].inst
     side = levels[lv].side
     si = 2 * ii + side
@@ -898,7 +1069,7 @@ def _level_drop(S, lv):
     sides[si].n = n - 1
     k = levels[lv].touch
     if k >= 0:
-        S[14][k] = -1
+        S[S_T_LV][k] = -1
     levels[lv].touch = -1
     levels[lv].count = 0
     levels[lv].total = 0
@@ -910,8 +1081,8 @@ def _level_drop(S, lv):
 @njit(_nrt=False, inline="always")
 def _link_tail(S, s, lv):
     """Append slot ``s`` at the tail of level ``lv`` with a new PrioSeq."""
-    ctr = S[0]
-    S[2][s].prio = ctr[C_NEXT_PRIO]
+    ctr = S[S_CTR]
+    S[S_ORDERS][s].prio = ctr[C_NEXT_PRIO]
     ctr[C_NEXT_PRIO] += 1
     _link(S, s, lv)
 
@@ -919,8 +1090,8 @@ def _link_tail(S, s, lv):
 @njit(_nrt=False, inline="always")
 def _link(S, s, lv):
     """Append slot ``s`` at the tail of level ``lv`` keeping its PrioSeq."""
-    orders = S[2]
-    levels = S[3]
+    orders = S[S_ORDERS]
+    levels = S[S_LEVELS]
     orders[s].level = lv
     tail = levels[lv].tail
     orders[s].prev = tail
@@ -937,8 +1108,8 @@ def _link(S, s, lv):
 @njit(_nrt=False, inline="always")
 def _unlink(S, s):
     """Take slot ``s`` out of its level (dropping the level if it empties)."""
-    orders = S[2]
-    levels = S[3]
+    orders = S[S_ORDERS]
+    levels = S[S_LEVELS]
     lv = orders[s].level
     if lv < 0:
         return
@@ -965,11 +1136,11 @@ def _unlink(S, s):
 @njit(_nrt=False, inline="always")
 def _rest(S, s):
     """Make taker slot ``s`` a resting order: book (limit), indices, counters."""
-    ctr = S[0]
-    cfg = S[1]
-    orders = S[2]
-    insts = S[4]
-    sides = S[5]
+    ctr = S[S_CTR]
+    cfg = S[S_CFG]
+    orders = S[S_ORDERS]
+    insts = S[S_INSTS]
+    sides = S[S_SIDES]
     ii = orders[s].inst
     side = orders[s].side
     if orders[s].ord_type == ORD_TYPE_LIMIT:
@@ -981,8 +1152,8 @@ def _rest(S, s):
         orders[s].level = -1
         orders[s].prio = ctr[C_NEXT_PRIO]
         ctr[C_NEXT_PRIO] += 1
-    _oid_insert(S[8], orders, cfg[G_OID_BITS], s)
-    _cl_insert(S[9], orders, cfg[G_CL_BITS], s)
+    _oid_insert(S[S_OID_TAB], orders, cfg[G_OID_BITS], s)
+    _cl_insert(S[S_CL_TAB], orders, cfg[G_CL_BITS], s)
     lv_ = np.int64(orders[s].leaves)
     insts[ii].n_orders += 1
     insts[ii].lots += lv_
@@ -993,11 +1164,11 @@ def _rest(S, s):
 @njit(_nrt=False, inline="always")
 def _retire(S, s):
     """Remove resting slot ``s`` entirely (its Leaves leave the open lots)."""
-    ctr = S[0]
-    cfg = S[1]
-    orders = S[2]
-    insts = S[4]
-    sides = S[5]
+    ctr = S[S_CTR]
+    cfg = S[S_CFG]
+    orders = S[S_ORDERS]
+    insts = S[S_INSTS]
+    sides = S[S_SIDES]
     ii = orders[s].inst
     lv_ = np.int64(orders[s].leaves)
     insts[ii].n_orders -= 1
@@ -1005,17 +1176,17 @@ def _retire(S, s):
     sides[2 * ii + orders[s].side].lots -= lv_
     ctr[C_RESTING] -= 1
     _unlink(S, s)
-    _oid_delete(S[8], orders, cfg[G_OID_BITS], s)
-    _cl_delete(S[9], orders, cfg[G_CL_BITS], s)
+    _oid_delete(S[S_OID_TAB], orders, cfg[G_OID_BITS], s)
+    _cl_delete(S[S_CL_TAB], orders, cfg[G_CL_BITS], s)
     _order_free(S, s)
 
 
 @njit(_nrt=False, inline="always")
 def _reduce_resting(S, s, d):
     """Take ``d`` lots off resting order ``s`` (fill or decrement): Leaves and open lots."""
-    orders = S[2]
-    insts = S[4]
-    sides = S[5]
+    orders = S[S_ORDERS]
+    insts = S[S_INSTS]
+    sides = S[S_SIDES]
     ii = orders[s].inst
     orders[s].leaves = np.int64(orders[s].leaves) - d
     insts[ii].lots -= d
@@ -1030,8 +1201,8 @@ def _reduce_resting(S, s, d):
 @njit(_nrt=False, inline="always")
 def _chain_begin(S, ii):
     """Remember instrument ``ii``'s best bid/offer at the start of its part of a chain."""
-    ctr = S[0]
-    levels = S[3]
+    ctr = S[S_CTR]
+    levels = S[S_LEVELS]
     b = _best_level(S, 2 * ii)
     a = _best_level(S, 2 * ii + 1)
     if b >= 0:
@@ -1054,22 +1225,22 @@ def _chain_begin(S, ii):
 @njit(_nrt=False, inline="always")
 def _chain_end(S, O, ii, t):
     """End-of-event block of instrument ``ii`` (BookLevel per changed level, then BBO)."""
-    ctr = S[0]
-    levels = S[3]
-    insts = S[4]
+    ctr = S[S_CTR]
+    levels = S[S_LEVELS]
+    insts = S[S_INSTS]
     o64, o32, _o16, o8 = O
     nt = ctr[C_NTOUCH]
     sec = insts[ii].sec_id
     tick = insts[ii].tick
     if nt > 0:
-        t_lv = S[14]
-        t_px = S[15]
-        t_side = S[16]
-        t_size = S[17]
-        t_cnt = S[18]
+        t_lv = S[S_T_LV]
+        t_px = S[S_T_PX]
+        t_side = S[S_T_SIDE]
+        t_size = S[S_T_SIZE]
+        t_cnt = S[S_T_CNT]
         # bids by descending price, then offers ascending
-        keys = S[20]
-        idx = S[21]
+        keys = S[S_WIDE0]
+        idx = S[S_WIDE1]
         nb = 0
         for k in range(nt):
             if t_side[k] == 0:
@@ -1107,14 +1278,14 @@ def _chain_end(S, O, ii, t):
                 action = MD_UPDATE_DELETE
             else:
                 action = MD_UPDATE_CHANGE
-            r = _md(S, O, 37, t, sec)
+            r = _md(S, O, TEMPLATE_BOOK_LEVEL, t, sec)
             if r < 0:
                 continue
-            o64[r * 8 + 3] = t_px[k] * tick
-            o64[r * 8 + 4] = nsize
-            o32[r * 16 + 10] = ncnt
-            o8[r * 64 + 44] = MD_ENTRY_BID + t_side[k]
-            o8[r * 64 + 45] = action
+            o64[r * OUT_Q + BL_PX_Q] = t_px[k] * tick
+            o64[r * OUT_Q + BL_SIZE_Q] = nsize
+            o32[r * OUT_I + BL_COUNT_I] = ncnt
+            o8[r * OUT_B + BL_ENTRY_TYPE_B] = MD_ENTRY_BID + t_side[k]
+            o8[r * OUT_B + BL_ACTION_B] = action
         ctr[C_NTOUCH] = 0
     b = _best_level(S, 2 * ii)
     a = _best_level(S, 2 * ii + 1)
@@ -1129,16 +1300,16 @@ def _chain_end(S, O, ii, t):
         apx = levels[a].price
         asz = levels[a].total
     if bpx != ctr[C_BB_PX] or bsz != ctr[C_BB_SZ] or apx != ctr[C_BA_PX] or asz != ctr[C_BA_SZ]:
-        r = _md(S, O, 38, t, sec)
+        r = _md(S, O, TEMPLATE_BEST_BID_OFFER, t, sec)
         if r >= 0:
-            o64[r * 8 + 3] = bpx * tick if bpx != NO_PRICE else NULL_PRICE
-            o64[r * 8 + 4] = apx * tick if apx != NO_PRICE else NULL_PRICE
-            o64[r * 8 + 5] = bsz
-            o64[r * 8 + 6] = asz
+            o64[r * OUT_Q + BBO_BID_PX_Q] = bpx * tick if bpx != NO_PRICE else NULL_PRICE
+            o64[r * OUT_Q + BBO_OFFER_PX_Q] = apx * tick if apx != NO_PRICE else NULL_PRICE
+            o64[r * OUT_Q + BBO_BID_SIZE_Q] = bsz
+            o64[r * OUT_Q + BBO_OFFER_SIZE_Q] = asz
     if ctr[C_LAST_MD] >= 0:
-        o8[ctr[C_LAST_MD] * 64 + 59] |= MEI_END_OF_EVENT
+        o8[ctr[C_LAST_MD] * OUT_B + MD_MEI_B] |= MEI_END_OF_EVENT
     if ctr[C_LAST_TRADE] >= 0:
-        o8[ctr[C_LAST_TRADE] * 64 + 59] |= MEI_LAST_TRADE_MSG
+        o8[ctr[C_LAST_TRADE] * OUT_B + MD_MEI_B] |= MEI_LAST_TRADE_MSG
     ctr[C_LAST_MD] = -1
     ctr[C_LAST_TRADE] = -1
 
@@ -1159,8 +1330,8 @@ def _crosses(side, p, limit):
 @njit(_nrt=False, inline="always")
 def _market_limit(S, ii, side):
     """Collar limit L of a market order (ENGINE.md §3.3), NO_PRICE if the opposite side is empty."""
-    insts = S[4]
-    levels = S[3]
+    insts = S[S_INSTS]
+    levels = S[S_LEVELS]
     opp = _best_level(S, 2 * ii + 1 - side)
     if opp < 0:
         return NO_PRICE
@@ -1177,13 +1348,13 @@ def _simulate(S, T, limit):
     Walks the opposite levels best first, replaying each level's queue (refills go to
     the tail) in scratch rings; never changes the book.
     """
-    orders = S[2]
-    levels = S[3]
-    sides = S[5]
-    pool_lv = S[7]
-    rs = S[19]
-    rl = S[20]
-    rh = S[21]
+    orders = S[S_ORDERS]
+    levels = S[S_LEVELS]
+    sides = S[S_SIDES]
+    pool_lv = S[S_POOL_LV]
+    rs = S[S_SCRATCH]
+    rl = S[S_WIDE0]
+    rh = S[S_WIDE1]
     ii = orders[T].inst
     side = orders[T].side
     group = orders[T].group
@@ -1242,8 +1413,8 @@ def _simulate(S, T, limit):
 @njit(_nrt=False, inline="always")
 def _er_cancel_taker(S, O, T, t, reason, last_qty):
     """ER Canceled for the (non-resting) taker: LastQty = what it removes."""
-    orders = S[2]
-    insts = S[4]
+    orders = S[S_ORDERS]
+    insts = S[S_INSTS]
     _w_er(
         S,
         O,
@@ -1268,10 +1439,10 @@ def _match(S, O, T, limit, t):
     Invariant: T is not on the book; makers keep 0 < Shown <= Leaves after every step.
     Returns True when STP cancelled the taker (its Leaves are then 0).
     """
-    orders = S[2]
-    levels = S[3]
-    insts = S[4]
-    ctr = S[0]
+    orders = S[S_ORDERS]
+    levels = S[S_LEVELS]
+    insts = S[S_INSTS]
+    ctr = S[S_CTR]
     ii = orders[T].inst
     side = orders[T].side
     si = 2 * ii + 1 - side
@@ -1464,8 +1635,8 @@ def _match(S, O, T, limit, t):
 @njit(_nrt=False, inline="always")
 def _unlink_keep_level(S, s, lv):
     """Take slot ``s`` (Shown already 0) out of level ``lv``'s queue without dropping it."""
-    orders = S[2]
-    levels = S[3]
+    orders = S[S_ORDERS]
+    levels = S[S_LEVELS]
     p = orders[s].prev
     n = orders[s].next
     if p >= 0:
@@ -1483,8 +1654,8 @@ def _unlink_keep_level(S, s, lv):
 @njit(_nrt=False, inline="always")
 def _remainder(S, O, T, t, matching):
     """Remainder step: cancel IOC/FOK/market leftovers in matching phases, else rest."""
-    orders = S[2]
-    insts = S[4]
+    orders = S[S_ORDERS]
+    insts = S[S_INSTS]
     left = np.int64(orders[T].leaves)
     if left == 0:
         _order_free(S, T)
@@ -1527,17 +1698,17 @@ def _reject_nos(S, O, I, r, t, reason):
     _w_er(
         S,
         O,
-        np.uint64(i64[r * 10 + 1]),
+        np.uint64(i64[r * IN_Q + IN_CLORDID_Q]),
         t,
         -1,
-        i64[r * 10 + 3],
-        i32[r * 20 + 8],
+        i64[r * IN_Q + NOS_PRICE_Q],
+        i32[r * IN_I + NOS_QTY_I],
         0,
         EXEC_TYPE_REJECTED,
         ORD_STATUS_REJECTED,
         reason,
         LIQUIDITY_NONE,
-        i32[r * 20 + 15],
+        i32[r * IN_I + IN_SESSION_I],
     )
 
 
@@ -1545,16 +1716,16 @@ def _reject_nos(S, O, I, r, t, reason):
 def _check_nos_fields(S, I, r):
     """WIRE.md §5.2 NewOrderSingle checks 1-14 in order; returns (reason, instrument)."""
     i64, i32, i16, i8 = I
-    insts = S[4]
-    ii = _find_inst(S[10], np.int64(i32[r * 20 + 9]))
+    insts = S[S_INSTS]
+    ii = _find_inst(S[S_SEC_IDS], np.int64(i32[r * IN_I + NOS_SECURITY_I]))
     if ii < 0:
         return EXEC_REASON_UNKNOWN_SYMBOL, ii
-    c = r * 80
-    side = i8[c + 52]
-    ot = i8[c + 53]
-    tif = i8[c + 54]
-    ei = i8[c + 55]
-    smp = i8[c + 56]
+    c = r * IN_B
+    side = i8[c + NOS_SIDE_B]
+    ot = i8[c + NOS_ORD_TYPE_B]
+    tif = i8[c + NOS_TIF_B]
+    ei = i8[c + NOS_EXEC_INST_B]
+    smp = i8[c + NOS_SMP_B]
     if side != SIDE_BUY and side != SIDE_SELL:
         return EXEC_REASON_INVALID_SIDE, ii
     if ot in (ORD_TYPE_STOP, ORD_TYPE_STOP_LIMIT):
@@ -1569,12 +1740,12 @@ def _check_nos_fields(S, I, r):
         return EXEC_REASON_UNSUPPORTED, ii
     if not (1 <= smp <= 4 or smp == SMP_DEFAULT):
         return EXEC_REASON_INVALID_SMP_INSTRUCTION, ii
-    qty = np.int64(i32[r * 20 + 8])
+    qty = np.int64(i32[r * IN_I + NOS_QTY_I])
     if qty < 1:
         return EXEC_REASON_INCORRECT_QTY, ii
     if qty > insts[ii].max_qty:
         return EXEC_REASON_QTY_OVER_MAX, ii
-    px = i64[r * 10 + 3]
+    px = i64[r * IN_Q + NOS_PRICE_Q]
     if ot == ORD_TYPE_LIMIT:
         if px == NULL_PRICE:
             return EXEC_REASON_PRICE_REQUIRED, ii
@@ -1582,13 +1753,13 @@ def _check_nos_fields(S, I, r):
         return EXEC_REASON_PRICE_NOT_ALLOWED, ii
     if px != NULL_PRICE and px % insts[ii].tick != 0:
         return EXEC_REASON_PRICE_OFF_TICK, ii
-    exp = i16[r * 40 + 29]
+    exp = i16[r * IN_H + NOS_EXPIRE_H]
     if (tif == TIF_GTD) != (exp != NULL_DATE):
         return EXEC_REASON_EXPIRE_DATE_MISMATCH, ii
-    mq = np.int64(i32[r * 20 + 11])
+    mq = np.int64(i32[r * IN_I + NOS_MIN_QTY_I])
     if mq != NULL_U32 and (mq < 1 or mq > qty):
         return EXEC_REASON_INVALID_MIN_QTY, ii
-    mf = np.int64(i32[r * 20 + 12])
+    mf = np.int64(i32[r * IN_I + NOS_MAX_FLOOR_I])
     if mf == 0:
         return EXEC_REASON_INVALID_MAX_FLOOR, ii
     post = (ei & EXEC_INST_POST_ONLY) != 0
@@ -1640,27 +1811,27 @@ def _nos_verdict(S, I, r, t):
     for a limit order, the collar limit for a market order in a matching phase, else
     NO_PRICE). :func:`process` computes the bound U from it, :func:`_nos` acts on it.
     """
-    ctr = S[0]
-    cfg = S[1]
-    levels = S[3]
-    insts = S[4]
-    sides = S[5]
+    ctr = S[S_CTR]
+    cfg = S[S_CFG]
+    levels = S[S_LEVELS]
+    insts = S[S_INSTS]
+    sides = S[S_SIDES]
     i64, i32, i16, i8 = I
-    sess = i32[r * 20 + 15]
-    clordid = np.uint64(i64[r * 10 + 1])
-    if clordid <= S[11][sess]:
+    sess = i32[r * IN_I + IN_SESSION_I]
+    clordid = np.uint64(i64[r * IN_Q + IN_CLORDID_Q])
+    if clordid <= S[S_LAST_CL][sess]:
         return EXEC_REASON_DUPLICATE_CLORDID, np.int64(-1), np.int64(0), NO_PRICE
     reason, ii = _check_nos_fields(S, I, r)
     if reason != EXEC_REASON_NONE:
         return reason, np.int64(ii), np.int64(0), NO_PRICE
-    c = r * 80
-    side = np.int64(i8[c + 52]) - SIDE_BUY
-    ot = i8[c + 53]
-    tif = i8[c + 54]
-    post = (i8[c + 55] & EXEC_INST_POST_ONLY) != 0
-    qty = np.int64(i32[r * 20 + 8])
-    mq = np.int64(i32[r * 20 + 11])
-    exp = np.int64(i16[r * 40 + 29])
+    c = r * IN_B
+    side = np.int64(i8[c + NOS_SIDE_B]) - SIDE_BUY
+    ot = i8[c + NOS_ORD_TYPE_B]
+    tif = i8[c + NOS_TIF_B]
+    post = (i8[c + NOS_EXEC_INST_B] & EXEC_INST_POST_ONLY) != 0
+    qty = np.int64(i32[r * IN_I + NOS_QTY_I])
+    mq = np.int64(i32[r * IN_I + NOS_MIN_QTY_I])
+    exp = np.int64(i16[r * IN_H + NOS_EXPIRE_H])
     if not _phase_accepts_new(insts, ii, ot, tif, mq != NULL_U32, post):
         return EXEC_REASON_TRADING_STATE_NOT_OPEN, np.int64(ii), np.int64(0), NO_PRICE
     if tif == TIF_GTD and exp < _day_of(t):
@@ -1668,7 +1839,7 @@ def _nos_verdict(S, I, r, t):
     matching = _matches_on_entry(insts, ii)
     price = np.int64(0)
     if ot == ORD_TYPE_LIMIT:
-        price = i64[r * 10 + 3] // insts[ii].tick
+        price = i64[r * IN_Q + NOS_PRICE_Q] // insts[ii].tick
         if not _band_ok(insts, ii, price):
             return EXEC_REASON_PRICE_OUTSIDE_BAND, np.int64(ii), np.int64(0), NO_PRICE
         limit = price
@@ -1703,10 +1874,10 @@ def _reach(S, ii, side, limit, qty):
     Leaves only until ``qty`` lots are reached, so the cost is the reachable levels plus
     at most ``qty`` orders, never the whole book.
     """
-    orders = S[2]
-    levels = S[3]
-    sides = S[5]
-    pool_lv = S[7]
+    orders = S[S_ORDERS]
+    levels = S[S_LEVELS]
+    sides = S[S_SIDES]
+    pool_lv = S[S_POOL_LV]
     lots = np.int64(0)
     cnt = np.int64(0)
     if ii < 0 or limit == NO_PRICE:
@@ -1728,36 +1899,36 @@ def _reach(S, ii, side, limit, qty):
 @njit(_nrt=False)
 def _nos(S, O, I, r, t, reason, ii, price, limit):
     """NewOrderSingle (ENGINE.md §3.1-§3.6), given its :func:`_nos_verdict`."""
-    ctr = S[0]
-    orders = S[2]
-    insts = S[4]
+    ctr = S[S_CTR]
+    orders = S[S_ORDERS]
+    insts = S[S_INSTS]
     i64, i32, i16, i8 = I
-    sess = i32[r * 20 + 15]
-    clordid = np.uint64(i64[r * 10 + 1])
+    sess = i32[r * IN_I + IN_SESSION_I]
+    clordid = np.uint64(i64[r * IN_Q + IN_CLORDID_Q])
     if reason != EXEC_REASON_DUPLICATE_CLORDID:
-        S[11][sess] = clordid  # §1.2 rule 4: even if the order is then rejected
+        S[S_LAST_CL][sess] = clordid  # §1.2 rule 4: even if the order is then rejected
     if reason != EXEC_REASON_NONE:
         _reject_nos(S, O, I, r, t, reason)
         return
-    c = r * 80
-    side = np.int64(i8[c + 52]) - SIDE_BUY
-    ot = i8[c + 53]
-    tif = i8[c + 54]
-    post = (i8[c + 55] & EXEC_INST_POST_ONLY) != 0
-    smp = np.int64(i8[c + 56])
-    qty = np.int64(i32[r * 20 + 8])
-    mq = np.int64(i32[r * 20 + 11])
-    mf = np.int64(i32[r * 20 + 12])
-    exp = np.int64(i16[r * 40 + 29])
+    c = r * IN_B
+    side = np.int64(i8[c + NOS_SIDE_B]) - SIDE_BUY
+    ot = i8[c + NOS_ORD_TYPE_B]
+    tif = i8[c + NOS_TIF_B]
+    post = (i8[c + NOS_EXEC_INST_B] & EXEC_INST_POST_ONLY) != 0
+    smp = np.int64(i8[c + NOS_SMP_B])
+    qty = np.int64(i32[r * IN_I + NOS_QTY_I])
+    mq = np.int64(i32[r * IN_I + NOS_MIN_QTY_I])
+    mf = np.int64(i32[r * IN_I + NOS_MAX_FLOOR_I])
+    exp = np.int64(i16[r * IN_H + NOS_EXPIRE_H])
     has_mq = mq != NULL_U32
     matching = _matches_on_entry(insts, ii)
     # accepted: the order takes a slot and an OrderID
     T = _order_alloc(S)
     oid = ctr[C_NEXT_OID]
     ctr[C_NEXT_OID] += 1
-    acct = np.int64(i32[r * 20 + 10])
+    acct = np.int64(i32[r * IN_I + NOS_ACCOUNT_I])
     if acct == NULL_U32:
-        acct = np.int64(i32[r * 20 + 16])
+        acct = np.int64(i32[r * IN_I + IN_SESSION_ACCOUNT_I])
     orders[T].order_id = oid
     orders[T].clordid = clordid
     orders[T].price = price
@@ -1769,7 +1940,7 @@ def _nos(S, O, I, r, t, reason, ii, price, limit):
     orders[T].display = mf if mf != NULL_U32 else 0
     orders[T].session = sess
     orders[T].account = acct
-    orders[T].group = _stp_group(S[12], S[13], acct)
+    orders[T].group = _stp_group(S[S_MAP_ACC], S[S_MAP_GRP], acct)
     orders[T].inst = ii
     orders[T].level = -1
     orders[T].prev = -1
@@ -1780,7 +1951,7 @@ def _nos(S, O, I, r, t, reason, ii, price, limit):
     orders[T].tif = tif
     orders[T].post_only = 1 if post else 0
     orders[T].stp = smp if smp != SMP_DEFAULT else insts[ii].default_stp
-    px9 = i64[r * 10 + 3] if ot == ORD_TYPE_LIMIT else NULL_PRICE
+    px9 = i64[r * IN_Q + NOS_PRICE_Q] if ot == ORD_TYPE_LIMIT else NULL_PRICE
     if matching and (has_mq or tif == TIF_FOK):
         need = qty if tif == TIF_FOK else mq
         e = 0
@@ -1833,8 +2004,8 @@ def _cancel_one(S, O, s, t, clordid, reason, req_sess, exec_type, status):
 
     ``clordid`` is the causing request's (UserRequest) or the order's own.
     """
-    orders = S[2]
-    insts = S[4]
+    orders = S[S_ORDERS]
+    insts = S[S_INSTS]
     ii = orders[s].inst
     osess = orders[s].session
     r = _w_er(
@@ -1862,23 +2033,23 @@ def _cancel_one(S, O, s, t, clordid, reason, req_sess, exec_type, status):
 @njit(_nrt=False)
 def _cancel(S, O, I, r, t):
     """OrderCancelRequest (ENGINE.md §3.7)."""
-    cfg = S[1]
-    orders = S[2]
+    cfg = S[S_CFG]
+    orders = S[S_ORDERS]
     i64, i32, _i16, i8 = I
-    sess = i32[r * 20 + 15]
-    clordid = np.uint64(i64[r * 10 + 1])
-    orig = np.uint64(i64[r * 10 + 3])
-    last_cl = S[11]
+    sess = i32[r * IN_I + IN_SESSION_I]
+    clordid = np.uint64(i64[r * IN_Q + IN_CLORDID_Q])
+    orig = np.uint64(i64[r * IN_Q + OCR_ORIG_CLORDID_Q])
+    last_cl = S[S_LAST_CL]
     reason = EXEC_REASON_NONE
     if clordid <= last_cl[sess]:
         reason = EXEC_REASON_DUPLICATE_CLORDID
     else:
         last_cl[sess] = clordid
     ii = -1
-    side = np.int64(i8[r * 80 + 44])
-    req_oid = np.uint64(i64[r * 10 + 4])
+    side = np.int64(i8[r * IN_B + OCR_SIDE_B])
+    req_oid = np.uint64(i64[r * IN_Q + OCR_ORDER_ID_Q])
     if reason == EXEC_REASON_NONE:
-        ii = _find_inst(S[10], np.int64(i32[r * 20 + 10]))
+        ii = _find_inst(S[S_SEC_IDS], np.int64(i32[r * IN_I + OCR_SECURITY_I]))
         if ii < 0:
             reason = EXEC_REASON_UNKNOWN_SYMBOL
         elif side != SIDE_BUY and side != SIDE_SELL:
@@ -1889,12 +2060,12 @@ def _cancel(S, O, I, r, t):
     if reason == EXEC_REASON_NONE:
         if req_oid != NULL_U64:
             if req_oid < np.uint64(1 << 62):
-                s = _oid_find(S[8], orders, cfg[G_OID_BITS], np.int64(req_oid))
+                s = _oid_find(S[S_OID_TAB], orders, cfg[G_OID_BITS], np.int64(req_oid))
         else:
-            s = _cl_find(S[9], orders, cfg[G_CL_BITS], sess, orig)
+            s = _cl_find(S[S_CL_TAB], orders, cfg[G_CL_BITS], sess, orig)
         if s < 0 or orders[s].inst != ii or orders[s].side != side - SIDE_BUY:
             reason = EXEC_REASON_UNKNOWN_ORDER
-        elif orders[s].session != sess and orders[s].account != i32[r * 20 + 16]:
+        elif orders[s].session != sess and orders[s].account != i32[r * IN_I + IN_SESSION_ACCOUNT_I]:
             reason = EXEC_REASON_OTHER_ACCOUNT
     if reason != EXEC_REASON_NONE:
         _w_ocr(
@@ -1934,31 +2105,31 @@ def _replace_verdict(S, I, r, t):
     Display; ``slot`` is the looked-up order (-1 if the lookup failed). :func:`process`
     computes the bound U from it, :func:`_replace` acts on it.
     """
-    ctr = S[0]
-    cfg = S[1]
-    orders = S[2]
-    levels = S[3]
-    insts = S[4]
-    sides = S[5]
+    ctr = S[S_CTR]
+    cfg = S[S_CFG]
+    orders = S[S_ORDERS]
+    levels = S[S_LEVELS]
+    insts = S[S_INSTS]
+    sides = S[S_SIDES]
     i64, i32, _i16, i8 = I
-    c = r * 80
-    sess = i32[r * 20 + 15]
-    clordid = np.uint64(i64[r * 10 + 1])
-    orig = np.uint64(i64[r * 10 + 3])
+    c = r * IN_B
+    sess = i32[r * IN_I + IN_SESSION_I]
+    clordid = np.uint64(i64[r * IN_Q + IN_CLORDID_Q])
+    orig = np.uint64(i64[r * IN_Q + OCRR_ORIG_CLORDID_Q])
     reason = EXEC_REASON_NONE
-    if clordid <= S[11][sess]:
+    if clordid <= S[S_LAST_CL][sess]:
         reason = EXEC_REASON_DUPLICATE_CLORDID
     ii = np.int64(-1)
-    side = np.int64(i8[c + 52])
-    ot = i8[c + 53]
-    tif = i8[c + 54]
-    ei = i8[c + 55]
-    qty = np.int64(i32[r * 20 + 10])
-    px = i64[r * 10 + 4]
-    mf = np.int64(i32[r * 20 + 12])
-    mq = np.int64(i32[r * 20 + 14])
+    side = np.int64(i8[c + OCRR_SIDE_B])
+    ot = i8[c + OCRR_ORD_TYPE_B]
+    tif = i8[c + OCRR_TIF_B]
+    ei = i8[c + OCRR_EXEC_INST_B]
+    qty = np.int64(i32[r * IN_I + OCRR_QTY_I])
+    px = i64[r * IN_Q + OCRR_PRICE_Q]
+    mf = np.int64(i32[r * IN_I + OCRR_MAX_FLOOR_I])
+    mq = np.int64(i32[r * IN_I + OCRR_MIN_QTY_I])
     if reason == EXEC_REASON_NONE:
-        ii = _find_inst(S[10], np.int64(i32[r * 20 + 11]))
+        ii = _find_inst(S[S_SEC_IDS], np.int64(i32[r * IN_I + OCRR_SECURITY_I]))
         resting_tif = tif in (TIF_DAY, TIF_GTC, TIF_GTD)
         if ii < 0:
             reason = EXEC_REASON_UNKNOWN_SYMBOL
@@ -1990,11 +2161,11 @@ def _replace_verdict(S, I, r, t):
             reason = EXEC_REASON_UNSUPPORTED
     s = -1
     if reason == EXEC_REASON_NONE:
-        s = _cl_find(S[9], orders, cfg[G_CL_BITS], sess, orig)
+        s = _cl_find(S[S_CL_TAB], orders, cfg[G_CL_BITS], sess, orig)
         if s < 0 or orders[s].inst != ii or orders[s].side != side - SIDE_BUY:
             reason = EXEC_REASON_UNKNOWN_ORDER
             s = -1
-        elif orders[s].session != sess and orders[s].account != i32[r * 20 + 16]:
+        elif orders[s].session != sess and orders[s].account != i32[r * IN_I + IN_SESSION_ACCOUNT_I]:
             reason = EXEC_REASON_OTHER_ACCOUNT
             s = -1
         elif (
@@ -2042,20 +2213,20 @@ def _replace_verdict(S, I, r, t):
 @njit(_nrt=False)
 def _replace(S, O, I, r, t, reason, ii, s, rule, price, disp):
     """OrderCancelReplaceRequest (ENGINE.md §3.8), given its :func:`_replace_verdict`."""
-    ctr = S[0]
-    cfg = S[1]
-    orders = S[2]
-    levels = S[3]
-    insts = S[4]
-    sides = S[5]
+    ctr = S[S_CTR]
+    cfg = S[S_CFG]
+    orders = S[S_ORDERS]
+    levels = S[S_LEVELS]
+    insts = S[S_INSTS]
+    sides = S[S_SIDES]
     i64, i32, _i16, _i8 = I
-    sess = i32[r * 20 + 15]
-    clordid = np.uint64(i64[r * 10 + 1])
-    orig = np.uint64(i64[r * 10 + 3])
-    qty = np.int64(i32[r * 20 + 10])
-    px = i64[r * 10 + 4]
+    sess = i32[r * IN_I + IN_SESSION_I]
+    clordid = np.uint64(i64[r * IN_Q + IN_CLORDID_Q])
+    orig = np.uint64(i64[r * IN_Q + OCRR_ORIG_CLORDID_Q])
+    qty = np.int64(i32[r * IN_I + OCRR_QTY_I])
+    px = i64[r * IN_Q + OCRR_PRICE_Q]
     if reason != EXEC_REASON_DUPLICATE_CLORDID:
-        S[11][sess] = clordid  # §1.2 rule 4: even if the request is then rejected
+        S[S_LAST_CL][sess] = clordid  # §1.2 rule 4: even if the request is then rejected
     if reason != EXEC_REASON_NONE:
         if s >= 0:
             _w_ocr(
@@ -2102,9 +2273,9 @@ def _replace(S, O, I, r, t, reason, ii, s, rule, price, disp):
         _chain_end(S, O, ii, t)
         return
     # the request's ClOrdID becomes the order's
-    _cl_delete(S[9], orders, cfg[G_CL_BITS], s)
+    _cl_delete(S[S_CL_TAB], orders, cfg[G_CL_BITS], s)
     orders[s].clordid = clordid
-    _cl_insert(S[9], orders, cfg[G_CL_BITS], s)
+    _cl_insert(S[S_CL_TAB], orders, cfg[G_CL_BITS], s)
     cum = np.int64(orders[s].cum)
     old_leaves = np.int64(orders[s].leaves)
     new_leaves = qty - cum
@@ -2142,11 +2313,11 @@ def _replace(S, O, I, r, t, reason, ii, s, rule, price, disp):
     # rule 4: loses priority, new OrderID
     old_oid = orders[s].order_id
     _unlink(S, s)
-    _oid_delete(S[8], orders, cfg[G_OID_BITS], s)
+    _oid_delete(S[S_OID_TAB], orders, cfg[G_OID_BITS], s)
     oid = ctr[C_NEXT_OID]
     ctr[C_NEXT_OID] += 1
     orders[s].order_id = oid
-    _oid_insert(S[8], orders, cfg[G_OID_BITS], s)
+    _oid_insert(S[S_OID_TAB], orders, cfg[G_OID_BITS], s)
     orders[s].price = price
     orders[s].display = disp
     orders[s].shown = min(disp, new_leaves) if disp > 0 else new_leaves
@@ -2177,8 +2348,8 @@ def _replace(S, O, I, r, t, reason, ii, s, rule, price, disp):
         return
     _w_delete(S, O, t, sec, old_oid)
     # It matches as a taker: take it off the book's accounting, then rest any remainder.
-    _oid_delete(S[8], orders, cfg[G_OID_BITS], s)
-    _cl_delete(S[9], orders, cfg[G_CL_BITS], s)
+    _oid_delete(S[S_OID_TAB], orders, cfg[G_OID_BITS], s)
+    _cl_delete(S[S_CL_TAB], orders, cfg[G_CL_BITS], s)
     insts[ii].n_orders -= 1
     insts[ii].lots -= new_leaves
     sides[2 * ii + sd].lots -= new_leaves
@@ -2190,28 +2361,28 @@ def _replace(S, O, I, r, t, reason, ii, s, rule, price, disp):
 
 @njit(_nrt=False)
 def _collect(S, kind, a, b, ii_filter, side_filter, day, keys):
-    """Collect live slots for a bulk removal into scratch S[19]; returns the count.
+    """Collect live slots for a bulk removal into scratch S[S_SCRATCH]; returns the count.
 
-    kind 0: Account == a (mass cancel; ii_filter/side_filter may be -1 for any);
-    kind 1: SessionID in keys; kind 2: Account in keys; kind 3: expire (GTD < day);
-    kind 4: end of day (all but GTC and GTD > day).
+    BULK_MASS_CANCEL: Account == a (ii_filter/side_filter may be -1 for any);
+    BULK_SESSIONS: SessionID in keys; BULK_ACCOUNTS: Account in keys; BULK_EXPIRE: GTD
+    with ExpireDate < day; BULK_END_OF_DAY: all but GTC and GTD with ExpireDate > day.
     """
-    ctr = S[0]
-    orders = S[2]
-    out = S[19]
+    ctr = S[S_CTR]
+    orders = S[S_ORDERS]
+    out = S[S_SCRATCH]
     n = 0
     for s in range(ctr[C_OHW]):
         if orders[s].order_id == 0:
             continue
         take = False
-        if kind == 0:
+        if kind == BULK_MASS_CANCEL:
             take = (
                 np.int64(orders[s].account) == a
                 and (ii_filter < 0 or orders[s].inst == ii_filter)
                 and (side_filter < 0 or orders[s].side == side_filter)
             )
-        elif kind == 1 or kind == 2:
-            v = np.int64(orders[s].session) if kind == 1 else np.int64(orders[s].account)
+        elif kind in (BULK_SESSIONS, BULK_ACCOUNTS):
+            v = np.int64(orders[s].session) if kind == BULK_SESSIONS else np.int64(orders[s].account)
             lo = 0
             hi = keys.shape[0]
             while lo < hi:
@@ -2221,7 +2392,7 @@ def _collect(S, kind, a, b, ii_filter, side_filter, day, keys):
                 else:
                     hi = mid
             take = lo < keys.shape[0] and keys[lo] == v
-        elif kind == 3:
+        elif kind == BULK_EXPIRE:
             take = orders[s].tif == TIF_GTD and np.int64(orders[s].expire) < day
         else:
             tif = orders[s].tif
@@ -2235,12 +2406,12 @@ def _collect(S, kind, a, b, ii_filter, side_filter, day, keys):
 @njit(_nrt=False)
 def _bulk(S, O, n, t, reason, exec_type, status):
     """Remove the ``n`` collected slots: per instrument ascending, per OrderID ascending."""
-    orders = S[2]
-    slots = S[19]
-    keys = S[20]
-    vals = S[21]
-    counts = S[22]
-    ninst = S[4].shape[0]
+    orders = S[S_ORDERS]
+    slots = S[S_SCRATCH]
+    keys = S[S_WIDE0]
+    vals = S[S_WIDE1]
+    counts = S[S_NARROW0]
+    ninst = S[S_INSTS].shape[0]
     for k in range(n):
         keys[k] = orders[slots[k]].order_id
         vals[k] = slots[k]
@@ -2271,21 +2442,21 @@ def _bulk(S, O, n, t, reason, exec_type, status):
 def _mass_check(S, I, r):
     """Checks 1-2 of an OrderMassCancelRequest without side effects: (reason, inst, side)."""
     i64, i32, _i16, i8 = I
-    sess = i32[r * 20 + 15]
-    clordid = np.uint64(i64[r * 10 + 1])
-    if clordid <= S[11][sess]:
+    sess = i32[r * IN_I + IN_SESSION_I]
+    clordid = np.uint64(i64[r * IN_Q + IN_CLORDID_Q])
+    if clordid <= S[S_LAST_CL][sess]:
         return EXEC_REASON_DUPLICATE_CLORDID, -1, -1
-    c = r * 80
-    mtype = i8[c + 32]
-    side = i8[c + 33]
-    sec = np.int64(i32[r * 20 + 6])
+    c = r * IN_B
+    mtype = i8[c + OMC_TYPE_B]
+    side = i8[c + OMC_SIDE_B]
+    sec = np.int64(i32[r * IN_I + OMC_SECURITY_I])
     if mtype != MASS_CANCEL_TYPE_SECURITY and mtype != MASS_CANCEL_TYPE_ALL:
         return EXEC_REASON_INVALID_MASS_CANCEL_REQUEST, -1, -1
     if (mtype == MASS_CANCEL_TYPE_SECURITY) == (sec == NULL_U32):
         return EXEC_REASON_INVALID_MASS_CANCEL_REQUEST, -1, -1
     ii = -1
     if sec != NULL_U32:
-        ii = _find_inst(S[10], sec)
+        ii = _find_inst(S[S_SEC_IDS], sec)
         if ii < 0:
             return EXEC_REASON_UNKNOWN_SYMBOL, -1, -1
     if side != MASS_CANCEL_SIDE_BOTH and side != SIDE_BUY and side != SIDE_SELL:
@@ -2298,12 +2469,12 @@ def _mass_check(S, I, r):
 def _mass(S, O, I, r, t, reason, ii, sf, n):
     """OrderMassCancelRequest (ENGINE.md §3.9) with its ``n`` orders already collected."""
     i64, i32, _i16, i8 = I
-    sess = i32[r * 20 + 15]
-    clordid = np.uint64(i64[r * 10 + 1])
+    sess = i32[r * IN_I + IN_SESSION_I]
+    clordid = np.uint64(i64[r * IN_Q + IN_CLORDID_Q])
     if reason != EXEC_REASON_DUPLICATE_CLORDID:
-        S[11][sess] = clordid
-    c = r * 80
-    mtype = i8[c + 32]
+        S[S_LAST_CL][sess] = clordid
+    c = r * IN_B
+    mtype = i8[c + OMC_TYPE_B]
     if reason != EXEC_REASON_NONE:
         _w_omcr(
             S,
@@ -2311,12 +2482,12 @@ def _mass(S, O, I, r, t, reason, ii, sf, n):
             clordid,
             t,
             0,
-            i32[r * 20 + 6],
+            i32[r * IN_I + OMC_SECURITY_I],
             mtype,
             MASS_CANCEL_RESPONSE_REJECTED,
             reason,
-            i32[r * 20 + 7],
-            i8[c + 33],
+            i32[r * IN_I + OMC_ACCOUNT_I],
+            i8[c + OMC_SIDE_B],
             sess,
         )
         return
@@ -2326,12 +2497,12 @@ def _mass(S, O, I, r, t, reason, ii, sf, n):
         clordid,
         t,
         n,
-        i32[r * 20 + 6],
+        i32[r * IN_I + OMC_SECURITY_I],
         mtype,
         mtype,
         EXEC_REASON_NONE,
-        i32[r * 20 + 7],
-        i8[c + 33],
+        i32[r * IN_I + OMC_ACCOUNT_I],
+        i8[c + OMC_SIDE_B],
         sess,
     )
     _bulk(S, O, n, t, EXEC_REASON_MASS_CANCEL, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED)
@@ -2348,9 +2519,9 @@ def process(S, out, batch, n):
     changed. Invariant: a record starts only if the free output space is at least its
     bound U (ENGINE.md §2.4), so the concatenated output equals an unbounded run's.
     """
-    ctr = S[0]
-    cfg = S[1]
-    insts = S[4]
+    ctr = S[S_CTR]
+    cfg = S[S_CFG]
+    insts = S[S_INSTS]
     ctr[C_W] = 0
     ctr[C_CAP] = out.shape[0]
     ctr[C_ERR] = 0
@@ -2358,16 +2529,23 @@ def process(S, out, batch, n):
     I = _views(batch.view(np.uint8))
     i64, i32, i16, i8 = I
     for r in range(n):
-        h = r * 40
-        if i16[h] != 52 or i16[h + 1] < 1 or i16[h + 1] > 4 or i16[h + 2] != 60 or i16[h + 3] != 0:
+        h = r * IN_H
+        tid = i16[h + HDR_TEMPLATE_ID_H]
+        if (
+            i16[h + HDR_BLOCK_LENGTH_H] != BLOCK_LENGTH
+            or tid < TEMPLATE_NEW_ORDER_SINGLE
+            or tid > TEMPLATE_ORDER_MASS_CANCEL_REQUEST
+            or i16[h + HDR_SCHEMA_ID_H] != SCHEMA_ORDER_ENTRY
+            or i16[h + HDR_VERSION_H] != SCHEMA_VERSION
+        ):
             return STATUS_BAD, r, 0, 0
-        if np.int64(i32[r * 20 + 15]) >= cfg[G_MAX_SESSIONS]:
+        if np.int64(i32[r * IN_I + IN_SESSION_I]) >= cfg[G_MAX_SESSIONS]:
             return STATUS_BAD, r, 0, 0
-    empty = S[22][:0]
+    empty = S[S_NARROW0][:0]
     for r in range(n):
-        tid = i16[r * 40 + 1]
+        tid = i16[r * IN_H + HDR_TEMPLATE_ID_H]
         free = ctr[C_CAP] - ctr[C_W]
-        t = _later(i64[r * 10 + 9], ctr[C_LAST_TIME])
+        t = _later(i64[r * IN_Q + IN_RECV_TIME_Q], ctr[C_LAST_TIME])
         mass_reason = EXEC_REASON_NONE
         mass_ii = -1
         mass_sf = -1
@@ -2379,40 +2557,40 @@ def process(S, out, batch, n):
         slot = -1
         rule = 0
         disp = np.int64(0)
-        if tid == 1 or tid == 3:
+        if tid in (TEMPLATE_NEW_ORDER_SINGLE, TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST):
             # §2.4: only the opposite orders the order can reach count, and none if it is
             # rejected before matching or cannot match in this phase
-            if tid == 1:
-                qty = np.int64(i32[r * 20 + 8])
+            if tid == TEMPLATE_NEW_ORDER_SINGLE:
+                qty = np.int64(i32[r * IN_I + NOS_QTY_I])
                 reason, ii, price, limit = _nos_verdict(S, I, r, t)
                 reach_limit = limit
             else:
-                qty = np.int64(i32[r * 20 + 10])
+                qty = np.int64(i32[r * IN_I + OCRR_QTY_I])
                 reason, ii, slot, rule, price, disp = _replace_verdict(S, I, r, t)
                 reach_limit = price
-            side = np.int64(i8[r * 80 + 52]) - SIDE_BUY
+            side = np.int64(i8[r * IN_B + NOS_SIDE_B]) - SIDE_BUY
             if reason != EXEC_REASON_NONE or not _matches_on_entry(insts, ii):
                 reach_limit = NO_PRICE
             lots, cnt = _reach(S, ii, side, reach_limit, qty)
             u = np.int64(U_BASE + 8 * (lots + cnt))
-        elif tid == 2:
+        elif tid == TEMPLATE_ORDER_CANCEL_REQUEST:
             u = np.int64(U_BASE)
         else:
             mass_reason, mass_ii, mass_sf = _mass_check(S, I, r)
             if mass_reason == EXEC_REASON_NONE:
-                acct = np.int64(i32[r * 20 + 7])
+                acct = np.int64(i32[r * IN_I + OMC_ACCOUNT_I])
                 if acct == NULL_U32:
-                    acct = np.int64(i32[r * 20 + 16])
-                mass_n = _collect(S, 0, acct, 0, mass_ii, mass_sf, 0, empty)
+                    acct = np.int64(i32[r * IN_I + IN_SESSION_ACCOUNT_I])
+                mass_n = _collect(S, BULK_MASS_CANCEL, acct, 0, mass_ii, mass_sf, 0, empty)
             u = np.int64(U_BASE + 4 * mass_n)
         if free < u:
             return STATUS_FULL, r, u, ctr[C_W]
         ctr[C_LAST_TIME] = t
-        if tid == 1:
+        if tid == TEMPLATE_NEW_ORDER_SINGLE:
             _nos(S, O, I, r, t, reason, ii, price, limit)
-        elif tid == 2:
+        elif tid == TEMPLATE_ORDER_CANCEL_REQUEST:
             _cancel(S, O, I, r, t)
-        elif tid == 3:
+        elif tid == TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST:
             _replace(S, O, I, r, t, reason, ii, slot, rule, price, disp)
         else:
             _mass(S, O, I, r, t, mass_reason, mass_ii, mass_sf, mass_n)
@@ -2421,11 +2599,11 @@ def process(S, out, batch, n):
 
 @njit(cache=True, _nrt=False)
 def command_bulk(S, ob, now, kind, keys):
-    """cancel_sessions (1), cancel_accounts (2), expire (3), end_of_day (4) as one chain.
+    """cancel_sessions, cancel_accounts, expire, end_of_day (``BULK_*`` ``kind``) as one chain.
 
     Returns (status, needed); nothing changes when the bound does not fit.
     """
-    ctr = S[0]
+    ctr = S[S_CTR]
     O = _views(ob)
     t = _later(now, ctr[C_LAST_TIME])
     day = _day_of(t)
@@ -2434,9 +2612,9 @@ def command_bulk(S, ob, now, kind, keys):
     if ctr[C_CAP] - ctr[C_W] < u:
         return STATUS_FULL, u
     ctr[C_LAST_TIME] = t
-    if kind == 1:
+    if kind == BULK_SESSIONS:
         _bulk(S, O, n, t, EXEC_REASON_CANCEL_ON_DISCONNECT, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED)
-    elif kind == 2:
+    elif kind == BULK_ACCOUNTS:
         _bulk(S, O, n, t, EXEC_REASON_ADMIN, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED)
     else:
         _bulk(S, O, n, t, EXEC_REASON_EXPIRED, EXEC_TYPE_EXPIRED, ORD_STATUS_EXPIRED)
@@ -2454,8 +2632,8 @@ def set_phase(S, ob, now, idx, phase, fba_flags):
 
     Returns (status, needed). The host has validated every transition.
     """
-    ctr = S[0]
-    insts = S[4]
+    ctr = S[S_CTR]
+    insts = S[S_INSTS]
     O = _views(ob)
     _o64, _o32, _o16, o8 = O
     u = U_BASE
@@ -2472,22 +2650,22 @@ def set_phase(S, ob, now, idx, phase, fba_flags):
         insts[ii].ind_v = 0
         insts[ii].ind_i = 0
         insts[ii].ind_side = 0
-        r = _md(S, O, 30, t, insts[ii].sec_id)
+        r = _md(S, O, TEMPLATE_SECURITY_STATUS, t, insts[ii].sec_id)
         if r < 0:
             continue
         if phase == PHASE_CLOSED:
-            status = 18
+            status = TRADING_STATUS_CLOSED
         elif phase == PHASE_PRE_OPEN:
-            status = 21
+            status = TRADING_STATUS_PRE_OPEN
         elif phase == PHASE_CONTINUOUS:
-            status = 100 if fba_flags[k] else 17
+            status = TRADING_STATUS_BATCH_AUCTION if fba_flags[k] else TRADING_STATUS_CONTINUOUS
         elif phase == PHASE_PRE_CLOSE:
-            status = 101
+            status = TRADING_STATUS_PRE_CLOSE
         else:
-            status = 2
-        o8[r * 64 + 24] = status
-        o8[r * 64 + 25] = 1 if phase == PHASE_HALTED else 0
-        o8[r * 64 + 59] = MEI_END_OF_EVENT
+            status = TRADING_STATUS_HALT
+        o8[r * OUT_B + SS_STATUS_B] = status
+        o8[r * OUT_B + SS_HALT_REASON_B] = HALT_REASON_OPERATOR if phase == PHASE_HALTED else HALT_REASON_NONE
+        o8[r * OUT_B + MD_MEI_B] = MEI_END_OF_EVENT
     return STATUS_OK, 0
 
 
@@ -2497,12 +2675,12 @@ def relink(S, n):
 
     Invariant: slots are ordered so that each level receives its orders in PrioSeq order.
     """
-    ctr = S[0]
-    cfg = S[1]
-    orders = S[2]
-    levels = S[3]
-    insts = S[4]
-    sides = S[5]
+    ctr = S[S_CTR]
+    cfg = S[S_CFG]
+    orders = S[S_ORDERS]
+    levels = S[S_LEVELS]
+    insts = S[S_INSTS]
+    sides = S[S_SIDES]
     ctr[C_NTOUCH] = 0
     for s in range(n):
         ii = orders[s].inst
@@ -2515,14 +2693,14 @@ def relink(S, n):
             if lv < 0:
                 return False
             _link(S, s, lv)
-        _oid_insert(S[8], orders, cfg[G_OID_BITS], s)
-        _cl_insert(S[9], orders, cfg[G_CL_BITS], s)
+        _oid_insert(S[S_OID_TAB], orders, cfg[G_OID_BITS], s)
+        _cl_insert(S[S_CL_TAB], orders, cfg[G_CL_BITS], s)
         lv_ = np.int64(orders[s].leaves)
         insts[ii].n_orders += 1
         insts[ii].lots += lv_
         sides[2 * ii + sd].lots += lv_
     for k in range(ctr[C_NTOUCH]):
-        lv = S[14][k]
+        lv = S[S_T_LV][k]
         if lv >= 0:
             levels[lv].touch = -1
     ctr[C_NTOUCH] = 0
@@ -2535,14 +2713,14 @@ def relink(S, n):
 @njit(cache=True, _nrt=False)
 def check_invariants(S):
     """0 if ENGINE.md §6 rules 1, 3, 4, 6 and the §1.3 identities hold, else a code."""
-    ctr = S[0]
-    cfg = S[1]
-    orders = S[2]
-    levels = S[3]
-    insts = S[4]
-    sides = S[5]
-    pool_key = S[6]
-    pool_lv = S[7]
+    ctr = S[S_CTR]
+    cfg = S[S_CFG]
+    orders = S[S_ORDERS]
+    levels = S[S_LEVELS]
+    insts = S[S_INSTS]
+    sides = S[S_SIDES]
+    pool_key = S[S_POOL_KEY]
+    pool_lv = S[S_POOL_LV]
     ninst = insts.shape[0]
     nlevels = 0
     for ii in range(ninst):
@@ -2590,9 +2768,9 @@ def check_invariants(S):
             return 7
     if nlevels != ctr[C_LEVELS]:
         return 8
-    n_orders = S[20]
-    lots = S[21]
-    side_lots = S[22]
+    n_orders = S[S_WIDE0]
+    lots = S[S_WIDE1]
+    side_lots = S[S_NARROW0]
     for ii in range(ninst):
         n_orders[ii] = 0
         lots[ii] = 0
@@ -2614,9 +2792,9 @@ def check_invariants(S):
             return 9
         if disp > 0 and shown > disp:
             return 9
-        if _oid_find(S[8], orders, cfg[G_OID_BITS], orders[s].order_id) != s:
+        if _oid_find(S[S_OID_TAB], orders, cfg[G_OID_BITS], orders[s].order_id) != s:
             return 10
-        if _cl_find(S[9], orders, cfg[G_CL_BITS], orders[s].session, orders[s].clordid) != s:
+        if _cl_find(S[S_CL_TAB], orders, cfg[G_CL_BITS], orders[s].session, orders[s].clordid) != s:
             return 10
         ii = orders[s].inst
         if orders[s].ord_type == ORD_TYPE_LIMIT:
