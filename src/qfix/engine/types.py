@@ -1,7 +1,8 @@
 """State layouts of the fast engine: NumPy dtypes and integer constants (hftbacktest style).
 
 Theory of operation: every piece of hot state is a preallocated NumPy array created once
-by :class:`qfix.engine.engine.Engine` and handed to the ``@njit(cache=True)`` kernels of
+by :class:`qfix.engine.engine.Engine` and handed, as one tuple indexed by the ``S_*``
+constants below, to the ``@njit(cache=True)`` kernels re-exported by
 ``qfix.engine._kernels``. Order and level tables are arrays of packed records (one
 record per slot, so one order's fields share one or two cache lines); the per-side
 sorted price maps live in two shared pools; two open-addressing tables map OrderID and
@@ -9,7 +10,8 @@ sorted price maps live in two shared pools; two open-addressing tables map Order
 cursor) live in one int64 counter array, indexed by the ``C_*`` constants below.
 
 The kernels fold these module-level ints as compile-time constants; Numba's cache does
-not notice when they change, so a change here needs a cleared ``NUMBA_CACHE_DIR``.
+not notice when they change, which is why the test scripts key ``NUMBA_CACHE_DIR`` by a
+digest of every engine and wire module.
 """
 
 from __future__ import annotations
