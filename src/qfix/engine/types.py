@@ -169,8 +169,6 @@ BULK_EXPIRE: Final = 3  #: ``Engine.expire``: GTD orders past their ExpireDate
 BULK_END_OF_DAY: Final = 4  #: ``Engine.end_of_day``: all but GTC and still-valid GTD
 
 # --- internal codes -----------------------------------------------------------------------
-SIDE_BID: Final = 0
-SIDE_ASK: Final = 1
 NO_PRICE: Final = -(2**63)  #: "no best price" sentinel inside kernels
 ERR_OUTPUT_BOUND: Final = 1  #: a chain exceeded its bound U (a bug; records were dropped)
 ERR_POOL: Final = 2  #: the price-map pool could not grow (a bug)
