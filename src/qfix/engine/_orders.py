@@ -190,6 +190,8 @@ from qfix.wire.codes import (
     ORD_TYPE_STOP_LIMIT,
     SIDE_BUY,
     SIDE_SELL,
+    SMP_CANCEL_AGGRESSIVE,
+    SMP_DECREMENT,
     SMP_DEFAULT,
     TIF_DAY,
     TIF_FOK,
@@ -247,7 +249,7 @@ def _check_nos_fields(S, I, r):
         return EXEC_REASON_INVALID_EXEC_INST, ii
     if ei & EXEC_INST_ALL_OR_NONE:
         return EXEC_REASON_UNSUPPORTED, ii
-    if not (1 <= smp <= 4 or smp == SMP_DEFAULT):
+    if not (SMP_CANCEL_AGGRESSIVE <= smp <= SMP_DECREMENT or smp == SMP_DEFAULT):
         return EXEC_REASON_INVALID_SMP_INSTRUCTION, ii
     qty = np.int64(i32[r * IN_I + NOS_QTY_I])
     if qty < 1:
