@@ -214,6 +214,7 @@ class Engine:
             self._last_cl, self._map_acc, self._map_grp, self._t_lv, self._t_px,
             self._t_side, self._t_size, self._t_cnt, self._scratch, *self._x,
         )  # fmt: skip
+        assert len(self._S) == ty.N_STATE  # the kernels index it by types.S_*
 
     # ------------------------------------------------------------------ plumbing
     def _out_bytes(self, out: Array) -> Array:
@@ -302,19 +303,19 @@ class Engine:
 
     def cancel_sessions(self, now: int, session_ids: Sequence[int], out: Array) -> ProcessResult:
         """Cancel-on-disconnect for ``session_ids`` (ENGINE.md §3.9), one chain."""
-        return self._command(out, 1, session_ids, now)
+        return self._command(out, ty.BULK_SESSIONS, session_ids, now)
 
     def cancel_accounts(self, now: int, accounts: Sequence[int], out: Array) -> ProcessResult:
         """Admin cancel of every order of ``accounts`` (ENGINE.md §3.9), one chain."""
-        return self._command(out, 2, accounts, now)
+        return self._command(out, ty.BULK_ACCOUNTS, accounts, now)
 
     def expire(self, now: int, out: Array) -> ProcessResult:
         """Expire GTD orders with ExpireDate < day(t) (ENGINE.md §3.4)."""
-        return self._command(out, 3, (), now)
+        return self._command(out, ty.BULK_EXPIRE, (), now)
 
     def end_of_day(self, now: int, out: Array) -> ProcessResult:
         """Expire all but GTC and GTD orders with ExpireDate > day(t) (ENGINE.md §3.4)."""
-        return self._command(out, 4, (), now)
+        return self._command(out, ty.BULK_END_OF_DAY, (), now)
 
     def set_reference(self, now: int, security_id: int, px_ticks: int) -> None:
         """Ref := px_ticks; raises (changing nothing) if the band check fails (ENGINE.md §2.1)."""

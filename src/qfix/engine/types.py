@@ -1,7 +1,8 @@
 """State layouts of the fast engine: NumPy dtypes and integer constants (hftbacktest style).
 
 Theory of operation: every piece of hot state is a preallocated NumPy array created once
-by :class:`qfix.engine.engine.Engine` and handed to the ``@njit(cache=True)`` kernels of
+by :class:`qfix.engine.engine.Engine` and handed, as one tuple indexed by the ``S_*``
+constants below, to the ``@njit(cache=True)`` kernels re-exported by
 ``qfix.engine._kernels``. Order and level tables are arrays of packed records (one
 record per slot, so one order's fields share one or two cache lines); the per-side
 sorted price maps live in two shared pools; two open-addressing tables map OrderID and
@@ -9,7 +10,8 @@ sorted price maps live in two shared pools; two open-addressing tables map Order
 cursor) live in one int64 counter array, indexed by the ``C_*`` constants below.
 
 The kernels fold these module-level ints as compile-time constants; Numba's cache does
-not notice when they change, so a change here needs a cleared ``NUMBA_CACHE_DIR``.
+not notice when they change, which is why the test scripts key ``NUMBA_CACHE_DIR`` by a
+digest of every engine and wire module.
 """
 
 from __future__ import annotations
@@ -97,6 +99,33 @@ INSTRUMENT: Final = np.dtype(
 #: one instrument side (index 2 * instrument + side): its sorted price map in the pools
 SIDE: Final = np.dtype([("off", "<i8"), ("cap", "<i8"), ("n", "<i8"), ("lots", "<i8")])
 
+# --- state tuple indices (the ``S`` every kernel takes; built by ``Engine.__init__``) ---
+S_CTR: Final = 0  #: int64 counters, indexed by ``C_*``
+S_CFG: Final = 1  #: int64 configuration, indexed by ``G_*``
+S_ORDERS: Final = 2  #: ``ORDER`` records (recarray view)
+S_LEVELS: Final = 3  #: ``LEVEL`` records, MaxLevels + 1
+S_INSTS: Final = 4  #: ``INSTRUMENT`` records, ascending SecurityID
+S_SIDES: Final = 5  #: ``SIDE`` records, 2 per instrument
+S_POOL_KEY: Final = 6  #: price-map pool: keys (price for bids, -price for offers)
+S_POOL_LV: Final = 7  #: price-map pool: level slots
+S_OID_TAB: Final = 8  #: OrderID index (slot numbers)
+S_CL_TAB: Final = 9  #: (SessionID, ClOrdID) index (slot numbers)
+S_SEC_IDS: Final = 10  #: configured SecurityIDs, ascending
+S_LAST_CL: Final = 11  #: last ClOrdID per SessionID
+S_MAP_ACC: Final = 12  #: STP group map: accounts, ascending
+S_MAP_GRP: Final = 13  #: STP group map: their groups
+S_T_LV: Final = 14  #: touched-level list of the current chain: level (-1 once dropped)
+S_T_PX: Final = 15  #: ... its price at the chain's start
+S_T_SIDE: Final = 16  #: ... its side
+S_T_SIZE: Final = 17  #: ... its size at the chain's start
+S_T_CNT: Final = 18  #: ... its order count at the chain's start
+S_SCRATCH: Final = 19  #: int32 scratch, MaxOrders (bulk removals, queue replay)
+S_WIDE0: Final = 20  #: int64 scratch, max(MaxOrders, MaxLevels + 8, 2 instruments + 2)
+S_WIDE1: Final = 21  #: a second one of the same size
+S_NARROW0: Final = 22  #: int64 scratch, max(MaxLevels + 8, 2 instruments + 2)
+S_NARROW1: Final = 23  #: a second one of the same size
+N_STATE: Final = 24
+
 # --- counter array indices (int64 ``ctr``) ----------------------------------------------
 C_NEXT_OID: Final = 0
 C_NEXT_EXEC: Final = 1
@@ -132,9 +161,14 @@ G_CL_BITS: Final = 4
 G_POOL_SIZE: Final = 5
 N_CONFIG: Final = 8
 
+# --- kinds of bulk removal (``command_bulk``'s ``kind``; ``_collect`` also takes 0) ---
+BULK_MASS_CANCEL: Final = 0  #: OrderMassCancelRequest: one account, optional instrument and side
+BULK_SESSIONS: Final = 1  #: ``Engine.cancel_sessions``: cancel-on-disconnect
+BULK_ACCOUNTS: Final = 2  #: ``Engine.cancel_accounts``: admin cancel
+BULK_EXPIRE: Final = 3  #: ``Engine.expire``: GTD orders past their ExpireDate
+BULK_END_OF_DAY: Final = 4  #: ``Engine.end_of_day``: all but GTC and still-valid GTD
+
 # --- internal codes -----------------------------------------------------------------------
-SIDE_BID: Final = 0
-SIDE_ASK: Final = 1
 NO_PRICE: Final = -(2**63)  #: "no best price" sentinel inside kernels
 ERR_OUTPUT_BOUND: Final = 1  #: a chain exceeded its bound U (a bug; records were dropped)
 ERR_POOL: Final = 2  #: the price-map pool could not grow (a bug)

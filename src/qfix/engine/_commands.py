@@ -1,0 +1,272 @@
+"""Bulk removals (mass cancel, cancel-on-disconnect, admin cancel, expiry, end of day) and
+phase changes: the entry points behind the host's admin commands.
+
+Theory of operation: a bulk removal first collects the affected slots (:func:`_collect`,
+one scan of the slots in use) without changing anything, so the caller can compare its
+bound U (16 + 4 per order) with the free space; :func:`_bulk` then removes them in the
+order the design fixes (instrument ascending, OrderID ascending), one chain per
+instrument. Sorting uses the host's scratch arrays, as everywhere. :func:`set_phase`
+only writes SecurityStatus records: the host has validated every transition and refuses
+the ones that need an uncross.
+"""
+
+# Kernel signatures are inferred by Numba from the state dtypes; annotating them would be
+# decorative, so the kernel modules relax mypy's untyped-def rules.
+# mypy: allow-untyped-defs, allow-incomplete-defs, allow-untyped-calls
+
+from __future__ import annotations
+
+import numpy as np
+
+from qfix.engine._common import (
+    STATUS_FULL,
+    STATUS_OK,
+    U_BASE,
+    _day_of,
+    _later,
+    _order_px9,
+    _sort_pairs,
+    _views,
+    njit,
+)
+from qfix.engine._layout import (
+    MD_MEI_B,
+    OUT_B,
+    SS_HALT_REASON_B,
+    SS_STATUS_B,
+)
+from qfix.engine._levels import _retire
+from qfix.engine._output import (
+    _chain_begin,
+    _chain_end,
+    _copy_record,
+    _md,
+    _w_delete,
+    _w_er,
+)
+from qfix.engine.config import (
+    PHASE_CLOSED,
+    PHASE_CONTINUOUS,
+    PHASE_HALTED,
+    PHASE_PRE_CLOSE,
+    PHASE_PRE_OPEN,
+)
+from qfix.engine.types import (
+    BULK_ACCOUNTS,
+    BULK_EXPIRE,
+    BULK_MASS_CANCEL,
+    BULK_SESSIONS,
+    C_CAP,
+    C_LAST_TIME,
+    C_OHW,
+    C_W,
+    NO_PRICE,
+    S_CTR,
+    S_INSTS,
+    S_NARROW0,
+    S_ORDERS,
+    S_SCRATCH,
+    S_WIDE0,
+    S_WIDE1,
+)
+from qfix.wire.codes import (
+    EXEC_REASON_ADMIN,
+    EXEC_REASON_CANCEL_ON_DISCONNECT,
+    EXEC_REASON_EXPIRED,
+    EXEC_TYPE_CANCELED,
+    EXEC_TYPE_EXPIRED,
+    HALT_REASON_NONE,
+    HALT_REASON_OPERATOR,
+    LIQUIDITY_NONE,
+    MEI_END_OF_EVENT,
+    ORD_STATUS_CANCELED,
+    ORD_STATUS_EXPIRED,
+    ORD_TYPE_LIMIT,
+    TEMPLATE_SECURITY_STATUS,
+    TIF_GTC,
+    TIF_GTD,
+    TRADING_STATUS_BATCH_AUCTION,
+    TRADING_STATUS_CLOSED,
+    TRADING_STATUS_CONTINUOUS,
+    TRADING_STATUS_HALT,
+    TRADING_STATUS_PRE_CLOSE,
+    TRADING_STATUS_PRE_OPEN,
+)
+
+
+@njit(_nrt=False, inline="always")
+def _cancel_one(S, O, s, t, clordid, reason, req_sess, exec_type, status):
+    """Remove resting order ``s`` with ER (Canceled/Expired) + MD OrderDelete (limit only).
+
+    ``clordid`` is the causing request's (UserRequest) or the order's own.
+    """
+    orders = S[S_ORDERS]
+    insts = S[S_INSTS]
+    ii = orders[s].inst
+    osess = orders[s].session
+    r = _w_er(
+        S,
+        O,
+        clordid,
+        t,
+        orders[s].order_id,
+        _order_px9(orders, insts, s),
+        orders[s].leaves,
+        0,
+        exec_type,
+        status,
+        reason,
+        LIQUIDITY_NONE,
+        osess,
+    )
+    if req_sess >= 0 and req_sess != osess and r >= 0:
+        _copy_record(S, O, r, req_sess)
+    if orders[s].ord_type == ORD_TYPE_LIMIT:
+        _w_delete(S, O, t, insts[ii].sec_id, orders[s].order_id)
+    _retire(S, s)
+
+
+@njit(_nrt=False)
+def _collect(S, kind, a, b, ii_filter, side_filter, day, keys):
+    """Collect live slots for a bulk removal into scratch S[S_SCRATCH]; returns the count.
+
+    BULK_MASS_CANCEL: Account == a (ii_filter/side_filter may be -1 for any);
+    BULK_SESSIONS: SessionID in keys; BULK_ACCOUNTS: Account in keys; BULK_EXPIRE: GTD
+    with ExpireDate < day; BULK_END_OF_DAY: all but GTC and GTD with ExpireDate > day.
+    """
+    ctr = S[S_CTR]
+    orders = S[S_ORDERS]
+    out = S[S_SCRATCH]
+    n = 0
+    for s in range(ctr[C_OHW]):
+        if orders[s].order_id == 0:
+            continue
+        take = False
+        if kind == BULK_MASS_CANCEL:
+            take = (
+                np.int64(orders[s].account) == a
+                and (ii_filter < 0 or orders[s].inst == ii_filter)
+                and (side_filter < 0 or orders[s].side == side_filter)
+            )
+        elif kind in (BULK_SESSIONS, BULK_ACCOUNTS):
+            v = np.int64(orders[s].session) if kind == BULK_SESSIONS else np.int64(orders[s].account)
+            lo = 0
+            hi = keys.shape[0]
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if keys[mid] < v:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            take = lo < keys.shape[0] and keys[lo] == v
+        elif kind == BULK_EXPIRE:
+            take = orders[s].tif == TIF_GTD and np.int64(orders[s].expire) < day
+        else:
+            tif = orders[s].tif
+            take = not (tif == TIF_GTC or (tif == TIF_GTD and np.int64(orders[s].expire) > day))
+        if take:
+            out[n] = s
+            n += 1
+    return n
+
+
+@njit(_nrt=False)
+def _bulk(S, O, n, t, reason, exec_type, status):
+    """Remove the ``n`` collected slots: per instrument ascending, per OrderID ascending."""
+    orders = S[S_ORDERS]
+    slots = S[S_SCRATCH]
+    keys = S[S_WIDE0]
+    vals = S[S_WIDE1]
+    counts = S[S_NARROW0]
+    ninst = S[S_INSTS].shape[0]
+    for k in range(n):
+        keys[k] = orders[slots[k]].order_id
+        vals[k] = slots[k]
+    _sort_pairs(keys, vals, 0, n)
+    # stable counting sort by instrument (ascending SecurityID)
+    for k in range(ninst + 1):
+        counts[k] = 0
+    for k in range(n):
+        counts[orders[vals[k]].inst + 1] += 1
+    for k in range(ninst):
+        counts[k + 1] += counts[k]
+    for k in range(n):
+        ii = orders[vals[k]].inst
+        slots[counts[ii]] = vals[k]
+        counts[ii] += 1
+    k = 0
+    while k < n:
+        ii = orders[slots[k]].inst
+        _chain_begin(S, ii)
+        while k < n and orders[slots[k]].inst == ii:
+            s = slots[k]
+            _cancel_one(S, O, s, t, orders[s].clordid, reason, -1, exec_type, status)
+            k += 1
+        _chain_end(S, O, ii, t)
+
+
+@njit(cache=True, _nrt=False)
+def command_bulk(S, ob, now, kind, keys):
+    """cancel_sessions, cancel_accounts, expire, end_of_day (``BULK_*`` ``kind``) as one chain.
+
+    Returns (status, needed); nothing changes when the bound does not fit.
+    """
+    ctr = S[S_CTR]
+    O = _views(ob)
+    t = _later(now, ctr[C_LAST_TIME])
+    day = _day_of(t)
+    n = _collect(S, kind, 0, 0, -1, -1, day, keys)
+    u = U_BASE + 4 * n
+    if ctr[C_CAP] - ctr[C_W] < u:
+        return STATUS_FULL, u
+    ctr[C_LAST_TIME] = t
+    if kind == BULK_SESSIONS:
+        _bulk(S, O, n, t, EXEC_REASON_CANCEL_ON_DISCONNECT, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED)
+    elif kind == BULK_ACCOUNTS:
+        _bulk(S, O, n, t, EXEC_REASON_ADMIN, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED)
+    else:
+        _bulk(S, O, n, t, EXEC_REASON_EXPIRED, EXEC_TYPE_EXPIRED, ORD_STATUS_EXPIRED)
+    return STATUS_OK, 0
+
+
+@njit(cache=True, _nrt=False)
+def set_phase(S, ob, now, idx, phase, fba_flags):
+    """SecurityStatus chain per instrument index in ``idx`` (ascending); no uncross here.
+
+    Returns (status, needed). The host has validated every transition.
+    """
+    ctr = S[S_CTR]
+    insts = S[S_INSTS]
+    O = _views(ob)
+    _o64, _o32, _o16, o8 = O
+    u = U_BASE
+    for k in range(idx.shape[0]):
+        u += 8 * insts[idx[k]].n_orders + 2
+    if ctr[C_CAP] - ctr[C_W] < u:
+        return STATUS_FULL, u
+    t = _later(now, ctr[C_LAST_TIME])
+    ctr[C_LAST_TIME] = t
+    for k in range(idx.shape[0]):
+        ii = idx[k]
+        insts[ii].phase = phase
+        insts[ii].ind_p = NO_PRICE
+        insts[ii].ind_v = 0
+        insts[ii].ind_i = 0
+        insts[ii].ind_side = 0
+        r = _md(S, O, TEMPLATE_SECURITY_STATUS, t, insts[ii].sec_id)
+        if r < 0:
+            continue
+        if phase == PHASE_CLOSED:
+            status = TRADING_STATUS_CLOSED
+        elif phase == PHASE_PRE_OPEN:
+            status = TRADING_STATUS_PRE_OPEN
+        elif phase == PHASE_CONTINUOUS:
+            status = TRADING_STATUS_BATCH_AUCTION if fba_flags[k] else TRADING_STATUS_CONTINUOUS
+        elif phase == PHASE_PRE_CLOSE:
+            status = TRADING_STATUS_PRE_CLOSE
+        else:
+            status = TRADING_STATUS_HALT
+        o8[r * OUT_B + SS_STATUS_B] = status
+        o8[r * OUT_B + SS_HALT_REASON_B] = HALT_REASON_OPERATOR if phase == PHASE_HALTED else HALT_REASON_NONE
+        o8[r * OUT_B + MD_MEI_B] = MEI_END_OF_EVENT
+    return STATUS_OK, 0

@@ -1,0 +1,173 @@
+"""The structural invariants of ENGINE.md §6 and §1.3, checked from scratch.
+
+Theory of operation: :func:`check_invariants` recomputes every redundant figure the
+engine maintains incrementally (level sizes and counts, open lots per instrument and
+side, the number of levels and live orders, index membership, free-list length) from the
+order slots and price maps alone, and returns the number of the first rule that fails
+(0 if none); the host turns a code into an ``EngineInvariantError``. It is a test and
+operations hook, never on the order path, so it favours plain loops over speed.
+"""
+
+# Kernel signatures are inferred by Numba from the state dtypes; annotating them would be
+# decorative, so the kernel modules relax mypy's untyped-def rules.
+# mypy: allow-untyped-defs, allow-incomplete-defs, allow-untyped-calls
+
+from __future__ import annotations
+
+import numpy as np
+
+from qfix.engine._common import njit
+from qfix.engine._index import (
+    _cl_find,
+    _oid_find,
+)
+from qfix.engine._levels import _best_level
+from qfix.engine._match import _matches_on_entry
+from qfix.engine.types import (
+    C_LEVELS,
+    C_LIVE,
+    C_OFREE,
+    C_OHW,
+    C_RESTING,
+    G_CL_BITS,
+    G_MAX_ORDERS,
+    G_OID_BITS,
+    S_CFG,
+    S_CL_TAB,
+    S_CTR,
+    S_INSTS,
+    S_LEVELS,
+    S_NARROW0,
+    S_OID_TAB,
+    S_ORDERS,
+    S_POOL_KEY,
+    S_POOL_LV,
+    S_SIDES,
+    S_WIDE0,
+    S_WIDE1,
+)
+from qfix.wire.codes import (
+    ORD_TYPE_LIMIT,
+    ORD_TYPE_MARKET,
+    TIF_FOK,
+    TIF_IOC,
+)
+
+
+@njit(cache=True, _nrt=False)
+def check_invariants(S):
+    """0 if ENGINE.md §6 rules 1, 3, 4, 6 and the §1.3 identities hold, else a code."""
+    ctr = S[S_CTR]
+    cfg = S[S_CFG]
+    orders = S[S_ORDERS]
+    levels = S[S_LEVELS]
+    insts = S[S_INSTS]
+    sides = S[S_SIDES]
+    pool_key = S[S_POOL_KEY]
+    pool_lv = S[S_POOL_LV]
+    ninst = insts.shape[0]
+    nlevels = 0
+    for ii in range(ninst):
+        for sd in range(2):
+            si = 2 * ii + sd
+            off = sides[si].off
+            n = sides[si].n
+            if n > sides[si].cap:
+                return 1
+            for pos in range(n):
+                key = pool_key[off + pos]
+                lv = pool_lv[off + pos]
+                if pos > 0 and pool_key[off + pos - 1] >= key:
+                    return 2
+                if levels[lv].inst != ii or levels[lv].side != sd:
+                    return 3
+                price = levels[lv].price
+                if (price if sd == 0 else -price) != key:
+                    return 3
+                cnt = 0
+                size = np.int64(0)
+                prev = -1
+                last_prio = -1
+                s = levels[lv].head
+                while s >= 0:
+                    if orders[s].order_id == 0 or orders[s].level != lv or orders[s].prev != prev:
+                        return 4
+                    if orders[s].prio <= last_prio:
+                        return 5
+                    if orders[s].price != price or orders[s].inst != ii or orders[s].side != sd:
+                        return 4
+                    last_prio = orders[s].prio
+                    cnt += 1
+                    size += np.int64(orders[s].shown)
+                    prev = s
+                    s = orders[s].next
+                if prev != levels[lv].tail or cnt == 0:
+                    return 6
+                if cnt != levels[lv].count or size != levels[lv].total:
+                    return 6
+                nlevels += 1
+        b = _best_level(S, 2 * ii)
+        a = _best_level(S, 2 * ii + 1)
+        if _matches_on_entry(insts, ii) and b >= 0 and a >= 0 and levels[b].price >= levels[a].price:
+            return 7
+    if nlevels != ctr[C_LEVELS]:
+        return 8
+    n_orders = S[S_WIDE0]
+    lots = S[S_WIDE1]
+    side_lots = S[S_NARROW0]
+    for ii in range(ninst):
+        n_orders[ii] = 0
+        lots[ii] = 0
+        side_lots[2 * ii] = 0
+        side_lots[2 * ii + 1] = 0
+    live = 0
+    for s in range(ctr[C_OHW]):
+        if orders[s].order_id == 0:
+            continue
+        live += 1
+        qty = np.int64(orders[s].qty)
+        cum = np.int64(orders[s].cum)
+        leaves = np.int64(orders[s].leaves)
+        shown = np.int64(orders[s].shown)
+        disp = np.int64(orders[s].display)
+        if leaves != qty - cum or leaves <= 0 or shown <= 0 or shown > leaves:
+            return 9
+        if disp == 0 and shown != leaves:
+            return 9
+        if disp > 0 and shown > disp:
+            return 9
+        if _oid_find(S[S_OID_TAB], orders, cfg[G_OID_BITS], orders[s].order_id) != s:
+            return 10
+        if _cl_find(S[S_CL_TAB], orders, cfg[G_CL_BITS], orders[s].session, orders[s].clordid) != s:
+            return 10
+        ii = orders[s].inst
+        if orders[s].ord_type == ORD_TYPE_LIMIT:
+            if orders[s].level < 0:
+                return 4
+        elif orders[s].level != -1:
+            return 4
+        if _matches_on_entry(insts, ii) and (
+            orders[s].tif == TIF_IOC or orders[s].tif == TIF_FOK or orders[s].ord_type == ORD_TYPE_MARKET
+        ):
+            return 11
+        n_orders[ii] += 1
+        lots[ii] += leaves
+        side_lots[2 * ii + orders[s].side] += leaves
+    if live != ctr[C_RESTING] or live != ctr[C_LIVE]:
+        return 12
+    free = 0
+    s = ctr[C_OFREE]
+    while s >= 0:
+        free += 1
+        if free > cfg[G_MAX_ORDERS]:
+            return 12
+        s = orders[s].next
+    if live + free + (cfg[G_MAX_ORDERS] - ctr[C_OHW]) != cfg[G_MAX_ORDERS]:
+        return 12
+    for ii in range(ninst):
+        if n_orders[ii] != insts[ii].n_orders or lots[ii] != insts[ii].lots:
+            return 13
+        for sd in range(2):
+            if side_lots[2 * ii + sd] != sides[2 * ii + sd].lots:
+                return 13
+    return 0
