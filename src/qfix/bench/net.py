@@ -10,7 +10,7 @@ Theory of operation. The parent process orchestrates and measures little itself:
    which the generator addressed by the engine's OrderID (different once N clients
    interleave), are rewritten to address the order by its current ClOrdID, found once
    by an untimed engine run over the stream (cached beside it). Account stays null.
-2. **Server.** One process (multiprocessing ``spawn``) runs :class:`qfix.server.Server`
+2. **Server.** One process (multiprocessing ``forkserver``, modules preloaded) runs :class:`qfix.server.Server`
    with the workload's 10,000 instruments, durability ``none``, cancel-on-disconnect off.
    Its loop is the server's own ``run_once``; between batches it answers the parent on a
    pipe. ``Engine.process`` is wrapped to keep every batch it is given (and what it
@@ -88,6 +88,7 @@ _ER_NEW: Final = codes.EXEC_TYPE_NEW
 _ER_REPLACED: Final = codes.EXEC_TYPE_REPLACED
 _ACCOUNT_BASE: Final = 7000  #: client i trades as account 7000 + i (allow-list)
 _DRAIN_S: Final = 20.0  #: longest wait for the outcomes of what was sent
+_TICK_S: Final = 0.001  #: a paced client sends what is due once per tick (pyzmq polls in ms)
 
 # message byte offsets (header 8 + block offset; WIRE.md §3)
 _CLORDID: Final = slice(8, 16)
@@ -127,13 +128,13 @@ def sizes_for(clients: int, seconds: float, quick: bool, pq_only: bool = False) 
     if quick:
         return Sizes(
             clients=clients, seconds=min(seconds, 6.0), batch=1000, window=4, repeats=3,
-            rates=(10_000, 100_000), rate_seconds=0.5, plain_seconds=1.0, pings=1000,
-            flood_quiet_seconds=1.0, flood_seconds=2.5, flood_hellos=3000, flood_connections=100,
-            known_handshakes=3, pq_only=pq_only,
+            rates=(10_000, 100_000), rate_seconds=0.3, plain_seconds=0.5, pings=1000,
+            flood_quiet_seconds=0.5, flood_seconds=2.0, flood_hellos=3000, flood_connections=100,
+            known_handshakes=3, flood_rtt_rate=500, pq_only=pq_only,
         )  # fmt: skip
     return Sizes(
         clients=clients, seconds=seconds, batch=1000, window=4, repeats=5,
-        rates=(10_000, 50_000, 100_000, 200_000), rate_seconds=1.0, plain_seconds=2.0, pings=3000,
+        rates=(10_000, 50_000, 100_000, 200_000), rate_seconds=0.5, plain_seconds=2.0, pings=3000,
         flood_quiet_seconds=1.5, flood_seconds=4.0, flood_hellos=10_000, flood_connections=200,
         known_handshakes=5, pq_only=pq_only,
     )  # fmt: skip
@@ -252,13 +253,18 @@ def _cancel_origins(records: Array, instruments: int, cache: Path) -> Array:
     return origins
 
 
-def _split(records: Array, prefill: int, clients: int, origins: Array) -> list[tuple[Array, int]]:
+def _split(records: Array, prefill: int, clients: int, origins: Array, first_sessions: int) -> list[tuple[Array, int]]:
     """Per client: its (n, 60) messages in stream order, renumbered from ClOrdID 1, and
-    how many of them belong to the prefill."""
+    how many of them belong to the prefill. Client 0 (which also runs the latency and
+    flood sessions) takes workload sessions below ``first_sessions``; the others share
+    the rest round-robin."""
     msgs = np.ascontiguousarray(records["message"])
     n = msgs.shape[0]
     session = records["SessionID"].astype(np.int64)
-    client = session % clients
+    if clients == 1:
+        client = np.zeros(n, np.int64)
+    else:
+        client = np.where(session < first_sessions, 0, 1 + session % (clients - 1))
     order = np.argsort(client, kind="stable")
     counts = np.bincount(client, minlength=clients)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
@@ -509,7 +515,10 @@ class _Worker:
         }
 
     def paced(self, t0: float, t1: float, rate: float, limit: int) -> dict[str, Any]:
-        """Open loop: order k is due at t0 + k / rate; latency runs from that time."""
+        """Open loop: order k is due at t0 + k / rate; latency runs from that time.
+
+        What is due goes out as one record per tick (``_TICK_S``): a client that batches,
+        as the server expects; a stall delays the sends and is charged to every order."""
         client = self.client
         msgs = self.msgs
         start = self.pos
@@ -517,19 +526,21 @@ class _Worker:
         lat = np.full(total, np.nan)
         sent = 0
         acked = 0
+        next_tick = t0
         cpu0 = time.process_time()
         _wait_until(t0)
         while True:
             now = time.monotonic()
-            due = min(total, int((now - t0) * rate) + 1)
-            while sent < due:
-                k = min(due - sent, _FRAME_MAX)
-                client.send_frame(msgs[start + sent : start + sent + k].tobytes())
-                sent += k
+            if now >= next_tick and sent < total:
+                due = min(total, int((now - t0) * rate) + 1)
+                while sent < due:
+                    k = min(due - sent, _FRAME_MAX)
+                    client.send_frame(msgs[start + sent : start + sent + k].tobytes())
+                    sent += k
+                next_tick = now + _TICK_S
             if sent >= total and (acked >= total or now > t1 + _DRAIN_S):
                 break
-            wait = (t0 + sent / rate) - time.monotonic() if sent < total else 0.01
-            got = client.poll_raw(0.001 if wait > 0.0003 else 0.0)
+            got = client.poll_raw(_TICK_S)
             received = time.monotonic()
             fresh = self._outcomes(got) - start
             fresh = fresh[(fresh >= 0) & (fresh < total)]
@@ -778,15 +789,14 @@ def _write_setup(folder: Path, sizes: Sizes) -> Any:
 
 
 def _throughput_window(run: _Run, seconds: float, limits: list[int], phase: int) -> dict[str, Any]:
-    """One closed-loop window of all clients; server totals at its start and end."""
+    """One closed-loop window of all clients; the server's totals before and after it
+    (after every order of the window was answered)."""
     sizes = run.sizes
     before = run.server_call("phase", phase)  # writes the recorded batches: before t0
     t0 = time.monotonic() + 0.2
     t1 = t0 + seconds
     for c, lim in zip(run.ctls, limits, strict=True):
         c.send(("flood", t0, t1, lim, sizes.batch, sizes.window))
-    _wait_until(t1)
-    at_end = run.server_call("totals")
     results = _gather(run.ctls, "throughput window")
     after = run.server_call("phase", 0)
     for i, r in enumerate(results):
@@ -802,10 +812,7 @@ def _throughput_window(run: _Run, seconds: float, limits: list[int], phase: int)
         "sent": sum(r["sent"] for r in results),
         "client_cpu": sum(r["cpu"] for r in results),
         "before": before,
-        "at_end": at_end,
         "after": after,
-        # the server idles until t0: its counters moved in [t0, at_end]
-        "server_seconds": max(_BIN_S, at_end["t"] - t0),
     }
 
 
@@ -843,6 +850,52 @@ def _engine_alone(record_path: Path, marks: list[tuple[int, int]], config: Any) 
     return seconds, eng.state_hash()
 
 
+class _Timed:
+    """Advances a Progress and remembers how long each step took (for the document)."""
+
+    def __init__(self, inner: _common.Progress) -> None:
+        self.inner = inner
+        self.seconds: dict[str, float] = {}
+        self._current: tuple[str, float] | None = None
+
+    def step(self, description: str) -> None:
+        self._close()
+        self._current = (description, time.monotonic())
+        self.inner.step(description)
+
+    def _close(self) -> None:
+        if self._current is not None:
+            name, start = self._current
+            self.seconds[name] = round(time.monotonic() - start, 2)
+            self._current = None
+
+    def done(self) -> dict[str, float]:
+        self._close()
+        return self.seconds
+
+
+def _latency_need(sizes: Sizes) -> int:
+    """Messages client 0 sends in the latency and flood phases."""
+    rates = sum(sizes.rates) * (_warm_rate_s(sizes) + sizes.repeats * sizes.rate_seconds)
+    flood = sizes.flood_rtt_rate * sizes.repeats * (sizes.flood_quiet_seconds + sizes.flood_seconds)
+    return math.ceil(rates + flood) + 2 * (len(sizes.rates) + 2) * (sizes.repeats + 1)
+
+
+def _warm_rate_s(sizes: Sizes) -> float:
+    return min(0.25, sizes.rate_seconds)
+
+
+def _first_sessions(sizes: Sizes, records: Array, prefill: int) -> int:
+    """Workload sessions given to client 0: its share of the throughput phase plus what
+    its latency and flood sessions need (with a margin)."""
+    sessions = int(records["SessionID"].max()) + 1
+    if sizes.clients == 1:
+        return sessions
+    body = max(1, len(records) - prefill)
+    extra = math.ceil(sessions * 1.2 * _latency_need(sizes) / body)
+    return min(sessions - (sizes.clients - 1), sessions // sizes.clients + extra)
+
+
 #: progress steps: stream, split, start, prefill, throughput, plaintext, ping, rates, flood, engine
 STEPS = 10
 
@@ -854,15 +907,18 @@ def run(
     progress: _common.Progress | None = None,
 ) -> _common.Report:
     """Measure; ``progress`` is advanced between phases (``STEPS`` steps)."""
-    progress = progress if progress is not None else _common.Progress(STEPS, quiet=True)
+    timed = _Timed(progress if progress is not None else _common.Progress(STEPS, quiet=True))
     report = _common.Report("net", quick)
-    mpc = mp.get_context("spawn")
-    progress.step("multi stream (generated once, then loaded)")
+    # children fork from a server process that imported the heavy modules once: 20
+    # interpreters importing numpy, zmq and cryptography each would take most of --quick
+    mpc = mp.get_context("forkserver")
+    mpc.set_forkserver_preload(["qfix.bench.net", "qfix.client", "qfix.server", "qfix.qzmq", "hdrh.histogram"])
+    timed.step("multi stream (generated once, then loaded)")
     records, prefill, stream_path, digest = _load_stream(sizes, quick, streams)
     instruments = sizes.instruments or 10_000
-    progress.step(f"splitting the stream over {sizes.clients} clients")
+    timed.step(f"splitting the stream over {sizes.clients} clients")
     origins = _cancel_origins(records, instruments, stream_path.with_suffix(".cancel-origins.npy"))
-    parts = _split(records, prefill, sizes.clients, origins)
+    parts = _split(records, prefill, sizes.clients, origins, _first_sessions(sizes, records, prefill))
     n_messages = len(records)
     del records
     mode = "pq-only" if sizes.pq_only else "hybrid"
@@ -878,7 +934,7 @@ def run(
         sizes_of = [m.shape[0] for m, _ in parts]
         del parts
         record_path = folder / "batches.bin"
-        progress.step(f"starting the server and {sizes.clients} clients")
+        timed.step(f"starting the server and {sizes.clients} clients")
         parent_ctl, child_ctl = mpc.Pipe()
         server = mpc.Process(target=_server_main, args=(config, child_ctl, str(record_path)), daemon=True)
         server.start()
@@ -899,7 +955,7 @@ def run(
             _gather(ctls, "client start", 300)
             flooder.start()
             _recv(flood_ctl, "flood process start", 300)
-            _measure(run_, report, progress, prefills, flood_ctl, flooder, config, record_path)
+            _measure(run_, report, timed, prefills, flood_ctl, flooder, config, record_path)
         finally:
             for c in ctls:
                 with contextlib.suppress(OSError, ValueError):
@@ -911,13 +967,14 @@ def run(
                 if proc.is_alive():
                     proc.terminate()
     report.extra["workload"] = {"file": str(stream_path), "blake2b": digest, "messages": n_messages}
+    report.extra["phase_seconds"] = timed.done()
     return report
 
 
 def _measure(
     run: _Run,
     report: _common.Report,
-    progress: _common.Progress,
+    progress: _Timed,
     prefills: list[int],
     flood_ctl: Connection,
     flooder: mp.process.BaseProcess,
@@ -938,10 +995,8 @@ def _measure(
             raise BenchmarkError(f"prefill: client {i} got {r['acked']} of {r['sent']} outcomes")
 
     # reserve the messages of the latency and flood phases; throughput gets the rest
-    warm_rate_s = min(0.5, sizes.rate_seconds)
-    per_client_rate = [math.ceil(r / n * (warm_rate_s + reps * sizes.rate_seconds)) + 2 for r in sizes.rates]
-    flood_need = int(sizes.flood_rtt_rate * reps * (sizes.flood_quiet_seconds + sizes.flood_seconds)) + 2
-    reserve = [sum(per_client_rate) + (flood_need if i == 0 else 0) for i in range(n)]
+    warm_rate_s = _warm_rate_s(sizes)
+    reserve = [_latency_need(sizes) if i == 0 else 0 for i in range(n)]
     spare = [max(0, run.remaining[i] - reserve[i]) for i in range(n)]
     if min(spare) < sizes.batch * (reps + 1):
         raise BenchmarkError("the multi stream is too short for these sizes (see docs/benchmarks.md)")
@@ -988,16 +1043,15 @@ def _measure(
         for k in range(reps + 1):
             length = warm_rate_s if k == 0 else sizes.rate_seconds
             t0 = time.monotonic() + 0.2
-            run.send_all(("paced", t0, t0 + length, rate / n, 1 << 40))
-            res = _gather(run.ctls, f"latency at {rate}/s")
-            for i, r in enumerate(res):
-                run.remaining[i] -= r["sent"]
+            run.ctls[0].send(("paced", t0, t0 + length, rate, 1 << 40))
+            res = [_recv(run.ctls[0], f"latency at {rate}/s")]
+            run.remaining[0] -= res[0]["sent"]
             if k == 0:
                 continue
             samples = np.concatenate([r["lat_us"] for r in res])
             lat_missing[rate] += int(np.count_nonzero(np.isnan(samples)))
             lat[rate].append(_percentiles(samples[~np.isnan(samples)]))
-            lat_cpu[rate].append(sum(r["cpu"] for r in res) / length)
+            lat_cpu[rate].append(res[0]["cpu"] / length)
 
     progress.step(f"CLIENT_HELLO flood: {reps} rounds")
     flood = _flood(run, flood_ctl)
@@ -1010,9 +1064,15 @@ def _measure(
         c.send(("stop",))
         client_end.append(_recv(c, "client stop"))
     flood_ctl.send(("stop",))
+    t_join = time.monotonic()
     for proc in [*run.clients, run.server, flooder]:
         proc.join(30)  # the replay below has the machine to itself
+    t_replay = time.monotonic()
     alone_s, alone_hash = _engine_alone(record_path, marks, config)
+    report.extra["engine_alone_seconds"] = {
+        "waiting_for_processes_to_end": round(t_replay - t_join, 2),
+        "replay_with_setup": round(time.monotonic() - t_replay, 2),
+    }
     if alone_hash != server_hash:
         raise BenchmarkError("engine replay: the state hash differs from the server's")
     phase_orders: dict[int, int] = {}
@@ -1039,9 +1099,6 @@ def _measure(
     def msgs_rate(w: dict[str, Any]) -> float:
         return per_order("messages_in")(w) + per_order("messages_out")(w)
 
-    def server_share(key: str) -> Callable[[dict[str, Any]], float]:
-        return lambda w: _delta(w["before"], w["at_end"], key) / float(w["server_seconds"])
-
     report.add(_common.from_samples("msgs_per_s", per_window(msgs_rate), "msgs/s", "server: received + sent"))
     report.add(_common.from_samples("gbps_in", per_window(per_order("bytes_in", 8e-9)), "Gbit/s", "QZMQ records"))
     report.add(_common.from_samples("gbps_out", per_window(per_order("bytes_out", 8e-9)), "Gbit/s", "QZMQ records"))
@@ -1054,7 +1111,7 @@ def _measure(
     )
     report.add(_common.ratio("over_engine_alone", orders, alone, "target >= 0.50"))
     in_server = [
-        _delta(w["before"], w["at_end"], "orders") / max(1e-9, _delta(w["before"], w["at_end"], "engine_s"))
+        _delta(w["before"], w["after"], "orders") / max(1e-9, _delta(w["before"], w["after"], "engine_s"))
         for w in windows
     ]
     report.add(_common.from_samples("engine_in_server.orders_per_s", in_server, "orders/s", "time inside process()"))
@@ -1066,13 +1123,16 @@ def _measure(
     report.add(_common.ratio("over_plaintext_ceiling", orders, plain))
     report.add(
         _common.from_samples(
-            "cpu.clients_cores", per_window(lambda w: w["client_cpu"] / w["span"]), "cores", "all clients, throughput"
+            "cpu.clients_cores",
+            per_window(lambda w: w["client_cpu"] / w["sent"] * w["orders_per_s"]),
+            "cores",
+            "all clients, throughput (CPU per order x orders/s)",
         )
     )
-    report.add(_common.from_samples("cpu.server_cores", per_window(server_share("cpu")), "cores", "throughput"))
+    report.add(_common.from_samples("cpu.server_cores", per_window(per_order("cpu")), "cores", "throughput"))
     report.add(
         _common.from_samples(
-            "engine_share_of_server_time", per_window(server_share("engine_s")), "ratio", "process() / wall"
+            "engine_share_of_server_time", per_window(per_order("engine_s")), "ratio", "process() / wall"
         )
     )
     for rate in sizes.rates:
@@ -1102,11 +1162,11 @@ def _measure(
         "note": "process CPU (user + system, all threads) over the whole run, setup included",
         "throughput_windows": {
             "clients": sum(w["client_cpu"] for w in windows),
-            "server": sum(_delta(w["before"], w["at_end"], "cpu") for w in windows),
+            "server": sum(_delta(w["before"], w["after"], "cpu") for w in windows),
             "seconds": sum(w["span"] for w in windows),
         },
         "plaintext_clients_cores": statistics.median(plain_cpu),
-        "latency_clients_cores": {str(r): statistics.median(v) for r, v in lat_cpu.items()},
+        "latency_client_cores": {str(r): statistics.median(v) for r, v in lat_cpu.items()},
     }
     report.extra["sizes"] = dataclasses.asdict(sizes)
     report.extra["durability"] = "none"
