@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, str] = {
     "wire": "qfix.bench.wire:command",
     "engine": "qfix.bench.engine:command",
     "qzmq": "qfix.bench.qzmq:command",
+    "net": "qfix.bench.net:command",
     "markdown": "qfix.bench.markdown:command",
 }
 

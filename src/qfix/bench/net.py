@@ -1,0 +1,1389 @@
+"""``qfix bench net``: a server and N client processes on loopback (issue 9).
+
+Theory of operation. The parent process orchestrates and measures little itself:
+
+1. **Workload.** ENGINE.md §10's ``multi`` workload (10,000 instruments): with
+   ``--quick`` the saved quick stream that ``qfix bench engine`` replays; the full run
+   draws the same generator (seed 1) to :data:`FULL_MESSAGES` messages, because
+   5,000,000 do not last through the throughput windows and the latency phase. The
+   stream is generated once and saved; the document names the file and its BLAKE2b.
+   It is split over the clients by workload session (client 0, which also runs the
+   latency and flood sessions, takes the first sessions, as many as it needs; the
+   others share the rest round-robin), so every order a message refers to was sent
+   earlier by the same client. ClOrdIDs are renumbered per client (strictly
+   increasing, as stage S requires); replaces keep their OrigClOrdID reference,
+   renumbered; cancels, which the generator addressed by the engine's OrderID
+   (different once N clients interleave), are rewritten to address the order by its
+   current ClOrdID, found once by an untimed engine run over the stream (cached beside
+   it). Account stays null (the session's own).
+2. **Server.** One process runs :class:`qfix.server.Server` with the workload's
+   instruments, durability ``none``, cancel-on-disconnect off. Its loop is the server's
+   own ``run_once``; between batches it answers the parent on a pipe. ``Engine.process``
+   is wrapped to keep every batch it is given (and what it consumed), so that the
+   engine alone can later replay *the same orders in the same batches*; the batches are
+   written to a file between phases, never during one. A plain ZeroMQ ROUTER in the
+   same process echoes frames back for the plaintext ceiling and the ping-pong, while
+   the QZMQ loop is paused. Every process comes from a ``forkserver`` that imported the
+   heavy modules once.
+3. **Clients.** N processes, each a :class:`qfix.client.Client` on the fast path
+   (pre-encoded frames, ``send_frame`` / ``poll_raw``; its order tracker is replaced by
+   a no-op: the SDK applies every report in a per-message Python loop). An order is
+   *acknowledged* when its client receives the first report that carries its ClOrdID
+   (ExecutionReport, OrderCancelReject, or a BusinessMessageReject, counted apart as
+   refused); at the end every order sent must have exactly one first outcome; the
+   shortfall is reported as ``reconcile.missing_orders``.
+4. **Phases.** Prefill (the workload's 500,000 resting orders, untimed); throughput (a
+   1 s warm-up, then timed windows, every client keeping ``window`` records of
+   ``batch`` orders in flight); the plaintext ceiling (the same frames from the same
+   processes through plain DEALER->ROUTER sockets, echoed back); a plaintext ping-pong
+   (one 60-byte message); round trips at fixed offered rates from one session (the
+   schedule is fixed in advance, what is due leaves once per 1 ms tick, and latency runs
+   from each order's *scheduled* send time, so a stall is charged to every order it
+   delays: no coordinated omission); a CLIENT_HELLO flood (below); then the engine alone
+   replays the recorded batches in the parent, after every other process has ended,
+   timed over the batches of the throughput windows only (in thread CPU time, so that
+   other jobs on a shared machine do not slow the baseline; wall time beside); its
+   final state hash must equal the server's.
+5. **Flood.** Client 0's session measures RTT at a low fixed rate, first quiet, then
+   while another process sends CLIENT_HELLOs (from a key the server does not know)
+   over many loopback connections (source addresses 127.0.0.2-201; bounded in count and
+   time). Meanwhile the parent times handshakes of allow-listed clients and samples
+   the server's VmRSS from /proc.
+
+The stream is consumed once, in order: the latency and flood phases reserve their
+messages first; the throughput windows share the rest. A client that runs out of its
+share before a window's end shortens that window to the moment it had every order
+answered (acknowledgements are binned every 10 ms). Server-side figures (messages,
+bytes, trades, CPU) are taken per matched order over the whole window and multiplied
+by the acknowledged rate, so they stay exact for a shortened window.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import math
+import multiprocessing as mp
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Final
+
+import click
+import numpy as np
+import numpy.typing as npt
+import zmq
+
+from qfix.bench import _common
+from qfix.crypto.keys import SigningKey, render_allow_entry, write_private_key
+from qfix.crypto.primitives import SignatureAlg
+from qfix.errors import BenchmarkError
+from qfix.wire import codes, schema
+
+__all__ = ["STEPS", "Sizes", "command", "run", "sizes_for"]
+
+log = logging.getLogger(__name__)
+
+Array = npt.NDArray[Any]
+
+_MSG: Final = codes.MESSAGE_SIZE
+_FRAME_MAX: Final = codes.MAX_MSGS_PER_FRAME
+_BIN_S: Final = 0.01  #: acknowledgement bins of the throughput windows
+_T_ER: Final = codes.TEMPLATE_EXECUTION_REPORT
+_T_OCR: Final = codes.TEMPLATE_ORDER_CANCEL_REJECT
+_T_BMR: Final = codes.TEMPLATE_BUSINESS_MESSAGE_REJECT
+_ER_NEW: Final = codes.EXEC_TYPE_NEW
+_ER_REPLACED: Final = codes.EXEC_TYPE_REPLACED
+_ACCOUNT_BASE: Final = 7000  #: client i trades as account 7000 + i (allow-list)
+_DRAIN_S: Final = 20.0  #: longest wait for the outcomes of what was sent
+_TICK_S: Final = 0.001  #: a paced client sends what is due once per tick (pyzmq polls in ms)
+
+# message byte offsets (header 8 + block offset; WIRE.md §3)
+_CLORDID: Final = slice(8, 16)
+_ORIG_CLORDID: Final = slice(24, 32)  #: templates 2 and 3
+_CANCEL_ORDER_ID: Final = slice(32, 40)  #: template 2
+_ER_ORDER_ID: Final = slice(24, 32)
+_ER_EXEC_TYPE: Final = 56
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """What one run does; ``--quick`` and the test knobs only change these."""
+
+    clients: int
+    seconds: float  #: total length of the timed throughput windows
+    batch: int  #: orders per record in the throughput and plaintext phases
+    window: int  #: records in flight per client
+    repeats: int
+    rates: tuple[int, ...]  #: offered orders/s (all clients together) for the latency phase
+    rate_seconds: float  #: one timed latency window
+    plain_seconds: float
+    pings: int
+    flood_quiet_seconds: float
+    flood_seconds: float
+    flood_hellos: int  #: most CLIENT_HELLOs per flood round
+    flood_connections: int
+    known_handshakes: int  #: allow-listed handshakes timed per flood round (at most)
+    flood_rtt_rate: int = 2_000  #: orders/s of the session whose RTT is measured around the flood
+    pq_only: bool = False
+    #: test knobs: a smaller multi stream (instruments, messages), generated on the fly
+    instruments: int | None = None
+    messages: int | None = None
+
+
+#: messages of the full run's multi stream: ENGINE.md's 5,000,000 last about 15 s at the
+#: rates measured here, less than the 30 s of throughput windows plus the latency phase
+FULL_MESSAGES: Final = 15_000_000
+
+
+def sizes_for(clients: int, seconds: float, quick: bool, pq_only: bool = False) -> Sizes:
+    """The sizes of a full or ``--quick`` run."""
+    if quick:
+        return Sizes(
+            clients=clients, seconds=min(seconds, 6.0), batch=1000, window=4, repeats=3,
+            rates=(10_000, 100_000), rate_seconds=0.3, plain_seconds=0.5, pings=1000,
+            flood_quiet_seconds=0.5, flood_seconds=2.0, flood_hellos=3000, flood_connections=100,
+            known_handshakes=3, flood_rtt_rate=500, pq_only=pq_only,
+        )  # fmt: skip
+    return Sizes(
+        clients=clients, seconds=seconds, batch=1000, window=4, repeats=5,
+        rates=(10_000, 50_000, 100_000, 200_000), rate_seconds=0.5, plain_seconds=2.0, pings=3000,
+        flood_quiet_seconds=1.5, flood_seconds=4.0, flood_hellos=10_000, flood_connections=200,
+        known_handshakes=5, pq_only=pq_only, messages=FULL_MESSAGES,
+    )  # fmt: skip
+
+
+#: the smoke test's durations (every phase runs, briefly)
+_SMOKE: Final[dict[str, Any]] = {
+    "seconds": 1.5, "rate_seconds": 0.05, "flood_rtt_rate": 500, "plain_seconds": 0.3, "pings": 100,
+    "flood_quiet_seconds": 0.3, "flood_seconds": 1.2, "flood_hellos": 300, "flood_connections": 10,
+    "known_handshakes": 1,
+}  # fmt: skip
+
+
+# --- keys ---------------------------------------------------------------------------------
+
+
+def _server_key() -> SigningKey:
+    return SigningKey.from_seed(SignatureAlg.ML_DSA_65, b"\x51" * 32)
+
+
+def _client_key(i: int) -> SigningKey:
+    """Client ``i`` (the known flood clients follow the N order-entry clients)."""
+    return SigningKey.from_seed(SignatureAlg.ML_DSA_65, (i + 1).to_bytes(4, "big") * 8)
+
+
+def _stranger_key() -> SigningKey:
+    """Not on the allow-list: the flood's CLIENT_HELLOs."""
+    return SigningKey.from_seed(SignatureAlg.ML_DSA_65, b"\xee" * 32)
+
+
+# --- workload -------------------------------------------------------------------------------
+
+
+def _tids(msgs: Array) -> Array:
+    return np.ascontiguousarray(msgs[:, 2:4]).view("<u2").ravel()
+
+
+def _u64(msgs: Array, where: slice) -> Array:
+    return np.ascontiguousarray(msgs[:, where]).view("<u8").ravel()
+
+
+def _set_u64(msgs: Array, rows: Array, where: slice, values: Array) -> None:
+    msgs[rows, where] = np.ascontiguousarray(values, dtype="<u8").view(np.uint8).reshape(-1, 8)
+
+
+def _instruments(count: int) -> tuple[Any, ...]:
+    from qfix.testing import generators as gen
+
+    # the workload's quantities are at most 100: a low max_order_qty keeps the server's
+    # worst-case output bound (ENGINE.md §2.4) small
+    return tuple(dataclasses.replace(gen._wl_instrument(s), max_order_qty=10_000) for s in range(1, count + 1))
+
+
+def _load_stream(sizes: Sizes, quick: bool, streams: Path) -> tuple[Array, int, Path, str]:
+    """(records, prefill, file, digest): the saved multi stream (generated once)."""
+    from qfix.bench import engine as engine_bench
+    from qfix.testing import generators as gen
+
+    if sizes.instruments is None and sizes.messages is None:
+        return engine_bench._stream("multi", quick, streams)
+    count = sizes.instruments or 10_000
+    path = streams / f"multi-i{count}-n{sizes.messages}-seed1.qfs"
+    prefill_file = path.with_suffix(".prefill")
+    if not path.exists() or not prefill_file.exists():
+        from qfix.engine import Engine, EngineConfig
+
+        streams.mkdir(parents=True, exist_ok=True)
+        insts = tuple(gen._wl_instrument(s) for s in range(1, count + 1))
+        wl = gen.multi(quick=True, n=sizes.messages, instruments=count, engine=Engine(insts, EngineConfig()))
+        gen.save_stream(path, wl.records)
+        prefill_file.write_text(f"{wl.prefill}\n", encoding="ascii")
+    prefill = int(prefill_file.read_text(encoding="ascii"))
+    return gen.load_stream(path), prefill, path, gen.stream_digest(path)
+
+
+def _cancel_origins(records: Array, instruments: int, cache: Path) -> Array:
+    """For each OrderCancelRequest of the stream (in order), the workload ClOrdID that
+    the order it cancels carried at that moment (from an untimed engine run)."""
+    if cache.exists():
+        cached: Array = np.load(cache)
+        return cached
+    from qfix.engine import OUTPUT_FULL, Engine, EngineConfig
+
+    eng = Engine(_instruments(instruments), EngineConfig(max_instruments=max(1, instruments)))
+    out = np.zeros(1 << 16, schema.OUTPUT)
+    ids: list[Array] = []
+    cls: list[Array] = []
+    i = 0
+    while i < len(records):
+        res = eng.process(records[i : i + 4096], out)
+        i += res.consumed
+        part = out[: res.written]
+        msgs = part["message"]
+        ers = msgs[_tids(msgs) == _T_ER]
+        kind = ers[:, _ER_EXEC_TYPE]
+        keep = ers[(kind == _ER_NEW) | (kind == _ER_REPLACED)]
+        ids.append(_u64(keep, _ER_ORDER_ID))
+        cls.append(_u64(keep, _CLORDID))
+        if res.status == OUTPUT_FULL and res.consumed == 0 and res.written == 0:
+            out = np.zeros(max(2 * len(out), res.needed), schema.OUTPUT)
+    order_ids = np.concatenate(ids)
+    clordids = np.concatenate(cls)
+    # the last New/Replaced report of an OrderID carries its ClOrdID until it ends
+    rev_ids = order_ids[::-1]
+    uniq, first = np.unique(rev_ids, return_index=True)
+    last_cl = clordids[::-1][first]
+    msgs = records["message"]
+    cancels = msgs[_tids(msgs) == codes.TEMPLATE_ORDER_CANCEL_REQUEST]
+    wanted = _u64(cancels, _CANCEL_ORDER_ID)
+    at = np.searchsorted(uniq, wanted)
+    if np.any(at >= uniq.size) or np.any(uniq[np.minimum(at, uniq.size - 1)] != wanted):
+        raise BenchmarkError("multi stream: a cancel addresses an OrderID the engine never reported")
+    origins = last_cl[at]
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.save(cache, origins)
+    return origins
+
+
+def _split(records: Array, prefill: int, clients: int, origins: Array, first_sessions: int) -> list[tuple[Array, int]]:
+    """Per client: its (n, 60) messages in stream order, renumbered from ClOrdID 1, and
+    how many of them belong to the prefill. Client 0 (which also runs the latency and
+    flood sessions) takes workload sessions below ``first_sessions``; the others share
+    the rest round-robin."""
+    msgs = np.ascontiguousarray(records["message"])
+    n = msgs.shape[0]
+    session = records["SessionID"].astype(np.int64)
+    if clients == 1:
+        client = np.zeros(n, np.int64)
+    else:
+        client = np.where(session < first_sessions, 0, 1 + session % (clients - 1))
+    order = np.argsort(client, kind="stable")
+    counts = np.bincount(client, minlength=clients)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    rank = np.empty(n, np.int64)
+    rank[order] = np.arange(n) - np.repeat(starts, counts)
+    new_id = (rank + 1).astype(np.uint64)
+    old_id = _u64(msgs, _CLORDID).astype(np.int64)
+    keys = (session << 32) | old_id
+    sorter = np.argsort(keys)
+    sorted_keys = keys[sorter]
+
+    def renumber(rows: Array, old: Array) -> Array:
+        wanted = (session[rows] << 32) | old.astype(np.int64)
+        at = np.searchsorted(sorted_keys, wanted)
+        at = np.minimum(at, n - 1)
+        if np.any(sorted_keys[at] != wanted):
+            raise BenchmarkError("multi stream: a message refers to a ClOrdID its session never sent")
+        found: Array = new_id[sorter[at]]
+        return found
+
+    tids = _tids(msgs)
+    rep = np.flatnonzero(tids == codes.TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST)
+    can = np.flatnonzero(tids == codes.TEMPLATE_ORDER_CANCEL_REQUEST)
+    if can.size != origins.size:
+        raise BenchmarkError("multi stream: the cached cancel origins do not fit the stream; delete the cache")
+    rep_orig = renumber(rep, _u64(msgs[rep], _ORIG_CLORDID))
+    can_orig = renumber(can, origins)
+    _set_u64(msgs, rep, _ORIG_CLORDID, rep_orig)
+    _set_u64(msgs, can, _ORIG_CLORDID, can_orig)
+    _set_u64(msgs, can, _CANCEL_ORDER_ID, np.full(can.size, codes.NULL_U64, np.uint64))
+    _set_u64(msgs, np.arange(n), _CLORDID, new_id)
+    pre = np.bincount(client[:prefill], minlength=clients)
+    return [(msgs[order[starts[c] : starts[c] + counts[c]]], int(pre[c])) for c in range(clients)]
+
+
+# --- the server process -------------------------------------------------------------------
+
+
+def _rss_mib(pid: int) -> float:
+    """VmRSS of ``pid`` in MiB (0 if it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _server_main(config: Any, ctl: Connection, record_path: str) -> None:
+    """The server process: the real server loop, the batch recorder, the echo socket."""
+    logging.basicConfig(level=logging.WARNING)
+    from qfix.server import Server
+
+    server = Server(config)
+    engine = server.engine
+    original = engine.process
+    pending: list[Array] = []
+    marks: list[tuple[int, int]] = []  #: (records consumed, phase) per engine call
+    phase = 0
+    engine_ns = 0
+    record = open(record_path, "wb")  # noqa: SIM115 - closed when the process ends
+
+    def process(batch: Array, out: Array) -> Any:
+        nonlocal engine_ns
+        start = time.perf_counter_ns()
+        res = original(batch, out)
+        engine_ns += time.perf_counter_ns() - start
+        if res.consumed:
+            pending.append(batch[: res.consumed])
+            marks.append((res.consumed, phase))
+        return res
+
+    engine.process = process  # type: ignore[method-assign]
+
+    def flush_records() -> None:
+        if pending:
+            np.concatenate(pending).tofile(record)
+            pending.clear()
+        record.flush()
+
+    def snapshot() -> dict[str, Any]:
+        t = dataclasses.asdict(server.metrics.totals)
+        t.update(cpu=time.process_time(), engine_s=engine_ns / 1e9, t=time.monotonic())
+        return t
+
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+    echo = ctx.socket(zmq.ROUTER)
+    echo.setsockopt(zmq.LINGER, 0)
+    echo.setsockopt(zmq.SNDHWM, 0)
+    echo.setsockopt(zmq.RCVHWM, 0)
+    echo.bind("tcp://127.0.0.1:*")
+    ctl.send((server.fix_endpoint, echo.getsockopt_string(zmq.LAST_ENDPOINT), os.getpid()))
+    try:
+        while True:
+            server.run_once(2)
+            if not ctl.poll():
+                continue
+            cmd = ctl.recv()
+            if cmd[0] == "phase":
+                flush_records()
+                phase = cmd[1]
+                ctl.send(snapshot())
+            elif cmd[0] == "totals":
+                ctl.send(snapshot())
+            elif cmd[0] == "echo":
+                ctl.send(snapshot())
+                _echo(echo, ctl)
+                ctl.send(snapshot())
+            elif cmd[0] == "stop":
+                flush_records()
+                ctl.send((engine.state_hash(), snapshot(), marks))
+                break
+    finally:
+        record.close()
+        server.stop()
+        server.shutdown()
+        echo.close(0)
+
+
+def _echo(sock: zmq.Socket[bytes], ctl: Connection) -> None:
+    """Send every frame back to its sender until the parent says ``done``."""
+    poller = zmq.Poller()
+    poller.register(sock, zmq.POLLIN)
+    while True:
+        if poller.poll(2):
+            for _ in range(256):
+                try:
+                    parts = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
+                sock.send_multipart(parts, copy=False)
+        if ctl.poll():
+            ctl.recv()
+            return
+
+
+# --- the client processes -------------------------------------------------------------------
+
+
+def _wait_until(t: float) -> None:
+    left = t - time.monotonic()
+    if left > 0:
+        time.sleep(left)
+
+
+class _Worker:
+    """One order-entry client process: a connected session and its share of the stream."""
+
+    def __init__(self, index: int, endpoint: str, mode: str, msgs_path: str) -> None:
+        from qfix.client import Client
+        from qfix.client.tracker import OrderTracker
+
+        class _Untracked(OrderTracker):
+            """The SDK applies every report to its tracker in a per-message Python loop;
+            this benchmark reconciles by ClOrdID itself, vectorised."""
+
+            def apply(self, msgs: Array) -> int:
+                return 0
+
+        self.client = Client(endpoint, _client_key(index), _server_key().verify_key(), mode=mode)
+        self.client.orders = _Untracked()
+        self.client.connect(timeout=60.0, attempts=8, backoff=0.5)
+        self.msgs = np.load(msgs_path)
+        self.base = self.client.next_cl_ord_id - 1
+        if self.base:
+            self._rebase(self.base)
+        self.acked = np.zeros(self.msgs.shape[0], np.bool_)
+        self.pos = 0
+        self.refused = 0
+        self.trades = 0
+
+    def _rebase(self, base: int) -> None:
+        tids = _tids(self.msgs)
+        rows = np.arange(self.msgs.shape[0])
+        _set_u64(self.msgs, rows, _CLORDID, _u64(self.msgs, _CLORDID) + np.uint64(base))
+        refs = np.flatnonzero(
+            (tids == codes.TEMPLATE_ORDER_CANCEL_REQUEST) | (tids == codes.TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST)
+        )
+        _set_u64(self.msgs, refs, _ORIG_CLORDID, _u64(self.msgs[refs], _ORIG_CLORDID) + np.uint64(base))
+
+    def _outcomes(self, got: Array) -> Array:
+        """Indices (into ``msgs``) of orders whose first outcome is in ``got``."""
+        if got.shape[0] == 0:
+            return np.zeros(0, np.int64)
+        tids = _tids(got)
+        is_er = tids == _T_ER
+        self.trades += int(np.count_nonzero(got[is_er, _ER_EXEC_TYPE] == codes.EXEC_TYPE_TRADE))
+        sel = is_er | (tids == _T_OCR) | (tids == _T_BMR)
+        if not sel.any():
+            return np.zeros(0, np.int64)
+        ids = _u64(got[sel], _CLORDID).astype(np.int64) - (self.base + 1)
+        ids = ids[(ids >= 0) & (ids < self.acked.size)]
+        fresh = np.unique(ids[~self.acked[ids]])
+        self.acked[fresh] = True
+        bmr = got[tids == _T_BMR]
+        if bmr.shape[0]:
+            self.refused += int(
+                np.count_nonzero(np.isin(_u64(bmr, _CLORDID).astype(np.int64) - (self.base + 1), fresh))
+            )
+        return fresh
+
+    def flood(self, t0: float, t1: float, limit: int, batch: int, window: int) -> dict[str, Any]:
+        """Closed loop: keep ``window`` records of ``batch`` orders in flight from t0 to t1."""
+        client = self.client
+        msgs = self.msgs
+        start = self.pos
+        end = min(msgs.shape[0], start + limit)
+        bins = np.zeros(int((t1 - t0) / _BIN_S) + 2, np.int64)
+        cap = window * batch
+        sent = start
+        acked = 0
+        ran_out = math.inf
+        done = math.inf  #: when every order was answered, after running out
+        cpu0 = time.process_time()
+        _wait_until(t0)
+        while True:
+            now = time.monotonic()
+            sending = now < t1 and sent < end
+            if not sending and (acked >= sent - start or now > min(t1, ran_out) + _DRAIN_S):
+                break
+            while sending and (sent - start) - acked < cap:
+                k = min(batch, end - sent)
+                client.send_frame(msgs[sent : sent + k].tobytes())
+                sent += k
+                if sent >= end:
+                    ran_out = time.monotonic()
+                    sending = False
+            got = client.poll_raw(0.002 if sending else 0.01)
+            fresh = self._outcomes(got)
+            if fresh.size:
+                fresh = fresh[(fresh >= start) & (fresh < sent)]
+                acked += fresh.size
+                now = time.monotonic()
+                at = int((now - t0) / _BIN_S)
+                if 0 <= at < bins.size:
+                    bins[at] += fresh.size
+                if sent >= end and acked >= sent - start:
+                    done = now
+        self.pos = sent
+        return {
+            "sent": sent - start,
+            "acked": acked,
+            "bins": bins,
+            "ran_out": done,
+            "cpu": time.process_time() - cpu0,
+        }
+
+    def paced(self, t0: float, t1: float, rate: float, limit: int) -> dict[str, Any]:
+        """Open loop: order k is due at t0 + k / rate; latency runs from that time.
+
+        What is due goes out as one record per tick (``_TICK_S``): a client that batches,
+        as the server expects; a stall delays the sends and is charged to every order."""
+        client = self.client
+        msgs = self.msgs
+        start = self.pos
+        total = max(0, min(int((t1 - t0) * rate), limit, msgs.shape[0] - start))
+        lat = np.full(total, np.nan)
+        sent = 0
+        acked = 0
+        next_tick = t0
+        cpu0 = time.process_time()
+        _wait_until(t0)
+        while True:
+            now = time.monotonic()
+            if now >= next_tick and sent < total:
+                due = min(total, int((now - t0) * rate) + 1)
+                while sent < due:
+                    k = min(due - sent, _FRAME_MAX)
+                    client.send_frame(msgs[start + sent : start + sent + k].tobytes())
+                    sent += k
+                next_tick = now + _TICK_S
+            if sent >= total and (acked >= total or now > t1 + _DRAIN_S):
+                break
+            got = client.poll_raw(_TICK_S)
+            received = time.monotonic()
+            fresh = self._outcomes(got) - start
+            fresh = fresh[(fresh >= 0) & (fresh < total)]
+            if fresh.size:
+                lat[fresh] = received - (t0 + fresh / rate)
+                acked += fresh.size
+        self.pos = start + sent
+        return {"lat_us": lat * 1e6, "sent": sent, "acked": acked, "cpu": time.process_time() - cpu0}
+
+    def plain(self, endpoint: str, t0: float, t1: float, batch: int, window: int) -> dict[str, Any]:
+        """The same frames, plaintext, through a DEALER to the server's echo ROUTER."""
+        frames = [
+            self.msgs[(self.pos + i * batch) % max(1, self.msgs.shape[0] - batch) :][:batch].tobytes()
+            for i in range(max(window, 8))
+        ]
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, 0)
+        sock.setsockopt(zmq.RCVHWM, 0)
+        sock.connect(endpoint)
+        inflight = 0
+        moved = 0
+        i = 0
+        cpu0 = time.process_time()
+        _wait_until(t0)
+        while True:
+            now = time.monotonic()
+            if now >= t1 and (inflight == 0 or now > t1 + _DRAIN_S):
+                break
+            while now < t1 and inflight < window:
+                sock.send(frames[i % len(frames)], copy=False)
+                i += 1
+                inflight += 1
+            if sock.poll(2):
+                while True:
+                    try:
+                        frame = sock.recv(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    inflight -= 1
+                    if time.monotonic() <= t1:
+                        moved += len(frame.buffer) // _MSG
+        sock.close(0)
+        return {"moved": moved, "cpu": time.process_time() - cpu0}
+
+    def ping(self, endpoint: str, count: int) -> Array:
+        """Round trips of one 60-byte message through the echo ROUTER, in microseconds."""
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(endpoint)
+        payload = self.msgs[0].tobytes()
+        rtts = np.zeros(count)
+        for i in range(count + 50):
+            t = time.perf_counter_ns()
+            sock.send(payload)
+            if not sock.poll(5000):
+                raise BenchmarkError("ping-pong: no echo within 5 s")
+            sock.recv()
+            if i >= 50:
+                rtts[i - 50] = (time.perf_counter_ns() - t) / 1e3
+        sock.close(0)
+        return rtts
+
+
+def _client_main(index: int, endpoint: str, mode: str, msgs_path: str, ctl: Connection) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        worker = _Worker(index, endpoint, mode, msgs_path)
+    except Exception as exc:  # reported to the parent, which fails the run
+        ctl.send(("error", f"client {index}: {exc}"))
+        return
+    ctl.send(("ready", worker.msgs.shape[0]))
+    while True:
+        cmd = ctl.recv()
+        try:
+            if cmd[0] == "flood":
+                ctl.send(worker.flood(*cmd[1:]))
+            elif cmd[0] == "paced":
+                ctl.send(worker.paced(*cmd[1:]))
+            elif cmd[0] == "plain":
+                ctl.send(worker.plain(*cmd[1:]))
+            elif cmd[0] == "ping":
+                ctl.send(worker.ping(*cmd[1:]))
+            elif cmd[0] == "stop":
+                sent = worker.pos
+                ctl.send(
+                    {
+                        "sent": sent,
+                        "acked": int(np.count_nonzero(worker.acked[:sent])),
+                        "extra": int(np.count_nonzero(worker.acked[sent:])),
+                        "refused": worker.refused,
+                        "trades": worker.trades,
+                        "cpu": time.process_time(),
+                    }
+                )
+                worker.client.close()
+                return
+        except Exception as exc:  # reported to the parent, which fails the run
+            ctl.send(("error", f"client {index}: {type(exc).__name__}: {exc}"))
+            return
+
+
+# --- the flood process -------------------------------------------------------------------
+
+
+def _flooder_main(endpoint: str, mode: str, ctl: Connection) -> None:
+    """CLIENT_HELLOs from a key the server does not know, over many loopback connections
+    (source addresses 127.0.0.2 upwards); each round bounded in count and time."""
+    from qfix.qzmq import ClientConnection
+    from qfix.qzmq import Config as QzmqConfig
+
+    cfg = QzmqConfig(mode=QzmqConfig.parse_mode(mode))
+    key, server = _stranger_key(), _server_key().verify_key()
+    hellos = []
+    for _ in range(32):
+        conn = ClientConnection(key, server, cfg)
+        conn.connect(time.monotonic())
+        hellos.extend(conn.data_to_send())
+    port = endpoint.rsplit(":", 1)[1]
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+    ctl.send("ready")
+    while True:
+        cmd = ctl.recv()
+        if cmd[0] == "stop":
+            return
+        _, t0, t1, limit, connections = cmd
+        socks = []
+        for i in range(connections):
+            s = ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 0)
+            s.setsockopt(zmq.SNDHWM, 64)
+            s.connect(f"tcp://127.0.0.{2 + i % 200}:0;127.0.0.1:{port}")
+            socks.append(s)
+        sent = replies = 0
+        _wait_until(t0)
+        i = 0
+        while sent < limit and time.monotonic() < t1:
+            s = socks[i % connections]
+            try:
+                s.send(hellos[i % len(hellos)], zmq.NOBLOCK)
+                sent += 1
+            except zmq.Again:
+                pass
+            i += 1
+            if i % connections == 0:
+                for r in socks:
+                    while True:
+                        try:
+                            r.recv(zmq.NOBLOCK)
+                            replies += 1
+                        except zmq.Again:
+                            break
+                time.sleep(0.001)
+        seconds = max(1e-9, time.monotonic() - t0)
+        late = time.monotonic() + 1.0  # answers still on their way count, for a second
+        while time.monotonic() < late:
+            got = 0
+            for r in socks:
+                while True:
+                    try:
+                        r.recv(zmq.NOBLOCK)
+                        got += 1
+                    except zmq.Again:
+                        break
+            replies += got
+            if not got:
+                time.sleep(0.05)
+        for s in socks:
+            s.close(0)
+        ctl.send({"sent": sent, "replies": replies, "seconds": seconds})
+
+
+# --- orchestration -------------------------------------------------------------------------
+
+
+def _recv(conn: Connection, what: str, timeout: float = 600.0) -> Any:
+    if not conn.poll(timeout):
+        raise BenchmarkError(f"{what}: no answer within {timeout:.0f} s")
+    try:
+        msg = conn.recv()
+    except EOFError:
+        raise BenchmarkError(f"{what}: the process ended") from None
+    if isinstance(msg, tuple) and msg and msg[0] == "error":
+        raise BenchmarkError(str(msg[1]))
+    return msg
+
+
+def _gather(conns: Sequence[Connection], what: str, timeout: float = 600.0) -> list[Any]:
+    return [_recv(c, what, timeout) for c in conns]
+
+
+def _percentiles(samples: Array) -> tuple[float, float, float]:
+    """p50, p99, p99.9 in microseconds through an HdrHistogram (1 us .. 100 s, 3 digits)."""
+    from hdrh.histogram import HdrHistogram
+
+    hist = HdrHistogram(1, 100_000_000, 3)
+    values, counts = np.unique(np.clip(np.rint(samples), 1, 100_000_000).astype(np.int64), return_counts=True)
+    for v, c in zip(values.tolist(), counts.tolist(), strict=True):
+        hist.record_value(v, c)
+    return (
+        float(hist.get_value_at_percentile(50)),
+        float(hist.get_value_at_percentile(99)),
+        float(hist.get_value_at_percentile(99.9)),
+    )
+
+
+@dataclass
+class _Run:
+    """The processes of one run and what the parent learnt from them."""
+
+    sizes: Sizes
+    server: mp.process.BaseProcess
+    server_ctl: Connection
+    server_pid: int
+    fix_endpoint: str
+    echo_endpoint: str
+    clients: Sequence[mp.process.BaseProcess]
+    ctls: list[Connection]
+    remaining: list[int]  #: messages each client has not sent yet
+    mode: str
+
+    def send_all(self, cmd: tuple[Any, ...]) -> None:
+        for c in self.ctls:
+            c.send(cmd)
+
+    def server_call(self, *cmd: Any) -> Any:
+        self.server_ctl.send(cmd)
+        return _recv(self.server_ctl, f"server {cmd[0]}")
+
+
+def _write_setup(folder: Path, sizes: Sizes) -> Any:
+    """Key files, allow-list and the configuration of the benchmark's server."""
+    from qfix.engine import EngineConfig
+    from qfix.qzmq import Mode
+    from qfix.server.config import ServerConfig
+
+    write_private_key(folder / "server.key", _server_key())
+    entries = [
+        render_allow_entry(_client_key(i), [_ACCOUNT_BASE + i])
+        for i in range(sizes.clients + sizes.repeats * sizes.known_handshakes)
+    ]
+    allow = folder / "allow.toml"
+    allow.write_text("\n".join(entries), encoding="utf-8")
+    count = sizes.instruments or 10_000
+    config = ServerConfig(
+        instruments=_instruments(count),
+        key_file=folder / "server.key",
+        allow_list_file=allow,
+        fix_port=0,
+        status_interval=0,
+        cancel_on_disconnect=False,  # the engine-alone replay must reach the same state
+        batch=10_000,
+        engine=EngineConfig(max_orders=1 << 21, max_levels=1 << 20, max_instruments=count, max_sessions=256),
+    )
+    if sizes.pq_only:
+        config = dataclasses.replace(config, qzmq=dataclasses.replace(config.qzmq, mode=Mode.PQ_ONLY))
+    return config
+
+
+def _throughput_window(run: _Run, seconds: float, limits: list[int], phase: int) -> dict[str, Any]:
+    """One closed-loop window of all clients; the server's totals before and after it
+    (after every order of the window was answered)."""
+    sizes = run.sizes
+    before = run.server_call("phase", phase)  # writes the recorded batches: before t0
+    t0 = time.monotonic() + 0.2
+    t1 = t0 + seconds
+    for c, lim in zip(run.ctls, limits, strict=True):
+        c.send(("flood", t0, t1, lim, sizes.batch, sizes.window))
+    results = _gather(run.ctls, "throughput window")
+    after = run.server_call("phase", 0)
+    for i, r in enumerate(results):
+        run.remaining[i] -= r["sent"]
+    end = min([t1, *[r["ran_out"] for r in results]])
+    span = max(end - t0, _BIN_S)
+    upto = max(1, round(span / _BIN_S))
+    acked = sum(int(r["bins"][:upto].sum()) for r in results)
+    return {
+        "orders_per_s": acked / span,
+        "span": span,
+        "truncated": end < t1,
+        "sent": sum(r["sent"] for r in results),
+        "client_cpu": sum(r["cpu"] for r in results),
+        "before": before,
+        "after": after,
+    }
+
+
+def _delta(a: dict[str, Any], b: dict[str, Any], key: str) -> float:
+    return float(b[key]) - float(a[key])
+
+
+def _engine_alone(
+    record_path: Path, marks: list[tuple[int, int]], config: Any
+) -> tuple[dict[int, float], dict[int, float], bytes]:
+    """Replay the server's batches on a fresh engine: per timed phase the thread CPU
+    seconds and the wall seconds spent in ``process``, and the final state hash.
+
+    CPU time is the baseline: the machine is shared, and a replay that other jobs
+    preempt would make the engine look slower than it is (wall time is kept beside)."""
+    from qfix.engine import OUTPUT_FULL, Engine
+
+    records = np.fromfile(record_path, dtype=schema.INBOUND)
+    total = sum(n for n, _ in marks)
+    if records.size != total:
+        raise BenchmarkError(f"engine replay: {records.size} records on file, {total} recorded")
+    eng = Engine(config.instruments, config.engine)
+    out = np.zeros(1 << 16, schema.OUTPUT)
+    seconds: dict[int, float] = {}
+    walls: dict[int, float] = {}
+    clock = time.thread_time_ns
+    wall = time.perf_counter_ns
+    i = 0
+    for n, phase in marks:
+        batch = records[i : i + n]
+        i += n
+        start = clock()
+        start_wall = wall()
+        while True:
+            res = eng.process(batch, out)
+            if res.status != OUTPUT_FULL:
+                break
+            batch = batch[res.consumed :]
+            if res.needed > out.size:
+                out = np.zeros(max(res.needed, 2 * out.size), schema.OUTPUT)
+        took = clock() - start
+        took_wall = wall() - start_wall
+        if phase > 0:
+            seconds[phase] = seconds.get(phase, 0.0) + took / 1e9
+            walls[phase] = walls.get(phase, 0.0) + took_wall / 1e9
+    return seconds, walls, eng.state_hash()
+
+
+class _Timed:
+    """Advances a Progress and remembers how long each step took (for the document)."""
+
+    def __init__(self, inner: _common.Progress) -> None:
+        self.inner = inner
+        self.seconds: dict[str, float] = {}
+        self._current: tuple[str, float] | None = None
+
+    def step(self, description: str) -> None:
+        self._close()
+        self._current = (description, time.monotonic())
+        self.inner.step(description)
+
+    def _close(self) -> None:
+        if self._current is not None:
+            name, start = self._current
+            self.seconds[name] = round(time.monotonic() - start, 2)
+            self._current = None
+
+    def done(self) -> dict[str, float]:
+        self._close()
+        return self.seconds
+
+
+def _latency_need(sizes: Sizes) -> int:
+    """Messages client 0 sends in the latency and flood phases."""
+    rates = sum(sizes.rates) * (_warm_rate_s(sizes) + sizes.repeats * sizes.rate_seconds)
+    flood = sizes.flood_rtt_rate * sizes.repeats * (sizes.flood_quiet_seconds + sizes.flood_seconds)
+    return math.ceil(rates + flood) + 2 * (len(sizes.rates) + 2) * (sizes.repeats + 1)
+
+
+def _warm_rate_s(sizes: Sizes) -> float:
+    return min(0.25, sizes.rate_seconds)
+
+
+def _first_sessions(sizes: Sizes, records: Array, prefill: int) -> int:
+    """Workload sessions given to client 0: its share of the throughput phase plus what
+    its latency and flood sessions need (with a margin)."""
+    sessions = int(records["SessionID"].max()) + 1
+    if sizes.clients == 1:
+        return sessions
+    body = max(1, len(records) - prefill)
+    extra = math.ceil(sessions * 1.2 * _latency_need(sizes) / body)
+    return min(sessions - (sizes.clients - 1), sessions // sizes.clients + extra)
+
+
+#: progress steps: stream, split, start, prefill, throughput, plaintext, ping, rates, flood, engine
+STEPS = 10
+
+
+def run(
+    sizes: Sizes,
+    quick: bool,
+    streams: Path,
+    progress: _common.Progress | None = None,
+) -> _common.Report:
+    """Measure; ``progress`` is advanced between phases (``STEPS`` steps)."""
+    timed = _Timed(progress if progress is not None else _common.Progress(STEPS, quiet=True))
+    report = _common.Report("net", quick)
+    # children fork from a server process that imported the heavy modules once: 20
+    # interpreters importing numpy, zmq and cryptography each would take most of --quick
+    mpc = mp.get_context("forkserver")
+    mpc.set_forkserver_preload(["qfix.bench.net", "qfix.client", "qfix.server", "qfix.qzmq", "hdrh.histogram"])
+    timed.step("multi stream (generated once, then loaded)")
+    records, prefill, stream_path, digest = _load_stream(sizes, quick, streams)
+    instruments = sizes.instruments or 10_000
+    timed.step(f"splitting the stream over {sizes.clients} clients")
+    origins = _cancel_origins(records, instruments, stream_path.with_suffix(".cancel-origins.npy"))
+    parts = _split(records, prefill, sizes.clients, origins, _first_sessions(sizes, records, prefill))
+    n_messages = len(records)
+    del records
+    mode = "pq-only" if sizes.pq_only else "hybrid"
+    with tempfile.TemporaryDirectory(prefix="qfix-bench-net-") as tmp:
+        folder = Path(tmp)
+        config = _write_setup(folder, sizes)
+        paths = []
+        for i, (msgs, _) in enumerate(parts):
+            path = folder / f"client-{i}.npy"
+            np.save(path, msgs)
+            paths.append(str(path))
+        prefills = [pre for _, pre in parts]
+        sizes_of = [m.shape[0] for m, _ in parts]
+        del parts
+        record_path = folder / "batches.bin"
+        timed.step(f"starting the server and {sizes.clients} clients")
+        parent_ctl, child_ctl = mpc.Pipe()
+        server = mpc.Process(target=_server_main, args=(config, child_ctl, str(record_path)), daemon=True)
+        server.start()
+        fix_endpoint, echo_endpoint, server_pid = _recv(parent_ctl, "server start", 300)
+        ctls, procs = [], []
+        for i in range(sizes.clients):
+            a, b = mpc.Pipe()
+            proc = mpc.Process(target=_client_main, args=(i, fix_endpoint, mode, paths[i], b), daemon=True)
+            proc.start()
+            ctls.append(a)
+            procs.append(proc)
+        flood_ctl, flood_child = mpc.Pipe()
+        flooder = mpc.Process(target=_flooder_main, args=(fix_endpoint, mode, flood_child), daemon=True)
+        run_ = _Run(
+            sizes, server, parent_ctl, server_pid, fix_endpoint, echo_endpoint, procs, ctls, list(sizes_of), mode
+        )
+        try:
+            _gather(ctls, "client start", 300)
+            flooder.start()
+            _recv(flood_ctl, "flood process start", 300)
+            _measure(run_, report, timed, prefills, flood_ctl, flooder, config, record_path)
+        finally:
+            for c in ctls:
+                with contextlib.suppress(OSError, ValueError):
+                    c.send(("stop",))
+            with contextlib.suppress(OSError, ValueError):
+                flood_ctl.send(("stop",))
+            for proc in [*procs, flooder, server]:
+                proc.join(10)
+                if proc.is_alive():
+                    proc.terminate()
+    report.extra["workload"] = {"file": str(stream_path), "blake2b": digest, "messages": n_messages}
+    report.extra["phase_seconds"] = timed.done()
+    return report
+
+
+def _measure(
+    run: _Run,
+    report: _common.Report,
+    progress: _Timed,
+    prefills: list[int],
+    flood_ctl: Connection,
+    flooder: mp.process.BaseProcess,
+    config: Any,
+    record_path: Path,
+) -> None:
+    sizes = run.sizes
+    n = sizes.clients
+    reps = sizes.repeats
+    progress.step(f"prefill: {sum(prefills):,} resting orders through the server")
+    t0 = time.monotonic() + 0.2
+    run.server_call("phase", 0)
+    for c, pre in zip(run.ctls, prefills, strict=True):
+        c.send(("flood", t0, t0 + 3600.0, pre, _FRAME_MAX, sizes.window))
+    for i, r in enumerate(_gather(run.ctls, "prefill")):
+        run.remaining[i] -= r["sent"]
+        if r["acked"] != r["sent"]:
+            raise BenchmarkError(f"prefill: client {i} got {r['acked']} of {r['sent']} outcomes")
+
+    # reserve the messages of the latency and flood phases; throughput gets the rest
+    warm_rate_s = _warm_rate_s(sizes)
+    reserve = [_latency_need(sizes) if i == 0 else 0 for i in range(n)]
+    spare = [max(0, run.remaining[i] - reserve[i]) for i in range(n)]
+    if min(spare) < sizes.batch * (reps + 1):
+        raise BenchmarkError("the multi stream is too short for these sizes (see docs/benchmarks.md)")
+    progress.step(f"throughput: warm-up and {reps} windows of {sizes.seconds / reps:.1f} s")
+    warm_s = 1.0
+    windows: list[dict[str, Any]] = []
+    share = [s // (reps + 1) for s in spare]
+    # the warm-up takes what it needs, up to an equal share; the rest is split evenly
+    _throughput_window(run, warm_s, share, -1)
+    for k in range(reps):
+        left = [max(0, run.remaining[i] - reserve[i]) for i in range(n)]
+        limits = [max(sizes.batch, left[i] // (reps - k)) for i in range(n)]
+        windows.append(_throughput_window(run, sizes.seconds / reps, limits, k + 1))
+
+    progress.step(f"plaintext ceiling: {reps} windows of {sizes.plain_seconds:.1f} s")
+    plain_rates = []
+    run.server_ctl.send(("echo",))
+    _recv(run.server_ctl, "server echo")
+    plain_cpu = []
+    for k in range(reps + 1):
+        t0 = time.monotonic() + 0.2
+        run.send_all(("plain", run.echo_endpoint, t0, t0 + sizes.plain_seconds, sizes.batch, sizes.window))
+        res = _gather(run.ctls, "plaintext window")
+        if k:
+            plain_rates.append(sum(r["moved"] for r in res) / sizes.plain_seconds)
+            plain_cpu.append(sum(r["cpu"] for r in res) / sizes.plain_seconds)
+    progress.step(f"ping-pong: {reps} x {sizes.pings} round trips of one 60-byte message")
+    ping_p50 = []
+    for _ in range(reps):
+        run.ctls[0].send(("ping", run.echo_endpoint, sizes.pings))
+        rtts = _recv(run.ctls[0], "ping-pong")
+        ping_p50.append(float(np.percentile(rtts, 50)))
+    run.server_ctl.send(("done",))
+    _recv(run.server_ctl, "server echo end")
+
+    progress.step(f"latency at offered rates {', '.join(f'{r:,}' for r in sizes.rates)} orders/s")
+    lat: dict[int, list[tuple[float, float, float]]] = {}
+    lat_missing: dict[int, int] = {}
+    lat_cpu: dict[int, list[float]] = {}
+    for rate in sizes.rates:
+        lat[rate] = []
+        lat_missing[rate] = 0
+        lat_cpu[rate] = []
+        for k in range(reps + 1):
+            length = warm_rate_s if k == 0 else sizes.rate_seconds
+            t0 = time.monotonic() + 0.2
+            run.ctls[0].send(("paced", t0, t0 + length, rate, 1 << 40))
+            res = [_recv(run.ctls[0], f"latency at {rate}/s")]
+            run.remaining[0] -= res[0]["sent"]
+            if k == 0:
+                continue
+            samples = np.concatenate([r["lat_us"] for r in res])
+            lat_missing[rate] += int(np.count_nonzero(np.isnan(samples)))
+            lat[rate].append(_percentiles(samples[~np.isnan(samples)]))
+            lat_cpu[rate].append(res[0]["cpu"] / length)
+
+    progress.step(f"CLIENT_HELLO flood: {reps} rounds")
+    flood = _flood(run, flood_ctl)
+
+    progress.step("the engine alone on the server's batches")
+    run.server_ctl.send(("stop",))
+    server_hash, final, marks = _recv(run.server_ctl, "server stop")
+    client_end = []
+    for c in run.ctls:
+        c.send(("stop",))
+        client_end.append(_recv(c, "client stop"))
+    flood_ctl.send(("stop",))
+    t_join = time.monotonic()
+    for proc in [*run.clients, run.server, flooder]:
+        proc.join(30)  # the replay below has the machine to itself
+    t_replay = time.monotonic()
+    alone_s, alone_wall_s, alone_hash = _engine_alone(record_path, marks, config)
+    report.extra["engine_alone_seconds"] = {
+        "waiting_for_processes_to_end": round(t_replay - t_join, 2),
+        "replay_with_setup": round(time.monotonic() - t_replay, 2),
+    }
+    if alone_hash != server_hash:
+        raise BenchmarkError("engine replay: the state hash differs from the server's")
+    phase_orders: dict[int, int] = {}
+    for count, phase in marks:
+        if phase > 0:
+            phase_orders[phase] = phase_orders.get(phase, 0) + count
+
+    # --- results -----------------------------------------------------------------------
+    def per_window(fn: Callable[[dict[str, Any]], float]) -> list[float]:
+        return [fn(w) for w in windows]
+
+    note = f"{n} clients, {sizes.batch} orders per record, {sizes.window} records in flight each"
+    orders = report.add(_common.from_samples("orders_per_s", per_window(lambda w: w["orders_per_s"]), "orders/s", note))
+
+    def per_order(key: str, factor: float = 1.0) -> Callable[[dict[str, Any]], float]:
+        # the server's counters over the whole window (drain included) per order it
+        # matched, times the acknowledged rate: exact also when a window was shortened
+        def rate(w: dict[str, Any]) -> float:
+            matched = max(1.0, _delta(w["before"], w["after"], "orders"))
+            return _delta(w["before"], w["after"], key) / matched * factor * float(w["orders_per_s"])
+
+        return rate
+
+    def msgs_rate(w: dict[str, Any]) -> float:
+        return per_order("messages_in")(w) + per_order("messages_out")(w)
+
+    report.add(_common.from_samples("msgs_per_s", per_window(msgs_rate), "msgs/s", "server: received + sent"))
+    report.add(_common.from_samples("gbps_in", per_window(per_order("bytes_in", 8e-9)), "Gbit/s", "QZMQ records"))
+    report.add(_common.from_samples("gbps_out", per_window(per_order("bytes_out", 8e-9)), "Gbit/s", "QZMQ records"))
+    report.add(_common.from_samples("trades_per_s", per_window(per_order("trades")), "trades/s"))
+    alone_rates = [phase_orders[k + 1] / alone_s[k + 1] for k in range(reps) if alone_s.get(k + 1)]
+    alone = report.add(
+        _common.from_samples(
+            "engine_alone_orders_per_s", alone_rates, "orders/s", "the server's batches replayed; thread CPU time"
+        )
+    )
+    alone_wall = [phase_orders[k + 1] / alone_wall_s[k + 1] for k in range(reps) if alone_wall_s.get(k + 1)]
+    report.add(_common.from_samples("engine_alone_wall_orders_per_s", alone_wall, "orders/s", "the same, wall time"))
+    report.add(_common.ratio("over_engine_alone", orders, alone, "target >= 0.50"))
+    in_server = [
+        _delta(w["before"], w["after"], "orders") / max(1e-9, _delta(w["before"], w["after"], "engine_s"))
+        for w in windows
+    ]
+    report.add(_common.from_samples("engine_in_server.orders_per_s", in_server, "orders/s", "time inside process()"))
+    plain = report.add(
+        _common.from_samples(
+            "plaintext_ceiling.orders_per_s", plain_rates, "msgs/s", "same frames, plain DEALER->ROUTER echo"
+        )
+    )
+    report.add(_common.ratio("over_plaintext_ceiling", orders, plain))
+    report.add(
+        _common.from_samples(
+            "cpu.clients_cores",
+            per_window(lambda w: w["client_cpu"] / w["sent"] * w["orders_per_s"]),
+            "cores",
+            "all clients, throughput (CPU per order x orders/s)",
+        )
+    )
+    report.add(_common.from_samples("cpu.server_cores", per_window(per_order("cpu")), "cores", "throughput"))
+    report.add(
+        _common.from_samples(
+            "engine_share_of_server_time", per_window(per_order("engine_s")), "ratio", "process() / wall"
+        )
+    )
+    for rate in sizes.rates:
+        report.add(_common.from_samples(f"rtt.p50_us@{rate}", [p[0] for p in lat[rate]], "us"))
+        report.add(_common.from_samples(f"rtt.p99_us@{rate}", [p[1] for p in lat[rate]], "us"))
+        report.add(_common.from_samples(f"rtt.p999_us@{rate}", [p[2] for p in lat[rate]], "us"))
+    ping = report.add(_common.from_samples("pingpong.p50_us", ping_p50, "us", "plaintext, one 60-byte message"))
+    if 100_000 in lat:
+        p50 = next(r for r in report.results if r.name == "rtt.p50_us@100000")
+        report.add(_common.ratio("rtt_p50_over_pingpong@100000", p50, ping, "target <= 2"))
+    for r in flood:
+        report.add(r)
+
+    sent = sum(c["sent"] for c in client_end)
+    acked = sum(c["acked"] for c in client_end)
+    report.extra["reconcile"] = {
+        "orders_sent": sent,
+        "orders_with_one_outcome": acked,
+        "missing": sent - acked,
+        "refused": sum(c["refused"] for c in client_end),
+        "latency_orders_unanswered_in_time": lat_missing,
+    }
+    report.add(
+        _common.single(
+            "reconcile.missing_orders", float(sent - acked), "orders", f"of {sent:,} sent, none without an outcome: 0"
+        )
+    )
+    server_cpu = final["cpu"]
+    report.extra["cpu_seconds"] = {
+        "clients": sum(c["cpu"] for c in client_end),
+        "server": server_cpu,
+        "note": "process CPU (user + system, all threads) over the whole run, setup included",
+        "throughput_windows": {
+            "clients": sum(w["client_cpu"] for w in windows),
+            "server": sum(_delta(w["before"], w["after"], "cpu") for w in windows),
+            "seconds": sum(w["span"] for w in windows),
+        },
+        "plaintext_clients_cores": statistics.median(plain_cpu),
+        "latency_client_cores": {str(r): statistics.median(v) for r, v in lat_cpu.items()},
+    }
+    report.extra["sizes"] = dataclasses.asdict(sizes)
+    report.extra["durability"] = "none"
+    report.extra["mode"] = run.mode
+    report.extra["windows_truncated"] = sum(1 for w in windows if w["truncated"])
+    report.extra["engine_state_hash"] = server_hash.hex()
+    report.plot_data = {
+        "rates": list(sizes.rates),
+        "p50": [statistics.median(p[0] for p in lat[r]) for r in sizes.rates],
+        "p99": [statistics.median(p[1] for p in lat[r]) for r in sizes.rates],
+        "ping": ping.value,
+        "bars": {
+            "encrypted,\nmatched, acked": orders.value,
+            "engine alone": alone.value,
+            "plaintext ZeroMQ": plain.value,
+        },
+    }
+
+
+def _flood(run: _Run, flood_ctl: Connection) -> list[_common.Result]:
+    """Quiet RTT, then RTT, known-client handshakes and server RSS under a hello flood."""
+    from qfix.client import Client
+
+    sizes = run.sizes
+    ratio, quiet_p99, flood_p99, handshakes, rss_peak, rss_quiet = [], [], [], [], [], []
+    offered: list[float] = []
+    answered: list[float] = []
+    failed = 0
+    ctl0 = run.ctls[0]
+    for k in range(sizes.repeats):
+        t0 = time.monotonic() + 0.2
+        ctl0.send(("paced", t0, t0 + sizes.flood_quiet_seconds, sizes.flood_rtt_rate, 1 << 40))
+        rss_quiet.append(_rss_mib(run.server_pid))
+        quiet = _recv(ctl0, "quiet RTT")
+        run.remaining[0] -= quiet["sent"]
+        t0 = time.monotonic() + 0.3
+        t1 = t0 + sizes.flood_seconds
+        flood_ctl.send(("flood", t0, t1, sizes.flood_hellos, sizes.flood_connections))
+        ctl0.send(("paced", t0 + 0.3, t1, sizes.flood_rtt_rate, 1 << 40))
+        peak = 0.0
+        _wait_until(t0 + 0.3)
+        for j in range(sizes.known_handshakes):
+            if time.monotonic() > t1 - 0.2:
+                break
+            peak = max(peak, _rss_mib(run.server_pid))
+            key = _client_key(sizes.clients + k * sizes.known_handshakes + j)
+            client = Client(run.fix_endpoint, key, _server_key().verify_key(), mode=run.mode)
+            start = time.perf_counter()
+            try:
+                client.connect(timeout=max(1.0, sizes.flood_seconds * 4))
+                handshakes.append(time.perf_counter() - start)
+            except Exception:  # a refused or timed-out handshake is a result
+                failed += 1
+                handshakes.append(time.perf_counter() - start)
+            finally:
+                client.close()
+            peak = max(peak, _rss_mib(run.server_pid))
+        while time.monotonic() < t1:
+            peak = max(peak, _rss_mib(run.server_pid))
+            time.sleep(0.1)
+        sent = _recv(flood_ctl, "flood")
+        loaded = _recv(ctl0, "RTT under flood")
+        run.remaining[0] -= loaded["sent"]
+        peak = max(peak, _rss_mib(run.server_pid))
+        q = quiet["lat_us"][~np.isnan(quiet["lat_us"])]
+        f = loaded["lat_us"][~np.isnan(loaded["lat_us"])]
+        if q.size == 0 or f.size == 0:
+            raise BenchmarkError("flood: no round trip was measured")
+        qp, fp = _percentiles(q)[1], _percentiles(f)[1]
+        quiet_p99.append(qp)
+        flood_p99.append(fp)
+        ratio.append(fp / qp)
+        rss_peak.append(peak)
+        offered.append(sent["sent"] / sent["seconds"])
+        answered.append(sent["replies"] / sent["seconds"])
+    note = f"{sizes.flood_connections} connections, <= {sizes.flood_hellos} hellos per round"
+    hs_note = f"allow-listed clients during the flood; {failed} of {len(handshakes)} failed" if failed else ""
+    return [
+        _common.from_samples("flood.rtt_p99_over_quiet", ratio, "ratio", f"session at {sizes.flood_rtt_rate} orders/s"),
+        _common.from_samples("flood.quiet_rtt_p99_us", quiet_p99, "us"),
+        _common.from_samples("flood.rtt_p99_us", flood_p99, "us"),
+        _common.from_samples("flood.known_client_handshake_s", handshakes, "s", hs_note),
+        _common.from_samples("flood.server_rss_mib", rss_peak, "MiB", "peak VmRSS during the flood"),
+        _common.from_samples("flood.server_rss_quiet_mib", rss_quiet, "MiB"),
+        _common.from_samples("flood.hellos_offered_per_s", offered, "hello/s", note),
+        _common.from_samples(
+            "flood.hello_replies_per_s",
+            answered,
+            "frames/s",
+            "frames back (ERROR, HELLO_RETRY, SERVER_HELLO), until 1 s after the round",
+        ),
+    ]
+
+
+def plot(report: _common.Report, path: str) -> None:
+    """Throughput beside its two baselines; round-trip percentiles against offered rate."""
+    plt = _common.pyplot()
+    data = report.plot_data
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    names = list(data["bars"])
+    heights = [data["bars"][k] / 1e3 for k in names]
+    ax1.bar(names, heights, color=["tab:blue", "tab:green", "tab:gray"])
+    for x, h in enumerate(heights):
+        ax1.annotate(f"{h:,.0f}k", (x, h), ha="center", va="bottom")
+    ax1.set_yscale("log")
+    ax1.set_ylabel("k orders/s (median, log scale)")
+    ax1.set_title("throughput, same run")
+    ax2.plot(data["rates"], data["p50"], marker="o", label="p50")
+    ax2.plot(data["rates"], data["p99"], marker="o", label="p99")
+    ax2.axhline(data["ping"], color="tab:gray", linestyle="--", label="plaintext ping-pong p50")
+    ax2.set_xscale("log")
+    ax2.set_yscale("log")
+    ax2.set_xlabel("offered orders/s (one session, 1 ms ticks)")
+    ax2.set_ylabel("round trip, us (from scheduled send)")
+    ax2.set_title("latency")
+    ax2.grid(True, which="both", alpha=0.3)
+    ax2.legend()
+    fig.suptitle("qfix bench net" + (" (quick)" if report.quick else ""))
+    _common.save_figure(fig, path)
+
+
+@click.command("net")
+@click.option("--clients", default=20, show_default=True, help="Client processes.")
+@click.option("--seconds", default=30.0, show_default=True, help="Total length of the timed throughput windows.")
+@click.option("--pq-only", is_flag=True, help="QZMQ in pq-only mode (ML-KEM-768 alone).")
+@click.option("--quick", is_flag=True, help="Shorter windows, the quick stream and 3 repeats.")
+@click.option(
+    "--streams",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bench-out/streams"),
+    show_default=True,
+    help="Where workload stream files are saved and replayed from (shared with bench engine).",
+)
+@click.option("--instruments", type=int, default=None, hidden=True)
+@click.option("--messages", type=int, default=None, hidden=True)
+@click.option("--rates", default=None, hidden=True, help="Comma-separated offered rates.")
+@click.option("--smoke", is_flag=True, hidden=True, help="Tiny durations (the smoke test).")
+@_common.output_options
+def command(
+    clients: int,
+    seconds: float,
+    pq_only: bool,
+    quick: bool,
+    streams: Path,
+    instruments: int | None,
+    messages: int | None,
+    rates: str | None,
+    smoke: bool,
+    json_path: str | None,
+    plot_path: str | None,
+    quiet: bool,
+) -> None:
+    """Server and N clients on loopback: orders/s, Gbps, trades/s, latency, hello flood."""
+    _common.check_outputs(json_path, plot_path)
+    if clients < 1:
+        raise click.BadParameter("at least 1", param_hint="--clients")
+    sizes = sizes_for(clients, seconds, quick, pq_only)
+    if instruments is not None or messages is not None or rates is not None:
+        sizes = dataclasses.replace(
+            sizes,
+            instruments=instruments if instruments is not None else sizes.instruments,
+            messages=messages if messages is not None else sizes.messages,
+            rates=tuple(int(r) for r in rates.split(",")) if rates else sizes.rates,
+        )
+    if smoke:
+        sizes = dataclasses.replace(sizes, **_SMOKE)
+    with _common.Progress(STEPS, quiet=quiet) as progress:
+        report = run(sizes, quick, streams, progress)
+    _common.finish(report, json_path, plot_path, plot)
