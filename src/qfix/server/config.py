@@ -116,6 +116,8 @@ class ServerConfig:
     #: ceiling for the server's large buffers (engine state, output buffer), MiB
     memory_limit_mib: int = 8192
     durability: str = "none"
+    #: worker processes doing the handshake cryptography off the trading loop (0 = inline)
+    handshake_workers: int = 1
     #: UTC wall-clock time "HH:MM" at which the trading day ends (Day orders expire); "" = never
     end_of_day: str = "21:00"
     engine: EngineConfig = field(default_factory=lambda: EngineConfig(max_orders=1 << 20, max_levels=1 << 18))
@@ -373,6 +375,7 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
         "memory_limit_mib": server.integer("memory_limit_mib", 8192, 64, 2**24),
         "durability": server.get("durability", str, "none"),
         "end_of_day": server.get("end_of_day", str, "21:00"),
+        "handshake_workers": server.integer("handshake_workers", 1, 0, 64),
     }
     server.finish()
     try:

@@ -12,7 +12,9 @@ in DATA_FIXED records of at most 1,091 messages; market-data records go to the s
 Backpressure is explicit: the ROUTER socket is ROUTER_MANDATORY with bounded
 high-water marks; a peer that does not read its reports fills a bounded backlog and
 its session is ended (never silently dropped records, never unbounded memory).
-Handshakes still run inline in this loop (docs/server.md lists that as open).
+The handshake cryptography runs in ``handshake_workers`` worker processes (the
+endpoint's business); records of established sessions are handled before queued
+handshake frames, so a hello flood cannot delay trading.
 """
 
 from __future__ import annotations
@@ -130,7 +132,9 @@ class Server:
         self.metrics = Metrics(config.metrics_port)
         self._out = np.zeros(min(_INITIAL_OUTPUT, config.worst_case_records()), schema.OUTPUT)
         _warm_kernels(config)
-        self.endpoint = ServerEndpoint(self.protocol, config.fix_endpoint, context=context)
+        self.endpoint = ServerEndpoint(
+            self.protocol, config.fix_endpoint, context=context, handshake_workers=config.handshake_workers
+        )
         sock = self.endpoint.socket
         sock.setsockopt(zmq.SNDHWM, config.sndhwm)
         sock.setsockopt(zmq.RCVHWM, config.rcvhwm)
@@ -172,7 +176,7 @@ class Server:
         held = 0
         first_recv = 0
         # wait for readiness first, so that the batch's time includes decryption
-        self.endpoint.socket.poll(timeout_ms, zmq.POLLIN)
+        self.endpoint.wait(timeout_ms)
         started = time.perf_counter_ns()
         events = self.endpoint.poll(0, max_frames=_frames_for(batch_limit))
         deadline = time.monotonic() + budget
