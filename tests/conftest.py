@@ -28,10 +28,6 @@ def _numba_cache_dir(root: Path) -> Path:
 os.environ.setdefault("NUMBA_CACHE_DIR", str(_numba_cache_dir(Path(__file__).resolve().parent.parent)))
 
 # JIT compilation makes first examples slow: no deadline anywhere.
-settings.register_profile(
-    "qfix", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
-)
-settings.register_profile(
-    "ci", parent=settings.get_profile("qfix"), derandomize=True
-)
+settings.register_profile("qfix", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True)
+settings.register_profile("ci", parent=settings.get_profile("qfix"), derandomize=True)
 settings.load_profile("ci" if os.environ.get("CI") else "qfix")

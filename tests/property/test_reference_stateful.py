@@ -23,7 +23,13 @@ from qfix.wire import schema
 INSTRUMENTS = (
     InstrumentConfig(security_id=1, symbol="A", tick_size_p9=1, ref=100, band_width=20, collar=3),
     InstrumentConfig(
-        security_id=2, symbol="B", tick_size_p9=5, ref=50, band_width=20, collar=2, max_notional=3_000,
+        security_id=2,
+        symbol="B",
+        tick_size_p9=5,
+        ref=50,
+        band_width=20,
+        collar=2,
+        max_notional=3_000,
         default_stp=C.SMP_DECREMENT,
     ),
     InstrumentConfig(security_id=3, symbol="C", tick_size_p9=1, ref=10, band_width=5, phase=PHASE_CLOSED),

@@ -94,10 +94,7 @@ def _check_outcome(frame: bytes, direction: int) -> None:
             assert not raw[index, span[0] : span[0] + span[1]].any()
 
 
-_VALID = [
-    codec.new_records(t).tobytes()
-    for t in sorted(codes.CLIENT_TEMPLATES | codes.SERVER_TEMPLATES)
-]
+_VALID = [codec.new_records(t).tobytes() for t in sorted(codes.CLIENT_TEMPLATES | codes.SERVER_TEMPLATES)]
 
 
 @st.composite

@@ -128,9 +128,9 @@ def pack_cancel(
     *, clordid: int, orig: int, order_id: int, sec: int, side: int, session: int, session_account: int,
     recv_time: int,
 ) -> bytes:  # fmt: skip
-    return _OCRQ.pack(
-        *_hdr(C.TEMPLATE_ORDER_CANCEL_REQUEST), clordid, 0, orig, order_id, sec, side
-    ) + _TAIL.pack(session, session_account, recv_time)
+    return _OCRQ.pack(*_hdr(C.TEMPLATE_ORDER_CANCEL_REQUEST), clordid, 0, orig, order_id, sec, side) + _TAIL.pack(
+        session, session_account, recv_time
+    )
 
 
 def pack_replace(
@@ -417,9 +417,7 @@ def random_stream(
     cfg = config if config is not None else default_random_config()
     eng: MatchingEngine = engine if engine is not None else ReferenceEngine(insts, cfg)
     secs = sorted(i.security_id for i in insts)
-    weights = np.array(
-        [0.3 if next(i for i in insts if i.security_id == s).phase != 2 else 1.0 for s in secs]
-    )
+    weights = np.array([0.3 if next(i for i in insts if i.security_id == s).phase != 2 else 1.0 for s in secs])
     st = _RandomState(
         rng=np.random.Generator(np.random.PCG64(seed)),
         drv=_Driver(eng),

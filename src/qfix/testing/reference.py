@@ -255,8 +255,7 @@ class ReferenceEngine:
         self.config = config if config is not None else EngineConfig()
         if len(instruments) > self.config.max_instruments:
             raise ConfigError(
-                f"{len(instruments)} instruments exceed EngineConfig.max_instruments "
-                f"{self.config.max_instruments}"
+                f"{len(instruments)} instruments exceed EngineConfig.max_instruments {self.config.max_instruments}"
             )
         self._insts: dict[int, _Inst] = {}
         for cfg in instruments:
@@ -390,9 +389,7 @@ class ReferenceEngine:
         raise NotImplementedError("auction_tick (ENGINE.md §7.6) is not implemented in the reference engine yet")
 
     def publish_indicative(self, now: int, out: np.ndarray) -> ProcessResult:
-        raise NotImplementedError(
-            "publish_indicative (ENGINE.md §7.3) is not implemented in the reference engine yet"
-        )
+        raise NotImplementedError("publish_indicative (ENGINE.md §7.3) is not implemented in the reference engine yet")
 
     def expire(self, now: int, out: np.ndarray) -> ProcessResult:
         t = max(_check_now(now), self._last_time)
@@ -402,9 +399,7 @@ class ReferenceEngine:
     def end_of_day(self, now: int, out: np.ndarray) -> ProcessResult:
         t = max(_check_now(now), self._last_time)
         victims = [
-            o
-            for o in self._orders.values()
-            if not (o.tif == C.TIF_GTC or (o.tif == C.TIF_GTD and o.expire > _day(t)))
+            o for o in self._orders.values() if not (o.tif == C.TIF_GTC or (o.tif == C.TIF_GTD and o.expire > _day(t)))
         ]
         res = self._bulk_command(now, out, victims, C.EXEC_TYPE_EXPIRED, C.EXEC_REASON_EXPIRED)
         if self.check and res.status == STATUS_OK:
@@ -1440,9 +1435,7 @@ class ReferenceEngine:
             s.levels[o.price].size += o.shown - old_shown
             o.base_leaves = o.leaves
             o.since = 0
-            self._er(
-                o, C.EXEC_TYPE_REPLACED, last_qty=qty, leaves=o.leaves, status=self._live_status(o)
-            )
+            self._er(o, C.EXEC_TYPE_REPLACED, last_qty=qty, leaves=o.leaves, status=self._live_status(o))
             if o.shown != old_shown:
                 self._md_reduced(inst, o, old_shown - o.shown)
         else:
@@ -1458,9 +1451,7 @@ class ReferenceEngine:
             o.shown = new_leaves if display == 0 else min(display, new_leaves)
             o.base_leaves = o.leaves
             o.since = 0
-            self._er(
-                o, C.EXEC_TYPE_REPLACED, last_qty=qty, leaves=o.leaves, status=self._live_status(o)
-            )
+            self._er(o, C.EXEC_TYPE_REPLACED, last_qty=qty, leaves=o.leaves, status=self._live_status(o))
             if crosses:
                 self._md_delete(inst, old_id)
                 self._aggress(inst, o, ticks)
@@ -1578,9 +1569,7 @@ class ReferenceEngine:
         victims = [
             o
             for o in self._orders.values()
-            if o.account == acct
-            and (sec == C.NULL_U32 or o.sec == sec)
-            and (want_side is None or o.side == want_side)
+            if o.account == acct and (sec == C.NULL_U32 or o.sec == sec) and (want_side is None or o.side == want_side)
         ]
         return 0, victims
 

@@ -90,115 +90,361 @@ def _oe(template_id: int, name: str, fmt: str, body: tuple[tuple[str, str], ...]
 
 
 _TEMPLATES: Final = (
-    _oe(1, "NewOrderSingle", "<HHHHQQqIIIIIcccBB1sH", (
-        ("ClOrdID", "Q"), ("TransactTime", "Q"), ("Price", "q"), ("OrderQty", "I"),
-        ("SecurityID", "I"), ("Account", "I"), ("MinQty", "I"), ("MaxFloor", "I"),
-        ("Side", "c"), ("OrdType", "c"), ("TimeInForce", "c"), ("ExecInst", "B"),
-        ("SelfMatchPreventionInstruction", "B"), ("Reserved", "1s"), ("ExpireDate", "H"),
-    )),
-    _oe(2, "OrderCancelRequest", "<HHHHQQQQIc15s", (
-        ("ClOrdID", "Q"), ("TransactTime", "Q"), ("OrigClOrdID", "Q"), ("OrderID", "Q"),
-        ("SecurityID", "I"), ("Side", "c"), ("Reserved", "15s"),
-    )),
-    _oe(3, "OrderCancelReplaceRequest", "<HHHHQQQqIIIcccBI", (
-        ("ClOrdID", "Q"), ("TransactTime", "Q"), ("OrigClOrdID", "Q"), ("Price", "q"),
-        ("OrderQty", "I"), ("SecurityID", "I"), ("MaxFloor", "I"), ("Side", "c"),
-        ("OrdType", "c"), ("TimeInForce", "c"), ("ExecInst", "B"), ("MinQty", "I"),
-    )),
-    _oe(4, "OrderMassCancelRequest", "<HHHHQQIIcc26s", (
-        ("ClOrdID", "Q"), ("TransactTime", "Q"), ("SecurityID", "I"), ("Account", "I"),
-        ("MassCancelRequestType", "c"), ("Side", "c"), ("Reserved", "26s"),
-    )),
-    _oe(10, "ExecutionReport", "<HHHHQQQQqIIccBB", (
-        ("ClOrdID", "Q"), ("TransactTime", "Q"), ("OrderID", "Q"), ("ExecID", "Q"),
-        ("LastPx", "q"), ("LastQty", "I"), ("LeavesQty", "I"), ("ExecType", "c"),
-        ("OrdStatus", "c"), ("ExecReason", "B"), ("LastLiquidityInd", "B"),
-    )),
-    _oe(11, "OrderCancelReject", "<HHHHQQQQQccBB8s", (
-        ("ClOrdID", "Q"), ("TransactTime", "Q"), ("OrderID", "Q"), ("ExecID", "Q"),
-        ("OrigClOrdID", "Q"), ("OrdStatus", "c"), ("CxlRejResponseTo", "c"),
-        ("CxlRejReason", "B"), ("ExecReason", "B"), ("Reserved", "8s"),
-    )),
-    _oe(12, "OrderMassCancelReport", "<HHHHQQQIIccBBIc11s", (
-        ("ClOrdID", "Q"), ("TransactTime", "Q"), ("ExecID", "Q"), ("TotalAffectedOrders", "I"),
-        ("SecurityID", "I"), ("MassCancelRequestType", "c"), ("MassCancelResponse", "c"),
-        ("MassCancelRejectReason", "B"), ("ExecReason", "B"), ("Account", "I"), ("Side", "c"),
-        ("Reserved", "11s"),
-    )),
-    _oe(13, "BusinessMessageReject", "<HHHHQQHHHHIHB21s", (
-        ("BusinessRejectRefID", "Q"), ("TransactTime", "Q"), ("RefBlockLength", "H"),
-        ("RefTemplateId", "H"), ("RefSchemaId", "H"), ("RefVersion", "H"),
-        ("RefFrameLength", "I"), ("RefMsgIndex", "H"), ("BusinessRejectReason", "B"),
-        ("Reserved", "21s"),
-    )),
-    _oe(20, "Heartbeat", "<HHHHQQQ28s", (
-        ("LastExecID", "Q"), ("TransactTime", "Q"), ("LastClOrdID", "Q"), ("Reserved", "28s"),
-    )),
-    _oe(21, "RetransmitRequest", "<HHHHQQI32s", (
-        ("FromExecID", "Q"), ("TransactTime", "Q"), ("Count", "I"), ("Reserved", "32s"),
-    )),
-    _oe(22, "RetransmitComplete", "<HHHHQQQIIB19s", (
-        ("LastExecID", "Q"), ("TransactTime", "Q"), ("FromExecID", "Q"), ("Count", "I"),
-        ("SentCount", "I"), ("RetransmitStatus", "B"), ("Reserved", "19s"),
-    )),
-    _md(30, "SecurityStatus", "<HHHHQIIBB33sB", (
-        ("TradingStatus", "B"), ("HaltReason", "B"), ("Reserved", "33s"),
-    )),
-    _md(31, "AddOrder", "<HHHHQIIQqIc14sB", (
-        ("OrderID", "Q"), ("MDEntryPx", "q"), ("MDEntrySize", "I"), ("MDEntryType", "c"),
-        ("Reserved", "14s"),
-    )),
-    _md(32, "OrderExecuted", "<HHHHQIIQqIIQB2sB", (
-        ("OrderID", "Q"), ("LastPx", "q"), ("LastQty", "I"), ("LeavesQty", "I"),
-        ("TradeID", "Q"), ("AggressorSide", "B"), ("Reserved", "2s"),
-    )),
-    _md(33, "OrderReduced", "<HHHHQIIQII19sB", (
-        ("OrderID", "Q"), ("CanceledQty", "I"), ("LeavesQty", "I"), ("Reserved", "19s"),
-    )),
+    _oe(
+        1,
+        "NewOrderSingle",
+        "<HHHHQQqIIIIIcccBB1sH",
+        (
+            ("ClOrdID", "Q"),
+            ("TransactTime", "Q"),
+            ("Price", "q"),
+            ("OrderQty", "I"),
+            ("SecurityID", "I"),
+            ("Account", "I"),
+            ("MinQty", "I"),
+            ("MaxFloor", "I"),
+            ("Side", "c"),
+            ("OrdType", "c"),
+            ("TimeInForce", "c"),
+            ("ExecInst", "B"),
+            ("SelfMatchPreventionInstruction", "B"),
+            ("Reserved", "1s"),
+            ("ExpireDate", "H"),
+        ),
+    ),
+    _oe(
+        2,
+        "OrderCancelRequest",
+        "<HHHHQQQQIc15s",
+        (
+            ("ClOrdID", "Q"),
+            ("TransactTime", "Q"),
+            ("OrigClOrdID", "Q"),
+            ("OrderID", "Q"),
+            ("SecurityID", "I"),
+            ("Side", "c"),
+            ("Reserved", "15s"),
+        ),
+    ),
+    _oe(
+        3,
+        "OrderCancelReplaceRequest",
+        "<HHHHQQQqIIIcccBI",
+        (
+            ("ClOrdID", "Q"),
+            ("TransactTime", "Q"),
+            ("OrigClOrdID", "Q"),
+            ("Price", "q"),
+            ("OrderQty", "I"),
+            ("SecurityID", "I"),
+            ("MaxFloor", "I"),
+            ("Side", "c"),
+            ("OrdType", "c"),
+            ("TimeInForce", "c"),
+            ("ExecInst", "B"),
+            ("MinQty", "I"),
+        ),
+    ),
+    _oe(
+        4,
+        "OrderMassCancelRequest",
+        "<HHHHQQIIcc26s",
+        (
+            ("ClOrdID", "Q"),
+            ("TransactTime", "Q"),
+            ("SecurityID", "I"),
+            ("Account", "I"),
+            ("MassCancelRequestType", "c"),
+            ("Side", "c"),
+            ("Reserved", "26s"),
+        ),
+    ),
+    _oe(
+        10,
+        "ExecutionReport",
+        "<HHHHQQQQqIIccBB",
+        (
+            ("ClOrdID", "Q"),
+            ("TransactTime", "Q"),
+            ("OrderID", "Q"),
+            ("ExecID", "Q"),
+            ("LastPx", "q"),
+            ("LastQty", "I"),
+            ("LeavesQty", "I"),
+            ("ExecType", "c"),
+            ("OrdStatus", "c"),
+            ("ExecReason", "B"),
+            ("LastLiquidityInd", "B"),
+        ),
+    ),
+    _oe(
+        11,
+        "OrderCancelReject",
+        "<HHHHQQQQQccBB8s",
+        (
+            ("ClOrdID", "Q"),
+            ("TransactTime", "Q"),
+            ("OrderID", "Q"),
+            ("ExecID", "Q"),
+            ("OrigClOrdID", "Q"),
+            ("OrdStatus", "c"),
+            ("CxlRejResponseTo", "c"),
+            ("CxlRejReason", "B"),
+            ("ExecReason", "B"),
+            ("Reserved", "8s"),
+        ),
+    ),
+    _oe(
+        12,
+        "OrderMassCancelReport",
+        "<HHHHQQQIIccBBIc11s",
+        (
+            ("ClOrdID", "Q"),
+            ("TransactTime", "Q"),
+            ("ExecID", "Q"),
+            ("TotalAffectedOrders", "I"),
+            ("SecurityID", "I"),
+            ("MassCancelRequestType", "c"),
+            ("MassCancelResponse", "c"),
+            ("MassCancelRejectReason", "B"),
+            ("ExecReason", "B"),
+            ("Account", "I"),
+            ("Side", "c"),
+            ("Reserved", "11s"),
+        ),
+    ),
+    _oe(
+        13,
+        "BusinessMessageReject",
+        "<HHHHQQHHHHIHB21s",
+        (
+            ("BusinessRejectRefID", "Q"),
+            ("TransactTime", "Q"),
+            ("RefBlockLength", "H"),
+            ("RefTemplateId", "H"),
+            ("RefSchemaId", "H"),
+            ("RefVersion", "H"),
+            ("RefFrameLength", "I"),
+            ("RefMsgIndex", "H"),
+            ("BusinessRejectReason", "B"),
+            ("Reserved", "21s"),
+        ),
+    ),
+    _oe(
+        20,
+        "Heartbeat",
+        "<HHHHQQQ28s",
+        (
+            ("LastExecID", "Q"),
+            ("TransactTime", "Q"),
+            ("LastClOrdID", "Q"),
+            ("Reserved", "28s"),
+        ),
+    ),
+    _oe(
+        21,
+        "RetransmitRequest",
+        "<HHHHQQI32s",
+        (
+            ("FromExecID", "Q"),
+            ("TransactTime", "Q"),
+            ("Count", "I"),
+            ("Reserved", "32s"),
+        ),
+    ),
+    _oe(
+        22,
+        "RetransmitComplete",
+        "<HHHHQQQIIB19s",
+        (
+            ("LastExecID", "Q"),
+            ("TransactTime", "Q"),
+            ("FromExecID", "Q"),
+            ("Count", "I"),
+            ("SentCount", "I"),
+            ("RetransmitStatus", "B"),
+            ("Reserved", "19s"),
+        ),
+    ),
+    _md(
+        30,
+        "SecurityStatus",
+        "<HHHHQIIBB33sB",
+        (
+            ("TradingStatus", "B"),
+            ("HaltReason", "B"),
+            ("Reserved", "33s"),
+        ),
+    ),
+    _md(
+        31,
+        "AddOrder",
+        "<HHHHQIIQqIc14sB",
+        (
+            ("OrderID", "Q"),
+            ("MDEntryPx", "q"),
+            ("MDEntrySize", "I"),
+            ("MDEntryType", "c"),
+            ("Reserved", "14s"),
+        ),
+    ),
+    _md(
+        32,
+        "OrderExecuted",
+        "<HHHHQIIQqIIQB2sB",
+        (
+            ("OrderID", "Q"),
+            ("LastPx", "q"),
+            ("LastQty", "I"),
+            ("LeavesQty", "I"),
+            ("TradeID", "Q"),
+            ("AggressorSide", "B"),
+            ("Reserved", "2s"),
+        ),
+    ),
+    _md(
+        33,
+        "OrderReduced",
+        "<HHHHQIIQII19sB",
+        (
+            ("OrderID", "Q"),
+            ("CanceledQty", "I"),
+            ("LeavesQty", "I"),
+            ("Reserved", "19s"),
+        ),
+    ),
     _md(34, "OrderDelete", "<HHHHQIIQ27sB", (("OrderID", "Q"), ("Reserved", "27s"))),
-    _md(35, "OrderReplace", "<HHHHQIIQQqIc6sB", (
-        ("OrigOrderID", "Q"), ("OrderID", "Q"), ("MDEntryPx", "q"), ("MDEntrySize", "I"),
-        ("MDEntryType", "c"), ("Reserved", "6s"),
-    )),
-    _md(36, "Trade", "<HHHHQIIQqIBB13sB", (
-        ("TradeID", "Q"), ("LastPx", "q"), ("LastQty", "I"), ("AggressorSide", "B"),
-        ("TradeCondition", "B"), ("Reserved", "13s"),
-    )),
-    _md(37, "BookLevel", "<HHHHQIIqQIcB13sB", (
-        ("MDEntryPx", "q"), ("MDEntrySize", "Q"), ("NumberOfOrders", "I"),
-        ("MDEntryType", "c"), ("MDUpdateAction", "B"), ("Reserved", "13s"),
-    )),
-    _md(38, "BestBidOffer", "<HHHHQIIqqQQ3sB", (
-        ("BidPx", "q"), ("OfferPx", "q"), ("BidSize", "Q"), ("OfferSize", "Q"),
-        ("Reserved", "3s"),
-    )),
-    _md(39, "SnapshotStart", "<HHHHQIIQIB22sB", (
-        ("LastChannelSeqNum", "Q"), ("TotNumReports", "I"), ("TradingStatus", "B"),
-        ("Reserved", "22s"),
-    )),
-    _md(40, "SnapshotOrder", "<HHHHQIIQqIc14sB", (
-        ("OrderID", "Q"), ("MDEntryPx", "q"), ("MDEntrySize", "I"), ("MDEntryType", "c"),
-        ("Reserved", "14s"),
-    )),
+    _md(
+        35,
+        "OrderReplace",
+        "<HHHHQIIQQqIc6sB",
+        (
+            ("OrigOrderID", "Q"),
+            ("OrderID", "Q"),
+            ("MDEntryPx", "q"),
+            ("MDEntrySize", "I"),
+            ("MDEntryType", "c"),
+            ("Reserved", "6s"),
+        ),
+    ),
+    _md(
+        36,
+        "Trade",
+        "<HHHHQIIQqIBB13sB",
+        (
+            ("TradeID", "Q"),
+            ("LastPx", "q"),
+            ("LastQty", "I"),
+            ("AggressorSide", "B"),
+            ("TradeCondition", "B"),
+            ("Reserved", "13s"),
+        ),
+    ),
+    _md(
+        37,
+        "BookLevel",
+        "<HHHHQIIqQIcB13sB",
+        (
+            ("MDEntryPx", "q"),
+            ("MDEntrySize", "Q"),
+            ("NumberOfOrders", "I"),
+            ("MDEntryType", "c"),
+            ("MDUpdateAction", "B"),
+            ("Reserved", "13s"),
+        ),
+    ),
+    _md(
+        38,
+        "BestBidOffer",
+        "<HHHHQIIqqQQ3sB",
+        (
+            ("BidPx", "q"),
+            ("OfferPx", "q"),
+            ("BidSize", "Q"),
+            ("OfferSize", "Q"),
+            ("Reserved", "3s"),
+        ),
+    ),
+    _md(
+        39,
+        "SnapshotStart",
+        "<HHHHQIIQIB22sB",
+        (
+            ("LastChannelSeqNum", "Q"),
+            ("TotNumReports", "I"),
+            ("TradingStatus", "B"),
+            ("Reserved", "22s"),
+        ),
+    ),
+    _md(
+        40,
+        "SnapshotOrder",
+        "<HHHHQIIQqIc14sB",
+        (
+            ("OrderID", "Q"),
+            ("MDEntryPx", "q"),
+            ("MDEntrySize", "I"),
+            ("MDEntryType", "c"),
+            ("Reserved", "14s"),
+        ),
+    ),
     _md(41, "SnapshotEnd", "<HHHHQIIQ27sB", (("LastChannelSeqNum", "Q"), ("Reserved", "27s"))),
-    _md(42, "ChannelHeartbeat", "<HHHHQIIQB26sB", (
-        ("LastChannelSeqNum", "Q"), ("ChannelEvent", "B"), ("Reserved", "26s"),
-    )),
-    _md(43, "SnapshotRequest", "<HHHHQIIQB26sB", (
-        ("RequestID", "Q"), ("MDFeed", "B"), ("Reserved", "26s"),
-    )),
-    _md(44, "ReplayRequest", "<HHHHQIIQQIB14sB", (
-        ("RequestID", "Q"), ("FromChannelSeqNum", "Q"), ("Count", "I"), ("MDFeed", "B"),
-        ("Reserved", "14s"),
-    )),
-    _md(45, "RequestComplete", "<HHHHQIIQQIB14sB", (
-        ("RequestID", "Q"), ("LastChannelSeqNum", "Q"), ("RecordCount", "I"),
-        ("RequestStatus", "B"), ("Reserved", "14s"),
-    )),
-    _md(46, "IndicativeAuction", "<HHHHQIIqQQB10sB", (
-        ("IndicativePx", "q"), ("MatchedQty", "Q"), ("ImbalanceQty", "Q"),
-        ("ImbalanceSide", "B"), ("Reserved", "10s"),
-    )),
+    _md(
+        42,
+        "ChannelHeartbeat",
+        "<HHHHQIIQB26sB",
+        (
+            ("LastChannelSeqNum", "Q"),
+            ("ChannelEvent", "B"),
+            ("Reserved", "26s"),
+        ),
+    ),
+    _md(
+        43,
+        "SnapshotRequest",
+        "<HHHHQIIQB26sB",
+        (
+            ("RequestID", "Q"),
+            ("MDFeed", "B"),
+            ("Reserved", "26s"),
+        ),
+    ),
+    _md(
+        44,
+        "ReplayRequest",
+        "<HHHHQIIQQIB14sB",
+        (
+            ("RequestID", "Q"),
+            ("FromChannelSeqNum", "Q"),
+            ("Count", "I"),
+            ("MDFeed", "B"),
+            ("Reserved", "14s"),
+        ),
+    ),
+    _md(
+        45,
+        "RequestComplete",
+        "<HHHHQIIQQIB14sB",
+        (
+            ("RequestID", "Q"),
+            ("LastChannelSeqNum", "Q"),
+            ("RecordCount", "I"),
+            ("RequestStatus", "B"),
+            ("Reserved", "14s"),
+        ),
+    ),
+    _md(
+        46,
+        "IndicativeAuction",
+        "<HHHHQIIqQQB10sB",
+        (
+            ("IndicativePx", "q"),
+            ("MatchedQty", "Q"),
+            ("ImbalanceQty", "Q"),
+            ("ImbalanceSide", "B"),
+            ("Reserved", "10s"),
+        ),
+    ),
 )
 
 #: every template by id
@@ -274,9 +520,7 @@ def _inbound(message: np.dtype[np.void] | None) -> np.dtype[np.void]:
 #: the 80-byte record the engine consumes: raw message bytes + server columns
 INBOUND: Final = _inbound(None)
 #: the same 80 bytes seen through one template's fields (a view of an INBOUND array)
-INBOUND_BY_TEMPLATE: Final[dict[int, np.dtype[np.void]]] = {
-    tid: _inbound(TEMPLATES[tid].dtype) for tid in (1, 2, 3, 4)
-}
+INBOUND_BY_TEMPLATE: Final[dict[int, np.dtype[np.void]]] = {tid: _inbound(TEMPLATES[tid].dtype) for tid in (1, 2, 3, 4)}
 INBOUND_NEW_ORDER_SINGLE: Final = INBOUND_BY_TEMPLATE[1]
 INBOUND_ORDER_CANCEL_REQUEST: Final = INBOUND_BY_TEMPLATE[2]
 INBOUND_ORDER_CANCEL_REPLACE_REQUEST: Final = INBOUND_BY_TEMPLATE[3]

@@ -44,8 +44,15 @@ def test_qfix_client_independent_server(mode: Mode, alg: SignatureAlg) -> None:
     key = fixed_key(alg, 40 + alg)
     cfg = Config(mode=mode, rekey_after_records=3)
     client = ClientConnection(key, SERVER_KEY.verify_key(), cfg)
-    server = ind.Server(mode=int(mode), server_key=SERVER_KEY.seed, clients=[(int(alg), key.public)],
-                        cookie_policy="always", peer=PEER, routing_id=RID, rekey_after_records=3)
+    server = ind.Server(
+        mode=int(mode),
+        server_key=SERVER_KEY.seed,
+        clients=[(int(alg), key.public)],
+        cookie_policy="always",
+        peer=PEER,
+        routing_id=RID,
+        rekey_after_records=3,
+    )
     client.connect(0.0)
     events: list[object] = []
     to_client: list[bytes] = []
@@ -97,8 +104,13 @@ def test_independent_client_qfix_server(mode: Mode, alg: SignatureAlg, offload: 
     key = fixed_key(alg, 40 + alg)
     cfg = Config(mode=mode, cookie_policy="always", rekey_after_records=3)
     server = ServerProtocol([SERVER_KEY], allow_list(key), cfg, now=0.0, offload=offload)
-    client = ind.Client(mode=int(mode), server_public_key=SERVER_KEY.public, client_alg=int(alg),
-                        client_key=key.seed, rekey_after_records=3)
+    client = ind.Client(
+        mode=int(mode),
+        server_public_key=SERVER_KEY.public,
+        client_alg=int(alg),
+        client_key=key.seed,
+        rekey_after_records=3,
+    )
     to_server = [client.hello()]
     events: list[object] = []
     for _ in range(10):

@@ -41,8 +41,9 @@ def ctx():  # type: ignore[no-untyped-def]
 
 def test_many_clients_trade(ctx: zmq.Context) -> None:  # type: ignore[type-arg]
     keys = [fixed_key(SignatureAlg.ML_DSA_44, 100 + i) for i in range(8)]
-    server = ServerEndpoint(make_server(config(cookie_policy="always"), allow=allow_list(*keys)),
-                            "tcp://127.0.0.1:*", context=ctx)
+    server = ServerEndpoint(
+        make_server(config(cookie_policy="always"), allow=allow_list(*keys)), "tcp://127.0.0.1:*", context=ctx
+    )
     clients = [ClientEndpoint(make_client(key=k), server.endpoint, context=ctx) for k in keys]
     for c in clients:
         c.start()
@@ -90,8 +91,9 @@ def test_reconnect_supersedes_and_disconnect_ends(ctx: zmq.Context) -> None:  # 
     # same key, new DEALER: the new session replaces the old one (CLOSE 03 to the old)
     second = ClientEndpoint(make_client(), server.endpoint, context=ctx)
     second.start()
-    evs = _run(server, [first, second], lambda: second.state is ClientState.ESTABLISHED
-               and first.state is ClientState.CLOSED)
+    evs = _run(
+        server, [first, second], lambda: second.state is ClientState.ESTABLISHED and first.state is ClientState.CLOSED
+    )
     assert Closed(CloseReason.SUPERSEDED, False, conn1) in evs
     assert Closed(CloseReason.SUPERSEDED, True, 0) in evs
     conn2 = server.protocol.sessions()[0].conn
@@ -129,8 +131,14 @@ def test_junk_and_replayed_hello_flood_while_trading(ctx: zmq.Context) -> None: 
         s.setsockopt(zmq.SNDHWM, 100000)
         s.connect(server.endpoint)
         flooders.append(s)
-    junk = [b"QZ\x01\x01" + bytes(100), b"QZ\x01\x04" + bytes(4708), b"\x16" + bytes(80),
-            hello, hello[:-1] + b"\x18" + bytes(24), b"QZ\x09\x01" + bytes(30)]
+    junk = [
+        b"QZ\x01\x01" + bytes(100),
+        b"QZ\x01\x04" + bytes(4708),
+        b"\x16" + bytes(80),
+        hello,
+        hello[:-1] + b"\x18" + bytes(24),
+        b"QZ\x09\x01" + bytes(30),
+    ]
     sent = received = 0
     start = time.monotonic()
     while time.monotonic() - start < 3.0 and sent < 300:
@@ -175,7 +183,8 @@ def test_dropped_transport_ends_session_promptly(ctx: zmq.Context) -> None:  # t
     _run(server, [other, bad], lambda: other.state is bad.state is ClientState.ESTABLISHED)
     assert server.protocol.session_count == 2
     conn = server.protocol.conn_for_routing_id(
-        next(s.routing_id for s in server.protocol.sessions() if s.kid == CLIENT_KEYS[SignatureAlg.ML_DSA_65].kid))
+        next(s.routing_id for s in server.protocol.sessions() if s.kid == CLIENT_KEYS[SignatureAlg.ML_DSA_65].kid)
+    )
     bad.socket.setsockopt(zmq.MAXMSGSIZE, -1)
     bad.socket.send(b"\x16" + bytes(70000))
     start = time.monotonic()
@@ -200,8 +209,12 @@ def test_handshake_workers_serve_and_survive_a_worker_death(ctx: zmq.Context) ->
     """handshake_workers=2: handshakes run in worker processes, records flow as before;
     a killed worker is replaced and its handshakes end (the client retries)."""
     keys = [fixed_key(SignatureAlg.ML_DSA_44, 120 + i) for i in range(4)]
-    server = ServerEndpoint(make_server(config(cookie_policy="always"), allow=allow_list(*keys)),
-                            "tcp://127.0.0.1:*", context=ctx, handshake_workers=2)
+    server = ServerEndpoint(
+        make_server(config(cookie_policy="always"), allow=allow_list(*keys)),
+        "tcp://127.0.0.1:*",
+        context=ctx,
+        handshake_workers=2,
+    )
     try:
         assert server.protocol.offload and server.workers is not None
         clients = [ClientEndpoint(make_client(key=k), server.endpoint, context=ctx) for k in keys[:3]]
@@ -225,6 +238,7 @@ def test_handshake_workers_serve_and_survive_a_worker_death(ctx: zmq.Context) ->
         assert server.protocol.session_count == 3 and server.protocol.counters.handshakes == 3
         for i, c in enumerate(clients):
             c.send_fixed(bytes([i]) * 60)
+
         def got() -> list[bytes]:
             return [e.frames[0] for e in seen if isinstance(e, Messages)]
 

@@ -30,9 +30,7 @@ def _fresh(records: int):  # type: ignore[no-untyped-def]
 payloads = st.lists(
     st.one_of(
         st.integers(1, 20).map(lambda k: ("fixed", bytes([k]) * 60 * k)),
-        st.lists(st.binary(min_size=1, max_size=300), min_size=1, max_size=5).map(
-            lambda ms: ("data", ms)
-        ),
+        st.lists(st.binary(min_size=1, max_size=300), min_size=1, max_size=5).map(lambda ms: ("data", ms)),
     ),
     min_size=1,
     max_size=25,

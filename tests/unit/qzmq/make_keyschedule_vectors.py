@@ -23,11 +23,21 @@ from qzmq_testlib import CLIENT_KEYS, DEFAULT_ALLOW, PEER, RID, SERVER_KEY
 OUT = Path(__file__).resolve().parents[2] / "vectors" / "qzmq"
 
 APPENDIX_A = {
-    "inputs": {"mode": 1, "suite": 1, "ikm": bytes(range(64)).hex(), "th_of": "abc",
-               "rekey_init_pt": "11" * 1216, "rekey_resp_pt": "22" * 1120,
-               "rekey_ikm": bytes(range(0x40, 0x80)).hex(), "seq": "0102030405060708",
-               "cookie_key": bytes(range(32)).hex(), "cookie_ts": 4096, "cookie_peer": "192.0.2.7",
-               "cookie_routing_id": "0080000029", "cookie_body": "abc"},
+    "inputs": {
+        "mode": 1,
+        "suite": 1,
+        "ikm": bytes(range(64)).hex(),
+        "th_of": "abc",
+        "rekey_init_pt": "11" * 1216,
+        "rekey_resp_pt": "22" * 1120,
+        "rekey_ikm": bytes(range(0x40, 0x80)).hex(),
+        "seq": "0102030405060708",
+        "cookie_key": bytes(range(32)).hex(),
+        "cookie_ts": 4096,
+        "cookie_peer": "192.0.2.7",
+        "cookie_routing_id": "0080000029",
+        "cookie_body": "abc",
+    },
     "expected": {
         "salt0_hybrid": "9d429bda3b802a6a8b93172e13da9c6fd82f55018c7c7522a4cee55adf8c39f1f0f5ab7fc52708038d9a0311d9b99c75",
         "salt0_pq_only": "3c353a13756b46b0dd66a6853d3e953c294b4df90e80cc0a566d9684f5b99251541241a6b217fec809c555300298f8bb",
@@ -58,6 +68,7 @@ APPENDIX_A = {
 def _fixed_rng(tag: int):
     def rng(n: int) -> bytes:
         return bytes([tag]) * n
+
     return rng
 
 
@@ -65,11 +76,9 @@ def handshake_vector(mode: Mode) -> dict[str, object]:
     cfg = Config(mode=mode, cookie_policy="never")
     mlkem_seed = bytes(range(64))
     x_priv = bytes(range(100, 132))
-    ephemeral = (prim.mlkem_from_seed(mlkem_seed),
-                 prim.x25519_from_bytes(x_priv) if mode is Mode.HYBRID else None)
+    ephemeral = (prim.mlkem_from_seed(mlkem_seed), prim.x25519_from_bytes(x_priv) if mode is Mode.HYBRID else None)
     ckey = CLIENT_KEYS[prim.SignatureAlg.ML_DSA_44]
-    client = ClientConnection(ckey, SERVER_KEY.verify_key(), cfg, rng=_fixed_rng(0xC1),
-                              ephemeral=ephemeral)
+    client = ClientConnection(ckey, SERVER_KEY.verify_key(), cfg, rng=_fixed_rng(0xC1), ephemeral=ephemeral)
     server = ServerProtocol([SERVER_KEY], DEFAULT_ALLOW, cfg, rng=_fixed_rng(0x5E), now=0.0)
     client.connect(0.0)
     (hello,) = client.data_to_send()
@@ -110,8 +119,10 @@ def main() -> None:
     # sanity: our own implementation agrees before we write anything
     assert ks.salt0(Mode.HYBRID).hex() == APPENDIX_A["expected"]["salt0_hybrid"]  # type: ignore[index]
     (OUT / "keyschedule_appendix_a.json").write_text(json.dumps(APPENDIX_A, indent=1) + "\n")
-    doc = {"comment": "full handshakes recorded by qfix.qzmq; see tests/unit/qzmq/test_qzmq_kat.py",
-           "handshakes": [handshake_vector(Mode.HYBRID), handshake_vector(Mode.PQ_ONLY)]}
+    doc = {
+        "comment": "full handshakes recorded by qfix.qzmq; see tests/unit/qzmq/test_qzmq_kat.py",
+        "handshakes": [handshake_vector(Mode.HYBRID), handshake_vector(Mode.PQ_ONLY)],
+    }
     (OUT / "keyschedule_handshake.json").write_text(json.dumps(doc, indent=1) + "\n")
 
 

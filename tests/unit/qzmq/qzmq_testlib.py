@@ -42,13 +42,23 @@ def config(**kw: object) -> Config:
     return Config(**kw)  # type: ignore[arg-type]
 
 
-def make_server(cfg: Config | None = None, *, allow: AllowList | None = None, now: float = 0.0,
-                keys: tuple[SigningKey, ...] = (SERVER_KEY,)) -> ServerProtocol:
+def make_server(
+    cfg: Config | None = None,
+    *,
+    allow: AllowList | None = None,
+    now: float = 0.0,
+    keys: tuple[SigningKey, ...] = (SERVER_KEY,),
+) -> ServerProtocol:
     return ServerProtocol(list(keys), allow or DEFAULT_ALLOW, cfg or config(), now=now)
 
 
-def make_client(cfg: Config | None = None, *, alg: SignatureAlg = SignatureAlg.ML_DSA_65,
-                key: SigningKey | None = None, server: SigningKey = SERVER_KEY) -> ClientConnection:
+def make_client(
+    cfg: Config | None = None,
+    *,
+    alg: SignatureAlg = SignatureAlg.ML_DSA_65,
+    key: SigningKey | None = None,
+    server: SigningKey = SERVER_KEY,
+) -> ClientConnection:
     return ClientConnection(key or CLIENT_KEYS[alg], server.verify_key(), cfg or config())
 
 
@@ -97,9 +107,15 @@ class Link:
         return se, ce
 
 
-def establish(mode: Mode = Mode.HYBRID, alg: SignatureAlg = SignatureAlg.ML_DSA_65,
-              cfg: Config | None = None, server: ServerProtocol | None = None,
-              rid: bytes = RID, peer: str = PEER, now: float = 0.0) -> tuple[Link, int]:
+def establish(
+    mode: Mode = Mode.HYBRID,
+    alg: SignatureAlg = SignatureAlg.ML_DSA_65,
+    cfg: Config | None = None,
+    server: ServerProtocol | None = None,
+    rid: bytes = RID,
+    peer: str = PEER,
+    now: float = 0.0,
+) -> tuple[Link, int]:
     cfg = cfg or config(mode=mode)
     link = Link(server or make_server(cfg, now=now), make_client(cfg, alg=alg), rid, peer, now)
     link.client.connect(now)

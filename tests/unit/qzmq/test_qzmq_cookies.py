@@ -13,8 +13,15 @@ from qfix.qzmq import _schedule as ks
 class _Calls:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.n = 0
-        for name in ("mlkem_encapsulate", "mlkem_load_ek", "mlkem_decapsulate", "x25519_generate",
-                     "x25519_exchange", "mldsa_sign", "mldsa_verify"):
+        for name in (
+            "mlkem_encapsulate",
+            "mlkem_load_ek",
+            "mlkem_decapsulate",
+            "x25519_generate",
+            "x25519_exchange",
+            "mldsa_sign",
+            "mldsa_verify",
+        ):
             orig = getattr(prim, name)
 
             def wrapped(*a, _orig=orig, **k):  # type: ignore[no-untyped-def]
@@ -103,8 +110,7 @@ def test_cookie_valid_under_previous_key_and_at_60s() -> None:
 
 
 def test_under_load_switches_at_threshold() -> None:
-    server = make_server(config(cookie_policy="under-load", cookie_load_threshold=3,
-                                max_pending_per_address=100))
+    server = make_server(config(cookie_policy="under-load", cookie_load_threshold=3, max_pending_per_address=100))
     replies = []
     for i in range(5):
         c = make_client()
@@ -144,8 +150,9 @@ def test_pending_cap_per_net_ipv6_64() -> None:
 
 
 def test_net_bucket_and_global_bucket() -> None:
-    server = make_server(config(hello_rate_per_address=(1.0, 3.0), hello_rate_total=(1.0, 5.0),
-                                max_pending_per_address=100))
+    server = make_server(
+        config(hello_rate_per_address=(1.0, 3.0), hello_rate_total=(1.0, 5.0), max_pending_per_address=100)
+    )
     assert _flood(server, 4, lambda i: "10.1.1.1") == [3, 3, 3, 5]  # net burst 3
     assert _flood(server, 3, lambda i: f"10.2.0.{i}") == [3, 3, 5]  # global burst 5
     assert _flood(server, 1, lambda i: "10.3.0.1", now=1.0) == [3]  # refilled one token

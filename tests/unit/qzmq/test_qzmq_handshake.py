@@ -233,8 +233,14 @@ def test_client_auth_reseal_control() -> None:
     assert isinstance(ev, Established)
 
 
-@pytest.mark.parametrize("share", [bytes(32), (1).to_bytes(32, "little"),
-                                   bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800")])
+@pytest.mark.parametrize(
+    "share",
+    [
+        bytes(32),
+        (1).to_bytes(32, "little"),
+        bytes.fromhex("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800"),
+    ],
+)
 def test_low_order_x25519_share(share: bytes) -> None:
     server = make_server()
     client = make_client()

@@ -91,18 +91,37 @@ def test_appendix_a(appendix: dict[str, dict[str, object]]) -> None:
     th_r = H(b"qzmq1 rekey" + th + item(0x30, init_pt) + item(0x31, resp_pt))
     ms_r = HM(chain, bytes.fromhex(str(inp["rekey_ikm"])))
     peer, rid = b"192.0.2.7", bytes.fromhex("0080000029")
-    cmsg = (b"qzmq1 cookie" + struct.pack(">I", 4096) + struct.pack(">H", len(peer)) + peer
-            + struct.pack(">H", len(rid)) + rid + H(b"abc"))
+    cmsg = (
+        b"qzmq1 cookie"
+        + struct.pack(">I", 4096)
+        + struct.pack(">H", len(peer))
+        + peer
+        + struct.pack(">H", len(rid))
+        + rid
+        + H(b"abc")
+    )
     independent = {
-        "salt0_hybrid": salt_h, "salt0_pq_only": salt_p, "hs": hs, "th": th, "c_hs": c_hs,
-        "c_hs_key": EL(c_hs, b"key", b"", 32), "c_hs_iv": iv, "nonce_seq": nonce,
-        "c_hs_traffic_upd": EL(c_hs, b"traffic upd", b"", 48), "ms": ms, "exp": exp,
-        "channel_binding": exporter(exp, b"EXPORTER-Channel-Binding", b"", 32), "s_hs": s_hs,
+        "salt0_hybrid": salt_h,
+        "salt0_pq_only": salt_p,
+        "hs": hs,
+        "th": th,
+        "c_hs": c_hs,
+        "c_hs_key": EL(c_hs, b"key", b"", 32),
+        "c_hs_iv": iv,
+        "nonce_seq": nonce,
+        "c_hs_traffic_upd": EL(c_hs, b"traffic upd", b"", 48),
+        "ms": ms,
+        "exp": exp,
+        "channel_binding": exporter(exp, b"EXPORTER-Channel-Binding", b"", 32),
+        "s_hs": s_hs,
         "s_finished": HM(EL(s_hs, b"finished", b"", 48), th),
         "th_abc_empty": TH((1, b"abc"), (3, b"")),
         "exporter_test": exporter(exp, b"EXPORTER-qfix-test", b"order-entry", 32),
-        "chain": chain, "rekey_th": th_r, "rekey_c_ap": D(ms_r, b"c ap traffic", th_r),
-        "rekey_s_ap": D(ms_r, b"s ap traffic", th_r), "rekey_chain": D(ms_r, b"rekey chain", th_r),
+        "chain": chain,
+        "rekey_th": th_r,
+        "rekey_c_ap": D(ms_r, b"c ap traffic", th_r),
+        "rekey_s_ap": D(ms_r, b"s ap traffic", th_r),
+        "rekey_chain": D(ms_r, b"rekey chain", th_r),
         "cookie": struct.pack(">I", 4096) + HM(bytes(range(32)), cmsg)[:20],
     }
     assert independent == e
@@ -111,19 +130,27 @@ def test_appendix_a(appendix: dict[str, dict[str, object]]) -> None:
     tr = ks.Transcript()
     tr.add(1, b"abc")
     ours = {
-        "salt0_hybrid": ks.salt0(Mode.HYBRID), "salt0_pq_only": ks.salt0(Mode.PQ_ONLY),
-        "hs": ks.handshake_secret(Mode.HYBRID, ikm), "th": prim.sha384(b"abc"),
+        "salt0_hybrid": ks.salt0(Mode.HYBRID),
+        "salt0_pq_only": ks.salt0(Mode.PQ_ONLY),
+        "hs": ks.handshake_secret(Mode.HYBRID, ikm),
+        "th": prim.sha384(b"abc"),
         "c_hs": ks.derive(e["hs"], b"c hs traffic", th),
-        "c_hs_key": ks.traffic_keys(e["c_hs"])[0], "c_hs_iv": ks.traffic_keys(e["c_hs"])[1],
+        "c_hs_key": ks.traffic_keys(e["c_hs"])[0],
+        "c_hs_iv": ks.traffic_keys(e["c_hs"])[1],
         "nonce_seq": (int.from_bytes(e["c_hs_iv"], "big") ^ 0x0102030405060708).to_bytes(12, "big"),
-        "c_hs_traffic_upd": ks.traffic_update(e["c_hs"]), "ms": ks.master_secret(e["hs"]),
+        "c_hs_traffic_upd": ks.traffic_update(e["c_hs"]),
+        "ms": ks.master_secret(e["hs"]),
         "exp": ks.derive(e["ms"], b"exp master", th),
         "channel_binding": ks.exporter(e["exp"], b"EXPORTER-Channel-Binding", b"", 32),
         "s_hs": ks.derive(e["hs"], b"s hs traffic", th),
-        "s_finished": ks.finished(e["s_hs"], th), "th_abc_empty": tr.add(3, b""),
+        "s_finished": ks.finished(e["s_hs"], th),
+        "th_abc_empty": tr.add(3, b""),
         "exporter_test": ks.exporter(e["exp"], b"EXPORTER-qfix-test", b"order-entry", 32),
-        "chain": ks.derive(e["ms"], b"rekey chain", th), "rekey_th": r[3], "rekey_c_ap": r[0],
-        "rekey_s_ap": r[1], "rekey_chain": r[2],
+        "chain": ks.derive(e["ms"], b"rekey chain", th),
+        "rekey_th": r[3],
+        "rekey_c_ap": r[0],
+        "rekey_s_ap": r[1],
+        "rekey_chain": r[2],
         "cookie": ks.cookie_mac(bytes(range(32)), 4096, peer, rid, b"abc"),
     }
     assert ours == e
@@ -193,7 +220,8 @@ def test_recorded_handshake(vec: dict[str, object]) -> None:
     exp = D(ms, b"exp master", th_f)
     expected = {k: bytes.fromhex(v) for k, v in vec["expected"].items()}  # type: ignore[attr-defined]
     assert expected == {
-        "c_ap": c_ap, "s_ap": s_ap,
+        "c_ap": c_ap,
+        "s_ap": s_ap,
         "channel_binding": exporter(exp, b"EXPORTER-Channel-Binding", b"", 32),
     }
     # READY: s_ap epoch 0 seq 0, empty
@@ -201,17 +229,21 @@ def test_recorded_handshake(vec: dict[str, object]) -> None:
     assert AESGCM(EL(s_ap, b"key", b"", 32)).decrypt(EL(s_ap, b"iv", b"", 12), ready[10:], ready[:10]) == b""
     data = hx["first_data_fixed"]
     assert data[:10] == b"\x16\x00" + bytes(8)
-    assert AESGCM(EL(c_ap, b"key", b"", 32)).decrypt(
-        EL(c_ap, b"iv", b"", 12), data[10:], data[:10]) == hx["first_data_plaintext"]
+    assert (
+        AESGCM(EL(c_ap, b"key", b"", 32)).decrypt(EL(c_ap, b"iv", b"", 12), data[10:], data[:10])
+        == hx["first_data_plaintext"]
+    )
 
     # qfix's client, from the same fixed inputs, sends the same hello and accepts the
     # recorded SERVER_HELLO (its own CLIENT_AUTH differs: ML-DSA signing is hedged)
-    eph = (prim.mlkem_from_seed(hx["mlkem_seed"]),
-           prim.x25519_from_bytes(hx["x25519_private"]) if hybrid else None)
+    eph = (prim.mlkem_from_seed(hx["mlkem_seed"]), prim.x25519_from_bytes(hx["x25519_private"]) if hybrid else None)
     client = ClientConnection(
         SigningKey.from_seed(SignatureAlg.ML_DSA_44, hx["client_seed"]),
         VerifyKey.from_public_bytes(SignatureAlg.ML_DSA_65, spk.public_bytes_raw()),
-        Config(mode=mode), rng=lambda n: b"\xc1" * n, ephemeral=eph)
+        Config(mode=mode),
+        rng=lambda n: b"\xc1" * n,
+        ephemeral=eph,
+    )
     client.connect(0.0)
     assert client.data_to_send() == [hello]
     assert client.receive(sh, 0.0) == []

@@ -61,8 +61,13 @@ def _mutants(msg: bytes, bounds: list[int | None], exhaustive: bool) -> Iterator
     for i in _positions(msg, bounds, exhaustive):
         for x in (0x01, 0x80):
             yield msg[:i] + bytes([msg[i] ^ x]) + msg[i + 1 :]
-    lengths = range(len(msg)) if exhaustive else sorted(
-        {(b if b is not None else len(msg)) % (len(msg) + 1) for b in bounds} - {len(msg)} | {1, len(msg) - 1})
+    lengths = (
+        range(len(msg))
+        if exhaustive
+        else sorted(
+            {(b if b is not None else len(msg)) % (len(msg) + 1) for b in bounds} - {len(msg)} | {1, len(msg) - 1}
+        )
+    )
     for n in lengths:
         yield msg[:n]
     yield msg + b"\x00"
@@ -211,9 +216,13 @@ def _check_records(script: Script, exhaustive: bool) -> None:
             assert not any(isinstance(e, Closed) and not e.authenticated for e in good)
 
 
-
-CHECKS = {"hello": _check_hello, "server_hello": _check_sh, "client_auth": _check_ca,
-          "ready": _check_ready, "records": _check_records}
+CHECKS = {
+    "hello": _check_hello,
+    "server_hello": _check_sh,
+    "client_auth": _check_ca,
+    "ready": _check_ready,
+    "records": _check_records,
+}
 
 
 @pytest.mark.parametrize("what", list(CHECKS))

@@ -220,8 +220,7 @@ def test_pending_flood_from_many_nets_does_not_lock_out_known_net() -> None:
 
 
 def test_known_nets_index_follows_eviction_and_allow_list() -> None:
-    g = Guard(net_rate=(5, 20), total_rate=(200, 400), known_rate=(50, 100),
-              rng=lambda n: bytes(n), now=0.0)
+    g = Guard(net_rate=(5, 20), total_rate=(200, 400), known_rate=(50, 100), rng=lambda n: bytes(n), now=0.0)
     allowed = {b"k1", b"k2"}
     for i in range(5):  # at most 4 nets per kid: the oldest (net 0) is evicted
         g.remember(b"k1", f"10.0.0.{i}", float(i))

@@ -102,8 +102,19 @@ def test_unknown_close_reason_reads_as_protocol_error() -> None:
 
 @pytest.mark.parametrize(
     ("rtype", "pt"),
-    [(0x11, b""), (0x12, b"x"), (0x15, b""), (0x14, b"\x00" * 1120), (0x17, b""), (0x17, b"\x00\x00"),
-     (0x16, b"x" * 59), (0x10, b"\x00\x00"), (0x10, b"\x00\x05ab"), (0x10, b""), (0x13, b"x")],
+    [
+        (0x11, b""),
+        (0x12, b"x"),
+        (0x15, b""),
+        (0x14, b"\x00" * 1120),
+        (0x17, b""),
+        (0x17, b"\x00\x00"),
+        (0x16, b"x" * 59),
+        (0x10, b"\x00\x00"),
+        (0x10, b"\x00\x05ab"),
+        (0x10, b""),
+        (0x13, b"x"),
+    ],
 )
 def test_misplaced_type_or_bad_length_fatal(rtype: int, pt: bytes) -> None:
     """An authentic record with a type not allowed now or a bad plaintext length."""

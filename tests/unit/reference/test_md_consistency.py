@@ -78,9 +78,7 @@ def test_l3_l2_and_bbo_rebuild_the_book() -> None:
                     assert (key in l2) == (r["MDUpdateAction"] == C.MD_UPDATE_CHANGE)
                     l2[key] = (int(r["MDEntrySize"]), int(r["NumberOfOrders"]))
             elif r["template"] == "BestBidOffer":
-                bbo[int(r["SecurityID"])] = (
-                    int(r["BidPx"]), int(r["BidSize"]), int(r["OfferPx"]), int(r["OfferSize"])
-                )
+                bbo[int(r["SecurityID"])] = (int(r["BidPx"]), int(r["BidSize"]), int(r["OfferPx"]), int(r["OfferSize"]))
         for sec, tick in ticks.items():
             expect_best = []
             for side, kind in ((C.SIDE_BUY, C.MD_ENTRY_BID), (C.SIDE_SELL, C.MD_ENTRY_OFFER)):

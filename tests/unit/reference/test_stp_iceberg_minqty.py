@@ -217,9 +217,7 @@ def test_min_qty_counts_across_levels_and_iceberg_refills() -> None:
     recs = process_decoded(eng, new_order(1, price=102, qty=20, min_qty=12, tif=C.TIF_IOC))
     assert sum(int(r["LastQty"]) for r in recs if r["template"] == "Trade") == 12
     recs = process_decoded(eng, new_order(2, side=S, price=90, qty=5, min_qty=1))
-    assert [(r["ExecType"], r["ExecReason"]) for r in recs] == [
-        (C.EXEC_TYPE_CANCELED, C.EXEC_REASON_MIN_QTY_NOT_MET)
-    ]
+    assert [(r["ExecType"], r["ExecReason"]) for r in recs] == [(C.EXEC_TYPE_CANCELED, C.EXEC_REASON_MIN_QTY_NOT_MET)]
 
 
 @pytest.mark.parametrize(("smp", "expected"), [(1, 0), (2, 5), (3, 0), (4, 0)])

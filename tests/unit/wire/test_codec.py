@@ -11,9 +11,7 @@ NOW = 1_767_225_600_123_456_789
 
 
 def _nos(cl_ord_id: int = 1) -> bytes:
-    return message.new_order_single(
-        cl_ord_id=cl_ord_id, security_id=42, side="buy", qty=10, price="100.25"
-    ).tobytes()
+    return message.new_order_single(cl_ord_id=cl_ord_id, security_id=42, side="buy", qty=10, price="100.25").tobytes()
 
 
 def _frame(*messages: bytes) -> bytes:

@@ -58,9 +58,7 @@ def test_struct_vector_decodes_and_reencodes(stem: str) -> None:
             assert got == value, name
 
 
-@pytest.mark.parametrize(
-    "stem", ["wire-md-new-order-single", "wire-md-execution-report", "wire-md-add-order"]
-)
+@pytest.mark.parametrize("stem", ["wire-md-new-order-single", "wire-md-execution-report", "wire-md-add-order"])
 def test_worked_example(stem: str) -> None:
     data, doc = _load(stem)
     template = schema.TEMPLATES[doc["template_id"]]
@@ -108,22 +106,75 @@ def test_builders_place_every_field_where_the_design_says() -> None:
     """Keyword builders against struct.pack of the design's formats, field by field in
     the design's order: a swapped or misnamed field changes the bytes."""
     nos = message.new_order_single(
-        cl_ord_id=11, transact_time=12, price="1.5", qty=13, security_id=14, account=15,
-        min_qty=16, max_floor=17, side="sell", tif="gtd", post_only=True, smp="decrement", expire_date=18,
+        cl_ord_id=11,
+        transact_time=12,
+        price="1.5",
+        qty=13,
+        security_id=14,
+        account=15,
+        min_qty=16,
+        max_floor=17,
+        side="sell",
+        tif="gtd",
+        post_only=True,
+        smp="decrement",
+        expire_date=18,
     )
     assert nos.tobytes() == struct.pack(
-        "<HHHHQQqIIIIIcccBB1sH", 52, 1, 60, 0, 11, 12, 1_500_000_000, 13, 14, 15, 16, 17,
-        b"2", b"2", b"6", 1, 4, b"\0", 18,
+        "<HHHHQQqIIIIIcccBB1sH",
+        52,
+        1,
+        60,
+        0,
+        11,
+        12,
+        1_500_000_000,
+        13,
+        14,
+        15,
+        16,
+        17,
+        b"2",
+        b"2",
+        b"6",
+        1,
+        4,
+        b"\0",
+        18,
     )
-    cancel = message.order_cancel_request(cl_ord_id=21, transact_time=22, orig_cl_ord_id=23, order_id=24,
-                                          security_id=25, side="buy")
+    cancel = message.order_cancel_request(
+        cl_ord_id=21, transact_time=22, orig_cl_ord_id=23, order_id=24, security_id=25, side="buy"
+    )
     assert cancel.tobytes() == struct.pack("<HHHHQQQQIc15s", 52, 2, 60, 0, 21, 22, 23, 24, 25, b"1", bytes(15))
     replace = message.order_cancel_replace_request(
-        cl_ord_id=31, transact_time=32, orig_cl_ord_id=33, price="-2", qty=34, security_id=35, max_floor=36,
-        side="sell", tif="gtc", post_only=True,
+        cl_ord_id=31,
+        transact_time=32,
+        orig_cl_ord_id=33,
+        price="-2",
+        qty=34,
+        security_id=35,
+        max_floor=36,
+        side="sell",
+        tif="gtc",
+        post_only=True,
     )
     assert replace.tobytes() == struct.pack(
-        "<HHHHQQQqIIIcccBI", 52, 3, 60, 0, 31, 32, 33, -2_000_000_000, 34, 35, 36, b"2", b"2", b"1", 1,
+        "<HHHHQQQqIIIcccBI",
+        52,
+        3,
+        60,
+        0,
+        31,
+        32,
+        33,
+        -2_000_000_000,
+        34,
+        35,
+        36,
+        b"2",
+        b"2",
+        b"1",
+        1,
         2**32 - 1,
     )
     mass = message.order_mass_cancel_request(cl_ord_id=41, transact_time=42, security_id=43, account=44, side="sell")

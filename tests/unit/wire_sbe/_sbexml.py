@@ -99,13 +99,16 @@ def _code(encoding: str, text: str) -> int:
 
 
 def _field(
-    types: dict[str, ET.Element], name: str, fid: int | None, type_name: str, offset: int,
+    types: dict[str, ET.Element],
+    name: str,
+    fid: int | None,
+    type_name: str,
+    offset: int,
     has_offset: bool,
 ) -> Field:
     """Resolve ``type_name`` down to bytes: primitive, length, null, enum or set table."""
     if type_name in PRIMITIVE_FORMAT:
-        return Field(name, fid, offset, has_offset, type_name, "int", type_name, 1, None,
-                     None, None, None)
+        return Field(name, fid, offset, has_offset, type_name, "int", type_name, 1, None, None, None, None)
     el = types[type_name]
     kind = _local(el.tag)
     member = None
@@ -118,24 +121,33 @@ def _field(
         primitive = el.get("primitiveType", "")
         length = int(el.get("length", "1"))
         if primitive == "char":
-            return Field(name, fid, offset, has_offset, type_name, "chars", "char", length,
-                         None, member, None, None)
+            return Field(name, fid, offset, has_offset, type_name, "chars", "char", length, None, member, None, None)
         if length != 1:
             raise NotImplementedError(f"{type_name}: arrays of {primitive}")
         null = el.get("nullValue") if el.get("presence") == "optional" else None
-        return Field(name, fid, offset, has_offset, type_name, "int", primitive, 1,
-                     None if null is None else int(null), member, None, None)
+        return Field(
+            name,
+            fid,
+            offset,
+            has_offset,
+            type_name,
+            "int",
+            primitive,
+            1,
+            None if null is None else int(null),
+            member,
+            None,
+            None,
+        )
     encoding = el.get("encodingType", "")
     if encoding not in PRIMITIVE_FORMAT:
         raise NotImplementedError(f"{type_name}: encodingType {encoding} is not a primitive")
     if kind == "enum":
         table = {v.get("name", ""): _code(encoding, v.text or "") for v in el}
-        return Field(name, fid, offset, has_offset, type_name, "enum", encoding, 1, None,
-                     None, table, None)
+        return Field(name, fid, offset, has_offset, type_name, "enum", encoding, 1, None, None, table, None)
     if kind == "set":
         bits = {c.get("name", ""): int((c.text or "").strip()) for c in el}
-        return Field(name, fid, offset, has_offset, type_name, "set", encoding, 1, None,
-                     None, None, bits)
+        return Field(name, fid, offset, has_offset, type_name, "set", encoding, 1, None, None, None, bits)
     raise NotImplementedError(f"{type_name}: <{kind}>")
 
 
@@ -155,11 +167,9 @@ def load(path: Path) -> Schema:
             types[name] = el
             encoding = el.get("encodingType", "")
             if _local(el.tag) == "enum":
-                enums[name] = (encoding, {v.get("name", ""): _code(encoding, v.text or "")
-                                          for v in el})
+                enums[name] = (encoding, {v.get("name", ""): _code(encoding, v.text or "") for v in el})
             elif _local(el.tag) == "set":
-                sets[name] = (encoding, {c.get("name", ""): int((c.text or "").strip())
-                                         for c in el})
+                sets[name] = (encoding, {c.get("name", ""): int((c.text or "").strip()) for c in el})
     header_el = types[root.get("headerType", "messageHeader")]
     header: list[Field] = []
     cursor = 0
@@ -176,20 +186,34 @@ def load(path: Path) -> Schema:
                 raise NotImplementedError(f"{path}: <{_local(child.tag)}> in a message")
             has_offset = child.get("offset") is not None
             offset = int(child.get("offset", cursor))
-            f = _field(types, child.get("name", ""), int(child.get("id", "-1")),
-                       child.get("type", ""), offset, has_offset)
+            f = _field(
+                types, child.get("name", ""), int(child.get("id", "-1")), child.get("type", ""), offset, has_offset
+            )
             fields.append(f)
             cursor = offset + f.size
         mid = int(msg_el.get("id", "-1"))
         if mid in messages:
             raise ValueError(f"{path}: message id {mid} declared twice")
-        messages[mid] = Message(msg_el.get("name", ""), mid,
-                                int(msg_el.get("blockLength", cursor)),
-                                msg_el.get("semanticType"), tuple(fields))
+        messages[mid] = Message(
+            msg_el.get("name", ""),
+            mid,
+            int(msg_el.get("blockLength", cursor)),
+            msg_el.get("semanticType"),
+            tuple(fields),
+        )
     byte_order = {"littleEndian": "<", "bigEndian": ">"}[root.get("byteOrder", "littleEndian")]
-    return Schema(path, dict(root.attrib), int(root.get("id", "-1")),
-                  int(root.get("version", "0")), byte_order, tuple(header), messages, types,
-                  enums, sets)
+    return Schema(
+        path,
+        dict(root.attrib),
+        int(root.get("id", "-1")),
+        int(root.get("version", "0")),
+        byte_order,
+        tuple(header),
+        messages,
+        types,
+        enums,
+        sets,
+    )
 
 
 # --- generic decoder / encoder ---------------------------------------------------------
@@ -265,11 +289,9 @@ def encode(schema: Schema, template_id: int, values: dict[str, Any]) -> bytes:
     if set(values) != {f.name for f in msg.fields}:
         raise ValueError(f"{msg.name}: fields {sorted(values)}")
     buf = bytearray(schema.header_size + msg.block_length)
-    header = {"blockLength": msg.block_length, "templateId": msg.id, "schemaId": schema.id,
-              "version": schema.version}
+    header = {"blockLength": msg.block_length, "templateId": msg.id, "schemaId": schema.id, "version": schema.version}
     for f in schema.header:
-        struct.pack_into(schema.byte_order + PRIMITIVE_FORMAT[f.primitive], buf, f.offset,
-                         header[f.name])
+        struct.pack_into(schema.byte_order + PRIMITIVE_FORMAT[f.primitive], buf, f.offset, header[f.name])
     for f in msg.fields:
         at = schema.header_size + f.offset
         raw = to_raw(f, values[f.name])

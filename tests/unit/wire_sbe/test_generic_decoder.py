@@ -39,9 +39,7 @@ def test_numpy_encoded_decodes_generically(template_id: int, data: st.DataObject
     raw = data.draw(raw_values(template_id, reserved="any"), label="fields")
     header, name, values = _sbexml.decode(spec(t.schema_id), numpy_encode(template_id, raw))
     assert (header, name) == (header_of(template_id), t.name)
-    assert values == {
-        f.name: _sbexml.to_semantic(f, raw[f.name]) for f in message_spec(template_id).fields
-    }
+    assert values == {f.name: _sbexml.to_semantic(f, raw[f.name]) for f in message_spec(template_id).fields}
 
 
 @pytest.mark.parametrize("template_id", TEMPLATE_IDS)
@@ -76,8 +74,9 @@ def test_full_matcheventindicator_both_ways() -> None:
 def _nos() -> bytes:
     tid = 1
     raw = {f.name: f.null if f.null is not None else 0 for f in message_spec(tid).fields}
-    raw.update({"Side": 0x31, "OrdType": 0x32, "TimeInForce": 0x30,
-                "SelfMatchPreventionInstruction": 255, "Reserved": b"\x00"})
+    raw.update(
+        {"Side": 0x31, "OrdType": 0x32, "TimeInForce": 0x30, "SelfMatchPreventionInstruction": 255, "Reserved": b"\x00"}
+    )
     return numpy_encode(tid, raw)
 
 
@@ -87,8 +86,8 @@ def test_generic_decoder_checks_header_and_codes() -> None:
     assert _sbexml.decode(s, good)[1] == "NewOrderSingle"
     bad_schema = good[:4] + struct.pack("<H", 61) + good[6:]
     bad_block = struct.pack("<H", 51) + good[2:]
-    bad_side = good[:8 + 44] + b"\x33" + good[8 + 45:]
-    bad_set = good[:8 + 47] + b"\x04" + good[8 + 48:]
+    bad_side = good[: 8 + 44] + b"\x33" + good[8 + 45 :]
+    bad_set = good[: 8 + 47] + b"\x04" + good[8 + 48 :]
     for buf in (bad_schema, bad_block, bad_side, bad_set, good[:59]):
         with pytest.raises(ValueError):
             _sbexml.decode(s, buf)

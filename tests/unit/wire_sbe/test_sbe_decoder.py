@@ -74,8 +74,7 @@ def sbe_encodable(f: _sbexml.Field, raw: Any) -> Any:
 
 
 def _sbe_encode_limits(template_id: int) -> dict[str, tuple[int, ...]]:
-    return {f.name: sbe_set_encodable_bits(f) for f in message_spec(template_id).fields
-            if f.kind == "set"}
+    return {f.name: sbe_set_encodable_bits(f) for f in message_spec(template_id).fields if f.kind == "set"}
 
 
 @pytest.mark.parametrize("template_id", TEMPLATE_IDS)
@@ -87,9 +86,7 @@ def test_numpy_encoded_decodes_with_sbe(template_id: int, data: st.DataObject) -
     decoded = sbe_schema(t.schema_id).decode(numpy_encode(template_id, raw))
     assert decoded.message_name == t.name
     assert decoded.header == header_of(template_id)
-    assert decoded.value == {
-        f.name: sbe_decoded(f, raw[f.name]) for f in message_spec(template_id).fields
-    }
+    assert decoded.value == {f.name: sbe_decoded(f, raw[f.name]) for f in message_spec(template_id).fields}
 
 
 @pytest.mark.parametrize("template_id", TEMPLATE_IDS)
@@ -97,8 +94,7 @@ def test_numpy_encoded_decodes_with_sbe(template_id: int, data: st.DataObject) -
 @given(data=st.data())
 def test_sbe_encoded_decodes_with_numpy(template_id: int, data: st.DataObject) -> None:
     t = schema.TEMPLATES[template_id]
-    raw = data.draw(raw_values(template_id, set_bits=_sbe_encode_limits(template_id)),
-                    label="fields")
+    raw = data.draw(raw_values(template_id, set_bits=_sbe_encode_limits(template_id)), label="fields")
     s = sbe_schema(t.schema_id)
     obj = {f.name: sbe_encodable(f, raw[f.name]) for f in message_spec(template_id).fields}
     buf = s.encode(s.messages[template_id], obj)
@@ -129,30 +125,57 @@ GOLDEN = [
         "340001003c000000e9030000000000000000faed517286180075b61b1e3b0000fa0000002a000000"
         "07000000ffffffffffffffff313231010100ffff",
         "NewOrderSingle",
-        {"ClOrdID": 1001, "TransactTime": 1_767_225_600_000_000_000,
-         "Price": {"mantissa": 65_000_500_000_000}, "OrderQty": 250, "SecurityID": 42,
-         "Account": 7, "MinQty": None, "MaxFloor": None, "Side": "Buy", "OrdType": "Limit",
-         "TimeInForce": "GoodTillCancel", "ExecInst": ["ParticipateDontInitiate"],
-         "SelfMatchPreventionInstruction": "CancelAggressive", "Reserved": "",
-         "ExpireDate": None},
+        {
+            "ClOrdID": 1001,
+            "TransactTime": 1_767_225_600_000_000_000,
+            "Price": {"mantissa": 65_000_500_000_000},
+            "OrderQty": 250,
+            "SecurityID": 42,
+            "Account": 7,
+            "MinQty": None,
+            "MaxFloor": None,
+            "Side": "Buy",
+            "OrdType": "Limit",
+            "TimeInForce": "GoodTillCancel",
+            "ExecInst": ["ParticipateDontInitiate"],
+            "SelfMatchPreventionInstruction": "CancelAggressive",
+            "Reserved": "",
+            "ExpireDate": None,
+        },
     ),
     (
         "34000a003c000000e903000000000000e204faed517286184154890000000000514b4c0000000000"
         "0075b61b1e3b0000640000009600000046310001",
         "ExecutionReport",
-        {"ClOrdID": 1001, "TransactTime": 1_767_225_600_000_001_250, "OrderID": 9_000_001,
-         "ExecID": 5_000_017, "LastPx": {"mantissa": 65_000_500_000_000}, "LastQty": 100,
-         "LeavesQty": 150, "ExecType": "Trade", "OrdStatus": "PartiallyFilled",
-         "ExecReason": "None", "LastLiquidityInd": "AddedLiquidity"},
+        {
+            "ClOrdID": 1001,
+            "TransactTime": 1_767_225_600_000_001_250,
+            "OrderID": 9_000_001,
+            "ExecID": 5_000_017,
+            "LastPx": {"mantissa": 65_000_500_000_000},
+            "LastQty": 100,
+            "LeavesQty": 150,
+            "ExecType": "Trade",
+            "OrdStatus": "PartiallyFilled",
+            "ExecReason": "None",
+            "LastLiquidityInd": "AddedLiquidity",
+        },
     ),
     (
         "34001f003d000000f401faed517286182a0000000700000041548900000000000075b61b1e3b0000"
         "fa00000030000000000000000000000000000080",
         "AddOrder",
-        {"TransactTime": 1_767_225_600_000_000_500, "SecurityID": 42, "RptSeq": 7,
-         "OrderID": 9_000_001, "MDEntryPx": {"mantissa": 65_000_500_000_000},
-         "MDEntrySize": 250, "MDEntryType": "Bid", "Reserved": "",
-         "MatchEventIndicator": ["EndOfEvent"]},
+        {
+            "TransactTime": 1_767_225_600_000_000_500,
+            "SecurityID": 42,
+            "RptSeq": 7,
+            "OrderID": 9_000_001,
+            "MDEntryPx": {"mantissa": 65_000_500_000_000},
+            "MDEntrySize": 250,
+            "MDEntryType": "Bid",
+            "Reserved": "",
+            "MatchEventIndicator": ["EndOfEvent"],
+        },
     ),
 ]
 
@@ -162,8 +185,7 @@ def test_golden_examples_decode_with_sbe(hex_: str, name: str, values: dict[str,
     buf = bytes.fromhex(hex_)
     tid = schema.TEMPLATES_BY_NAME[name].template_id
     decoded = sbe_schema(schema.TEMPLATES[tid].schema_id).decode(buf)
-    assert (decoded.message_name, decoded.header, decoded.value) == (
-        name, header_of(tid), values)
+    assert (decoded.message_name, decoded.header, decoded.value) == (name, header_of(tid), values)
     # and the NumPy side agrees with sbe on every field of the same bytes
     raw = numpy_decode(tid, buf)
     assert {f.name: sbe_decoded(f, raw[f.name]) for f in message_spec(tid).fields} == values

@@ -23,31 +23,65 @@ from ._common import TEMPLATE_IDS, XML_PATHS, message_spec, spec
 # --- transcribed from WIRE.md ------------------------------------------------------------
 
 ROOT = {
-    60: {"package": "qfix.orderentry", "id": "60", "version": "0",
-         "semanticVersion": "FIX.4.4", "byteOrder": "littleEndian"},
-    61: {"package": "qfix.marketdata", "id": "61", "version": "0",
-         "semanticVersion": "FIX.4.4", "byteOrder": "littleEndian"},
+    60: {
+        "package": "qfix.orderentry",
+        "id": "60",
+        "version": "0",
+        "semanticVersion": "FIX.4.4",
+        "byteOrder": "littleEndian",
+    },
+    61: {
+        "package": "qfix.marketdata",
+        "id": "61",
+        "version": "0",
+        "semanticVersion": "FIX.4.4",
+        "byteOrder": "littleEndian",
+    },
 }
 
 #: WIRE.md §3.1 FIX column (None: "—", no FIX MsgType)
 MSG_TYPE = {
-    1: "D", 2: "F", 3: "G", 4: "q", 10: "8", 11: "9", 12: "r", 13: "j", 20: "0", 21: "2",
-    22: None, 30: "f", 31: "X", 32: "X", 33: "X", 34: "X", 35: "X", 36: "X", 37: "X",
-    38: "X", 39: "W", 40: "W", 41: "W", 42: "0", 43: "V", 44: "V", 45: None, 46: "X",
+    1: "D",
+    2: "F",
+    3: "G",
+    4: "q",
+    10: "8",
+    11: "9",
+    12: "r",
+    13: "j",
+    20: "0",
+    21: "2",
+    22: None,
+    30: "f",
+    31: "X",
+    32: "X",
+    33: "X",
+    34: "X",
+    35: "X",
+    36: "X",
+    37: "X",
+    38: "X",
+    39: "W",
+    40: "W",
+    41: "W",
+    42: "0",
+    43: "V",
+    44: "V",
+    45: None,
+    46: "X",
 }
 
 #: WIRE.md §3 type column of each block (ReservedN = char[N]; MD prefix/suffix added below)
 WIRE_TYPES = {
     1: "u64 Time PRICENULL9 Qty u32 u32NULL QtyNULL QtyNULL Side OrdType TimeInForce ExecInst "
-       "SMPInstruction Reserved1 Date",
+    "SMPInstruction Reserved1 Date",
     2: "u64 Time u64NULL u64NULL u32 Side Reserved15",
     3: "u64 Time u64 PRICENULL9 Qty u32 QtyNULL Side OrdType TimeInForce ExecInst QtyNULL",
     4: "u64 Time u32NULL u32NULL MassCancelRequestType MassCancelSide Reserved26",
     10: "u64 Time u64NULL u64 PRICENULL9 Qty Qty ExecType OrdStatus ExecReason LastLiquidityInd",
-    11: "u64 Time u64NULL u64 u64NULL OrdStatus CxlRejResponseTo CxlRejReason ExecReason "
-        "Reserved8",
+    11: "u64 Time u64NULL u64 u64NULL OrdStatus CxlRejResponseTo CxlRejReason ExecReason Reserved8",
     12: "u64 Time u64 u32 u32NULL MassCancelRequestType MassCancelResponse "
-        "MassCancelRejectReason ExecReason u32NULL MassCancelSide Reserved11",
+    "MassCancelRejectReason ExecReason u32NULL MassCancelSide Reserved11",
     13: "u64 Time u16 u16 u16 u16 u32 u16 BusinessRejectReason Reserved21",
     20: "u64 Time u64 Reserved28",
     21: "u64 Time u32 Reserved32",
@@ -76,30 +110,91 @@ MD_SUFFIX_TYPES = "MatchEventIndicator"
 #: FIX tag of every field name, per schema (WIRE.md §3; Reserved = 5999)
 TAGS = {
     60: {
-        "Account": 1, "ClOrdID": 11, "ExecID": 17, "ExecInst": 18, "LastPx": 31, "LastQty": 32,
-        "OrderID": 37, "OrderQty": 38, "OrdStatus": 39, "OrdType": 40, "OrigClOrdID": 41,
-        "Price": 44, "SecurityID": 48, "Side": 54, "TimeInForce": 59, "TransactTime": 60,
-        "CxlRejReason": 102, "MinQty": 110, "MaxFloor": 111, "ExecType": 150,
-        "LeavesQty": 151, "BusinessRejectRefID": 379, "BusinessRejectReason": 380,
-        "ExpireDate": 432, "CxlRejResponseTo": 434, "MassCancelRequestType": 530,
-        "MassCancelResponse": 531, "MassCancelRejectReason": 532, "TotalAffectedOrders": 533,
-        "LastLiquidityInd": 851, "SelfMatchPreventionInstruction": 2964, "ExecReason": 5101,
-        "RefBlockLength": 5102, "RefTemplateId": 5103, "RefSchemaId": 5104, "RefVersion": 5105,
-        "RefFrameLength": 5106, "RefMsgIndex": 5107, "LastExecID": 5110, "LastClOrdID": 5111,
-        "FromExecID": 5112, "Count": 5113, "SentCount": 5114, "RetransmitStatus": 5115,
+        "Account": 1,
+        "ClOrdID": 11,
+        "ExecID": 17,
+        "ExecInst": 18,
+        "LastPx": 31,
+        "LastQty": 32,
+        "OrderID": 37,
+        "OrderQty": 38,
+        "OrdStatus": 39,
+        "OrdType": 40,
+        "OrigClOrdID": 41,
+        "Price": 44,
+        "SecurityID": 48,
+        "Side": 54,
+        "TimeInForce": 59,
+        "TransactTime": 60,
+        "CxlRejReason": 102,
+        "MinQty": 110,
+        "MaxFloor": 111,
+        "ExecType": 150,
+        "LeavesQty": 151,
+        "BusinessRejectRefID": 379,
+        "BusinessRejectReason": 380,
+        "ExpireDate": 432,
+        "CxlRejResponseTo": 434,
+        "MassCancelRequestType": 530,
+        "MassCancelResponse": 531,
+        "MassCancelRejectReason": 532,
+        "TotalAffectedOrders": 533,
+        "LastLiquidityInd": 851,
+        "SelfMatchPreventionInstruction": 2964,
+        "ExecReason": 5101,
+        "RefBlockLength": 5102,
+        "RefTemplateId": 5103,
+        "RefSchemaId": 5104,
+        "RefVersion": 5105,
+        "RefFrameLength": 5106,
+        "RefMsgIndex": 5107,
+        "LastExecID": 5110,
+        "LastClOrdID": 5111,
+        "FromExecID": 5112,
+        "Count": 5113,
+        "SentCount": 5114,
+        "RetransmitStatus": 5115,
         "Reserved": 5999,
     },
     61: {
-        "LastPx": 31, "LastQty": 32, "OrderID": 37, "SecurityID": 48, "TransactTime": 60,
-        "RptSeq": 83, "CanceledQty": 84, "BidPx": 132, "OfferPx": 133, "BidSize": 134,
-        "OfferSize": 135, "LeavesQty": 151, "MDEntryType": 269, "MDEntryPx": 270,
-        "MDEntrySize": 271, "TradeCondition": 277, "MDUpdateAction": 279, "TradingStatus": 326,
-        "HaltReason": 327, "NumberOfOrders": 346, "LastChannelSeqNum": 369,
-        "TotNumReports": 911, "TradeID": 1003, "MDFeed": 5120, "RequestID": 5121,
-        "FromChannelSeqNum": 5122, "Count": 5123, "RecordCount": 5124, "RequestStatus": 5125,
-        "ChannelEvent": 5126, "OrigOrderID": 5127, "IndicativePx": 5128, "MatchedQty": 5129,
-        "ImbalanceQty": 5130, "ImbalanceSide": 5131, "AggressorSide": 5797,
-        "MatchEventIndicator": 5799, "Reserved": 5999,
+        "LastPx": 31,
+        "LastQty": 32,
+        "OrderID": 37,
+        "SecurityID": 48,
+        "TransactTime": 60,
+        "RptSeq": 83,
+        "CanceledQty": 84,
+        "BidPx": 132,
+        "OfferPx": 133,
+        "BidSize": 134,
+        "OfferSize": 135,
+        "LeavesQty": 151,
+        "MDEntryType": 269,
+        "MDEntryPx": 270,
+        "MDEntrySize": 271,
+        "TradeCondition": 277,
+        "MDUpdateAction": 279,
+        "TradingStatus": 326,
+        "HaltReason": 327,
+        "NumberOfOrders": 346,
+        "LastChannelSeqNum": 369,
+        "TotNumReports": 911,
+        "TradeID": 1003,
+        "MDFeed": 5120,
+        "RequestID": 5121,
+        "FromChannelSeqNum": 5122,
+        "Count": 5123,
+        "RecordCount": 5124,
+        "RequestStatus": 5125,
+        "ChannelEvent": 5126,
+        "OrigOrderID": 5127,
+        "IndicativePx": 5128,
+        "MatchedQty": 5129,
+        "ImbalanceQty": 5130,
+        "ImbalanceSide": 5131,
+        "AggressorSide": 5797,
+        "MatchEventIndicator": 5799,
+        "Reserved": 5999,
     },
 }
 
@@ -107,134 +202,298 @@ TAGS = {
 #: constants must all be listed, or None)
 ENUMS: dict[str, tuple[int, str, dict[str, str], str | None]] = {
     "Side": (60, "char", {"Buy": "SIDE_BUY", "Sell": "SIDE_SELL"}, "SIDE_"),
-    "MassCancelSide": (60, "char", {"Both": "MASS_CANCEL_SIDE_BOTH", "Buy": "SIDE_BUY",
-                                    "Sell": "SIDE_SELL"}, "MASS_CANCEL_SIDE_"),
-    "OrdType": (60, "char", {"Market": "ORD_TYPE_MARKET", "Limit": "ORD_TYPE_LIMIT",
-                             "Stop": "ORD_TYPE_STOP", "StopLimit": "ORD_TYPE_STOP_LIMIT"},
-                "ORD_TYPE_"),
-    "TimeInForce": (60, "char", {"Day": "TIF_DAY", "GoodTillCancel": "TIF_GTC",
-                                 "ImmediateOrCancel": "TIF_IOC", "FillOrKill": "TIF_FOK",
-                                 "GoodTillDate": "TIF_GTD"}, "TIF_"),
-    "SMPInstruction": (60, "uint8", {"CancelAggressive": "SMP_CANCEL_AGGRESSIVE",
-                                     "CancelPassive": "SMP_CANCEL_PASSIVE",
-                                     "CancelBoth": "SMP_CANCEL_BOTH",
-                                     "Decrement": "SMP_DECREMENT", "Default": "SMP_DEFAULT"},
-                       "SMP_"),
-    "ExecType": (60, "char", {"New": "EXEC_TYPE_NEW", "Canceled": "EXEC_TYPE_CANCELED",
-                              "Replaced": "EXEC_TYPE_REPLACED", "Rejected": "EXEC_TYPE_REJECTED",
-                              "Expired": "EXEC_TYPE_EXPIRED", "Restated": "EXEC_TYPE_RESTATED",
-                              "Trade": "EXEC_TYPE_TRADE"}, "EXEC_TYPE_"),
-    "OrdStatus": (60, "char", {"New": "ORD_STATUS_NEW",
-                               "PartiallyFilled": "ORD_STATUS_PARTIALLY_FILLED",
-                               "Filled": "ORD_STATUS_FILLED", "Canceled": "ORD_STATUS_CANCELED",
-                               "Rejected": "ORD_STATUS_REJECTED",
-                               "Expired": "ORD_STATUS_EXPIRED"}, "ORD_STATUS_"),
-    "LastLiquidityInd": (60, "uint8", {"AddedLiquidity": "LIQUIDITY_ADDED",
-                                       "RemovedLiquidity": "LIQUIDITY_REMOVED",
-                                       "Auction": "LIQUIDITY_AUCTION", "None": "LIQUIDITY_NONE"},
-                         "LIQUIDITY_"),
-    "CxlRejResponseTo": (60, "char", {"OrderCancelRequest": "CXL_REJ_RESPONSE_TO_CANCEL",
-                                      "OrderCancelReplaceRequest": "CXL_REJ_RESPONSE_TO_REPLACE"},
-                         "CXL_REJ_RESPONSE_TO_"),
-    "CxlRejReason": (60, "uint8", {"UnknownOrder": "CXL_REJ_REASON_UNKNOWN_ORDER",
-                                   "PriceExceedsCurrentPriceBand": "CXL_REJ_REASON_PRICE_BAND",
-                                   "InvalidPriceIncrement": "CXL_REJ_REASON_PRICE_INCREMENT",
-                                   "Other": "CXL_REJ_REASON_OTHER"}, "CXL_REJ_REASON_"),
-    "MassCancelRequestType": (60, "char", {"CancelOrdersForSecurity": "MASS_CANCEL_TYPE_SECURITY",
-                                           "CancelAllOrders": "MASS_CANCEL_TYPE_ALL"},
-                              "MASS_CANCEL_TYPE_"),
-    "MassCancelResponse": (60, "char", {"CancelRequestRejected": "MASS_CANCEL_RESPONSE_REJECTED",
-                                        "CancelOrdersForSecurity": "MASS_CANCEL_RESPONSE_SECURITY",
-                                        "CancelAllOrders": "MASS_CANCEL_RESPONSE_ALL"},
-                           "MASS_CANCEL_RESPONSE_"),
-    "MassCancelRejectReason": (60, "uint8", {
-        "InvalidOrUnknownSecurity": "MASS_CANCEL_REJECT_UNKNOWN_SECURITY",
-        "Other": "MASS_CANCEL_REJECT_OTHER", "None": "MASS_CANCEL_REJECT_NONE"},
-        "MASS_CANCEL_REJECT_"),
-    "BusinessRejectReason": (60, "uint8", {
-        "Other": "BRR_OTHER", "UnsupportedMessageType": "BRR_UNSUPPORTED_MESSAGE_TYPE",
-        "ApplicationNotAvailable": "BRR_APPLICATION_NOT_AVAILABLE",
-        "BadFrameLength": "BRR_BAD_FRAME_LENGTH", "WrongSchema": "BRR_WRONG_SCHEMA",
-        "WrongVersion": "BRR_WRONG_VERSION", "BadBlockLength": "BRR_BAD_BLOCK_LENGTH",
-        "NonzeroReserved": "BRR_NONZERO_RESERVED",
-        "ClOrdIDNotIncreasing": "BRR_CLORDID_NOT_INCREASING",
-        "WrongDirection": "BRR_WRONG_DIRECTION", "InvalidFieldValue": "BRR_INVALID_FIELD_VALUE",
-        "UnknownAccount": "BRR_UNKNOWN_ACCOUNT"}, "BRR_"),
-    "RetransmitStatus": (60, "uint8", {"Completed": "RETRANSMIT_COMPLETED",
-                                       "Truncated": "RETRANSMIT_TRUNCATED",
-                                       "Unavailable": "RETRANSMIT_UNAVAILABLE"}, "RETRANSMIT_"),
-    "ExecReason": (60, "uint8", {
-        "None": "EXEC_REASON_NONE", "UnknownSymbol": "EXEC_REASON_UNKNOWN_SYMBOL",
-        "TradingStateNotOpen": "EXEC_REASON_TRADING_STATE_NOT_OPEN",
-        "QtyOverMax": "EXEC_REASON_QTY_OVER_MAX",
-        "InvalidExpireDate": "EXEC_REASON_INVALID_EXPIRE_DATE",
-        "UnknownOrder": "EXEC_REASON_UNKNOWN_ORDER",
-        "DuplicateClOrdID": "EXEC_REASON_DUPLICATE_CLORDID",
-        "Unsupported": "EXEC_REASON_UNSUPPORTED", "IncorrectQty": "EXEC_REASON_INCORRECT_QTY",
-        "PriceOutsideBand": "EXEC_REASON_PRICE_OUTSIDE_BAND",
-        "PriceOffTick": "EXEC_REASON_PRICE_OFF_TICK", "InvalidSide": "EXEC_REASON_INVALID_SIDE",
-        "InvalidOrdType": "EXEC_REASON_INVALID_ORD_TYPE",
-        "InvalidTimeInForce": "EXEC_REASON_INVALID_TIME_IN_FORCE",
-        "InvalidExecInst": "EXEC_REASON_INVALID_EXEC_INST",
-        "InvalidSMPInstruction": "EXEC_REASON_INVALID_SMP_INSTRUCTION",
-        "PriceRequired": "EXEC_REASON_PRICE_REQUIRED",
-        "PriceNotAllowed": "EXEC_REASON_PRICE_NOT_ALLOWED",
-        "ExpireDateMismatch": "EXEC_REASON_EXPIRE_DATE_MISMATCH",
-        "InvalidMinQty": "EXEC_REASON_INVALID_MIN_QTY",
-        "InvalidMaxFloor": "EXEC_REASON_INVALID_MAX_FLOOR",
-        "PostOnlyWouldCross": "EXEC_REASON_POST_ONLY_WOULD_CROSS",
-        "CapacityFull": "EXEC_REASON_CAPACITY_FULL",
-        "InvalidMassCancelRequest": "EXEC_REASON_INVALID_MASS_CANCEL_REQUEST",
-        "NotionalOverMax": "EXEC_REASON_NOTIONAL_OVER_MAX",
-        "OtherAccount": "EXEC_REASON_OTHER_ACCOUNT", "UserRequest": "EXEC_REASON_USER_REQUEST",
-        "IocFokRemainder": "EXEC_REASON_IOC_FOK_REMAINDER",
-        "SelfMatch": "EXEC_REASON_SELF_MATCH", "MassCancel": "EXEC_REASON_MASS_CANCEL",
-        "CancelOnDisconnect": "EXEC_REASON_CANCEL_ON_DISCONNECT",
-        "Expired": "EXEC_REASON_EXPIRED", "Admin": "EXEC_REASON_ADMIN",
-        "MinQtyNotMet": "EXEC_REASON_MIN_QTY_NOT_MET"}, "EXEC_REASON_"),
-    "TradingStatus": (61, "uint8", {"Halt": "TRADING_STATUS_HALT",
-                                    "Continuous": "TRADING_STATUS_CONTINUOUS",
-                                    "Closed": "TRADING_STATUS_CLOSED",
-                                    "PreOpen": "TRADING_STATUS_PRE_OPEN",
-                                    "BatchAuction": "TRADING_STATUS_BATCH_AUCTION",
-                                    "PreClose": "TRADING_STATUS_PRE_CLOSE"}, "TRADING_STATUS_"),
-    "HaltReason": (61, "uint8", {"None": "HALT_REASON_NONE", "Operator": "HALT_REASON_OPERATOR",
-                                 "Volatility": "HALT_REASON_VOLATILITY",
-                                 "Schedule": "HALT_REASON_SCHEDULE"}, "HALT_REASON_"),
+    "MassCancelSide": (
+        60,
+        "char",
+        {"Both": "MASS_CANCEL_SIDE_BOTH", "Buy": "SIDE_BUY", "Sell": "SIDE_SELL"},
+        "MASS_CANCEL_SIDE_",
+    ),
+    "OrdType": (
+        60,
+        "char",
+        {
+            "Market": "ORD_TYPE_MARKET",
+            "Limit": "ORD_TYPE_LIMIT",
+            "Stop": "ORD_TYPE_STOP",
+            "StopLimit": "ORD_TYPE_STOP_LIMIT",
+        },
+        "ORD_TYPE_",
+    ),
+    "TimeInForce": (
+        60,
+        "char",
+        {
+            "Day": "TIF_DAY",
+            "GoodTillCancel": "TIF_GTC",
+            "ImmediateOrCancel": "TIF_IOC",
+            "FillOrKill": "TIF_FOK",
+            "GoodTillDate": "TIF_GTD",
+        },
+        "TIF_",
+    ),
+    "SMPInstruction": (
+        60,
+        "uint8",
+        {
+            "CancelAggressive": "SMP_CANCEL_AGGRESSIVE",
+            "CancelPassive": "SMP_CANCEL_PASSIVE",
+            "CancelBoth": "SMP_CANCEL_BOTH",
+            "Decrement": "SMP_DECREMENT",
+            "Default": "SMP_DEFAULT",
+        },
+        "SMP_",
+    ),
+    "ExecType": (
+        60,
+        "char",
+        {
+            "New": "EXEC_TYPE_NEW",
+            "Canceled": "EXEC_TYPE_CANCELED",
+            "Replaced": "EXEC_TYPE_REPLACED",
+            "Rejected": "EXEC_TYPE_REJECTED",
+            "Expired": "EXEC_TYPE_EXPIRED",
+            "Restated": "EXEC_TYPE_RESTATED",
+            "Trade": "EXEC_TYPE_TRADE",
+        },
+        "EXEC_TYPE_",
+    ),
+    "OrdStatus": (
+        60,
+        "char",
+        {
+            "New": "ORD_STATUS_NEW",
+            "PartiallyFilled": "ORD_STATUS_PARTIALLY_FILLED",
+            "Filled": "ORD_STATUS_FILLED",
+            "Canceled": "ORD_STATUS_CANCELED",
+            "Rejected": "ORD_STATUS_REJECTED",
+            "Expired": "ORD_STATUS_EXPIRED",
+        },
+        "ORD_STATUS_",
+    ),
+    "LastLiquidityInd": (
+        60,
+        "uint8",
+        {
+            "AddedLiquidity": "LIQUIDITY_ADDED",
+            "RemovedLiquidity": "LIQUIDITY_REMOVED",
+            "Auction": "LIQUIDITY_AUCTION",
+            "None": "LIQUIDITY_NONE",
+        },
+        "LIQUIDITY_",
+    ),
+    "CxlRejResponseTo": (
+        60,
+        "char",
+        {
+            "OrderCancelRequest": "CXL_REJ_RESPONSE_TO_CANCEL",
+            "OrderCancelReplaceRequest": "CXL_REJ_RESPONSE_TO_REPLACE",
+        },
+        "CXL_REJ_RESPONSE_TO_",
+    ),
+    "CxlRejReason": (
+        60,
+        "uint8",
+        {
+            "UnknownOrder": "CXL_REJ_REASON_UNKNOWN_ORDER",
+            "PriceExceedsCurrentPriceBand": "CXL_REJ_REASON_PRICE_BAND",
+            "InvalidPriceIncrement": "CXL_REJ_REASON_PRICE_INCREMENT",
+            "Other": "CXL_REJ_REASON_OTHER",
+        },
+        "CXL_REJ_REASON_",
+    ),
+    "MassCancelRequestType": (
+        60,
+        "char",
+        {"CancelOrdersForSecurity": "MASS_CANCEL_TYPE_SECURITY", "CancelAllOrders": "MASS_CANCEL_TYPE_ALL"},
+        "MASS_CANCEL_TYPE_",
+    ),
+    "MassCancelResponse": (
+        60,
+        "char",
+        {
+            "CancelRequestRejected": "MASS_CANCEL_RESPONSE_REJECTED",
+            "CancelOrdersForSecurity": "MASS_CANCEL_RESPONSE_SECURITY",
+            "CancelAllOrders": "MASS_CANCEL_RESPONSE_ALL",
+        },
+        "MASS_CANCEL_RESPONSE_",
+    ),
+    "MassCancelRejectReason": (
+        60,
+        "uint8",
+        {
+            "InvalidOrUnknownSecurity": "MASS_CANCEL_REJECT_UNKNOWN_SECURITY",
+            "Other": "MASS_CANCEL_REJECT_OTHER",
+            "None": "MASS_CANCEL_REJECT_NONE",
+        },
+        "MASS_CANCEL_REJECT_",
+    ),
+    "BusinessRejectReason": (
+        60,
+        "uint8",
+        {
+            "Other": "BRR_OTHER",
+            "UnsupportedMessageType": "BRR_UNSUPPORTED_MESSAGE_TYPE",
+            "ApplicationNotAvailable": "BRR_APPLICATION_NOT_AVAILABLE",
+            "BadFrameLength": "BRR_BAD_FRAME_LENGTH",
+            "WrongSchema": "BRR_WRONG_SCHEMA",
+            "WrongVersion": "BRR_WRONG_VERSION",
+            "BadBlockLength": "BRR_BAD_BLOCK_LENGTH",
+            "NonzeroReserved": "BRR_NONZERO_RESERVED",
+            "ClOrdIDNotIncreasing": "BRR_CLORDID_NOT_INCREASING",
+            "WrongDirection": "BRR_WRONG_DIRECTION",
+            "InvalidFieldValue": "BRR_INVALID_FIELD_VALUE",
+            "UnknownAccount": "BRR_UNKNOWN_ACCOUNT",
+        },
+        "BRR_",
+    ),
+    "RetransmitStatus": (
+        60,
+        "uint8",
+        {
+            "Completed": "RETRANSMIT_COMPLETED",
+            "Truncated": "RETRANSMIT_TRUNCATED",
+            "Unavailable": "RETRANSMIT_UNAVAILABLE",
+        },
+        "RETRANSMIT_",
+    ),
+    "ExecReason": (
+        60,
+        "uint8",
+        {
+            "None": "EXEC_REASON_NONE",
+            "UnknownSymbol": "EXEC_REASON_UNKNOWN_SYMBOL",
+            "TradingStateNotOpen": "EXEC_REASON_TRADING_STATE_NOT_OPEN",
+            "QtyOverMax": "EXEC_REASON_QTY_OVER_MAX",
+            "InvalidExpireDate": "EXEC_REASON_INVALID_EXPIRE_DATE",
+            "UnknownOrder": "EXEC_REASON_UNKNOWN_ORDER",
+            "DuplicateClOrdID": "EXEC_REASON_DUPLICATE_CLORDID",
+            "Unsupported": "EXEC_REASON_UNSUPPORTED",
+            "IncorrectQty": "EXEC_REASON_INCORRECT_QTY",
+            "PriceOutsideBand": "EXEC_REASON_PRICE_OUTSIDE_BAND",
+            "PriceOffTick": "EXEC_REASON_PRICE_OFF_TICK",
+            "InvalidSide": "EXEC_REASON_INVALID_SIDE",
+            "InvalidOrdType": "EXEC_REASON_INVALID_ORD_TYPE",
+            "InvalidTimeInForce": "EXEC_REASON_INVALID_TIME_IN_FORCE",
+            "InvalidExecInst": "EXEC_REASON_INVALID_EXEC_INST",
+            "InvalidSMPInstruction": "EXEC_REASON_INVALID_SMP_INSTRUCTION",
+            "PriceRequired": "EXEC_REASON_PRICE_REQUIRED",
+            "PriceNotAllowed": "EXEC_REASON_PRICE_NOT_ALLOWED",
+            "ExpireDateMismatch": "EXEC_REASON_EXPIRE_DATE_MISMATCH",
+            "InvalidMinQty": "EXEC_REASON_INVALID_MIN_QTY",
+            "InvalidMaxFloor": "EXEC_REASON_INVALID_MAX_FLOOR",
+            "PostOnlyWouldCross": "EXEC_REASON_POST_ONLY_WOULD_CROSS",
+            "CapacityFull": "EXEC_REASON_CAPACITY_FULL",
+            "InvalidMassCancelRequest": "EXEC_REASON_INVALID_MASS_CANCEL_REQUEST",
+            "NotionalOverMax": "EXEC_REASON_NOTIONAL_OVER_MAX",
+            "OtherAccount": "EXEC_REASON_OTHER_ACCOUNT",
+            "UserRequest": "EXEC_REASON_USER_REQUEST",
+            "IocFokRemainder": "EXEC_REASON_IOC_FOK_REMAINDER",
+            "SelfMatch": "EXEC_REASON_SELF_MATCH",
+            "MassCancel": "EXEC_REASON_MASS_CANCEL",
+            "CancelOnDisconnect": "EXEC_REASON_CANCEL_ON_DISCONNECT",
+            "Expired": "EXEC_REASON_EXPIRED",
+            "Admin": "EXEC_REASON_ADMIN",
+            "MinQtyNotMet": "EXEC_REASON_MIN_QTY_NOT_MET",
+        },
+        "EXEC_REASON_",
+    ),
+    "TradingStatus": (
+        61,
+        "uint8",
+        {
+            "Halt": "TRADING_STATUS_HALT",
+            "Continuous": "TRADING_STATUS_CONTINUOUS",
+            "Closed": "TRADING_STATUS_CLOSED",
+            "PreOpen": "TRADING_STATUS_PRE_OPEN",
+            "BatchAuction": "TRADING_STATUS_BATCH_AUCTION",
+            "PreClose": "TRADING_STATUS_PRE_CLOSE",
+        },
+        "TRADING_STATUS_",
+    ),
+    "HaltReason": (
+        61,
+        "uint8",
+        {
+            "None": "HALT_REASON_NONE",
+            "Operator": "HALT_REASON_OPERATOR",
+            "Volatility": "HALT_REASON_VOLATILITY",
+            "Schedule": "HALT_REASON_SCHEDULE",
+        },
+        "HALT_REASON_",
+    ),
     "MDEntryType": (61, "char", {"Bid": "MD_ENTRY_BID", "Offer": "MD_ENTRY_OFFER"}, "MD_ENTRY_"),
-    "MDUpdateAction": (61, "uint8", {"New": "MD_UPDATE_NEW", "Change": "MD_UPDATE_CHANGE",
-                                     "Delete": "MD_UPDATE_DELETE"}, "MD_UPDATE_"),
-    "AggressorSide": (61, "uint8", {"None": "AGGRESSOR_NONE", "Buy": "AGGRESSOR_BUY",
-                                    "Sell": "AGGRESSOR_SELL"}, "AGGRESSOR_"),
-    "TradeCondition": (61, "uint8", {"Regular": "TRADE_CONDITION_REGULAR",
-                                     "Auction": "TRADE_CONDITION_AUCTION"}, "TRADE_CONDITION_"),
-    "ImbalanceSide": (61, "uint8", {"None": "IMBALANCE_NONE", "Buy": "IMBALANCE_BUY",
-                                    "Sell": "IMBALANCE_SELL"}, "IMBALANCE_"),
-    "MDFeed": (61, "uint8", {"L3": "MD_FEED_L3", "L2": "MD_FEED_L2", "BBO": "MD_FEED_BBO",
-                             "TRD": "MD_FEED_TRD"}, "MD_FEED_"),
-    "ChannelEvent": (61, "uint8", {"Heartbeat": "CHANNEL_EVENT_HEARTBEAT",
-                                   "Reset": "CHANNEL_EVENT_RESET"}, "CHANNEL_EVENT_"),
-    "RequestStatus": (61, "uint8", {"Completed": "REQUEST_COMPLETED",
-                                    "Truncated": "REQUEST_TRUNCATED",
-                                    "Unavailable": "REQUEST_UNAVAILABLE",
-                                    "Invalid": "REQUEST_INVALID", "Busy": "REQUEST_BUSY"},
-                      "REQUEST_"),
+    "MDUpdateAction": (
+        61,
+        "uint8",
+        {"New": "MD_UPDATE_NEW", "Change": "MD_UPDATE_CHANGE", "Delete": "MD_UPDATE_DELETE"},
+        "MD_UPDATE_",
+    ),
+    "AggressorSide": (
+        61,
+        "uint8",
+        {"None": "AGGRESSOR_NONE", "Buy": "AGGRESSOR_BUY", "Sell": "AGGRESSOR_SELL"},
+        "AGGRESSOR_",
+    ),
+    "TradeCondition": (
+        61,
+        "uint8",
+        {"Regular": "TRADE_CONDITION_REGULAR", "Auction": "TRADE_CONDITION_AUCTION"},
+        "TRADE_CONDITION_",
+    ),
+    "ImbalanceSide": (
+        61,
+        "uint8",
+        {"None": "IMBALANCE_NONE", "Buy": "IMBALANCE_BUY", "Sell": "IMBALANCE_SELL"},
+        "IMBALANCE_",
+    ),
+    "MDFeed": (
+        61,
+        "uint8",
+        {"L3": "MD_FEED_L3", "L2": "MD_FEED_L2", "BBO": "MD_FEED_BBO", "TRD": "MD_FEED_TRD"},
+        "MD_FEED_",
+    ),
+    "ChannelEvent": (
+        61,
+        "uint8",
+        {"Heartbeat": "CHANNEL_EVENT_HEARTBEAT", "Reset": "CHANNEL_EVENT_RESET"},
+        "CHANNEL_EVENT_",
+    ),
+    "RequestStatus": (
+        61,
+        "uint8",
+        {
+            "Completed": "REQUEST_COMPLETED",
+            "Truncated": "REQUEST_TRUNCATED",
+            "Unavailable": "REQUEST_UNAVAILABLE",
+            "Invalid": "REQUEST_INVALID",
+            "Busy": "REQUEST_BUSY",
+        },
+        "REQUEST_",
+    ),
 }
 
 #: the two §4 sets: (schema, {choice name: codes mask constant}, prefix, mask constant)
 SETS = {
-    "ExecInst": (60, {"ParticipateDontInitiate": "EXEC_INST_POST_ONLY",
-                      "AllOrNone": "EXEC_INST_ALL_OR_NONE"}, "EXEC_INST_"),
-    "MatchEventIndicator": (61, {"LastTradeMsg": "MEI_LAST_TRADE_MSG",
-                                 "RecoveryMsg": "MEI_RECOVERY_MSG",
-                                 "EndOfEvent": "MEI_END_OF_EVENT"}, "MEI_"),
+    "ExecInst": (
+        60,
+        {"ParticipateDontInitiate": "EXEC_INST_POST_ONLY", "AllOrNone": "EXEC_INST_ALL_OR_NONE"},
+        "EXEC_INST_",
+    ),
+    "MatchEventIndicator": (
+        61,
+        {"LastTradeMsg": "MEI_LAST_TRADE_MSG", "RecoveryMsg": "MEI_RECOVERY_MSG", "EndOfEvent": "MEI_END_OF_EVENT"},
+        "MEI_",
+    ),
 }
 
 #: struct code of WIRE.md's formats -> (SBE primitive, NumPy dtype)
 STRUCT_CODE = {
-    "c": ("char", np.dtype("u1")), "B": ("uint8", np.dtype("u1")),
-    "H": ("uint16", np.dtype("<u2")), "I": ("uint32", np.dtype("<u4")),
-    "Q": ("uint64", np.dtype("<u8")), "q": ("int64", np.dtype("<i8")),
+    "c": ("char", np.dtype("u1")),
+    "B": ("uint8", np.dtype("u1")),
+    "H": ("uint16", np.dtype("<u2")),
+    "I": ("uint32", np.dtype("<u4")),
+    "Q": ("uint64", np.dtype("<u8")),
+    "q": ("int64", np.dtype("<i8")),
 }
 
 SCHEMAS = [60, 61]
@@ -257,8 +516,7 @@ def test_root_element(schema_id: int) -> None:
     assert {k: v for k, v in s.attributes.items() if k != "description"} == ROOT[schema_id]
     text = XML_PATHS[schema_id].read_text(encoding="utf-8")
     assert '<sbe:messageSchema xmlns:sbe="http://fixprotocol.io/2016/sbe" ' in text
-    assert s.id == schema_id == {60: codes.SCHEMA_ORDER_ENTRY, 61: codes.SCHEMA_MARKET_DATA}[
-        schema_id]
+    assert s.id == schema_id == {60: codes.SCHEMA_ORDER_ENTRY, 61: codes.SCHEMA_MARKET_DATA}[schema_id]
     assert s.version == codes.SCHEMA_VERSION
     assert s.byte_order == "<"
 
@@ -268,8 +526,7 @@ def test_header_composite(schema_id: int) -> None:
     s = spec(schema_id)
     xml = [(f.name, f.offset, f.size, f.primitive) for f in s.header]
     numpy = [
-        (name, schema.HEADER.fields[name][1], schema.HEADER.fields[name][0].itemsize,
-         STRUCT_CODE[code][0])
+        (name, schema.HEADER.fields[name][1], schema.HEADER.fields[name][0].itemsize, STRUCT_CODE[code][0])
         for name, code in schema.HEADER_FIELDS
     ]
     assert xml == numpy
@@ -281,8 +538,7 @@ def test_header_composite(schema_id: int) -> None:
 @pytest.mark.parametrize("schema_id", SCHEMAS)
 def test_templates_of_schema(schema_id: int) -> None:
     s = spec(schema_id)
-    expected = {t.template_id: t.name for t in schema.TEMPLATES.values()
-                if t.schema_id == schema_id}
+    expected = {t.template_id: t.name for t in schema.TEMPLATES.values() if t.schema_id == schema_id}
     assert {m.id: m.name for m in s.messages.values()} == expected
 
 
@@ -384,9 +640,12 @@ def test_base_types(schema_id: int) -> None:
     for name, (primitive, presence, null, semantic) in expected.items():
         el = t[name]
         got_null = el.get("nullValue")
-        assert (el.get("primitiveType"), el.get("presence"),
-                None if got_null is None else int(got_null), el.get("semanticType")) == (
-            primitive, presence, null, semantic), name
+        assert (
+            el.get("primitiveType"),
+            el.get("presence"),
+            None if got_null is None else int(got_null),
+            el.get("semanticType"),
+        ) == (primitive, presence, null, semantic), name
     header = [(m.get("name"), m.get("primitiveType")) for m in t["messageHeader"]]
     assert header == [(n, "uint16") for n in ("blockLength", "templateId", "schemaId", "version")]
 
@@ -396,13 +655,10 @@ def test_reserved_types(schema_id: int) -> None:
     """One char-array type per Reserved length used, each used, every Reserved id 5999."""
     s = spec(schema_id)
     reserved = [f for m in s.messages.values() for f in m.fields if f.name == "Reserved"]
-    assert all(f.kind == "chars" and f.id == 5999 and f.type_name == f"Reserved{f.length}"
-               for f in reserved)
-    declared = {n for n, el in s.types.items()
-                if el.tag == "type" and el.get("primitiveType") == "char"}
+    assert all(f.kind == "chars" and f.id == 5999 and f.type_name == f"Reserved{f.length}" for f in reserved)
+    declared = {n for n, el in s.types.items() if el.tag == "type" and el.get("primitiveType") == "char"}
     assert declared == {f.type_name for f in reserved}
-    assert not any(f.kind == "chars" for m in s.messages.values() for f in m.fields
-                   if f.name != "Reserved")
+    assert not any(f.kind == "chars" for m in s.messages.values() for f in m.fields if f.name != "Reserved")
 
 
 def test_every_type_is_used() -> None:
@@ -419,7 +675,8 @@ def test_every_table_declared_once() -> None:
     declared = [(name, s) for s in SCHEMAS for name in spec(s).enums]
     assert sorted(declared) == sorted((name, e[0]) for name, e in ENUMS.items())
     assert sorted((name, s) for s in SCHEMAS for name in spec(s).sets) == sorted(
-        (name, v[0]) for name, v in SETS.items())
+        (name, v[0]) for name, v in SETS.items()
+    )
 
 
 @pytest.mark.parametrize("table", sorted(ENUMS))
@@ -429,8 +686,9 @@ def test_enum_equals_codes(table: str) -> None:
     assert xml_encoding == encoding
     assert values == {name: getattr(codes, const) for name, const in constants.items()}
     if prefix:  # no constant of the table is missing from the XML
-        in_codes = {k for k, v in vars(codes).items()
-                    if k.startswith(prefix) and isinstance(v, int) and not k.endswith("_MASK")}
+        in_codes = {
+            k for k, v in vars(codes).items() if k.startswith(prefix) and isinstance(v, int) and not k.endswith("_MASK")
+        }
         assert in_codes <= set(constants.values())
     if encoding == "char":
         assert all(0x20 < v < 0x7F for v in values.values())
@@ -448,7 +706,8 @@ def test_set_equals_codes(table: str) -> None:
     encoding, bits = spec(schema_id).sets[table]
     assert encoding == "uint8"
     assert {name: 1 << bit for name, bit in bits.items()} == {
-        name: getattr(codes, const) for name, const in constants.items()}
+        name: getattr(codes, const) for name, const in constants.items()
+    }
     masks = {k: v for k, v in vars(codes).items() if k.startswith(prefix) and k.endswith("_MASK")}
     defined = sum(1 << b for b in bits.values())
     for name, mask in masks.items():
