@@ -980,7 +980,9 @@ def run(
         record_path = folder / "batches.bin"
         timed.step(f"starting the server and {sizes.clients} clients")
         parent_ctl, child_ctl = mpc.Pipe()
-        server = mpc.Process(target=_server_main, args=(config, child_ctl, str(record_path)), daemon=True)
+        # not daemonic: the server starts its own handshake worker processes; the finally
+        # below always joins or terminates it
+        server = mpc.Process(target=_server_main, args=(config, child_ctl, str(record_path)), daemon=False)
         server.start()
         fix_endpoint, echo_endpoint, server_pid = _recv(parent_ctl, "server start", 300)
         ctls, procs = [], []
