@@ -24,10 +24,9 @@ import click
 import numpy as np
 
 from qfix.bench import _common
-from qfix.engine import Engine, EngineConfig, InstrumentConfig
+from qfix.engine import Engine, EngineConfig, InstrumentConfig, output_buffer
 from qfix.engine.contract import OUTPUT_FULL
 from qfix.errors import BenchmarkError
-from qfix.wire.schema import OUTPUT
 
 TARGETS = {"mix": 15e6, "insert": 17e6, "multi": 10e6}
 _OUT_RECORDS = 1 << 16
@@ -80,7 +79,7 @@ def _drain(engine: Any, records: np.ndarray, out: np.ndarray) -> np.ndarray:
         res = engine.process(records[i : i + 4096], out)
         i += res.consumed
         if res.status == OUTPUT_FULL and res.consumed == 0 and res.written == 0:
-            out = np.zeros(max(2 * len(out), res.needed), OUTPUT)
+            out = output_buffer(max(2 * len(out), res.needed))
     return out
 
 
@@ -96,7 +95,7 @@ def _replay(
 ) -> tuple[float, bytes]:
     """Seconds in ``process`` for the timed part (after the untimed prefill), final state hash."""
     eng = Engine(insts, EngineConfig(event_hash=event_hash))
-    out = np.zeros(out_records, OUTPUT)
+    out = output_buffer(out_records)
     out = _drain(eng, records[:prefill], out)
     body = records[prefill:]
     total = 0
@@ -211,7 +210,7 @@ def run(
     body = records[prefill : prefill + n_ref]
     ref = ReferenceEngine(insts, EngineConfig())
     fast = Engine(insts, EngineConfig())
-    out = np.zeros(_OUT_RECORDS, OUTPUT)
+    out = output_buffer(_OUT_RECORDS)
     out = _drain(ref, records[:prefill], out)
     out = _drain(fast, records[:prefill], out)
     ref_s = fast_s = 0.0

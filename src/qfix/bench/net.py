@@ -235,10 +235,10 @@ def _cancel_origins(records: Array, instruments: int, cache: Path) -> Array:
     if cache.exists():
         cached: Array = np.load(cache)
         return cached
-    from qfix.engine import OUTPUT_FULL, Engine, EngineConfig
+    from qfix.engine import OUTPUT_FULL, Engine, EngineConfig, output_buffer
 
     eng = Engine(_instruments(instruments), EngineConfig(max_instruments=max(1, instruments)))
-    out = np.zeros(1 << 16, schema.OUTPUT)
+    out = output_buffer(1 << 16)
     ids: list[Array] = []
     cls: list[Array] = []
     i = 0
@@ -253,7 +253,7 @@ def _cancel_origins(records: Array, instruments: int, cache: Path) -> Array:
         ids.append(_u64(keep, _ER_ORDER_ID))
         cls.append(_u64(keep, _CLORDID))
         if res.status == OUTPUT_FULL and res.consumed == 0 and res.written == 0:
-            out = np.zeros(max(2 * len(out), res.needed), schema.OUTPUT)
+            out = output_buffer(max(2 * len(out), res.needed))
     order_ids = np.concatenate(ids)
     clordids = np.concatenate(cls)
     # the last New/Replaced report of an OrderID carries its ClOrdID until it ends
@@ -861,14 +861,14 @@ def _engine_alone(
 
     CPU time is the baseline: the machine is shared, and a replay that other jobs
     preempt would make the engine look slower than it is (wall time is kept beside)."""
-    from qfix.engine import OUTPUT_FULL, Engine
+    from qfix.engine import OUTPUT_FULL, Engine, output_buffer
 
     records = np.fromfile(record_path, dtype=schema.INBOUND)
     total = sum(n for n, _ in marks)
     if records.size != total:
         raise BenchmarkError(f"engine replay: {records.size} records on file, {total} recorded")
     eng = Engine(config.instruments, config.engine)
-    out = np.zeros(1 << 16, schema.OUTPUT)
+    out = output_buffer(1 << 16)
     seconds: dict[int, float] = {}
     walls: dict[int, float] = {}
     clock = time.thread_time_ns
@@ -885,7 +885,7 @@ def _engine_alone(
                 break
             batch = batch[res.consumed :]
             if res.needed > out.size:
-                out = np.zeros(max(res.needed, 2 * out.size), schema.OUTPUT)
+                out = output_buffer(max(res.needed, 2 * out.size))
         took = clock() - start
         took_wall = wall() - start_wall
         if phase > 0:

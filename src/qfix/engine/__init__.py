@@ -1,5 +1,6 @@
 """The matching engine: configuration, continuous kernels, auctions (no I/O)."""
 
+from qfix.engine.buffers import output_buffer
 from qfix.engine.config import ConfigError, EngineConfig, InstrumentConfig, worst_case_records
 from qfix.engine.contract import OUTPUT_FULL, STATUS_OK, EngineInvariantError, MatchingEngine, ProcessResult
 from qfix.engine.engine import Engine
@@ -16,5 +17,6 @@ __all__ = [
     "MatchingEngine",
     "ProcessResult",
     "SnapshotError",
+    "output_buffer",
     "worst_case_records",
 ]

@@ -24,10 +24,12 @@ from qfix.engine._index import (
 from qfix.engine._levels import _best_level
 from qfix.engine._match import _matches_on_entry
 from qfix.engine.types import (
+    C_CL_DISP,
     C_LEVELS,
     C_LIVE,
     C_OFREE,
     C_OHW,
+    C_OID_DISP,
     C_RESTING,
     G_CL_BITS,
     G_MAX_ORDERS,
@@ -136,9 +138,12 @@ def check_invariants(S):
             return 9
         if disp > 0 and shown > disp:
             return 9
-        if _oid_find(S[S_OID_TAB], orders, cfg[G_OID_BITS], orders[s].order_id) != s:
+        if _oid_find(S[S_OID_TAB], orders, cfg[G_OID_BITS], S[S_CTR][C_OID_DISP], orders[s].order_id) != s:
             return 10
-        if _cl_find(S[S_CL_TAB], orders, cfg[G_CL_BITS], orders[s].session, orders[s].clordid) != s:
+        if (
+            _cl_find(S[S_CL_TAB], orders, cfg[G_CL_BITS], S[S_CTR][C_CL_DISP], orders[s].session, orders[s].clordid)
+            != s
+        ):
             return 10
         ii = orders[s].inst
         if orders[s].ord_type == ORD_TYPE_LIMIT:

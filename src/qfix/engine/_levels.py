@@ -31,6 +31,7 @@ from qfix.engine._common import (
 from qfix.engine._index import (
     _cl_delete,
     _cl_insert,
+    _index_grow,
     _oid_delete,
     _oid_insert,
 )
@@ -61,6 +62,7 @@ from qfix.engine.types import (
     S_ORDERS,
     S_POOL_KEY,
     S_POOL_LV,
+    S_SCRATCH,
     S_SIDES,
     S_T_CNT,
     S_T_LV,
@@ -412,8 +414,10 @@ def _rest(S, s):
         orders[s].level = -1
         orders[s].prio = ctr[C_NEXT_PRIO]
         ctr[C_NEXT_PRIO] += 1
-    _oid_insert(S[S_OID_TAB], orders, cfg[G_OID_BITS], s)
-    _cl_insert(S[S_CL_TAB], orders, cfg[G_CL_BITS], s)
+    if 4 * (ctr[C_RESTING] + 1) > (1 << cfg[G_OID_BITS]):
+        _index_grow(S[S_OID_TAB], S[S_CL_TAB], orders, cfg, ctr, S[S_SCRATCH])
+    _oid_insert(S[S_OID_TAB], orders, cfg[G_OID_BITS], S[S_CTR], s)
+    _cl_insert(S[S_CL_TAB], orders, cfg[G_CL_BITS], S[S_CTR], s)
     lv_ = np.int64(orders[s].leaves)
     insts[ii].n_orders += 1
     insts[ii].lots += lv_
@@ -436,8 +440,8 @@ def _retire(S, s):
     sides[2 * ii + orders[s].side].lots -= lv_
     ctr[C_RESTING] -= 1
     _unlink(S, s)
-    _oid_delete(S[S_OID_TAB], orders, cfg[G_OID_BITS], s)
-    _cl_delete(S[S_CL_TAB], orders, cfg[G_CL_BITS], s)
+    _oid_delete(S[S_OID_TAB], orders, cfg[G_OID_BITS], S[S_CTR], s)
+    _cl_delete(S[S_CL_TAB], orders, cfg[G_CL_BITS], S[S_CTR], s)
     _order_free(S, s)
 
 
@@ -477,8 +481,8 @@ def relink(S, n):
             if lv < 0:
                 return False
             _link(S, s, lv)
-        _oid_insert(S[S_OID_TAB], orders, cfg[G_OID_BITS], s)
-        _cl_insert(S[S_CL_TAB], orders, cfg[G_CL_BITS], s)
+        _oid_insert(S[S_OID_TAB], orders, cfg[G_OID_BITS], S[S_CTR], s)
+        _cl_insert(S[S_CL_TAB], orders, cfg[G_CL_BITS], S[S_CTR], s)
         lv_ = np.int64(orders[s].leaves)
         insts[ii].n_orders += 1
         insts[ii].lots += lv_

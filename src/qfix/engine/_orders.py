@@ -111,8 +111,10 @@ from qfix.engine.config import (
     PHASE_HALTED,
 )
 from qfix.engine.types import (
+    C_CL_DISP,
     C_LEVELS,
     C_NEXT_OID,
+    C_OID_DISP,
     C_RESTING,
     G_CL_BITS,
     G_MAX_LEVELS,
@@ -507,9 +509,9 @@ def _cancel(S, O, I, r, t):
     if reason == EXEC_REASON_NONE:
         if req_oid != NULL_U64:
             if req_oid < np.uint64(1 << 62):
-                s = _oid_find(S[S_OID_TAB], orders, cfg[G_OID_BITS], np.int64(req_oid))
+                s = _oid_find(S[S_OID_TAB], orders, cfg[G_OID_BITS], S[S_CTR][C_OID_DISP], np.int64(req_oid))
         else:
-            s = _cl_find(S[S_CL_TAB], orders, cfg[G_CL_BITS], sess, orig)
+            s = _cl_find(S[S_CL_TAB], orders, cfg[G_CL_BITS], S[S_CTR][C_CL_DISP], sess, orig)
         if s < 0 or orders[s].inst != ii or orders[s].side != side - SIDE_BUY:
             reason = EXEC_REASON_UNKNOWN_ORDER
         elif orders[s].session != sess and orders[s].account != i32[r * IN_I + IN_SESSION_ACCOUNT_I]:
@@ -608,7 +610,7 @@ def _replace_verdict(S, I, r, t):
             reason = EXEC_REASON_UNSUPPORTED
     s = -1
     if reason == EXEC_REASON_NONE:
-        s = _cl_find(S[S_CL_TAB], orders, cfg[G_CL_BITS], sess, orig)
+        s = _cl_find(S[S_CL_TAB], orders, cfg[G_CL_BITS], S[S_CTR][C_CL_DISP], sess, orig)
         if s < 0 or orders[s].inst != ii or orders[s].side != side - SIDE_BUY:
             reason = EXEC_REASON_UNKNOWN_ORDER
             s = -1
@@ -720,9 +722,9 @@ def _replace(S, O, I, r, t, reason, ii, s, rule, price, disp):
         _chain_end(S, O, ii, t)
         return
     # the request's ClOrdID becomes the order's
-    _cl_delete(S[S_CL_TAB], orders, cfg[G_CL_BITS], s)
+    _cl_delete(S[S_CL_TAB], orders, cfg[G_CL_BITS], S[S_CTR], s)
     orders[s].clordid = clordid
-    _cl_insert(S[S_CL_TAB], orders, cfg[G_CL_BITS], s)
+    _cl_insert(S[S_CL_TAB], orders, cfg[G_CL_BITS], S[S_CTR], s)
     cum = np.int64(orders[s].cum)
     old_leaves = np.int64(orders[s].leaves)
     new_leaves = qty - cum
@@ -760,11 +762,11 @@ def _replace(S, O, I, r, t, reason, ii, s, rule, price, disp):
     # rule 4: loses priority, new OrderID
     old_oid = orders[s].order_id
     _unlink(S, s)
-    _oid_delete(S[S_OID_TAB], orders, cfg[G_OID_BITS], s)
+    _oid_delete(S[S_OID_TAB], orders, cfg[G_OID_BITS], S[S_CTR], s)
     oid = ctr[C_NEXT_OID]
     ctr[C_NEXT_OID] += 1
     orders[s].order_id = oid
-    _oid_insert(S[S_OID_TAB], orders, cfg[G_OID_BITS], s)
+    _oid_insert(S[S_OID_TAB], orders, cfg[G_OID_BITS], S[S_CTR], s)
     orders[s].price = price
     orders[s].display = disp
     orders[s].shown = min(disp, new_leaves) if disp > 0 else new_leaves
@@ -795,8 +797,8 @@ def _replace(S, O, I, r, t, reason, ii, s, rule, price, disp):
         return
     _w_delete(S, O, t, sec, old_oid)
     # It matches as a taker: take it off the book's accounting, then rest any remainder.
-    _oid_delete(S[S_OID_TAB], orders, cfg[G_OID_BITS], s)
-    _cl_delete(S[S_CL_TAB], orders, cfg[G_CL_BITS], s)
+    _oid_delete(S[S_OID_TAB], orders, cfg[G_OID_BITS], S[S_CTR], s)
+    _cl_delete(S[S_CL_TAB], orders, cfg[G_CL_BITS], S[S_CTR], s)
     insts[ii].n_orders -= 1
     insts[ii].lots -= new_leaves
     sides[2 * ii + sd].lots -= new_leaves

@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from qfix.engine import _kernels as kern
 from qfix.engine import types as ty
+from qfix.engine.buffers import output_buffer, zeros_aligned
 from qfix.engine.config import (
     BAND_TICKS,
     PHASE_CLOSED,
@@ -113,6 +114,10 @@ def _u64(bits: Any) -> int:
     return int(bits) % _U64
 
 
+#: smallest index table in use: 4,096 entries (16 KiB), room for 2,048 resting orders
+_INDEX_BITS_MIN: Final = 12
+
+
 def _bits_for(n: int) -> int:
     """log2 of the index table size: a power of two >= 2 n (load factor <= 1/2)."""
     return max(4, (2 * n - 1).bit_length())
@@ -151,12 +156,11 @@ class Engine:
         self._cfg[ty.G_MAX_ORDERS] = config.max_orders
         self._cfg[ty.G_MAX_LEVELS] = config.max_levels
         self._cfg[ty.G_MAX_SESSIONS] = config.max_sessions
-        self._cfg[ty.G_OID_BITS] = _bits_for(config.max_orders)
-        self._cfg[ty.G_CL_BITS] = _bits_for(config.max_orders)
+        self._cfg[ty.G_INDEX_BITS_MAX] = _bits_for(config.max_orders)
         pool_size = 4 * config.max_levels + 64
         self._cfg[ty.G_POOL_SIZE] = pool_size
-        self._orders = np.zeros(config.max_orders, ty.ORDER)
-        self._levels = np.zeros(config.max_levels + 1, ty.LEVEL)
+        self._orders = zeros_aligned(config.max_orders, ty.ORDER)
+        self._levels = zeros_aligned(config.max_levels + 1, ty.LEVEL)
         self._levels["touch"] = -1
         self._insts = np.zeros(n_inst, ty.INSTRUMENT)
         for k, ins in enumerate(instruments):
@@ -178,8 +182,11 @@ class Engine:
         self._sides = np.zeros(2 * n_inst, ty.SIDE)
         self._pool_key = np.zeros(pool_size, np.int64)
         self._pool_lv = np.zeros(pool_size, np.int32)
-        self._oid_tab = np.full(1 << int(self._cfg[ty.G_OID_BITS]), -1, np.int32)
-        self._cl_tab = np.full(1 << int(self._cfg[ty.G_CL_BITS]), -1, np.int32)
+        # Allocated for MaxOrders, used from the front as the book grows (``_index``): the
+        # untouched rest stays unmapped, so it costs address space, not memory.
+        self._oid_tab = np.empty(1 << int(self._cfg[ty.G_INDEX_BITS_MAX]), np.int32)
+        self._cl_tab = np.empty_like(self._oid_tab)
+        self._reserve_indexes(0)
         self._last_cl = np.zeros(config.max_sessions, np.uint64)
         self._sec_ids = np.array(ids, np.int64)
         groups = sorted(config.stp_groups.items())
@@ -217,6 +224,17 @@ class Engine:
         assert len(self._S) == ty.N_STATE  # the kernels index it by types.S_*
 
     # ------------------------------------------------------------------ plumbing
+    def _reserve_indexes(self, n: int) -> None:
+        """Empty index tables using the smallest size that holds ``n`` entries (and at
+        least ``_INDEX_BITS_MIN``), before a relink inserts ``n`` orders."""
+        bits = min(max(_INDEX_BITS_MIN, _bits_for(n)), int(self._cfg[ty.G_INDEX_BITS_MAX]))
+        self._cfg[ty.G_OID_BITS] = bits
+        self._cfg[ty.G_CL_BITS] = bits
+        self._oid_tab[: 1 << bits] = -1
+        self._cl_tab[: 1 << bits] = -1
+        self._ctr[ty.C_OID_DISP] = 0
+        self._ctr[ty.C_CL_DISP] = 0
+
     def _out_bytes(self, out: Array) -> Array:
         """Byte view of ``out`` (cached while the caller keeps passing the same buffer)."""
         if out is self._last_out:
@@ -286,7 +304,7 @@ class Engine:
         batch = np.ascontiguousarray(np.asarray(record, dtype=INBOUND).reshape(1))
         size = 64
         while True:
-            out = np.zeros(size, OUTPUT)
+            out = output_buffer(size)
             res = self.process(batch, out)
             if res.status == STATUS_OK:
                 return out[: res.written].copy()

@@ -285,6 +285,7 @@ def restore(
         key = np.where(market, 0, np.where(side == 0, -orders["price"], orders["price"]))
         rank = np.lexsort((orders["prio"], key, ~market, side, orders["inst"]))
         engine._orders[:n] = orders[rank]
+    engine._reserve_indexes(n)
     if not kern.relink(engine._S, n):
         raise SnapshotError("snapshot field 'orders': the book does not fit EngineConfig.max_levels")
     engine._ehash = bytes(snapshot["event_hash"].tobytes())

@@ -150,15 +150,18 @@ C_BB_SZ: Final = 19
 C_BA_PX: Final = 20
 C_BA_SZ: Final = 21
 C_RESTING: Final = 22  #: resting (live) orders, the capacity figure of ENGINE.md §4
+C_OID_DISP: Final = 23  #: bound on any OrderID-table entry's distance from its home (``_index``)
+C_CL_DISP: Final = 24  #: the same for the ClOrdID table
 N_COUNTERS: Final = 32
 
 # --- configuration array indices (int64 ``cfg``) ----------------------------------------
 G_MAX_ORDERS: Final = 0
 G_MAX_LEVELS: Final = 1
 G_MAX_SESSIONS: Final = 2
-G_OID_BITS: Final = 3
-G_CL_BITS: Final = 4
+G_OID_BITS: Final = 3  #: log2 of the OrderID table entries in use (grows, ``_index``)
+G_CL_BITS: Final = 4  #: the same for the ClOrdID table (the two grow together)
 G_POOL_SIZE: Final = 5
+G_INDEX_BITS_MAX: Final = 6  #: log2 of the index tables' allocated entries
 N_CONFIG: Final = 8
 
 # --- kinds of bulk removal (``command_bulk``'s ``kind``; ``_collect`` also takes 0) ---

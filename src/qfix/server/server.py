@@ -30,7 +30,7 @@ import zmq
 
 from qfix.crypto.keys import load_allow_list, load_private_key
 from qfix.crypto.primitives import SignatureAlg
-from qfix.engine import OUTPUT_FULL, Engine
+from qfix.engine import OUTPUT_FULL, Engine, output_buffer
 from qfix.errors import QfixError
 from qfix.qzmq import (
     RECORD_OVERHEAD,
@@ -92,7 +92,7 @@ def _warm_kernels(config: ServerConfig) -> None:
     from qfix.engine import EngineConfig
 
     scratch = Engine(config.instruments[:1], EngineConfig(max_orders=16, max_levels=16, max_sessions=2))
-    out = np.zeros(64, schema.OUTPUT)
+    out = output_buffer(64)
     scratch.process(np.zeros(0, schema.INBOUND), out)
     scratch.cancel_sessions(0, [0], out)
     first = config.instruments[0]
@@ -130,7 +130,7 @@ class Server:
         )
         self.sink = MarketDataSink()
         self.metrics = Metrics(config.metrics_port)
-        self._out = np.zeros(min(_INITIAL_OUTPUT, config.worst_case_records()), schema.OUTPUT)
+        self._out = output_buffer(min(_INITIAL_OUTPUT, config.worst_case_records()))
         _warm_kernels(config)
         self.endpoint = ServerEndpoint(
             self.protocol, config.fix_endpoint, context=context, handshake_workers=config.handshake_workers
@@ -406,7 +406,7 @@ class Server:
         size = min(max(needed, 2 * self._out.size), worst)
         if size < needed:
             raise RuntimeError(f"engine needs {needed} output records, over the configured worst case {worst}")
-        self._out = np.zeros(size, schema.OUTPUT)
+        self._out = output_buffer(size)
 
     def _dispatch(self, out: Array) -> None:
         if out.size == 0:
