@@ -522,9 +522,14 @@ def _record_scenarios(s: Sizes) -> list[_Scenario]:
     return out
 
 
-def _bulk_scenario(s: Sizes, name: str, others: int, key: int) -> _Scenario:
-    """``s.requests`` accounts (sessions 0..) with ORDERS_PER_ACCOUNT orders each among
-    ``others`` orders of the other sessions, all at random levels."""
+def _bulk_scenario(s: Sizes, path: str, variant: str, others: int, key: int) -> _Scenario:
+    """Path ``path`` of BULK_PATHS on a book of ``others`` orders of other sessions plus
+    ``s.requests`` accounts (sessions 0..) with ORDERS_PER_ACCOUNT orders each, all at
+    random levels; ``variant`` is appended to the name."""
+    if path not in BULK_PATHS:
+        raise ValueError(f"not a bulk path: {path!r}")
+    mass = path == "mass_cancel_account"
+    name = path + variant
     rng = np.random.Generator(np.random.PCG64([SEED, key]))
     ref = _instruments("mix")[0].ref
     flow = _Flow()
@@ -536,24 +541,19 @@ def _bulk_scenario(s: Sizes, name: str, others: int, key: int) -> _Scenario:
     book.place(flow)
     sessions = np.arange(s.requests)
     per = ORDERS_PER_ACCOUNT
-    path = name.split(":")[0]
+    reason = C.EXEC_REASON_MASS_CANCEL if mass else C.EXEC_REASON_CANCEL_ON_DISCONNECT
 
     def check(t: _Tally, k: int, before: _Before, eng: Engine) -> None:
-        reason = C.EXEC_REASON_MASS_CANCEL if path == "mass_cancel_account" else C.EXEC_REASON_CANCEL_ON_DISCONNECT
-        _expect(path, "ER Canceled count", t.er(C.EXEC_TYPE_CANCELED), per * k)
-        _expect(path, "cancel reasons", t.reasons[reason], per * k)
-        _expect(path, "OrderDelete count", t.md(C.TEMPLATE_ORDER_DELETE), per * k)
-        if path == "mass_cancel_account":
-            _expect(path, "TotalAffectedOrders per report", t.affected, (per,) * k)
-        _check_engine(path, eng, before, -per * k, 0)
+        _expect(name, "OrderMassCancelReport count", t.md(C.TEMPLATE_ORDER_MASS_CANCEL_REPORT), k if mass else 0)
+        _expect(name, "ER Canceled count", t.er(C.EXEC_TYPE_CANCELED), per * k)
+        _expect(name, "cancel reasons", t.reasons[reason], per * k)
+        _expect(name, "OrderDelete count", t.md(C.TEMPLATE_ORDER_DELETE), per * k)
+        if mass:
+            _expect(name, "TotalAffectedOrders per report", t.affected, (per,) * k)
+        _check_engine(name, eng, before, -per * k, 0)
 
-    if path == "mass_cancel_account":
-        batch = flow.mass_cancels(sessions)
-        calls: list[int] = []
-    else:
-        batch = np.zeros(0, schema.INBOUND)
-        calls = sessions.tolist()
-        flow.tick()
+    batch = flow.mass_cancels(sessions) if mass else np.zeros(0, schema.INBOUND)
+    calls = [] if mass else sessions.tolist()
     note = f"{others} other orders resting; {per} orders removed each"
     return _Scenario(name, book.records, book.records.size, 2 * s.levels, batch, check, calls, note)
 
@@ -754,7 +754,7 @@ def run(s: Sizes, quick: bool, progress: _common.Progress | None = None) -> _com
         medians = {}
         unit = "request" if path == "mass_cancel_account" else "call"
         for variant, others in (("", s.mass_orders), ("_small_book", s.book_orders)):
-            sc = _bulk_scenario(s, path + variant, others, key)
+            sc = _bulk_scenario(s, path, variant, others, key)
             seconds, written = _measure(runner, sc, s, progress)
             k = s.requests
             r = report.add(

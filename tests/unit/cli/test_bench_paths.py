@@ -82,3 +82,19 @@ def test_the_book_must_be_the_same_before_every_repeat() -> None:
 def test_sizes_a_path_cannot_honour_are_refused() -> None:
     result = CliRunner().invoke(main, ["bench", "paths", "--quick", "--levels", "10", "--batch", "64"])
     assert result.exit_code == 2 and "at most 18 records with 10 levels a side" in result.stderr
+
+
+@pytest.mark.parametrize("variant", ["", "_small_book"])
+def test_bulk_variants_take_their_own_path(variant: str) -> None:
+    sizes = paths.sizes(True, batch=16, repeats=1, requests=2, mass_orders=200, levels=20)
+    runner = _runner(sizes)
+    mass = paths._bulk_scenario(sizes, "mass_cancel_account", variant, 300, 10)
+    assert mass.name == "mass_cancel_account" + variant and not mass.sessions
+    assert set(mass.batch.view(schema.INBOUND_ORDER_MASS_CANCEL_REQUEST)["templateId"].tolist()) == {4}
+    cod = paths._bulk_scenario(sizes, "cancel_sessions", variant, 300, 11)
+    assert cod.name == "cancel_sessions" + variant and cod.sessions == [0, 1] and len(cod.batch) == 0
+    for sc in (mass, cod):
+        runner.once(sc, None)  # each check passes on its own path
+    swapped = dataclasses.replace(mass, batch=cod.batch, sessions=cod.sessions)
+    with pytest.raises(BenchmarkError, match="OrderMassCancelReport count is 0, expected 2"):
+        runner.once(swapped, None)
