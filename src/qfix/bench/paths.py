@@ -9,7 +9,9 @@ must equal the first repeat's), then times one ``process`` call over ``--batch``
 of that kind and checks the outputs, the resting-order count and the level count against
 what the path claims, so an engine that takes another path fails with
 :class:`BenchmarkError` instead of measuring something else. Figures are medians over the
-repeats; output records per inbound record are reported beside each.
+repeats, which run in rounds (one repeat of every path per round, after an untimed
+warm-up round) so that a slow spell of a shared machine hits all paths alike; output
+records per inbound record are reported beside each.
 
 Only the public engine API is used (``Engine``, ``process``, ``cancel_sessions``,
 ``state_hash``, ``resting_orders``, ``occupied_levels`` and the wire schema), so the same
@@ -645,126 +647,155 @@ def _merge(tallies: list[_Tally]) -> _Tally:
 
 
 def steps(s: Sizes) -> int:
-    """Progress steps of :func:`run`: building the records, then per path a warm-up and
-    its repeats (the bulk paths twice, on the large and the small book)."""
+    """Progress steps of :func:`run`: building the records, then a warm-up round and
+    ``s.repeats`` timed rounds over every series (the bulk paths twice: large and small book)."""
     return 1 + (len(RECORD_PATHS) + 1 + 2 * len(BULK_PATHS)) * (1 + s.repeats)
 
 
-def _measure(runner: _Runner, sc: _Scenario, s: Sizes, progress: _common.Progress) -> tuple[list[float], int]:
-    """(seconds of each timed repeat, output records of one repeat); an untimed warm-up
-    repeat runs first and fixes the book's state hash."""
-    progress.step(f"{sc.name}: warm-up and checks")
-    first, digest = runner.once(sc, None)
-    seconds = []
-    for i in range(s.repeats):
-        progress.step(f"{sc.name}: timed run {i + 1}/{s.repeats}")
-        sample, _ = runner.once(sc, digest)
-        if sample.written != first.written:
-            raise BenchmarkError(f"paths {sc.name}: output differs between repeats ({sample.written} records)")
-        seconds.append(sample.seconds)
-    return seconds, first.written
+class _Series:
+    """The repeats of one scenario. The first (warm-up) repeat is untimed and fixes the
+    book's state hash and the output count every later repeat must reproduce."""
+
+    def __init__(self, sc: _Scenario) -> None:
+        self.name = sc.name
+        self.scenario = sc
+        self.digest: bytes | None = None
+        self.written = -1
+        self.seconds: list[float] = []
+
+    def repeat(self, runner: _Runner) -> None:
+        sample, digest = runner.once(self.scenario, self.digest)
+        if self.digest is None:
+            self.digest, self.written = digest, sample.written
+        elif sample.written != self.written:
+            raise BenchmarkError(f"paths {self.name}: output differs between repeats ({sample.written} records)")
+        else:
+            self.seconds.append(sample.seconds)
 
 
-def _call_overhead(
-    runner: _Runner, reject: _Scenario, s: Sizes, progress: _common.Progress
-) -> tuple[list[float], list[float]]:
-    """(ns per single-record call, ns per record of a batch) per repeat, on the reject path."""
-    flow = _Flow()
-    flow.next_clordid[:] = 1 << 40  # above every ClOrdID of the reject batch
-    flow.now = int(reject.batch[-1]["RecvTime"])
-    rng = np.random.Generator(np.random.PCG64([SEED, 99]))
-    band = _instruments("mix")[0].band(_instruments("mix")[0].ref)
-    n = len(reject.batch)
-    more = flow.new_orders(
-        rng.integers(ACCOUNTS, size=n), np.full(n, C.SIDE_BUY), band[1] + 1 + rng.integers(1000, size=n), np.full(n, 10)
-    )
-    singles = [more[i : i + 1].copy() for i in range(n)]
-    # the expected end state: both sets of rejects in one batch on an untimed engine
-    eng, book_hash = runner.prepared(reject, None)
-    both = np.concatenate([reject.batch, more])
-    res = eng.process(both, runner.out)
-    _require_ok("call_overhead", res, len(both))
-    t = _Tally.of(runner.out[: res.written])
-    _expect("call_overhead", "ER Rejected count", t.er(C.EXEC_TYPE_REJECTED), len(both))
-    expected = eng.state_hash()
-    per_call: list[float] = []
-    per_record: list[float] = []
-    clock = time.perf_counter_ns
-    for i in range(s.repeats + 1):
-        progress.step("call_overhead: warm-up" if i == 0 else f"call_overhead: timed run {i}/{s.repeats}")
-        eng, _ = runner.prepared(reject, book_hash)
-        out = runner.out
+class _CallOverhead:
+    """The reject batch in one call beside the same number of rejects, one per call."""
+
+    name = "call_overhead"
+
+    def __init__(self, runner: _Runner, reject: _Scenario) -> None:
+        flow = _Flow()
+        flow.next_clordid[:] = 1 << 40  # above every ClOrdID of the reject batch
+        flow.now = int(reject.batch[-1]["RecvTime"])
+        rng = np.random.Generator(np.random.PCG64([SEED, 99]))
+        inst = _instruments("mix")[0]
+        n = len(reject.batch)
+        high = inst.band(inst.ref)[1]
+        more = flow.new_orders(
+            rng.integers(ACCOUNTS, size=n),
+            np.full(n, C.SIDE_BUY),
+            high + 1 + rng.integers(1000, size=n),
+            np.full(n, 10),
+        )
+        self.singles = [more[i : i + 1].copy() for i in range(n)]
+        self.reject = reject
+        # the expected end state: both sets of rejects in one batch on an untimed engine
+        eng, self.book_hash = runner.prepared(reject, None)
+        both = np.concatenate([reject.batch, more])
+        res = eng.process(both, runner.out)
+        _require_ok(self.name, res, len(both))
+        _expect(self.name, "ER Rejected count", _Tally.of(runner.out[: res.written]).er(C.EXEC_TYPE_REJECTED), 2 * n)
+        self.expected = eng.state_hash()
+        self.warm = False
+        self.per_call: list[float] = []  #: ns per single-record call
+        self.per_record: list[float] = []  #: ns per record of the batch, same repeat
+
+    def repeat(self, runner: _Runner) -> None:
+        eng, _ = runner.prepared(self.reject, self.book_hash)
+        out, batch, singles = runner.out, self.reject.batch, self.singles
         process = eng.process
+        clock = time.perf_counter_ns
         gc.disable()
         start = clock()
-        res = process(reject.batch, out)
+        res = process(batch, out)
         batch_ns = clock() - start
         start = clock()
         for rec in singles:
             process(rec, out)
         single_ns = clock() - start
         gc.enable()
-        _require_ok("call_overhead", res, n)
-        if eng.state_hash() != expected:
+        _require_ok(self.name, res, len(batch))
+        if eng.state_hash() != self.expected:
             raise BenchmarkError("paths call_overhead: the single-record calls did not end in the batch's state")
-        _expect("call_overhead", "last output", _Tally.of(out[:1]).er(C.EXEC_TYPE_REJECTED), 1)
-        if i:
-            per_record.append(batch_ns / n)
-            per_call.append(single_ns / n)
-    return per_call, per_record
+        _expect(self.name, "last output's ER Rejected count", _Tally.of(out[:1]).er(C.EXEC_TYPE_REJECTED), 1)
+        if self.warm:
+            self.per_record.append(batch_ns / len(batch))
+            self.per_call.append(single_ns / len(singles))
+        self.warm = True
 
 
 def run(s: Sizes, quick: bool, progress: _common.Progress | None = None) -> _common.Report:
-    """Measure every path; ``progress`` advances ``steps(s)`` times."""
+    """Measure every path; ``progress`` advances ``steps(s)`` times.
+
+    The repeats are interleaved (one repeat of every path, then the next round), so a
+    slow spell of a shared machine hits every path alike instead of one path's figures.
+    """
     progress = progress if progress is not None else _common.Progress(steps(s), quiet=True)
     report = _common.Report("paths", quick)
     insts = _instruments("mix")
     config = engine_config(s)
     runner = _Runner(insts, config, np.zeros(1 << 16, schema.OUTPUT))
     progress.step("building the books and the timed records")
-    scenarios = _record_scenarios(s)
+    records = [_Series(sc) for sc in _record_scenarios(s)]
+    overhead = _CallOverhead(runner, records[0].scenario)
+    bulk = {
+        (path, variant): _Series(_bulk_scenario(s, path, variant, others, key))
+        for key, path in enumerate(BULK_PATHS, start=10)
+        for variant, others in (("", s.mass_orders), ("_small_book", s.book_orders))
+    }
+    every: list[_Series | _CallOverhead] = [*records, overhead, *bulk.values()]
+    for i in range(s.repeats + 1):
+        for series in every:
+            progress.step(f"{series.name}: " + ("warm-up and checks" if i == 0 else f"timed run {i}/{s.repeats}"))
+            series.repeat(runner)
     plot: dict[str, Any] = {"ns": {}, "us": {}}
-    for sc in scenarios:
-        seconds, written = _measure(runner, sc, s, progress)
-        n = len(sc.batch)
+    for x in records:
+        n = len(x.scenario.batch)
         ns = report.add(
-            _common.from_samples(f"paths.{sc.name}.ns_per_record", [x * 1e9 / n for x in seconds], "ns", NOTES[sc.name])
+            _common.from_samples(f"paths.{x.name}.ns_per_record", [t * 1e9 / n for t in x.seconds], "ns", NOTES[x.name])
         )
-        report.add(_common.single(f"paths.{sc.name}.out_per_record", written / n, "records"))
-        plot["ns"][sc.name] = ns.value
-    per_call, per_record = _call_overhead(runner, scenarios[0], s, progress)
+        report.add(_common.single(f"paths.{x.name}.out_per_record", x.written / n, "records"))
+        plot["ns"][x.name] = ns.value
     one = report.add(
-        _common.from_samples("paths.call_overhead.ns_per_call", per_call, "ns", "one reject per process() call")
+        _common.from_samples(
+            "paths.call_overhead.ns_per_call", overhead.per_call, "ns", "one reject per process() call"
+        )
     )
     report.add(
         _common.from_samples(
-            "paths.call_overhead.ns_per_record_batch", per_record, "ns", f"rejects, {s.batch} per process() call"
+            "paths.call_overhead.ns_per_record_batch",
+            overhead.per_record,
+            "ns",
+            f"rejects, {s.batch} per process() call",
         )
     )
     report.add(
         _common.from_samples(
             "paths.call_overhead.fixed_ns",
-            [a - b for a, b in zip(per_call, per_record, strict=True)],
+            [a - b for a, b in zip(overhead.per_call, overhead.per_record, strict=True)],
             "ns",
             "per-call minus per-record cost, same repeat",
         )
     )
-    plot["ns"]["call_overhead (1/call)"] = one.value
-    for key, path in enumerate(BULK_PATHS, start=10):
-        medians = {}
+    plot["ns"]["call_overhead (1 record per call)"] = one.value
+    k = s.requests
+    for path in BULK_PATHS:
         unit = "request" if path == "mass_cancel_account" else "call"
-        for variant, others in (("", s.mass_orders), ("_small_book", s.book_orders)):
-            sc = _bulk_scenario(s, path, variant, others, key)
-            seconds, written = _measure(runner, sc, s, progress)
-            k = s.requests
-            r = report.add(
+        medians = {}
+        for variant in ("", "_small_book"):
+            x = bulk[path, variant]
+            medians[variant] = r = report.add(
                 _common.from_samples(
-                    f"paths.{path}{variant}.us_per_{unit}", [x * 1e6 / k for x in seconds], "us", sc.note
+                    f"paths.{x.name}.us_per_{unit}", [t * 1e6 / k for t in x.seconds], "us", x.scenario.note
                 )
             )
-            report.add(_common.single(f"paths.{path}{variant}.out_per_{unit}", written / k, "records"))
-            medians[variant] = r
-            plot["us"][f"{path}{variant}"] = r.value
+            report.add(_common.single(f"paths.{x.name}.out_per_{unit}", x.written / k, "records"))
+            plot["us"][x.name] = r.value
         report.add(
             _common.ratio(
                 f"paths.{path}.large_over_small_book",
