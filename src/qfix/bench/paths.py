@@ -50,6 +50,7 @@ from qfix.bench import _common
 from qfix.bench.engine import _drain, _instruments
 from qfix.engine import STATUS_OK, Engine, EngineConfig, InstrumentConfig, ProcessResult
 from qfix.errors import BenchmarkError
+from qfix.testing.generators import BASE_TIME
 from qfix.wire import codes as C  # noqa: N812 - the code tables are read on every line
 from qfix.wire import schema
 
@@ -63,7 +64,6 @@ DEPTH: Final = 4
 MASS_ORDERS: Final = 100_000
 ORDERS_PER_ACCOUNT: Final = 10
 BATCH: Final = 1024
-BASE_TIME: Final = 1_767_225_600 * 10**9
 
 #: the paths timed one ``process`` call of ``--batch`` records each
 RECORD_PATHS: Final = (
