@@ -37,6 +37,7 @@ BENCHMARKS: dict[str, str] = {
     "engine": "qfix.bench.engine:command",
     "qzmq": "qfix.bench.qzmq:command",
     "net": "qfix.bench.net:command",
+    "paths": "qfix.bench.paths:command",
     "markdown": "qfix.bench.markdown:command",
 }
 
