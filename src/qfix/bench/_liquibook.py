@@ -139,8 +139,9 @@ def build(cache: Path) -> Driver:
     """Compile the driver into ``cache`` (once per digest); raises :class:`Unavailable`."""
     cxx = compiler()
     if cxx is None:
-        wanted = f"$CXX ({os.environ['CXX']!r})" if os.environ.get("CXX", "").strip() else "g++, c++ or clang++"
-        raise Unavailable(f"no C++ compiler found ({wanted} on PATH)")
+        if os.environ.get("CXX", "").strip():
+            raise Unavailable(f"no C++ compiler: $CXX is {os.environ['CXX']!r}, which is not on PATH")
+        raise Unavailable("no C++ compiler: none of g++, c++ or clang++ is on PATH (or set $CXX)")
     include = headers()
     if include is None:
         raise Unavailable(
