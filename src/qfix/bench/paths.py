@@ -48,7 +48,7 @@ import numpy.typing as npt
 
 from qfix.bench import _common
 from qfix.bench.engine import _drain, _instruments
-from qfix.engine import STATUS_OK, Engine, EngineConfig, InstrumentConfig, ProcessResult
+from qfix.engine import STATUS_OK, Engine, EngineConfig, InstrumentConfig, ProcessResult, output_buffer
 from qfix.errors import BenchmarkError
 from qfix.testing.generators import BASE_TIME
 from qfix.wire import codes as C  # noqa: N812 - the code tables are read on every line
@@ -739,7 +739,7 @@ def run(s: Sizes, quick: bool, progress: _common.Progress | None = None) -> _com
     report = _common.Report("paths", quick)
     insts = _instruments("mix")
     config = engine_config(s)
-    runner = _Runner(insts, config, np.zeros(1 << 16, schema.OUTPUT))
+    runner = _Runner(insts, config, output_buffer(1 << 16))
     progress.step("building the books and the timed records")
     records = [_Series(sc) for sc in _record_scenarios(s)]
     overhead = _CallOverhead(runner, records[0].scenario)

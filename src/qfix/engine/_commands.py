@@ -29,6 +29,7 @@ from qfix.engine._common import (
     _views,
     njit,
 )
+from qfix.engine._index import _find_account_head
 from qfix.engine._layout import (
     MD_MEI_B,
     OUT_B,
@@ -61,11 +62,14 @@ from qfix.engine.types import (
     C_OHW,
     C_W,
     NO_PRICE,
+    S_CFG,
     S_CTR,
+    S_INDEX,
     S_INSTS,
     S_NARROW0,
     S_ORDERS,
     S_SCRATCH,
+    S_SES_HEAD,
     S_WIDE0,
     S_WIDE1,
 )
@@ -79,6 +83,7 @@ from qfix.wire.codes import (
     HALT_REASON_OPERATOR,
     LIQUIDITY_NONE,
     MEI_END_OF_EVENT,
+    NULL_U32,
     ORD_STATUS_CANCELED,
     ORD_STATUS_EXPIRED,
     ORD_TYPE_LIMIT,
@@ -133,33 +138,33 @@ def _collect(S, kind, a, b, ii_filter, side_filter, day, keys):
     BULK_MASS_CANCEL: Account == a (ii_filter/side_filter may be -1 for any);
     BULK_SESSIONS: SessionID in keys; BULK_ACCOUNTS: Account in keys; BULK_EXPIRE: GTD
     with ExpireDate < day; BULK_END_OF_DAY: all but GTC and GTD with ExpireDate > day.
+    The first three walk the session and account order lists, so they cost the orders
+    they remove, not the book; the daily expiries scan every slot.
     """
     ctr = S[S_CTR]
     orders = S[S_ORDERS]
     out = S[S_SCRATCH]
     n = 0
+    if kind == BULK_MASS_CANCEL:
+        return _collect_account(S, a, ii_filter, side_filter, 0)
+    if kind == BULK_ACCOUNTS:
+        for k in range(keys.shape[0]):
+            n = _collect_account(S, keys[k], -1, -1, n)
+        return n
+    if kind == BULK_SESSIONS:
+        heads = S[S_SES_HEAD]
+        for k in range(keys.shape[0]):
+            if 0 <= keys[k] < heads.shape[0]:
+                s = heads[keys[k]]
+                while s >= 0:
+                    out[n] = s
+                    n += 1
+                    s = orders[s].ses_next
+        return n
     for s in range(ctr[C_OHW]):
         if orders[s].order_id == 0:
             continue
-        take = False
-        if kind == BULK_MASS_CANCEL:
-            take = (
-                np.int64(orders[s].account) == a
-                and (ii_filter < 0 or orders[s].inst == ii_filter)
-                and (side_filter < 0 or orders[s].side == side_filter)
-            )
-        elif kind in (BULK_SESSIONS, BULK_ACCOUNTS):
-            v = np.int64(orders[s].session) if kind == BULK_SESSIONS else np.int64(orders[s].account)
-            lo = 0
-            hi = keys.shape[0]
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if keys[mid] < v:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            take = lo < keys.shape[0] and keys[lo] == v
-        elif kind == BULK_EXPIRE:
+        if kind == BULK_EXPIRE:
             take = orders[s].tif == TIF_GTD and np.int64(orders[s].expire) < day
         else:
             tif = orders[s].tif
@@ -167,6 +172,24 @@ def _collect(S, kind, a, b, ii_filter, side_filter, day, keys):
         if take:
             out[n] = s
             n += 1
+    return n
+
+
+@njit(_nrt=False, inline="always")
+def _collect_account(S, account, ii_filter, side_filter, n):
+    """Append the live slots of ``account`` (optionally one instrument index and side) to
+    scratch S[S_SCRATCH] from position ``n``; returns the new count."""
+    ctr = S[S_CTR]
+    orders = S[S_ORDERS]
+    out = S[S_SCRATCH]
+    if account < 0 or account > NULL_U32:
+        return n
+    s = _find_account_head(S[S_INDEX], orders, S[S_CFG], ctr, account)
+    while s >= 0:
+        if (ii_filter < 0 or orders[s].inst == ii_filter) and (side_filter < 0 or orders[s].side == side_filter):
+            out[n] = s
+            n += 1
+        s = orders[s].acc_next
     return n
 
 

@@ -1,4 +1,9 @@
-"""The two order indices: OrderID -> slot and (SessionID, ClOrdID) -> slot.
+"""The order indices: OrderID -> slot, (SessionID, ClOrdID) -> slot, and Account -> the
+first slot of that account's order list.
+
+The three tables live in one int32 array of the state tuple, ``S[S_INDEX]`` (see the
+accessors below), because every array in the tuple is passed to every non-inlined handler
+(``types.N_STATE``); the session list heads are ``S[S_SES_HEAD]``.
 
 Theory of operation: open addressing with linear probing over tables of int32 slot
 numbers only; keys are read back from the order record, so an entry costs 4 bytes and the
@@ -7,7 +12,7 @@ instead of leaving tombstones, so lookups never slow down as orders come and go.
 
 The host allocates each table for MaxOrders (a power of two at least twice it) but the
 kernels use only its first ``2^bits`` entries, ``bits`` growing with the resting orders
-(:func:`_index_grow`, load factor at most 1/2). A book of a thousand orders thus probes a
+(:func:`_index_grow` keeps them at most a quarter full). A book of a thousand orders thus probes a
 table of a few kilobytes that stays in cache, not one spread over tens of megabytes.
 
 OrderIDs are dense counters (ENGINE.md §2.1 rule 4), so the OrderID table is indexed by
@@ -35,7 +40,39 @@ from typing import Final
 import numpy as np
 
 from qfix.engine._common import njit
-from qfix.engine.types import C_CL_DISP, C_OID_DISP, G_CL_BITS, G_INDEX_BITS_MAX, G_OID_BITS
+from qfix.engine.types import (
+    C_ACC_DISP,
+    C_CL_DISP,
+    C_OID_DISP,
+    C_RESTING,
+    G_CL_BITS,
+    G_INDEX_BITS_MAX,
+    G_OID_BITS,
+)
+
+
+@njit(_nrt=False, inline="always")
+def _oid_tab(ix, cfg):
+    """The OrderID table: the first of the three tables in ``ix = S[S_INDEX]``, each
+    ``2^G_INDEX_BITS_MAX`` entries (of which the first ``2^bits`` are in use). The
+    accessors take the two arrays, not ``S``: every inlined ``S`` parameter is one more
+    copy of the whole tuple for the compiler to take apart."""
+    return ix[: 1 << cfg[G_INDEX_BITS_MAX]]
+
+
+@njit(_nrt=False, inline="always")
+def _cl_tab(ix, cfg):
+    """The (SessionID, ClOrdID) table."""
+    t = 1 << cfg[G_INDEX_BITS_MAX]
+    return ix[t : 2 * t]
+
+
+@njit(_nrt=False, inline="always")
+def _acc_tab(ix, cfg):
+    """The Account table (heads of the account order lists)."""
+    t = 1 << cfg[G_INDEX_BITS_MAX]
+    return ix[2 * t : 3 * t]
+
 
 HASH_MUL: Final = -7046029254386353131  #: 0x9E3779B97F4A7C15 as int64
 HASH_MUL2: Final = -4658895280553007687  #: 0xBF58476D1CE4E5B9 as int64
@@ -53,11 +90,25 @@ def _cl_home(session, clordid, bits):
 
 
 @njit(_nrt=False, inline="always")
-def _home_of(orders, s, oid_table, bits):
-    """Home slot of order slot ``s`` in the OrderID table (``oid_table``) or the ClOrdID table."""
-    if oid_table:
+def _acc_home(account, bits):
+    h = (np.int64(account) + 1) * HASH_MUL
+    return (h >> (64 - bits)) & ((1 << bits) - 1)
+
+
+#: which table ``_insert``/``_delete`` work on (the key is read from the order record)
+KEY_ORDER_ID: Final = 0
+KEY_CLORDID: Final = 1
+KEY_ACCOUNT: Final = 2
+
+
+@njit(_nrt=False, inline="always")
+def _home_of(orders, s, key, bits):
+    """Home slot of order slot ``s`` in the table of ``key`` (``KEY_*``)."""
+    if key == KEY_ORDER_ID:
         return _oid_home(orders[s].order_id, bits)
-    return _cl_home(orders[s].session, orders[s].clordid, bits)
+    if key == KEY_CLORDID:
+        return _cl_home(orders[s].session, orders[s].clordid, bits)
+    return _acc_home(orders[s].account, bits)
 
 
 @njit(_nrt=False, inline="always")
@@ -90,11 +141,36 @@ def _cl_find(tab, orders, bits, disp, session, clordid):
     return -1
 
 
+@njit(_nrt=False, inline="always")
+def _acc_find(tab, orders, bits, disp, account):
+    """Head slot of ``account``'s order list, or -1."""
+    mask = (1 << bits) - 1
+    i = _acc_home(account, bits)
+    for _ in range(disp + 1):
+        s = tab[i]
+        if s < 0:
+            return -1
+        if np.int64(orders[s].account) == account:
+            return s
+        i = (i + 1) & mask
+    return -1
+
+
+@njit(_nrt=False, inline="always")
+def _acc_set_head(tab, orders, bits, old, new):
+    """Put slot ``new`` (same Account) where the table holds head ``old``: same key, same probe run."""
+    mask = (1 << bits) - 1
+    i = _acc_home(orders[old].account, bits)
+    while tab[i] != old:
+        i = (i + 1) & mask
+    tab[i] = new
+
+
 @njit(_nrt=False)
-def _insert(tab, orders, bits, ctr, disp_at, oid_table, s):
+def _insert(tab, orders, bits, ctr, disp_at, key, s):
     """File slot ``s`` at the first free slot from its home; raises the displacement bound."""
     mask = (1 << bits) - 1
-    home = _home_of(orders, s, oid_table, bits)
+    home = _home_of(orders, s, key, bits)
     i = home
     while tab[i] >= 0:
         i = (i + 1) & mask
@@ -105,14 +181,14 @@ def _insert(tab, orders, bits, ctr, disp_at, oid_table, s):
 
 
 @njit(_nrt=False)
-def _delete(tab, orders, bits, ctr, disp_at, oid_table, s):
+def _delete(tab, orders, bits, ctr, disp_at, key, s):
     """Remove slot ``s``; backward-shift deletion, so no tombstones are left behind.
 
     An entry at distance ``j - i`` past the hole can move into it only if it sits at
     least that far from its home, so the scan ends after ``disp`` slots that could not move.
     """
     mask = (1 << bits) - 1
-    i = _home_of(orders, s, oid_table, bits)
+    i = _home_of(orders, s, key, bits)
     while tab[i] != s:
         i = (i + 1) & mask
     disp = ctr[disp_at]
@@ -124,7 +200,7 @@ def _delete(tab, orders, bits, ctr, disp_at, oid_table, s):
         t = tab[j]
         if t < 0:
             break
-        k = _home_of(orders, t, oid_table, bits)
+        k = _home_of(orders, t, key, bits)
         if ((j - k) & mask) < ((j - i) & mask):
             continue  # its home lies after the hole: it must stay
         tab[i] = t
@@ -134,31 +210,44 @@ def _delete(tab, orders, bits, ctr, disp_at, oid_table, s):
 
 @njit(_nrt=False, inline="always")
 def _oid_insert(tab, orders, bits, ctr, s):
-    _insert(tab, orders, bits, ctr, C_OID_DISP, True, s)
+    _insert(tab, orders, bits, ctr, C_OID_DISP, KEY_ORDER_ID, s)
 
 
 @njit(_nrt=False, inline="always")
 def _oid_delete(tab, orders, bits, ctr, s):
     """Remove slot ``s`` (keyed by its current order_id)."""
-    _delete(tab, orders, bits, ctr, C_OID_DISP, True, s)
+    _delete(tab, orders, bits, ctr, C_OID_DISP, KEY_ORDER_ID, s)
 
 
 @njit(_nrt=False, inline="always")
 def _cl_insert(tab, orders, bits, ctr, s):
-    _insert(tab, orders, bits, ctr, C_CL_DISP, False, s)
+    _insert(tab, orders, bits, ctr, C_CL_DISP, KEY_CLORDID, s)
 
 
 @njit(_nrt=False, inline="always")
 def _cl_delete(tab, orders, bits, ctr, s):
     """Remove slot ``s`` (keyed by its current session and clordid)."""
-    _delete(tab, orders, bits, ctr, C_CL_DISP, False, s)
+    _delete(tab, orders, bits, ctr, C_CL_DISP, KEY_CLORDID, s)
+
+
+@njit(_nrt=False, inline="always")
+def _acc_insert(tab, orders, bits, ctr, s):
+    """File slot ``s`` as the head of its Account's list (the account has no list yet)."""
+    _insert(tab, orders, bits, ctr, C_ACC_DISP, KEY_ACCOUNT, s)
+
+
+@njit(_nrt=False, inline="always")
+def _acc_delete(tab, orders, bits, ctr, s):
+    """Remove head ``s`` (its Account's list is now empty)."""
+    _delete(tab, orders, bits, ctr, C_ACC_DISP, KEY_ACCOUNT, s)
 
 
 @njit(_nrt=False)
-def _index_grow(tab_oid, tab_cl, orders, cfg, ctr, spill):
-    """Double both index tables in place (their first ``2^bits`` entries become
+def _index_grow(tab_oid, tab_cl, tab_acc, orders, cfg, ctr, spill):
+    """Double the three tables in place (their first ``2^bits`` entries become
     ``2^(bits + 1)``), re-inserting every entry; ``spill`` (int32, at least MaxOrders)
-    holds the slots meanwhile. Returns False at the host's maximum size."""
+    holds the slots meanwhile, and list heads (``acc_prev`` -1) are re-filed in the
+    Account table. Returns False at the host's maximum size."""
     bits = cfg[G_OID_BITS]
     if bits >= cfg[G_INDEX_BITS_MAX]:
         return False
@@ -170,11 +259,128 @@ def _index_grow(tab_oid, tab_cl, orders, cfg, ctr, spill):
     for i in range(1 << (bits + 1)):
         tab_oid[i] = -1
         tab_cl[i] = -1
+        tab_acc[i] = -1
     cfg[G_OID_BITS] = bits + 1
     cfg[G_CL_BITS] = bits + 1
     ctr[C_OID_DISP] = 0
     ctr[C_CL_DISP] = 0
+    ctr[C_ACC_DISP] = 0
     for k in range(n):
         _oid_insert(tab_oid, orders, bits + 1, ctr, spill[k])
         _cl_insert(tab_cl, orders, bits + 1, ctr, spill[k])
+        if orders[spill[k]].acc_prev < 0:
+            _acc_insert(tab_acc, orders, bits + 1, ctr, spill[k])
     return True
+
+
+@njit(_nrt=False, inline="always")
+def _lists_link(orders, heads, acc_tab, cfg, ctr, s):
+    """Put resting slot ``s`` into its session's and its account's order lists.
+
+    A new order goes first in its session's list, and second in its account's (right
+    after the head), so the Account table entry changes only when the list is created.
+    """
+    sess = orders[s].session
+    h = heads[sess]
+    orders[s].ses_prev = -1
+    orders[s].ses_next = h
+    if h >= 0:
+        orders[h].ses_prev = s
+    heads[sess] = s
+    bits = cfg[G_CL_BITS]
+    h = _acc_find(acc_tab, orders, bits, ctr[C_ACC_DISP], np.int64(orders[s].account))
+    if h < 0:
+        orders[s].acc_prev = -1
+        orders[s].acc_next = -1
+        _acc_insert(acc_tab, orders, bits, ctr, s)
+    else:
+        nxt = orders[h].acc_next
+        orders[s].acc_prev = h
+        orders[s].acc_next = nxt
+        orders[h].acc_next = s
+        if nxt >= 0:
+            orders[nxt].acc_prev = s
+
+
+@njit(_nrt=False, inline="always")
+def _lists_unlink(orders, heads, acc_tab, cfg, ctr, s):
+    """Take resting slot ``s`` out of its session's and its account's order lists."""
+    p = orders[s].ses_prev
+    n = orders[s].ses_next
+    if p >= 0:
+        orders[p].ses_next = n
+    else:
+        heads[orders[s].session] = n
+    if n >= 0:
+        orders[n].ses_prev = p
+    p = orders[s].acc_prev
+    n = orders[s].acc_next
+    if p >= 0:
+        orders[p].acc_next = n
+        if n >= 0:
+            orders[n].acc_prev = p
+    elif n >= 0:
+        orders[n].acc_prev = -1
+        _acc_set_head(acc_tab, orders, cfg[G_CL_BITS], s, n)
+    else:
+        _acc_delete(acc_tab, orders, cfg[G_CL_BITS], ctr, s)
+
+
+# --- entry points: calls taking only the index array, never inlined ----------------------
+# Every variable a kernel inlines lives in the frame of the handler it is inlined into, and
+# that frame is set up on every call whatever path the record then takes: inlining the
+# index work into the handlers (with slices of ``S[S_INDEX]``) made even a reject 2.5x
+# slower. So the handlers call these, each passing four or five arrays.
+
+
+@njit(_nrt=False)
+def _index_add(ix, heads, orders, cfg, ctr, spill, s):
+    """File new resting slot ``s``: OrderID and ClOrdID tables, session and account lists;
+    the tables first grow if they would be more than a quarter full."""
+    if 4 * (ctr[C_RESTING] + 1) > (1 << cfg[G_OID_BITS]):
+        _index_grow(_oid_tab(ix, cfg), _cl_tab(ix, cfg), _acc_tab(ix, cfg), orders, cfg, ctr, spill)
+    _oid_insert(_oid_tab(ix, cfg), orders, cfg[G_OID_BITS], ctr, s)
+    _cl_insert(_cl_tab(ix, cfg), orders, cfg[G_CL_BITS], ctr, s)
+    _lists_link(orders, heads, _acc_tab(ix, cfg), cfg, ctr, s)
+
+
+@njit(_nrt=False)
+def _index_remove(ix, heads, orders, cfg, ctr, s):
+    """Take resting slot ``s`` out of every index (its key fields still set)."""
+    _lists_unlink(orders, heads, _acc_tab(ix, cfg), cfg, ctr, s)
+    _oid_delete(_oid_tab(ix, cfg), orders, cfg[G_OID_BITS], ctr, s)
+    _cl_delete(_cl_tab(ix, cfg), orders, cfg[G_CL_BITS], ctr, s)
+
+
+@njit(_nrt=False)
+def _index_set_clordid(ix, orders, cfg, ctr, s, clordid):
+    """Re-key resting slot ``s`` under a new ClOrdID (a replace)."""
+    _cl_delete(_cl_tab(ix, cfg), orders, cfg[G_CL_BITS], ctr, s)
+    orders[s].clordid = clordid
+    _cl_insert(_cl_tab(ix, cfg), orders, cfg[G_CL_BITS], ctr, s)
+
+
+@njit(_nrt=False)
+def _index_set_order_id(ix, orders, cfg, ctr, s, oid):
+    """Re-key resting slot ``s`` under a new OrderID (a replace that loses priority)."""
+    _oid_delete(_oid_tab(ix, cfg), orders, cfg[G_OID_BITS], ctr, s)
+    orders[s].order_id = oid
+    _oid_insert(_oid_tab(ix, cfg), orders, cfg[G_OID_BITS], ctr, s)
+
+
+@njit(_nrt=False)
+def _find_order_id(ix, orders, cfg, ctr, oid):
+    """Slot of live OrderID ``oid`` or -1."""
+    return _oid_find(_oid_tab(ix, cfg), orders, cfg[G_OID_BITS], ctr[C_OID_DISP], oid)
+
+
+@njit(_nrt=False)
+def _find_clordid(ix, orders, cfg, ctr, session, clordid):
+    """Slot of the live order (``session``, ``clordid``) or -1."""
+    return _cl_find(_cl_tab(ix, cfg), orders, cfg[G_CL_BITS], ctr[C_CL_DISP], session, clordid)
+
+
+@njit(_nrt=False)
+def _find_account_head(ix, orders, cfg, ctr, account):
+    """First slot of ``account``'s order list, or -1."""
+    return _acc_find(_acc_tab(ix, cfg), orders, cfg[G_CL_BITS], ctr[C_ACC_DISP], account)

@@ -18,12 +18,17 @@ import numpy as np
 
 from qfix.engine._common import njit
 from qfix.engine._index import (
+    _acc_find,
+    _acc_tab,
     _cl_find,
+    _cl_tab,
     _oid_find,
+    _oid_tab,
 )
 from qfix.engine._levels import _best_level
 from qfix.engine._match import _matches_on_entry
 from qfix.engine.types import (
+    C_ACC_DISP,
     C_CL_DISP,
     C_LEVELS,
     C_LIVE,
@@ -35,15 +40,15 @@ from qfix.engine.types import (
     G_MAX_ORDERS,
     G_OID_BITS,
     S_CFG,
-    S_CL_TAB,
     S_CTR,
+    S_INDEX,
     S_INSTS,
     S_LEVELS,
     S_NARROW0,
-    S_OID_TAB,
     S_ORDERS,
     S_POOL_KEY,
     S_POOL_LV,
+    S_SES_HEAD,
     S_SIDES,
     S_WIDE0,
     S_WIDE1,
@@ -138,10 +143,20 @@ def check_invariants(S):
             return 9
         if disp > 0 and shown > disp:
             return 9
-        if _oid_find(S[S_OID_TAB], orders, cfg[G_OID_BITS], S[S_CTR][C_OID_DISP], orders[s].order_id) != s:
+        if (
+            _oid_find(_oid_tab(S[S_INDEX], S[S_CFG]), orders, cfg[G_OID_BITS], S[S_CTR][C_OID_DISP], orders[s].order_id)
+            != s
+        ):
             return 10
         if (
-            _cl_find(S[S_CL_TAB], orders, cfg[G_CL_BITS], S[S_CTR][C_CL_DISP], orders[s].session, orders[s].clordid)
+            _cl_find(
+                _cl_tab(S[S_INDEX], S[S_CFG]),
+                orders,
+                cfg[G_CL_BITS],
+                S[S_CTR][C_CL_DISP],
+                orders[s].session,
+                orders[s].clordid,
+            )
             != s
         ):
             return 10
@@ -175,4 +190,53 @@ def check_invariants(S):
         for sd in range(2):
             if side_lots[2 * ii + sd] != sides[2 * ii + sd].lots:
                 return 13
+    if not _lists_ok(S, live):
+        return 14
     return 0
+
+
+@njit(_nrt=False)
+def _lists_ok(S, live):
+    """Every live order is in exactly one session list and one account list, each well
+    linked and filed under its head (``_index._lists_link``)."""
+    ctr = S[S_CTR]
+    cfg = S[S_CFG]
+    orders = S[S_ORDERS]
+    heads = S[S_SES_HEAD]
+    acc_tab = _acc_tab(S[S_INDEX], S[S_CFG])
+    bits = cfg[G_CL_BITS]
+    for s in range(ctr[C_OHW]):
+        if orders[s].order_id == 0:
+            continue
+        p = orders[s].ses_prev
+        n = orders[s].ses_next
+        if p >= 0 and (orders[p].order_id == 0 or orders[p].ses_next != s or orders[p].session != orders[s].session):
+            return False
+        if p < 0 and heads[orders[s].session] != s:
+            return False
+        if n >= 0 and orders[n].ses_prev != s:
+            return False
+        p = orders[s].acc_prev
+        n = orders[s].acc_next
+        if p >= 0 and (orders[p].order_id == 0 or orders[p].acc_next != s or orders[p].account != orders[s].account):
+            return False
+        if p < 0 and _acc_find(acc_tab, orders, bits, ctr[C_ACC_DISP], np.int64(orders[s].account)) != s:
+            return False
+        if n >= 0 and orders[n].acc_prev != s:
+            return False
+    # walks from the heads reach every live order once (no list closes on itself)
+    seen = 0
+    for sess in range(heads.shape[0]):
+        s = heads[sess]
+        while s >= 0 and seen <= live:
+            seen += 1
+            s = orders[s].ses_next
+    if seen != live:
+        return False
+    seen = 0
+    for i in range(1 << bits):
+        s = acc_tab[i]
+        while s >= 0 and seen <= live:
+            seen += 1
+            s = orders[s].acc_next
+    return seen == live

@@ -28,13 +28,7 @@ from qfix.engine._common import (
     _sort_pairs,
     njit,
 )
-from qfix.engine._index import (
-    _cl_delete,
-    _cl_insert,
-    _index_grow,
-    _oid_delete,
-    _oid_insert,
-)
+from qfix.engine._index import _index_add, _index_remove
 from qfix.engine.types import (
     C_ERR,
     C_LEVELS,
@@ -48,21 +42,19 @@ from qfix.engine.types import (
     C_POOL_TOP,
     C_RESTING,
     ERR_POOL,
-    G_CL_BITS,
-    G_OID_BITS,
     G_POOL_SIZE,
     S_CFG,
-    S_CL_TAB,
     S_CTR,
+    S_INDEX,
     S_INSTS,
     S_LEVELS,
     S_NARROW0,
     S_NARROW1,
-    S_OID_TAB,
     S_ORDERS,
     S_POOL_KEY,
     S_POOL_LV,
     S_SCRATCH,
+    S_SES_HEAD,
     S_SIDES,
     S_T_CNT,
     S_T_LV,
@@ -414,10 +406,7 @@ def _rest(S, s):
         orders[s].level = -1
         orders[s].prio = ctr[C_NEXT_PRIO]
         ctr[C_NEXT_PRIO] += 1
-    if 4 * (ctr[C_RESTING] + 1) > (1 << cfg[G_OID_BITS]):
-        _index_grow(S[S_OID_TAB], S[S_CL_TAB], orders, cfg, ctr, S[S_SCRATCH])
-    _oid_insert(S[S_OID_TAB], orders, cfg[G_OID_BITS], S[S_CTR], s)
-    _cl_insert(S[S_CL_TAB], orders, cfg[G_CL_BITS], S[S_CTR], s)
+    _index_add(S[S_INDEX], S[S_SES_HEAD], orders, cfg, ctr, S[S_SCRATCH], s)
     lv_ = np.int64(orders[s].leaves)
     insts[ii].n_orders += 1
     insts[ii].lots += lv_
@@ -440,8 +429,7 @@ def _retire(S, s):
     sides[2 * ii + orders[s].side].lots -= lv_
     ctr[C_RESTING] -= 1
     _unlink(S, s)
-    _oid_delete(S[S_OID_TAB], orders, cfg[G_OID_BITS], S[S_CTR], s)
-    _cl_delete(S[S_CL_TAB], orders, cfg[G_CL_BITS], S[S_CTR], s)
+    _index_remove(S[S_INDEX], S[S_SES_HEAD], orders, cfg, ctr, s)
     _order_free(S, s)
 
 
@@ -481,8 +469,7 @@ def relink(S, n):
             if lv < 0:
                 return False
             _link(S, s, lv)
-        _oid_insert(S[S_OID_TAB], orders, cfg[G_OID_BITS], S[S_CTR], s)
-        _cl_insert(S[S_CL_TAB], orders, cfg[G_CL_BITS], S[S_CTR], s)
+        _index_add(S[S_INDEX], S[S_SES_HEAD], orders, cfg, ctr, S[S_SCRATCH], s)
         lv_ = np.int64(orders[s].leaves)
         insts[ii].n_orders += 1
         insts[ii].lots += lv_

@@ -32,12 +32,11 @@ from qfix.engine._common import (
     njit,
 )
 from qfix.engine._index import (
-    _cl_delete,
-    _cl_find,
-    _cl_insert,
-    _oid_delete,
-    _oid_find,
-    _oid_insert,
+    _find_clordid,
+    _find_order_id,
+    _index_remove,
+    _index_set_clordid,
+    _index_set_order_id,
 )
 from qfix.engine._layout import (
     IN_B,
@@ -111,27 +110,23 @@ from qfix.engine.config import (
     PHASE_HALTED,
 )
 from qfix.engine.types import (
-    C_CL_DISP,
     C_LEVELS,
     C_NEXT_OID,
-    C_OID_DISP,
     C_RESTING,
-    G_CL_BITS,
     G_MAX_LEVELS,
     G_MAX_ORDERS,
-    G_OID_BITS,
     NO_PRICE,
     S_CFG,
-    S_CL_TAB,
     S_CTR,
+    S_INDEX,
     S_INSTS,
     S_LAST_CL,
     S_LEVELS,
     S_MAP_ACC,
     S_MAP_GRP,
-    S_OID_TAB,
     S_ORDERS,
     S_SEC_IDS,
+    S_SES_HEAD,
     S_SIDES,
 )
 from qfix.wire.codes import (
@@ -509,9 +504,9 @@ def _cancel(S, O, I, r, t):
     if reason == EXEC_REASON_NONE:
         if req_oid != NULL_U64:
             if req_oid < np.uint64(1 << 62):
-                s = _oid_find(S[S_OID_TAB], orders, cfg[G_OID_BITS], S[S_CTR][C_OID_DISP], np.int64(req_oid))
+                s = _find_order_id(S[S_INDEX], orders, cfg, S[S_CTR], np.int64(req_oid))
         else:
-            s = _cl_find(S[S_CL_TAB], orders, cfg[G_CL_BITS], S[S_CTR][C_CL_DISP], sess, orig)
+            s = _find_clordid(S[S_INDEX], orders, cfg, S[S_CTR], sess, orig)
         if s < 0 or orders[s].inst != ii or orders[s].side != side - SIDE_BUY:
             reason = EXEC_REASON_UNKNOWN_ORDER
         elif orders[s].session != sess and orders[s].account != i32[r * IN_I + IN_SESSION_ACCOUNT_I]:
@@ -610,7 +605,7 @@ def _replace_verdict(S, I, r, t):
             reason = EXEC_REASON_UNSUPPORTED
     s = -1
     if reason == EXEC_REASON_NONE:
-        s = _cl_find(S[S_CL_TAB], orders, cfg[G_CL_BITS], S[S_CTR][C_CL_DISP], sess, orig)
+        s = _find_clordid(S[S_INDEX], orders, cfg, S[S_CTR], sess, orig)
         if s < 0 or orders[s].inst != ii or orders[s].side != side - SIDE_BUY:
             reason = EXEC_REASON_UNKNOWN_ORDER
             s = -1
@@ -722,9 +717,7 @@ def _replace(S, O, I, r, t, reason, ii, s, rule, price, disp):
         _chain_end(S, O, ii, t)
         return
     # the request's ClOrdID becomes the order's
-    _cl_delete(S[S_CL_TAB], orders, cfg[G_CL_BITS], S[S_CTR], s)
-    orders[s].clordid = clordid
-    _cl_insert(S[S_CL_TAB], orders, cfg[G_CL_BITS], S[S_CTR], s)
+    _index_set_clordid(S[S_INDEX], orders, cfg, ctr, s, clordid)
     cum = np.int64(orders[s].cum)
     old_leaves = np.int64(orders[s].leaves)
     new_leaves = qty - cum
@@ -762,11 +755,9 @@ def _replace(S, O, I, r, t, reason, ii, s, rule, price, disp):
     # rule 4: loses priority, new OrderID
     old_oid = orders[s].order_id
     _unlink(S, s)
-    _oid_delete(S[S_OID_TAB], orders, cfg[G_OID_BITS], S[S_CTR], s)
     oid = ctr[C_NEXT_OID]
     ctr[C_NEXT_OID] += 1
-    orders[s].order_id = oid
-    _oid_insert(S[S_OID_TAB], orders, cfg[G_OID_BITS], S[S_CTR], s)
+    _index_set_order_id(S[S_INDEX], orders, cfg, ctr, s, oid)
     orders[s].price = price
     orders[s].display = disp
     orders[s].shown = min(disp, new_leaves) if disp > 0 else new_leaves
@@ -797,8 +788,7 @@ def _replace(S, O, I, r, t, reason, ii, s, rule, price, disp):
         return
     _w_delete(S, O, t, sec, old_oid)
     # It matches as a taker: take it off the book's accounting, then rest any remainder.
-    _oid_delete(S[S_OID_TAB], orders, cfg[G_OID_BITS], S[S_CTR], s)
-    _cl_delete(S[S_CL_TAB], orders, cfg[G_CL_BITS], S[S_CTR], s)
+    _index_remove(S[S_INDEX], S[S_SES_HEAD], orders, cfg, ctr, s)
     insts[ii].n_orders -= 1
     insts[ii].lots -= new_leaves
     sides[2 * ii + sd].lots -= new_leaves

@@ -69,6 +69,7 @@ _INVARIANT_MESSAGES: Final = {
     11: "IOC, FOK or market order resting in a continuous instrument",
     12: "slot accounting (live + free = MaxOrders) wrong",
     13: "instrument or side open-lot totals wrong",
+    14: "session or account order list broken",
 }
 
 _HASH_ORDER: Final = np.dtype(
@@ -114,7 +115,7 @@ def _u64(bits: Any) -> int:
     return int(bits) % _U64
 
 
-#: smallest index table in use: 4,096 entries (16 KiB), room for 2,048 resting orders
+#: smallest index table in use: 4,096 entries (16 KiB), room for 1,024 resting orders
 _INDEX_BITS_MIN: Final = 12
 
 
@@ -184,8 +185,13 @@ class Engine:
         self._pool_lv = np.zeros(pool_size, np.int32)
         # Allocated for MaxOrders, used from the front as the book grows (``_index``): the
         # untouched rest stays unmapped, so it costs address space, not memory.
-        self._oid_tab = np.empty(1 << int(self._cfg[ty.G_INDEX_BITS_MAX]), np.int32)
-        self._cl_tab = np.empty_like(self._oid_tab)
+        # The three tables share one array (``_index``).
+        t = 1 << int(self._cfg[ty.G_INDEX_BITS_MAX])
+        self._index_arr = np.empty(3 * t, np.int32)
+        self._oid_tab = self._index_arr[:t]
+        self._cl_tab = self._index_arr[t : 2 * t]
+        self._acc_tab = self._index_arr[2 * t :]
+        self._ses_head = np.full(config.max_sessions, -1, np.int32)
         self._reserve_indexes(0)
         self._last_cl = np.zeros(config.max_sessions, np.uint64)
         self._sec_ids = np.array(ids, np.int64)
@@ -217,23 +223,24 @@ class Engine:
         self._S = (
             self._ctr, self._cfg, self._orders.view(np.recarray), self._levels.view(np.recarray),
             self._insts.view(np.recarray), self._sides.view(np.recarray),
-            self._pool_key, self._pool_lv, self._oid_tab, self._cl_tab, self._sec_ids,
+            self._pool_key, self._pool_lv, self._index_arr, self._sec_ids,
             self._last_cl, self._map_acc, self._map_grp, self._t_lv, self._t_px,
-            self._t_side, self._t_size, self._t_cnt, self._scratch, *self._x,
+            self._t_side, self._t_size, self._t_cnt, self._scratch, *self._x, self._ses_head,
         )  # fmt: skip
         assert len(self._S) == ty.N_STATE  # the kernels index it by types.S_*
+        assert ty.N_STATE % 8 == 0  # see types.N_STATE: other sizes measured slower
 
     # ------------------------------------------------------------------ plumbing
     def _reserve_indexes(self, n: int) -> None:
-        """Empty index tables using the smallest size that holds ``n`` entries (and at
-        least ``_INDEX_BITS_MIN``), before a relink inserts ``n`` orders."""
-        bits = min(max(_INDEX_BITS_MIN, _bits_for(n)), int(self._cfg[ty.G_INDEX_BITS_MAX]))
+        """Empty index tables of the smallest size that holds ``n`` entries a quarter full
+        (at least ``_INDEX_BITS_MIN``), before a relink inserts ``n`` orders."""
+        bits = min(max(_INDEX_BITS_MIN, _bits_for(2 * n)), int(self._cfg[ty.G_INDEX_BITS_MAX]))
         self._cfg[ty.G_OID_BITS] = bits
         self._cfg[ty.G_CL_BITS] = bits
-        self._oid_tab[: 1 << bits] = -1
-        self._cl_tab[: 1 << bits] = -1
-        self._ctr[ty.C_OID_DISP] = 0
-        self._ctr[ty.C_CL_DISP] = 0
+        for table in (self._oid_tab, self._cl_tab, self._acc_tab):
+            table[: 1 << bits] = -1
+        for disp in (ty.C_OID_DISP, ty.C_CL_DISP, ty.C_ACC_DISP):
+            self._ctr[disp] = 0
 
     def _out_bytes(self, out: Array) -> Array:
         """Byte view of ``out`` (cached while the caller keeps passing the same buffer)."""
@@ -492,7 +499,7 @@ class Engine:
         """Bytes of the order, level, price-map and index tables (the per-order figure's numerator)."""
         return int(
             self._orders.nbytes + self._levels.nbytes + self._pool_key.nbytes + self._pool_lv.nbytes
-            + self._oid_tab.nbytes + self._cl_tab.nbytes + self._last_cl.nbytes + self._insts.nbytes
+            + self._index_arr.nbytes + self._ses_head.nbytes + self._last_cl.nbytes + self._insts.nbytes
             + self._sides.nbytes
         )  # fmt: skip
 

@@ -45,7 +45,7 @@ from qfix.wire import codes
 
 Array = npt.NDArray[Any]
 
-FORMAT_VERSION: Final = 2
+FORMAT_VERSION: Final = 3  # 3: order records carry the session and account list links
 MAGIC: Final = b"QFIXSNAP"
 _HEADER: Final = struct.Struct("<8sIIQQQ")
 _CHECKSUM_SIZE: Final = 32

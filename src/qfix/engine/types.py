@@ -20,7 +20,7 @@ from typing import Final
 
 import numpy as np
 
-#: one order slot (88 bytes). Quantities are u4 (wire Qty); kernels widen them to int64
+#: one order slot (104 bytes). Quantities are u4 (wire Qty); kernels widen them to int64
 #: on every read. ``side`` is 0 buy / 1 sell; ``ord_type``/``tif`` keep the wire chars.
 ORDER: Final = np.dtype(
     [
@@ -40,6 +40,10 @@ ORDER: Final = np.dtype(
         ("level", "<i4"),  # level slot, -1 for a resting market order
         ("prev", "<i4"),  # level queue links; ``next`` also links the free list
         ("next", "<i4"),
+        ("ses_prev", "<i4"),  # the session's order list (cancel-on-disconnect)
+        ("ses_next", "<i4"),
+        ("acc_prev", "<i4"),  # the account's order list (mass cancel, admin cancel)
+        ("acc_next", "<i4"),
         ("expire", "<u2"),  # ExpireDate, 65535 = none
         ("side", "u1"),
         ("ord_type", "u1"),
@@ -108,22 +112,24 @@ S_INSTS: Final = 4  #: ``INSTRUMENT`` records, ascending SecurityID
 S_SIDES: Final = 5  #: ``SIDE`` records, 2 per instrument
 S_POOL_KEY: Final = 6  #: price-map pool: keys (price for bids, -price for offers)
 S_POOL_LV: Final = 7  #: price-map pool: level slots
-S_OID_TAB: Final = 8  #: OrderID index (slot numbers)
-S_CL_TAB: Final = 9  #: (SessionID, ClOrdID) index (slot numbers)
-S_SEC_IDS: Final = 10  #: configured SecurityIDs, ascending
-S_LAST_CL: Final = 11  #: last ClOrdID per SessionID
-S_MAP_ACC: Final = 12  #: STP group map: accounts, ascending
-S_MAP_GRP: Final = 13  #: STP group map: their groups
-S_T_LV: Final = 14  #: touched-level list of the current chain: level (-1 once dropped)
-S_T_PX: Final = 15  #: ... its price at the chain's start
-S_T_SIDE: Final = 16  #: ... its side
-S_T_SIZE: Final = 17  #: ... its size at the chain's start
-S_T_CNT: Final = 18  #: ... its order count at the chain's start
-S_SCRATCH: Final = 19  #: int32 scratch, MaxOrders (bulk removals, queue replay)
-S_WIDE0: Final = 20  #: int64 scratch, max(MaxOrders, MaxLevels + 8, 2 instruments + 2)
-S_WIDE1: Final = 21  #: a second one of the same size
-S_NARROW0: Final = 22  #: int64 scratch, max(MaxLevels + 8, 2 instruments + 2)
-S_NARROW1: Final = 23  #: a second one of the same size
+S_INDEX: Final = 8  #: int32: the OrderID, ClOrdID and Account tables (``_index``)
+S_SEC_IDS: Final = 9  #: configured SecurityIDs, ascending
+S_LAST_CL: Final = 10  #: last ClOrdID per SessionID
+S_MAP_ACC: Final = 11  #: STP group map: accounts, ascending
+S_MAP_GRP: Final = 12  #: STP group map: their groups
+S_T_LV: Final = 13  #: touched-level list of the current chain: level (-1 once dropped)
+S_T_PX: Final = 14  #: ... its price at the chain's start
+S_T_SIDE: Final = 15  #: ... its side
+S_T_SIZE: Final = 16  #: ... its size at the chain's start
+S_T_CNT: Final = 17  #: ... its order count at the chain's start
+S_SCRATCH: Final = 18  #: int32 scratch, MaxOrders (bulk removals, queue replay)
+S_WIDE0: Final = 19  #: int64 scratch, max(MaxOrders, MaxLevels + 8, 2 instruments + 2)
+S_WIDE1: Final = 20  #: a second one of the same size
+S_NARROW0: Final = 21  #: int64 scratch, max(MaxLevels + 8, 2 instruments + 2)
+S_NARROW1: Final = 22  #: a second one of the same size
+S_SES_HEAD: Final = 23  #: int32: first order slot of each SessionID's order list (-1 none)
+#: The kernels take ``S`` by value. Measured (``qfix bench paths``): with 23 or 26 arrays every
+#: NewOrderSingle and cancel cost 120-400 ns more than with 24; keep the count a multiple of 8.
 N_STATE: Final = 24
 
 # --- counter array indices (int64 ``ctr``) ----------------------------------------------
@@ -152,6 +158,7 @@ C_BA_SZ: Final = 21
 C_RESTING: Final = 22  #: resting (live) orders, the capacity figure of ENGINE.md §4
 C_OID_DISP: Final = 23  #: bound on any OrderID-table entry's distance from its home (``_index``)
 C_CL_DISP: Final = 24  #: the same for the ClOrdID table
+C_ACC_DISP: Final = 25  #: the same for the Account table
 N_COUNTERS: Final = 32
 
 # --- configuration array indices (int64 ``cfg``) ----------------------------------------

@@ -1,4 +1,5 @@
-"""The order indexes start small and double as the book grows (``_index._index_grow``).
+"""The order indexes start small and double as the book grows (``_index._index_grow``);
+the session and account order lists stay consistent (invariant 14).
 
 A book of thousands of orders crosses several doublings; every order must stay findable
 by OrderID and by (SessionID, ClOrdID) across them, outputs must equal the reference
@@ -9,9 +10,10 @@ for it.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from _engine_records import batch, cancel, instrument, new_out, nos, replace
 
-from qfix.engine import Engine, EngineConfig, snapshot, types
+from qfix.engine import Engine, EngineConfig, EngineInvariantError, snapshot, types
 from qfix.testing.reference import ReferenceEngine
 from qfix.wire import codes
 
@@ -76,3 +78,20 @@ def test_indexes_grow_and_every_order_stays_findable() -> None:
     assert fast.state_hash() == ref.state_hash() == restored.state_hash()
     fast.check_invariants()
     restored.check_invariants()
+
+
+def test_broken_order_lists_are_reported() -> None:
+    """Invariant 14 notices a session or account list that lost or misfiled an order."""
+    for field in ("ses_next", "acc_next", "acc_prev"):
+        eng = Engine(INSTRUMENTS, CONFIG)
+        adds, _ = _stream()
+        _run([eng], adds[:50])
+        eng.check_invariants()
+        live = np.flatnonzero(eng._orders["order_id"][:200])
+        if field == "acc_prev":  # an order behind its list's head claims to head it
+            second = live[eng._orders["acc_prev"][live] >= 0][0]
+            eng._orders[field][second] = -1
+        else:  # an order's successor in the list is some other account's order
+            eng._orders[field][live[10]] = live[21]
+        with pytest.raises(EngineInvariantError, match="invariant 14"):
+            eng.check_invariants()
