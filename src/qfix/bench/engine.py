@@ -30,7 +30,8 @@ import click
 import numpy as np
 
 from qfix.bench import _common, _liquibook
-from qfix.engine import Engine, EngineConfig, InstrumentConfig, output_buffer
+from qfix.engine import Engine, EngineConfig, InstrumentConfig
+from qfix.engine.buffers import output_buffer
 from qfix.engine.contract import OUTPUT_FULL
 from qfix.errors import BenchmarkError
 

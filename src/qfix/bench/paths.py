@@ -48,7 +48,8 @@ import numpy.typing as npt
 
 from qfix.bench import _common
 from qfix.bench.engine import _drain, _instruments
-from qfix.engine import STATUS_OK, Engine, EngineConfig, InstrumentConfig, ProcessResult, output_buffer
+from qfix.engine import STATUS_OK, Engine, EngineConfig, InstrumentConfig, ProcessResult
+from qfix.engine.buffers import output_buffer
 from qfix.errors import BenchmarkError
 from qfix.testing.generators import BASE_TIME
 from qfix.wire import codes as C  # noqa: N812 - the code tables are read on every line
