@@ -29,7 +29,7 @@ from qfix.engine._common import (
     _views,
     njit,
 )
-from qfix.engine._index import _find_account_head
+from qfix.engine._index import _find_account_head, _ses_heads
 from qfix.engine._layout import (
     MD_MEI_B,
     OUT_B,
@@ -66,12 +66,10 @@ from qfix.engine.types import (
     S_CTR,
     S_INDEX,
     S_INSTS,
-    S_NARROW0,
+    S_NARROW,
     S_ORDERS,
     S_SCRATCH,
-    S_SES_HEAD,
-    S_WIDE0,
-    S_WIDE1,
+    S_WIDE,
 )
 from qfix.wire.codes import (
     EXEC_REASON_ADMIN,
@@ -152,7 +150,7 @@ def _collect(S, kind, a, b, ii_filter, side_filter, day, keys):
             n = _collect_account(S, keys[k], -1, -1, n)
         return n
     if kind == BULK_SESSIONS:
-        heads = S[S_SES_HEAD]
+        heads = _ses_heads(S[S_INDEX], S[S_CFG])
         for k in range(keys.shape[0]):
             if 0 <= keys[k] < heads.shape[0]:
                 s = heads[keys[k]]
@@ -198,9 +196,9 @@ def _bulk(S, O, n, t, reason, exec_type, status):
     """Remove the ``n`` collected slots: per instrument ascending, per OrderID ascending."""
     orders = S[S_ORDERS]
     slots = S[S_SCRATCH]
-    keys = S[S_WIDE0]
-    vals = S[S_WIDE1]
-    counts = S[S_NARROW0]
+    keys = S[S_WIDE][0]
+    vals = S[S_WIDE][1]
+    counts = S[S_NARROW][0]
     ninst = S[S_INSTS].shape[0]
     for k in range(n):
         keys[k] = orders[slots[k]].order_id

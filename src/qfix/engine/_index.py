@@ -1,9 +1,9 @@
 """The order indices: OrderID -> slot, (SessionID, ClOrdID) -> slot, and Account -> the
 first slot of that account's order list.
 
-The three tables live in one int32 array of the state tuple, ``S[S_INDEX]`` (see the
-accessors below), because every array in the tuple is passed to every non-inlined handler
-(``types.N_STATE``); the session list heads are ``S[S_SES_HEAD]``.
+The three tables and the session list heads live in one int32 array of the state tuple,
+``S[S_INDEX]`` (see the accessors below), because every array in the tuple is passed to
+every non-inlined kernel call (``types.N_STATE``).
 
 Theory of operation: open addressing with linear probing over tables of int32 slot
 numbers only; keys are read back from the order record, so an entry costs 4 bytes and the
@@ -47,6 +47,7 @@ from qfix.engine.types import (
     C_RESTING,
     G_CL_BITS,
     G_INDEX_BITS_MAX,
+    G_MAX_SESSIONS,
     G_OID_BITS,
 )
 
@@ -72,6 +73,13 @@ def _acc_tab(ix, cfg):
     """The Account table (heads of the account order lists)."""
     t = 1 << cfg[G_INDEX_BITS_MAX]
     return ix[2 * t : 3 * t]
+
+
+@njit(_nrt=False, inline="always")
+def _ses_heads(ix, cfg):
+    """Head slot of each SessionID's order list (-1 none), after the three tables."""
+    t = 1 << cfg[G_INDEX_BITS_MAX]
+    return ix[3 * t : 3 * t + cfg[G_MAX_SESSIONS]]
 
 
 HASH_MUL: Final = -7046029254386353131  #: 0x9E3779B97F4A7C15 as int64

@@ -24,6 +24,7 @@ from qfix.engine._index import (
     _cl_tab,
     _oid_find,
     _oid_tab,
+    _ses_heads,
 )
 from qfix.engine._levels import _best_level
 from qfix.engine._match import _matches_on_entry
@@ -44,14 +45,12 @@ from qfix.engine.types import (
     S_INDEX,
     S_INSTS,
     S_LEVELS,
-    S_NARROW0,
+    S_NARROW,
     S_ORDERS,
     S_POOL_KEY,
     S_POOL_LV,
-    S_SES_HEAD,
     S_SIDES,
-    S_WIDE0,
-    S_WIDE1,
+    S_WIDE,
 )
 from qfix.wire.codes import (
     ORD_TYPE_LIMIT,
@@ -119,9 +118,9 @@ def check_invariants(S):
             return 7
     if nlevels != ctr[C_LEVELS]:
         return 8
-    n_orders = S[S_WIDE0]
-    lots = S[S_WIDE1]
-    side_lots = S[S_NARROW0]
+    n_orders = S[S_WIDE][0]
+    lots = S[S_WIDE][1]
+    side_lots = S[S_NARROW][0]
     for ii in range(ninst):
         n_orders[ii] = 0
         lots[ii] = 0
@@ -202,7 +201,7 @@ def _lists_ok(S, live):
     ctr = S[S_CTR]
     cfg = S[S_CFG]
     orders = S[S_ORDERS]
-    heads = S[S_SES_HEAD]
+    heads = _ses_heads(S[S_INDEX], S[S_CFG])
     acc_tab = _acc_tab(S[S_INDEX], S[S_CFG])
     bits = cfg[G_CL_BITS]
     for s in range(ctr[C_OHW]):

@@ -90,7 +90,7 @@ from qfix.engine.types import (
     S_CFG,
     S_CTR,
     S_INSTS,
-    S_NARROW0,
+    S_NARROW,
 )
 from qfix.wire.codes import (
     BLOCK_LENGTH,
@@ -139,7 +139,7 @@ def process(S, out, batch, n):
             return STATUS_BAD, r, 0, 0
         if np.int64(i32[r * IN_I + IN_SESSION_I]) >= cfg[G_MAX_SESSIONS]:
             return STATUS_BAD, r, 0, 0
-    empty = S[S_NARROW0][:0]
+    empty = S[S_NARROW][0][:0]
     for r in range(n):
         tid = i16[r * IN_H + HDR_TEMPLATE_ID_H]
         free = ctr[C_CAP] - ctr[C_W]

@@ -28,7 +28,7 @@ from qfix.engine._common import (
     _sort_pairs,
     njit,
 )
-from qfix.engine._index import _index_add, _index_remove
+from qfix.engine._index import _index_add, _index_remove, _ses_heads
 from qfix.engine.types import (
     C_ERR,
     C_LEVELS,
@@ -48,21 +48,19 @@ from qfix.engine.types import (
     S_INDEX,
     S_INSTS,
     S_LEVELS,
-    S_NARROW0,
-    S_NARROW1,
+    S_NARROW,
     S_ORDERS,
     S_POOL_KEY,
     S_POOL_LV,
     S_SCRATCH,
-    S_SES_HEAD,
     S_SIDES,
-    S_T_CNT,
-    S_T_LV,
-    S_T_PX,
-    S_T_SIDE,
-    S_T_SIZE,
-    S_WIDE0,
-    S_WIDE1,
+    S_TOUCHED,
+    S_WIDE,
+    T_CNT,
+    T_LV,
+    T_PX,
+    T_SIDE,
+    T_SIZE,
 )
 from qfix.wire.codes import ORD_TYPE_LIMIT
 
@@ -118,15 +116,15 @@ def _pool_grow(S, si):
         sides[si].cap = newcap
         ctr[C_POOL_TOP] = top + newcap
         return True
-    tmp_key = S[S_NARROW0]
-    tmp_lv = S[S_NARROW1]
+    tmp_key = S[S_NARROW][0]
+    tmp_lv = S[S_NARROW][1]
     for j in range(n):
         tmp_key[j] = pool_key[src + j]
         tmp_lv[j] = pool_lv[src + j]
     sides[si].cap = 0
     nsides = sides.shape[0]
-    offs = S[S_WIDE0]
-    order = S[S_WIDE1]
+    offs = S[S_WIDE][0]
+    order = S[S_WIDE][1]
     m_used = 0
     for k in range(nsides):
         if sides[k].cap > 0:
@@ -227,11 +225,11 @@ def _touch(S, lv):
     ctr = S[S_CTR]
     k = ctr[C_NTOUCH]
     ctr[C_NTOUCH] = k + 1
-    S[S_T_LV][k] = lv
-    S[S_T_PX][k] = levels[lv].price
-    S[S_T_SIDE][k] = levels[lv].side
-    S[S_T_SIZE][k] = levels[lv].total
-    S[S_T_CNT][k] = levels[lv].count
+    S[S_TOUCHED][T_LV][k] = lv
+    S[S_TOUCHED][T_PX][k] = levels[lv].price
+    S[S_TOUCHED][T_SIDE][k] = levels[lv].side
+    S[S_TOUCHED][T_SIZE][k] = levels[lv].total
+    S[S_TOUCHED][T_CNT][k] = levels[lv].count
     levels[lv].touch = k
 
 
@@ -276,8 +274,8 @@ def _level_get(S, ii, side, price):
     # A level removed earlier in this chain at the same price keeps its start values.
     nt = ctr[C_NTOUCH]
     for k in range(nt):
-        if S[S_T_LV][k] == -1 and S[S_T_PX][k] == price and S[S_T_SIDE][k] == side:
-            S[S_T_LV][k] = lv
+        if S[S_TOUCHED][T_LV][k] == -1 and S[S_TOUCHED][T_PX][k] == price and S[S_TOUCHED][T_SIDE][k] == side:
+            S[S_TOUCHED][T_LV][k] = lv
             levels[lv].touch = k
             return lv
     _touch(S, lv)
@@ -304,7 +302,7 @@ def _level_drop(S, lv):
     sides[si].n = n - 1
     k = levels[lv].touch
     if k >= 0:
-        S[S_T_LV][k] = -1
+        S[S_TOUCHED][T_LV][k] = -1
     levels[lv].touch = -1
     levels[lv].count = 0
     levels[lv].total = 0
@@ -406,7 +404,7 @@ def _rest(S, s):
         orders[s].level = -1
         orders[s].prio = ctr[C_NEXT_PRIO]
         ctr[C_NEXT_PRIO] += 1
-    _index_add(S[S_INDEX], S[S_SES_HEAD], orders, cfg, ctr, S[S_SCRATCH], s)
+    _index_add(S[S_INDEX], _ses_heads(S[S_INDEX], S[S_CFG]), orders, cfg, ctr, S[S_SCRATCH], s)
     lv_ = np.int64(orders[s].leaves)
     insts[ii].n_orders += 1
     insts[ii].lots += lv_
@@ -429,7 +427,7 @@ def _retire(S, s):
     sides[2 * ii + orders[s].side].lots -= lv_
     ctr[C_RESTING] -= 1
     _unlink(S, s)
-    _index_remove(S[S_INDEX], S[S_SES_HEAD], orders, cfg, ctr, s)
+    _index_remove(S[S_INDEX], _ses_heads(S[S_INDEX], S[S_CFG]), orders, cfg, ctr, s)
     _order_free(S, s)
 
 
@@ -469,13 +467,13 @@ def relink(S, n):
             if lv < 0:
                 return False
             _link(S, s, lv)
-        _index_add(S[S_INDEX], S[S_SES_HEAD], orders, cfg, ctr, S[S_SCRATCH], s)
+        _index_add(S[S_INDEX], _ses_heads(S[S_INDEX], S[S_CFG]), orders, cfg, ctr, S[S_SCRATCH], s)
         lv_ = np.int64(orders[s].leaves)
         insts[ii].n_orders += 1
         insts[ii].lots += lv_
         sides[2 * ii + sd].lots += lv_
     for k in range(ctr[C_NTOUCH]):
-        lv = S[S_T_LV][k]
+        lv = S[S_TOUCHED][T_LV][k]
         if lv >= 0:
             levels[lv].touch = -1
     ctr[C_NTOUCH] = 0

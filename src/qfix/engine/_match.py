@@ -53,8 +53,7 @@ from qfix.engine.types import (
     S_POOL_LV,
     S_SCRATCH,
     S_SIDES,
-    S_WIDE0,
-    S_WIDE1,
+    S_WIDE,
 )
 from qfix.wire.codes import (
     EXEC_REASON_IOC_FOK_REMAINDER,
@@ -150,8 +149,8 @@ def _simulate(S, T, limit):
     sides = S[S_SIDES]
     pool_lv = S[S_POOL_LV]
     rs = S[S_SCRATCH]
-    rl = S[S_WIDE0]
-    rh = S[S_WIDE1]
+    rl = S[S_WIDE][0]
+    rh = S[S_WIDE][1]
     ii = orders[T].inst
     side = orders[T].side
     group = orders[T].group

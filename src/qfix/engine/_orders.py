@@ -37,6 +37,7 @@ from qfix.engine._index import (
     _index_remove,
     _index_set_clordid,
     _index_set_order_id,
+    _ses_heads,
 )
 from qfix.engine._layout import (
     IN_B,
@@ -122,12 +123,12 @@ from qfix.engine.types import (
     S_INSTS,
     S_LAST_CL,
     S_LEVELS,
-    S_MAP_ACC,
-    S_MAP_GRP,
     S_ORDERS,
     S_SEC_IDS,
-    S_SES_HEAD,
     S_SIDES,
+    S_STP_MAP,
+    STP_ACCOUNT,
+    STP_GROUP,
 )
 from qfix.wire.codes import (
     CXL_REJ_RESPONSE_TO_CANCEL,
@@ -416,7 +417,7 @@ def _nos(S, O, I, r, t, reason, ii, price, limit):
     orders[T].display = mf if mf != NULL_U32 else 0
     orders[T].session = sess
     orders[T].account = acct
-    orders[T].group = _stp_group(S[S_MAP_ACC], S[S_MAP_GRP], acct)
+    orders[T].group = _stp_group(S[S_STP_MAP][STP_ACCOUNT], S[S_STP_MAP][STP_GROUP], acct)
     orders[T].inst = ii
     orders[T].level = -1
     orders[T].prev = -1
@@ -788,7 +789,7 @@ def _replace(S, O, I, r, t, reason, ii, s, rule, price, disp):
         return
     _w_delete(S, O, t, sec, old_oid)
     # It matches as a taker: take it off the book's accounting, then rest any remainder.
-    _index_remove(S[S_INDEX], S[S_SES_HEAD], orders, cfg, ctr, s)
+    _index_remove(S[S_INDEX], _ses_heads(S[S_INDEX], S[S_CFG]), orders, cfg, ctr, s)
     insts[ii].n_orders -= 1
     insts[ii].lots -= new_leaves
     sides[2 * ii + sd].lots -= new_leaves

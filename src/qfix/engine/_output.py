@@ -123,13 +123,13 @@ from qfix.engine.types import (
     S_CTR,
     S_INSTS,
     S_LEVELS,
-    S_T_CNT,
-    S_T_LV,
-    S_T_PX,
-    S_T_SIDE,
-    S_T_SIZE,
-    S_WIDE0,
-    S_WIDE1,
+    S_TOUCHED,
+    S_WIDE,
+    T_CNT,
+    T_LV,
+    T_PX,
+    T_SIDE,
+    T_SIZE,
 )
 from qfix.wire.codes import (
     BLOCK_LENGTH,
@@ -410,14 +410,14 @@ def _chain_end(S, O, ii, t):
     sec = insts[ii].sec_id
     tick = insts[ii].tick
     if nt > 0:
-        t_lv = S[S_T_LV]
-        t_px = S[S_T_PX]
-        t_side = S[S_T_SIDE]
-        t_size = S[S_T_SIZE]
-        t_cnt = S[S_T_CNT]
+        t_lv = S[S_TOUCHED][T_LV]
+        t_px = S[S_TOUCHED][T_PX]
+        t_side = S[S_TOUCHED][T_SIDE]
+        t_size = S[S_TOUCHED][T_SIZE]
+        t_cnt = S[S_TOUCHED][T_CNT]
         # bids by descending price, then offers ascending
-        keys = S[S_WIDE0]
-        idx = S[S_WIDE1]
+        keys = S[S_WIDE][0]
+        idx = S[S_WIDE][1]
         nb = 0
         for k in range(nt):
             if t_side[k] == 0:

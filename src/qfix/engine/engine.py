@@ -185,36 +185,29 @@ class Engine:
         self._pool_lv = np.zeros(pool_size, np.int32)
         # Allocated for MaxOrders, used from the front as the book grows (``_index``): the
         # untouched rest stays unmapped, so it costs address space, not memory.
-        # The three tables share one array (``_index``).
+        # The three tables and the session list heads share one array (``_index``).
         t = 1 << int(self._cfg[ty.G_INDEX_BITS_MAX])
-        self._index_arr = np.empty(3 * t, np.int32)
+        self._index_arr = np.empty(3 * t + config.max_sessions, np.int32)
         self._oid_tab = self._index_arr[:t]
         self._cl_tab = self._index_arr[t : 2 * t]
-        self._acc_tab = self._index_arr[2 * t :]
-        self._ses_head = np.full(config.max_sessions, -1, np.int32)
+        self._acc_tab = self._index_arr[2 * t : 3 * t]
+        self._ses_head = self._index_arr[3 * t :]
+        self._ses_head[:] = -1
         self._reserve_indexes(0)
         self._last_cl = np.zeros(config.max_sessions, np.uint64)
         self._sec_ids = np.array(ids, np.int64)
         groups = sorted(config.stp_groups.items())
-        self._map_acc = np.array([a for a, _ in groups], np.int64)
-        self._map_grp = np.array([g for _, g in groups], np.int64)
+        self._stp_map = np.array([[a for a, _ in groups], [g for _, g in groups]], np.int64).reshape(2, len(groups))
         touched = config.max_levels + 8
-        self._t_lv = np.full(touched, -1, np.int64)
-        self._t_px = np.zeros(touched, np.int64)
-        self._t_side = np.zeros(touched, np.int64)
-        self._t_size = np.zeros(touched, np.int64)
-        self._t_cnt = np.zeros(touched, np.int64)
+        self._touched = np.zeros((ty.N_TOUCHED_ROWS, touched), np.int64)
+        self._touched[ty.T_LV] = -1
         # Scratch for the allocation-free kernels (they run without Numba's refcounting):
         # bulk removals, queue simulation, sorting touched levels and repacking price maps.
         self._scratch = np.zeros(config.max_orders, np.int32)
         wide = max(config.max_orders, config.max_levels + 8, 2 * n_inst + 2)
         narrow = max(config.max_levels + 8, 2 * n_inst + 2)
-        self._x = (
-            np.zeros(wide, np.int64),
-            np.zeros(wide, np.int64),
-            np.zeros(narrow, np.int64),
-            np.zeros(narrow, np.int64),
-        )
+        self._wide = np.zeros((2, wide), np.int64)
+        self._narrow = np.zeros((2, narrow), np.int64)
         self._ehash = bytes(32)
         self._hashing = config.event_hash
         self._last_out: Array | None = None
@@ -223,9 +216,8 @@ class Engine:
         self._S = (
             self._ctr, self._cfg, self._orders.view(np.recarray), self._levels.view(np.recarray),
             self._insts.view(np.recarray), self._sides.view(np.recarray),
-            self._pool_key, self._pool_lv, self._index_arr, self._sec_ids,
-            self._last_cl, self._map_acc, self._map_grp, self._t_lv, self._t_px,
-            self._t_side, self._t_size, self._t_cnt, self._scratch, *self._x, self._ses_head,
+            self._pool_key, self._pool_lv, self._index_arr, self._sec_ids, self._last_cl,
+            self._stp_map, self._touched, self._scratch, self._wide, self._narrow,
         )  # fmt: skip
         assert len(self._S) == ty.N_STATE  # the kernels index it by types.S_*
         assert ty.N_STATE % 8 == 0  # see types.N_STATE: other sizes measured slower

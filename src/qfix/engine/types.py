@@ -112,25 +112,28 @@ S_INSTS: Final = 4  #: ``INSTRUMENT`` records, ascending SecurityID
 S_SIDES: Final = 5  #: ``SIDE`` records, 2 per instrument
 S_POOL_KEY: Final = 6  #: price-map pool: keys (price for bids, -price for offers)
 S_POOL_LV: Final = 7  #: price-map pool: level slots
-S_INDEX: Final = 8  #: int32: the OrderID, ClOrdID and Account tables (``_index``)
+S_INDEX: Final = 8  #: int32: OrderID, ClOrdID and Account tables, then session list heads (``_index``)
 S_SEC_IDS: Final = 9  #: configured SecurityIDs, ascending
 S_LAST_CL: Final = 10  #: last ClOrdID per SessionID
-S_MAP_ACC: Final = 11  #: STP group map: accounts, ascending
-S_MAP_GRP: Final = 12  #: STP group map: their groups
-S_T_LV: Final = 13  #: touched-level list of the current chain: level (-1 once dropped)
-S_T_PX: Final = 14  #: ... its price at the chain's start
-S_T_SIDE: Final = 15  #: ... its side
-S_T_SIZE: Final = 16  #: ... its size at the chain's start
-S_T_CNT: Final = 17  #: ... its order count at the chain's start
-S_SCRATCH: Final = 18  #: int32 scratch, MaxOrders (bulk removals, queue replay)
-S_WIDE0: Final = 19  #: int64 scratch, max(MaxOrders, MaxLevels + 8, 2 instruments + 2)
-S_WIDE1: Final = 20  #: a second one of the same size
-S_NARROW0: Final = 21  #: int64 scratch, max(MaxLevels + 8, 2 instruments + 2)
-S_NARROW1: Final = 22  #: a second one of the same size
-S_SES_HEAD: Final = 23  #: int32: first order slot of each SessionID's order list (-1 none)
-#: The kernels take ``S`` by value. Measured (``qfix bench paths``): with 23 or 26 arrays every
-#: NewOrderSingle and cancel cost 120-400 ns more than with 24; keep the count a multiple of 8.
-N_STATE: Final = 24
+S_STP_MAP: Final = 11  #: int64 (2, n): STP group map, row ``STP_ACCOUNT`` ascending, row ``STP_GROUP``
+S_TOUCHED: Final = 12  #: int64 (5, MaxLevels + 8): the chain's touched-level list, rows ``T_*``
+S_SCRATCH: Final = 13  #: int32 scratch, MaxOrders (bulk removals, queue replay)
+S_WIDE: Final = 14  #: int64 scratch (2, max(MaxOrders, MaxLevels + 8, 2 instruments + 2))
+S_NARROW: Final = 15  #: int64 scratch (2, max(MaxLevels + 8, 2 instruments + 2))
+#: The kernels take ``S`` by value, so every array in it costs every non-inlined kernel call,
+#: and other counts than 16 or 24 arrays were seen to slow every record down (docs/engine.md,
+#: "The state tuple"): keep the count a multiple of 8 and small.
+N_STATE: Final = 16
+
+# --- rows of the two-row and five-row state arrays ------------------------------------
+STP_ACCOUNT: Final = 0
+STP_GROUP: Final = 1
+T_LV: Final = 0  #: touched level slot (-1 once dropped)
+T_PX: Final = 1  #: its price at the chain's start
+T_SIDE: Final = 2  #: its side
+T_SIZE: Final = 3  #: its size at the chain's start
+T_CNT: Final = 4  #: its order count at the chain's start
+N_TOUCHED_ROWS: Final = 5
 
 # --- counter array indices (int64 ``ctr``) ----------------------------------------------
 C_NEXT_OID: Final = 0
