@@ -36,6 +36,27 @@ def render(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_comparison(before: dict[str, Any], after: dict[str, Any]) -> str:
+    """Two documents of the same benchmark side by side: each result both documents hold,
+    its two medians and their ratio (after / before), with both runs' provenance."""
+    lines = []
+    for label, doc in (("before", before), ("after", after)):
+        machine = doc.get("machine", {})
+        lines.append(
+            f"- {label}: `{doc.get('command', '?')}`, run {doc.get('started', '?')} on {machine.get('cpu', '?')}, "
+            f"{machine.get('cores', '?')} cores"
+        )
+    lines += ["", "| result | before | after | after / before | unit |", "|---|---:|---:|---:|---|"]
+    old = {r["name"]: r for r in before.get("results", [])}
+    for r in after.get("results", []):
+        b = old.get(r["name"])
+        if b is None:
+            continue
+        ratio = fmt(r["value"] / b["value"]) if b["value"] else "-"
+        lines.append(f"| `{r['name']}` | {fmt(b['value'])} | {fmt(r['value'])} | {ratio} | {r['unit']} |")
+    return "\n".join(lines) + "\n"
+
+
 _RESULT_FIELDS: dict[str, type | tuple[type, ...]] = {
     "name": str,
     "value": (int, float),
@@ -85,11 +106,21 @@ def load_document(path: str | Path) -> dict[str, Any]:
 
 @click.command("markdown")
 @click.argument("documents", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-def command(documents: tuple[str, ...]) -> None:
+@click.option(
+    "--compare",
+    is_flag=True,
+    help="Exactly two documents (before, after): one table of both medians and their ratio.",
+)
+def command(documents: tuple[str, ...], compare: bool) -> None:
     """Print each JSON document written by `qfix bench ... --json` as a Markdown table.
 
     Every file is checked before anything is printed.
     """
+    if compare and len(documents) != 2:
+        raise click.UsageError("--compare takes exactly two documents: before and after")
     docs = [load_document(path) for path in documents]
+    if compare:
+        click.echo(render_comparison(docs[0], docs[1]))
+        return
     for doc in docs:
         click.echo(render(doc))

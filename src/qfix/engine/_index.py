@@ -15,18 +15,19 @@ kernels use only its first ``2^bits`` entries, ``bits`` growing with the resting
 (:func:`_index_grow` keeps them at most a quarter full). A book of a thousand orders thus probes a
 table of a few kilobytes that stays in cache, not one spread over tens of megabytes.
 
-OrderIDs are dense counters (ENGINE.md §2.1 rule 4), so the OrderID table is indexed by
-the OrderID itself modulo its size: almost every order sits in its home slot and orders
-entered together share cache lines. ClOrdIDs are chosen by clients, so that table keeps a
-multiplicative hash that takes the top ``bits`` of the product: no client can lay out
-its ClOrdIDs to build long probe runs.
+All three tables use a multiplicative hash that takes the top ``bits`` of the product.
+Indexing the OrderID table by the OrderID itself (they are dense counters) was tried and
+measured faster on the mix workload, but it packs orders entered together into runs of
+occupied slots, and once OrderIDs wrap around the table, new ones land inside the runs
+left by old orders that are still live and walk to their ends: the full 5-million-message
+multi workload ran slower than before (docs/benchmarks.md). Clients choose ClOrdIDs and accounts, so
+those tables must not let anyone lay out long runs on purpose either.
 
-Identity hashing packs orders entered together into long runs of occupied slots, and a
-plain linear-probing lookup or deletion walks to the end of its run. Each table
-therefore keeps an upper bound on how far any entry sits from its home (``C_OID_DISP``,
-``C_CL_DISP``: raised by inserts, reset when the table is rebuilt): a lookup probes at
-most that many slots past the home, and a deletion stops looking for entries to shift
-back once that many slots in a row could not move.
+Linear probing still makes runs, so each table keeps an upper bound on how far any entry
+sits from its home (``C_OID_DISP``, ``C_CL_DISP``, ``C_ACC_DISP``: raised by inserts,
+reset when the table is rebuilt): a lookup probes at most that many slots past the home,
+and a deletion stops looking for entries to shift back once that many slots in a row
+could not move.
 """
 
 # Kernel signatures are inferred by Numba from the state dtypes; annotating them would be
@@ -88,7 +89,8 @@ HASH_MUL2: Final = -4658895280553007687  #: 0xBF58476D1CE4E5B9 as int64
 
 @njit(_nrt=False, inline="always")
 def _oid_home(oid, bits):
-    return oid & ((1 << bits) - 1)
+    h = oid * HASH_MUL
+    return (h >> (64 - bits)) & ((1 << bits) - 1)
 
 
 @njit(_nrt=False, inline="always")

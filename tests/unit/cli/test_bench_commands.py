@@ -133,6 +133,19 @@ def test_markdown_renders_a_document(tmp_path: Path) -> None:
     assert "| `decode.batch1.msgs_per_s` | 2 | msgs/s | 1 | 3 | 3 |" in result.stdout
 
 
+def test_markdown_compares_two_documents(tmp_path: Path) -> None:
+    before, after = tmp_path / "before.json", tmp_path / "after.json"
+    _tiny_report().write_json(before)
+    doc = json.loads(before.read_text())
+    doc["results"][0]["value"] = 4  # twice the before median
+    after.write_text(json.dumps(doc))
+    result = CliRunner().invoke(main, ["bench", "markdown", "--compare", str(before), str(after)])
+    assert result.exit_code == 0, result.output
+    assert "| `decode.batch1.msgs_per_s` | 2 | 4 | 2 | msgs/s |" in result.stdout
+    one = CliRunner().invoke(main, ["bench", "markdown", "--compare", str(before)])
+    assert one.exit_code == 2 and "exactly two documents" in one.output
+
+
 # --- progress ----------------------------------------------------------------------------
 
 
