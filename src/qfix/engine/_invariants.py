@@ -40,6 +40,20 @@ from qfix.engine.types import (
     G_CL_BITS,
     G_MAX_ORDERS,
     G_OID_BITS,
+    INV_BOOK_CROSSED,
+    INV_INDEX_MISSING,
+    INV_LEVEL_COUNT,
+    INV_LEVEL_MISFILED,
+    INV_LEVEL_TOTALS,
+    INV_MAP_OVER_CAPACITY,
+    INV_MAP_UNSORTED,
+    INV_OPEN_LOTS,
+    INV_ORDER_LISTS,
+    INV_PRIO_ORDER,
+    INV_QTY_IDENTITIES,
+    INV_QUEUE_LINKS,
+    INV_SLOT_ACCOUNTING,
+    INV_TIF_RESTING,
     S_CFG,
     S_CTR,
     S_INDEX,
@@ -79,17 +93,17 @@ def check_invariants(S):
             off = sides[si].off
             n = sides[si].n
             if n > sides[si].cap:
-                return 1
+                return INV_MAP_OVER_CAPACITY
             for pos in range(n):
                 key = pool_key[off + pos]
                 lv = pool_lv[off + pos]
                 if pos > 0 and pool_key[off + pos - 1] >= key:
-                    return 2
+                    return INV_MAP_UNSORTED
                 if levels[lv].inst != ii or levels[lv].side != sd:
-                    return 3
+                    return INV_LEVEL_MISFILED
                 price = levels[lv].price
                 if (price if sd == 0 else -price) != key:
-                    return 3
+                    return INV_LEVEL_MISFILED
                 cnt = 0
                 size = np.int64(0)
                 prev = -1
@@ -97,27 +111,27 @@ def check_invariants(S):
                 s = levels[lv].head
                 while s >= 0:
                     if orders[s].order_id == 0 or orders[s].level != lv or orders[s].prev != prev:
-                        return 4
+                        return INV_QUEUE_LINKS
                     if orders[s].prio <= last_prio:
-                        return 5
+                        return INV_PRIO_ORDER
                     if orders[s].price != price or orders[s].inst != ii or orders[s].side != sd:
-                        return 4
+                        return INV_QUEUE_LINKS
                     last_prio = orders[s].prio
                     cnt += 1
                     size += np.int64(orders[s].shown)
                     prev = s
                     s = orders[s].next
                 if prev != levels[lv].tail or cnt == 0:
-                    return 6
+                    return INV_LEVEL_TOTALS
                 if cnt != levels[lv].count or size != levels[lv].total:
-                    return 6
+                    return INV_LEVEL_TOTALS
                 nlevels += 1
         b = _best_level(S, 2 * ii)
         a = _best_level(S, 2 * ii + 1)
         if _matches_on_entry(insts, ii) and b >= 0 and a >= 0 and levels[b].price >= levels[a].price:
-            return 7
+            return INV_BOOK_CROSSED
     if nlevels != ctr[C_LEVELS]:
-        return 8
+        return INV_LEVEL_COUNT
     n_orders = S[S_WIDE][0]
     lots = S[S_WIDE][1]
     side_lots = S[S_NARROW][0]
@@ -137,16 +151,16 @@ def check_invariants(S):
         shown = np.int64(orders[s].shown)
         disp = np.int64(orders[s].display)
         if leaves != qty - cum or leaves <= 0 or shown <= 0 or shown > leaves:
-            return 9
+            return INV_QTY_IDENTITIES
         if disp == 0 and shown != leaves:
-            return 9
+            return INV_QTY_IDENTITIES
         if disp > 0 and shown > disp:
-            return 9
+            return INV_QTY_IDENTITIES
         if (
             _oid_find(_oid_tab(S[S_INDEX], S[S_CFG]), orders, cfg[G_OID_BITS], S[S_CTR][C_OID_DISP], orders[s].order_id)
             != s
         ):
-            return 10
+            return INV_INDEX_MISSING
         if (
             _cl_find(
                 _cl_tab(S[S_INDEX], S[S_CFG]),
@@ -158,39 +172,39 @@ def check_invariants(S):
             )
             != s
         ):
-            return 10
+            return INV_INDEX_MISSING
         ii = orders[s].inst
         if orders[s].ord_type == ORD_TYPE_LIMIT:
             if orders[s].level < 0:
-                return 4
+                return INV_QUEUE_LINKS
         elif orders[s].level != -1:
-            return 4
+            return INV_QUEUE_LINKS
         if _matches_on_entry(insts, ii) and (
             orders[s].tif == TIF_IOC or orders[s].tif == TIF_FOK or orders[s].ord_type == ORD_TYPE_MARKET
         ):
-            return 11
+            return INV_TIF_RESTING
         n_orders[ii] += 1
         lots[ii] += leaves
         side_lots[2 * ii + orders[s].side] += leaves
     if live != ctr[C_RESTING] or live != ctr[C_LIVE]:
-        return 12
+        return INV_SLOT_ACCOUNTING
     free = 0
     s = ctr[C_OFREE]
     while s >= 0:
         free += 1
         if free > cfg[G_MAX_ORDERS]:
-            return 12
+            return INV_SLOT_ACCOUNTING
         s = orders[s].next
     if live + free + (cfg[G_MAX_ORDERS] - ctr[C_OHW]) != cfg[G_MAX_ORDERS]:
-        return 12
+        return INV_SLOT_ACCOUNTING
     for ii in range(ninst):
         if n_orders[ii] != insts[ii].n_orders or lots[ii] != insts[ii].lots:
-            return 13
+            return INV_OPEN_LOTS
         for sd in range(2):
             if side_lots[2 * ii + sd] != sides[2 * ii + sd].lots:
-                return 13
+                return INV_OPEN_LOTS
     if not _lists_ok(S, live):
-        return 14
+        return INV_ORDER_LISTS
     return 0
 
 

@@ -56,20 +56,20 @@ _PLAIN_TRANSITIONS: Final = frozenset(
 _UNCROSS_TRANSITIONS: Final = frozenset({(PHASE_PRE_OPEN, PHASE_CONTINUOUS), (PHASE_PRE_CLOSE, PHASE_CLOSED)})
 
 _INVARIANT_MESSAGES: Final = {
-    1: "price map segment over capacity",
-    2: "price map not strictly sorted",
-    3: "level filed under the wrong instrument, side or price",
-    4: "order queue links broken",
-    5: "PrioSeq does not increase head to tail",
-    6: "level size or count differs from its orders",
-    7: "continuous book crossed",
-    8: "occupied level count wrong",
-    9: "order quantity identities (ENGINE.md §1.3) violated",
-    10: "live order missing from an index",
-    11: "IOC, FOK or market order resting in a continuous instrument",
-    12: "slot accounting (live + free = MaxOrders) wrong",
-    13: "instrument or side open-lot totals wrong",
-    14: "session or account order list broken",
+    ty.INV_MAP_OVER_CAPACITY: "price map segment over capacity",
+    ty.INV_MAP_UNSORTED: "price map not strictly sorted",
+    ty.INV_LEVEL_MISFILED: "level filed under the wrong instrument, side or price",
+    ty.INV_QUEUE_LINKS: "order queue links broken",
+    ty.INV_PRIO_ORDER: "PrioSeq does not increase head to tail",
+    ty.INV_LEVEL_TOTALS: "level size or count differs from its orders",
+    ty.INV_BOOK_CROSSED: "continuous book crossed",
+    ty.INV_LEVEL_COUNT: "occupied level count wrong",
+    ty.INV_QTY_IDENTITIES: "order quantity identities (ENGINE.md §1.3) violated",
+    ty.INV_INDEX_MISSING: "live order missing from an index",
+    ty.INV_TIF_RESTING: "IOC, FOK or market order resting in a continuous instrument",
+    ty.INV_SLOT_ACCOUNTING: "slot accounting (live + free = MaxOrders) wrong",
+    ty.INV_OPEN_LOTS: "instrument or side open-lot totals wrong",
+    ty.INV_ORDER_LISTS: "session or account order list broken",
 }
 
 _HASH_ORDER: Final = np.dtype(

@@ -181,6 +181,22 @@ BULK_ACCOUNTS: Final = 2  #: ``Engine.cancel_accounts``: admin cancel
 BULK_EXPIRE: Final = 3  #: ``Engine.expire``: GTD orders past their ExpireDate
 BULK_END_OF_DAY: Final = 4  #: ``Engine.end_of_day``: all but GTC and still-valid GTD
 
+# --- what ``check_invariants`` returns (0: all hold; messages in ``engine.py``) -----------
+INV_MAP_OVER_CAPACITY: Final = 1
+INV_MAP_UNSORTED: Final = 2
+INV_LEVEL_MISFILED: Final = 3
+INV_QUEUE_LINKS: Final = 4
+INV_PRIO_ORDER: Final = 5
+INV_LEVEL_TOTALS: Final = 6
+INV_BOOK_CROSSED: Final = 7
+INV_LEVEL_COUNT: Final = 8
+INV_QTY_IDENTITIES: Final = 9
+INV_INDEX_MISSING: Final = 10
+INV_TIF_RESTING: Final = 11
+INV_SLOT_ACCOUNTING: Final = 12
+INV_OPEN_LOTS: Final = 13
+INV_ORDER_LISTS: Final = 14
+
 # --- internal codes -----------------------------------------------------------------------
 NO_PRICE: Final = -(2**63)  #: "no best price" sentinel inside kernels
 ERR_OUTPUT_BOUND: Final = 1  #: a chain exceeded its bound U (a bug; records were dropped)
