@@ -347,18 +347,7 @@ def _unlink(S, s):
     if lv < 0:
         return
     _touch(S, lv)
-    p = orders[s].prev
-    n = orders[s].next
-    if p >= 0:
-        orders[p].next = n
-    else:
-        levels[lv].head = n
-    if n >= 0:
-        orders[n].prev = p
-    else:
-        levels[lv].tail = p
-    levels[lv].count -= 1
-    levels[lv].total -= np.int64(orders[s].shown)
+    _unlink_keep_level(S, s, lv)
     orders[s].level = -1
     orders[s].prev = -1
     orders[s].next = -1
@@ -368,7 +357,8 @@ def _unlink(S, s):
 
 @njit(_nrt=False, inline="always")
 def _unlink_keep_level(S, s, lv):
-    """Take slot ``s`` (Shown already 0) out of level ``lv``'s queue without dropping it."""
+    """Take slot ``s`` out of level ``lv``'s queue (count and total too) without dropping
+    the level; ``_unlink`` uses it and then drops an emptied level."""
     orders = S[S_ORDERS]
     levels = S[S_LEVELS]
     p = orders[s].prev
