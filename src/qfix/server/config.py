@@ -100,8 +100,10 @@ class ServerConfig:
     status_interval: float = 1.0
     #: Prometheus endpoint port on 127.0.0.1 (0 = off)
     metrics_port: int = 0
-    #: cancel a session's resting orders when its last connection ends
+    #: cancel a session's resting orders when its last connection ends (every session's default)
     cancel_on_disconnect: bool = True
+    #: per-session exceptions to ``cancel_on_disconnect``: (client kid in hex, on/off) pairs
+    cancel_on_disconnect_by_kid: tuple[tuple[str, bool], ...] = ()
     #: seconds of silence after which the server sends a Heartbeat
     heartbeat_interval: float = 1.0
     #: per-session message rate limit: (messages per second, burst)
@@ -152,6 +154,11 @@ class ServerConfig:
                 "engine.max_orders, or raise server.memory_limit_mib"
             )
 
+    def cancels_on_disconnect(self, kid: bytes) -> bool:
+        """Whether the session of client key ``kid`` has its orders cancelled when its last
+        connection ends: its own entry in ``cancel_on_disconnect_by_kid``, else the default."""
+        return dict(self.cancel_on_disconnect_by_kid).get(kid.hex(), self.cancel_on_disconnect)
+
     def worst_case_records(self) -> int:
         """The largest output any single message or command can need (ENGINE.md §2.4)."""
         return worst_case_records(self.instruments, self.engine)
@@ -171,6 +178,10 @@ class ServerConfig:
     @property
     def md_endpoint(self) -> str:
         return f"tcp://{self.host}:{self.md_port}"
+
+
+def _is_kid(text: object) -> bool:
+    return isinstance(text, str) and len(text) == 32 and all(c in "0123456789abcdef" for c in text)
 
 
 def _valid_hhmm(text: str) -> bool:
@@ -350,10 +361,16 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
     allow = path(keys, "allow_list")
     admin = keys.get("admin_kids", list, [])
     for kid in admin:
-        if not isinstance(kid, str) or len(kid) != 32 or any(c not in "0123456789abcdef" for c in kid):
+        if not _is_kid(kid):
             raise keys.fail("admin_kids", f"{kid!r} is not a 16-byte key id in lowercase hex")
     keys.finish()
 
+    cod_by_kid = server.get("cancel_on_disconnect_by_kid", dict, {})
+    for kid, on in cod_by_kid.items():
+        if not _is_kid(kid):
+            raise server.fail("cancel_on_disconnect_by_kid", f"{kid!r} is not a 16-byte key id in lowercase hex")
+        if not isinstance(on, bool):
+            raise server.fail(f"cancel_on_disconnect_by_kid.{kid}", f"expected true or false, got {on!r}")
     throttle = server.get("throttle", list, [2_000_000, 4_000_000])
     if len(throttle) != 2 or not all(isinstance(x, int | float) and x > 0 for x in throttle):
         raise server.fail("throttle", "give [messages per second, burst], both positive")
@@ -366,6 +383,7 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
         "status_interval": server.number("status_interval", 1.0, 0.0, 3600.0),
         "metrics_port": server.integer("metrics_port", 0, 0, 65535),
         "cancel_on_disconnect": server.get("cancel_on_disconnect", bool, True),
+        "cancel_on_disconnect_by_kid": tuple(sorted(cod_by_kid.items())),
         "heartbeat_interval": server.number("heartbeat_interval", 1.0, 0.05, 3600.0),
         "throttle": (float(throttle[0]), float(throttle[1])),
         "max_rejects": server.integer("max_rejects", 10_000, 1, 2**31),

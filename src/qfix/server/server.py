@@ -253,7 +253,7 @@ class Server:
         if last is None:
             return
         log.info("session %d disconnected", last.session_id)
-        if self.config.cancel_on_disconnect:
+        if self.config.cancels_on_disconnect(last.kid):
             self._cancel_session(last)
 
     def _cancel_session(self, state: SessionState) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from qfix.client import Client, ClientError
+from qfix.crypto.keys import load_private_key
 from qfix.wire import codes, message
 
 pytestmark = pytest.mark.integration
@@ -98,6 +100,25 @@ def test_cancel_on_disconnect_and_retransmission_after_reconnect(start_server: C
     again.send_frame(stale.tobytes())
     assert again.wait_until(lambda c: len(c.rejects) == 1)
     assert again.rejects[0]["BusinessRejectReason"].startswith(str(codes.BRR_CLORDID_NOT_INCREASING))
+
+
+def test_cancel_on_disconnect_is_chosen_per_session(start_server: Callable[..., Any], setup_home: Path) -> None:
+    keeper = load_private_key(setup_home / "client-2.key").kid.hex()
+    run = start_server(cancel_on_disconnect_by_kid=((keeper, False),))
+    a, b = run.client(1), run.client(2)
+    ids = [c.new_order(security_id=BTC, side="sell", qty=1, price="66000.00", tif="gtc") for c in (a, b)]
+    for c, cl in zip((a, b), ids, strict=True):
+        c.flush()
+        assert c.wait_until(lambda c, cl=cl: c.order(cl).status == "new")
+    kept_order_id = b.order(ids[1]).order_id
+    a.close()
+    b.close()
+    deadline = time.monotonic() + 5
+    while run.server.engine.resting_orders != 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.1)  # a wrong cancel of the kept order would have happened by now
+    live = run.server.engine.live_orders()
+    assert live["order_id"].tolist() == [kept_order_id]
 
 
 def test_throttle_refuses_with_reason_4(start_server: Callable[..., Any]) -> None:

@@ -78,11 +78,26 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         (("security_id = 7", "security_id = 0"), r"instrument\[0\].security_id: 0 is outside"),
         (("[server]", "[server\n"), r"not valid TOML"),
         (("batch = 500", 'durability = "fsync"'), r"server.durability = 'fsync'"),
+        (("[keys]", '[server.cancel_on_disconnect_by_kid]\nAB = false\n[keys]'), r"by_kid: 'AB' is not a 16-byte"),
+        (("[keys]", f'[server.cancel_on_disconnect_by_kid]\n{"0" * 32} = 1\n[keys]'), r"by_kid.0+: expected true"),
     ],
 )
 def test_bad_files_fail_naming_the_key(tmp_path: Path, change: tuple[str, str], message: str) -> None:
     with pytest.raises(ServerConfigError, match=message):
         parse_config(GOOD.replace(*change), base=tmp_path)
+
+
+def test_cancel_on_disconnect_is_a_default_with_per_key_exceptions(tmp_path: Path) -> None:
+    kept, other = "ab" * 16, "cd" * 16
+    text = GOOD.replace("[keys]", f"[server.cancel_on_disconnect_by_kid]\n{kept} = false\n[keys]")
+    config = parse_config(text, base=tmp_path)
+    assert not config.cancels_on_disconnect(bytes.fromhex(kept))
+    assert config.cancels_on_disconnect(bytes.fromhex(other))
+    text = text.replace("batch = 500", "batch = 500\ncancel_on_disconnect = false")
+    text = text.replace(f"{kept} = false", f"{kept} = true")
+    config = parse_config(text, base=tmp_path)
+    assert config.cancels_on_disconnect(bytes.fromhex(kept))
+    assert not config.cancels_on_disconnect(bytes.fromhex(other))
 
 
 def test_duplicate_instruments_are_refused(tmp_path: Path) -> None:
