@@ -78,8 +78,8 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         (("security_id = 7", "security_id = 0"), r"instrument\[0\].security_id: 0 is outside"),
         (("[server]", "[server\n"), r"not valid TOML"),
         (("batch = 500", 'durability = "fsync"'), r"server.durability = 'fsync'"),
-        (("[keys]", '[server.cancel_on_disconnect_by_kid]\nAB = false\n[keys]'), r"by_kid: 'AB' is not a 16-byte"),
-        (("[keys]", f'[server.cancel_on_disconnect_by_kid]\n{"0" * 32} = 1\n[keys]'), r"by_kid.0+: expected true"),
+        (("[keys]", "[server.cancel_on_disconnect_by_kid]\nAB = false\n[keys]"), r"by_kid: 'AB' is not a 16-byte"),
+        (("[keys]", f"[server.cancel_on_disconnect_by_kid]\n{'0' * 32} = 1\n[keys]"), r"by_kid.0+: expected true"),
     ],
 )
 def test_bad_files_fail_naming_the_key(tmp_path: Path, change: tuple[str, str], message: str) -> None:
