@@ -102,7 +102,7 @@ _ER_NEW: Final = codes.EXEC_TYPE_NEW
 _ER_REPLACED: Final = codes.EXEC_TYPE_REPLACED
 _ACCOUNT_BASE: Final = 7000  #: client i trades as account 7000 + i (allow-list)
 _DRAIN_S: Final = 20.0  #: longest wait for the outcomes of what was sent
-_TICK_S: Final = 0.001  #: a paced client sends what is due once per tick (pyzmq polls in ms)
+_TICK_S: Final = 0.001  #: a paced client sends what is due once per tick
 
 # message byte offsets (header 8 + block offset; WIRE.md §3)
 _CLORDID: Final = slice(8, 16)
@@ -559,7 +559,10 @@ class _Worker:
                 next_tick = now + _TICK_S
             if sent >= total and (acked >= total or now > t1 + _DRAIN_S):
                 break
-            got = client.poll_raw(_TICK_S)
+            # wake for the next tick on time (a whole-millisecond wait would make every
+            # send late by up to a tick, and that lateness is charged to the orders)
+            wait = next_tick - time.monotonic() if sent < total else _TICK_S
+            got = client.poll_raw(max(0.0, min(wait, _TICK_S)))
             received = time.monotonic()
             fresh = self._outcomes(got) - start
             fresh = fresh[(fresh >= 0) & (fresh < total)]

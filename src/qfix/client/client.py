@@ -302,7 +302,7 @@ class Client:
         """Receive what is ready (waiting up to ``timeout`` s); return the (n, 60) messages
         after applying them to the tracker."""
         ep = self._require()
-        self._receive(ep.poll(int(timeout * 1000)))
+        self._receive(ep.poll(timeout * 1000))
         if not self._inbox:
             return np.zeros((0, _MSG), np.uint8)
         msgs = self._inbox[0] if len(self._inbox) == 1 else np.concatenate(self._inbox)

@@ -29,6 +29,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import select
 import signal
 import time
 from collections import deque
@@ -530,22 +531,24 @@ class ClientEndpoint:
         self.connection.connect(self._clock())
         return self.flush()
 
-    def poll(self, timeout_ms: int = 0, max_frames: int = 4096) -> list[Event]:
+    def poll(self, timeout_ms: float = 0, max_frames: int = 4096) -> list[Event]:
+        """Receive what arrives within ``timeout_ms`` (fractions of a millisecond are
+        honoured), run timers, send; return the events."""
         events: list[Event] = []
         if self._backlog:
             events += self.flush()
             if self._backlog:
                 timeout_ms = min(timeout_ms, 1)
-        ready = dict(self._poller.poll(timeout_ms))
+        frames_ready, monitor_ready = self._wait(timeout_ms)
         conn = self.connection
-        if ready.get(self.socket):
+        if frames_ready:
             for _ in range(max_frames):
                 try:
                     frame = self.socket.recv(zmq.NOBLOCK, copy=False)
                 except zmq.Again:
                     break
                 events += conn.receive(frame.buffer, self._clock())
-        if ready.get(self._monitor):
+        if monitor_ready:
             while True:
                 try:
                     msg = recv_monitor_message(self._monitor, zmq.NOBLOCK)
@@ -559,6 +562,26 @@ class ClientEndpoint:
             self._next_timer = now + _TIMER_TICK
         events += self.flush()
         return events
+
+    def _wait(self, timeout_ms: float) -> tuple[bool, bool]:
+        """Whether the socket and the monitor have input, waiting up to ``timeout_ms``.
+
+        zmq_poll counts whole milliseconds, so a client pacing its sends in steps
+        shorter than that would oversleep by up to a millisecond each time; a
+        fractional wait selects on the sockets' edge-triggered descriptors instead,
+        re-reading ZMQ_EVENTS after every wake-up as libzmq requires."""
+        if timeout_ms <= 0 or timeout_ms == int(timeout_ms):
+            ready = dict(self._poller.poll(int(timeout_ms)))
+            return bool(ready.get(self.socket)), bool(ready.get(self._monitor))
+        deadline = time.monotonic() + timeout_ms / 1e3
+        fds = [self.socket.FD, self._monitor.FD]
+        while True:
+            frames = bool(int(self.socket.getsockopt(zmq.EVENTS)) & _POLLIN)
+            monitor = bool(int(self._monitor.getsockopt(zmq.EVENTS)) & _POLLIN)
+            left = deadline - time.monotonic()
+            if frames or monitor or left <= 0:
+                return frames, monitor
+            select.select(fds, [], [], left)
 
     def flush(self) -> list[Event]:
         self._backlog.extend(self.connection.data_to_send())

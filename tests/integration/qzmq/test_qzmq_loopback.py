@@ -82,6 +82,28 @@ def test_many_clients_trade(ctx: zmq.Context) -> None:  # type: ignore[type-arg]
     server.close()
 
 
+def test_sub_millisecond_waits_see_frames_and_time_out(ctx: zmq.Context) -> None:  # type: ignore[type-arg]
+    """A fractional ``poll`` timeout (the select path over libzmq's edge-triggered
+    descriptors) delivers a frame that is already waiting or arrives during the wait,
+    and returns empty-handed when nothing comes."""
+    key = fixed_key(SignatureAlg.ML_DSA_44, 130)
+    server = ServerEndpoint(make_server(config(), allow=allow_list(key)), "tcp://127.0.0.1:*", context=ctx)
+    client = ClientEndpoint(make_client(key=key), server.endpoint, context=ctx)
+    client.start()
+    _run(server, [client], lambda: client.state is ClientState.ESTABLISHED)
+    conn = next(s.conn for s in server.protocol.sessions())
+    assert [e for e in client.poll(0.25) if isinstance(e, Messages)] == []
+    for n in range(20):
+        server.send_fixed(conn, bytes([n]) * 60)
+        got: list[bytes] = []
+        end = time.monotonic() + 5
+        while not got and time.monotonic() < end:
+            got = [e.frames[0] for e in client.poll(0.4) if isinstance(e, Messages)]
+        assert got == [bytes([n]) * 60]
+    client.close()
+    server.close()
+
+
 def test_reconnect_supersedes_and_disconnect_ends(ctx: zmq.Context) -> None:  # type: ignore[type-arg]
     server = ServerEndpoint(make_server(), "tcp://127.0.0.1:*", context=ctx)
     first = ClientEndpoint(make_client(), server.endpoint, context=ctx)
