@@ -71,7 +71,8 @@ def _member(values: Array, members: Array) -> Array:
     microseconds per call whatever the sizes, on every frame."""
     if members.size > 16:
         return np.isin(values, members)
-    return (values[:, None] == members[None, :]).any(axis=1)
+    found: Array = (values[:, None] == members[None, :]).any(axis=1)
+    return found
 
 
 class _Bucket:
