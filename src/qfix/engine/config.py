@@ -112,12 +112,21 @@ class EngineConfig:
     stp_groups: Mapping[int, int] = field(default_factory=dict)
     #: compute the per-batch event-stream hash chain (tests, replay; off on hot paths)
     event_hash: bool = False
+    #: resting orders the index tables are sized for at the start. They double (rehashing
+    #: every entry in one go, which stalls the record that triggers it) whenever the book
+    #: outgrows them; a server that expects a large book sizes them once instead. 0 = the
+    #: smallest tables, which keep a small book's lookups in cache.
+    reserve_orders: int = 0
 
     def __post_init__(self) -> None:
         for key in ("max_orders", "max_levels", "max_instruments", "max_sessions"):
             value = getattr(self, key)
             if not 1 <= value <= 2**31 - 1:
                 raise ConfigError(f"EngineConfig.{key} must be in 1..2^31-1, got {value}")
+        if not 0 <= self.reserve_orders <= self.max_orders:
+            raise ConfigError(
+                f"EngineConfig.reserve_orders must be in 0..max_orders={self.max_orders}, got {self.reserve_orders}"
+            )
 
     def stp_group(self, account: int) -> int:
         return self.stp_groups.get(account, account)

@@ -9,11 +9,14 @@ for it.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from _engine_records import batch, cancel, instrument, new_out, nos, replace
 
 from qfix.engine import Engine, EngineConfig, EngineInvariantError, snapshot, types
+from qfix.engine.config import ConfigError
 from qfix.testing.reference import ReferenceEngine
 from qfix.wire import codes
 
@@ -95,3 +98,21 @@ def test_broken_order_lists_are_reported() -> None:
             eng._orders[field][live[10]] = live[21]
         with pytest.raises(EngineInvariantError, match="invariant 14"):
             eng.check_invariants()
+
+
+def test_reserved_tables_start_at_size_and_never_grow_below_it() -> None:
+    """``EngineConfig.reserve_orders`` sizes the tables once, so a book that stays below it
+    never pays a doubling; the outputs and the state are those of the growing engine."""
+    adds, later = _stream()
+    reserved = Engine(INSTRUMENTS, dataclasses.replace(CONFIG, reserve_orders=N_ORDERS))
+    growing = Engine(INSTRUMENTS, CONFIG)
+    assert reserved._cfg[types.G_OID_BITS] == 16 and growing._cfg[types.G_OID_BITS] == 12
+    r_out, g_out = _run([reserved, growing], adds)
+    assert r_out == g_out
+    assert reserved._cfg[types.G_OID_BITS] == 16  # no doubling happened
+    l_reserved, l_growing = _run([reserved, growing], later)
+    assert l_reserved == l_growing
+    assert reserved.state_hash() == growing.state_hash()
+    reserved.check_invariants()
+    with pytest.raises(ConfigError, match=r"reserve_orders must be in 0\.\.max_orders"):
+        dataclasses.replace(CONFIG, reserve_orders=CONFIG.max_orders + 1)

@@ -75,6 +75,10 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         (("[keys]", "[qzmq]\nmode = 'quantum'\n[keys]"), r"qzmq.mode: 'quantum'; use hybrid or pq-only"),
         (("[keys]", "[qzmq]\nrekey_interval = 1\n[keys]"), r"qzmq.rekey_interval: must be at least 10 s"),
         (("[keys]", "[engine]\nmax_orders = 0\n[keys]"), r"engine.max_orders: 0 is outside"),
+        (
+            ("[keys]", "[engine]\nmax_orders = 10\nreserve_orders = 11\n[keys]"),
+            r"engine: .*reserve_orders must be in 0..max_orders=10",
+        ),
         (("security_id = 7", "security_id = 0"), r"instrument\[0\].security_id: 0 is outside"),
         (("[server]", "[server\n"), r"not valid TOML"),
         (("batch = 500", 'durability = "fsync"'), r"server.durability = 'fsync'"),
