@@ -10,11 +10,18 @@ lasts longer than the endpoint's timer tick, so heartbeats, rekeying and timeout
 as they do for the synchronous client. The handshake's ML-DSA and ML-KEM work runs in
 a worker thread (``asyncio.to_thread``) so that it does not hold up the event loop;
 the socket is used by one thread at a time, which libzmq allows.
+
+Receiving is serialised: concurrent ``poll``/``reports``/``wait_until`` calls take
+turns, and a message goes to whichever call read it (every one is applied to
+:attr:`orders` first, so predicates over the order state see them all). Timers run
+only while a call is receiving; a program that sends and then does other work for
+longer than a heartbeat interval should keep a task in ``reports()`` or ``poll()``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -33,6 +40,8 @@ Array = npt.NDArray[Any]
 
 #: longest single wait on the socket, so that the endpoint's timers keep running
 _TICK_S: Final = 0.05
+#: longest wait while sent records are still queued in the endpoint (as the sync client)
+_BACKLOG_TICK_S: Final = 0.001
 
 
 class AsyncClient:
@@ -55,20 +64,35 @@ class AsyncClient:
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.sync = Client(*args, **kwargs)
+        self._adopt(Client(*args, **kwargs))
+
+    def _adopt(self, client: Client) -> None:
+        self.sync = client
+        #: one receiver at a time: the socket has one descriptor and one read position
+        self._receiving = asyncio.Lock()
 
     @classmethod
     def from_files(cls, endpoint: str, key_file: str | Path, server_key_file: str | Path, **kwargs: Any) -> AsyncClient:
         """A client from a private key file and the server's public key file."""
         client = cls.__new__(cls)
-        client.sync = Client.from_files(endpoint, key_file, server_key_file, **kwargs)
+        client._adopt(Client.from_files(endpoint, key_file, server_key_file, **kwargs))
         return client
 
     # --- connection -------------------------------------------------------------------
 
     async def connect(self, timeout: float = 10.0, attempts: int = 1, backoff: float = 0.5) -> None:
-        """Handshake and wait for the server's first Heartbeat (see :meth:`Client.connect`)."""
-        await asyncio.to_thread(self.sync.connect, timeout, attempts, backoff)
+        """Handshake and wait for the server's first Heartbeat (see :meth:`Client.connect`).
+
+        Cancelling it waits for the handshake thread to stop using the socket, then
+        closes the connection, so that the socket is never used by two threads at once."""
+        handshake = asyncio.ensure_future(asyncio.to_thread(self.sync.connect, timeout, attempts, backoff))
+        try:
+            await asyncio.shield(handshake)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await handshake
+            self.sync.close()
+            raise
 
     async def close(self) -> None:
         """Flush what is queued, send CLOSE, and close the socket."""
@@ -151,16 +175,17 @@ class AsyncClient:
     async def poll_raw(self, timeout: float = 0.0) -> Array:
         """Wait up to ``timeout`` s for messages; return the (n, 60) messages received
         (after applying them to :attr:`orders`), possibly none."""
-        got = self.sync.poll_raw(0)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while got.shape[0] == 0:
-            left = deadline - loop.time()
-            if left <= 0:
-                break
-            await self._readable(min(left, _TICK_S))
+        async with self._receiving:
             got = self.sync.poll_raw(0)
-        return got
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            while got.shape[0] == 0:
+                left = deadline - loop.time()
+                if left <= 0:
+                    break
+                await self._readable(min(left, self._longest_wait()))
+                got = self.sync.poll_raw(0)
+            return got
 
     async def poll(self, timeout: float = 0.0) -> list[Report]:
         """Wait up to ``timeout`` s for messages; return them decoded."""
@@ -187,6 +212,12 @@ class AsyncClient:
                 return False
             await self.poll_raw(min(left, _TICK_S))
         return True
+
+    def _longest_wait(self) -> float:
+        """The endpoint's timers run on every poll; a backlog of records that libzmq
+        could not take yet is retried on every poll too, so wait briefly while one exists."""
+        ep = self.sync._ep
+        return _BACKLOG_TICK_S if ep is not None and ep._backlog else _TICK_S
 
     async def _readable(self, timeout: float) -> None:
         """Return when the socket's descriptor signals (or after ``timeout`` s)."""

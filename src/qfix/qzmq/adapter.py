@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import multiprocessing
 import os
 import pickle
@@ -60,6 +61,8 @@ WORKER_NICE = 10
 #: work items sent to one worker and not yet answered (one running, one waiting)
 _PER_WORKER = 2
 _TIMER_TICK = 0.05
+#: select() handles descriptors below FD_SETSIZE only
+_SELECT_FD_LIMIT = 1024
 _POLLIN = int(zmq.POLLIN)  # plain ints: enum arithmetic costs microseconds per frame
 _NOBLOCK = int(zmq.NOBLOCK)
 
@@ -567,14 +570,17 @@ class ClientEndpoint:
         """Whether the socket and the monitor have input, waiting up to ``timeout_ms``.
 
         zmq_poll counts whole milliseconds, so a client pacing its sends in steps
-        shorter than that would oversleep by up to a millisecond each time; a
-        fractional wait selects on the sockets' edge-triggered descriptors instead,
-        re-reading ZMQ_EVENTS after every wake-up as libzmq requires."""
-        if timeout_ms <= 0 or timeout_ms == int(timeout_ms):
-            ready = dict(self._poller.poll(int(timeout_ms)))
+        shorter than that would oversleep by up to a millisecond each time; a timeout
+        that is not a whole number of milliseconds selects on the sockets'
+        edge-triggered descriptors instead, re-reading ZMQ_EVENTS after every wake-up as
+        libzmq requires. ``select`` cannot take descriptors from 1024 up (a process with
+        many open files): those wait in zmq_poll, rounded up to the next millisecond."""
+        fds = [self.socket.FD, self._monitor.FD]
+        whole = timeout_ms <= 0 or timeout_ms == int(timeout_ms)
+        if whole or max(fds) >= _SELECT_FD_LIMIT:
+            ready = dict(self._poller.poll(math.ceil(timeout_ms) if timeout_ms > 0 else 0))
             return bool(ready.get(self.socket)), bool(ready.get(self._monitor))
         deadline = time.monotonic() + timeout_ms / 1e3
-        fds = [self.socket.FD, self._monitor.FD]
         while True:
             frames = bool(int(self.socket.getsockopt(zmq.EVENTS)) & _POLLIN)
             monitor = bool(int(self._monitor.getsockopt(zmq.EVENTS)) & _POLLIN)

@@ -137,6 +137,12 @@ class ServerConfig:
             raise ServerConfigError(
                 f'{self.source}: server.end_of_day = {self.end_of_day!r}; use UTC "HH:MM" or "" for never'
             )
+        for kid, on in self.cancel_on_disconnect_by_kid:
+            if not _is_kid(kid) or not isinstance(on, bool):
+                raise ServerConfigError(
+                    f"{self.source}: server.cancel_on_disconnect_by_kid: ({kid!r}, {on!r}) is not a 16-byte key "
+                    "id in lowercase hex with true or false"
+                )
         if self.durability not in _DURABILITY:
             raise ServerConfigError(
                 f"{self.source}: server.durability = {self.durability!r}; only 'none' exists until the journal lands"

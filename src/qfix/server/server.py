@@ -100,6 +100,13 @@ def _warm_kernels(config: ServerConfig) -> None:
     scratch.set_phase(0, [first.security_id], plain_move.get(first.phase, PHASES["halted"]), out)
 
 
+def _warn_unknown_kids(config: ServerConfig, allow: Any) -> None:
+    """A per-key setting for a key the allow-list does not hold is most likely a typo."""
+    for kid, _ in config.cancel_on_disconnect_by_kid:
+        if bytes.fromhex(kid) not in allow:
+            log.warning("server.cancel_on_disconnect_by_kid names %s, which is not on the allow-list", kid)
+
+
 class Server:
     """One matching shard: order entry over QZMQ, the engine, market data to a sink.
 
@@ -120,6 +127,7 @@ class Server:
         now = time.monotonic()
         key = load_private_key(config.key_file, alg=SignatureAlg.ML_DSA_65)
         allow = load_allow_list(config.allow_list_file)
+        _warn_unknown_kids(config, allow)
         self.protocol = ServerProtocol([key], allow, config.qzmq, now=now)
         self.engine = Engine(config.instruments, config.engine)
         self.entry = OrderEntry(
@@ -351,6 +359,7 @@ class Server:
         except QfixError as exc:
             raise AdminError(f"allow-list not reloaded: {exc}") from None
         self.protocol.set_allow_list(allow)
+        _warn_unknown_kids(self.config, allow)
         revoked = [info.conn for info in self.protocol.sessions() if info.kid not in allow]
         for conn in revoked:
             self._close_conn(conn, CloseReason.NORMAL)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "qzmq"))
 from qzmq_testlib import CLIENT_KEYS, allow_list, config, fixed_key, make_client, make_server
 
 from qfix.crypto import SignatureAlg
-from qfix.qzmq import ClientState, Closed, CloseReason, Established, Messages
+from qfix.qzmq import ClientState, Closed, CloseReason, Established, Messages, adapter
 from qfix.qzmq.adapter import ClientEndpoint, ServerEndpoint
 
 pytestmark = pytest.mark.integration
@@ -82,24 +83,35 @@ def test_many_clients_trade(ctx: zmq.Context) -> None:  # type: ignore[type-arg]
     server.close()
 
 
-def test_sub_millisecond_waits_see_frames_and_time_out(ctx: zmq.Context) -> None:  # type: ignore[type-arg]
-    """A fractional ``poll`` timeout (the select path over libzmq's edge-triggered
-    descriptors) delivers a frame that is already waiting or arrives during the wait,
-    and returns empty-handed when nothing comes."""
+@pytest.mark.parametrize("select_fds", [True, False], ids=["select", "descriptors-over-1024"])
+def test_fractional_waits_wait_see_frames_and_time_out(
+    ctx: zmq.Context,  # type: ignore[type-arg]
+    monkeypatch: pytest.MonkeyPatch,
+    select_fds: bool,
+) -> None:
+    """A timeout that is not a whole number of milliseconds (the select path over
+    libzmq's edge-triggered descriptors, or zmq_poll rounded up where descriptors are too
+    high for select) waits at least that long when nothing comes, and delivers a frame
+    that arrives from another thread in the middle of one wait."""
+    if not select_fds:
+        monkeypatch.setattr(adapter, "_SELECT_FD_LIMIT", 0)
     key = fixed_key(SignatureAlg.ML_DSA_44, 130)
     server = ServerEndpoint(make_server(config(), allow=allow_list(key)), "tcp://127.0.0.1:*", context=ctx)
     client = ClientEndpoint(make_client(key=key), server.endpoint, context=ctx)
     client.start()
     _run(server, [client], lambda: client.state is ClientState.ESTABLISHED)
     conn = next(s.conn for s in server.protocol.sessions())
+    for _ in range(5):
+        client.poll(0)  # the session's first records, if any, are read now
+    started = time.perf_counter()
     assert [e for e in client.poll(0.25) if isinstance(e, Messages)] == []
-    for n in range(20):
-        server.send_fixed(conn, bytes([n]) * 60)
-        got: list[bytes] = []
-        end = time.monotonic() + 5
-        while not got and time.monotonic() < end:
-            got = [e.frames[0] for e in client.poll(0.4) if isinstance(e, Messages)]
-        assert got == [bytes([n]) * 60]
+    assert time.perf_counter() - started >= 0.25e-3  # a truncating wait would return at once
+    for n in range(5):
+        sender = threading.Timer(0.005, lambda n=n: server.send_fixed(conn, bytes([n]) * 60))
+        sender.start()
+        got = [e.frames[0] for e in client.poll(2000.5) if isinstance(e, Messages)]
+        sender.join()
+        assert got == [bytes([n]) * 60]  # within the one wait, however long it had left
     client.close()
     server.close()
 

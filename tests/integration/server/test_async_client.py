@@ -61,6 +61,29 @@ def test_two_async_clients_cross_while_the_loop_runs_other_tasks(start_server: C
     assert run.server.engine.resting_orders == 0
 
 
+def test_concurrent_receivers_take_turns_and_the_tracker_sees_everything(start_server: Callable[..., Any]) -> None:
+    run = start_server()
+    client = AsyncClient.from_files(run.server.fix_endpoint, run.home / "client-1.key", run.home / "server.key.pub")
+
+    async def scenario() -> tuple[bool, list[dict[str, Any]]]:
+        await client.connect()
+        ids = [client.new_order(security_id=BTC, side="buy", qty=1, price="60000.00", tif="gtc") for _ in range(50)]
+        client.flush()
+        listener = asyncio.create_task(_collect(client.reports(timeout=0.5)))
+        done = await client.wait_until(lambda c: all(c.order(i).status == "new" for i in ids), timeout=10)
+        seen = await listener
+        await client.close()
+        return done, seen
+
+    done, seen = asyncio.run(scenario())
+    assert done  # every acknowledgement reached the tracker, whichever receiver read it
+    assert all(r["template"] in ("ExecutionReport", "Heartbeat") for r in seen)
+
+
+async def _collect(reports: Any) -> list[dict[str, Any]]:
+    return [r async for r in reports]
+
+
 def test_waiting_before_connecting_is_a_clear_error(start_server: Callable[..., Any]) -> None:
     run = start_server()
     client = AsyncClient.from_files(run.server.fix_endpoint, run.home / "client-1.key", run.home / "server.key.pub")

@@ -104,6 +104,12 @@ def test_cancel_on_disconnect_is_a_default_with_per_key_exceptions(tmp_path: Pat
     assert not config.cancels_on_disconnect(bytes.fromhex(other))
 
 
+def test_cancel_on_disconnect_exceptions_built_in_code_are_checked_too(tmp_path: Path) -> None:
+    config = parse_config(GOOD, base=tmp_path)
+    with pytest.raises(ServerConfigError, match="cancel_on_disconnect_by_kid"):
+        with_overrides(config, cancel_on_disconnect_by_kid=(("AB" * 16, False),))
+
+
 def test_duplicate_instruments_are_refused(tmp_path: Path) -> None:
     doubled = GOOD + GOOD[GOOD.index("[[instrument]]") :]
     with pytest.raises(ServerConfigError, match="security_id 7 appears twice"):
