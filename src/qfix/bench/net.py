@@ -127,7 +127,7 @@ class Sizes:
     pings: int
     flood_quiet_seconds: float
     flood_seconds: float
-    flood_hellos: int  #: most CLIENT_HELLOs per flood round
+    flood_rate: int  #: CLIENT_HELLOs per second offered, evenly, for the whole flood round
     flood_connections: int
     known_handshakes: int  #: allow-listed handshakes timed per flood round (at most)
     flood_rtt_rate: int = 2_000  #: orders/s of the session whose RTT is measured around the flood
@@ -148,13 +148,13 @@ def sizes_for(clients: int, seconds: float, quick: bool, pq_only: bool = False) 
         return Sizes(
             clients=clients, seconds=min(seconds, 6.0), batch=1000, window=4, repeats=3,
             rates=(10_000, 100_000), rate_seconds=0.3, plain_seconds=0.5, pings=1000,
-            flood_quiet_seconds=0.5, flood_seconds=2.0, flood_hellos=3000, flood_connections=100,
+            flood_quiet_seconds=0.5, flood_seconds=2.0, flood_rate=10_000, flood_connections=100,
             known_handshakes=3, flood_rtt_rate=500, pq_only=pq_only,
         )  # fmt: skip
     return Sizes(
         clients=clients, seconds=seconds, batch=1000, window=4, repeats=5,
         rates=(10_000, 50_000, 100_000, 200_000), rate_seconds=0.5, plain_seconds=2.0, pings=3000,
-        flood_quiet_seconds=1.5, flood_seconds=4.0, flood_hellos=10_000, flood_connections=200,
+        flood_quiet_seconds=1.5, flood_seconds=4.0, flood_rate=20_000, flood_connections=200,
         known_handshakes=5, pq_only=pq_only, messages=FULL_MESSAGES,
     )  # fmt: skip
 
@@ -162,7 +162,7 @@ def sizes_for(clients: int, seconds: float, quick: bool, pq_only: bool = False) 
 #: the smoke test's durations (every phase runs, briefly)
 _SMOKE: Final[dict[str, Any]] = {
     "seconds": 1.5, "rate_seconds": 0.05, "flood_rtt_rate": 500, "plain_seconds": 0.3, "pings": 100,
-    "flood_quiet_seconds": 0.3, "flood_seconds": 1.2, "flood_hellos": 300, "flood_connections": 10,
+    "flood_quiet_seconds": 0.3, "flood_seconds": 1.2, "flood_rate": 500, "flood_connections": 10,
     "known_handshakes": 1,
 }  # fmt: skip
 
@@ -672,7 +672,8 @@ def _client_main(index: int, endpoint: str, mode: str, msgs_path: str, ctl: Conn
 
 def _flooder_main(endpoint: str, mode: str, ctl: Connection) -> None:
     """CLIENT_HELLOs from a key the server does not know, over many loopback connections
-    (source addresses 127.0.0.2 upwards); each round bounded in count and time."""
+    (source addresses 127.0.0.2 upwards), at an even rate from t0 to t1: the measured
+    session's round trips are taken while the flood is on, not after a burst."""
     from qfix.qzmq import ClientConnection
     from qfix.qzmq import Config as QzmqConfig
 
@@ -690,7 +691,7 @@ def _flooder_main(endpoint: str, mode: str, ctl: Connection) -> None:
         cmd = ctl.recv()
         if cmd[0] == "stop":
             return
-        _, t0, t1, limit, connections = cmd
+        _, t0, t1, rate, connections = cmd
         socks = []
         for i in range(connections):
             s = ctx.socket(zmq.DEALER)
@@ -701,23 +702,23 @@ def _flooder_main(endpoint: str, mode: str, ctl: Connection) -> None:
         sent = replies = 0
         _wait_until(t0)
         i = 0
-        while sent < limit and time.monotonic() < t1:
-            s = socks[i % connections]
-            try:
-                s.send(hellos[i % len(hellos)], zmq.NOBLOCK)
-                sent += 1
-            except zmq.Again:
-                pass
-            i += 1
-            if i % connections == 0:
-                for r in socks:
-                    while True:
-                        try:
-                            r.recv(zmq.NOBLOCK)
-                            replies += 1
-                        except zmq.Again:
-                            break
-                time.sleep(0.001)
+        while (now := time.monotonic()) < t1:
+            due = int((now - t0) * rate)
+            while i < due:  # what is due now; a hello a full socket refuses is not retried
+                try:
+                    socks[i % connections].send(hellos[i % len(hellos)], zmq.NOBLOCK)
+                    sent += 1
+                except zmq.Again:
+                    pass
+                i += 1
+            for r in socks:
+                while True:
+                    try:
+                        r.recv(zmq.NOBLOCK)
+                        replies += 1
+                    except zmq.Again:
+                        break
+            time.sleep(0.001)
         seconds = max(1e-9, time.monotonic() - t0)
         late = time.monotonic() + 1.0  # answers still on their way count, for a second
         while time.monotonic() < late:
@@ -1260,7 +1261,7 @@ def _flood(run: _Run, flood_ctl: Connection) -> list[_common.Result]:
         run.remaining[0] -= quiet["sent"]
         t0 = time.monotonic() + 0.3
         t1 = t0 + sizes.flood_seconds
-        flood_ctl.send(("flood", t0, t1, sizes.flood_hellos, sizes.flood_connections))
+        flood_ctl.send(("flood", t0, t1, sizes.flood_rate, sizes.flood_connections))
         ctl0.send(("paced", t0 + 0.3, t1, sizes.flood_rtt_rate, 1 << 40))
         peak = 0.0
         _wait_until(t0 + 0.3)
@@ -1298,7 +1299,7 @@ def _flood(run: _Run, flood_ctl: Connection) -> list[_common.Result]:
         rss_peak.append(peak)
         offered.append(sent["sent"] / sent["seconds"])
         answered.append(sent["replies"] / sent["seconds"])
-    note = f"{sizes.flood_connections} connections, <= {sizes.flood_hellos} hellos per round"
+    note = f"{sizes.flood_connections} connections, {sizes.flood_rate:,}/s asked for the whole round"
     hs_note = f"allow-listed clients during the flood; {failed} of {len(handshakes)} failed" if failed else ""
     return [
         _common.from_samples("flood.rtt_p99_over_quiet", ratio, "ratio", f"session at {sizes.flood_rtt_rate} orders/s"),
