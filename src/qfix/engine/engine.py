@@ -226,7 +226,8 @@ class Engine:
     def _reserve_indexes(self, n: int) -> None:
         """Empty index tables of the smallest size that holds ``n`` entries (and at least
         ``EngineConfig.reserve_orders``) a quarter full, at least ``_INDEX_BITS_MIN``
-        bits, before a relink inserts ``n`` orders."""
+        bits and at most the allocated size (where they may fill to half), before a
+        relink inserts ``n`` orders."""
         n = max(n, self.config.reserve_orders)
         bits = min(max(_INDEX_BITS_MIN, _bits_for(2 * n)), int(self._cfg[ty.G_INDEX_BITS_MAX]))
         self._cfg[ty.G_OID_BITS] = bits
