@@ -368,6 +368,12 @@ class ServerProtocol(Copyable):
         e = self._sessions[conn]
         return self._after(e, e.session.abort())
 
+    def is_known_peer(self, peer: str, now: float) -> bool:
+        """Whether a client on the allow-list authenticated from ``peer``'s net before
+        (QZMQ.md §3.5): its hellos take the reserved bucket, and a transport queues them
+        ahead of strangers' so that a flood cannot delay them."""
+        return self._guard.is_known(net_of(peer), now, self.allow_list.__contains__)
+
     def set_allow_list(self, allow_list: AllowList) -> None:
         """Replace the allow-list; kids that left it lose their known nets."""
         self.allow_list = allow_list

@@ -264,9 +264,14 @@ class ServerEndpoint:
         # serves (one connection = one fd = one routing id; bounded by open fds)
         self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self._rid_by_fd: dict[int, bytes] = {}
+        #: DISCONNECTED events still to come for connections ended when their fd was reused
+        self._stale_disconnects: dict[int, int] = {}
         self._dead: list[bytes] = []
         # handshake frames wait here (routing id, frame, peer) while records go first
         self._hs: deque[tuple[bytes, bytes, str]] = deque()
+        #: handshake frames from nets where a client authenticated before (QZMQ.md §3.5):
+        #: taken before the others, so a stranger's flood cannot crowd a returning client out
+        self._hs_known: deque[tuple[bytes, bytes, str]] = deque()
         #: handshake frames dropped because MAX_HANDSHAKE_QUEUE were waiting
         self.handshake_frames_dropped = 0
         self._poller = zmq.Poller()
@@ -280,7 +285,7 @@ class ServerEndpoint:
         """Wait up to ``timeout_ms`` for anything :meth:`poll` would act on: a frame, a
         dropped transport or a finished handshake computation. (Polling ``socket``
         alone also works; finished handshakes then wait for the next wake-up.)"""
-        if self._hs:
+        if self._hs or self._hs_known:
             timeout_ms = 0
         if self.workers is not None and self.workers.restarts:
             self._reregister()
@@ -313,7 +318,7 @@ class ServerEndpoint:
         dead = self._dead
         self._dead = self._disconnected()
         budget = [max_frames]
-        if timeout_ms and not self._hs:
+        if timeout_ms and not (self._hs or self._hs_known):
             self.wait(timeout_ms)
         drained = self._read(budget, events)
         workers = self.workers
@@ -321,17 +326,17 @@ class ServerEndpoint:
             events += self._collect(workers)
         # handshake frames: at least one per call (so that they progress under any
         # load of records), then more until there is something to hand back
-        hs = self._hs
+        hs, known = self._hs, self._hs_known
         sock = self.socket
         n = max_frames
-        while hs and n:
+        while (hs or known) and n:
             n -= 1
-            rid, frame, peer = hs.popleft()
+            rid, frame, peer = known.popleft() if known else hs.popleft()
             events += proto.receive(rid, frame, self._clock(), peer)
             if workers is not None:
                 workers.submit(proto.work_to_do())
                 workers.dispatch(proto.job_live)
-            if int(sock.getsockopt(zmq.EVENTS)) & _POLLIN and budget[0]:
+            if budget[0] and int(sock.getsockopt(zmq.EVENTS)) & _POLLIN:
                 drained = self._read(budget, events)
             if events:
                 break
@@ -361,25 +366,39 @@ class ServerEndpoint:
         sock = self.socket
         proto = self.protocol
         hs = self._hs
-        while budget[0] > 0:
+        # libzmq deals frames out round-robin over the connections, so a record can sit
+        # behind one frame from every flooding connection: handshake frames do not use
+        # up the records' budget (they are only queued or dropped here), and a separate
+        # cap keeps a flood that never pauses from holding this loop
+        hellos = MAX_HANDSHAKE_QUEUE
+        while budget[0] > 0 and hellos > 0:
             try:
                 parts = sock.recv_multipart(_NOBLOCK, copy=False)
             except zmq.Again:
                 return True
-            budget[0] -= 1
             rid = parts[0].bytes
             if len(parts) != 2:
+                budget[0] -= 1
                 events += proto.receive_bad_frame_count(rid, self._clock())
                 continue
             frame = parts[1]
             buf = frame.buffer
             if len(buf) and buf[0] == 0x51:
+                hellos -= 1
                 self._note_fd(frame, rid)
+                peer = _peer_address(frame)
+                if proto.is_known_peer(peer, self._clock()):
+                    if len(self._hs_known) >= MAX_HANDSHAKE_QUEUE:
+                        self.handshake_frames_dropped += 1
+                        continue
+                    self._hs_known.append((rid, frame.bytes, peer))
+                    continue
                 if len(hs) >= MAX_HANDSHAKE_QUEUE:
                     self.handshake_frames_dropped += 1
                     continue
-                hs.append((rid, frame.bytes, _peer_address(frame)))
+                hs.append((rid, frame.bytes, peer))
                 continue
+            budget[0] -= 1
             events += proto.receive(rid, buf, self._clock())
         return False
 
@@ -400,8 +419,16 @@ class ServerEndpoint:
             fd = int(frame.get(zmq.SRCFD))
         except (zmq.ZMQError, AttributeError, TypeError, ValueError):
             return
-        if fd >= 0:
-            self._rid_by_fd[fd] = rid
+        if fd < 0:
+            return
+        old = self._rid_by_fd.get(fd)
+        if old is not None and old != rid:
+            # the kernel gave the descriptor of a closed connection to a new one before
+            # the monitor's DISCONNECTED for the old one was read: the old connection is
+            # certainly gone, and that event, when it comes, must not end the new one
+            self._dead.append(old)
+            self._stale_disconnects[fd] = self._stale_disconnects.get(fd, 0) + 1
+        self._rid_by_fd[fd] = rid
 
     def _disconnected(self) -> list[bytes]:
         """Routing ids whose transport the monitor reported dropped since the last call."""
@@ -413,10 +440,21 @@ class ServerEndpoint:
             except zmq.Again:
                 break
             if msg["event"] == zmq.EVENT_DISCONNECTED:
-                rid = self._rid_by_fd.pop(int(msg["value"]), None)
+                rid = self._fd_disconnected(int(msg["value"]))
                 if rid is not None:
                     rids.append(rid)
         return rids
+
+    def _fd_disconnected(self, fd: int) -> bytes | None:
+        """The routing id whose transport on ``fd`` dropped, if one is to be ended."""
+        stale = self._stale_disconnects.get(fd, 0)
+        if stale:  # the event of a connection already ended when its fd was reused
+            if stale == 1:
+                del self._stale_disconnects[fd]
+            else:
+                self._stale_disconnects[fd] = stale - 1
+            return None
+        return self._rid_by_fd.pop(fd, None)
 
     def _transport_gone(self, rid: bytes) -> list[Event]:
         if self.protocol.conn_for_routing_id(rid) is not None:

@@ -298,3 +298,31 @@ def test_handshake_workers_serve_and_survive_a_worker_death(ctx: zmq.Context) ->
     finally:
         server.close()
     assert server.workers.workers == []
+
+
+class _FrameOnFd:
+    """What ``_note_fd`` reads of a received frame: its source descriptor."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def get(self, option: int) -> int:
+        assert option == zmq.SRCFD
+        return self.fd
+
+
+def test_a_reused_descriptor_never_ends_the_new_connection(ctx: zmq.Context) -> None:  # type: ignore[type-arg]
+    """The kernel can hand a closed connection's descriptor to a new one before the
+    monitor's DISCONNECTED for the old one is read. The old connection is ended when the
+    new one's first handshake frame shows the reuse, and the late event is then skipped:
+    it must not end the new connection (a returning client's handshake used to vanish
+    that way and time out)."""
+    server = ServerEndpoint(make_server(config()), "tcp://127.0.0.1:*", context=ctx)
+    old, new = b"\x00old01", b"\x00new02"
+    server._note_fd(_FrameOnFd(7), old)  # type: ignore[arg-type]
+    server._note_fd(_FrameOnFd(7), new)  # type: ignore[arg-type]  # fd 7 reused, DISCONNECTED unread
+    assert server._dead == [old]
+    assert server._fd_disconnected(7) is None  # the old connection's late event
+    assert server._fd_disconnected(7) == new  # the new connection's own, later
+    assert server._fd_disconnected(7) is None
+    server.close()
