@@ -61,6 +61,8 @@ WORKER_NICE = 10
 #: work items sent to one worker and not yet answered (one running, one waiting)
 _PER_WORKER = 2
 _TIMER_TICK = 0.05
+#: known-net handshake frames handled in a row before a waiting stranger's
+_KNOWN_RUN = 4
 #: select() handles descriptors below FD_SETSIZE only
 _SELECT_FD_LIMIT = 1024
 _POLLIN = int(zmq.POLLIN)  # plain ints: enum arithmetic costs microseconds per frame
@@ -264,14 +266,13 @@ class ServerEndpoint:
         # serves (one connection = one fd = one routing id; bounded by open fds)
         self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self._rid_by_fd: dict[int, bytes] = {}
-        #: DISCONNECTED events still to come for connections ended when their fd was reused
-        self._stale_disconnects: dict[int, int] = {}
         self._dead: list[bytes] = []
         # handshake frames wait here (routing id, frame, peer) while records go first
         self._hs: deque[tuple[bytes, bytes, str]] = deque()
         #: handshake frames from nets where a client authenticated before (QZMQ.md §3.5):
         #: taken before the others, so a stranger's flood cannot crowd a returning client out
         self._hs_known: deque[tuple[bytes, bytes, str]] = deque()
+        self._known_run = 0  #: known-net frames handled in a row while strangers waited
         #: handshake frames dropped because MAX_HANDSHAKE_QUEUE were waiting
         self.handshake_frames_dropped = 0
         self._poller = zmq.Poller()
@@ -317,7 +318,7 @@ class ServerEndpoint:
         # ended after them (a CLOSE the peer sent before it left is read first)
         dead = self._dead
         self._dead = self._disconnected()
-        budget = [max_frames]
+        budget = [max_frames, MAX_HANDSHAKE_QUEUE]  # records, handshake frames read per call
         if timeout_ms and not (self._hs or self._hs_known):
             self.wait(timeout_ms)
         drained = self._read(budget, events)
@@ -331,12 +332,19 @@ class ServerEndpoint:
         n = max_frames
         while (hs or known) and n:
             n -= 1
-            rid, frame, peer = known.popleft() if known else hs.popleft()
+            # known nets first, but at most _KNOWN_RUN in a row while strangers wait: a
+            # host behind a shared NAT must not starve everyone else's handshakes
+            if known and (not hs or self._known_run < _KNOWN_RUN):
+                rid, frame, peer = known.popleft()
+                self._known_run += 1
+            else:
+                rid, frame, peer = hs.popleft()
+                self._known_run = 0
             events += proto.receive(rid, frame, self._clock(), peer)
             if workers is not None:
                 workers.submit(proto.work_to_do())
                 workers.dispatch(proto.job_live)
-            if budget[0] and int(sock.getsockopt(zmq.EVENTS)) & _POLLIN:
+            if budget[0] and budget[1] and int(sock.getsockopt(zmq.EVENTS)) & _POLLIN:
                 drained = self._read(budget, events)
             if events:
                 break
@@ -360,18 +368,18 @@ class ServerEndpoint:
         return events
 
     def _read(self, budget: list[int], events: list[Event]) -> bool:
-        """Read while input is ready and ``budget[0]`` > 0: records (and other
-        non-handshake frames) are processed at once, handshake frames queued. True when
-        the socket was drained."""
+        """Read while input is ready and both budgets last (``budget[0]`` records,
+        ``budget[1]`` handshake frames, for the whole ``poll()`` call): records (and
+        other non-handshake frames) are processed at once, handshake frames queued. True
+        when the socket was drained."""
         sock = self.socket
         proto = self.protocol
         hs = self._hs
         # libzmq deals frames out round-robin over the connections, so a record can sit
         # behind one frame from every flooding connection: handshake frames do not use
         # up the records' budget (they are only queued or dropped here), and a separate
-        # cap keeps a flood that never pauses from holding this loop
-        hellos = MAX_HANDSHAKE_QUEUE
-        while budget[0] > 0 and hellos > 0:
+        # cap keeps a flood that never pauses from holding the call
+        while budget[0] > 0 and budget[1] > 0:
             try:
                 parts = sock.recv_multipart(_NOBLOCK, copy=False)
             except zmq.Again:
@@ -384,8 +392,11 @@ class ServerEndpoint:
             frame = parts[1]
             buf = frame.buffer
             if len(buf) and buf[0] == 0x51:
-                hellos -= 1
+                budget[1] -= 1
                 self._note_fd(frame, rid)
+                if len(hs) >= MAX_HANDSHAKE_QUEUE and len(self._hs_known) >= MAX_HANDSHAKE_QUEUE:
+                    self.handshake_frames_dropped += 1
+                    continue
                 peer = _peer_address(frame)
                 if proto.is_known_peer(peer, self._clock()):
                     if len(self._hs_known) >= MAX_HANDSHAKE_QUEUE:
@@ -423,11 +434,14 @@ class ServerEndpoint:
             return
         old = self._rid_by_fd.get(fd)
         if old is not None and old != rid:
-            # the kernel gave the descriptor of a closed connection to a new one before
-            # the monitor's DISCONNECTED for the old one was read: the old connection is
-            # certainly gone, and that event, when it comes, must not end the new one
-            self._dead.append(old)
-            self._stale_disconnects[fd] = self._stale_disconnects.get(fd, 0) + 1
+            # the kernel gave a closed connection's descriptor to this one. libzmq queues
+            # the old connection's DISCONNECTED before it closes the descriptor, so it is
+            # readable now: read it (it ends the old one), and end the old one here if it
+            # never came (a lost or already-consumed event), so that no late event can
+            # be taken for this connection's
+            self._dead += self._disconnected()
+            if self._rid_by_fd.get(fd) == old:
+                self._dead.append(old)
         self._rid_by_fd[fd] = rid
 
     def _disconnected(self) -> list[bytes]:
@@ -446,14 +460,7 @@ class ServerEndpoint:
         return rids
 
     def _fd_disconnected(self, fd: int) -> bytes | None:
-        """The routing id whose transport on ``fd`` dropped, if one is to be ended."""
-        stale = self._stale_disconnects.get(fd, 0)
-        if stale:  # the event of a connection already ended when its fd was reused
-            if stale == 1:
-                del self._stale_disconnects[fd]
-            else:
-                self._stale_disconnects[fd] = stale - 1
-            return None
+        """The routing id whose transport on ``fd`` dropped (None if none was noted)."""
         return self._rid_by_fd.pop(fd, None)
 
     def _transport_gone(self, rid: bytes) -> list[Event]:

@@ -312,17 +312,19 @@ class _FrameOnFd:
 
 
 def test_a_reused_descriptor_never_ends_the_new_connection(ctx: zmq.Context) -> None:  # type: ignore[type-arg]
-    """The kernel can hand a closed connection's descriptor to a new one before the
-    monitor's DISCONNECTED for the old one is read. The old connection is ended when the
-    new one's first handshake frame shows the reuse, and the late event is then skipped:
-    it must not end the new connection (a returning client's handshake used to vanish
-    that way and time out)."""
+    """The kernel can hand a closed connection's descriptor to a new one. When the new
+    connection's first handshake frame names a descriptor still mapped to another
+    routing id, the pending monitor events are read at once and the old connection is
+    ended even if its DISCONNECTED never comes (lost, or read before its frame was); the
+    descriptor then belongs to the new connection, whose own event alone can end it (a
+    returning client's handshake used to vanish that way and time out after 10 s)."""
     server = ServerEndpoint(make_server(config()), "tcp://127.0.0.1:*", context=ctx)
     old, new = b"\x00old01", b"\x00new02"
     server._note_fd(_FrameOnFd(7), old)  # type: ignore[arg-type]
-    server._note_fd(_FrameOnFd(7), new)  # type: ignore[arg-type]  # fd 7 reused, DISCONNECTED unread
+    server._note_fd(_FrameOnFd(7), old)  # type: ignore[arg-type]  # more frames of the same connection
+    assert server._dead == []
+    server._note_fd(_FrameOnFd(7), new)  # type: ignore[arg-type]  # fd 7 reused, no DISCONNECTED seen
     assert server._dead == [old]
-    assert server._fd_disconnected(7) is None  # the old connection's late event
-    assert server._fd_disconnected(7) == new  # the new connection's own, later
+    assert server._fd_disconnected(7) == new  # the new connection's own event ends it
     assert server._fd_disconnected(7) is None
     server.close()
