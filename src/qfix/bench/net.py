@@ -670,6 +670,19 @@ def _client_main(index: int, endpoint: str, mode: str, msgs_path: str, ctl: Conn
 # --- the flood process -------------------------------------------------------------------
 
 
+def _drain(socks: Sequence[zmq.Socket[bytes]]) -> int:
+    """Read every frame waiting on ``socks`` without blocking; return how many."""
+    got = 0
+    for r in socks:
+        while True:
+            try:
+                r.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            got += 1
+    return got
+
+
 def _flooder_main(endpoint: str, mode: str, ctl: Connection) -> None:
     """CLIENT_HELLOs from a key the server does not know, over many loopback connections
     (source addresses 127.0.0.2 upwards), at an even rate from t0 to t1: the measured
@@ -711,25 +724,12 @@ def _flooder_main(endpoint: str, mode: str, ctl: Connection) -> None:
                 except zmq.Again:
                     pass
                 i += 1
-            for r in socks:
-                while True:
-                    try:
-                        r.recv(zmq.NOBLOCK)
-                        replies += 1
-                    except zmq.Again:
-                        break
+            replies += _drain(socks)
             time.sleep(0.001)
         seconds = max(1e-9, time.monotonic() - t0)
         late = time.monotonic() + 1.0  # answers still on their way count, for a second
         while time.monotonic() < late:
-            got = 0
-            for r in socks:
-                while True:
-                    try:
-                        r.recv(zmq.NOBLOCK)
-                        got += 1
-                    except zmq.Again:
-                        break
+            got = _drain(socks)
             replies += got
             if not got:
                 time.sleep(0.05)
