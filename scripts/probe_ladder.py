@@ -48,10 +48,12 @@ U0, U1 = np.uint64(0), np.uint64(1)
 CHECK_MUL = 1_000_003  # checksum multiplier: a prime, so results in another order change the sum
 SORTED_MIN_CAP = 256  # per instrument side; a power of two that holds the workload's peak
 OP_ADD, OP_REMOVE, OP_BEST = 0, 1, 2
-C_LV_HW, C_LV_NFREE, C_PG_HW, C_PG_NFREE, C_PG_ALLOCS, C_CAP, C_ERR, N_CTR = range(8)
+C_LV_HW, C_LV_NFREE, C_PG_HW, C_PG_NFREE, C_PG_ALLOCS, C_CAP, C_ERR, C_HBITS, N_CTR = range(9)
 # state tuples, indexed by constants so Numba types each member on its own
 S_KEYS, S_LVS, S_CNT, S_LVFREE, S_CTR = range(5)
 L_DIR, L_TOP, L_ISUM, L_PBITS, L_PSUM, L_PSLOT, L_PFREE, L_LVFREE, L_CTR = range(9)
+W_WORDS, W_CNT, W_TAB, W_LVKEY, W_LVFREE, W_CTR = range(6)
+WORD = np.dtype([("key", "<i8"), ("bits", "<u8")])  # a word's key and bits share a cache line
 
 # --- most significant set bit of a nonzero uint64 (Numba has no public clz) ---
 DEBRUIJN = 0x03F79D71B4CB0A89  # (2^(k+1) - 1) * DEBRUIJN >> 58 differs for every k in 0..63
@@ -354,6 +356,167 @@ def make_ladder(page_bits, msb):
     return {"add": add, "remove": remove, "best": best, "find": find, "state": state, "reset": reset, "nbytes": nbytes}
 
 
+# --- words: a sorted segment of 64-tick occupancy words per side + an (instrument, tick) -> slot hash ---
+HASH_MUL = -7046029254386353131  # 0x9E3779B97F4A7C15 as int64 (the engine's index hash)
+HASH_MUL2 = -4658895280553007687
+
+
+@njit(**HOT)
+def _w_key(inst, t):
+    """A level's (instrument, tick) in one word, as the engine's level record holds both in one line."""
+    return (inst << 32) | t
+
+
+@njit(**HOT)
+def _w_home(key, bits):
+    return ((key * HASH_MUL) >> (64 - bits)) & ((1 << bits) - 1)
+
+
+@njit(**HOT)
+def _w_probe(st, inst, t):
+    """Table position of (inst, t), or of the empty entry that ends its probe run."""
+    tab, lvkey = st[W_TAB], st[W_LVKEY]
+    bits = st[W_CTR][C_HBITS]
+    mask = (1 << bits) - 1
+    key = _w_key(inst, t)
+    i = _w_home(key, bits)
+    while True:
+        s = tab[i]
+        if s < 0 or lvkey[s] == key:
+            return i
+        i = (i + 1) & mask
+
+
+@njit(**HOT)
+def _w_unfile(st, i):
+    """Backward-shift deletion of table entry i (the engine's index tables do the same)."""
+    tab, lvkey = st[W_TAB], st[W_LVKEY]
+    bits = st[W_CTR][C_HBITS]
+    mask = (1 << bits) - 1
+    j = i
+    while True:
+        j = (j + 1) & mask
+        s = tab[j]
+        if s < 0:
+            break
+        k = _w_home(lvkey[s], bits)
+        if ((j - k) & mask) < ((j - i) & mask):
+            continue
+        tab[i] = s
+        i = j
+    tab[i] = -1
+
+
+@njit(**HOT)
+def _w_word(words, off, n, wk):
+    """First position in the segment whose key is >= wk: the best (last) word needs no search."""
+    if n > 0 and words[off + n - 1].key == wk:
+        return n - 1
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if words[off + mid].key < wk:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(**HOT)
+def _w_shift(words, a, b, up):
+    """As _shift, over whole (key, bits) records."""
+    lo, hi = np.uint64(a), np.uint64(b)
+    if up:
+        j = hi
+        while j > lo:
+            words[j] = words[j - U1]
+            j -= U1
+    else:
+        j = lo
+        while j < hi:
+            words[j] = words[j + U1]
+            j += U1
+
+
+@njit(**HOT)
+def words_find(st, inst, t):
+    s = st[W_TAB][_w_probe(st, inst, t)]
+    return np.int64(s) if s >= 0 else np.int64(NO_LEVEL)
+
+
+@njit(**HOT)
+def words_add(st, inst, t):
+    words, cnt, ctr = st[W_WORDS], st[W_CNT], st[W_CTR]
+    i = _w_probe(st, inst, t)
+    if st[W_TAB][i] >= 0:
+        return np.int64(st[W_TAB][i])  # the level exists: the add joins it
+    off, n, wk = inst * ctr[C_CAP], cnt[inst], t >> WORD_SHIFT
+    bit = U1 << np.uint64(t & WORD_MASK)
+    pos = _w_word(words, off, n, wk)
+    if pos < n and words[off + pos].key == wk:
+        words[off + pos].bits |= bit
+    else:
+        if n == ctr[C_CAP]:
+            ctr[C_ERR] += 1
+            return np.int64(NO_LEVEL)
+        _w_shift(words, off + pos, off + n, True)
+        words[off + pos].key = wk
+        words[off + pos].bits = bit
+        cnt[inst] = n + 1
+    s = _lv_alloc(st[W_LVFREE], ctr)
+    st[W_LVKEY][s], st[W_TAB][i] = _w_key(inst, t), s
+    return s
+
+
+@njit(**HOT)
+def words_remove(st, inst, t):
+    words, cnt, ctr = st[W_WORDS], st[W_CNT], st[W_CTR]
+    i = _w_probe(st, inst, t)
+    s = np.int64(st[W_TAB][i])
+    if s < 0:
+        return np.int64(NO_LEVEL)
+    _w_unfile(st, i)
+    off, n, wk = inst * ctr[C_CAP], cnt[inst], t >> WORD_SHIFT
+    pos = _w_word(words, off, n, wk)
+    words[off + pos].bits &= ~(U1 << np.uint64(t & WORD_MASK))
+    if words[off + pos].bits == U0:
+        _w_shift(words, off + pos, off + n - 1, False)
+        cnt[inst] = n - 1
+    st[W_LVFREE][ctr[C_LV_NFREE]] = s  # free the slot (LIFO)
+    ctr[C_LV_NFREE] += 1
+    return s
+
+
+def make_words(msb):
+    @njit(**HOT)
+    def best(st, inst):
+        n = st[W_CNT][inst]
+        if n == 0:
+            return np.int64(NO_LEVEL)
+        w = st[W_WORDS][inst * st[W_CTR][C_CAP] + n - 1]
+        return (w.key << WORD_SHIFT) | np.int64(msb(w.bits))
+
+    def state(n_inst, lo, hi, peak, max_levels):
+        cap = max(SORTED_MIN_CAP, 1 << int(peak - 1).bit_length())
+        ctr = np.zeros(N_CTR, np.int64)
+        ctr[C_CAP] = cap
+        ctr[C_HBITS] = int(2 * max_levels - 1).bit_length()  # at most half full
+        segs = np.zeros(n_inst * cap, WORD), np.zeros(n_inst, np.int64)
+        tab = np.full(1 << int(ctr[C_HBITS]), -1, np.int32)
+        return *segs, tab, np.zeros(max_levels, np.int64), np.empty(max_levels, np.int32), ctr
+
+    def reset(st):
+        st[W_CNT].fill(0)
+        st[W_TAB].fill(-1)
+        st[W_CTR][[C_LV_HW, C_LV_NFREE, C_ERR]] = 0
+
+    def nbytes(st):  # segments and table; the per-slot key stands in for the level record
+        return sum(st[i].nbytes for i in (W_WORDS, W_CNT, W_TAB))
+
+    return {"add": words_add, "remove": words_remove, "best": best, "find": words_find,
+            "state": state, "reset": reset, "nbytes": nbytes}  # fmt: skip
+
+
 def make_replay(m):
     add, remove, best, find = m["add"], m["remove"], m["best"], m["find"]
 
@@ -479,6 +642,7 @@ def main():
     maps = {"sorted": SORTED}
     for b in a.page_bits.split(","):
         maps[f"ladder-p{1 << int(b)}"] = make_ladder(int(b), MSB[a.msb])
+    maps["words"] = make_words(MSB[a.msb])
     fns = {name: make_replay(m) for name, m in maps.items()}
     rows, failures = [], []
     print(ROW.format("workload", "map", "median", "min", "max", "bytes", "B/level", "x sorted", "pages peak/allocs"))

@@ -26,24 +26,30 @@ from qfix.engine._index import (
     _oid_tab,
     _ses_heads,
 )
-from qfix.engine._levels import _best_level
+from qfix.engine._ladder import _best_level, _level_find, _lv_home_of, _msb, _rank, _word_rank
 from qfix.engine._match import _matches_on_entry
 from qfix.engine.types import (
     C_ACC_DISP,
     C_CL_DISP,
     C_LEVELS,
+    C_LHW,
     C_LIVE,
+    C_LV_DISP,
     C_OFREE,
     C_OHW,
     C_OID_DISP,
     C_RESTING,
     G_CL_BITS,
+    G_LV_BITS,
     G_MAX_ORDERS,
     G_OID_BITS,
+    INV_BEST_LEVEL,
     INV_BOOK_CROSSED,
     INV_INDEX_MISSING,
+    INV_LADDER_WORDS,
     INV_LEVEL_COUNT,
     INV_LEVEL_MISFILED,
+    INV_LEVEL_TABLE,
     INV_LEVEL_TOTALS,
     INV_MAP_OVER_CAPACITY,
     INV_MAP_UNSORTED,
@@ -58,13 +64,13 @@ from qfix.engine.types import (
     S_CTR,
     S_INDEX,
     S_INSTS,
+    S_LEVEL_TAB,
     S_LEVELS,
     S_NARROW,
     S_ORDERS,
-    S_POOL_KEY,
-    S_POOL_LV,
     S_SIDES,
     S_WIDE,
+    S_WORDS,
 )
 from qfix.wire.codes import (
     ORD_TYPE_LIMIT,
@@ -72,6 +78,58 @@ from qfix.wire.codes import (
     TIF_FOK,
     TIF_IOC,
 )
+
+
+@njit(_nrt=False)
+def _queue_ok(orders, levels, lv, ii, sd, price):
+    """0 if level ``lv``'s queue links, PrioSeq order, size and count hold, else a code."""
+    cnt = 0
+    size = np.int64(0)
+    prev = -1
+    last_prio = -1
+    s = levels[lv].head
+    while s >= 0:
+        if orders[s].order_id == 0 or orders[s].level != lv or orders[s].prev != prev:
+            return INV_QUEUE_LINKS
+        if orders[s].prio <= last_prio:
+            return INV_PRIO_ORDER
+        if orders[s].price != price or orders[s].inst != ii or orders[s].side != sd:
+            return INV_QUEUE_LINKS
+        last_prio = orders[s].prio
+        cnt += 1
+        size += np.int64(orders[s].shown)
+        prev = s
+        s = orders[s].next
+    if prev != levels[lv].tail or cnt == 0:
+        return INV_LEVEL_TOTALS
+    if cnt != levels[lv].count or size != levels[lv].total:
+        return INV_LEVEL_TOTALS
+    return 0
+
+
+@njit(_nrt=False)
+def _level_table_ok(S):
+    """0 if the level table files every occupied level once, within the displacement
+    bound of its home, and nothing else; free level slots are marked free."""
+    tab = S[S_LEVEL_TAB]
+    levels = S[S_LEVELS]
+    ctr = S[S_CTR]
+    bits = S[S_CFG][G_LV_BITS]
+    mask = (1 << bits) - 1
+    filed = 0
+    for i in range(1 << bits):
+        lv = tab[i]
+        if lv < 0:
+            continue
+        if lv >= ctr[C_LHW] or levels[lv].inst < 0 or ((i - _lv_home_of(levels, lv, bits)) & mask) > ctr[C_LV_DISP]:
+            return INV_LEVEL_TABLE
+        filed += 1
+    occupied = 0
+    for lv in range(ctr[C_LHW]):
+        occupied += levels[lv].inst >= 0
+    if filed != ctr[C_LEVELS] or occupied != ctr[C_LEVELS]:
+        return INV_LEVEL_TABLE
+    return 0
 
 
 @njit(cache=True, _nrt=False)
@@ -83,8 +141,7 @@ def check_invariants(S):
     levels = S[S_LEVELS]
     insts = S[S_INSTS]
     sides = S[S_SIDES]
-    pool_key = S[S_POOL_KEY]
-    pool_lv = S[S_POOL_LV]
+    words = S[S_WORDS]
     ninst = insts.shape[0]
     nlevels = 0
     for ii in range(ninst):
@@ -94,44 +151,39 @@ def check_invariants(S):
             n = sides[si].n
             if n > sides[si].cap:
                 return INV_MAP_OVER_CAPACITY
-            for pos in range(n):
-                key = pool_key[off + pos]
-                lv = pool_lv[off + pos]
-                if pos > 0 and pool_key[off + pos - 1] >= key:
+            if n == 0 and sides[si].best != -1:
+                return INV_BEST_LEVEL
+            first = True  # words and bits run best first, so the first level is the best
+            for pos in range(n - 1, -1, -1):
+                key = words[off + pos].key
+                if pos > 0 and words[off + pos - 1].key >= key:
                     return INV_MAP_UNSORTED
-                if levels[lv].inst != ii or levels[lv].side != sd:
-                    return INV_LEVEL_MISFILED
-                price = levels[lv].price
-                if (price if sd == 0 else -price) != key:
-                    return INV_LEVEL_MISFILED
-                cnt = 0
-                size = np.int64(0)
-                prev = -1
-                last_prio = -1
-                s = levels[lv].head
-                while s >= 0:
-                    if orders[s].order_id == 0 or orders[s].level != lv or orders[s].prev != prev:
-                        return INV_QUEUE_LINKS
-                    if orders[s].prio <= last_prio:
-                        return INV_PRIO_ORDER
-                    if orders[s].price != price or orders[s].inst != ii or orders[s].side != sd:
-                        return INV_QUEUE_LINKS
-                    last_prio = orders[s].prio
-                    cnt += 1
-                    size += np.int64(orders[s].shown)
-                    prev = s
-                    s = orders[s].next
-                if prev != levels[lv].tail or cnt == 0:
-                    return INV_LEVEL_TOTALS
-                if cnt != levels[lv].count or size != levels[lv].total:
-                    return INV_LEVEL_TOTALS
-                nlevels += 1
+                left = words[off + pos].bits
+                if left == 0:
+                    return INV_LADDER_WORDS
+                while left != 0:
+                    b = _msb(left)
+                    left ^= np.uint64(1) << np.uint64(b)
+                    price = _rank(sd, _word_rank(key, b))
+                    lv = _level_find(S, ii, sd, price)
+                    if lv < 0 or levels[lv].inst != ii or levels[lv].side != sd or levels[lv].price != price:
+                        return INV_LEVEL_MISFILED
+                    if first and sides[si].best != lv:
+                        return INV_BEST_LEVEL
+                    first = False
+                    code = _queue_ok(orders, levels, lv, ii, sd, price)
+                    if code:
+                        return code
+                    nlevels += 1
         b = _best_level(S, 2 * ii)
         a = _best_level(S, 2 * ii + 1)
         if _matches_on_entry(insts, ii) and b >= 0 and a >= 0 and levels[b].price >= levels[a].price:
             return INV_BOOK_CROSSED
     if nlevels != ctr[C_LEVELS]:
         return INV_LEVEL_COUNT
+    code = _level_table_ok(S)
+    if code:
+        return code
     n_orders = S[S_WIDE][0]
     lots = S[S_WIDE][1]
     side_lots = S[S_NARROW][0]

@@ -24,8 +24,8 @@ from qfix.engine._common import (
     _status_of,
     njit,
 )
+from qfix.engine._ladder import _best_level, _level_below
 from qfix.engine._levels import (
-    _best_level,
     _link_tail,
     _order_free,
     _reduce_resting,
@@ -50,9 +50,7 @@ from qfix.engine.types import (
     S_INSTS,
     S_LEVELS,
     S_ORDERS,
-    S_POOL_LV,
     S_SCRATCH,
-    S_SIDES,
     S_WIDE,
 )
 from qfix.wire.codes import (
@@ -117,16 +115,13 @@ def _reach(S, ii, side, limit, qty):
     """
     orders = S[S_ORDERS]
     levels = S[S_LEVELS]
-    sides = S[S_SIDES]
-    pool_lv = S[S_POOL_LV]
     lots = np.int64(0)
     cnt = np.int64(0)
     if ii < 0 or limit == NO_PRICE:
         return lots, cnt
     si = 2 * ii + 1 - side
-    off = sides[si].off
-    for pos in range(sides[si].n - 1, -1, -1):
-        lv = pool_lv[off + pos]
+    lv = _best_level(S, si)
+    while lv >= 0:
         if not _crosses(side, levels[lv].price, limit):
             break
         cnt += levels[lv].count
@@ -134,6 +129,7 @@ def _reach(S, ii, side, limit, qty):
         while lots < qty and s >= 0:
             lots += np.int64(orders[s].leaves)
             s = orders[s].next
+        lv = _level_below(S, si, lv)
     return min(lots, qty), cnt
 
 
@@ -146,8 +142,6 @@ def _simulate(S, T, limit):
     """
     orders = S[S_ORDERS]
     levels = S[S_LEVELS]
-    sides = S[S_SIDES]
-    pool_lv = S[S_POOL_LV]
     rs = S[S_SCRATCH]
     rl = S[S_WIDE][0]
     rh = S[S_WIDE][1]
@@ -156,13 +150,14 @@ def _simulate(S, T, limit):
     group = orders[T].group
     stp = orders[T].stp
     si = 2 * ii + 1 - side
-    off = sides[si].off
     rem = np.int64(orders[T].leaves)
     e = 0
-    for pos in range(sides[si].n - 1, -1, -1):
-        lv = pool_lv[off + pos]
+    nxt = _best_level(S, si)
+    while nxt >= 0:
+        lv = nxt
         if not _crosses(side, levels[lv].price, limit):
             break
+        nxt = _level_below(S, si, lv)
         k = 0
         s = levels[lv].head
         while s >= 0:

@@ -39,6 +39,7 @@ from qfix.engine._index import (
     _index_set_order_id,
     _ses_heads,
 )
+from qfix.engine._ladder import _best_level
 from qfix.engine._layout import (
     IN_B,
     IN_CLORDID_Q,
@@ -79,7 +80,6 @@ from qfix.engine._layout import (
     OMC_TYPE_B,
 )
 from qfix.engine._levels import (
-    _best_level,
     _level_get,
     _link_tail,
     _order_alloc,

@@ -56,8 +56,8 @@ _PLAIN_TRANSITIONS: Final = frozenset(
 _UNCROSS_TRANSITIONS: Final = frozenset({(PHASE_PRE_OPEN, PHASE_CONTINUOUS), (PHASE_PRE_CLOSE, PHASE_CLOSED)})
 
 _INVARIANT_MESSAGES: Final = {
-    ty.INV_MAP_OVER_CAPACITY: "price map segment over capacity",
-    ty.INV_MAP_UNSORTED: "price map not strictly sorted",
+    ty.INV_MAP_OVER_CAPACITY: "ladder segment over capacity",
+    ty.INV_MAP_UNSORTED: "ladder words not strictly sorted",
     ty.INV_LEVEL_MISFILED: "level filed under the wrong instrument, side or price",
     ty.INV_QUEUE_LINKS: "order queue links broken",
     ty.INV_PRIO_ORDER: "PrioSeq does not increase head to tail",
@@ -70,6 +70,9 @@ _INVARIANT_MESSAGES: Final = {
     ty.INV_SLOT_ACCOUNTING: "slot accounting (live + free = MaxOrders) wrong",
     ty.INV_OPEN_LOTS: "instrument or side open-lot totals wrong",
     ty.INV_ORDER_LISTS: "session or account order list broken",
+    ty.INV_LADDER_WORDS: "empty ladder word kept",
+    ty.INV_BEST_LEVEL: "cached best level is not the side's best",
+    ty.INV_LEVEL_TABLE: "level table out of step with the occupied levels",
 }
 
 _HASH_ORDER: Final = np.dtype(
@@ -119,6 +122,10 @@ def _u64(bits: Any) -> int:
 _INDEX_BITS_MIN: Final = 12
 
 
+#: smallest level table in use: 1,024 entries (4 KiB), room for 256 occupied levels
+_LEVEL_BITS_MIN: Final = 10
+
+
 def _bits_for(n: int) -> int:
     """log2 of the index table size: a power of two >= 2 n (load factor <= 1/2)."""
     return max(4, (2 * n - 1).bit_length())
@@ -158,11 +165,13 @@ class Engine:
         self._cfg[ty.G_MAX_LEVELS] = config.max_levels
         self._cfg[ty.G_MAX_SESSIONS] = config.max_sessions
         self._cfg[ty.G_INDEX_BITS_MAX] = _bits_for(config.max_orders)
-        pool_size = 4 * config.max_levels + 64
+        pool_size = 4 * config.max_levels + 64  # words; never more words than levels
         self._cfg[ty.G_POOL_SIZE] = pool_size
+        self._cfg[ty.G_LV_BITS] = _LEVEL_BITS_MIN
         self._orders = zeros_aligned(config.max_orders, ty.ORDER)
         self._levels = zeros_aligned(config.max_levels + 1, ty.LEVEL)
         self._levels["touch"] = -1
+        self._levels["inst"] = -1
         self._insts = np.zeros(n_inst, ty.INSTRUMENT)
         for k, ins in enumerate(instruments):
             row = self._insts[k]
@@ -181,8 +190,12 @@ class Engine:
             row["allocation"] = ins.allocation
             row["ind_p"] = ty.NO_PRICE
         self._sides = np.zeros(2 * n_inst, ty.SIDE)
-        self._pool_key = np.zeros(pool_size, np.int64)
-        self._pool_lv = np.zeros(pool_size, np.int32)
+        self._sides["best"] = -1
+        self._words = zeros_aligned(pool_size, ty.WORD)
+        # Like the index tables below: allocated for MaxLevels at most half full, used from
+        # the front (at most a quarter full) as the occupied levels grow.
+        self._level_tab = np.empty(1 << max(_LEVEL_BITS_MIN, _bits_for(config.max_levels)), np.int32)
+        self._level_tab[: 1 << _LEVEL_BITS_MIN] = -1
         # Allocated for MaxOrders, used from the front as the book grows (``_index``): the
         # untouched rest stays unmapped, so it costs address space, not memory.
         # The three tables and the session list heads share one array (``_index``).
@@ -216,7 +229,7 @@ class Engine:
         self._S = (
             self._ctr, self._cfg, self._orders.view(np.recarray), self._levels.view(np.recarray),
             self._insts.view(np.recarray), self._sides.view(np.recarray),
-            self._pool_key, self._pool_lv, self._index_arr, self._sec_ids, self._last_cl,
+            self._words.view(np.recarray), self._level_tab, self._index_arr, self._sec_ids, self._last_cl,
             self._stp_map, self._touched, self._scratch, self._wide, self._narrow,
         )  # fmt: skip
         assert len(self._S) == ty.N_STATE  # the kernels index it by types.S_*
@@ -389,10 +402,9 @@ class Engine:
             return False
         best = []
         for si in (2 * k, 2 * k + 1):
-            n = int(self._sides[si]["n"])
-            if n == 0:
+            lv = int(self._sides[si]["best"])
+            if lv < 0:
                 return True
-            lv = int(self._pool_lv[int(self._sides[si]["off"]) + n - 1])
             best.append(int(self._levels[lv]["price"]))
         return best[0] < best[1]
 
@@ -493,8 +505,8 @@ class Engine:
     def state_bytes(self) -> int:
         """Bytes of the order, level, price-map and index tables (the per-order figure's numerator)."""
         return int(
-            self._orders.nbytes + self._levels.nbytes + self._pool_key.nbytes + self._pool_lv.nbytes
-            + self._index_arr.nbytes + self._ses_head.nbytes + self._last_cl.nbytes + self._insts.nbytes
+            self._orders.nbytes + self._levels.nbytes + self._words.nbytes + self._level_tab.nbytes
+            + self._index_arr.nbytes + self._last_cl.nbytes + self._insts.nbytes
             + self._sides.nbytes
         )  # fmt: skip
 

@@ -4,10 +4,12 @@ Theory of operation: every piece of hot state is a preallocated NumPy array crea
 by :class:`qfix.engine.engine.Engine` and handed, as one tuple indexed by the ``S_*``
 constants below, to the ``@njit(cache=True)`` kernels re-exported by
 ``qfix.engine._kernels``. Order and level tables are arrays of packed records (one
-record per slot, so one order's fields share one or two cache lines); the per-side
-sorted price maps live in two shared pools; two open-addressing tables map OrderID and
-(SessionID, ClOrdID) to order slots. Scalars that change (next ids, counts, the output
-cursor) live in one int64 counter array, indexed by the ``C_*`` constants below.
+record per slot, so one order's fields share one or two cache lines); each instrument
+side's price ladder is a sorted segment of 64-tick occupancy words in one shared pool,
+and an open-addressing table maps (side, price) to its level (``_ladder``); three more
+tables map OrderID, (SessionID, ClOrdID) and Account to order slots (``_index``).
+Scalars that change (next ids, counts, the output cursor) live in one int64 counter
+array, indexed by the ``C_*`` constants below.
 
 The kernels fold these module-level ints as compile-time constants; Numba's cache does
 not notice when they change, which is why the test scripts key ``NUMBA_CACHE_DIR`` by a
@@ -63,7 +65,7 @@ LEVEL: Final = np.dtype(
         ("count", "<i4"),
         ("head", "<i4"),  # also links the free list
         ("tail", "<i4"),
-        ("inst", "<i4"),
+        ("inst", "<i4"),  # -1 while the slot is free (the level table's growth skips it)
         ("touch", "<i4"),  # index in the chain's touched list, -1 if untouched
         ("side", "u1"),
     ],
@@ -100,8 +102,15 @@ INSTRUMENT: Final = np.dtype(
     ]
 )
 
-#: one instrument side (index 2 * instrument + side): its sorted price map in the pools
-SIDE: Final = np.dtype([("off", "<i8"), ("cap", "<i8"), ("n", "<i8"), ("lots", "<i8")])
+#: one instrument side (index 2 * instrument + side): its ladder segment in the word pool
+#: (``n`` occupied words from ``off``, room for ``cap``), open lots, and its best level
+SIDE: Final = np.dtype([("off", "<i8"), ("cap", "<i8"), ("n", "<i8"), ("lots", "<i8"), ("best", "<i8")])
+
+#: one ladder word: the occupied ticks ``key * 64 + bit`` of a side's rank (price for
+#: bids, -price for offers, so both ascend towards the best); key and bits share a line
+WORD: Final = np.dtype([("key", "<i8"), ("bits", "<u8")])
+WORD_SHIFT: Final = 6  #: log2 of the ticks one word covers
+WORD_MASK: Final = (1 << WORD_SHIFT) - 1
 
 # --- state tuple indices (the ``S`` every kernel takes; built by ``Engine.__init__``) ---
 S_CTR: Final = 0  #: int64 counters, indexed by ``C_*``
@@ -110,8 +119,8 @@ S_ORDERS: Final = 2  #: ``ORDER`` records (recarray view)
 S_LEVELS: Final = 3  #: ``LEVEL`` records, MaxLevels + 1
 S_INSTS: Final = 4  #: ``INSTRUMENT`` records, ascending SecurityID
 S_SIDES: Final = 5  #: ``SIDE`` records, 2 per instrument
-S_POOL_KEY: Final = 6  #: price-map pool: keys (price for bids, -price for offers)
-S_POOL_LV: Final = 7  #: price-map pool: level slots
+S_WORDS: Final = 6  #: ``WORD`` records: every side's ladder segment (``_ladder``)
+S_LEVEL_TAB: Final = 7  #: int32 (side, price) -> level table (``_ladder``)
 S_INDEX: Final = 8  #: int32: OrderID, ClOrdID and Account tables, then session list heads (``_index``)
 S_SEC_IDS: Final = 9  #: configured SecurityIDs, ascending
 S_LAST_CL: Final = 10  #: last ClOrdID per SessionID
@@ -145,7 +154,7 @@ C_LIVE: Final = 5  #: order slots in use (resting orders + a taker in flight)
 C_LEVELS: Final = 6  #: occupied levels
 C_OFREE: Final = 7  #: head of the order free list (-1 none)
 C_LFREE: Final = 8  #: head of the level free list
-C_POOL_TOP: Final = 9  #: bump pointer of the price-map pools
+C_POOL_TOP: Final = 9  #: bump pointer of the word pool
 C_OHW: Final = 10  #: order slots ever used (scan bound)
 C_LHW: Final = 11  #: level slots ever used
 C_NTOUCH: Final = 12  #: entries in the touched-level list of the current chain
@@ -162,6 +171,8 @@ C_RESTING: Final = 22  #: resting (live) orders, the capacity figure of ENGINE.m
 C_OID_DISP: Final = 23  #: bound on any OrderID-table entry's distance from its home (``_index``)
 C_CL_DISP: Final = 24  #: the same for the ClOrdID table
 C_ACC_DISP: Final = 25  #: the same for the Account table
+C_LV_DISP: Final = 26  #: the same for the level table (``_ladder``)
+C_POOL_REPACKS: Final = 27  #: times the word pool was repacked (tests and diagnostics)
 N_COUNTERS: Final = 32
 
 # --- configuration array indices (int64 ``cfg``) ----------------------------------------
@@ -172,6 +183,7 @@ G_OID_BITS: Final = 3  #: log2 of the OrderID table entries in use (grows, ``_in
 G_CL_BITS: Final = 4  #: the same for the ClOrdID table (the two grow together)
 G_POOL_SIZE: Final = 5
 G_INDEX_BITS_MAX: Final = 6  #: log2 of the index tables' allocated entries
+G_LV_BITS: Final = 7  #: log2 of the level-table entries in use (grows up to its length)
 N_CONFIG: Final = 8
 
 # --- kinds of bulk removal (``command_bulk``'s ``kind``; ``_collect`` also takes 0) ---
@@ -196,10 +208,13 @@ INV_TIF_RESTING: Final = 11
 INV_SLOT_ACCOUNTING: Final = 12
 INV_OPEN_LOTS: Final = 13
 INV_ORDER_LISTS: Final = 14
+INV_LADDER_WORDS: Final = 15
+INV_BEST_LEVEL: Final = 16
+INV_LEVEL_TABLE: Final = 17
 
 # --- internal codes -----------------------------------------------------------------------
 NO_PRICE: Final = -(2**63)  #: "no best price" sentinel inside kernels
 ERR_OUTPUT_BOUND: Final = 1  #: a chain exceeded its bound U (a bug; records were dropped)
-ERR_POOL: Final = 2  #: the price-map pool could not grow (a bug)
+ERR_POOL: Final = 2  #: the word pool could not grow (a bug)
 
 __all__ = [name for name in dir() if name.isupper()]
