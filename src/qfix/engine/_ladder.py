@@ -19,8 +19,8 @@ keyed by (side, price) and read back from the level record, as the order indices
 half at the allocated maximum) so a small book probes a table that stays in cache.
 
 Segments grow by 1.5x from a bump pointer; when the pool is exhausted every segment is
-repacked, which the pool size (4 x MaxLevels plus slack, and never more words than
-levels) always makes room for, so the pool never fills before the logical level limit.
+repacked, which the pool size (2 x MaxLevels plus slack; see ``_pool_grow``) always makes
+room for, so the pool never fills before the logical level limit.
 """
 
 # Kernel signatures are inferred by Numba from the state dtypes; annotating them would be
@@ -213,8 +213,11 @@ def _lvtab_delete(tab, levels, bits, ctr, lv):
 def _pool_grow(S, si):
     """Give side ``si`` room for one more word (1.5x growth; repack the pool if needed).
 
-    Invariant: a repack keeps every other segment's capacity at most its old one and
-    at most 2 x its size, so after it the pool holds <= 3.5 x MaxLevels + 3 words.
+    Why 2 x MaxLevels + 2 words always suffice: a side grows only when full (its
+    capacity n equals its words), to at most 1.5 n + 2 <= 2 n + 2. A repack leaves every
+    other side with m words a capacity of at most m + max(1, m >> 1) <= 2 m. So after it
+    the pool holds at most 2 W + 2 words, W being the words before this one, and a side
+    never has more words than levels, nor the book more than MaxLevels.
     """
     ctr = S[S_CTR]
     sides = S[S_SIDES]

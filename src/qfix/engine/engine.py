@@ -165,7 +165,7 @@ class Engine:
         self._cfg[ty.G_MAX_LEVELS] = config.max_levels
         self._cfg[ty.G_MAX_SESSIONS] = config.max_sessions
         self._cfg[ty.G_INDEX_BITS_MAX] = _bits_for(config.max_orders)
-        pool_size = 4 * config.max_levels + 64  # words; never more words than levels
+        pool_size = 2 * config.max_levels + 64  # words; see _ladder._pool_grow
         self._cfg[ty.G_POOL_SIZE] = pool_size
         self._cfg[ty.G_LV_BITS] = _LEVEL_BITS_MIN
         self._orders = zeros_aligned(config.max_orders, ty.ORDER)

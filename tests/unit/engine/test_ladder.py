@@ -109,19 +109,20 @@ def test_word_pool_repacks_when_books_move_between_instruments() -> None:
     k = 0  # ClOrdIDs increase per session (WIRE.md), so one counter numbers every request
     for sec in (1, 2, 3, 4, 1, 3):
         adds, cancels = [], []
-        for j in range(55):
+        for j in range(60):  # every level its own word, up to MaxLevels
             for side, sign in (("buy", -1), ("sell", 1)):
                 k += 1
                 adds.append(nos(k, side, 100_000 + sign * 64 * (j + 1), 1, sec=sec, recv=k, tif=codes.TIF_GTC))
-        for first in range(k - 109, k + 1):
+        for first in range(k - 119, k + 1):
             side = "buy" if (first - k) % 2 else "sell"
-            cancels.append(cancel(first + 110, orig=first, side=side, sec=sec, recv=first + 110))
-        k += 110
-        for recs in (adds, cancels):
+            cancels.append(cancel(first + 120, orig=first, side=side, sec=sec, recv=first + 120))
+        k += 120
+        for recs, levels in ((adds, config.max_levels), (cancels, 0)):
             r_fast = fast.process(batch(*recs), o_fast)
             r_ref = ref.process(batch(*recs), o_ref)
             assert r_fast == r_ref
             assert o_fast[: r_fast.written].tobytes() == o_ref[: r_ref.written].tobytes()
             fast.check_invariants()
+            assert fast.occupied_levels == levels
     assert fast.state_hash() == ref.state_hash()
     assert fast._ctr[types.C_POOL_REPACKS] > 0
