@@ -118,12 +118,15 @@ def _lv_home(si, price, bits):
 @njit(_nrt=False, inline="always")
 def _level_find(S, ii, side, price):
     """Level of (instrument, side, price), or -1 (probes at most the displacement bound)."""
-    tab = S[S_LEVEL_TAB]
-    levels = S[S_LEVELS]
-    bits = S[S_CFG][G_LV_BITS]
+    return _find(S[S_LEVEL_TAB], S[S_LEVELS], S[S_CFG][G_LV_BITS], S[S_CTR][C_LV_DISP], ii, side, price)
+
+
+@njit(_nrt=False, inline="always")
+def _find(tab, levels, bits, disp, ii, side, price):
+    """``_level_find`` on the arrays (for the helpers that are not inlined)."""
     mask = (1 << bits) - 1
     i = _lv_home(2 * ii + side, price, bits)
-    for _ in range(S[S_CTR][C_LV_DISP] + 1):
+    for _ in range(disp + 1):
         lv = tab[i]
         if lv < 0:
             return -1
@@ -317,9 +320,20 @@ def _words_down(words, a, b):
 
 @njit(_nrt=False, inline="always")
 def _ladder_set(S, si, rank):
-    """Mark ``rank`` occupied on side ``si``; False if the pool cannot take a new word."""
-    sides = S[S_SIDES]
-    words = S[S_WORDS]
+    """Mark ``rank`` occupied on side ``si``; False if the pool cannot take a new word.
+    Only the rare growth of the segment sees the whole state tuple."""
+    if _set_bit(S[S_WORDS], S[S_SIDES], si, rank):
+        return True
+    if not _pool_grow(S, si):
+        return False
+    return _set_bit(S[S_WORDS], S[S_SIDES], si, rank)
+
+
+@njit(_nrt=False)
+def _set_bit(words, sides, si, rank):
+    """Set ``rank``'s bit, inserting its word if needed; False (nothing changed) when the
+    segment is full and a new word is needed. Not inlined: it is one of the ladder's two
+    larger bodies, and every place that rests an order would otherwise compile a copy."""
     key = rank >> WORD_SHIFT
     bit = _U1 << np.uint64(rank & WORD_MASK)
     off = sides[si].off
@@ -328,9 +342,8 @@ def _ladder_set(S, si, rank):
     if pos < n and words[off + pos].key == key:
         words[off + pos].bits |= bit
         return True
-    if n == sides[si].cap and not _pool_grow(S, si):
+    if n == sides[si].cap:
         return False
-    off = sides[si].off
     _words_up(words, off + pos, off + n)
     words[off + pos].key = key
     words[off + pos].bits = bit
@@ -338,11 +351,9 @@ def _ladder_set(S, si, rank):
     return True
 
 
-@njit(_nrt=False, inline="always")
-def _ladder_clear(S, si, rank):
-    """Mark ``rank`` free on side ``si`` (it is occupied)."""
-    sides = S[S_SIDES]
-    words = S[S_WORDS]
+@njit(_nrt=False)
+def _ladder_clear(words, sides, si, rank):
+    """Mark ``rank`` free on side ``si`` (it is occupied); not inlined, as ``_set_bit``."""
     key = rank >> WORD_SHIFT
     off = sides[si].off
     n = sides[si].n
@@ -354,24 +365,26 @@ def _ladder_clear(S, si, rank):
         sides[si].n = n - 1
 
 
-@njit(_nrt=False, inline="always")
-def _ladder_best(S, si):
+@njit(_nrt=False)
+def _ladder_best(words, sides, tab, levels, bits, disp, si):
     """The best level of side ``si`` read from its last word (-1 if the side is empty)."""
-    sides = S[S_SIDES]
     n = sides[si].n
     if n == 0:
         return -1
-    w = S[S_WORDS][sides[si].off + n - 1]
+    w = words[sides[si].off + n - 1]
     side = si & 1
-    return _level_find(S, si >> 1, side, _rank(side, _word_rank(w.key, _msb(w.bits))))
+    return _find(tab, levels, bits, disp, si >> 1, side, _rank(side, _word_rank(w.key, _msb(w.bits))))
 
 
 @njit(_nrt=False, inline="always")
 def _level_below(S, si, lv):
     """The next level after occupied level ``lv`` on side ``si``, best first (-1: none)."""
-    sides = S[S_SIDES]
-    words = S[S_WORDS]
-    levels = S[S_LEVELS]
+    return _below(S[S_WORDS], S[S_SIDES], S[S_LEVEL_TAB], S[S_LEVELS], S[S_CFG][G_LV_BITS], S[S_CTR][C_LV_DISP], si, lv)
+
+
+@njit(_nrt=False)
+def _below(words, sides, tab, levels, bits, disp, si, lv):
+    """``_level_below`` on the arrays; not inlined (the walks that call it are rare)."""
     side = si & 1
     rank = _rank(side, levels[lv].price)
     key = rank >> WORD_SHIFT
@@ -385,7 +398,7 @@ def _level_below(S, si, lv):
         nxt = _word_rank(w.key, _msb(w.bits))
     else:
         return -1
-    return _level_find(S, si >> 1, side, _rank(side, nxt))
+    return _find(tab, levels, bits, disp, si >> 1, side, _rank(side, nxt))
 
 
 __all__ = [

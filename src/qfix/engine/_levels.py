@@ -36,6 +36,7 @@ from qfix.engine.types import (
     C_LFREE,
     C_LHW,
     C_LIVE,
+    C_LV_DISP,
     C_NEXT_PRIO,
     C_NTOUCH,
     C_OFREE,
@@ -53,6 +54,7 @@ from qfix.engine.types import (
     S_SCRATCH,
     S_SIDES,
     S_TOUCHED,
+    S_WORDS,
     T_CNT,
     T_LV,
     T_PX,
@@ -158,9 +160,11 @@ def _level_drop(S, lv):
     side = levels[lv].side
     si = 2 * levels[lv].inst + side
     _lvtab_delete(S[S_LEVEL_TAB], levels, S[S_CFG][G_LV_BITS], ctr, lv)
-    _ladder_clear(S, si, _rank(side, levels[lv].price))
+    _ladder_clear(S[S_WORDS], sides, si, _rank(side, levels[lv].price))
     if sides[si].best == lv:
-        sides[si].best = _ladder_best(S, si)
+        sides[si].best = _ladder_best(
+            S[S_WORDS], sides, S[S_LEVEL_TAB], levels, S[S_CFG][G_LV_BITS], ctr[C_LV_DISP], si
+        )
     k = levels[lv].touch
     if k >= 0:
         S[S_TOUCHED][T_LV][k] = -1
