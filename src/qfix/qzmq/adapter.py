@@ -56,6 +56,19 @@ _log = logging.getLogger(__name__)
 MAX_BACKLOG = 4096
 #: handshake frames read but not yet processed; beyond this they are dropped (counted)
 MAX_HANDSHAKE_QUEUE = 4096
+#: handshake frames read from the socket per ``poll()`` call, at most: reading one costs
+#: microseconds, and a flood that never pauses must not hold the call for milliseconds
+MAX_HANDSHAKE_READS = 256
+#: share of wall time the loop may spend on handshake frames (reading, checking,
+#: answering); past it, frames from nets without a known client are dropped unanswered
+#: (QZMQ.md §3.4 step 4 allows a silent drop) until the share has built up again
+HANDSHAKE_SHARE = 0.2
+#: the most handshake time the share builds up to (and the most it can be overdrawn,
+#: so that a burst of handshakes in a quiet spell is not paid for later), in seconds
+_HANDSHAKE_BURST = 0.01
+#: the share is enforced only while records arrived within this many seconds: with
+#: no session trading, handshakes hurt nobody (a restart's reconnecting clients)
+_TRADING_WINDOW = 0.1
 #: niceness added to handshake workers: they only take CPU the trading loop leaves
 WORKER_NICE = 10
 #: work items sent to one worker and not yet answered (one running, one waiting)
@@ -227,6 +240,9 @@ class ServerEndpoint:
         endpoint: where to bind, e.g. ``"tcp://127.0.0.1:5555"`` (``:*`` picks a port).
         context: a zmq context (default: the process-wide instance).
         clock: monotonic time source in seconds.
+        handshake_share: share of wall time spent on handshake frames past which
+            frames from nets without a known client are dropped unanswered (counted
+            in ``handshake_frames_shed``); 1.0 never drops.
         handshake_workers: run the handshakes' asymmetric work (ML-KEM, X25519,
             ML-DSA signing and verification) in this many worker processes instead of
             in the caller's loop; 0 (default) does it inline. Sets ``protocol.offload``.
@@ -240,7 +256,10 @@ class ServerEndpoint:
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         clock: Callable[[], float] = time.monotonic,
         handshake_workers: int = 0,
+        handshake_share: float = HANDSHAKE_SHARE,
     ) -> None:
+        if not 0.0 < handshake_share <= 1.0:
+            raise ValueError(f"handshake_share must be in (0, 1], got {handshake_share}")
         self.protocol = protocol
         self.workers: HandshakeWorkers | None = None
         if handshake_workers:
@@ -275,6 +294,15 @@ class ServerEndpoint:
         self._known_run = 0  #: known-net frames handled in a row while strangers waited
         #: handshake frames dropped because MAX_HANDSHAKE_QUEUE were waiting
         self.handshake_frames_dropped = 0
+        #: handshake frames from nets without a known client dropped unanswered because
+        #: handshakes had used up their share of the loop's time (``handshake_share``)
+        self.handshake_frames_shed = 0
+        self._share = handshake_share
+        # seconds of handshake work the loop may still do (may go negative: one frame
+        # is never cut short), topped up by ``_share`` of the wall time that passes
+        self._hs_budget = _HANDSHAKE_BURST
+        self._hs_refilled = time.perf_counter()
+        self._last_record = -_TRADING_WINDOW  #: perf_counter time a record was last read
         self._poller = zmq.Poller()
         self._poller.register(sock, zmq.POLLIN)
         self._poller.register(self._monitor, zmq.POLLIN)
@@ -318,7 +346,12 @@ class ServerEndpoint:
         # ended after them (a CLOSE the peer sent before it left is read first)
         dead = self._dead
         self._dead = self._disconnected()
-        budget = [max_frames, MAX_HANDSHAKE_QUEUE]  # records, handshake frames read per call
+        budget = [max_frames, MAX_HANDSHAKE_READS]  # records, handshake frames read per call
+        now = time.perf_counter()
+        self._hs_budget = min(
+            _HANDSHAKE_BURST, max(-_HANDSHAKE_BURST, self._hs_budget) + (now - self._hs_refilled) * self._share
+        )
+        self._hs_refilled = now
         if timeout_ms and not (self._hs or self._hs_known):
             self.wait(timeout_ms)
         drained = self._read(budget, events)
@@ -337,13 +370,19 @@ class ServerEndpoint:
             if known and (not hs or self._known_run < _KNOWN_RUN):
                 rid, frame, peer = known.popleft()
                 self._known_run += 1
+            elif self._shedding():
+                self.handshake_frames_shed += len(hs)
+                hs.clear()
+                continue
             else:
                 rid, frame, peer = hs.popleft()
                 self._known_run = 0
+            t0 = time.perf_counter()
             events += proto.receive(rid, frame, self._clock(), peer)
             if workers is not None:
                 workers.submit(proto.work_to_do())
                 workers.dispatch(proto.job_live)
+            self._hs_budget -= time.perf_counter() - t0
             if budget[0] and budget[1] and int(sock.getsockopt(zmq.EVENTS)) & _POLLIN:
                 drained = self._read(budget, events)
             if events:
@@ -370,16 +409,18 @@ class ServerEndpoint:
     def _read(self, budget: list[int], events: list[Event]) -> bool:
         """Read while input is ready and both budgets last (``budget[0]`` records,
         ``budget[1]`` handshake frames, for the whole ``poll()`` call): records (and
-        other non-handshake frames) are processed at once, handshake frames queued. True
-        when the socket was drained."""
+        other non-handshake frames) are processed at once, handshake frames queued, the
+        time spent on them charged to the handshakes' share. True when the socket was
+        drained."""
         sock = self.socket
         proto = self.protocol
-        hs = self._hs
         # libzmq deals frames out round-robin over the connections, so a record can sit
         # behind one frame from every flooding connection: handshake frames do not use
         # up the records' budget (they are only queued or dropped here), and a separate
         # cap keeps a flood that never pauses from holding the call
+        clock = time.perf_counter
         while budget[0] > 0 and budget[1] > 0:
+            t0 = clock()
             try:
                 parts = sock.recv_multipart(_NOBLOCK, copy=False)
             except zmq.Again:
@@ -393,25 +434,42 @@ class ServerEndpoint:
             buf = frame.buffer
             if len(buf) and buf[0] == 0x51:
                 budget[1] -= 1
-                self._note_fd(frame, rid)
-                if len(hs) >= MAX_HANDSHAKE_QUEUE and len(self._hs_known) >= MAX_HANDSHAKE_QUEUE:
-                    self.handshake_frames_dropped += 1
-                    continue
-                peer = _peer_address(frame)
-                if proto.is_known_peer(peer, self._clock()):
-                    if len(self._hs_known) >= MAX_HANDSHAKE_QUEUE:
-                        self.handshake_frames_dropped += 1
-                        continue
-                    self._hs_known.append((rid, frame.bytes, peer))
-                    continue
-                if len(hs) >= MAX_HANDSHAKE_QUEUE:
-                    self.handshake_frames_dropped += 1
-                    continue
-                hs.append((rid, frame.bytes, peer))
+                self._queue_handshake(rid, frame)
+                self._hs_budget -= clock() - t0  # reading it is handshake work too
                 continue
             budget[0] -= 1
+            self._last_record = t0
             events += proto.receive(rid, buf, self._clock())
         return False
+
+    def _shedding(self) -> bool:
+        """Whether strangers' handshake frames are dropped now: handshakes used up their
+        share while sessions are trading."""
+        return self._hs_budget <= 0.0 and time.perf_counter() - self._last_record < _TRADING_WINDOW
+
+    def _queue_handshake(self, rid: bytes, frame: zmq.Frame) -> None:
+        """Queue a handshake frame: known nets' and others' apart; drop it (counted)
+        when its queue is full, or, for a net without a known client, when handshakes
+        have used up their share of the loop's time."""
+        self._note_fd(frame, rid)
+        hs, known = self._hs, self._hs_known
+        if len(hs) >= MAX_HANDSHAKE_QUEUE and len(known) >= MAX_HANDSHAKE_QUEUE:
+            self.handshake_frames_dropped += 1
+            return
+        peer = _peer_address(frame)
+        if self.protocol.is_known_peer(peer, self._clock()):
+            if len(known) >= MAX_HANDSHAKE_QUEUE:
+                self.handshake_frames_dropped += 1
+                return
+            known.append((rid, frame.bytes, peer))
+            return
+        if self._shedding():
+            self.handshake_frames_shed += 1
+            return
+        if len(hs) >= MAX_HANDSHAKE_QUEUE:
+            self.handshake_frames_dropped += 1
+            return
+        hs.append((rid, frame.bytes, peer))
 
     def _collect(self, workers: HandshakeWorkers) -> list[Event]:
         events: list[Event] = []

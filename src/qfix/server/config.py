@@ -120,6 +120,9 @@ class ServerConfig:
     durability: str = "none"
     #: worker processes doing the handshake cryptography off the trading loop (0 = inline)
     handshake_workers: int = 1
+    #: share of the loop's wall time handshake frames may take before frames from nets
+    #: without a known client are dropped unanswered (``ServerEndpoint``)
+    handshake_share: float = 0.2
     #: UTC wall-clock time "HH:MM" at which the trading day ends (Day orders expire); "" = never
     end_of_day: str = "21:00"
     engine: EngineConfig = field(default_factory=lambda: EngineConfig(max_orders=1 << 20, max_levels=1 << 18))
@@ -400,6 +403,7 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
         "durability": server.get("durability", str, "none"),
         "end_of_day": server.get("end_of_day", str, "21:00"),
         "handshake_workers": server.integer("handshake_workers", 1, 0, 64),
+        "handshake_share": server.number("handshake_share", 0.2, 0.01, 1.0),
     }
     server.finish()
     try:

@@ -36,6 +36,7 @@ status_interval = 1.0       # seconds between status lines; 0 = off
 metrics_port = 0            # Prometheus on 127.0.0.1:PORT; 0 = off
 cancel_on_disconnect = true
 handshake_workers = 1       # processes doing handshake crypto off the trading loop; 0 = inline
+handshake_share = 0.2       # loop time handshakes may take before strangers' hellos are dropped
 end_of_day = "21:00"        # UTC; Day orders expire then ("" = never)
 memory_limit_mib = 8192
 

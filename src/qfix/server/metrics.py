@@ -33,6 +33,9 @@ class Totals:
     rejects: int = 0  #: BusinessMessageRejects sent
     batches: int = 0
     busy_ns: int = 0  #: sum over batches of first receipt -> last report handed to the socket
+    #: handshake frames dropped unanswered because handshakes had used up their share
+    #: of the loop's time (``ServerEndpoint.handshake_frames_shed``)
+    handshakes_shed: int = 0
     sessions: int = 0  #: established sessions now (a gauge)
 
     def copy(self) -> Totals:

@@ -141,7 +141,11 @@ class Server:
         self._out = output_buffer(min(_INITIAL_OUTPUT, config.worst_case_records()))
         _warm_kernels(config)
         self.endpoint = ServerEndpoint(
-            self.protocol, config.fix_endpoint, context=context, handshake_workers=config.handshake_workers
+            self.protocol,
+            config.fix_endpoint,
+            context=context,
+            handshake_workers=config.handshake_workers,
+            handshake_share=config.handshake_share,
         )
         sock = self.endpoint.socket
         sock.setsockopt(zmq.SNDHWM, config.sndhwm)
@@ -471,6 +475,7 @@ class Server:
         if now >= self._next_status:
             self._next_status = now + self.config.status_interval
             self.metrics.totals.sessions = self.protocol.session_count
+            self.metrics.totals.handshakes_shed = self.endpoint.handshake_frames_shed
             line = self._status.render(self.metrics.totals, now)
             if self._on_status is not None:
                 self._on_status(line)

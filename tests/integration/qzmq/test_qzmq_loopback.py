@@ -328,3 +328,65 @@ def test_a_reused_descriptor_never_ends_the_new_connection(ctx: zmq.Context) -> 
     assert server._fd_disconnected(7) == new  # the new connection's own event ends it
     assert server._fd_disconnected(7) is None
     server.close()
+
+
+def test_hellos_past_the_handshake_share_are_dropped_but_known_nets_are_not(
+    ctx: zmq.Context,  # type: ignore[type-arg]
+) -> None:
+    """A hello flood from strangers' addresses takes at most ``handshake_share`` of the
+    loop: past it their frames are dropped unanswered (counted), while an established
+    session's records all arrive and a client from a known net still gets in."""
+    cfg = config(cookie_policy="always")
+    server = ServerEndpoint(make_server(cfg), "tcp://127.0.0.1:*", context=ctx, handshake_share=0.01)
+    port = server.endpoint.rsplit(":", 1)[1]
+    trader = ClientEndpoint(make_client(cfg), server.endpoint, context=ctx)
+    trader.start()
+    _run(server, [trader], lambda: trader.state is ClientState.ESTABLISHED)
+    probe = make_client(cfg, key=CLIENT_KEYS[SignatureAlg.ML_DSA_87])
+    probe.connect(0)
+    (hello,) = probe.data_to_send()
+    flooders = []
+    for i in range(8):  # strangers: other loopback addresses, never authenticated
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.SNDHWM, 100_000)
+        s.connect(f"tcp://127.0.0.{20 + i}:0;127.0.0.1:{port}")
+        flooders.append(s)
+    sent = received = 0
+    start = time.monotonic()
+    while time.monotonic() - start < 2.0:
+        for s in flooders:
+            for _ in range(50):
+                s.send(hello, zmq.NOBLOCK)
+        trader.send_fixed(sent.to_bytes(4, "big") * 15)
+        sent += 1
+        for e in server.poll(0):
+            if isinstance(e, Messages):
+                assert e.frames[0] == received.to_bytes(4, "big") * 15
+                received += 1
+        trader.poll(0)
+    # a second client from the trader's (now known) net handshakes during the flood
+    late = ClientEndpoint(make_client(cfg, key=CLIENT_KEYS[SignatureAlg.ML_DSA_44]), server.endpoint, context=ctx)
+    late.start()
+    for s in flooders:
+        for _ in range(200):
+            s.send(hello, zmq.NOBLOCK)
+    end = time.monotonic() + 10
+    while not (late.state is ClientState.ESTABLISHED and received == sent) and time.monotonic() < end:
+        for e in server.poll(1):
+            if isinstance(e, Messages):
+                assert e.frames[0] == received.to_bytes(4, "big") * 15
+                received += 1
+        trader.poll(0)
+        late.poll(0)
+    assert late.state is ClientState.ESTABLISHED
+    assert received == sent >= 20
+    assert server.handshake_frames_shed > 0
+    c = server.protocol.counters
+    # what was answered stayed near the share: each HELLO_RETRY costs tens of microseconds
+    assert c.hello_retry < server.handshake_frames_shed
+    for s in flooders:
+        s.close(linger=0)
+    for client in (trader, late):
+        client.close()
+    server.close()
