@@ -179,7 +179,8 @@ def _lvtab_grow(S, new):
 def _lvtab_insert(S, lv):
     """File new level ``lv`` (its record already holds instrument, side and price); the
     table first doubles if this level would fill more than a quarter of it."""
-    if (S[S_CTR][C_LEVELS] + 1) << 2 > (1 << S[S_CFG][G_LV_BITS]):
+    size = 1 << S[S_CFG][G_LV_BITS]
+    if (S[S_CTR][C_LEVELS] + 1) << 2 > size and size < S[S_LEVEL_TAB].shape[0]:
         _lvtab_grow(S, lv)
     _lvtab_file(S[S_LEVEL_TAB], S[S_LEVELS], S[S_CFG][G_LV_BITS], S[S_CTR], lv)
 
