@@ -3,7 +3,7 @@
 Theory of operation: :func:`check_invariants` recomputes every redundant figure the
 engine maintains incrementally (level sizes and counts, open lots per instrument and
 side, the number of levels and live orders, index membership, free-list length) from the
-order slots and price maps alone, and returns the number of the first rule that fails
+order slots and price ladders alone, and returns the number of the first rule that fails
 (0 if none); the host turns a code into an ``EngineInvariantError``. It is a test and
 operations hook, never on the order path, so it favours plain loops over speed.
 """

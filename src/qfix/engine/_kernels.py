@@ -15,8 +15,8 @@ concatenated output never depends on the buffer size. The writers additionally r
 write past the buffer (setting ``C_ERR``), so a wrong bound can never corrupt memory.
 
 The kernels are split by concern into sibling modules, in dependency order: ``_common``
-(helpers, sorting), ``_index`` (the two hash tables), ``_levels`` (order slots, levels,
-price maps, snapshot relink), ``_output`` (record writers, the end-of-event block),
+(helpers, sorting), ``_index`` (the order indexes and lists), ``_ladder`` (the price
+ladders and the level table), ``_levels`` (order slots, levels, snapshot relink), ``_output`` (record writers, the end-of-event block),
 ``_match`` (matching and its simulations), ``_commands`` (bulk removals, phase changes),
 ``_orders`` (one handler per inbound template) and ``_invariants``. This module re-exports
 the five ``cache=True`` entry points the host calls (:func:`process`, ``command_bulk``,

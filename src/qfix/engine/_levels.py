@@ -301,7 +301,7 @@ def _reduce_resting(S, s, d):
 
 @njit(cache=True, _nrt=False)
 def relink(S, n):
-    """Rebuild levels, price maps, indices and counters from order slots 0..n-1.
+    """Rebuild levels, ladders, indices and counters from order slots 0..n-1.
 
     Invariant: slots are ordered so that each level receives its orders in PrioSeq order.
     """

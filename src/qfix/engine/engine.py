@@ -215,7 +215,7 @@ class Engine:
         self._touched = np.zeros((ty.N_TOUCHED_ROWS, touched), np.int64)
         self._touched[ty.T_LV] = -1
         # Scratch for the allocation-free kernels (they run without Numba's refcounting):
-        # bulk removals, queue simulation, sorting touched levels and repacking price maps.
+        # bulk removals, queue simulation, sorting touched levels and repacking the word pool.
         self._scratch = np.zeros(config.max_orders, np.int32)
         wide = max(config.max_orders, config.max_levels + 8, 2 * n_inst + 2)
         narrow = max(config.max_levels + 8, 2 * n_inst + 2)
@@ -503,7 +503,7 @@ class Engine:
         return int(self._ctr[ty.C_LEVELS])
 
     def state_bytes(self) -> int:
-        """Bytes of the order, level, price-map and index tables (the per-order figure's numerator)."""
+        """Bytes of the order, level, ladder and index tables (the per-order figure's numerator)."""
         return int(
             self._orders.nbytes + self._levels.nbytes + self._words.nbytes + self._level_tab.nbytes
             + self._index_arr.nbytes + self._last_cl.nbytes + self._insts.nbytes

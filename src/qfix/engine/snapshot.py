@@ -3,7 +3,7 @@
 Theory of operation: a snapshot holds only what the state hash covers plus the
 event-hash link: the id counters and LastTime, the non-zero LastClOrdIDs, each
 instrument's mutable columns, and the live order records in state-hash order. Levels,
-price maps and indices are derived data: :func:`restore` writes the orders into slots
+price ladders and indices are derived data: :func:`restore` writes the orders into slots
 0..n-1 of a fresh engine and rebuilds everything else with one kernel pass
 (``_kernels.relink``), which sees each level's orders in PrioSeq order. A restored
 engine therefore has the same state hash and produces the same bytes as the original.

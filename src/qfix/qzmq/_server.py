@@ -427,6 +427,10 @@ class ServerProtocol(Copyable):
         e = self._sessions[conn]
         return self._after(e, e.session.bad_frame(now))
 
+    def has_session(self, routing_id: bytes) -> bool:
+        """Whether ``routing_id`` carries an established session."""
+        return routing_id in self._by_rid
+
     def receive(self, routing_id: bytes, frame: bytes | memoryview, now: float, peer: str = "") -> list[Event]:
         """Process one single-frame message from ``routing_id`` (peer: its IP address)."""
         if len(frame) and frame[0] == 0x51:

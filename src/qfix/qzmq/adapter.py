@@ -43,7 +43,7 @@ from zmq.utils.monitor import recv_monitor_message
 from qfix.crypto.keys import SigningKey
 from qfix.crypto.primitives import SignatureAlg
 from qfix.qzmq._client import ClientConnection, ClientState
-from qfix.qzmq._constants import MAX_FRAME, CloseReason
+from qfix.qzmq._constants import MAX_FRAME, VERSION, CloseReason, MsgType
 from qfix.qzmq._events import Event
 from qfix.qzmq._server import ServerProtocol
 from qfix.qzmq._work import AuthWork, Done, Work, run
@@ -78,6 +78,8 @@ _TIMER_TICK = 0.05
 _KNOWN_RUN = 4
 #: select() handles descriptors below FD_SETSIZE only
 _SELECT_FD_LIMIT = 1024
+_CLIENT_HELLO = int(MsgType.CLIENT_HELLO)
+_VERSION = VERSION
 _POLLIN = int(zmq.POLLIN)  # plain ints: enum arithmetic costs microseconds per frame
 _NOBLOCK = int(zmq.NOBLOCK)
 
@@ -223,6 +225,12 @@ class HandshakeWorkers:
         self.workers = []
 
 
+def _is_hello(frame: bytes) -> bool:
+    """Whether a handshake frame is (processed as) a CLIENT_HELLO (QZMQ.md §3.4:
+    type 01, or any version other than 01)."""
+    return len(frame) < 4 or frame[3] == _CLIENT_HELLO or frame[2] != _VERSION
+
+
 def _peer_address(frame: zmq.Frame) -> str:
     """The frame's ``Peer-Address``, ``""`` when absent (libzmq raises EINVAL for
     transports without one, such as inproc)."""
@@ -347,11 +355,7 @@ class ServerEndpoint:
         dead = self._dead
         self._dead = self._disconnected()
         budget = [max_frames, MAX_HANDSHAKE_READS]  # records, handshake frames read per call
-        now = time.perf_counter()
-        self._hs_budget = min(
-            _HANDSHAKE_BURST, max(-_HANDSHAKE_BURST, self._hs_budget) + (now - self._hs_refilled) * self._share
-        )
-        self._hs_refilled = now
+        self._refill(time.perf_counter())
         if timeout_ms and not (self._hs or self._hs_known):
             self.wait(timeout_ms)
         drained = self._read(budget, events)
@@ -359,7 +363,8 @@ class ServerEndpoint:
         if workers is not None:
             events += self._collect(workers)
         # handshake frames: at least one per call (so that they progress under any
-        # load of records), then more until there is something to hand back
+        # load of records; a stranger's hello past the handshakes' share is dropped
+        # instead), then more until there is something to hand back
         hs, known = self._hs, self._hs_known
         sock = self.socket
         n = max_frames
@@ -370,9 +375,9 @@ class ServerEndpoint:
             if known and (not hs or self._known_run < _KNOWN_RUN):
                 rid, frame, peer = known.popleft()
                 self._known_run += 1
-            elif self._shedding():
-                self.handshake_frames_shed += len(hs)
-                hs.clear()
+            elif self._shedding() and _is_hello(hs[0][1]):
+                hs.popleft()
+                self.handshake_frames_shed += 1
                 continue
             else:
                 rid, frame, peer = hs.popleft()
@@ -434,42 +439,60 @@ class ServerEndpoint:
             buf = frame.buffer
             if len(buf) and buf[0] == 0x51:
                 budget[1] -= 1
-                self._queue_handshake(rid, frame)
-                self._hs_budget -= clock() - t0  # reading it is handshake work too
+                if self._queue_handshake(rid, frame):
+                    # reading it is handshake work too; a dropped frame's read is not
+                    # charged, or a flood whose reading alone took the share would
+                    # keep every stranger out for as long as it lasts
+                    self._hs_budget -= clock() - t0
                 continue
             budget[0] -= 1
-            self._last_record = t0
+            if proto.has_session(rid):
+                self._last_record = t0
             events += proto.receive(rid, buf, self._clock())
         return False
 
     def _shedding(self) -> bool:
-        """Whether strangers' handshake frames are dropped now: handshakes used up their
-        share while sessions are trading."""
-        return self._hs_budget <= 0.0 and time.perf_counter() - self._last_record < _TRADING_WINDOW
+        """Whether strangers' hellos are dropped now: handshakes used up their share
+        while sessions are trading (the budget is topped up here first, so a long
+        ``poll()`` call does not shed on a stale balance)."""
+        if self._hs_budget > 0.0 or self._share >= 1.0:
+            return False
+        now = time.perf_counter()
+        self._refill(now)
+        return self._hs_budget <= 0.0 and now - self._last_record < _TRADING_WINDOW
 
-    def _queue_handshake(self, rid: bytes, frame: zmq.Frame) -> None:
-        """Queue a handshake frame: known nets' and others' apart; drop it (counted)
-        when its queue is full, or, for a net without a known client, when handshakes
-        have used up their share of the loop's time."""
+    def _refill(self, now: float) -> None:
+        """Add the share of the wall time since the last top-up (within the bounds)."""
+        budget = max(-_HANDSHAKE_BURST, self._hs_budget) + (now - self._hs_refilled) * self._share
+        self._hs_budget = min(_HANDSHAKE_BURST, budget)
+        self._hs_refilled = now
+
+    def _queue_handshake(self, rid: bytes, frame: zmq.Frame) -> bool:
+        """Queue a handshake frame, known nets' and others' apart; False if it was
+        dropped (counted): its queue is full, or it is a hello from a net without a
+        known client while handshakes have used up their share of the loop's time (a
+        CLIENT_AUTH is never dropped for time: its handshake's dear work is done)."""
         self._note_fd(frame, rid)
         hs, known = self._hs, self._hs_known
         if len(hs) >= MAX_HANDSHAKE_QUEUE and len(known) >= MAX_HANDSHAKE_QUEUE:
             self.handshake_frames_dropped += 1
-            return
+            return False
         peer = _peer_address(frame)
         if self.protocol.is_known_peer(peer, self._clock()):
             if len(known) >= MAX_HANDSHAKE_QUEUE:
                 self.handshake_frames_dropped += 1
-                return
+                return False
             known.append((rid, frame.bytes, peer))
-            return
-        if self._shedding():
+            return True
+        data = frame.bytes
+        if self._shedding() and _is_hello(data):
             self.handshake_frames_shed += 1
-            return
+            return False
         if len(hs) >= MAX_HANDSHAKE_QUEUE:
             self.handshake_frames_dropped += 1
-            return
-        hs.append((rid, frame.bytes, peer))
+            return False
+        hs.append((rid, data, peer))
+        return True
 
     def _collect(self, workers: HandshakeWorkers) -> list[Event]:
         events: list[Event] = []

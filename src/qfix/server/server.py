@@ -203,6 +203,7 @@ class Server:
             self._match(inbound, held)
         if first_recv:
             self.endpoint.flush()
+            self.metrics.totals.handshakes_shed = self.endpoint.handshake_frames_shed
             self.metrics.batch_done(time.perf_counter_ns() - first_recv if held else 0)
             if not held:
                 self.metrics.totals.batches -= 1  # no engine call: not a batch
