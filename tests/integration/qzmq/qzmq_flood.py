@@ -62,6 +62,7 @@ def serve(workers: int) -> None:
     stats = {
         "counters": protocol.counters.as_dict(),
         "handshake_frames_dropped": ep.handshake_frames_dropped,
+        "handshake_frames_shed": ep.handshake_frames_shed,
         "rss_start_kib": base["VmRSS"],
         "rss_kib": _status_kib()["VmRSS"],
         "rss_peak_kib": _status_kib()["VmHWM"],
