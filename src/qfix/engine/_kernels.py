@@ -16,9 +16,10 @@ write past the buffer (setting ``C_ERR``), so a wrong bound can never corrupt me
 
 The kernels are split by concern into sibling modules, in dependency order: ``_common``
 (helpers, sorting), ``_index`` (the order indexes and lists), ``_ladder`` (the price
-ladders and the level table), ``_levels`` (order slots, levels, snapshot relink), ``_output`` (record writers, the end-of-event block),
-``_match`` (matching and its simulations), ``_commands`` (bulk removals, phase changes),
-``_orders`` (one handler per inbound template) and ``_invariants``. This module re-exports
+ladders and the level table), ``_levels`` (order slots, levels, snapshot relink),
+``_output`` (record writers, the end-of-event block), ``_match`` (matching and its
+simulations), ``_commands`` (bulk removals, phase changes), ``_orders`` (one handler per
+inbound template) and ``_invariants``. This module re-exports
 the five ``cache=True`` entry points the host calls (:func:`process`, ``command_bulk``,
 ``set_phase``, ``relink``, ``check_invariants``); every other kernel is compiled into them.
 Numba's cache only watches the file of the cached function itself, so the split relies on
