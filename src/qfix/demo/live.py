@@ -129,8 +129,14 @@ def run_demo(seconds: float, clients: int, home: Path | None, pq_only: bool, con
     if home is None:
         tmp = tempfile.TemporaryDirectory(prefix="qfix-demo-")
         home = Path(tmp.name) / "home"
+    journal = tempfile.TemporaryDirectory(prefix="qfix-demo-journal-")
+    # each demo starts from empty books: it journals (fsync) into a directory of its own
     config = with_overrides(
-        load_config(ensure_default_setup(home)), fix_port=0, status_interval=1.0, pq_only=pq_only or None
+        load_config(ensure_default_setup(home)),
+        fix_port=0,
+        status_interval=1.0,
+        pq_only=pq_only or None,
+        journal_dir=Path(journal.name),
     )
     lines: list[str] = []
     with console.status("starting the server (the first run on a machine compiles the engine: minutes)"):
@@ -165,6 +171,7 @@ def run_demo(seconds: float, clients: int, home: Path | None, pq_only: bool, con
     server.stop()
     thread.join(10)
     _summary(console, results, totals, seconds)
+    journal.cleanup()
     if tmp is not None:
         tmp.cleanup()
     return results

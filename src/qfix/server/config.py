@@ -70,7 +70,7 @@ _STP: Final = {
     "cancel-both": codes.SMP_CANCEL_BOTH,
     "decrement": codes.SMP_DECREMENT,
 }
-_DURABILITY: Final = ("none",)
+_DURABILITY: Final = ("fsync", "batch-async", "none")  #: qfix.journal.DURABILITY_MODES
 
 
 class ServerConfigError(ConfigError):
@@ -117,7 +117,16 @@ class ServerConfig:
     retransmit_keep: int = 200_000
     #: ceiling for the server's large buffers (engine state, output buffer), MiB
     memory_limit_mib: int = 8192
+    #: journal directory (None: no journal at all, only with durability "none"; tests and benchmarks)
+    journal_dir: Path | None = None
+    #: "fsync" (reports leave only after their input is on disk), "batch-async" or "none"
     durability: str = "none"
+    #: the journal starts a new segment file past this size
+    journal_segment_mib: int = 256
+    #: write a checkpoint after this many journaled orders (0 = never by count)
+    checkpoint_every_messages: int = 1_000_000
+    #: ... or after this many seconds with new orders (0 = never by time)
+    checkpoint_every_s: float = 300.0
     #: worker processes doing the handshake cryptography off the trading loop (0 = inline)
     handshake_workers: int = 1
     #: share of the loop's wall time handshake frames may take before frames from nets
@@ -148,8 +157,15 @@ class ServerConfig:
                 )
         if self.durability not in _DURABILITY:
             raise ServerConfigError(
-                f"{self.source}: server.durability = {self.durability!r}; only 'none' exists until the journal lands"
+                f"{self.source}: journal.durability = {self.durability!r}; use one of {', '.join(_DURABILITY)}"
             )
+        if self.journal_dir is None and self.durability != "none":
+            raise ServerConfigError(
+                f"{self.source}: journal.durability = {self.durability!r} needs a journal; set journal.dir "
+                '(or durability = "none" with dir = "" to run without one)'
+            )
+        if not 1 <= self.journal_segment_mib <= 1 << 20:
+            raise ServerConfigError(f"{self.source}: journal.segment_mib = {self.journal_segment_mib}; use 1..1048576")
         worst = self.worst_case_output_bytes()
         state = self.engine_state_bytes()
         limit = self.memory_limit_mib << 20
@@ -343,6 +359,7 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
     keys = _Reader(top.get("keys", dict, {}), "keys", source)
     engine_t = _Reader(top.get("engine", dict, {}), "engine", source)
     qzmq_t = _Reader(top.get("qzmq", dict, {}), "qzmq", source)
+    journal_t = _Reader(top.get("journal", dict, {}), "journal", source)
     inst_list = top.get("instrument", list, [])
     top.finish()
 
@@ -400,12 +417,23 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
         "rcvhwm": server.integer("rcvhwm", 10_000, 0, 2**31 - 1),
         "retransmit_keep": server.integer("retransmit_keep", 200_000, 0, 2**31 - 1),
         "memory_limit_mib": server.integer("memory_limit_mib", 8192, 64, 2**24),
-        "durability": server.get("durability", str, "none"),
         "end_of_day": server.get("end_of_day", str, "21:00"),
         "handshake_workers": server.integer("handshake_workers", 1, 0, 64),
         "handshake_share": server.number("handshake_share", 0.2, 0.01, 1.0),
     }
     server.finish()
+    journal_dir = journal_t.get("dir", str, "journal")
+    durability = journal_t.get("durability", str, "fsync")
+    if durability not in _DURABILITY:
+        raise journal_t.fail("durability", f"{durability!r}; use one of {', '.join(_DURABILITY)}")
+    settings.update(
+        journal_dir=None if journal_dir == "" else base / journal_dir,
+        durability=durability,
+        journal_segment_mib=journal_t.integer("segment_mib", 256, 1, 1 << 20),
+        checkpoint_every_messages=journal_t.integer("checkpoint_every_messages", 1_000_000, 0, 2**62),
+        checkpoint_every_s=journal_t.number("checkpoint_every_s", 300.0, 0.0, 86_400.0 * 365),
+    )
+    journal_t.finish()
     try:
         engine = EngineConfig(
             max_orders=engine_t.integer("max_orders", 1 << 20, 1, 2**31 - 1),

@@ -45,6 +45,12 @@ server_key = "server.key"
 allow_list = "allow.toml"
 admin_kids = ["{admin_kid}"]   # admin.key: may halt, resume, kill accounts, reload (qfix admin)
 
+[journal]
+dir = "journal"             # write-ahead journal and checkpoints (docs/journal.md)
+durability = "fsync"        # reports leave only once their orders are on disk; or "batch-async", "none"
+checkpoint_every_messages = 1000000
+checkpoint_every_s = 300
+
 [engine]
 max_orders = 1048576
 max_levels = 262144

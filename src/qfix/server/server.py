@@ -30,8 +30,18 @@ import zmq
 
 from qfix.crypto.keys import load_allow_list, load_private_key
 from qfix.crypto.primitives import SignatureAlg
-from qfix.engine import OUTPUT_FULL, Engine, output_buffer
+from qfix.engine import Engine, output_buffer
 from qfix.errors import QfixError
+from qfix.journal import Files, JournalError
+from qfix.journal.entries import (
+    Batch,
+    BlockAccounts,
+    CancelAccounts,
+    CancelSessions,
+    EndOfDay,
+    Entry,
+    SetPhase,
+)
 from qfix.qzmq import (
     RECORD_OVERHEAD,
     Closed,
@@ -45,10 +55,11 @@ from qfix.qzmq import (
 from qfix.qzmq.adapter import ServerEndpoint
 from qfix.server.admin import PHASES, AdminCommand, AdminError, encode_reply, parse_command
 from qfix.server.config import ServerConfig, end_of_day_offset_ns
+from qfix.server.ledger import Ledger
 from qfix.server.metrics import Metrics, StatusLine
 from qfix.server.session import OrderEntry, SessionState
 from qfix.server.sink import MarketDataSink
-from qfix.wire import codes, schema
+from qfix.wire import codec, codes, schema
 
 __all__ = ["Server"]
 
@@ -58,7 +69,6 @@ Array = npt.NDArray[Any]
 
 _MSG: Final = codes.MESSAGE_SIZE
 _FRAME_MSGS: Final = codes.MAX_MSGS_PER_FRAME
-_INITIAL_OUTPUT: Final = 1 << 16  #: output records allocated at start; grown on demand
 _HOUSEKEEPING_S: Final = 0.05
 _IDLE_WAIT_MS: Final = 20
 _FRAME_SLACK: Final = 32
@@ -114,6 +124,7 @@ class Server:
         config: the validated configuration.
         on_status: called with the status line every ``config.status_interval`` seconds.
         context: the zmq context (tests pass their own).
+        files: the journal's file system (tests pass a fault injector).
     """
 
     def __init__(
@@ -122,6 +133,7 @@ class Server:
         *,
         on_status: Callable[[str], None] | None = None,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        files: Files | None = None,
     ) -> None:
         self.config = config
         now = time.monotonic()
@@ -129,17 +141,30 @@ class Server:
         allow = load_allow_list(config.allow_list_file)
         _warn_unknown_kids(config, allow)
         self.protocol = ServerProtocol([key], allow, config.qzmq, now=now)
-        self.engine = Engine(config.instruments, config.engine)
         self.entry = OrderEntry(
             throttle=config.throttle,
             max_rejects=config.max_rejects,
             retransmit_keep=config.retransmit_keep,
             max_sessions=config.engine.max_sessions,
         )
+        _warm_kernels(config)
+        #: engine and session table, recovered from the journal and changed only through it
+        self.ledger = Ledger(config, self.entry, files=files)
+        self.engine: Engine = self.ledger.engine
+        rec = self.ledger.recovery
+        if config.journal_dir is not None:
+            log.info(
+                "journal %s (%s): checkpoint at %d, %d records replayed to sequence %d in %.2f s, %d resting orders",
+                config.journal_dir,
+                config.durability,
+                rec.checkpoint_seq,
+                rec.replayed,
+                rec.last_seq,
+                rec.seconds,
+                self.engine.resting_orders,
+            )
         self.sink = MarketDataSink()
         self.metrics = Metrics(config.metrics_port)
-        self._out = output_buffer(min(_INITIAL_OUTPUT, config.worst_case_records()))
-        _warm_kernels(config)
         self.endpoint = ServerEndpoint(
             self.protocol,
             config.fix_endpoint,
@@ -160,6 +185,8 @@ class Server:
         self.trading_days_closed = 0
         self._stopping = False
         self.closed = False
+        #: why the server stopped taking orders on its own (a journal failure); "" if it did not
+        self.failure = ""
 
     @property
     def fix_endpoint(self) -> str:
@@ -251,9 +278,13 @@ class Server:
 
     def _login(self, ev: Established) -> None:
         try:
-            state, hello = self.entry.login(ev.conn, ev.kid, ev.accounts, time.monotonic())
+            state, hello = self.ledger.login(ev.conn, ev.kid, ev.accounts, time.monotonic())
         except LookupError as exc:
             log.error("refusing session from kid %s: %s", ev.kid.hex(), exc)
+            self._close_conn(ev.conn, CloseReason.NORMAL)
+            return
+        except JournalError as exc:
+            self._journal_failed(exc)
             self._close_conn(ev.conn, CloseReason.NORMAL)
             return
         self.metrics.totals.sessions = self.protocol.session_count
@@ -271,7 +302,7 @@ class Server:
 
     def _cancel_session(self, state: SessionState) -> None:
         now = self._now_ns()
-        self._engine_command(lambda out: self.engine.cancel_sessions(now, [state.session_id], out))
+        self._apply(CancelSessions(now, (state.session_id,)))
 
     def _close_conn(self, conn: int, reason: CloseReason) -> None:
         try:
@@ -321,12 +352,14 @@ class Server:
             self._set_phase(cmd.security_ids, PHASES["pre-open"])
             self._set_phase(cmd.security_ids, PHASES["continuous"])
         elif cmd.op == "kill":
-            self.entry.blocked.update(cmd.accounts)
+            if not self._apply(BlockAccounts(cmd.accounts, True)):
+                raise AdminError(f"not done: {self.ledger.failure}")
             now = self._now_ns()
-            self._engine_command(lambda out: self.engine.cancel_accounts(now, list(cmd.accounts), out))
+            self._apply(CancelAccounts(now, cmd.accounts))
             return {"blocked": sorted(self.entry.blocked)}
         elif cmd.op == "unblock":
-            self.entry.blocked.difference_update(cmd.accounts)
+            if not self._apply(BlockAccounts(cmd.accounts, False)):
+                raise AdminError(f"not done: {self.ledger.failure}")
             return {"blocked": sorted(self.entry.blocked)}
         elif cmd.op == "reload":
             return self._reload_allow_list()
@@ -340,7 +373,7 @@ class Server:
         by the engine."""
         now = self._now_ns()
         before = self.engine.resting_orders
-        self._engine_command(lambda out: self.engine.end_of_day(now, out))
+        self._apply(EndOfDay(now))
         expired = before - self.engine.resting_orders
         for state in self.entry.by_id:
             state.rejects = 0
@@ -352,11 +385,13 @@ class Server:
     def _set_phase(self, security_ids: tuple[int, ...], phase: int) -> None:
         now = self._now_ns()
         try:
-            self._engine_command(lambda out: self.engine.set_phase(now, list(security_ids), phase, out))
+            done = self._apply(SetPhase(now, security_ids, phase))
         except NotImplementedError:
             raise AdminError("this transition needs an auction uncross, which is not built yet") from None
         except ValueError as exc:
             raise AdminError(str(exc)) from None
+        if not done:
+            raise AdminError(f"not done: {self.ledger.failure}")
 
     def _reload_allow_list(self) -> dict[str, Any]:
         try:
@@ -382,6 +417,8 @@ class Server:
             "batches": t.batches,
             "sessions": self.protocol.session_count,
             "resting_orders": self.engine.resting_orders,
+            "journal_seq": self.ledger.last_seq,
+            "state_hash": self.engine.state_hash().hex(),
             "blocked_accounts": sorted(self.entry.blocked),
             "instruments": {str(int(row["sec_id"])): phases.get(int(row["phase"]), "?") for row in self.engine._insts},
         }
@@ -391,36 +428,47 @@ class Server:
         self._last_recv_ns = now
         return now
 
-    def _engine_command(self, call: Callable[[Array], Any]) -> None:
-        """Run one engine command, growing the buffer on OUTPUT_FULL (a command then did nothing)."""
-        while True:
-            res = call(self._out)
-            if res.status != OUTPUT_FULL:
-                break
-            self._grow(res.needed)
-        self._dispatch(self._out[: res.written])
+    def _apply(self, entry: Entry) -> bool:
+        """Journal and apply one input, dispatching its output; False (having applied
+        nothing) if the journal failed: the server then stops acknowledging.
+
+        A command the engine refuses raises (``REFUSED``), having changed nothing."""
+        try:
+            self.ledger.apply(entry, self._dispatch)
+        except JournalError as exc:
+            self._journal_failed(exc)
+            return False
+        return True
+
+    def _journal_failed(self, exc: JournalError) -> None:
+        if not self._stopping:
+            log.critical("%s; the server stops taking orders and shuts down", exc)
+        self.failure = str(exc)
+        self.entry.accepting = False
+        self._stopping = True
 
     # --- matching and sending -----------------------------------------------------------
 
     def _match(self, inbound: list[Array], held: int) -> None:
         batch = inbound[0] if len(inbound) == 1 else np.concatenate(inbound)
-        self.metrics.totals.orders += held
-        engine = self.engine
-        while True:
-            res = engine.process(batch, self._out)
-            self._dispatch(self._out[: res.written])
-            if res.status != OUTPUT_FULL:
-                return
-            batch = batch[res.consumed :]
-            if res.needed > self._out.size:
-                self._grow(res.needed)
+        if self._apply(Batch(batch)):
+            self.metrics.totals.orders += held
+        else:
+            self._refuse_unjournaled(batch)
 
-    def _grow(self, needed: int) -> None:
-        worst = self.config.worst_case_records()
-        size = min(max(needed, 2 * self._out.size), worst)
-        if size < needed:
-            raise RuntimeError(f"engine needs {needed} output records, over the configured worst case {worst}")
-        self._out = output_buffer(size)
+    def _refuse_unjournaled(self, batch: Array) -> None:
+        """Answer a batch that could not be journaled with BusinessMessageRejects
+        (ApplicationNotAvailable): never acknowledged, so the clients may resend it."""
+        sessions = batch["SessionID"]
+        for sid in np.unique(sessions).tolist():
+            state = self.entry.by_id[sid]
+            mine = batch[sessions == sid]
+            raw = np.ascontiguousarray(mine["message"])
+            positions = np.arange(raw.shape[0])
+            reasons = np.full(raw.shape[0], codes.BRR_APPLICATION_NOT_AVAILABLE, np.uint8)
+            rejects = codec.business_message_rejects(raw, positions, reasons, raw.size, self._now_ns())
+            for conn in state.conns:
+                self._send(conn, rejects.view(np.uint8).reshape(-1, _MSG))
 
     def _dispatch(self, out: Array) -> None:
         if out.size == 0:
@@ -462,7 +510,10 @@ class Server:
         if time.time_ns() >= self._next_eod_ns:
             self._end_of_day()
         now = time.monotonic()
+        if self.ledger.checkpoint_due(now):
+            self.ledger.checkpoint()
         if now >= self._next_housekeeping:
+            self.ledger.collect()
             self._next_housekeeping = now + _HOUSEKEEPING_S
             interval = self.config.heartbeat_interval
             for state in self.entry.by_id:
@@ -502,5 +553,10 @@ class Server:
         self.endpoint.flush()
         self.endpoint.close()
         self.metrics.close()
+        try:
+            self.ledger.close(checkpoint=not self.failure)
+        except JournalError as exc:
+            log.critical("the final checkpoint or journal sync failed: %s", exc)
+            self.failure = self.failure or str(exc)
         self.closed = True
         log.info("server stopped")

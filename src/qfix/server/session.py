@@ -246,6 +246,26 @@ class OrderEntry:
         state.last_sent = now
         return state, self.heartbeat(state)
 
+    def restore_session(self, session_id: int, kid: bytes) -> SessionState:
+        """Recreate a session from the journal or a checkpoint, before anyone connects.
+
+        SessionIDs are dense and given in order, so ``session_id`` must be the next one;
+        ValueError otherwise. The accounts come from the allow-list at the next login."""
+        if session_id != len(self.by_id) or kid in self.by_kid or session_id >= self.max_sessions:
+            raise ValueError(
+                f"SessionID {session_id} for key {kid.hex()} does not follow the {len(self.by_id)} known sessions"
+            )
+        state = SessionState(
+            session_id=session_id,
+            kid=kid,
+            accounts=np.zeros(0, np.uint32),
+            bucket=_Bucket(*self.throttle, 0.0),
+            history=_History(self.retransmit_keep),
+        )
+        self.by_kid[kid] = state
+        self.by_id.append(state)
+        return state
+
     def logout(self, conn: int) -> SessionState | None:
         """A connection ended; returns its session if that was its last connection."""
         state = self.by_conn.pop(conn, None)

@@ -45,10 +45,12 @@ def setup_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def start_server(setup_home: Path) -> Iterator[Callable[..., Running]]:
+def start_server(setup_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Running]]:
     started: list[Running] = []
 
     def start(**overrides: Any) -> Running:
+        # each server journals (fsync, the default) into a directory of its own
+        overrides.setdefault("journal_dir", tmp_path_factory.mktemp("journal"))
         config = with_overrides(load_config(setup_home / "qfix.toml"), fix_port=0, status_interval=0, **overrides)
         running = Running(Server(config), setup_home)
         running.thread.start()

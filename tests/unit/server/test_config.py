@@ -36,6 +36,7 @@ def test_default_setup_is_written_once_and_loads(tmp_path: Path) -> None:
     assert [i.symbol for i in config.instruments] == ["BTC-USD", "ETH-USD", "AAPL"]
     assert config.key_file == (home / "server.key").resolve()
     assert config.fix_endpoint == "tcp://127.0.0.1:5555"
+    assert config.journal_dir == (home / "journal").resolve() and config.durability == "fsync"
 
 
 def test_default_setup_refuses_a_foreign_directory(tmp_path: Path) -> None:
@@ -81,7 +82,12 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         ),
         (("security_id = 7", "security_id = 0"), r"instrument\[0\].security_id: 0 is outside"),
         (("[server]", "[server\n"), r"not valid TOML"),
-        (("batch = 500", 'durability = "fsync"'), r"server.durability = 'fsync'"),
+        (("batch = 500", 'durability = "fsync"'), r"unknown key\(s\) server.durability"),
+        (("[keys]", '[journal]\ndurability = "always"\n[keys]'), r"journal.durability: 'always'; use one of fsync"),
+        (("[keys]", '[journal]\ndir = ""\n[keys]'), r"journal.durability = 'fsync' needs a journal"),
+        (("[keys]", "[journal]\nsegment_mib = 0\n[keys]"), r"journal.segment_mib"),
+        (("[keys]", "[journal]\ncheckpoint_every_s = -1\n[keys]"), r"journal.checkpoint_every_s"),
+        (("[keys]", "[journal]\nfsync = true\n[keys]"), r"unknown key\(s\) journal.fsync"),
         (("[keys]", "[server.cancel_on_disconnect_by_kid]\nAB = false\n[keys]"), r"by_kid: 'AB' is not a 16-byte"),
         (("[keys]", f"[server.cancel_on_disconnect_by_kid]\n{'0' * 32} = 1\n[keys]"), r"by_kid.0+: expected true"),
     ],

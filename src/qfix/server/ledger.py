@@ -1,0 +1,397 @@
+"""The server's durable state: engine and session table, changed only through the journal.
+
+Theory of operation (ARCHITECTURE.md: the journal is the replication unit). Every
+input that changes state becomes a journal entry (:mod:`qfix.journal.entries`) and goes
+through :meth:`Ledger.apply`: the entry is appended and committed as the durability
+mode promises, and only then applied, so no output of it (no report) exists before it
+is durable. The same apply code runs on restart: :meth:`Ledger.open` loads a
+checkpoint, replays the journal after it and ends in the state the live server had at
+the last durable record, with the same SessionIDs, ClOrdID high-water marks, blocked
+accounts and ExecID positions, and the sequenced reports of the replayed stretch back
+in each session's retransmission history.
+
+Which checkpoint: the second newest, when there are two, with the newest as a
+cross-check (its state hash must come out of the replay). Replaying a whole checkpoint
+interval puts the reports a client may have missed just before a crash back into the
+retransmission history: a checkpoint written after a batch whose reports were still
+in flight would otherwise leave nothing to retransmit them from. Segments are pruned
+only below the older of the two kept checkpoints.
+
+A fresh journal starts with a checkpoint at sequence 0 (the empty state), so the
+instrument table a journal was written for is always on record: a server configured
+with different instruments refuses to start on it rather than replay orders into the
+wrong books.
+
+Checkpoints are exported on the loop (a copy of the live orders) and written by a
+background thread; the journal is synced up to the checkpoint's sequence number first,
+so a checkpoint never gets ahead of the journal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from qfix.engine import Engine
+from qfix.engine import snapshot as engine_snapshot
+from qfix.journal import (
+    REFUSED,
+    CheckpointError,
+    EngineDriver,
+    Entry,
+    Files,
+    JournalCorruptError,
+    JournalError,
+    JournalWriter,
+    OsFiles,
+    TornTail,
+    cut_torn_tail,
+    decode,
+    encode,
+    is_engine_entry,
+    list_checkpoints,
+    list_segments,
+    load_checkpoint,
+    read_journal,
+    write_checkpoint,
+)
+from qfix.journal.entries import Batch, BlockAccounts, OpenSession
+from qfix.server.config import ServerConfig
+from qfix.server.session import OrderEntry, SessionState
+from qfix.wire import schema
+
+__all__ = ["Ledger", "Recovery"]
+
+log = logging.getLogger(__name__)
+
+Array = npt.NDArray[Any]
+
+META_FORMAT: Final = 1
+KEEP_CHECKPOINTS: Final = 2
+
+
+def instrument_fingerprint(config: ServerConfig) -> str:
+    """A digest of the static instrument table (a journal replays only into the same one)."""
+    text = repr(sorted(config.instruments, key=lambda i: i.security_id))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+@dataclass(slots=True)
+class Recovery:
+    """What :meth:`Ledger.open` found and did (for the log and the status document)."""
+
+    checkpoint: Path | None = None
+    checkpoint_seq: int = 0
+    replayed: int = 0
+    last_seq: int = 0
+    torn: list[TornTail] = field(default_factory=list)
+    skipped_checkpoints: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class Ledger:
+    """Engine + session table + journal of one server (see the module docstring).
+
+    Args:
+        config: the server configuration (instruments, engine, journal settings).
+        entry: the session layer whose table the journal covers.
+        files: the file system (tests pass a fault injector).
+    """
+
+    def __init__(self, config: ServerConfig, entry: OrderEntry, *, files: Files | None = None) -> None:
+        self.config = config
+        self.entry = entry
+        self.files = files or OsFiles()
+        self.directory: Path | None = config.journal_dir
+        self.recovery = Recovery()
+        self.engine = Engine(config.instruments, config.engine)
+        self.driver = EngineDriver(self.engine)
+        self.writer: JournalWriter | None = None
+        self.failure: str = ""
+        self._since_checkpoint = 0
+        self._last_checkpoint_at = time.monotonic()
+        self._checkpoint_thread: threading.Thread | None = None
+        self._checkpoint_error: BaseException | None = None
+        if self.directory is not None:
+            self._open(self.directory)
+
+    # --- recovery ---------------------------------------------------------------------
+
+    def _open(self, directory: Path) -> None:
+        started = time.monotonic()
+        rec = self.recovery
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise JournalError(f"journal directory {directory}: cannot create: {exc.strerror or exc}") from None
+        checkpoints = list_checkpoints(directory)
+        fresh = not checkpoints and not list_segments(directory)
+        intact = []
+        for _seq, path in reversed(checkpoints):
+            try:
+                intact.append(load_checkpoint(path))
+            except CheckpointError as exc:
+                rec.skipped_checkpoints.append(str(exc))
+                log.warning("%s; trying an older one", exc)
+            if len(intact) == KEEP_CHECKPOINTS:
+                break
+        if not fresh and not intact:
+            raise JournalCorruptError(
+                f"journal {directory}: no intact checkpoint, so the state cannot be rebuilt "
+                f"(inspect it with `qfix journal verify {directory}`)"
+            )
+        verify_at: dict[int, str] = {}
+        if intact:
+            base = intact[-1]
+            for ck in intact[:-1]:
+                verify_at[ck.seq] = str(ck.meta.get("state_hash", ""))
+            self._restore(base)
+            rec.checkpoint, rec.checkpoint_seq = base.path, base.seq
+        last = rec.checkpoint_seq
+        for seq, kind, payload in read_journal(directory, last, torn=rec.torn):
+            self._replay(decode(kind, payload))
+            last = seq
+            rec.replayed += 1
+            want = verify_at.get(seq)
+            if want and self.engine.state_hash().hex() != want:
+                raise JournalCorruptError(
+                    f"journal {directory}: replay reached state hash {self.engine.state_hash().hex()} at sequence "
+                    f"{seq}, but the checkpoint there says {want}; the journal and checkpoints disagree "
+                    f"(inspect them with `qfix journal verify {directory}`)"
+                )
+        for tail in rec.torn:
+            log.warning(
+                "journal %s: a torn final write (%d bytes at offset %d: %s) was discarded; it was never acknowledged",
+                tail.path,
+                tail.length,
+                tail.offset,
+                tail.why,
+            )
+            cut_torn_tail(tail, self.files)
+        rec.last_seq = last
+        durability = self.config.durability
+        self.writer = JournalWriter(
+            directory,
+            last + 1,
+            durability=durability,
+            segment_bytes=self.config.journal_segment_mib << 20,
+            files=self.files,
+        )
+        if fresh:
+            self._write_checkpoint(self._checkpoint_state(), directory)
+        rec.seconds = time.monotonic() - started
+
+    def _restore(self, ck: Any) -> None:
+        meta = ck.meta
+        if meta.get("format") != META_FORMAT:
+            raise JournalCorruptError(f"checkpoint {ck.path}: state document format {meta.get('format')!r}")
+        if meta.get("instruments") != instrument_fingerprint(self.config):
+            raise JournalError(
+                f"checkpoint {ck.path} was written for a different instrument table than {self.config.source} "
+                "configures; restore the old [[instrument]] tables, or give this configuration a new journal.dir"
+            )
+        snap = engine_snapshot.loads(ck.engine)
+        self.engine = engine_snapshot.restore(self.config.instruments, snap, self.config.engine)
+        self.driver = EngineDriver(self.engine, int(meta.get("out_size", 0)) or 1)
+        entry = self.entry
+        for doc in meta.get("sessions", []):
+            try:
+                state = entry.restore_session(int(doc["id"]), bytes.fromhex(doc["kid"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise JournalCorruptError(f"checkpoint {ck.path}: bad session entry {doc!r}: {exc}") from None
+            state.hwm = int(doc["hwm"])
+            state.last_exec_id = int(doc["last_exec_id"])
+            # the reports before the checkpoint are not held: asking for them says "unavailable"
+            state.history.dropped_upto = state.last_exec_id
+        entry.blocked = {int(a) for a in meta.get("blocked", [])}
+
+    def _replay(self, entry: Entry) -> None:
+        if is_engine_entry(entry):
+            try:
+                self.driver.apply(entry, self._route_replayed)
+            except REFUSED:
+                return  # refused live just the same, and changed nothing
+            if isinstance(entry, Batch) and entry.records.size:
+                self._raise_marks(entry.records)
+        else:
+            self._apply_session(entry)
+
+    def _route_replayed(self, out: Array) -> None:
+        self.entry.route(out)  # fills histories and ExecID positions; nobody is connected yet
+
+    def _raise_marks(self, records: Array) -> None:
+        """Every journaled order passed stage S, so each session's mark is its largest ClOrdID."""
+        view = records.view(schema.INBOUND_NEW_ORDER_SINGLE)  # ClOrdID: offset 0 of templates 1-4
+        sids = view["SessionID"].astype(np.int64)
+        marks = np.zeros(len(self.entry.by_id), np.uint64)
+        np.maximum.at(marks, sids, view["ClOrdID"])
+        for sid in np.flatnonzero(marks).tolist():
+            state = self.entry.by_id[sid]
+            state.hwm = max(state.hwm, int(marks[sid]))
+
+    def _apply_session(self, entry: Entry) -> None:
+        if isinstance(entry, OpenSession):
+            try:
+                self.entry.restore_session(entry.session_id, entry.kid)
+            except ValueError as exc:
+                raise JournalCorruptError(f"journal {self.directory}: {exc}") from None
+        elif isinstance(entry, BlockAccounts):
+            if entry.blocked:
+                self.entry.blocked.update(entry.accounts)
+            else:
+                self.entry.blocked.difference_update(entry.accounts)
+        else:
+            raise TypeError(f"not a journal entry: {entry!r}")
+
+    # --- live -------------------------------------------------------------------------
+
+    def apply(self, entry: Entry, dispatch: Callable[[Array], None]) -> None:
+        """Journal ``entry`` (committed as the mode promises), then apply it.
+
+        Raises JournalError if it could not be journaled (nothing applied; the caller
+        must stop acknowledging), or one of ``REFUSED`` if the engine refused a command
+        (journaled, changed nothing: replay skips it the same way).
+        """
+        self._record(entry)
+        if is_engine_entry(entry):
+            self.driver.apply(entry, dispatch)
+            if isinstance(entry, Batch):
+                self._since_checkpoint += entry.records.size
+        else:
+            self._apply_session(entry)
+
+    def login(self, conn: int, kid: bytes, accounts: tuple[int, ...], now: float) -> tuple[SessionState, bytes]:
+        """``OrderEntry.login``, journaling the SessionID a new key is given."""
+        entry = self.entry
+        if kid not in entry.by_kid:
+            if len(entry.by_id) >= entry.max_sessions:
+                raise LookupError(f"all {entry.max_sessions} SessionIDs are in use")
+            self._record(OpenSession(len(entry.by_id), kid))
+        return entry.login(conn, kid, accounts, now)
+
+    def _record(self, entry: Entry) -> None:
+        if self.writer is None:
+            return
+        if self.failure:
+            raise JournalError(self.failure)
+        kind, payload = encode(entry)
+        try:
+            self.writer.append(kind, payload)
+            self.writer.commit()
+        except JournalError as exc:
+            self.failure = str(exc)
+            raise
+
+    @property
+    def last_seq(self) -> int:
+        return 0 if self.writer is None else self.writer.next_seq - 1
+
+    # --- checkpoints ------------------------------------------------------------------
+
+    def checkpoint_due(self, now: float) -> bool:
+        if self.writer is None or self.failure or self._checkpoint_thread is not None:
+            return False
+        every_msgs = self.config.checkpoint_every_messages
+        every_s = self.config.checkpoint_every_s
+        return (every_msgs > 0 and self._since_checkpoint >= every_msgs) or (
+            every_s > 0 and now - self._last_checkpoint_at >= every_s and self._since_checkpoint > 0
+        )
+
+    def _checkpoint_state(self) -> tuple[int, dict[str, Any], dict[str, Array]]:
+        entry = self.entry
+        meta = {
+            "format": META_FORMAT,
+            "instruments": instrument_fingerprint(self.config),
+            "sessions": [
+                {"id": s.session_id, "kid": s.kid.hex(), "hwm": s.hwm, "last_exec_id": s.last_exec_id}
+                for s in entry.by_id
+            ],
+            "blocked": sorted(entry.blocked),
+            "out_size": self.driver.out_size,
+            "state_hash": self.engine.state_hash().hex(),
+        }
+        return self.last_seq, meta, engine_snapshot.export(self.engine)
+
+    def checkpoint(self, *, wait: bool = False) -> None:
+        """Start writing a checkpoint of the current state (in a thread unless ``wait``)."""
+        if self.writer is None or self.failure:
+            return
+        self.collect()
+        if self._checkpoint_thread is not None:
+            self._checkpoint_thread.join()
+            self.collect()
+        self.writer.sync_now()  # a checkpoint must never get ahead of the journal
+        state = self._checkpoint_state()
+        self._since_checkpoint = 0
+        self._last_checkpoint_at = time.monotonic()
+        assert self.directory is not None
+        directory = self.directory
+        if wait:
+            self._write_checkpoint(state, directory)
+            return
+
+        def run() -> None:
+            try:
+                self._write_checkpoint(state, directory)
+            except BaseException as exc:  # reported on the loop by collect()
+                self._checkpoint_error = exc
+
+        self._checkpoint_thread = threading.Thread(target=run, name="qfix-checkpoint", daemon=True)
+        self._checkpoint_thread.start()
+
+    def collect(self) -> None:
+        """Reap a finished checkpoint thread; log (not raise) a failed checkpoint: the
+        journal still holds everything, only restarts get longer."""
+        thread = self._checkpoint_thread
+        if thread is None or thread.is_alive():
+            return
+        self._checkpoint_thread = None
+        if self._checkpoint_error is not None:
+            log.error(
+                "checkpoint failed (the journal is intact, recovery just replays more): %s", self._checkpoint_error
+            )
+            self._checkpoint_error = None
+
+    def _write_checkpoint(self, state: tuple[int, dict[str, Any], dict[str, Array]], directory: Path) -> None:
+        seq, meta, snap = state
+        started = time.monotonic()
+        path = write_checkpoint(directory, seq, meta, engine_snapshot.dumps(snap), self.files)
+        self._prune(directory)
+        log.info("checkpoint %s written in %.3f s", path.name, time.monotonic() - started)
+
+    def _prune(self, directory: Path) -> None:
+        """Keep the newest checkpoints and the segments the older of them needs."""
+        checkpoints = list_checkpoints(directory)
+        if len(checkpoints) < KEEP_CHECKPOINTS:
+            return
+        keep_from = checkpoints[-KEEP_CHECKPOINTS][0]
+        for _, path in checkpoints[:-KEEP_CHECKPOINTS]:
+            self.files.remove(path)
+        segments = list_segments(directory)
+        for seg, after in itertools.pairwise(segments):
+            if after.first_seq - 1 <= keep_from:
+                self.files.remove(seg.path)
+        self.files.sync_dir(directory)
+
+    def close(self, *, checkpoint: bool = True) -> None:
+        """Clean shutdown: a final checkpoint (unless failed), then sync and close the journal."""
+        if self.writer is None:
+            return
+        try:
+            if checkpoint and not self.failure:
+                self.checkpoint(wait=True)
+        finally:
+            if self._checkpoint_thread is not None:
+                self._checkpoint_thread.join()
+            self.collect()
+            self.writer.close()
