@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "admin": "qfix.client.admin_cli:admin",
     "client": "qfix.client.cli:client",
     "demo": "qfix.demo:demo",
+    "journal": "qfix.journal.cli:journal",
     "keygen": "qfix.crypto.cli:keygen",
     "server": "qfix.server.cli:server",
 }

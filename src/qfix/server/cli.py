@@ -37,6 +37,18 @@ __all__ = ["server"]
 @click.option("--pq-only", is_flag=True, default=None, help="QZMQ without X25519 (ML-KEM-768 only).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="Prometheus on 127.0.0.1.")
 @click.option("--status-interval", type=click.FloatRange(0, 3600), default=None, help="seconds between status lines.")
+@click.option(
+    "--durability",
+    type=click.Choice(["fsync", "batch-async", "none"]),
+    default=None,
+    help="journal mode (default from the config: fsync); docs/journal.md.",
+)
+@click.option(
+    "--journal-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="journal directory (default from the config: journal/ beside it).",
+)
 @click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING"]))
 def server(
     config_path: Path | None,
@@ -48,6 +60,8 @@ def server(
     pq_only: bool | None,
     metrics_port: int | None,
     status_interval: float | None,
+    durability: str | None,
+    journal_dir: Path | None,
     log_level: str,
 ) -> None:
     """Run the order-matching server until SIGINT or SIGTERM.
@@ -71,6 +85,8 @@ def server(
         pq_only=pq_only,
         metrics_port=metrics_port,
         status_interval=status_interval,
+        durability=durability,
+        journal_dir=journal_dir,
     )
     started = time.monotonic()
     log.info("loading the engine kernels (the first start on a machine compiles them: a few minutes)")
@@ -96,3 +112,5 @@ def server(
     if srv.metrics.port:
         log.info("Prometheus metrics on http://127.0.0.1:%d/metrics", srv.metrics.port)
     srv.serve_forever()
+    if srv.failure:
+        raise click.ClickException(f"stopped: {srv.failure}")

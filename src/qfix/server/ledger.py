@@ -233,6 +233,10 @@ class Ledger:
         """Every journaled order passed stage S, so each session's mark is its largest ClOrdID."""
         view = records.view(schema.INBOUND_NEW_ORDER_SINGLE)  # ClOrdID: offset 0 of templates 1-4
         sids = view["SessionID"].astype(np.int64)
+        if int(sids.max()) >= len(self.entry.by_id):
+            raise JournalCorruptError(
+                f"journal {self.directory}: a batch names SessionID {int(sids.max())}, which no record opened"
+            )
         marks = np.zeros(len(self.entry.by_id), np.uint64)
         np.maximum.at(marks, sids, view["ClOrdID"])
         for sid in np.flatnonzero(marks).tolist():
