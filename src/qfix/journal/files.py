@@ -4,8 +4,11 @@ Theory of operation. :class:`JournalWriter` buffers encoded records in memory
 (:meth:`~JournalWriter.append`) and writes them with one ``write`` per
 :meth:`~JournalWriter.commit`; what happens next is the durability mode:
 
-* ``fsync``: ``fdatasync`` before ``commit`` returns. The server commits before any
-  report of the batch leaves, so nothing acknowledged can be lost.
+* ``fsync``: ``fdatasync`` before ``commit`` returns; or, with
+  :meth:`~JournalWriter.commit_async`, in the syncer thread while the caller goes on,
+  and :meth:`~JournalWriter.wait_durable` blocks until it is done. The server lets no
+  report of a batch leave before its record is synced, so nothing acknowledged can be
+  lost.
 * ``batch-async``: a syncer thread runs ``fdatasync`` soon after each commit while the
   loop goes on; reports may leave before their records are durable, so a power cut
   can lose the last few milliseconds of acknowledged input (a process crash cannot:
@@ -176,7 +179,7 @@ class JournalWriter:
             if segments and segments[-1].first_seq <= next_seq:
                 self._fd = self.files.open_append(segments[-1].path)
                 self._size = segments[-1].path.stat().st_size
-            if durability == "batch-async":
+            if durability != "none":
                 self._syncer = _Syncer(self)
         except OSError as exc:
             raise JournalError(f"journal {directory}: cannot open: {exc.strerror or exc}") from None
@@ -196,6 +199,38 @@ class JournalWriter:
 
     def commit(self) -> None:
         """Write what was appended and make it as durable as the mode promises."""
+        self._write(inline_sync=True)
+
+    def commit_async(self) -> int:
+        """Write what was appended and start its sync in the syncer thread; returns the
+        last sequence number written. In ``fsync`` mode nothing that depends on those
+        records may leave before :meth:`wait_durable` returns for it: the caller can do
+        its own work (run the engine) while the disk syncs."""
+        self._write(inline_sync=False)
+        return self.next_seq - 1
+
+    def wait_durable(self, seq: int) -> None:
+        """Block until record ``seq`` is as durable as the mode promises (in
+        ``batch-async``: written); JournalError if its sync failed."""
+        if self.durability != "fsync" or self.durable_seq >= seq:
+            self._check()
+            return
+        assert self._syncer is not None
+        self._syncer.wait_for(seq)
+        if self._failed is not None:
+            raise JournalError(
+                f"journal {self.directory}: cannot make records up to {seq} durable: "
+                f"{getattr(self._failed, 'strerror', None) or self._failed}; "
+                "nothing after the last durable record is acknowledged"
+            )
+
+    def _mark_durable(self, seq: int) -> None:
+        if self._syncer is None:
+            self.durable_seq = max(self.durable_seq, seq)
+        else:
+            self._syncer.mark(seq)
+
+    def _write(self, *, inline_sync: bool) -> None:
         self._check()
         if not self._pending:
             return
@@ -205,14 +240,17 @@ class JournalWriter:
         self._pending = []
         try:
             if self._fd < 0 or self._size >= self.segment_bytes:
+                if self._syncer is not None:
+                    self._syncer.wait_idle()  # it may be syncing the descriptor about to close
+                self._check()
                 self._rotate(first)
             self.files.write(self._fd, data)
             self._size += len(data)
-            if self.durability == "fsync":
+            if self.durability == "none":
+                self._mark_durable(last)
+            elif self.durability == "fsync" and inline_sync:
                 self.files.sync(self._fd)
-                self.durable_seq = last
-            elif self.durability == "none":
-                self.durable_seq = last
+                self._mark_durable(last)
             else:
                 assert self._syncer is not None
                 self._syncer.request(self._fd, last)
@@ -252,7 +290,7 @@ class JournalWriter:
             except OSError as exc:
                 self._failed = exc
                 raise JournalError(f"journal {self.directory}: sync failed: {exc.strerror or exc}") from None
-        self.durable_seq = self.next_seq - 1
+        self._mark_durable(self.next_seq - 1)
 
     def close(self) -> None:
         """Sync (unless failed) and close."""
@@ -289,6 +327,19 @@ class _Syncer:
             while self._wanted is not None or self._busy:
                 self._cond.wait()
 
+    def mark(self, seq: int) -> None:
+        """Record ``seq`` as durable (monotonic, from either thread) and wake waiters."""
+        with self._cond:
+            self.writer.durable_seq = max(self.writer.durable_seq, seq)
+            self._cond.notify_all()
+
+    def wait_for(self, seq: int) -> None:
+        """Until ``seq`` is durable or a sync failed."""
+        writer = self.writer
+        with self._cond:
+            while writer.durable_seq < seq and writer._failed is None:
+                self._cond.wait()
+
     def stop(self) -> None:
         with self._cond:
             self._stop = True
@@ -305,15 +356,18 @@ class _Syncer:
                 fd, last = self._wanted
                 self._wanted = None
                 self._busy = True
+            failed: OSError | None = None
             try:
                 self.writer.files.sync(fd)
-                self.writer.durable_seq = max(self.writer.durable_seq, last)
             except OSError as exc:
-                self.writer._failed = exc
-            finally:
-                with self._cond:
-                    self._busy = False
-                    self._cond.notify_all()
+                failed = exc
+            with self._cond:
+                if failed is None:
+                    self.writer.durable_seq = max(self.writer.durable_seq, last)
+                else:
+                    self.writer._failed = failed
+                self._busy = False
+                self._cond.notify_all()
 
 
 # ------------------------------------------------------------------------------- reading

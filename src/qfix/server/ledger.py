@@ -2,9 +2,14 @@
 
 Theory of operation (ARCHITECTURE.md: the journal is the replication unit). Every
 input that changes state becomes a journal entry (:mod:`qfix.journal.entries`) and goes
-through :meth:`Ledger.apply`: the entry is appended and committed as the durability
-mode promises, and only then applied, so no output of it (no report) exists before it
-is durable. The same apply code runs on restart: :meth:`Ledger.open` loads a
+through :meth:`Ledger.apply`: the entry is appended and written before the engine sees
+it, and no output of it (no report) is handed on before it is as durable as the mode
+promises. In ``fsync`` mode the engine runs while the disk syncs (the sync thread
+releases the GIL), and the first output waits for the sync: the disk's latency hides
+behind the matching instead of adding to it. If that sync fails, the engine has
+already applied an entry that is not durable; nothing of it leaves, the ledger
+refuses everything after, and the server stops (a restart rebuilds from what is on
+disk). The same apply code runs on restart: :meth:`Ledger.open` loads a
 checkpoint, replays the journal after it and ends in the state the live server had at
 the last durable record, with the same SessionIDs, ClOrdID high-water marks, blocked
 accounts and ExecID positions, and the sequenced reports of the replayed stretch back
@@ -97,6 +102,27 @@ class Recovery:
     torn: list[TornTail] = field(default_factory=list)
     skipped_checkpoints: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+
+class _AfterDurable:
+    """A dispatch that holds the first output of an entry until its record is durable."""
+
+    __slots__ = ("dispatch", "ledger", "seq", "waited")
+
+    def __init__(self, ledger: Ledger, seq: int, dispatch: Callable[[Array], None]) -> None:
+        self.ledger = ledger
+        self.seq = seq
+        self.dispatch = dispatch
+        self.waited = False
+
+    def wait(self) -> None:
+        if not self.waited:
+            self.ledger.wait_durable(self.seq)
+            self.waited = True
+
+    def __call__(self, out: Array) -> None:
+        self.wait()
+        self.dispatch(out)
 
 
 class Ledger:
@@ -266,13 +292,19 @@ class Ledger:
         must stop acknowledging), or one of ``REFUSED`` if the engine refused a command
         (journaled, changed nothing: replay skips it the same way).
         """
-        self._record(entry)
-        if is_engine_entry(entry):
-            self.driver.apply(entry, dispatch)
-            if isinstance(entry, Batch):
-                self._since_checkpoint += entry.records.size
-        else:
+        if not is_engine_entry(entry):
+            self._record(entry)
             self._apply_session(entry)
+            return
+        seq = self._record(entry, wait=False)
+        if seq:
+            # the engine runs while the disk syncs; its first output waits for the sync
+            dispatch = _AfterDurable(self, seq, dispatch)
+        self.driver.apply(entry, dispatch)
+        if isinstance(dispatch, _AfterDurable):
+            dispatch.wait()  # nothing after this entry may leave before it is durable either
+        if isinstance(entry, Batch):
+            self._since_checkpoint += entry.records.size
 
     def login(self, conn: int, kid: bytes, accounts: tuple[int, ...], now: float) -> tuple[SessionState, bytes]:
         """``OrderEntry.login``, journaling the SessionID a new key is given."""
@@ -283,15 +315,31 @@ class Ledger:
             self._record(OpenSession(len(entry.by_id), kid))
         return entry.login(conn, kid, accounts, now)
 
-    def _record(self, entry: Entry) -> None:
+    def _record(self, entry: Entry, *, wait: bool = True) -> int:
+        """Append and commit ``entry``; returns its sequence number (0 without a journal).
+        With ``wait=False`` the sync runs behind (see :meth:`wait_durable`)."""
         if self.writer is None:
-            return
+            return 0
         if self.failure:
             raise JournalError(self.failure)
         kind, payload = encode(entry)
         try:
-            self.writer.append(kind, payload)
-            self.writer.commit()
+            seq = self.writer.append(kind, payload)
+            if wait:
+                self.writer.commit()
+            else:
+                self.writer.commit_async()
+        except JournalError as exc:
+            self.failure = str(exc)
+            raise
+        return seq
+
+    def wait_durable(self, seq: int) -> None:
+        """Block until record ``seq`` is as durable as the mode promises; JournalError
+        (and the ledger refuses everything after) if its sync failed."""
+        assert self.writer is not None
+        try:
+            self.writer.wait_durable(seq)
         except JournalError as exc:
             self.failure = str(exc)
             raise

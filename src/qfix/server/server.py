@@ -59,7 +59,7 @@ from qfix.server.ledger import Ledger
 from qfix.server.metrics import Metrics, StatusLine
 from qfix.server.session import OrderEntry, SessionState
 from qfix.server.sink import MarketDataSink
-from qfix.wire import codec, codes, schema
+from qfix.wire import codes, schema
 
 __all__ = ["Server"]
 
@@ -451,24 +451,12 @@ class Server:
 
     def _match(self, inbound: list[Array], held: int) -> None:
         batch = inbound[0] if len(inbound) == 1 else np.concatenate(inbound)
+        # A batch the journal failed on gets no answer at all: whether it is on disk is
+        # unknown (part of a failed write may be), so neither a report nor a reject would
+        # be true. The restart decides, and the client learns it on reconnect from
+        # LastClOrdID and the retransmitted reports (docs/journal.md).
         if self._apply(Batch(batch)):
             self.metrics.totals.orders += held
-        else:
-            self._refuse_unjournaled(batch)
-
-    def _refuse_unjournaled(self, batch: Array) -> None:
-        """Answer a batch that could not be journaled with BusinessMessageRejects
-        (ApplicationNotAvailable): never acknowledged, so the clients may resend it."""
-        sessions = batch["SessionID"]
-        for sid in np.unique(sessions).tolist():
-            state = self.entry.by_id[sid]
-            mine = batch[sessions == sid]
-            raw = np.ascontiguousarray(mine["message"])
-            positions = np.arange(raw.shape[0])
-            reasons = np.full(raw.shape[0], codes.BRR_APPLICATION_NOT_AVAILABLE, np.uint8)
-            rejects = codec.business_message_rejects(raw, positions, reasons, raw.size, self._now_ns())
-            for conn in state.conns:
-                self._send(conn, rejects.view(np.uint8).reshape(-1, _MSG))
 
     def _dispatch(self, out: Array) -> None:
         if out.size == 0:

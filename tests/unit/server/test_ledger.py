@@ -170,19 +170,26 @@ def test_a_power_cut_never_loses_an_acknowledged_input(tmp_path: Path, durabilit
     assert losses > 0 if durability == "none" else losses == 0
 
 
-def test_a_failed_sync_applies_nothing_and_stops_the_ledger(tmp_path: Path) -> None:
+@pytest.mark.parametrize("when", ["sync", "write"])
+def test_a_failed_sync_acknowledges_nothing_and_stops_the_ledger(tmp_path: Path, when: str) -> None:
     files = PowerCutFiles(random.Random(1))
-    live = _open(_config(tmp_path), files)
+    live = _open(_config(tmp_path, journal_segment_mib=1), files)
     _login_all(live)
     batches = [e for e in _inputs(3) if isinstance(e, ent.Batch)]
     live.apply(batches[0], lambda out: None)
-    before = live.engine.state_hash()
-    files.fail_sync_after = files.syncs
+    handed_on: list[int] = []
+    if when == "sync":
+        files.fail_sync_after = files.syncs  # the engine runs, then its output waits for the failing sync
+    else:
+        big = np.concatenate([_STREAM] * 8)  # past segment_mib: the rotation's sync fails before the engine runs
+        files.fail_sync_after = files.syncs
+        batches[1] = ent.Batch(big)
     with pytest.raises(JournalError, match="cannot make records"):
-        live.apply(batches[1], lambda out: None)
-    assert live.engine.state_hash() == before and live.failure
+        live.apply(batches[1], lambda out: handed_on.append(out.size))
+    assert handed_on == [] and live.failure
     with pytest.raises(JournalError):
-        live.apply(batches[2], lambda out: None)
+        live.apply(batches[2], lambda out: handed_on.append(out.size))
+    assert handed_on == []
     live.close()  # no final checkpoint after a failure, and no exception
     assert [s for s, _ in list_checkpoints(tmp_path)] == [0]
 
