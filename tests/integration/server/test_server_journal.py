@@ -13,7 +13,6 @@ import pytest
 from qfix.client import ClientError
 from qfix.journal import list_checkpoints
 from qfix.testing.faults import PowerCutFiles
-from qfix.wire import codes
 
 pytestmark = pytest.mark.integration
 
