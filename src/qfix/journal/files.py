@@ -169,6 +169,8 @@ class JournalWriter:
         self.durable_seq = next_seq - 1
         self._pending: list[bytes] = []
         self._pending_last = next_seq - 1
+        #: bytes written to segments by this writer (headers included)
+        self.bytes_written = 0
         self._fd = -1
         self._size = 0
         self._failed: BaseException | None = None
@@ -246,6 +248,7 @@ class JournalWriter:
                 self._rotate(first)
             self.files.write(self._fd, data)
             self._size += len(data)
+            self.bytes_written += len(data)
             if self.durability == "none":
                 self._mark_durable(last)
             elif self.durability == "fsync" and inline_sync:

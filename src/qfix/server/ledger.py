@@ -117,7 +117,9 @@ class _AfterDurable:
 
     def wait(self) -> None:
         if not self.waited:
+            started = time.perf_counter_ns()
             self.ledger.wait_durable(self.seq)
+            self.ledger.wait_ns += time.perf_counter_ns() - started
             self.waited = True
 
     def __call__(self, out: Array) -> None:
@@ -144,6 +146,8 @@ class Ledger:
         self.driver = EngineDriver(self.engine)
         self.writer: JournalWriter | None = None
         self.failure: str = ""
+        #: time spent waiting for syncs that the engine's work did not cover (metrics)
+        self.wait_ns = 0
         self._since_checkpoint = 0
         self._last_checkpoint_at = time.monotonic()
         self._checkpoint_thread: threading.Thread | None = None

@@ -36,6 +36,10 @@ class Totals:
     #: handshake frames dropped unanswered because handshakes had used up their share
     #: of the loop's time (``ServerEndpoint.handshake_frames_shed``)
     handshakes_shed: int = 0
+    journal_records: int = 0  #: records appended to the journal
+    journal_bytes: int = 0  #: bytes written to the journal
+    #: time the loop waited for journal syncs beyond the matching that overlapped them
+    journal_wait_ns: int = 0
     sessions: int = 0  #: established sessions now (a gauge)
 
     def copy(self) -> Totals:

@@ -231,6 +231,7 @@ class Server:
         if first_recv:
             self.endpoint.flush()
             self.metrics.totals.handshakes_shed = self.endpoint.handshake_frames_shed
+            self._journal_totals()
             self.metrics.batch_done(time.perf_counter_ns() - first_recv if held else 0)
             if not held:
                 self.metrics.totals.batches -= 1  # no engine call: not a batch
@@ -439,6 +440,13 @@ class Server:
             self._journal_failed(exc)
             return False
         return True
+
+    def _journal_totals(self) -> None:
+        totals, writer = self.metrics.totals, self.ledger.writer
+        if writer is not None:
+            totals.journal_records = self.ledger.last_seq - self.ledger.recovery.last_seq
+            totals.journal_bytes = writer.bytes_written
+            totals.journal_wait_ns = self.ledger.wait_ns
 
     def _journal_failed(self, exc: JournalError) -> None:
         if not self._stopping:
