@@ -18,6 +18,10 @@ package that raises them::
     ├── FrameError (ValueError)           qfix.wire.codec: a frame fails stage F (length)
     ├── EngineInvariantError (RuntimeError)  qfix.engine.contract: an ENGINE.md §6 invariant failed
     ├── SnapshotError (ValueError)        qfix.engine.snapshot: a snapshot file is malformed (names the field)
+    ├── JournalError                      qfix.journal.files: the journal cannot be written or read; stop acknowledging
+    │   ├── JournalCorruptError           qfix.journal.files: durable bytes are damaged (names file and offset)
+    │   └── CheckpointError               qfix.journal.checkpoint: a checkpoint file is unreadable or damaged
+    ├── EntryError (ValueError)           qfix.journal.entries: a checksummed record's payload does not fit its kind
     ├── CryptoError                       qfix.crypto.primitives
     │   ├── InvalidKeyError (ValueError)  qfix.crypto.primitives: a malformed or invalid key or key share
     │   ├── AuthenticationError           qfix.crypto.primitives: a tag, MAC or signature did not verify
