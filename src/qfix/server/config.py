@@ -440,6 +440,7 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
             max_levels=engine_t.integer("max_levels", 1 << 18, 1, 2**31 - 1),
             max_sessions=engine_t.integer("max_sessions", 4096, 1, 2**31 - 1),
             reserve_orders=engine_t.integer("reserve_orders", 0, 0, 2**31 - 1),
+            event_hash=engine_t.get("event_hash", bool, False),
             max_instruments=max(1, len(instruments)),
         )
     except _EngineConfigError as exc:

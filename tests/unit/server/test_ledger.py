@@ -260,3 +260,27 @@ def test_no_journal_at_all(tmp_path: Path) -> None:
     ledger.apply(ent.Batch(_STREAM[:50].copy()), lambda out: None)
     assert ledger.last_seq == 0 and not any(tmp_path.iterdir())
     assert ledger.engine.resting_orders > 0
+
+
+def test_the_event_hash_chain_comes_back_through_output_full_stops(tmp_path: Path) -> None:
+    import dataclasses
+
+    base = _config(tmp_path)
+    config = dataclasses.replace(base, engine=dataclasses.replace(base.engine, event_hash=True))
+    live = _open(config)
+    _login_all(live)
+    big = np.concatenate([_STREAM] * 80)  # more output than the first buffer holds: OUTPUT_FULL resumes
+    stretches: list[int] = []
+
+    def count(out: np.ndarray) -> None:
+        stretches.append(out.size)
+        live.entry.route(out)
+
+    live.apply(ent.Batch(big[: big.size // 2].copy()), count)
+    live.checkpoint(wait=True)
+    live.apply(ent.Batch(big[big.size // 2 :].copy()), count)
+    live.writer.close()  # type: ignore[union-attr]
+    assert len(stretches) > 2  # the engine stopped with OUTPUT_FULL inside the batches
+    again = _open(config)
+    assert again.engine.event_hash() == live.engine.event_hash() != bytes(32)
+    assert again.engine.state_hash() == live.engine.state_hash()
