@@ -54,6 +54,7 @@ from qfix.journal import (
     CheckpointError,
     EngineDriver,
     Entry,
+    EntryError,
     Files,
     JournalCorruptError,
     JournalError,
@@ -189,7 +190,13 @@ class Ledger:
             rec.checkpoint, rec.checkpoint_seq = base.path, base.seq
         last = rec.checkpoint_seq
         for seq, kind, payload in read_journal(directory, last, torn=rec.torn):
-            self._replay(decode(kind, payload))
+            try:
+                self._replay(decode(kind, payload))
+            except (EntryError, ValueError) as exc:
+                raise JournalCorruptError(
+                    f"journal {directory}: record {seq} is intact but cannot be replayed ({exc}); inspect it with "
+                    f"`qfix journal dump {directory} --from {seq} --count 1`"
+                ) from None
             last = seq
             rec.replayed += 1
             want = verify_at.get(seq)
@@ -246,13 +253,17 @@ class Ledger:
         entry.blocked = {int(a) for a in meta.get("blocked", [])}
 
     def _replay(self, entry: Entry) -> None:
-        if is_engine_entry(entry):
+        if isinstance(entry, Batch):
+            # a batch is never refused live (it passed stages F, H and S): raising here
+            # means the record is not what the server wrote
+            self.driver.apply(entry, self._route_replayed)
+            if entry.records.size:
+                self._raise_marks(entry.records)
+        elif is_engine_entry(entry):
             try:
                 self.driver.apply(entry, self._route_replayed)
             except REFUSED:
                 return  # refused live just the same, and changed nothing
-            if isinstance(entry, Batch) and entry.records.size:
-                self._raise_marks(entry.records)
         else:
             self._apply_session(entry)
 

@@ -284,3 +284,14 @@ def test_the_event_hash_chain_comes_back_through_output_full_stops(tmp_path: Pat
     again = _open(config)
     assert again.engine.event_hash() == live.engine.event_hash() != bytes(32)
     assert again.engine.state_hash() == live.engine.state_hash()
+
+
+def test_an_intact_record_that_cannot_be_replayed_stops_the_start(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    live = _open(config)
+    _login_all(live)
+    _apply(live, ent.Batch(_STREAM[:10].copy()))
+    live.writer.append(ent.Kind.BATCH, b"x" * 81)  # type: ignore[union-attr]  # checksummed, but no batch
+    live.writer.close()  # type: ignore[union-attr]
+    with pytest.raises(JournalCorruptError, match=r"record 8 is intact but .*qfix journal dump .* --from 8"):
+        _open(config)
