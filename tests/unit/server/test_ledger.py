@@ -295,3 +295,28 @@ def test_an_intact_record_that_cannot_be_replayed_stops_the_start(tmp_path: Path
     live.writer.close()  # type: ignore[union-attr]
     with pytest.raises(JournalCorruptError, match=r"record 8 is intact but .*qfix journal dump .* --from 8"):
         _open(config)
+
+
+@pytest.mark.parametrize("ages", [(), (0,), (5,), (60,), (5, 60), (5, 60, 118), (118,)])
+def test_recovery_from_checkpoints_of_every_age(tmp_path: Path, ages: tuple[int, ...]) -> None:
+    """Checkpoints taken at the start, in the middle, or right at the end (empty tail):
+    the restart comes back to the same state and the same retransmittable reports."""
+    config = _config(tmp_path)
+    live = _open(config)
+    _login_all(live)
+    for k, entry in enumerate(_inputs(6)):
+        if k in ages:
+            live.checkpoint(wait=True)
+        _apply(live, entry)
+        if k == 118:
+            if 118 in ages:
+                live.checkpoint(wait=True)
+            break
+    expected = _snapshot(live)
+    live.writer.close()  # type: ignore[union-attr]
+    again = _open(config)
+    assert _snapshot(again) == expected
+    for state in again.entry.by_id:
+        ids, _, _ = state.history.select(state.history.dropped_upto + 1, 10**9)
+        held = live.entry.by_id[state.session_id].history.select(state.history.dropped_upto + 1, 10**9)[0]
+        assert np.array_equal(ids, held)
