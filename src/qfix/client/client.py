@@ -4,9 +4,13 @@ Theory of operation: :class:`Client` owns one :class:`~qfix.qzmq.adapter.ClientE
 at a time. ``connect`` runs the handshake with the pinned server key and waits for the
 server's first Heartbeat, which says the session's ClOrdID high-water mark and last
 ExecID (WIRE.md §6.2): the client continues numbering above the mark and, when it has
-missed reports, asks for them with a RetransmitRequest and drops any ExecID it already
-applied. Builders (``new_order``, ``cancel``, ...) queue messages; ``flush`` packs the
-queue into DATA_FIXED records of at most 1,091 messages; ``poll`` receives, applies
+missed reports, asks for them with a RetransmitRequest. Until the RetransmitComplete
+arrives, live sequenced reports (ExecID above the Heartbeat's LastExecID) are held
+back, so the tracker applies every report once and in ExecID order: a live fill of a
+resting order can reach the client before the retransmission it asked for, and
+applying it first would make the older reports look already applied. Builders
+(``new_order``, ``cancel``, ...) queue messages; ``flush`` packs the queue into
+DATA_FIXED records of at most 1,091 messages; ``poll`` receives, applies
 reports to the :class:`~qfix.client.tracker.OrderTracker` and returns them.
 """
 
@@ -39,6 +43,22 @@ Array = npt.NDArray[Any]
 
 _MSG: Final = codes.MESSAGE_SIZE
 _FRAME_MSGS: Final = codes.MAX_MSGS_PER_FRAME
+
+
+_ER_EXEC_ID: Final = 8 + 24  #: ExecID in ExecutionReport and OrderCancelReject (header + block offset)
+_MCR_EXEC_ID: Final = 8 + 16  #: ExecID in OrderMassCancelReport
+
+
+def _exec_ids(msgs: Array, tids: Array) -> Array:
+    """Each message's ExecID if it is a sequenced report (templates 10-12), else 0."""
+    ids = np.zeros(msgs.shape[0], np.uint64)
+    er = (tids == codes.TEMPLATE_EXECUTION_REPORT) | (tids == codes.TEMPLATE_ORDER_CANCEL_REJECT)
+    mcr = tids == codes.TEMPLATE_ORDER_MASS_CANCEL_REPORT
+    if er.any():
+        ids[er] = np.ascontiguousarray(msgs[er, _ER_EXEC_ID : _ER_EXEC_ID + 8]).view("<u8")[:, 0]
+    if mcr.any():
+        ids[mcr] = np.ascontiguousarray(msgs[mcr, _MCR_EXEC_ID : _MCR_EXEC_ID + 8]).view("<u8")[:, 0]
+    return ids
 
 
 class ClientError(QzmqError):
@@ -95,6 +115,12 @@ class Client:
         self._inbox: list[Array] = []
         self.next_cl_ord_id = 1
         self.server_last_exec_id = 0
+        #: catching up: ExecIDs up to this one come by retransmission; later live ones wait
+        self._catch_up_to = 0
+        self._held: list[Array] = []
+        self._truncated = False
+        #: RetransmitCompletes that said the reports asked for are no longer held
+        self.retransmit_unavailable = 0
         self.connected = False
         self.messages_received = 0
         self.rejects: list[Report] = []
@@ -143,13 +169,42 @@ class Client:
             if time.monotonic() > deadline:
                 raise ClientError(f"handshake timed out after {timeout} s")
             self._check(ep.poll(50))
-        # the first schema-60 message is a Heartbeat with the session's marks
+        # the first schema-60 message is a Heartbeat with the session's marks; the
+        # retransmission it calls for is requested as it is read (``_take``)
         while not self.connected:
             if time.monotonic() > deadline:
                 raise ClientError("no Heartbeat from the server after the handshake")
             self._receive(ep.poll(50))
-        if self.server_last_exec_id > self.orders.last_exec_id:
-            self.request_retransmit(self.orders.last_exec_id + 1, self.server_last_exec_id - self.orders.last_exec_id)
+        if self._catch_up_to:
+            self._ask_for_missed()
+
+    def _ask_for_missed(self) -> None:
+        done = self.orders.last_exec_id
+        if self._catch_up_to > done:
+            self.request_retransmit(done + 1, self._catch_up_to - done)
+
+    def _catch_up(self, msgs: Array, tids: Array) -> Array:
+        """While catching up, split ``msgs``: retransmitted reports (ExecID up to the
+        mark) are applied now; everything else waits in arrival order until the
+        RetransmitComplete that ends the catch-up. Returns what to apply now, in order."""
+        ids = _exec_ids(msgs, tids)
+        rc = np.flatnonzero(tids == codes.TEMPLATE_RETRANSMIT_COMPLETE).tolist()
+        status = {i: int(msgs[i].view(schema.RETRANSMIT_COMPLETE)[0]["RetransmitStatus"]) for i in rc}
+        final = [i for i in rc if status[i] != codes.RETRANSMIT_TRUNCATED]
+        end = final[0] if final else msgs.shape[0]
+        head = np.arange(end)
+        retransmitted = (ids[:end] > 0) & (ids[:end] <= self._catch_up_to)
+        now = [msgs[head[retransmitted]]]
+        self._held.append(msgs[head[~retransmitted]])
+        if not final:
+            if rc:  # truncated: the server sent what it could; ask for the rest
+                self._truncated = True
+            return now[0]
+        if status[end] == codes.RETRANSMIT_UNAVAILABLE:
+            self.retransmit_unavailable += 1
+        self._catch_up_to = 0
+        held, self._held = self._held, []
+        return np.concatenate([*now, msgs[end : end + 1], *held, msgs[end + 1 :]])
 
     def _check(self, events: list[Any]) -> None:
         for ev in events:
@@ -372,12 +427,24 @@ class Client:
                     self.next_cl_ord_id = max(self.next_cl_ord_id, int(first["LastClOrdID"]) + 1)
                     self.server_last_exec_id = int(first["LastExecID"])
                     self.connected = True
+                    # decided before any report after the Heartbeat is applied
+                    self._held = []
+                    missed = self.track_orders and self.server_last_exec_id > self.orders.last_exec_id
+                    self._catch_up_to = self.server_last_exec_id if missed else 0
+            if self._catch_up_to:
+                msgs = self._catch_up(msgs, tids)
+                if msgs.shape[0] == 0:
+                    continue
+                tids = np.ascontiguousarray(msgs[:, 2:4]).view("<u2")[:, 0]
             if np.any(tids == codes.TEMPLATE_BUSINESS_MESSAGE_REJECT):
                 for i in np.flatnonzero(tids == codes.TEMPLATE_BUSINESS_MESSAGE_REJECT)[:100]:
                     self.rejects.append(message.describe(msgs[i]))
             if self.track_orders:
                 self.orders.apply(msgs)
             self._inbox.append(msgs)
+            if self._truncated:
+                self._truncated = False
+                self._ask_for_missed()
 
     @property
     def mode(self) -> Mode:
