@@ -152,6 +152,8 @@ class Ledger:
         self._since_checkpoint = 0
         self._last_checkpoint_at = time.monotonic()
         self._checkpoint_thread: threading.Thread | None = None
+        #: sequence numbers of the checkpoints known intact (found on start or written since)
+        self._good: list[int] = []
         self._checkpoint_error: BaseException | None = None
         if self.directory is not None:
             self._open(self.directory)
@@ -182,12 +184,18 @@ class Ledger:
                 f"(inspect it with `qfix journal verify {directory}`)"
             )
         verify_at: dict[int, str] = {}
+        newest = intact[0].seq if intact else 0
         if intact:
-            base = intact[-1]
-            for ck in intact[:-1]:
+            # the oldest intact checkpoint the journal still continues (an old checkpoint
+            # whose removal a crash undid may have lost its segments)
+            segments = list_segments(directory)
+            usable = [ck for ck in intact if not segments or segments[0].first_seq <= ck.seq + 1] or intact[:1]
+            base = usable[-1]
+            for ck in usable[:-1]:
                 verify_at[ck.seq] = str(ck.meta.get("state_hash", ""))
             self._restore(base)
             rec.checkpoint, rec.checkpoint_seq = base.path, base.seq
+            self._good = sorted(ck.seq for ck in intact)
         last = rec.checkpoint_seq
         for seq, kind, payload in read_journal(directory, last, torn=rec.torn):
             try:
@@ -206,6 +214,14 @@ class Ledger:
                     f"{seq}, but the checkpoint there says {want}; the journal and checkpoints disagree "
                     f"(inspect them with `qfix journal verify {directory}`)"
                 )
+        if last < newest:
+            # a checkpoint proves records up to ``newest`` were durable: the journal lost some
+            where = f"; its last segment's tail is damaged at offset {rec.torn[0].offset}" if rec.torn else ""
+            raise JournalCorruptError(
+                f"journal {directory}: the records end at sequence {last}, but checkpoint {newest} covers up to "
+                f"{newest}: durable records are missing or damaged{where} (inspect it with "
+                f"`qfix journal verify {directory}`)"
+            )
         for tail in rec.torn:
             log.warning(
                 "journal %s: a torn final write (%d bytes at offset %d: %s) was discarded; it was never acknowledged",
@@ -246,7 +262,7 @@ class Ledger:
                 state = entry.restore_session(int(doc["id"]), bytes.fromhex(doc["kid"]))
             except (ValueError, KeyError, TypeError) as exc:
                 raise JournalCorruptError(f"checkpoint {ck.path}: bad session entry {doc!r}: {exc}") from None
-            state.hwm = int(doc["hwm"])
+            state.hwm = state.journaled_hwm = int(doc["hwm"])
             state.last_exec_id = int(doc["last_exec_id"])
             # the reports before the checkpoint are not held: asking for them says "unavailable"
             state.history.dropped_upto = state.last_exec_id
@@ -258,7 +274,7 @@ class Ledger:
             # means the record is not what the server wrote
             self.driver.apply(entry, self._route_replayed)
             if entry.records.size:
-                self._raise_marks(entry.records)
+                self._raise_marks(entry.records, stage_s=True)
         elif is_engine_entry(entry):
             try:
                 self.driver.apply(entry, self._route_replayed)
@@ -270,8 +286,10 @@ class Ledger:
     def _route_replayed(self, out: Array) -> None:
         self.entry.route(out)  # fills histories and ExecID positions; nobody is connected yet
 
-    def _raise_marks(self, records: Array) -> None:
-        """Every journaled order passed stage S, so each session's mark is its largest ClOrdID."""
+    def _raise_marks(self, records: Array, *, stage_s: bool) -> None:
+        """Raise each session's journaled ClOrdID mark to its largest ClOrdID in
+        ``records`` (every journaled order passed stage S); on replay, stage S's own
+        mark too (live, stage S raised it before the batch was journaled)."""
         view = records.view(schema.INBOUND_NEW_ORDER_SINGLE)  # ClOrdID: offset 0 of templates 1-4
         sids = view["SessionID"].astype(np.int64)
         if int(sids.max()) >= len(self.entry.by_id):
@@ -282,7 +300,9 @@ class Ledger:
         np.maximum.at(marks, sids, view["ClOrdID"])
         for sid in np.flatnonzero(marks).tolist():
             state = self.entry.by_id[sid]
-            state.hwm = max(state.hwm, int(marks[sid]))
+            state.journaled_hwm = max(state.journaled_hwm, int(marks[sid]))
+            if stage_s:
+                state.hwm = max(state.hwm, int(marks[sid]))
 
     def _apply_session(self, entry: Entry) -> None:
         if isinstance(entry, OpenSession):
@@ -318,8 +338,9 @@ class Ledger:
         self.driver.apply(entry, dispatch)
         if isinstance(dispatch, _AfterDurable):
             dispatch.wait()  # nothing after this entry may leave before it is durable either
-        if isinstance(entry, Batch):
+        if isinstance(entry, Batch) and entry.records.size:
             self._since_checkpoint += entry.records.size
+            self._raise_marks(entry.records, stage_s=False)
 
     def login(self, conn: int, kid: bytes, accounts: tuple[int, ...], now: float) -> tuple[SessionState, bytes]:
         """``OrderEntry.login``, journaling the SessionID a new key is given."""
@@ -380,7 +401,7 @@ class Ledger:
             "format": META_FORMAT,
             "instruments": instrument_fingerprint(self.config),
             "sessions": [
-                {"id": s.session_id, "kid": s.kid.hex(), "hwm": s.hwm, "last_exec_id": s.last_exec_id}
+                {"id": s.session_id, "kid": s.kid.hex(), "hwm": s.journaled_hwm, "last_exec_id": s.last_exec_id}
                 for s in entry.by_id
             ],
             "blocked": sorted(entry.blocked),
@@ -397,7 +418,11 @@ class Ledger:
         if self._checkpoint_thread is not None:
             self._checkpoint_thread.join()
             self.collect()
-        self.writer.sync_now()  # a checkpoint must never get ahead of the journal
+        try:
+            self.writer.sync_now()  # a checkpoint must never get ahead of the journal
+        except JournalError as exc:
+            self.failure = str(exc)
+            raise
         state = self._checkpoint_state()
         self._since_checkpoint = 0
         self._last_checkpoint_at = time.monotonic()
@@ -433,17 +458,23 @@ class Ledger:
         seq, meta, snap = state
         started = time.monotonic()
         path = write_checkpoint(directory, seq, meta, engine_snapshot.dumps(snap), self.files)
-        self._prune(directory)
+        self._good = sorted({*self._good, seq})
+        try:
+            self._prune(directory)
+        except OSError as exc:
+            raise CheckpointError(f"journal {directory}: pruning after {path.name} failed: {exc}") from None
         log.info("checkpoint %s written in %.3f s", path.name, time.monotonic() - started)
 
     def _prune(self, directory: Path) -> None:
-        """Keep the newest checkpoints and the segments the older of them needs."""
-        checkpoints = list_checkpoints(directory)
-        if len(checkpoints) < KEEP_CHECKPOINTS:
+        """Keep the two newest checkpoints known intact and the segments the older of
+        them needs (a damaged checkpoint file never counts as one of the two)."""
+        if len(self._good) < KEEP_CHECKPOINTS:
             return
-        keep_from = checkpoints[-KEEP_CHECKPOINTS][0]
-        for _, path in checkpoints[:-KEEP_CHECKPOINTS]:
-            self.files.remove(path)
+        keep_from = self._good[-KEEP_CHECKPOINTS]
+        self._good = self._good[-KEEP_CHECKPOINTS:]
+        for seq, path in list_checkpoints(directory):
+            if seq < keep_from:
+                self.files.remove(path)
         segments = list_segments(directory)
         for seg, after in itertools.pairwise(segments):
             if after.first_seq - 1 <= keep_from:

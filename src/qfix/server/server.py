@@ -226,8 +226,8 @@ class Server:
             if held >= batch_limit or time.monotonic() >= deadline:
                 break
             events = self.endpoint.poll(0, max_frames=_frames_for(batch_limit - held))
-        if held:
-            self._match(inbound, held)
+        if inbound:
+            self._match(inbound)
         if first_recv:
             self.endpoint.flush()
             self.metrics.totals.handshakes_shed = self.endpoint.handshake_frames_shed
@@ -248,10 +248,7 @@ class Server:
                     continue
                 if not ev.fixed and state.kid in self._admin_kids:
                     # commands take effect in sequence: what was collected before them is matched first
-                    if inbound:
-                        self._match(inbound, held)
-                        inbound.clear()
-                        held = 0
+                    self._match_now(inbound)
                     for command in ev.frames:
                         self._admin(ev.conn, bytes(command))
                     continue
@@ -272,8 +269,12 @@ class Server:
                         self._close_conn(ev.conn, CloseReason.PROTOCOL_ERROR)
                         break
             elif isinstance(ev, Established):
+                if ev.kid in self.entry.by_kid:
+                    self._match_now(inbound)  # the hello's marks must include what the session sent
                 self._login(ev)
             elif isinstance(ev, Closed):
+                if ev.conn in self.entry.by_conn:
+                    self._match_now(inbound)  # a cancel-on-disconnect comes after what the session sent
                 self._logout(ev.conn)
         return held
 
@@ -457,8 +458,15 @@ class Server:
 
     # --- matching and sending -----------------------------------------------------------
 
-    def _match(self, inbound: list[Array], held: int) -> None:
+    def _match_now(self, inbound: list[Array]) -> None:
+        """Match what was collected so far (before an input that must come after it)."""
+        if inbound:
+            self._match(inbound)
+            inbound.clear()
+
+    def _match(self, inbound: list[Array]) -> None:
         batch = inbound[0] if len(inbound) == 1 else np.concatenate(inbound)
+        held = batch.size
         # A batch the journal failed on gets no answer at all: whether it is on disk is
         # unknown (part of a failed write may be), so neither a report nor a reject would
         # be true. The restart decides, and the client learns it on reconnect from

@@ -164,6 +164,9 @@ class SessionState:
     bucket: _Bucket
     history: _History
     hwm: int = 0  #: highest ClOrdID that passed stage S
+    #: highest ClOrdID of this session's journaled input: what a Heartbeat reports as
+    #: LastClOrdID, so a client never takes an order the journal does not yet hold for taken
+    journaled_hwm: int = 0
     last_exec_id: int = 0  #: highest ExecID routed to this session
     conns: list[int] = field(default_factory=list)
     last_sent: float = 0.0  #: monotonic time of the last message sent to it
@@ -278,7 +281,7 @@ class OrderEntry:
     def heartbeat(self, state: SessionState, transact_time: int = 0) -> bytes:
         hb = codec.new_records(codes.TEMPLATE_HEARTBEAT)
         hb["LastExecID"] = state.last_exec_id
-        hb["LastClOrdID"] = state.hwm
+        hb["LastClOrdID"] = state.journaled_hwm
         hb["TransactTime"] = transact_time
         return hb.tobytes()
 

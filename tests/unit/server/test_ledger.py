@@ -94,7 +94,7 @@ def _apply(ledger: Ledger, entry: ent.Entry) -> None:
 
 
 def _snapshot(ledger: Ledger) -> tuple[object, ...]:
-    sessions = tuple((s.session_id, s.kid, s.hwm, s.last_exec_id) for s in ledger.entry.by_id)
+    sessions = tuple((s.session_id, s.kid, s.hwm, s.journaled_hwm, s.last_exec_id) for s in ledger.entry.by_id)
     return ledger.engine.state_hash(), sessions, tuple(sorted(ledger.entry.blocked)), ledger.last_seq
 
 
@@ -320,3 +320,44 @@ def test_recovery_from_checkpoints_of_every_age(tmp_path: Path, ages: tuple[int,
         ids, _, _ = state.history.select(state.history.dropped_upto + 1, 10**9)
         held = live.entry.by_id[state.session_id].history.select(state.history.dropped_upto + 1, 10**9)[0]
         assert np.array_equal(ids, held)
+
+
+def _three_checkpoints(tmp_path: Path) -> tuple[ServerConfig, Ledger]:
+    config = _config(tmp_path, journal_segment_mib=1)
+    live = _open(config)
+    _login_all(live)
+    big = np.concatenate([_STREAM] * 8)  # a segment per batch
+    for _ in range(3):
+        _apply(live, ent.Batch(big.copy()))
+        live.checkpoint(wait=True)
+    return config, live
+
+
+def test_a_journal_that_ends_before_the_newest_checkpoint_stops_the_start(tmp_path: Path) -> None:
+    """A checkpoint proves its records were durable: losing them is damage, not a torn tail."""
+    config, live = _three_checkpoints(tmp_path)
+    live.writer.close()  # type: ignore[union-attr]
+    last = list_segments(tmp_path)[-1].path
+    data = bytearray(last.read_bytes())
+    data[-10] ^= 0xFF  # inside the last record's payload: alone, it would look like a torn write
+    last.write_bytes(bytes(data))
+    with pytest.raises(JournalCorruptError, match=r"records end at sequence \d+, but checkpoint \d+ covers"):
+        _open(config)
+    assert last.stat().st_size == len(data)  # nothing was cut off
+
+
+def test_a_damaged_newest_checkpoint_is_skipped_and_never_counted_when_pruning(tmp_path: Path) -> None:
+    config, live = _three_checkpoints(tmp_path)
+    expected = _snapshot(live)
+    live.writer.close()  # type: ignore[union-attr]
+    newest = list_checkpoints(tmp_path)[-1][1]
+    newest.write_bytes(newest.read_bytes()[:-1])
+    again = _open(config)
+    assert _snapshot(again) == expected and again.recovery.skipped_checkpoints
+    _apply(again, ent.Batch(_STREAM[:20].copy()))
+    again.checkpoint(wait=True)  # prunes: must keep the intact older one, not the damaged file
+    state = _snapshot(again)
+    again.writer.close()  # type: ignore[union-attr]
+    third = _open(config)
+    assert _snapshot(third) == state
+    assert len(third._good) == 2  # two intact checkpoints: a cross-check and a long history remain
