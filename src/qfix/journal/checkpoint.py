@@ -15,6 +15,7 @@ new checkpoint or none of it. Recovery takes the newest intact one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -124,5 +125,14 @@ def write_checkpoint(
         files.replace(tmp, final)
         files.sync_dir(directory)
     except OSError as exc:
+        with contextlib.suppress(OSError):  # a full disk must not fill up with half checkpoints
+            files.remove(tmp)
         raise CheckpointError(f"checkpoint {final}: cannot write: {exc.strerror or exc}") from None
     return final
+
+
+def remove_leftovers(directory: Path, files: Files | None = None) -> None:
+    """Remove temporary checkpoint files a crash left behind (never renamed into place)."""
+    files = files or OsFiles()
+    for path in directory.glob("checkpoint-*.qck.tmp"):
+        files.remove(path)

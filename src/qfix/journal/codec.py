@@ -12,18 +12,19 @@ flipped bit in a length is seen as damage, never mistaken for a record cut short
 on what follows the last one. The distinction that recovery lives on:
 
 * ``TORN``: the bytes after the last good record are what a write cut short by a
-  crash leaves: fewer bytes than a header, an intact header whose payload runs past
-  the end of the data, a final record whose payload checksum fails and that ends
-  exactly at the end, or only zero bytes (a file system may extend a file before its
-  data lands). Nothing intact follows, so the writer never acknowledged them (it
-  acknowledges only after the whole write is durable): recovery discards them.
-* ``CORRUPT``: anything else (a header that fails its checksum, a bad payload
-  checksum with data after it, a sequence number out of order). Bytes the writer
-  once made durable are damaged; recovery stops and names the file and offset.
+  crash leaves, whatever part of it landed: no intact record header follows anywhere
+  after them (a prefix of the write, zeros where a file system extended the file
+  before the data landed, pages of it that landed out of order). The writer never
+  acknowledged them (it acknowledges only after the whole write is durable), so
+  recovery discards them.
+* ``CORRUPT``: an intact record header (checksum good, a later sequence number)
+  follows the damage, which proves durable data beyond it; or a checksummed header
+  holds nonsense, or a sequence number is out of order. Recovery stops and names the
+  file and offset.
 
-One case cannot be told apart: a flipped bit in the payload of the very last record
-looks exactly like that record's write cut short, and is discarded as torn. Every
-write-ahead log that recovers torn tails shares this limit (docs/journal.md).
+The rule cannot tell a flipped bit in the very last record from that record's write
+cut short; recovery then also checks that the journal reaches the newest checkpoint,
+which proves its records durable (docs/journal.md).
 
 Nothing here opens a file, reads a clock or allocates per byte: payloads are views
 into the caller's buffer.
@@ -116,10 +117,6 @@ def encode_record(seq: int, kind: int, payload: bytes | memoryview) -> bytes:
     return b"".join((header, _CRC.pack(google_crc32c.value(header)), payload, _CRC.pack(google_crc32c.value(payload))))
 
 
-def _only_zeros(view: memoryview) -> bool:
-    return not any(view) if len(view) < 4096 else bytes(view).count(0) == len(view)
-
-
 def scan(data: bytes | memoryview, start: int, first_seq: int) -> Scan:
     """Every intact record of ``data[start:]``, expected from sequence ``first_seq`` on.
 
@@ -135,10 +132,10 @@ def scan(data: bytes | memoryview, start: int, first_seq: int) -> Scan:
     while pos < size:
         rest = size - pos
         if rest < HEADER_SIZE:
-            return _tail(records, pos, view, f"{rest} bytes, less than a record header", cut_short=True)
+            return _tail(records, pos, raw, expect, f"{rest} bytes, less than a record header", cut_short=True)
         (header_crc,) = _CRC.unpack_from(view, pos + RECORD_HEADER.size)
         if google_crc32c.value(raw[pos : pos + RECORD_HEADER.size]) != header_crc:
-            return _tail(records, pos, view, "no intact record header here (header CRC32C mismatch)")
+            return _tail(records, pos, raw, expect, "no intact record header here (header CRC32C mismatch)")
         magic, kind, flags, length, seq = RECORD_HEADER.unpack_from(view, pos)
         if magic != RECORD_MAGIC or flags != 0 or length > MAX_PAYLOAD:
             return Scan(records, pos, Verdict.CORRUPT, "a checksummed header with a bad magic, flags or length")
@@ -147,21 +144,34 @@ def scan(data: bytes | memoryview, start: int, first_seq: int) -> Scan:
         body = pos + HEADER_SIZE
         end = body + length + _CRC.size
         if end > size:
-            return _tail(
-                records, pos, view, f"record {seq} of {length} payload bytes runs past the end", cut_short=True
-            )
+            why = f"record {seq} of {length} payload bytes runs past the end"
+            return _tail(records, pos, raw, expect, why, cut_short=True)
         payload = view[body : body + length]
         (crc,) = _CRC.unpack_from(view, end - _CRC.size)
         if google_crc32c.value(raw[body : body + length]) != crc:
-            return _tail(records, pos, view, f"record {seq}: payload CRC32C mismatch", cut_short=end == size)
+            return _tail(records, pos, raw, expect, f"record {seq}: payload CRC32C mismatch", cut_short=end == size)
         records.append(Record(seq, kind, pos, payload))
         expect += 1
         pos = end
     return Scan(records, pos, Verdict.CLEAN)
 
 
-def _tail(records: list[Record], pos: int, view: memoryview, why: str, *, cut_short: bool = False) -> Scan:
-    """Judge the bytes from ``pos`` on, which do not start an intact record."""
-    if cut_short or _only_zeros(view[pos:]):
+def intact_record_after(raw: bytes, pos: int, expect: int) -> bool:
+    """Whether an intact record header with a sequence number >= ``expect`` starts
+    anywhere at or after ``pos``: proof that durable data lies beyond ``pos``."""
+    at = raw.find(RECORD_MAGIC, pos)
+    while at >= 0 and at + HEADER_SIZE <= len(raw):
+        (crc,) = _CRC.unpack_from(raw, at + RECORD_HEADER.size)
+        intact = google_crc32c.value(raw[at : at + RECORD_HEADER.size]) == crc
+        if intact and RECORD_HEADER.unpack_from(raw, at)[4] >= expect:
+            return True
+        at = raw.find(RECORD_MAGIC, at + 1)
+    return False
+
+
+def _tail(records: list[Record], pos: int, raw: bytes, expect: int, why: str, *, cut_short: bool = False) -> Scan:
+    """Judge the bytes from ``pos`` on, which do not start an intact record: a write cut
+    short leaves no intact record after it (whatever landed of it, zeros or a prefix)."""
+    if cut_short or not intact_record_after(raw, pos + 1, expect):
         return Scan(records, pos, Verdict.TORN, why)
     return Scan(records, pos, Verdict.CORRUPT, why)

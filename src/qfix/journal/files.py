@@ -272,6 +272,7 @@ class JournalWriter:
         path = self.directory / segment_name(first)
         fd = self.files.open_append(path)
         self.files.write(fd, codec.encode_segment_header(first))
+        self.bytes_written += codec.SEGMENT_HEADER.size
         self.files.sync(fd)
         self.files.sync_dir(self.directory)
         self._fd = fd
@@ -359,10 +360,10 @@ class _Syncer:
                 fd, last = self._wanted
                 self._wanted = None
                 self._busy = True
-            failed: OSError | None = None
+            failed: BaseException | None = None
             try:
                 self.writer.files.sync(fd)
-            except OSError as exc:
+            except BaseException as exc:  # any failure must wake the waiters, not hang them
                 failed = exc
             with self._cond:
                 if failed is None:
@@ -414,9 +415,11 @@ def read_journal(
         try:
             first = codec.parse_segment_header(data)
         except ValueError as exc:
-            if last_segment and len(data) < codec.SEGMENT_HEADER.size:
+            # a last segment whose header never fully landed holds nothing acknowledged
+            # unless an intact record proves otherwise
+            if last_segment and not codec.intact_record_after(data, 0, seg.first_seq):
                 if torn is not None:
-                    torn.append(TornTail(seg.path, 0, len(data), f"segment header cut short: {exc}"))
+                    torn.append(TornTail(seg.path, 0, len(data), f"segment header not intact: {exc}"))
                 return
             raise _corrupt(seg.path, 0, str(exc)) from None
         if first != seg.first_seq:

@@ -71,6 +71,7 @@ from qfix.journal import (
     read_journal,
     write_checkpoint,
 )
+from qfix.journal.checkpoint import remove_leftovers
 from qfix.journal.entries import Batch, BlockAccounts, OpenSession
 from qfix.server.config import ServerConfig
 from qfix.server.session import OrderEntry, SessionState
@@ -167,6 +168,7 @@ class Ledger:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise JournalError(f"journal directory {directory}: cannot create: {exc.strerror or exc}") from None
+        remove_leftovers(directory, self.files)
         checkpoints = list_checkpoints(directory)
         fresh = not checkpoints and not list_segments(directory)
         intact = []

@@ -19,6 +19,7 @@ handshake frames, so a hello flood cannot delay trading.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -357,7 +358,8 @@ class Server:
             if not self._apply(BlockAccounts(cmd.accounts, True)):
                 raise AdminError(f"not done: {self.ledger.failure}")
             now = self._now_ns()
-            self._apply(CancelAccounts(now, cmd.accounts))
+            if not self._apply(CancelAccounts(now, cmd.accounts)):
+                raise AdminError(f"accounts blocked, but their orders not cancelled: {self.ledger.failure}")
             return {"blocked": sorted(self.entry.blocked)}
         elif cmd.op == "unblock":
             if not self._apply(BlockAccounts(cmd.accounts, False)):
@@ -375,7 +377,8 @@ class Server:
         by the engine."""
         now = self._now_ns()
         before = self.engine.resting_orders
-        self._apply(EndOfDay(now))
+        if not self._apply(EndOfDay(now)):
+            raise AdminError(f"the trading day was not closed: {self.ledger.failure}")
         expired = before - self.engine.resting_orders
         for state in self.entry.by_id:
             state.rejects = 0
@@ -511,11 +514,18 @@ class Server:
     # --- timers -------------------------------------------------------------------------
 
     def _housekeeping(self) -> None:
-        if time.time_ns() >= self._next_eod_ns:
-            self._end_of_day()
+        if time.time_ns() >= self._next_eod_ns and not self.failure:
+            with contextlib.suppress(AdminError):  # a journal failure: the server is stopping
+                self._end_of_day()
         now = time.monotonic()
-        if self.ledger.checkpoint_due(now):
-            self.ledger.checkpoint()
+        writer = self.ledger.writer
+        try:
+            if self.ledger.checkpoint_due(now):
+                self.ledger.checkpoint()
+            if writer is not None and writer.failed and not self.failure:
+                writer.wait_durable(writer.next_seq - 1)  # batch-async: a sync behind the loop failed
+        except JournalError as exc:
+            self._journal_failed(exc)
         if now >= self._next_housekeeping:
             self.ledger.collect()
             self._next_housekeeping = now + _HOUSEKEEPING_S

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from qfix.journal import codec
-from qfix.journal.codec import HEADER_SIZE, Verdict, encode_record, scan
+from qfix.journal.codec import Verdict, encode_record, scan
 
 
 def _records(n: int, seed: int = 1, first: int = 1) -> tuple[bytes, list[tuple[int, int]]]:
@@ -46,7 +46,7 @@ def test_every_cut_is_a_torn_tail_after_the_whole_records() -> None:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_a_flipped_bit_is_corruption_unless_it_is_in_the_last_payload(seed: int) -> None:
+def test_a_flipped_bit_is_corruption_unless_it_is_in_the_last_record(seed: int) -> None:
     data, spans = _records(5, seed)
     rng = random.Random(seed)
     for _ in range(300):
@@ -56,9 +56,10 @@ def test_a_flipped_bit_is_corruption_unless_it_is_in_the_last_payload(seed: int)
         result = scan(bytes(flipped), 0, 1)
         hit = next(i for i, (s, e) in enumerate(spans) if s <= pos < e)
         assert len(result.records) == hit and result.end == spans[hit][0]
-        in_last_body = hit == len(spans) - 1 and pos >= spans[hit][0] + HEADER_SIZE
-        # a flipped bit in the final record's payload cannot be told from a torn write
-        assert result.verdict is (Verdict.TORN if in_last_body else Verdict.CORRUPT), (pos, result.problem)
+        # an intact record after the damage proves it was durable; a flipped bit in the
+        # final record cannot be told from a torn write (the checkpoint check covers that)
+        last = hit == len(spans) - 1
+        assert result.verdict is (Verdict.TORN if last else Verdict.CORRUPT), (pos, result.problem)
 
 
 def test_zero_bytes_after_the_last_record_are_a_torn_tail() -> None:
@@ -91,3 +92,24 @@ def test_segment_header() -> None:
     ]:
         with pytest.raises(ValueError, match=message):
             codec.parse_segment_header(bad)
+
+
+@pytest.mark.parametrize("landed", [0, 5, 10, 23, 24, 30])
+def test_a_write_that_landed_in_part_then_zeros_is_torn(landed: int) -> None:
+    """A file system may extend the file before all of the data lands: whatever part
+    of the last write landed, zeros follow and no intact record does."""
+    good, _ = _records(2)
+    last = encode_record(3, 1, b"z" * 200)
+    data = good + last[:landed] + bytes(len(last) - landed)
+    result = scan(data, 0, 1)
+    assert result.verdict is Verdict.TORN and len(result.records) == 2
+
+
+def test_pages_that_landed_out_of_order_are_torn_when_nothing_intact_follows() -> None:
+    good, _ = _records(2)
+    a, b = encode_record(3, 1, b"a" * 100), encode_record(4, 1, b"b" * 100)
+    # the second record's tail landed, the first did not: no intact header after the hole
+    data = good + bytes(len(a)) + bytes(30) + b[30:]
+    assert scan(data, 0, 1).verdict is Verdict.TORN
+    # but if the second record landed whole, the hole is damage to durable data
+    assert scan(good + bytes(len(a)) + b, 0, 1).verdict is Verdict.CORRUPT
