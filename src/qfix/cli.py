@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, str] = {
     "engine": "qfix.bench.engine:command",
     "qzmq": "qfix.bench.qzmq:command",
     "net": "qfix.bench.net:command",
+    "journal": "qfix.bench.journal:command",
     "paths": "qfix.bench.paths:command",
     "markdown": "qfix.bench.markdown:command",
 }

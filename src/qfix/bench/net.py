@@ -17,14 +17,14 @@ Theory of operation. The parent process orchestrates and measures little itself:
    current ClOrdID, found once by an untimed engine run over the stream (cached beside
    it). Account stays null (the session's own).
 2. **Server.** One process runs :class:`qfix.server.Server` with the workload's
-   instruments, durability ``none``, cancel-on-disconnect off. Its loop is the server's
-   own ``run_once``; between batches it answers the parent on a pipe. ``Engine.process``
-   is wrapped to keep every batch it is given (and what it consumed), so that the
-   engine alone can later replay *the same orders in the same batches*; the batches are
-   written to a file between phases, never during one. A plain ZeroMQ ROUTER in the
-   same process echoes frames back for the plaintext ceiling and the ping-pong, while
-   the QZMQ loop is paused. Every process comes from a ``forkserver`` that imported the
-   heavy modules once.
+   instruments, no journal (durability ``none``; but see 6), cancel-on-disconnect off.
+   Its loop is the server's own ``run_once``; between batches it answers the parent on
+   a pipe. ``Engine.process`` is wrapped to keep every batch it is given (and what it
+   consumed), so that the engine alone can later replay *the same orders in the same
+   batches*; the batches are written to a file between phases, never during one. A
+   plain ZeroMQ ROUTER in the same process echoes frames back for the plaintext ceiling
+   and the ping-pong, while the QZMQ loop is paused. Every process comes from a
+   ``forkserver`` that imported the heavy modules once.
 3. **Clients.** N processes, each a :class:`qfix.client.Client` on the fast path
    (pre-encoded frames, ``send_frame`` / ``poll_raw``; its order tracker is replaced by
    a no-op: the SDK applies every report in a per-message Python loop). An order is
@@ -49,6 +49,20 @@ Theory of operation. The parent process orchestrates and measures little itself:
    over many loopback connections (source addresses 127.0.0.2-201; bounded in count and
    time). Meanwhile the parent times handshakes of allow-listed clients and samples
    the server's VmRSS from /proc.
+6. **Durability.** Without ``--durability`` the server has no journal (as before the
+   journal existed, so documents stay comparable; ``"durability": "none"``). With
+   ``--durability fsync,none`` each mode gets its own server (with a journal in that mode
+   in a temporary directory under ``--journal-dir``, on the disk, never the system's
+   temporary folder) and its own N clients, all started up front. Every server is
+   prefilled; then the warm-up windows, and the timed windows take turns (fsync 1, none 1,
+   fsync 2, ...), so that a drift of the shared machine falls on every mode alike. The
+   servers after the first then stop, and the other phases (plaintext, ping-pong,
+   latency, flood, engine alone) run on the first mode's server only, so the mode whose
+   round trips matter goes first. Each server's clients send the same stream. Every result
+   name is prefixed by the mode of the server that produced it (``fsync.orders_per_s``,
+   ``fsync.rtt.p50_us@10000``, ``none.orders_per_s``, ...), and ``<mode>_over_none`` is
+   the ratio of orders/s medians when ``none`` is among the modes. The servers keep the
+   configuration's checkpoint settings (``journal`` in the document).
 
 The stream is consumed once, in order: the latency and flood phases reserve their
 messages first; the throughput windows share the rest. A client that runs out of its
@@ -86,7 +100,7 @@ from qfix.crypto.primitives import SignatureAlg
 from qfix.errors import BenchmarkError
 from qfix.wire import codes, schema
 
-__all__ = ["STEPS", "Sizes", "command", "run", "sizes_for"]
+__all__ = ["STEPS", "Sizes", "command", "parse_durability", "run", "sizes_for"]
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +179,22 @@ _SMOKE: Final[dict[str, Any]] = {
     "flood_quiet_seconds": 0.3, "flood_seconds": 1.2, "flood_rate": 500, "flood_connections": 10,
     "known_handshakes": 1,
 }  # fmt: skip
+
+
+def parse_durability(text: str | None) -> tuple[str, ...]:
+    """The modes of ``--durability`` ("fsync,none"), in order; () without the option."""
+    if text is None:
+        return ()
+    from qfix.journal import DURABILITY_MODES
+
+    modes = tuple(m.strip() for m in text.split(","))
+    for m in modes:
+        if m not in DURABILITY_MODES:
+            known = ", ".join(DURABILITY_MODES)
+            raise click.BadParameter(f"{m!r}; use one or more of {known}", param_hint="--durability")
+    if len(set(modes)) != len(modes):
+        raise click.BadParameter(f"{text!r} names a mode twice", param_hint="--durability")
+    return modes
 
 
 # --- keys ---------------------------------------------------------------------------------
@@ -335,7 +365,8 @@ def _rss_mib(pid: int) -> float:
 
 
 def _server_main(config: Any, ctl: Connection, record_path: str) -> None:
-    """The server process: the real server loop, the batch recorder, the echo socket."""
+    """The server process: the real server loop, the batch recorder (off when
+    ``record_path`` is empty), the echo socket."""
     logging.basicConfig(level=logging.WARNING)
     from qfix.server import Server
 
@@ -346,14 +377,14 @@ def _server_main(config: Any, ctl: Connection, record_path: str) -> None:
     marks: list[tuple[int, int]] = []  #: (records consumed, phase) per engine call
     phase = 0
     engine_ns = 0
-    record = open(record_path, "wb")  # noqa: SIM115 - closed when the process ends
+    record = open(record_path, "wb") if record_path else None  # noqa: SIM115 - closed when the process ends
 
     def process(batch: Array, out: Array) -> Any:
         nonlocal engine_ns
         start = time.perf_counter_ns()
         res = original(batch, out)
         engine_ns += time.perf_counter_ns() - start
-        if res.consumed:
+        if res.consumed and record is not None:
             pending.append(batch[: res.consumed])
             marks.append((res.consumed, phase))
         return res
@@ -361,6 +392,8 @@ def _server_main(config: Any, ctl: Connection, record_path: str) -> None:
     engine.process = process  # type: ignore[method-assign]
 
     def flush_records() -> None:
+        if record is None:
+            return
         if pending:
             np.concatenate(pending).tofile(record)
             pending.clear()
@@ -399,7 +432,8 @@ def _server_main(config: Any, ctl: Connection, record_path: str) -> None:
                 ctl.send((engine.state_hash(), snapshot(), marks))
                 break
     finally:
-        record.close()
+        if record is not None:
+            record.close()
         server.stop()
         server.shutdown()
         echo.close(0)
@@ -786,6 +820,8 @@ class _Run:
     ctls: list[Connection]
     remaining: list[int]  #: messages each client has not sent yet
     mode: str
+    #: the server's journal durability with ``--durability`` (its result names' prefix), else ""
+    label: str = ""
 
     def send_all(self, cmd: tuple[Any, ...]) -> None:
         for c in self.ctls:
@@ -953,8 +989,16 @@ def run(
     quick: bool,
     streams: Path,
     progress: _common.Progress | None = None,
+    durability: Sequence[str] = (),
+    journal_parent: Path = Path("bench-out"),
 ) -> _common.Report:
-    """Measure; ``progress`` is advanced between phases (``STEPS`` steps)."""
+    """Measure; ``progress`` is advanced between phases (``STEPS`` steps).
+
+    ``durability``: none (the server runs without a journal and the result names are
+    unprefixed), or one server per mode, each with a journal in a temporary directory
+    under ``journal_parent``: every server is prefilled and their throughput windows
+    take turns; the other phases run on the first mode's server alone. Every name is
+    prefixed by the mode that produced it."""
     timed = _Timed(progress if progress is not None else _common.Progress(STEPS, quiet=True))
     report = _common.Report("net", quick)
     # children fork from a server process that imported the heavy modules once: 20
@@ -970,9 +1014,17 @@ def run(
     n_messages = len(records)
     del records
     mode = "pq-only" if sizes.pq_only else "hybrid"
-    with tempfile.TemporaryDirectory(prefix="qfix-bench-net-") as tmp:
-        folder = Path(tmp)
+    labels = list(durability) or [""]
+    with contextlib.ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="qfix-bench-net-")))
         config = _write_setup(folder, sizes)
+        journals: Path | None = None
+        if durability:
+            journal_parent.mkdir(parents=True, exist_ok=True)
+            journals = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="qfix-bench-net-journal-", dir=journal_parent))
+            )
+            report.extra["journal"] = _journal_extra(journals, config)
         paths = []
         for i, (msgs, _) in enumerate(parts):
             path = folder / f"client-{i}.npy"
@@ -982,37 +1034,35 @@ def run(
         sizes_of = [m.shape[0] for m, _ in parts]
         del parts
         record_path = folder / "batches.bin"
-        timed.step(f"starting the server and {sizes.clients} clients")
-        parent_ctl, child_ctl = mpc.Pipe()
-        # not daemonic: the server starts its own handshake worker processes; the finally
-        # below always joins or terminates it
-        server = mpc.Process(target=_server_main, args=(config, child_ctl, str(record_path)), daemon=False)
-        server.start()
-        fix_endpoint, echo_endpoint, server_pid = _recv(parent_ctl, "server start", 300)
-        ctls, procs = [], []
-        for i in range(sizes.clients):
-            a, b = mpc.Pipe()
-            proc = mpc.Process(target=_client_main, args=(i, fix_endpoint, mode, paths[i], b), daemon=True)
-            proc.start()
-            ctls.append(a)
-            procs.append(proc)
+        servers = "the server"
+        if len(labels) > 1:
+            servers = f"{len(labels)} servers ({', '.join(labels)})"
+        elif durability:
+            servers = f"the server (journal: {durability[0]})"
+        timed.step(f"starting {servers} and {sizes.clients} clients" + (" each" if len(labels) > 1 else ""))
+        started = _Started()
         flood_ctl, flood_child = mpc.Pipe()
-        flooder = mpc.Process(target=_flooder_main, args=(fix_endpoint, mode, flood_child), daemon=True)
-        run_ = _Run(
-            sizes, server, parent_ctl, server_pid, fix_endpoint, echo_endpoint, procs, ctls, list(sizes_of), mode
-        )
         try:
-            _gather(ctls, "client start", 300)
+            runs = []
+            for i, label in enumerate(labels):
+                server_config = config
+                if journals is not None:
+                    server_config = dataclasses.replace(config, journal_dir=journals / label, durability=label)
+                # only the first server's batches are recorded: the engine-alone replay is its own
+                record = str(record_path) if i == 0 else ""
+                runs.append(_start(mpc, server_config, sizes, paths, sizes_of, record, label, started))
+            flooder = mpc.Process(target=_flooder_main, args=(runs[0].fix_endpoint, mode, flood_child), daemon=True)
             flooder.start()
+            started.clients.append(flooder)
             _recv(flood_ctl, "flood process start", 300)
-            _measure(run_, report, timed, prefills, flood_ctl, flooder, config, record_path)
+            _measure(runs, report, timed, prefills, flood_ctl, flooder, config, record_path)
         finally:
-            for c in ctls:
+            for c in started.ctls:
                 with contextlib.suppress(OSError, ValueError):
                     c.send(("stop",))
             with contextlib.suppress(OSError, ValueError):
                 flood_ctl.send(("stop",))
-            for proc in [*procs, flooder, server]:
+            for proc in [*started.clients, *started.servers]:
                 proc.join(10)
                 if proc.is_alive():
                     proc.terminate()
@@ -1021,8 +1071,147 @@ def run(
     return report
 
 
+@dataclass
+class _Started:
+    """Every process started so far (and the client pipes), for the cleanup."""
+
+    servers: list[mp.process.BaseProcess] = dataclasses.field(default_factory=list)
+    #: the clients and the flooder
+    clients: list[mp.process.BaseProcess] = dataclasses.field(default_factory=list)
+    ctls: list[Connection] = dataclasses.field(default_factory=list)
+
+
+def _start(
+    mpc: Any,
+    config: Any,
+    sizes: Sizes,
+    paths: list[str],
+    sizes_of: list[int],
+    record_path: str,
+    label: str,
+    started: _Started,
+) -> _Run:
+    """A server on ``config`` and its clients, each connected and holding its share."""
+    mode = "pq-only" if sizes.pq_only else "hybrid"
+    parent_ctl, child_ctl = mpc.Pipe()
+    # not daemonic: the server starts its own handshake worker processes; the caller's
+    # finally always joins or terminates it
+    server = mpc.Process(target=_server_main, args=(config, child_ctl, record_path), daemon=False)
+    server.start()
+    started.servers.append(server)
+    fix_endpoint, echo_endpoint, server_pid = _recv(parent_ctl, "server start", 300)
+    ctls, procs = [], []
+    for i in range(sizes.clients):
+        a, b = mpc.Pipe()
+        proc = mpc.Process(target=_client_main, args=(i, fix_endpoint, mode, paths[i], b), daemon=True)
+        proc.start()
+        started.clients.append(proc)
+        started.ctls.append(a)
+        ctls.append(a)
+        procs.append(proc)
+    _gather(ctls, "client start", 300)
+    return _Run(
+        sizes, server, parent_ctl, server_pid, fix_endpoint, echo_endpoint, procs, ctls, list(sizes_of), mode, label
+    )
+
+
+def _journal_extra(journals: Path, config: Any) -> dict[str, Any]:
+    from qfix.bench.journal import filesystem
+
+    fs = filesystem(journals)
+    return {
+        "dir": str(journals),
+        "filesystem": fs,
+        "checkpoint_every_messages": config.checkpoint_every_messages,
+        "checkpoint_every_s": config.checkpoint_every_s,
+        "segment_mib": config.journal_segment_mib,
+        "note": "one journal directory per mode, removed at the end"
+        + (f"; WARNING: {fs['type']} is memory, fsync costs nothing there" if fs["type"] in ("tmpfs", "ramfs") else ""),
+    }
+
+
+def _prefill(run: _Run, prefills: list[int]) -> None:
+    t0 = time.monotonic() + 0.2
+    run.server_call("phase", 0)
+    for c, pre in zip(run.ctls, prefills, strict=True):
+        c.send(("flood", t0, t0 + 3600.0, pre, _FRAME_MAX, run.sizes.window))
+    for i, r in enumerate(_gather(run.ctls, "prefill")):
+        run.remaining[i] -= r["sent"]
+        if r["acked"] != r["sent"]:
+            raise BenchmarkError(f"prefill: client {i} got {r['acked']} of {r['sent']} outcomes")
+
+
+def _stop_throughput_only(run: _Run) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """End a server that only ran the throughput windows, and its clients; the server's
+    final totals and each client's account."""
+    run.server_ctl.send(("stop",))
+    _, final, _ = _recv(run.server_ctl, "server stop")
+    ends = []
+    for c in run.ctls:
+        c.send(("stop",))
+        ends.append(_recv(c, "client stop"))
+    for proc in [*run.clients, run.server]:
+        proc.join(30)  # the next phases have the machine to themselves
+    return final, ends
+
+
+def _window_results(windows: list[dict[str, Any]], note: str) -> dict[str, _common.Result]:
+    """The figures of the throughput windows, by their (unprefixed) names."""
+
+    def per_window(fn: Callable[[dict[str, Any]], float]) -> list[float]:
+        return [fn(w) for w in windows]
+
+    def per_order(key: str, factor: float = 1.0) -> Callable[[dict[str, Any]], float]:
+        # the server's counters over the whole window (drain included) per order it
+        # matched, times the acknowledged rate: exact also when a window was shortened
+        def rate(w: dict[str, Any]) -> float:
+            matched = max(1.0, _delta(w["before"], w["after"], "orders"))
+            return _delta(w["before"], w["after"], key) / matched * factor * float(w["orders_per_s"])
+
+        return rate
+
+    def msgs_rate(w: dict[str, Any]) -> float:
+        return per_order("messages_in")(w) + per_order("messages_out")(w)
+
+    def in_server(w: dict[str, Any]) -> float:
+        return _delta(w["before"], w["after"], "orders") / max(1e-9, _delta(w["before"], w["after"], "engine_s"))
+
+    found = [
+        _common.from_samples("orders_per_s", per_window(lambda w: w["orders_per_s"]), "orders/s", note),
+        _common.from_samples("msgs_per_s", per_window(msgs_rate), "msgs/s", "server: received + sent"),
+        _common.from_samples("gbps_in", per_window(per_order("bytes_in", 8e-9)), "Gbit/s", "QZMQ records"),
+        _common.from_samples("gbps_out", per_window(per_order("bytes_out", 8e-9)), "Gbit/s", "QZMQ records"),
+        _common.from_samples("trades_per_s", per_window(per_order("trades")), "trades/s"),
+        _common.from_samples(
+            "engine_in_server.orders_per_s", per_window(in_server), "orders/s", "time inside process()"
+        ),
+        _common.from_samples(
+            "cpu.clients_cores",
+            per_window(lambda w: w["client_cpu"] / w["sent"] * w["orders_per_s"]),
+            "cores",
+            "all clients, throughput (CPU per order x orders/s)",
+        ),
+        _common.from_samples("cpu.server_cores", per_window(per_order("cpu")), "cores", "throughput"),
+        _common.from_samples(
+            "engine_share_of_server_time", per_window(per_order("engine_s")), "ratio", "process() / wall"
+        ),
+    ]
+    return {r.name: r for r in found}
+
+
+def _reconcile(ends: list[dict[str, Any]]) -> dict[str, Any]:
+    sent = sum(c["sent"] for c in ends)
+    acked = sum(c["acked"] for c in ends)
+    return {
+        "orders_sent": sent,
+        "orders_with_one_outcome": acked,
+        "missing": sent - acked,
+        "refused": sum(c["refused"] for c in ends),
+    }
+
+
 def _measure(
-    run: _Run,
+    runs: list[_Run],
     report: _common.Report,
     progress: _Timed,
     prefills: list[int],
@@ -1031,35 +1220,38 @@ def _measure(
     config: Any,
     record_path: Path,
 ) -> None:
+    """Every phase on ``runs[0]``; prefill and throughput windows (taking turns) on the others."""
+    run = runs[0]
     sizes = run.sizes
     n = sizes.clients
     reps = sizes.repeats
-    progress.step(f"prefill: {sum(prefills):,} resting orders through the server")
-    t0 = time.monotonic() + 0.2
-    run.server_call("phase", 0)
-    for c, pre in zip(run.ctls, prefills, strict=True):
-        c.send(("flood", t0, t0 + 3600.0, pre, _FRAME_MAX, sizes.window))
-    for i, r in enumerate(_gather(run.ctls, "prefill")):
-        run.remaining[i] -= r["sent"]
-        if r["acked"] != r["sent"]:
-            raise BenchmarkError(f"prefill: client {i} got {r['acked']} of {r['sent']} outcomes")
+    each = f", on each of {len(runs)} servers" if len(runs) > 1 else ""
+    progress.step(f"prefill: {sum(prefills):,} resting orders through the server{each}")
+    for one in runs:
+        _prefill(one, prefills)
 
     # reserve the messages of the latency and flood phases; throughput gets the rest
+    # (the same reserve on every server, so that their windows get the same limits)
     warm_rate_s = _warm_rate_s(sizes)
     reserve = [_latency_need(sizes) if i == 0 else 0 for i in range(n)]
     spare = [max(0, run.remaining[i] - reserve[i]) for i in range(n)]
     if min(spare) < sizes.batch * (reps + 1):
         raise BenchmarkError("the multi stream is too short for these sizes (see docs/benchmarks.md)")
-    progress.step(f"throughput: warm-up and {reps} windows of {sizes.seconds / reps:.1f} s")
+    turns = f", the {len(runs)} servers taking turns" if len(runs) > 1 else ""
+    progress.step(f"throughput: warm-up and {reps} windows of {sizes.seconds / reps:.1f} s{turns}")
     warm_s = 1.0
-    windows: list[dict[str, Any]] = []
+    windows_of: list[list[dict[str, Any]]] = [[] for _ in runs]
     share = [s // (reps + 1) for s in spare]
     # the warm-up takes what it needs, up to an equal share; the rest is split evenly
-    _throughput_window(run, warm_s, share, -1)
+    for one in runs:
+        _throughput_window(one, warm_s, share, -1)
     for k in range(reps):
-        left = [max(0, run.remaining[i] - reserve[i]) for i in range(n)]
-        limits = [max(sizes.batch, left[i] // (reps - k)) for i in range(n)]
-        windows.append(_throughput_window(run, sizes.seconds / reps, limits, k + 1))
+        for one, windows in zip(runs, windows_of, strict=True):
+            left = [max(0, one.remaining[i] - reserve[i]) for i in range(n)]
+            limits = [max(sizes.batch, left[i] // (reps - k)) for i in range(n)]
+            windows.append(_throughput_window(one, sizes.seconds / reps, limits, k + 1))
+    windows = windows_of[0]
+    others = [_stop_throughput_only(one) for one in runs[1:]]
 
     progress.step(f"plaintext ceiling: {reps} windows of {sizes.plain_seconds:.1f} s")
     plain_rates = []
@@ -1131,28 +1323,11 @@ def _measure(
             phase_orders[phase] = phase_orders.get(phase, 0) + count
 
     # --- results -----------------------------------------------------------------------
-    def per_window(fn: Callable[[dict[str, Any]], float]) -> list[float]:
-        return [fn(w) for w in windows]
-
     note = f"{n} clients, {sizes.batch} orders per record, {sizes.window} records in flight each"
-    orders = report.add(_common.from_samples("orders_per_s", per_window(lambda w: w["orders_per_s"]), "orders/s", note))
-
-    def per_order(key: str, factor: float = 1.0) -> Callable[[dict[str, Any]], float]:
-        # the server's counters over the whole window (drain included) per order it
-        # matched, times the acknowledged rate: exact also when a window was shortened
-        def rate(w: dict[str, Any]) -> float:
-            matched = max(1.0, _delta(w["before"], w["after"], "orders"))
-            return _delta(w["before"], w["after"], key) / matched * factor * float(w["orders_per_s"])
-
-        return rate
-
-    def msgs_rate(w: dict[str, Any]) -> float:
-        return per_order("messages_in")(w) + per_order("messages_out")(w)
-
-    report.add(_common.from_samples("msgs_per_s", per_window(msgs_rate), "msgs/s", "server: received + sent"))
-    report.add(_common.from_samples("gbps_in", per_window(per_order("bytes_in", 8e-9)), "Gbit/s", "QZMQ records"))
-    report.add(_common.from_samples("gbps_out", per_window(per_order("bytes_out", 8e-9)), "Gbit/s", "QZMQ records"))
-    report.add(_common.from_samples("trades_per_s", per_window(per_order("trades")), "trades/s"))
+    by_window = _window_results(windows, note)
+    orders = report.add(by_window["orders_per_s"])
+    for name in ("msgs_per_s", "gbps_in", "gbps_out", "trades_per_s"):
+        report.add(by_window[name])
     alone_rates = [phase_orders[k + 1] / alone_s[k + 1] for k in range(reps) if alone_s.get(k + 1)]
     alone = report.add(
         _common.from_samples(
@@ -1162,31 +1337,15 @@ def _measure(
     alone_wall = [phase_orders[k + 1] / alone_wall_s[k + 1] for k in range(reps) if alone_wall_s.get(k + 1)]
     report.add(_common.from_samples("engine_alone_wall_orders_per_s", alone_wall, "orders/s", "the same, wall time"))
     report.add(_common.ratio("over_engine_alone", orders, alone, "target >= 0.50"))
-    in_server = [
-        _delta(w["before"], w["after"], "orders") / max(1e-9, _delta(w["before"], w["after"], "engine_s"))
-        for w in windows
-    ]
-    report.add(_common.from_samples("engine_in_server.orders_per_s", in_server, "orders/s", "time inside process()"))
+    report.add(by_window["engine_in_server.orders_per_s"])
     plain = report.add(
         _common.from_samples(
             "plaintext_ceiling.orders_per_s", plain_rates, "msgs/s", "same frames, plain DEALER->ROUTER echo"
         )
     )
     report.add(_common.ratio("over_plaintext_ceiling", orders, plain))
-    report.add(
-        _common.from_samples(
-            "cpu.clients_cores",
-            per_window(lambda w: w["client_cpu"] / w["sent"] * w["orders_per_s"]),
-            "cores",
-            "all clients, throughput (CPU per order x orders/s)",
-        )
-    )
-    report.add(_common.from_samples("cpu.server_cores", per_window(per_order("cpu")), "cores", "throughput"))
-    report.add(
-        _common.from_samples(
-            "engine_share_of_server_time", per_window(per_order("engine_s")), "ratio", "process() / wall"
-        )
-    )
+    for name in ("cpu.clients_cores", "cpu.server_cores", "engine_share_of_server_time"):
+        report.add(by_window[name])
     for rate in sizes.rates:
         report.add(_common.from_samples(f"rtt.p50_us@{rate}", [p[0] for p in lat[rate]], "us"))
         report.add(_common.from_samples(f"rtt.p99_us@{rate}", [p[1] for p in lat[rate]], "us"))
@@ -1198,20 +1357,9 @@ def _measure(
     for r in flood:
         report.add(r)
 
-    sent = sum(c["sent"] for c in client_end)
-    acked = sum(c["acked"] for c in client_end)
-    report.extra["reconcile"] = {
-        "orders_sent": sent,
-        "orders_with_one_outcome": acked,
-        "missing": sent - acked,
-        "refused": sum(c["refused"] for c in client_end),
-        "latency_orders_unanswered_in_time": lat_missing,
-    }
-    report.add(
-        _common.single(
-            "reconcile.missing_orders", float(sent - acked), "orders", f"of {sent:,} sent, none without an outcome: 0"
-        )
-    )
+    reconcile = _reconcile(client_end)
+    report.extra["reconcile"] = {**reconcile, "latency_orders_unanswered_in_time": lat_missing}
+    report.add(_missing(reconcile))
     server_cpu = final["cpu"]
     report.extra["cpu_seconds"] = {
         "clients": sum(c["cpu"] for c in client_end),
@@ -1226,21 +1374,75 @@ def _measure(
         "latency_client_cores": {str(r): statistics.median(v) for r, v in lat_cpu.items()},
     }
     report.extra["sizes"] = dataclasses.asdict(sizes)
-    report.extra["durability"] = "none"
+    report.extra["durability"] = ",".join(one.label for one in runs) if run.label else "none"
     report.extra["mode"] = run.mode
     report.extra["windows_truncated"] = sum(1 for w in windows if w["truncated"])
     report.extra["engine_state_hash"] = server_hash.hex()
+    bars = {"encrypted,\nmatched, acked": orders.value}
+    if run.label:
+        _prefix_and_add_others(report, runs, windows_of, others, note)
+        bars = {f"{one.label},\nencrypted,\nmatched, acked": _find(report, f"{one.label}.orders_per_s") for one in runs}
     report.plot_data = {
         "rates": list(sizes.rates),
         "p50": [statistics.median(p[0] for p in lat[r]) for r in sizes.rates],
         "p99": [statistics.median(p[1] for p in lat[r]) for r in sizes.rates],
         "ping": ping.value,
-        "bars": {
-            "encrypted,\nmatched, acked": orders.value,
-            "engine alone": alone.value,
-            "plaintext ZeroMQ": plain.value,
-        },
+        "bars": {**bars, "engine alone": alone.value, "plaintext ZeroMQ": plain.value},
+        "label": run.label,
     }
+
+
+def _missing(reconcile: dict[str, Any], prefix: str = "") -> _common.Result:
+    sent = reconcile["orders_sent"]
+    note = f"of {sent:,} sent, none without an outcome: 0"
+    return _common.single(f"{prefix}reconcile.missing_orders", float(reconcile["missing"]), "orders", note)
+
+
+def _find(report: _common.Report, name: str) -> float:
+    return next(r.value for r in report.results if r.name == name)
+
+
+def _prefix_and_add_others(
+    report: _common.Report,
+    runs: list[_Run],
+    windows_of: list[list[dict[str, Any]]],
+    others: list[tuple[dict[str, Any], list[dict[str, Any]]]],
+    note: str,
+) -> None:
+    """With ``--durability``: prefix the first server's names by its mode, add the
+    throughput figures of the other servers under theirs, and ``<mode>_over_none``."""
+    first = runs[0]
+    report.results = [dataclasses.replace(r, name=f"{first.label}.{r.name}") for r in report.results]
+    orders = {first.label: next(r for r in report.results if r.name == f"{first.label}.orders_per_s")}
+    detail: dict[str, Any] = {
+        first.label: {
+            "phases": "all",
+            "reconcile": report.extra["reconcile"],
+            "windows_truncated": report.extra["windows_truncated"],
+        }
+    }
+    for run, windows, (final, ends) in zip(runs[1:], windows_of[1:], others, strict=True):
+        for r in _window_results(windows, note).values():
+            added = report.add(dataclasses.replace(r, name=f"{run.label}.{r.name}"))
+            if r.name == "orders_per_s":
+                orders[run.label] = added
+        reconcile = _reconcile(ends)
+        report.add(_missing(reconcile, f"{run.label}."))
+        detail[run.label] = {
+            "phases": "prefill and throughput windows",
+            "reconcile": reconcile,
+            "windows_truncated": sum(1 for w in windows if w["truncated"]),
+            "server_cpu_s": final["cpu"],
+        }
+    base = orders.get("none")
+    for label, r in orders.items():
+        if base is None or label == "none":
+            continue
+        if base.value > 0:
+            report.add(_common.ratio(f"{label}_over_none", r, base, "orders/s medians, windows taking turns"))
+        else:  # windows cut to a few 10 ms bins (tiny test streams) can count nothing
+            detail[label]["over_none"] = "not computed: none.orders_per_s has a median of 0"
+    report.extra["durability_runs"] = detail
 
 
 def _flood(run: _Run, flood_ctl: Connection) -> list[_common.Result]:
@@ -1325,7 +1527,7 @@ def plot(report: _common.Report, path: str) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
     names = list(data["bars"])
     heights = [data["bars"][k] / 1e3 for k in names]
-    ax1.bar(names, heights, color=["tab:blue", "tab:green", "tab:gray"])
+    ax1.bar(names, heights, color=["tab:blue"] * (len(names) - 2) + ["tab:green", "tab:gray"])
     for x, h in enumerate(heights):
         ax1.annotate(f"{h:,.0f}k", (x, h), ha="center", va="bottom")
     ax1.set_yscale("log")
@@ -1338,7 +1540,7 @@ def plot(report: _common.Report, path: str) -> None:
     ax2.set_yscale("log")
     ax2.set_xlabel("offered orders/s (one session, 1 ms ticks)")
     ax2.set_ylabel("round trip, us (from scheduled send)")
-    ax2.set_title("latency")
+    ax2.set_title("latency" + (f", durability {data['label']}" if data.get("label") else ""))
     ax2.grid(True, which="both", alpha=0.3)
     ax2.legend()
     fig.suptitle("qfix bench net" + (" (quick)" if report.quick else ""))
@@ -1361,6 +1563,23 @@ def plot(report: _common.Report, path: str) -> None:
 @click.option("--messages", type=int, default=None, hidden=True)
 @click.option("--rates", default=None, hidden=True, help="Comma-separated offered rates.")
 @click.option("--smoke", is_flag=True, hidden=True, help="Tiny durations (the smoke test).")
+@click.option(
+    "--durability",
+    "durability_text",
+    default=None,
+    metavar="MODE[,MODE...]",
+    help="Give the server a journal in each of these modes (fsync, batch-async, none): one server per mode, "
+    "throughput windows taking turns, names prefixed by the mode; the other phases on the first mode's server. "
+    "Without it the server has no journal.",
+)
+@click.option(
+    "--journal-dir",
+    "journal_parent",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("bench-out"),
+    show_default=True,
+    help="With --durability: where the temporary journals go (on the disk to measure, not tmpfs).",
+)
 @_common.output_options
 def command(
     clients: int,
@@ -1372,6 +1591,8 @@ def command(
     messages: int | None,
     rates: str | None,
     smoke: bool,
+    durability_text: str | None,
+    journal_parent: Path,
     json_path: str | None,
     plot_path: str | None,
     quiet: bool,
@@ -1380,6 +1601,9 @@ def command(
     _common.check_outputs(json_path, plot_path)
     if clients < 1:
         raise click.BadParameter("at least 1", param_hint="--clients")
+    durability = parse_durability(durability_text)
+    if durability:
+        _common.check_output_path(journal_parent / ".qfix-bench-net.probe", "--journal-dir")
     sizes = sizes_for(clients, seconds, quick, pq_only)
     if instruments is not None or messages is not None or rates is not None:
         sizes = dataclasses.replace(
@@ -1391,5 +1615,5 @@ def command(
     if smoke:
         sizes = dataclasses.replace(sizes, **_SMOKE)
     with _common.Progress(STEPS, quiet=quiet) as progress:
-        report = run(sizes, quick, streams, progress)
+        report = run(sizes, quick, streams, progress, durability, journal_parent)
     _common.finish(report, json_path, plot_path, plot)

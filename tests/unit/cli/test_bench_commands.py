@@ -16,7 +16,7 @@ from qfix.bench import _common
 from qfix.cli import main
 from qfix.errors import OutputPathError
 
-COMMANDS = ["wire", "engine", "qzmq", "paths"]
+COMMANDS = ["wire", "engine", "qzmq", "paths", "journal"]
 
 
 def _no_measuring(monkeypatch: pytest.MonkeyPatch, name: str) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from qfix.bench import net
+from qfix.bench import _common, net
 from qfix.cli import main
 from qfix.wire import codes
 
@@ -111,3 +111,101 @@ def test_bench_net_tiny_run_reports_every_result_name(tmp_path: Path) -> None:
     assert {"clients", "server"} <= set(doc["cpu_seconds"])
     assert doc["workload"]["blake2b"]
     assert png.stat().st_size > 1000
+
+
+def test_durability_option_is_parsed_and_handed_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[tuple[tuple[str, ...], Path]] = []
+
+    def run(
+        sizes: net.Sizes,
+        quick: bool,
+        streams: Path,
+        progress: object = None,
+        durability: tuple[str, ...] = (),
+        journal_parent: Path = Path("bench-out"),
+    ) -> _common.Report:
+        seen.append((tuple(durability), journal_parent))
+        return _common.Report("net", quick)
+
+    monkeypatch.setattr(net, "run", run)
+    journals = tmp_path / "journals"
+    args = ["bench", "net", "--quick", "--quiet", "--durability", "fsync, none", "--journal-dir", str(journals)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert CliRunner().invoke(main, ["bench", "net", "--quick", "--quiet"]).exit_code == 0
+    assert seen == [(("fsync", "none"), journals), ((), Path("bench-out"))]
+    for bad, why in (("fsync,sync", "'sync'; use one or more of fsync, batch-async, none"), ("none,none", "twice")):
+        result = CliRunner().invoke(main, ["bench", "net", "--quick", "--durability", bad])
+        assert result.exit_code == 2 and "--durability" in result.stderr and why in result.stderr, result.stderr
+    assert net.parse_durability(None) == () and net.parse_durability("batch-async") == ("batch-async",)
+
+
+def _window(rate: float) -> dict[str, object]:
+    after = {"orders": 1000.0, "messages_in": 1000.0, "messages_out": 2500.0, "bytes_in": 9e4, "bytes_out": 2e5}
+    after.update(trades=40.0, cpu=0.8, engine_s=0.3)
+    before = dict.fromkeys(after, 0.0)
+    return {"orders_per_s": rate, "before": before, "after": after, "client_cpu": 0.4, "sent": 1000, "truncated": False}
+
+
+def _fake_run(label: str) -> net._Run:
+    sizes = net.sizes_for(2, 1.0, True)
+    return net._Run(sizes, None, None, 0, "", "", [], [], [0, 0], "hybrid", label)  # type: ignore[arg-type]
+
+
+def _prefixed(fsync: list[dict[str, object]], none: list[dict[str, object]]) -> _common.Report:
+    """A report as _measure leaves it for the fsync server, then the none server's windows added."""
+    report = _common.Report("net", True)
+    for r in net._window_results(fsync, "note").values():
+        report.add(r)
+    report.add(_common.from_samples("rtt.p50_us@10000", [5.0, 6.0, 7.0], "us"))
+    report.extra.update(reconcile={"orders_sent": 3, "missing": 0}, windows_truncated=0)
+    ends = [{"sent": 7, "acked": 7, "refused": 0}, {"sent": 5, "acked": 4, "refused": 0}]
+    runs = [_fake_run("fsync"), _fake_run("none")]
+    net._prefix_and_add_others(report, runs, [fsync, none], [({"cpu": 1.0}, ends)], "")
+    return report
+
+
+def test_durability_prefixes_every_name_and_compares_fsync_with_none() -> None:
+    fsync = [_window(r) for r in (100.0, 300.0, 200.0)]
+    none = [_window(r) for r in (400.0, 500.0, 600.0)]
+    report = _prefixed(fsync, none)
+    values = {r.name: r.value for r in report.results}
+    throughput = set(net._window_results(fsync, "").keys())
+    assert {f"fsync.{k}" for k in throughput} | {f"none.{k}" for k in throughput} <= set(values)
+    assert "fsync.rtt.p50_us@10000" in values and "rtt.p50_us@10000" not in values
+    assert not any(k in values for k in throughput), "an unprefixed name is left"
+    assert values["fsync_over_none"] == pytest.approx(200.0 / 500.0)
+    assert values["none.reconcile.missing_orders"] == 1.0
+    assert report.extra["durability_runs"]["none"]["reconcile"]["orders_sent"] == 12
+
+
+@pytest.mark.benchmark
+@pytest.mark.integration
+@pytest.mark.slow
+def test_bench_net_tiny_run_with_two_durability_modes(tmp_path: Path) -> None:
+    out, journals = tmp_path / "net.json", tmp_path / "journals"
+    args = [
+        "bench", "net", "--quick", "--smoke", "--quiet", "--clients", "2", "--instruments", "50",
+        "--messages", "80000", "--rates", "10000,100000", "--streams", str(tmp_path / "streams"),
+        "--durability", "fsync,none", "--journal-dir", str(journals), "--json", str(out),
+    ]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    values = {r["name"]: r for r in doc["results"]}
+    wanted = {f"fsync.{k}" for k in REQUIRED} | {f"none.{k}" for k in ("orders_per_s", "msgs_per_s", "trades_per_s")}
+    if values["none.orders_per_s"]["value"] > 0:  # the tiny stream's windows may count nothing (net.py)
+        wanted.add("fsync_over_none")
+    assert set(values) >= wanted, wanted - set(values)
+    assert not set(values) & REQUIRED, "an unprefixed name is left"
+    for r in doc["results"]:
+        assert math.isfinite(r["value"]) and r["min"] <= r["value"] <= r["max"], r
+    assert values["fsync.reconcile.missing_orders"]["value"] == values["none.reconcile.missing_orders"]["value"] == 0
+    assert doc["durability"] == "fsync,none" and doc["journal"]["filesystem"]["type"] != "unknown"
+    assert doc["durability_runs"]["none"]["reconcile"]["orders_sent"] > 0
+    assert list(journals.iterdir()) == []  # the temporary journals are gone
+
+
+def test_no_ratio_over_a_none_median_of_zero() -> None:
+    report = _prefixed([_window(r) for r in (1.0, 2.0, 3.0)], [_window(0.0) for _ in range(3)])
+    assert "fsync_over_none" not in {r.name for r in report.results}
+    assert "median of 0" in report.extra["durability_runs"]["fsync"]["over_none"]
