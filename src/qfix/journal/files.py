@@ -256,7 +256,7 @@ class JournalWriter:
                 self._mark_durable(last)
             else:
                 assert self._syncer is not None
-                self._syncer.request(self._fd, last)
+                self._syncer.request(self._fd, last, until_started=self.durability == "fsync")
         except OSError as exc:
             self._failed = exc
             raise JournalError(
@@ -310,7 +310,7 @@ class JournalWriter:
 
 
 class _Syncer:
-    """``batch-async``: one thread that runs fdatasync after commits (it releases the GIL)."""
+    """One thread that runs fdatasync after commits (the call releases the GIL)."""
 
     def __init__(self, writer: JournalWriter) -> None:
         self.writer = writer
@@ -318,13 +318,24 @@ class _Syncer:
         self._wanted: tuple[int, int] | None = None  # (fd, last seq)
         self._busy = False
         self._stop = False
+        self._requests = 0
+        self._picked = 0
         self._thread = threading.Thread(target=self._run, name="qfix-journal-sync", daemon=True)
         self._thread.start()
 
-    def request(self, fd: int, last: int) -> None:
+    def request(self, fd: int, last: int, *, until_started: bool = False) -> None:
+        """Ask for a sync of ``fd`` covering record ``last``. With ``until_started``, wait
+        until the thread has taken the request (when it is idle): the caller is about to
+        run jitted code that holds the GIL for its whole call, and a thread that has not
+        yet entered the system call could not start the sync before that call returns."""
         with self._cond:
             self._wanted = (fd, last)
-            self._cond.notify()
+            self._requests += 1
+            ticket = self._requests
+            self._cond.notify_all()
+            if until_started and not self._busy:
+                while self._picked < ticket and not self._stop and self.writer._failed is None:
+                    self._cond.wait()
 
     def wait_idle(self) -> None:
         with self._cond:
@@ -347,7 +358,7 @@ class _Syncer:
     def stop(self) -> None:
         with self._cond:
             self._stop = True
-            self._cond.notify()
+            self._cond.notify_all()
         self._thread.join()
 
     def _run(self) -> None:
@@ -360,6 +371,8 @@ class _Syncer:
                 fd, last = self._wanted
                 self._wanted = None
                 self._busy = True
+                self._picked = self._requests
+                self._cond.notify_all()
             failed: BaseException | None = None
             try:
                 self.writer.files.sync(fd)

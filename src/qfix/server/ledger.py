@@ -74,7 +74,7 @@ from qfix.journal import (
 from qfix.journal.checkpoint import remove_leftovers
 from qfix.journal.entries import Batch, BlockAccounts, OpenSession
 from qfix.server.config import ServerConfig
-from qfix.server.session import OrderEntry, SessionState
+from qfix.server.session import MD_DEST, OrderEntry, SessionState
 from qfix.wire import schema
 
 __all__ = ["Ledger", "Recovery"]
@@ -85,6 +85,8 @@ Array = npt.NDArray[Any]
 
 META_FORMAT: Final = 1
 KEEP_CHECKPOINTS: Final = 2
+#: replayed reports filed into the histories at once (64 bytes each: bounded memory)
+_REMEMBER_EVERY: Final = 1 << 20
 
 
 def instrument_fingerprint(config: ServerConfig) -> str:
@@ -144,8 +146,10 @@ class Ledger:
         self.files = files or OsFiles()
         self.directory: Path | None = config.journal_dir
         self.recovery = Recovery()
-        self.engine = Engine(config.instruments, config.engine)
-        self.driver = EngineDriver(self.engine)
+        #: built by recovery when it restores a checkpoint (an engine's tables cost tens of
+        #: milliseconds to set up: build one, not two)
+        self.engine: Engine = None  # type: ignore[assignment]
+        self.driver: EngineDriver = None  # type: ignore[assignment]
         self.writer: JournalWriter | None = None
         self.failure: str = ""
         #: time spent waiting for syncs that the engine's work did not cover (metrics)
@@ -155,9 +159,15 @@ class Ledger:
         self._checkpoint_thread: threading.Thread | None = None
         #: sequence numbers of the checkpoints known intact (found on start or written since)
         self._good: list[int] = []
+        self._replayed: list[Array] = []
+        self._replayed_records = 0
+        self._marks_behind = False
         self._checkpoint_error: BaseException | None = None
         if self.directory is not None:
             self._open(self.directory)
+        if self.engine is None:  # no journal, or a fresh one
+            self.engine = Engine(config.instruments, config.engine)
+            self.driver = EngineDriver(self.engine)
 
     # --- recovery ---------------------------------------------------------------------
 
@@ -216,6 +226,10 @@ class Ledger:
                     f"{seq}, but the checkpoint there says {want}; the journal and checkpoints disagree "
                     f"(inspect them with `qfix journal verify {directory}`)"
                 )
+        self._file_replayed()
+        if self._marks_behind:
+            for state in self.entry.by_id:
+                state.hwm = max(state.hwm, int(self.entry.journaled_marks[state.session_id]))
         if last < newest:
             # a checkpoint proves records up to ``newest`` were durable: the journal lost some
             where = f"; its last segment's tail is damaged at offset {rec.torn[0].offset}" if rec.torn else ""
@@ -243,6 +257,8 @@ class Ledger:
             files=self.files,
         )
         if fresh:
+            self.engine = Engine(self.config.instruments, self.config.engine)
+            self.driver = EngineDriver(self.engine)
             self._write_checkpoint(self._checkpoint_state(), directory)
         rec.seconds = time.monotonic() - started
 
@@ -264,7 +280,8 @@ class Ledger:
                 state = entry.restore_session(int(doc["id"]), bytes.fromhex(doc["kid"]))
             except (ValueError, KeyError, TypeError) as exc:
                 raise JournalCorruptError(f"checkpoint {ck.path}: bad session entry {doc!r}: {exc}") from None
-            state.hwm = state.journaled_hwm = int(doc["hwm"])
+            state.hwm = int(doc["hwm"])
+            entry.journaled_marks[state.session_id] = state.hwm
             state.last_exec_id = int(doc["last_exec_id"])
             # the reports before the checkpoint are not held: asking for them says "unavailable"
             state.history.dropped_upto = state.last_exec_id
@@ -286,7 +303,20 @@ class Ledger:
             self._apply_session(entry)
 
     def _route_replayed(self, out: Array) -> None:
-        self.entry.route(out)  # fills histories and ExecID positions; nobody is connected yet
+        """Keep the replayed reports (not market data) for the sessions' histories; they
+        are filed in bulk (``OrderEntry.remember``), nobody being connected yet."""
+        kept = out[out["dest"] != MD_DEST]  # a copy: the driver reuses its buffer
+        if kept.size:
+            self._replayed.append(kept)
+            self._replayed_records += kept.size
+            if self._replayed_records >= _REMEMBER_EVERY:
+                self._file_replayed()
+
+    def _file_replayed(self) -> None:
+        if self._replayed:
+            self.entry.remember(np.concatenate(self._replayed))
+        self._replayed = []
+        self._replayed_records = 0
 
     def _raise_marks(self, records: Array, *, stage_s: bool) -> None:
         """Raise each session's journaled ClOrdID mark to its largest ClOrdID in
@@ -298,13 +328,9 @@ class Ledger:
             raise JournalCorruptError(
                 f"journal {self.directory}: a batch names SessionID {int(sids.max())}, which no record opened"
             )
-        marks = np.zeros(len(self.entry.by_id), np.uint64)
-        np.maximum.at(marks, sids, view["ClOrdID"])
-        for sid in np.flatnonzero(marks).tolist():
-            state = self.entry.by_id[sid]
-            state.journaled_hwm = max(state.journaled_hwm, int(marks[sid]))
-            if stage_s:
-                state.hwm = max(state.hwm, int(marks[sid]))
+        np.maximum.at(self.entry.journaled_marks, sids, view["ClOrdID"])
+        if stage_s:
+            self._marks_behind = True  # stage S's marks follow once the replay is done
 
     def _apply_session(self, entry: Entry) -> None:
         if isinstance(entry, OpenSession):
@@ -403,7 +429,12 @@ class Ledger:
             "format": META_FORMAT,
             "instruments": instrument_fingerprint(self.config),
             "sessions": [
-                {"id": s.session_id, "kid": s.kid.hex(), "hwm": s.journaled_hwm, "last_exec_id": s.last_exec_id}
+                {
+                    "id": s.session_id,
+                    "kid": s.kid.hex(),
+                    "hwm": int(entry.journaled_marks[s.session_id]),
+                    "last_exec_id": s.last_exec_id,
+                }
                 for s in entry.by_id
             ],
             "blocked": sorted(entry.blocked),

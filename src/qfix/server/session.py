@@ -164,9 +164,6 @@ class SessionState:
     bucket: _Bucket
     history: _History
     hwm: int = 0  #: highest ClOrdID that passed stage S
-    #: highest ClOrdID of this session's journaled input: what a Heartbeat reports as
-    #: LastClOrdID, so a client never takes an order the journal does not yet hold for taken
-    journaled_hwm: int = 0
     last_exec_id: int = 0  #: highest ExecID routed to this session
     conns: list[int] = field(default_factory=list)
     last_sent: float = 0.0  #: monotonic time of the last message sent to it
@@ -221,6 +218,11 @@ class OrderEntry:
         self.accepting = True
         #: accounts an operator killed: their orders are refused at stage S (108)
         self.blocked: set[int] = set()
+        #: per SessionID, the highest ClOrdID of its journaled input: what a Heartbeat
+        #: reports as LastClOrdID, so a client never takes an order the journal does not
+        #: hold yet for taken (stage S's own mark, ``SessionState.hwm``, runs ahead of it).
+        #: An array, so that the ledger raises every mark of a batch in one operation.
+        self.journaled_marks = np.zeros(max_sessions, np.uint64)
 
     # --- connections ----------------------------------------------------------------
 
@@ -281,7 +283,7 @@ class OrderEntry:
     def heartbeat(self, state: SessionState, transact_time: int = 0) -> bytes:
         hb = codec.new_records(codes.TEMPLATE_HEARTBEAT)
         hb["LastExecID"] = state.last_exec_id
-        hb["LastClOrdID"] = state.journaled_hwm
+        hb["LastClOrdID"] = self.journaled_marks[state.session_id]
         hb["TransactTime"] = transact_time
         return hb.tobytes()
 
@@ -446,6 +448,25 @@ class OrderEntry:
             self._remember(state, msgs)
             routed.append((state, msgs))
         return routed, md_msgs
+
+    def remember(self, out: Array) -> None:
+        """Put the sequenced reports of engine output ``out`` (any number of batches, in
+        emission order) into their sessions' histories without sending anything: what a
+        recovery does with replayed output. One stable sort by destination for the whole
+        stretch, so the cost per session is paid once per stretch, not once per batch."""
+        dest = out["dest"]
+        messages = out["message"]
+        tids = messages[:, _TEMPLATE_LO] | (messages[:, _TEMPLATE_HI].astype(np.uint16) << 8)
+        wanted = np.flatnonzero((dest < len(self.by_id)) & (tids >= _SEQUENCED_FIRST) & (tids <= _SEQUENCED_LAST))
+        if wanted.size == 0:
+            return
+        order = wanted[np.argsort(dest[wanted], kind="stable")]
+        sorted_dest = dest[order]
+        cuts = np.flatnonzero(np.diff(sorted_dest)) + 1
+        starts = np.concatenate(([0], cuts)).tolist()
+        ends = np.concatenate((cuts, [order.size])).tolist()
+        for s, e in zip(starts, ends, strict=True):
+            self._remember(self.by_id[int(sorted_dest[s])], messages[order[s:e]])
 
     def _remember(self, state: SessionState, msgs: Array) -> None:
         tids = msgs[:, _TEMPLATE_LO] | (msgs[:, _TEMPLATE_HI].astype(np.uint16) << 8)

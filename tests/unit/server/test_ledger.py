@@ -95,7 +95,8 @@ def _apply(ledger: Ledger, entry: ent.Entry) -> None:
 
 
 def _snapshot(ledger: Ledger) -> tuple[object, ...]:
-    sessions = tuple((s.session_id, s.kid, s.hwm, s.journaled_hwm, s.last_exec_id) for s in ledger.entry.by_id)
+    marks = ledger.entry.journaled_marks
+    sessions = tuple((s.session_id, s.kid, s.hwm, int(marks[s.session_id]), s.last_exec_id) for s in ledger.entry.by_id)
     return ledger.engine.state_hash(), sessions, tuple(sorted(ledger.entry.blocked)), ledger.last_seq
 
 

@@ -120,7 +120,7 @@ def test_heartbeat_is_answered_with_the_journaled_marks() -> None:
     hb = arrival.replies[0].view(schema.HEARTBEAT)[0]
     assert int(hb["templateId"]) == codes.TEMPLATE_HEARTBEAT
     assert int(hb["LastClOrdID"]) == 0 and int(hb["TransactTime"]) == 9
-    entry.by_conn[1].journaled_hwm = 7  # what the ledger does once the batch is durable
+    entry.journaled_marks[0] = 7  # what the ledger does once the batch is durable
     hb = entry.receive(1, _frame([message.heartbeat()]), recv_time=10, now=0.0).replies[0].view(schema.HEARTBEAT)
     assert int(hb[0]["LastClOrdID"]) == 7
 
@@ -180,7 +180,7 @@ def test_retransmit_truncates_and_reports_lost_history() -> None:
 def test_session_id_is_kept_across_reconnects() -> None:
     entry = _entry()
     entry.receive(1, _frame([_message(1, 4, None)]), recv_time=1, now=0.0)
-    entry.by_conn[1].journaled_hwm = 4  # the ledger journaled it
+    entry.journaled_marks[0] = 4  # the ledger journaled it
     assert entry.logout(1) is not None
     state, hello = entry.login(7, KID, (101,), now=1.0)
     assert state.session_id == 0 and state.hwm == 4
