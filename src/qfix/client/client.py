@@ -45,6 +45,7 @@ _MSG: Final = codes.MESSAGE_SIZE
 _FRAME_MSGS: Final = codes.MAX_MSGS_PER_FRAME
 
 
+_U32_MAX: Final = 2**32 - 1
 _ER_EXEC_ID: Final = 8 + 24  #: ExecID in ExecutionReport and OrderCancelReject (header + block offset)
 _MCR_EXEC_ID: Final = 8 + 16  #: ExecID in OrderMassCancelReport
 
@@ -181,7 +182,15 @@ class Client:
     def _ask_for_missed(self) -> None:
         done = self.orders.last_exec_id
         if self._catch_up_to > done:
-            self.request_retransmit(done + 1, self._catch_up_to - done)
+            # Count is a number of messages; the ExecID span bounds it (ExecIDs are global)
+            self.request_retransmit(done + 1, min(self._catch_up_to - done, _U32_MAX))
+
+    def _deliver_unsequenced_held(self) -> None:
+        held, self._held = self._held, []
+        for msgs in held:
+            keep = _exec_ids(msgs, np.ascontiguousarray(msgs[:, 2:4]).view("<u2")[:, 0]) == 0
+            if keep.any():
+                self._inbox.append(msgs[keep])
 
     def _catch_up(self, msgs: Array, tids: Array) -> Array:
         """While catching up, split ``msgs``: retransmitted reports (ExecID up to the
@@ -189,8 +198,16 @@ class Client:
         RetransmitComplete that ends the catch-up. Returns what to apply now, in order."""
         ids = _exec_ids(msgs, tids)
         rc = np.flatnonzero(tids == codes.TEMPLATE_RETRANSMIT_COMPLETE).tolist()
-        status = {i: int(msgs[i].view(schema.RETRANSMIT_COMPLETE)[0]["RetransmitStatus"]) for i in rc}
-        final = [i for i in rc if status[i] != codes.RETRANSMIT_TRUNCATED]
+        answers = {i: msgs[i].view(schema.RETRANSMIT_COMPLETE)[0] for i in rc}
+        status = {i: int(a["RetransmitStatus"]) for i, a in answers.items()}
+        # an answer ends the catch-up unless it was cut short before reaching the mark (the
+        # server fills a request's room with later reports too, so a truncated answer
+        # may already have covered everything that was missed)
+        final = [
+            i
+            for i in rc
+            if status[i] != codes.RETRANSMIT_TRUNCATED or int(answers[i]["LastExecID"]) >= self._catch_up_to
+        ]
         end = final[0] if final else msgs.shape[0]
         head = np.arange(end)
         retransmitted = (ids[:end] > 0) & (ids[:end] <= self._catch_up_to)
@@ -427,8 +444,10 @@ class Client:
                     self.next_cl_ord_id = max(self.next_cl_ord_id, int(first["LastClOrdID"]) + 1)
                     self.server_last_exec_id = int(first["LastExecID"])
                     self.connected = True
-                    # decided before any report after the Heartbeat is applied
-                    self._held = []
+                    # decided before any report after the Heartbeat is applied; what a lost
+                    # connection left held comes again by retransmission, except the
+                    # unsequenced messages, which are delivered now
+                    self._deliver_unsequenced_held()
                     missed = self.track_orders and self.server_last_exec_id > self.orders.last_exec_id
                     self._catch_up_to = self.server_last_exec_id if missed else 0
             if self._catch_up_to:

@@ -156,14 +156,34 @@ def scan(data: bytes | memoryview, start: int, first_seq: int) -> Scan:
     return Scan(records, pos, Verdict.CLEAN)
 
 
+def _intact_at(raw: bytes, at: int, expect: int) -> int:
+    """The end of an intact record (header and payload checksums good, sequence number
+    >= ``expect``) starting at ``at``, or -1."""
+    if at + HEADER_SIZE > len(raw) or raw[at : at + len(RECORD_MAGIC)] != RECORD_MAGIC:
+        return -1
+    (crc,) = _CRC.unpack_from(raw, at + RECORD_HEADER.size)
+    if google_crc32c.value(raw[at : at + RECORD_HEADER.size]) != crc:
+        return -1
+    _, _, flags, length, seq = RECORD_HEADER.unpack_from(raw, at)
+    end = at + HEADER_SIZE + int(length) + _CRC.size
+    if flags or seq < expect or end > len(raw):
+        return -1
+    body = at + HEADER_SIZE
+    if google_crc32c.value(raw[body : body + length]) != _CRC.unpack_from(raw, end - _CRC.size)[0]:
+        return -1
+    return end
+
+
 def intact_record_after(raw: bytes, pos: int, expect: int) -> bool:
-    """Whether an intact record header with a sequence number >= ``expect`` starts
-    anywhere at or after ``pos``: proof that durable data lies beyond ``pos``."""
+    """Whether an intact record with a sequence number >= ``expect`` starts anywhere at or
+    after ``pos`` and is followed by the end of the data or by another intact record:
+    proof that durable data lies beyond ``pos``. The second record is asked for because
+    a payload holds bytes a client chose (an order's ClOrdID, times), enough to forge
+    one checksummed header, not a chain of two."""
     at = raw.find(RECORD_MAGIC, pos)
-    while at >= 0 and at + HEADER_SIZE <= len(raw):
-        (crc,) = _CRC.unpack_from(raw, at + RECORD_HEADER.size)
-        intact = google_crc32c.value(raw[at : at + RECORD_HEADER.size]) == crc
-        if intact and RECORD_HEADER.unpack_from(raw, at)[4] >= expect:
+    while at >= 0:
+        end = _intact_at(raw, at, expect)
+        if end >= 0 and (end == len(raw) or _intact_at(raw, end, expect) >= 0):
             return True
         at = raw.find(RECORD_MAGIC, at + 1)
     return False

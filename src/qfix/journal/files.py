@@ -174,6 +174,7 @@ class JournalWriter:
         self._fd = -1
         self._size = 0
         self._failed: BaseException | None = None
+        self._closed = False
         self._syncer: _Syncer | None = None
         try:
             directory.mkdir(parents=True, exist_ok=True)
@@ -279,6 +280,8 @@ class JournalWriter:
         self._size = codec.SEGMENT_HEADER.size
 
     def _check(self) -> None:
+        if self._closed:
+            raise JournalError(f"journal {self.directory}: the writer is closed")
         if self._failed is not None:
             raise JournalError(f"journal {self.directory}: an earlier write or sync failed ({self._failed}); refusing")
 
@@ -302,6 +305,7 @@ class JournalWriter:
             if self._failed is None:
                 self.sync_now()
         finally:
+            self._closed = True
             if self._syncer is not None:
                 self._syncer.stop()
             if self._fd >= 0:
@@ -352,7 +356,7 @@ class _Syncer:
         """Until ``seq`` is durable or a sync failed."""
         writer = self.writer
         with self._cond:
-            while writer.durable_seq < seq and writer._failed is None:
+            while writer.durable_seq < seq and writer._failed is None and not self._stop:
                 self._cond.wait()
 
     def stop(self) -> None:
@@ -429,7 +433,12 @@ def read_journal(
             first = codec.parse_segment_header(data)
         except ValueError as exc:
             # a last segment whose header never fully landed holds nothing acknowledged
-            # unless an intact record proves otherwise
+            # unless an intact record proves otherwise (and it must still follow on)
+            if expect is not None and seg.first_seq != expect:
+                why = f"named for sequence {seg.first_seq}, but the journal reached {expect - 1}"
+                raise _corrupt(seg.path, 0, why) from None
+            if expect is None and seg.first_seq > after + 1:
+                raise _corrupt(seg.path, 0, f"the journal from sequence {after + 1} is missing") from None
             if last_segment and not codec.intact_record_after(data, 0, seg.first_seq):
                 if torn is not None:
                     torn.append(TornTail(seg.path, 0, len(data), f"segment header not intact: {exc}"))

@@ -83,7 +83,7 @@ log = logging.getLogger(__name__)
 
 Array = npt.NDArray[Any]
 
-META_FORMAT: Final = 1
+META_FORMAT: Final = 2  # 2: a session's hwm is its journaled ClOrdID mark
 KEEP_CHECKPOINTS: Final = 2
 #: replayed reports filed into the histories at once (64 bytes each: bounded memory)
 _REMEMBER_EVERY: Final = 1 << 20

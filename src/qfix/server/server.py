@@ -188,6 +188,8 @@ class Server:
         self.closed = False
         #: why the server stopped taking orders on its own (a journal failure); "" if it did not
         self.failure = ""
+        #: connections that ended while a batch was in hand: ended after it (``_finish_logouts``)
+        self._ended: list[int] = []
 
     @property
     def fix_endpoint(self) -> str:
@@ -230,12 +232,15 @@ class Server:
         if inbound:
             self._match(inbound)
         if first_recv:
-            self.endpoint.flush()
+            for ev in self.endpoint.flush():
+                if isinstance(ev, Closed):
+                    self._logout(ev.conn)
             self.metrics.totals.handshakes_shed = self.endpoint.handshake_frames_shed
             self._journal_totals()
             self.metrics.batch_done(time.perf_counter_ns() - first_recv if held else 0)
             if not held:
                 self.metrics.totals.batches -= 1  # no engine call: not a batch
+        self._finish_logouts()
         self._housekeeping()
         return held
 
@@ -274,8 +279,6 @@ class Server:
                     self._match_now(inbound)  # the hello's marks must include what the session sent
                 self._login(ev)
             elif isinstance(ev, Closed):
-                if ev.conn in self.entry.by_conn:
-                    self._match_now(inbound)  # a cancel-on-disconnect comes after what the session sent
                 self._logout(ev.conn)
         return held
 
@@ -295,6 +298,19 @@ class Server:
         self._send(ev.conn, np.frombuffer(hello, np.uint8).reshape(1, _MSG))
 
     def _logout(self, conn: int) -> None:
+        """A connection ended. Its session's end (and a cancel-on-disconnect) waits until the
+        batch in hand is matched (``_finish_logouts``): whatever it sent before it went is
+        matched first, in journal order, and no engine command runs in the middle of a
+        batch (the reports of a batch can close a connection while they are sent)."""
+        self._ended.append(conn)
+
+    def _finish_logouts(self) -> None:
+        while self._ended:
+            ended, self._ended = self._ended, []
+            for conn in dict.fromkeys(ended):
+                self._end_connection(conn)
+
+    def _end_connection(self, conn: int) -> None:
         last = self.entry.logout(conn)
         self.metrics.totals.sessions = self.protocol.session_count
         if last is None:
@@ -523,7 +539,7 @@ class Server:
             if self.ledger.checkpoint_due(now):
                 self.ledger.checkpoint()
             if writer is not None and writer.failed and not self.failure:
-                writer.wait_durable(writer.next_seq - 1)  # batch-async: a sync behind the loop failed
+                self.ledger.wait_durable(writer.next_seq - 1)  # batch-async: a sync behind the loop failed
         except JournalError as exc:
             self._journal_failed(exc)
         if now >= self._next_housekeeping:
@@ -538,6 +554,7 @@ class Server:
             for ev in self.endpoint.flush():
                 if isinstance(ev, Closed):
                     self._logout(ev.conn)
+            self._finish_logouts()
         if now >= self._next_status:
             self._next_status = now + self.config.status_interval
             self.metrics.totals.sessions = self.protocol.session_count

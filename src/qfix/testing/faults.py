@@ -105,26 +105,29 @@ class PowerCutFiles(Files):
             self._fds.pop(fd, None)
 
     def truncate(self, path: Path, size: int) -> None:
-        super().truncate(path, size)
-        state = self._state(path)
-        state.durable = size
+        with self._lock:
+            super().truncate(path, size)
+            state = self._state(path)
+            state.durable = size
 
     def replace(self, src: Path, dst: Path) -> None:
-        src_state = self._state(src)
-        super().replace(src, dst)
-        self._files[dst.resolve()] = _FileState(src_state.durable, entry_durable=False)
-        self._files.pop(src.resolve(), None)
+        with self._lock:
+            src_state = self._state(src)
+            super().replace(src, dst)
+            self._files[dst.resolve()] = _FileState(src_state.durable, entry_durable=False)
+            self._files.pop(src.resolve(), None)
 
     def remove(self, path: Path) -> None:
-        super().remove(path)
-        self._files.pop(path.resolve(), None)
+        with self._lock:
+            super().remove(path)
+            self._files.pop(path.resolve(), None)
 
     def sync_dir(self, path: Path) -> None:
         with self._lock:
             self._maybe_fail()
             super().sync_dir(path)
             directory = path.resolve()
-            for name, state in self._files.items():
+            for name, state in list(self._files.items()):
                 if name.parent == directory and name.exists():
                     state.entry_durable = True
 
@@ -139,7 +142,7 @@ class PowerCutFiles(Files):
             for fd in list(self._fds):
                 os.close(fd)
             self._fds.clear()
-            for path, state in self._files.items():
+            for path, state in list(self._files.items()):
                 self._cut(path, state, path)
             self._files.clear()
 

@@ -104,3 +104,13 @@ def test_nothing_missed_means_no_catch_up(keys: tuple[Any, Any]) -> None:
     c, asked = _client(keys)
     _feed(c, _heartbeat(1) + FILL_3)
     assert c.orders.last_exec_id == 3 and asked == []
+
+
+def test_a_truncated_answer_that_covered_the_gap_ends_the_catch_up(keys: tuple[Any, Any]) -> None:
+    """The server fills a request's room with later reports too: an answer cut short
+    after the mark has delivered everything missed, and nothing may stay held."""
+    c, asked = _client(keys)
+    fill_7 = _er(7, codes.EXEC_TYPE_TRADE, codes.ORD_STATUS_PARTIALLY_FILLED, 1, 3)
+    _feed(c, _heartbeat(4) + FILL_6, fill_7, FILL_3 + FILL_4 + FILL_6 + _complete(codes.RETRANSMIT_TRUNCATED, 6))
+    assert asked == [] and c._catch_up_to == 0 and not c._held
+    assert c.orders.last_exec_id == 7 and c.orders.fills == 4

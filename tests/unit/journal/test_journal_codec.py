@@ -7,7 +7,7 @@ import random
 import pytest
 
 from qfix.journal import codec
-from qfix.journal.codec import Verdict, encode_record, scan
+from qfix.journal.codec import HEADER_SIZE, Verdict, encode_record, scan
 
 
 def _records(n: int, seed: int = 1, first: int = 1) -> tuple[bytes, list[tuple[int, int]]]:
@@ -113,3 +113,14 @@ def test_pages_that_landed_out_of_order_are_torn_when_nothing_intact_follows() -
     assert scan(data, 0, 1).verdict is Verdict.TORN
     # but if the second record landed whole, the hole is damage to durable data
     assert scan(good + bytes(len(a)) + b, 0, 1).verdict is Verdict.CORRUPT
+
+
+def test_one_forged_header_in_a_payload_proves_nothing() -> None:
+    """A payload holds bytes a client chose: enough for one checksummed header, so only a
+    chain of two intact records counts as proof of durable data beyond the damage."""
+    good, _ = _records(2)
+    forged = encode_record(2**62, 1, b"")  # a whole record a client could spell in its fields
+    payload = b"\x00" * 40 + forged + b"\x00" * 40  # ... landed inside a record whose header did not
+    last = encode_record(3, 1, payload)
+    data = good + bytes(HEADER_SIZE) + last[HEADER_SIZE:]
+    assert scan(data, 0, 1).verdict is Verdict.TORN
