@@ -148,7 +148,9 @@ def test_garbage_is_refused_then_the_session_closed_and_others_never_notice(
 
 
 def test_a_vanished_client_does_not_stall_the_others(start_server: Callable[..., Any]) -> None:
-    run = start_server()
+    # the ghost's orders must stay to be filled: with cancel-on-disconnect they would race
+    # the live client's order against the server noticing the ghost is gone
+    run = start_server(cancel_on_disconnect=False)
     ghost, live = run.client(1), run.client(2)
     for i in range(50):
         ghost.new_order(security_id=BTC, side="buy", qty=1, price="64000.00")
