@@ -51,11 +51,6 @@ def start_server(setup_home: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     def start(**overrides: Any) -> Running:
         # each server journals (fsync, the default) into a directory of its own
         overrides.setdefault("journal_dir", tmp_path_factory.mktemp("journal"))
-        # Handshakes inline, not in a spawned worker: in two clean-clone CI runs every
-        # in-process server after the SIGKILL crash test left handshakes unanswered (the
-        # client timed out; no worker death was logged; not reproduced alone, cause not
-        # found). The worker path keeps its own tests (tests/integration/qzmq).
-        overrides.setdefault("handshake_workers", 0)
         files = overrides.pop("files", None)  # a fault-injecting file layer for the journal
         config = with_overrides(load_config(setup_home / "qfix.toml"), fix_port=0, status_interval=0, **overrides)
         running = Running(Server(config, files=files), setup_home)
