@@ -19,6 +19,7 @@ or a clock: times are arguments.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -76,6 +77,20 @@ def _member(values: Array, members: Array) -> Array:
         return np.isin(values, members)
     found: Array = (values[:, None] == members[None, :]).any(axis=1)
     return found
+
+
+def _by_destination(dest: Array, rows: Array) -> Iterator[tuple[int, Array]]:
+    """``rows`` (indices into ``dest``) grouped by destination: (destination, its rows in
+    their original order), destinations ascending. One stable sort for all of them."""
+    if rows.size == 0:
+        return
+    order = rows[np.argsort(dest[rows], kind="stable")]
+    sorted_dest = dest[order]
+    cuts = np.flatnonzero(np.diff(sorted_dest)) + 1
+    starts = np.concatenate(([0], cuts)).tolist()
+    ends = np.concatenate((cuts, [order.size])).tolist()
+    for s, e in zip(starts, ends, strict=True):
+        yield int(sorted_dest[s]), order[s:e]
 
 
 class _Bucket:
@@ -433,18 +448,12 @@ class OrderEntry:
             msgs = messages[private]
             self._remember(state, msgs)
             return [(state, msgs)], md_msgs
-        order = private[np.argsort(private_dest, kind="stable")]
-        sorted_dest = dest[order]
-        cuts = np.flatnonzero(np.diff(sorted_dest)) + 1
-        starts = np.concatenate(([0], cuts))
-        ends = np.concatenate((cuts, [order.size]))
         routed = []
-        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-            sid = int(sorted_dest[s])
+        for sid, rows in _by_destination(dest, private):
             if sid >= len(self.by_id):
                 continue  # the engine never addresses an unknown session; be safe anyway
             state = self.by_id[sid]
-            msgs = messages[order[s:e]]
+            msgs = messages[rows]
             self._remember(state, msgs)
             routed.append((state, msgs))
         return routed, md_msgs
@@ -458,15 +467,8 @@ class OrderEntry:
         messages = out["message"]
         tids = messages[:, _TEMPLATE_LO] | (messages[:, _TEMPLATE_HI].astype(np.uint16) << 8)
         wanted = np.flatnonzero((dest < len(self.by_id)) & (tids >= _SEQUENCED_FIRST) & (tids <= _SEQUENCED_LAST))
-        if wanted.size == 0:
-            return
-        order = wanted[np.argsort(dest[wanted], kind="stable")]
-        sorted_dest = dest[order]
-        cuts = np.flatnonzero(np.diff(sorted_dest)) + 1
-        starts = np.concatenate(([0], cuts)).tolist()
-        ends = np.concatenate((cuts, [order.size])).tolist()
-        for s, e in zip(starts, ends, strict=True):
-            self._remember(self.by_id[int(sorted_dest[s])], messages[order[s:e]])
+        for sid, rows in _by_destination(dest, wanted):
+            self._remember(self.by_id[sid], messages[rows])
 
     def _remember(self, state: SessionState, msgs: Array) -> None:
         tids = msgs[:, _TEMPLATE_LO] | (msgs[:, _TEMPLATE_HI].astype(np.uint16) << 8)
