@@ -25,6 +25,7 @@ reconnect and ``IMMEDIATE`` on the client, which treats a disconnect as closed.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import multiprocessing
@@ -80,6 +81,17 @@ _KNOWN_RUN = 4
 _SELECT_FD_LIMIT = 1024
 _CLIENT_HELLO = int(MsgType.CLIENT_HELLO)
 _VERSION = VERSION
+_MONITORS = itertools.count()
+
+
+def _monitor_address() -> str:
+    """A monitor endpoint no other socket of this process has used. pyzmq's default
+    names it after the socket's descriptor, which a new socket reuses while libzmq may
+    still hold the closed one's endpoint: the monitor then fails with "Address already
+    in use" (seen when a client reconnected many times in one process)."""
+    return f"inproc://qfix-monitor-{os.getpid()}-{next(_MONITORS)}"
+
+
 _POLLIN = int(zmq.POLLIN)  # plain ints: enum arithmetic costs microseconds per frame
 _NOBLOCK = int(zmq.NOBLOCK)
 
@@ -291,7 +303,7 @@ class ServerEndpoint:
         # the socket monitor reports a dropped transport by its file descriptor; frames
         # carry theirs (SRCFD), so each handshake frame records which routing id an fd
         # serves (one connection = one fd = one routing id; bounded by open fds)
-        self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED, addr=_monitor_address())
         self._rid_by_fd: dict[int, bytes] = {}
         self._dead: list[bytes] = []
         # handshake frames wait here (routing id, frame, peer) while records go first
@@ -641,7 +653,7 @@ class ClientEndpoint:
         sock.setsockopt(zmq.RECONNECT_IVL, -1)
         sock.setsockopt(zmq.IMMEDIATE, 1)
         sock.setsockopt(zmq.LINGER, 0)
-        self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED)
+        self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_CLOSED, addr=_monitor_address())
         sock.connect(endpoint)
         self.socket = sock
         self._backlog: deque[bytes] = deque()
