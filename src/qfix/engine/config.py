@@ -29,6 +29,8 @@ ALLOCATION_TIME: Final = 0
 ALLOCATION_PRO_RATA: Final = 1
 
 _INT64_MAX: Final = 2**63 - 1
+#: longest symbol: SecurityDefinition's Symbol is char[16] (docs/wire.md)
+_SYMBOL_MAX: Final = 16
 _STP_MODES: Final = (
     codes.SMP_CANCEL_AGGRESSIVE,
     codes.SMP_CANCEL_PASSIVE,
@@ -60,10 +62,21 @@ class InstrumentConfig:
         where = f"instrument {self.security_id} ({self.symbol!r})"
         if not 1 <= self.security_id <= 2**32 - 2:
             raise ConfigError(f"{where}: security_id must be in 1..2^32-2")
+        if not (
+            isinstance(self.symbol, str)
+            and 1 <= len(self.symbol) <= _SYMBOL_MAX
+            and all(" " <= ch <= "~" for ch in self.symbol)
+        ):
+            raise ConfigError(
+                f"{where}: symbol must be 1..{_SYMBOL_MAX} printable ASCII characters "
+                f"(it is SecurityDefinition's char[{_SYMBOL_MAX}] Symbol)"
+            )
         if self.tick_size_p9 <= 0:
             raise ConfigError(f"{where}: tick_size_p9 must be > 0")
         if self.lot_size <= 0:
             raise ConfigError(f"{where}: lot_size must be > 0")
+        if self.lot_size > 2**32 - 1:
+            raise ConfigError(f"{where}: lot_size must be <= 2^32-1 (it is SecurityDefinition's u32 RoundLot)")
         if not 1 <= self.max_order_qty <= 2**32 - 2:
             raise ConfigError(f"{where}: max_order_qty must be in 1..2^32-2")
         if not 0 < self.max_notional <= _INT64_MAX:

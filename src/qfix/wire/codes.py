@@ -56,6 +56,10 @@ TEMPLATE_SNAPSHOT_REQUEST: Final = 43
 TEMPLATE_REPLAY_REQUEST: Final = 44
 TEMPLATE_REQUEST_COMPLETE: Final = 45
 TEMPLATE_INDICATIVE_AUCTION: Final = 46
+#: reference data: symbol, tick (MinPriceIncrement), MaxTradeVol, RoundLot, TradingStatus
+TEMPLATE_SECURITY_DEFINITION: Final = 47
+#: reference data: limit-price band edges, MaxNotional and market-order collar
+TEMPLATE_SECURITY_LIMITS: Final = 48
 
 #: client-to-server templates of schema 60 (stage H, reason 106 for the others)
 CLIENT_TEMPLATES: Final = frozenset({1, 2, 3, 4, 20, 21})

@@ -65,7 +65,19 @@ _FIELD_TABLES: Final = {
     "ChannelEvent": "ChannelEvent",
     "RequestStatus": "RequestStatus",
 }
-_PRICE_FIELDS: Final = frozenset({"Price", "LastPx", "MDEntryPx", "BidPx", "OfferPx", "IndicativePx"})
+_PRICE_FIELDS: Final = frozenset(
+    {
+        "Price",
+        "LastPx",
+        "MDEntryPx",
+        "BidPx",
+        "OfferPx",
+        "IndicativePx",
+        "MinPriceIncrement",
+        "LowLimitPrice",
+        "HighLimitPrice",
+    }
+)
 #: (field, templates where it is optional) -> the null value that displays as None
 _NULLS: Final = {
     (field, template_id): null
@@ -282,8 +294,11 @@ def template_of(message: bytes | np.void | npt.NDArray[np.uint8]) -> schema.Temp
 
 
 def _display(template_id: int, name: str, code: str, value: Any) -> Any:
-    """Display value of one field; ``code`` is its struct code (``c`` = FIX char)."""
-    number = int(value) if not isinstance(value, np.ndarray) else 0
+    """Display value of one field; ``code`` is its struct code (``c`` = FIX char, ``<n>s``
+    = char array: shown as text without its zero padding, other bytes escaped)."""
+    if code.endswith("s"):
+        return bytes(value).rstrip(b"\x00").decode("ascii", errors="backslashreplace")
+    number = int(value)
     if name in _PRICE_FIELDS:
         return p9_to_price(number)
     if _NULLS.get((name, template_id)) == number:

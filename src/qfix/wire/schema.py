@@ -4,7 +4,8 @@ Each template is declared once, as an ordered field list that also carries the
 ``struct`` format WIRE.md prints for it; at import the module derives offsets from the
 list and checks them against ``struct.calcsize`` of every prefix, so a typo in either
 fails loudly before any byte is read. Char fields are ``u1`` (ASCII code) so that Numba
-and vectorised comparisons use them directly; Reserved bytes are ``u1`` sub-arrays.
+and vectorised comparisons use them directly; char arrays (Reserved bytes, and the
+zero-padded ASCII Symbol of SecurityDefinition) are ``u1`` sub-arrays.
 """
 
 from __future__ import annotations
@@ -445,6 +446,31 @@ _TEMPLATES: Final = (
             ("Reserved", "10s"),
         ),
     ),
+    _md(
+        47,
+        "SecurityDefinition",
+        "<HHHHQIIqII16sB2sB",
+        (
+            ("MinPriceIncrement", "q"),
+            ("MaxTradeVol", "I"),
+            ("RoundLot", "I"),
+            ("Symbol", "16s"),
+            ("TradingStatus", "B"),
+            ("Reserved", "2s"),
+        ),
+    ),
+    _md(
+        48,
+        "SecurityLimits",
+        "<HHHHQIIqqqq3sB",
+        (
+            ("LowLimitPrice", "q"),
+            ("HighLimitPrice", "q"),
+            ("MaxNotional", "q"),
+            ("Collar", "q"),
+            ("Reserved", "3s"),
+        ),
+    ),
 )
 
 #: every template by id
@@ -486,6 +512,8 @@ SNAPSHOT_REQUEST: Final = TEMPLATES[43].dtype
 REPLAY_REQUEST: Final = TEMPLATES[44].dtype
 REQUEST_COMPLETE: Final = TEMPLATES[45].dtype
 INDICATIVE_AUCTION: Final = TEMPLATES[46].dtype
+SECURITY_DEFINITION: Final = TEMPLATES[47].dtype
+SECURITY_LIMITS: Final = TEMPLATES[48].dtype
 
 #: server-added columns of the inbound record (WIRE.md §6.1), at byte 60
 _INBOUND_COLUMNS: Final = (

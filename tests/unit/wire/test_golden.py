@@ -93,6 +93,33 @@ def test_worked_new_order_single_from_keywords() -> None:
     assert shown["MinQty"] is None and shown["ExpireDate"] is None
 
 
+def test_reference_data_vectors_describe_as_display_values() -> None:
+    """SecurityDefinition and SecurityLimits: prices as decimals, Symbol as text without its
+    zero padding, the rest as plain numbers or labelled codes."""
+    data, _ = _load("struct-47-SecurityDefinition")
+    shown = message.describe(data)
+    assert shown["template"] == "SecurityDefinition" and shown["templateId"] == codes.TEMPLATE_SECURITY_DEFINITION
+    assert (shown["SecurityID"], shown["RptSeq"], shown["TransactTime"]) == (42, 1, 1_767_225_600_000_000_000)
+    assert shown["MinPriceIncrement"] == message.p9_to_price(10_000_000) and str(shown["MinPriceIncrement"]) == "0.01"
+    assert (shown["MaxTradeVol"], shown["RoundLot"], shown["Symbol"]) == (1_000_000, 100, "BTC-USD")
+    assert shown["TradingStatus"] == "17 Continuous" and shown["MatchEventIndicator"] == "EndOfEvent"
+    assert "Reserved" not in shown
+    assert np.frombuffer(data, schema.SECURITY_DEFINITION)[0]["Symbol"].tobytes() == b"BTC-USD" + bytes(9)
+    data, _ = _load("struct-48-SecurityLimits")
+    shown = message.describe(data)
+    assert shown["template"] == "SecurityLimits" and shown["templateId"] == codes.TEMPLATE_SECURITY_LIMITS
+    assert (str(shown["LowLimitPrice"]), str(shown["HighLimitPrice"])) == ("60000", "70000")
+    assert (shown["MaxNotional"], shown["Collar"]) == (10**15, 1_000)
+    assert "Reserved" not in shown
+
+
+def test_describe_shows_odd_symbol_bytes_escaped() -> None:
+    """Only the right-hand zero padding is dropped; other bytes stay visible."""
+    record = codec.new_records(codes.TEMPLATE_SECURITY_DEFINITION)
+    record["Symbol"] = np.frombuffer(b"A\x00B\xff".ljust(16, b"\x00"), np.uint8)
+    assert message.describe(record[0])["Symbol"] == "A\x00B\\xff"
+
+
 def test_worked_examples_pass_their_direction_checks() -> None:
     nos, _ = _load("wire-md-new-order-single")
     er, _ = _load("wire-md-execution-report")

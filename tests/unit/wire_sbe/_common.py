@@ -40,13 +40,19 @@ def raw_strategy(
 ) -> st.SearchStrategy[Any]:
     """Raw values of one field: ints as the dtype holds them, bytes for char arrays.
 
-    Valid values only (an enum's codes, a set's defined bits, Reserved zero), except
-    ``reserved="any"``, which draws arbitrary Reserved bytes for pure layout checks.
+    Valid values only (an enum's codes, a set's defined bits, Reserved zero, text such as
+    Symbol as 1..length visible ASCII characters right-padded with zeros), except
+    ``reserved="any"``, which draws arbitrary bytes for every char array (Reserved and
+    text alike) for pure layout checks.
     """
     if f.kind == "chars":
         if reserved == "any":
             return st.binary(min_size=f.length, max_size=f.length)
-        return st.just(bytes(f.length))
+        if f.name == "Reserved":
+            return st.just(bytes(f.length))
+        visible = st.characters(min_codepoint=0x21, max_codepoint=0x7E)
+        text = st.text(visible, min_size=1, max_size=f.length)
+        return text.map(lambda t: t.encode("ascii").ljust(f.length, b"\x00"))
     if f.kind == "enum":
         assert f.codes is not None
         return st.sampled_from(sorted(f.codes.values()))

@@ -1,10 +1,11 @@
 """WIRE.md §7 test 2, second decoder: the generic XML-driven decoder of ``_sbexml``.
 
 It reads offsets, primitive types, nulls and enum/set tables from the XML alone (no qfix
-import) and checks what ``sbe`` 0.4.3 cannot: the exact bytes of every Reserved field and
-every bit of MatchEventIndicator in both directions. It runs over every field of all 28
-templates, so it also double-checks everything ``sbe`` covers. Reserved bytes are drawn
-arbitrarily here (a layout check: each Reserved span must land exactly where the XML puts it).
+import) and checks what ``sbe`` 0.4.3 cannot: the exact bytes of every char array (Reserved,
+and SecurityDefinition's Symbol past its zero padding) and every bit of MatchEventIndicator
+in both directions. It runs over every field of all 30 templates, so it also double-checks
+everything ``sbe`` covers. Char-array bytes are drawn arbitrarily here (a layout check: each
+Reserved or Symbol span must land exactly where the XML puts it).
 """
 
 from __future__ import annotations

@@ -1,14 +1,16 @@
 """WIRE.md §7 test 2: the independent decoder ``sbe`` 0.4.3 (PyPI) against the NumPy codec.
 
-Both directions for all 28 templates: messages built with NumPy (a record of the template
+Both directions for all 30 templates: messages built with NumPy (a record of the template
 dtype, ``.tobytes()``) decode with ``sbe`` to the same values, and ``sbe``-encoded
 messages decode with ``np.frombuffer(b, dtype=template.dtype)`` to the same values.
 
 What ``sbe`` 0.4.3 cannot check, pinned by the ``test_sbe_quirk_*`` tests below and
 checked instead by the generic decoder of ``test_generic_decoder.py``:
 
-- char arrays (Reserved) are decoded up to the first NUL and stripped, so ``sbe`` only
-  sees that a Reserved field starts with a zero byte;
+- char arrays are decoded up to the first NUL and stripped of surrounding whitespace, so
+  ``sbe`` only sees that a Reserved field starts with a zero byte, and sees a text field
+  (SecurityDefinition's Symbol) only up to its zero padding (the strategies draw symbols
+  without spaces, so the strip never changes one);
 - ``Set.encode`` packs choices by rank, not by bit position, so on the ``sbe`` -> NumPy
   side a set is drawn only from choices whose rank equals their bit (MatchEventIndicator:
   LastTradeMsg only; ExecInst: both choices).
@@ -58,8 +60,11 @@ def sbe_set_encodable_bits(f: _sbexml.Field) -> tuple[int, ...]:
 def sbe_decoded(f: _sbexml.Field, raw: Any) -> Any:
     """What ``sbe`` must return for a field holding ``raw``."""
     if f.kind == "chars":
-        assert raw == bytes(f.length)  # valid messages only: Reserved is zero
-        return ""  # sbe returns char arrays as str, cut at the first NUL
+        if f.name == "Reserved":
+            assert raw == bytes(f.length)  # valid messages only: Reserved is zero
+        text = raw.rstrip(b"\x00")
+        assert b"\x00" not in text  # valid text: ASCII, zero padding on the right only
+        return text.decode("ascii")  # sbe returns char arrays as str, cut at the first NUL
     value = _sbexml.to_semantic(f, raw)
     return {f.member: value} if f.member else value
 
@@ -191,6 +196,52 @@ def test_golden_examples_decode_with_sbe(hex_: str, name: str, values: dict[str,
     assert {f.name: sbe_decoded(f, raw[f.name]) for f in message_spec(tid).fields} == values
 
 
+VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "wire"
+
+#: the reference-data struct vectors (tests/vectors/wire/_generate.py EXAMPLES) as sbe sees them
+REFERENCE_DATA = [
+    (
+        "struct-47-SecurityDefinition",
+        {
+            "TransactTime": 1_767_225_600_000_000_000,
+            "SecurityID": 42,
+            "RptSeq": 1,
+            "MinPriceIncrement": {"mantissa": 10_000_000},
+            "MaxTradeVol": 1_000_000,
+            "RoundLot": 100,
+            "Symbol": "BTC-USD",
+            "TradingStatus": "Continuous",
+            "Reserved": "",
+            "MatchEventIndicator": ["EndOfEvent"],
+        },
+    ),
+    (
+        "struct-48-SecurityLimits",
+        {
+            "TransactTime": 1_767_225_600_000_000_000,
+            "SecurityID": 42,
+            "RptSeq": 1,
+            "LowLimitPrice": {"mantissa": 60_000_000_000_000},
+            "HighLimitPrice": {"mantissa": 70_000_000_000_000},
+            "MaxNotional": 10**15,
+            "Collar": 1_000,
+            "Reserved": "",
+            "MatchEventIndicator": ["EndOfEvent"],
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(("stem", "values"), REFERENCE_DATA, ids=[r[0] for r in REFERENCE_DATA])
+def test_reference_data_vectors_decode_with_sbe(stem: str, values: dict[str, Any]) -> None:
+    buf = bytes.fromhex((VECTORS / f"{stem}.hex").read_text(encoding="ascii").strip())
+    tid = int(stem.split("-")[1])
+    decoded = sbe_schema(61).decode(buf)
+    assert (decoded.message_name, decoded.header, decoded.value) == (schema.TEMPLATES[tid].name, header_of(tid), values)
+    raw = numpy_decode(tid, buf)
+    assert {f.name: sbe_decoded(f, raw[f.name]) for f in message_spec(tid).fields} == values
+
+
 # --- the sbe 0.4.3 limitations the coverage split relies on ------------------------------
 
 
@@ -208,6 +259,16 @@ def test_sbe_quirk_char_arrays_cut_at_nul() -> None:
     raw["Reserved"] = b"\x00" + b"\x01" * 26
     decoded = sbe_schema(61).decode(numpy_encode(tid, raw))
     assert decoded.value["Reserved"] == ""
+
+
+def test_sbe_quirk_char_arrays_strip_whitespace() -> None:
+    """``sbe`` strips spaces around text: a Symbol with an outer space reads back without it,
+    so the strategies draw symbols without spaces and the generic decoder checks the bytes."""
+    tid = schema.TEMPLATES_BY_NAME["SecurityDefinition"].template_id
+    raw = {f.name: 0 for f in message_spec(tid).fields}
+    raw.update({"Symbol": b" A B ".ljust(16, b"\x00"), "TradingStatus": 17, "Reserved": bytes(2)})
+    decoded = sbe_schema(61).decode(numpy_encode(tid, raw))
+    assert decoded.value["Symbol"] == "A B"
 
 
 def test_sbe_quirk_primitive_typed_field_crashes(tmp_path: Path) -> None:

@@ -69,6 +69,8 @@ MSG_TYPE = {
     44: "V",
     45: None,
     46: "X",
+    47: "d",
+    48: "f",
 }
 
 #: WIRE.md §3 type column of each block (ReservedN = char[N]; MD prefix/suffix added below)
@@ -103,7 +105,11 @@ WIRE_TYPES = {
     44: "u64 u64 u32 MDFeed Reserved14",
     45: "u64 u64 u32 RequestStatus Reserved14",
     46: "PRICENULL9 BigQty BigQty ImbalanceSide Reserved10",
+    47: "PRICE9 Qty u32 Symbol16 TradingStatus Reserved2",
+    48: "PRICE9 PRICE9 i64 i64 Reserved3",
 }
+#: char arrays that are not Reserved: (message, field, tag, type, length) per schema
+TEXT_FIELDS = {60: [], 61: [("SecurityDefinition", "Symbol", 55, "Symbol16", 16)]}
 MD_PREFIX_TYPES = "Time u32 u32"
 MD_SUFFIX_TYPES = "MatchEventIndicator"
 
@@ -161,6 +167,7 @@ TAGS = {
         "LastQty": 32,
         "OrderID": 37,
         "SecurityID": 48,
+        "Symbol": 55,
         "TransactTime": 60,
         "RptSeq": 83,
         "CanceledQty": 84,
@@ -178,8 +185,13 @@ TAGS = {
         "HaltReason": 327,
         "NumberOfOrders": 346,
         "LastChannelSeqNum": 369,
+        "RoundLot": 561,
         "TotNumReports": 911,
+        "MinPriceIncrement": 969,
         "TradeID": 1003,
+        "MaxTradeVol": 1140,
+        "LowLimitPrice": 1148,
+        "HighLimitPrice": 1149,
         "MDFeed": 5120,
         "RequestID": 5121,
         "FromChannelSeqNum": 5122,
@@ -192,6 +204,8 @@ TAGS = {
         "MatchedQty": 5129,
         "ImbalanceQty": 5130,
         "ImbalanceSide": 5131,
+        "MaxNotional": 5132,
+        "Collar": 5133,
         "AggressorSide": 5797,
         "MatchEventIndicator": 5799,
         "Reserved": 5999,
@@ -605,9 +619,10 @@ def test_types_tags_and_msgtype_follow_wire(template_id: int) -> None:
 
 
 def test_qfix_tags_in_range() -> None:
-    """qfix-defined tags are 5101-5131 (WIRE.md §7); 5797/5799 are the CME tags of §3.4."""
+    """qfix-defined tags are 5101-5131 (WIRE.md §7) and 5132-5133 (SecurityLimits, docs/wire.md);
+    5797/5799 are the CME tags of §3.4."""
     tags = {t for table in TAGS.values() for t in table.values() if t > 5000}
-    assert {t for t in tags if t not in (5797, 5799, 5999)} <= set(range(5101, 5132))
+    assert {t for t in tags if t not in (5797, 5799, 5999)} <= set(range(5101, 5134))
     used = {f.id for s in SCHEMAS for m in spec(s).messages.values() for f in m.fields}
     assert tags <= used
 
@@ -637,6 +652,8 @@ def test_base_types(schema_id: int) -> None:
         "Time": ("uint64", None, None, "UTCTimestamp"),
         "Date": ("uint16", "optional", codes.NULL_DATE, "LocalMktDate"),
     }
+    if schema_id == 61:  # SecurityLimits' MaxNotional and Collar (schema 60 has no plain int64)
+        expected["i64"] = ("int64", None, None, None)
     for name, (primitive, presence, null, semantic) in expected.items():
         el = t[name]
         got_null = el.get("nullValue")
@@ -652,13 +669,19 @@ def test_base_types(schema_id: int) -> None:
 
 @pytest.mark.parametrize("schema_id", SCHEMAS)
 def test_reserved_types(schema_id: int) -> None:
-    """One char-array type per Reserved length used, each used, every Reserved id 5999."""
+    """One char-array type per Reserved length used, each used, every Reserved id 5999; the
+    only other char array is SecurityDefinition's Symbol (tag 55, its own type Symbol16)."""
     s = spec(schema_id)
-    reserved = [f for m in s.messages.values() for f in m.fields if f.name == "Reserved"]
-    assert all(f.kind == "chars" and f.id == 5999 and f.type_name == f"Reserved{f.length}" for f in reserved)
+    chars = [(m.name, f) for m in s.messages.values() for f in m.fields if f.kind == "chars"]
+    reserved = [f for _, f in chars if f.name == "Reserved"]
+    assert all(f.id == 5999 and f.type_name == f"Reserved{f.length}" for f in reserved)
+    assert all(f.kind == "chars" for m in s.messages.values() for f in m.fields if f.name == "Reserved")
+    text = [(name, f.name, f.id, f.type_name, f.length) for name, f in chars if f.name != "Reserved"]
+    assert text == TEXT_FIELDS[schema_id]
     declared = {n for n, el in s.types.items() if el.tag == "type" and el.get("primitiveType") == "char"}
-    assert declared == {f.type_name for f in reserved}
-    assert not any(f.kind == "chars" for m in s.messages.values() for f in m.fields if f.name != "Reserved")
+    assert declared == {f.type_name for _, f in chars}
+    for _, _, _, type_name, _ in text:
+        assert s.types[type_name].get("semanticType") == "String"
 
 
 def test_every_type_is_used() -> None:

@@ -1,7 +1,10 @@
 """Regenerate the struct-packed golden vectors: `python tests/vectors/wire/_generate.py`.
 
-Independent of qfix: the formats are WIRE.md §3.1's table and the values follow a fixed
-rule per struct code, so the codec's dtypes are checked against Python's struct module.
+Independent of qfix: the formats are WIRE.md §3.1's table (and docs/wire.md's for the
+reference-data templates 47 and 48) and the values follow a fixed rule per struct code,
+except for 47 and 48, which carry a realistic example (``EXAMPLES``) so that the symbol
+and the prices read as they would on a feed. The codec's dtypes are thereby checked
+against Python's struct module.
 """
 
 from __future__ import annotations
@@ -40,7 +43,39 @@ FORMATS = [
     (44, 61, "ReplayRequest", "<HHHHQIIQQIB14sB"),
     (45, 61, "RequestComplete", "<HHHHQIIQQIB14sB"),
     (46, 61, "IndicativeAuction", "<HHHHQIIqQQB10sB"),
+    (47, 61, "SecurityDefinition", "<HHHHQIIqII16sB2sB"),
+    (48, 61, "SecurityLimits", "<HHHHQIIqqqq3sB"),
 ]
+
+_T = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
+_P9 = 10**9  # PRICE9 units per 1.0
+#: block values (header excluded) of the templates that carry a realistic example instead
+#: of the fixed rule: instrument 42 "BTC-USD", tick 0.01, RptSeq 1, EndOfEvent
+EXAMPLES: dict[int, list[object]] = {
+    47: [
+        _T,  # TransactTime
+        42,  # SecurityID
+        1,  # RptSeq
+        _P9 // 100,  # MinPriceIncrement 0.01
+        1_000_000,  # MaxTradeVol, lots
+        100,  # RoundLot, base units per lot
+        b"BTC-USD".ljust(16, b"\x00").hex(),  # Symbol
+        17,  # TradingStatus Continuous
+        "0000",  # Reserved
+        0x80,  # MatchEventIndicator EndOfEvent
+    ],
+    48: [
+        _T,  # TransactTime
+        42,  # SecurityID
+        1,  # RptSeq
+        60_000 * _P9,  # LowLimitPrice 60,000.00
+        70_000 * _P9,  # HighLimitPrice 70,000.00
+        10**15,  # MaxNotional, |ticks| x lots
+        1_000,  # Collar, ticks
+        "000000",  # Reserved
+        0x80,  # MatchEventIndicator EndOfEvent
+    ],
+}
 
 
 def _codes(fmt: str) -> list[str]:
@@ -55,8 +90,11 @@ def _codes(fmt: str) -> list[str]:
 
 
 def values_for(template_id: int, schema_id: int, fmt: str) -> list[object]:
-    """Header, then a distinct value per field; chars cycle through '1', '2', '0'."""
+    """Header, then a distinct value per field; chars cycle through '1', '2', '0'.
+    Templates listed in EXAMPLES take their block values from there."""
     values: list[object] = [52, template_id, schema_id, 0]
+    if template_id in EXAMPLES:
+        return values + EXAMPLES[template_id]
     for i, code in enumerate(_codes(fmt)[4:], start=1):
         if code == "Q":
             values.append(0x0102030405060708 * i % 2**64)
