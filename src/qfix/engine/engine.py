@@ -419,6 +419,12 @@ class Engine:
         """E_b of ENGINE.md §5 (32 zero bytes unless created with ``event_hash=True``)."""
         return self._ehash
 
+    def instrument_rows(self) -> Array:
+        """A copy of each instrument's runtime row (``types.INSTRUMENT``: phase, band
+        ``lo``/``hi`` in ticks, limits), ascending SecurityID."""
+        rows: Array = self._insts.copy()
+        return rows
+
     def live_orders(self) -> Array:
         """Live order records (``types.ORDER``) in the state-hash order of ENGINE.md §5."""
         hw = int(self._ctr[ty.C_OHW])

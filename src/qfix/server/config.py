@@ -44,6 +44,7 @@ from qfix.wire.message import price_to_p9
 __all__ = [
     "DEFAULT_FIX_PORT",
     "DEFAULT_MD_PORT",
+    "DEFAULT_MD_SNAPSHOT_PORT",
     "ServerConfig",
     "ServerConfigError",
     "end_of_day_offset_ns",
@@ -54,6 +55,7 @@ __all__ = [
 
 DEFAULT_FIX_PORT: Final = 5555
 DEFAULT_MD_PORT: Final = 5556
+DEFAULT_MD_SNAPSHOT_PORT: Final = 5557
 DEFAULT_HOST: Final = "127.0.0.1"
 OUTPUT_RECORD_BYTES: Final = 64  #: wire.schema.OUTPUT itemsize
 
@@ -92,6 +94,20 @@ class ServerConfig:
     host: str = DEFAULT_HOST
     fix_port: int = DEFAULT_FIX_PORT
     md_port: int = DEFAULT_MD_PORT
+    #: publish market data on ``md_port`` and serve snapshots (false: records are counted only)
+    md_enabled: bool = True
+    #: port of the snapshot and replay service (ROUTER)
+    md_snapshot_port: int = DEFAULT_MD_SNAPSHOT_PORT
+    #: seconds a feed may be silent before it gets a ChannelHeartbeat
+    md_heartbeat_interval: float = 1.0
+    #: high-water mark (packets) of the PUB socket: a subscriber that falls further behind loses packets
+    md_sndhwm: int = 1_000_000
+    #: sequenced records kept per feed for replay
+    md_retention: int = 1_000_000
+    #: the most records one replay reply carries
+    md_replay_max_records: int = 100_000
+    #: requests waiting beyond those served in one loop pass that are answered Busy
+    md_max_queued_requests: int = 64
     #: most inbound messages handed to one engine call
     batch: int = 10_000
     #: longest the loop waits for more input before running a non-empty batch (us)
@@ -140,7 +156,7 @@ class ServerConfig:
     source: str = "<defaults>"
 
     def __post_init__(self) -> None:
-        _check_ports(self.fix_port, self.md_port, self.metrics_port)
+        _check_ports(self.fix_port, self.md_port, self.md_snapshot_port, self.metrics_port)
         if not 1 <= self.batch <= 1_000_000:
             raise ServerConfigError(f"{self.source}: server.batch = {self.batch}; use 1..1000000")
         if not self.instruments:
@@ -167,14 +183,15 @@ class ServerConfig:
         if not 1 <= self.journal_segment_mib <= 1 << 20:
             raise ServerConfigError(f"{self.source}: journal.segment_mib = {self.journal_segment_mib}; use 1..1048576")
         worst = self.worst_case_output_bytes()
-        state = self.engine_state_bytes()
+        state = self.engine_state_bytes() + self.md_retention_bytes()
         limit = self.memory_limit_mib << 20
         if worst + state > limit:
             qty = max(i.max_order_qty for i in self.instruments)
             raise ServerConfigError(
                 f"{self.source}: the worst single message may need {self.worst_case_records():,} output records "
                 f"({worst / 2**20:,.0f} MiB; 16 + 8 x (max_order_qty {qty:,} + engine.max_orders "
-                f"{self.engine.max_orders:,})) plus about {state / 2**20:,.0f} MiB of engine state, over "
+                f"{self.engine.max_orders:,})) plus about {state / 2**20:,.0f} MiB of engine state and market-data "
+                f"retention (marketdata.retention {self.md_retention:,} records per feed), over "
                 f"server.memory_limit_mib = {self.memory_limit_mib}; lower instrument max_order_qty or "
                 "engine.max_orders, or raise server.memory_limit_mib"
             )
@@ -196,6 +213,10 @@ class ServerConfig:
         e = self.engine
         return 256 * e.max_orders + 128 * e.max_levels + 16 * e.max_sessions
 
+    def md_retention_bytes(self) -> int:
+        """Replay retention of the four feeds: 60 bytes per record and at most 16 per packet."""
+        return 4 * self.md_retention * (codes.MESSAGE_SIZE + 16) if self.md_enabled else 0
+
     @property
     def fix_endpoint(self) -> str:
         return f"tcp://{self.host}:{self.fix_port}"
@@ -203,6 +224,10 @@ class ServerConfig:
     @property
     def md_endpoint(self) -> str:
         return f"tcp://{self.host}:{self.md_port}"
+
+    @property
+    def md_snapshot_endpoint(self) -> str:
+        return f"tcp://{self.host}:{self.md_snapshot_port}"
 
 
 def _is_kid(text: object) -> bool:
@@ -332,7 +357,7 @@ def _instrument(r: _Reader) -> InstrumentConfig:
         "ref": ref_p9 // tick_p9,
         "band_width": width,
         "band_kind": band_kind,
-        "lot_size": r.integer("lot", 1, 1, 2**62),
+        "lot_size": r.integer("lot", 1, 1, 2**32 - 1),
         "max_order_qty": r.integer("max_order_qty", 1_000_000, 1, 2**32 - 2),
         "collar": r.integer("collar_ticks", 1_000, 0, 2**62),
         "phase": r.choice("phase", _PHASES, "continuous"),
@@ -360,6 +385,7 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
     engine_t = _Reader(top.get("engine", dict, {}), "engine", source)
     qzmq_t = _Reader(top.get("qzmq", dict, {}), "qzmq", source)
     journal_t = _Reader(top.get("journal", dict, {}), "journal", source)
+    md_t = _Reader(top.get("marketdata", dict, {}), "marketdata", source)
     inst_list = top.get("instrument", list, [])
     top.finish()
 
@@ -434,6 +460,16 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
         checkpoint_every_s=journal_t.number("checkpoint_every_s", 300.0, 0.0, 86_400.0 * 365),
     )
     journal_t.finish()
+    settings.update(
+        md_enabled=md_t.get("enabled", bool, True),
+        md_snapshot_port=md_t.integer("snapshot_port", DEFAULT_MD_SNAPSHOT_PORT, 0, 65535),
+        md_heartbeat_interval=md_t.number("heartbeat_interval", 1.0, 0.01, 3600.0),
+        md_sndhwm=md_t.integer("sndhwm", 1_000_000, 0, 2**31 - 1),
+        md_retention=md_t.integer("retention", 1_000_000, 0, 2**40),
+        md_replay_max_records=md_t.integer("replay_max_records", 100_000, 1, 2**32 - 1),
+        md_max_queued_requests=md_t.integer("max_queued_requests", 64, 0, 1_000_000),
+    )
+    md_t.finish()
     try:
         engine = EngineConfig(
             max_orders=engine_t.integer("max_orders", 1 << 20, 1, 2**31 - 1),

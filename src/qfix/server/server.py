@@ -1,4 +1,4 @@
-"""The composition root: QZMQ endpoint + session layer + engine + market-data sink + metrics.
+"""The composition root: QZMQ endpoint + session layer + engine + market data + metrics.
 
 Theory of operation (ARCHITECTURE.md's batch loop). :meth:`Server.run_once` waits for
 input, then keeps draining the socket without blocking until it holds ``batch``
@@ -7,7 +7,9 @@ Each frame is decrypted by the QZMQ layer, checked by stages F, H and S
 (:class:`~qfix.server.session.OrderEntry`) and its refusals are answered at once; the
 accepted records of all frames go to the engine in one call, resumed after
 ``OUTPUT_FULL`` with a drained (and if needed grown) buffer. Reports leave per session
-in DATA_FIXED records of at most 1,091 messages; market-data records go to the sink.
+in DATA_FIXED records of at most 1,091 messages; market-data records of each engine call
+are sequenced and published once the call is done (:class:`~qfix.server.feed.MarketData`),
+and snapshot requests are answered between engine calls.
 
 Backpressure is explicit: the ROUTER socket is ROUTER_MANDATORY with bounded
 high-water marks; a peer that does not read its reports fills a bounded backlog and
@@ -55,11 +57,11 @@ from qfix.qzmq import (
 )
 from qfix.qzmq.adapter import ServerEndpoint
 from qfix.server.admin import PHASES, AdminCommand, AdminError, encode_reply, parse_command
-from qfix.server.config import ServerConfig, end_of_day_offset_ns
+from qfix.server.config import ServerConfig, ServerConfigError, end_of_day_offset_ns
+from qfix.server.feed import MarketData
 from qfix.server.ledger import Ledger
 from qfix.server.metrics import Metrics, StatusLine
 from qfix.server.session import OrderEntry, SessionState
-from qfix.server.sink import MarketDataSink
 from qfix.wire import codes, schema
 
 __all__ = ["Server"]
@@ -73,6 +75,8 @@ _FRAME_MSGS: Final = codes.MAX_MSGS_PER_FRAME
 _HOUSEKEEPING_S: Final = 0.05
 _IDLE_WAIT_MS: Final = 20
 _FRAME_SLACK: Final = 32
+#: snapshot or replay requests answered per loop pass (a snapshot of a large book costs milliseconds)
+_MD_REQUESTS_PER_PASS: Final = 4
 
 
 def _frames_for(messages: int) -> int:
@@ -119,7 +123,7 @@ def _warn_unknown_kids(config: ServerConfig, allow: Any) -> None:
 
 
 class Server:
-    """One matching shard: order entry over QZMQ, the engine, market data to a sink.
+    """One matching shard: order entry over QZMQ, the engine, the market-data feeds.
 
     Args:
         config: the validated configuration.
@@ -164,7 +168,6 @@ class Server:
                 rec.seconds,
                 self.engine.resting_orders,
             )
-        self.sink = MarketDataSink()
         self.metrics = Metrics(config.metrics_port)
         self.endpoint = ServerEndpoint(
             self.protocol,
@@ -173,6 +176,20 @@ class Server:
             handshake_workers=config.handshake_workers,
             handshake_share=config.handshake_share,
         )
+        #: the feeds and the snapshot service (None with ``md_enabled`` off)
+        self.md: MarketData | None = None
+        if config.md_enabled:
+            try:
+                self.md = MarketData(config, self.engine, context or zmq.Context.instance())
+            except zmq.ZMQError as exc:
+                self.endpoint.close()
+                self.metrics.close()
+                self.ledger.close(checkpoint=False)
+                raise ServerConfigError(
+                    f"cannot bind the market-data ports {config.md_endpoint} and {config.md_snapshot_endpoint}: "
+                    f"{exc}; choose free ports (server.md_port, marketdata.snapshot_port)"
+                ) from None
+            self.md.start(time.time_ns())
         sock = self.endpoint.socket
         sock.setsockopt(zmq.SNDHWM, config.sndhwm)
         sock.setsockopt(zmq.RCVHWM, config.rcvhwm)
@@ -195,6 +212,13 @@ class Server:
     def fix_endpoint(self) -> str:
         """The bound order-entry endpoint (with the real port when 0 was configured)."""
         return self.endpoint.endpoint
+
+    @property
+    def md_endpoints(self) -> tuple[str, str]:
+        """The bound feed (PUB) and snapshot service endpoints; ValueError if market data is off."""
+        if self.md is None:
+            raise ValueError("market data is off (marketdata.enabled = false)")
+        return self.md.pub_endpoint, self.md.snapshot_endpoint
 
     # --- the loop ---------------------------------------------------------------------
 
@@ -231,6 +255,8 @@ class Server:
             events = self.endpoint.poll(0, max_frames=_frames_for(batch_limit - held))
         if inbound:
             self._match(inbound)
+        if self.md is not None:
+            self.md.serve(_MD_REQUESTS_PER_PASS)
         if first_recv:
             for ev in self.endpoint.flush():
                 if isinstance(ev, Closed):
@@ -398,6 +424,8 @@ class Server:
         expired = before - self.engine.resting_orders
         for state in self.entry.by_id:
             state.rejects = 0
+        if self.md is not None:
+            self.md.start(now)  # a new trading day restarts the feeds' numbering (WIRE.md §6.4)
         self.trading_days_closed += 1
         self._next_eod_ns = _next_end_of_day(self.config.end_of_day, now)
         log.info("end of trading day: %d orders expired", expired)
@@ -413,6 +441,8 @@ class Server:
             raise AdminError(str(exc)) from None
         if not done:
             raise AdminError(f"not done: {self.ledger.failure}")
+        if self.md is not None:
+            self.md.reference_changed(security_ids, now)
 
     def _reload_allow_list(self) -> dict[str, Any]:
         try:
@@ -459,6 +489,9 @@ class Server:
         except JournalError as exc:
             self._journal_failed(exc)
             return False
+        finally:
+            if self.md is not None:
+                self.md.flush(self._last_recv_ns)
         return True
 
     def _journal_totals(self) -> None:
@@ -504,7 +537,8 @@ class Server:
             totals = self.metrics.totals
             totals.md_records += md.shape[0]
             totals.trades += int(np.count_nonzero(_template_ids(md) == codes.TEMPLATE_TRADE))
-            self.sink.publish(md)
+            if self.md is not None:
+                self.md.collect(md)
 
     def _send(self, conn: int, msgs: Array) -> None:
         """Queue ``msgs`` (n, 60) to ``conn`` in DATA_FIXED records (flushed by the loop)."""
@@ -555,6 +589,8 @@ class Server:
                 if isinstance(ev, Closed):
                     self._logout(ev.conn)
             self._finish_logouts()
+            if self.md is not None:
+                self.md.heartbeat(time.time_ns())
         if now >= self._next_status:
             self._next_status = now + self.config.status_interval
             self.metrics.totals.sessions = self.protocol.session_count
@@ -583,6 +619,8 @@ class Server:
             self.entry.logout(info.conn)
         self.endpoint.flush()
         self.endpoint.close()
+        if self.md is not None:
+            self.md.close()
         self.metrics.close()
         try:
             self.ledger.close(checkpoint=not self.failure)

@@ -1,0 +1,231 @@
+"""What a subscriber knows about one instrument, rebuilt from the feeds (WIRE.md §3.4).
+
+Each feed fills its own part of a :class:`Book`: L3 the orders in queue order, L2 the
+price levels, BBO the top of book, TRD the trade tape; every feed carries the trading
+status and the reference data. The parts are kept apart on purpose: a subscriber of L2
+alone still has levels, and one of L3 can compare the levels it derives with L2's.
+Records are applied one at a time (``apply``); a snapshot replaces one feed's part at once
+(``clear`` then ``apply`` of its body). Prices stay PRICE9 integers; display converts.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Final
+
+from qfix.wire import codes, schema
+
+__all__ = ["BID", "OFFER", "Book", "Definition", "Level", "Trade"]
+
+BID: Final = 0
+OFFER: Final = 1
+_OFFER_CHAR: Final = bytes([codes.MD_ENTRY_OFFER])
+
+
+def _unpacker(template_id: int) -> struct.Struct:
+    return struct.Struct(schema.TEMPLATES[template_id].struct_format)
+
+
+# field positions in each unpacked tuple: 4 header fields, TransactTime 4, SecurityID 5, RptSeq 6, body from 7
+_BODY: Final = 7
+_ADD = _unpacker(codes.TEMPLATE_ADD_ORDER)
+_EXECUTED = _unpacker(codes.TEMPLATE_ORDER_EXECUTED)
+_REDUCED = _unpacker(codes.TEMPLATE_ORDER_REDUCED)
+_DELETE = _unpacker(codes.TEMPLATE_ORDER_DELETE)
+_REPLACE = _unpacker(codes.TEMPLATE_ORDER_REPLACE)
+_TRADE = _unpacker(codes.TEMPLATE_TRADE)
+_LEVEL = _unpacker(codes.TEMPLATE_BOOK_LEVEL)
+_BBO = _unpacker(codes.TEMPLATE_BEST_BID_OFFER)
+_STATUS = _unpacker(codes.TEMPLATE_SECURITY_STATUS)
+_DEFINITION = _unpacker(codes.TEMPLATE_SECURITY_DEFINITION)
+_LIMITS = _unpacker(codes.TEMPLATE_SECURITY_LIMITS)
+_INDICATIVE = _unpacker(codes.TEMPLATE_INDICATIVE_AUCTION)
+_SNAPSHOT_START = _unpacker(codes.TEMPLATE_SNAPSHOT_START)
+_TIME: Final = struct.Struct("<Q")
+_TIME_AT: Final = int(schema.ADD_ORDER.fields["TransactTime"][1])  # type: ignore[index]
+
+
+@dataclass
+class Definition:
+    """An instrument's reference data as the feed published it (prices PRICE9)."""
+
+    security_id: int
+    symbol: str = ""
+    tick_size_p9: int = 0
+    max_order_qty: int = 0
+    lot_size: int = 0
+    low_limit_p9: int = 0
+    high_limit_p9: int = 0
+    max_notional: int = 0
+    collar: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """One price level: total displayed quantity and number of orders."""
+
+    price: int
+    size: int
+    orders: int
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    trade_id: int
+    price: int
+    qty: int
+    aggressor: int
+    condition: int
+    time: int
+
+
+@dataclass
+class Book:
+    """One instrument's books as rebuilt from the feeds."""
+
+    security_id: int
+    trade_tape: int = 1000
+    status: int = 0
+    definition: Definition | None = None
+    #: L3: OrderID -> [side, price, displayed qty]
+    orders: dict[int, list[int]] = field(default_factory=dict)
+    #: L3: (side, price) -> OrderIDs in queue order (a dict keeps insertion order)
+    queues: dict[tuple[int, int], dict[int, None]] = field(default_factory=dict)
+    #: L2: (side, price) -> (size, orders)
+    levels: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
+    #: BBO: (bid price or None, bid size, offer price or None, offer size)
+    bbo: tuple[int | None, int, int | None, int] = (None, 0, None, 0)
+    trades: deque[Trade] = field(default_factory=deque)
+    #: IndicativeAuction: (price or None, matched, imbalance, imbalance side)
+    indicative: tuple[int | None, int, int, int] | None = None
+    #: TransactTime of the last record applied
+    time: int = 0
+
+    def __post_init__(self) -> None:
+        self.trades = deque(maxlen=self.trade_tape)
+
+    # --- reading ------------------------------------------------------------------------
+
+    def l3_levels(self, side: int) -> list[Level]:
+        """Levels derived from the L3 orders, best first."""
+        out = []
+        for (level_side, price), queue in self.queues.items():
+            if level_side == side:
+                out.append(Level(price, sum(self.orders[oid][2] for oid in queue), len(queue)))
+        out.sort(key=lambda lv: -lv.price if side == BID else lv.price)
+        return out
+
+    def l2_levels(self, side: int) -> list[Level]:
+        """Levels as the L2 feed gave them, best first."""
+        out = [Level(price, size, n) for (level_side, price), (size, n) in self.levels.items() if level_side == side]
+        out.sort(key=lambda lv: -lv.price if side == BID else lv.price)
+        return out
+
+    def queue(self, side: int, price: int) -> list[int]:
+        """OrderIDs at one level, in queue order (L3)."""
+        return list(self.queues.get((side, price), ()))
+
+    # --- writing ------------------------------------------------------------------------
+
+    def clear(self, feed: int) -> None:
+        """Forget what ``feed`` built (before its snapshot is applied)."""
+        if feed == codes.MD_FEED_L3:
+            self.orders.clear()
+            self.queues.clear()
+        elif feed == codes.MD_FEED_L2:
+            self.levels.clear()
+        elif feed == codes.MD_FEED_BBO:
+            self.bbo = (None, 0, None, 0)
+
+    def _add(self, oid: int, side: int, price: int, shown: int) -> None:
+        self._remove(oid)
+        self.orders[oid] = [side, price, shown]
+        self.queues.setdefault((side, price), {})[oid] = None
+
+    def _remove(self, oid: int) -> None:
+        order = self.orders.pop(oid, None)
+        if order is None:
+            return
+        key = (order[0], order[1])
+        queue = self.queues[key]
+        del queue[oid]
+        if not queue:
+            del self.queues[key]
+
+    def apply(self, template_id: int, data: bytes, at: int = 0) -> None:
+        """Apply one record (the 60 bytes at ``data[at:]``); unknown templates are ignored.
+
+        Raises KeyError for an L3 record about an order the book does not hold: the book
+        is then out of step with the feed and must be recovered from a snapshot."""
+        if template_id in (codes.TEMPLATE_ADD_ORDER, codes.TEMPLATE_SNAPSHOT_ORDER):
+            f = _ADD.unpack_from(data, at)
+            self._add(f[_BODY], OFFER if f[_BODY + 3] == _OFFER_CHAR else BID, f[_BODY + 1], f[_BODY + 2])
+        elif template_id == codes.TEMPLATE_ORDER_EXECUTED:
+            f = _EXECUTED.unpack_from(data, at)
+            oid, leaves = f[_BODY], f[_BODY + 3]
+            if leaves:
+                self.orders[oid][2] = leaves
+            elif oid in self.orders:
+                self._remove(oid)
+            else:
+                raise KeyError(oid)
+        elif template_id == codes.TEMPLATE_ORDER_REDUCED:
+            f = _REDUCED.unpack_from(data, at)
+            self.orders[f[_BODY]][2] = f[_BODY + 2]
+        elif template_id == codes.TEMPLATE_ORDER_DELETE:
+            oid = _DELETE.unpack_from(data, at)[_BODY]
+            if oid not in self.orders:
+                raise KeyError(oid)
+            self._remove(oid)
+        elif template_id == codes.TEMPLATE_ORDER_REPLACE:
+            f = _REPLACE.unpack_from(data, at)
+            old = self.orders[f[_BODY]]
+            self._remove(f[_BODY])
+            self._add(f[_BODY + 1], old[0], f[_BODY + 2], f[_BODY + 3])
+        elif template_id == codes.TEMPLATE_BOOK_LEVEL:
+            f = _LEVEL.unpack_from(data, at)
+            key = (OFFER if f[_BODY + 3] == _OFFER_CHAR else BID, f[_BODY])
+            if f[_BODY + 4] == codes.MD_UPDATE_DELETE:
+                self.levels.pop(key, None)
+            else:
+                self.levels[key] = (f[_BODY + 1], f[_BODY + 2])
+        elif template_id == codes.TEMPLATE_BEST_BID_OFFER:
+            f = _BBO.unpack_from(data, at)
+            bid, offer = f[_BODY], f[_BODY + 1]
+            self.bbo = (
+                None if bid == codes.NULL_PRICE else bid,
+                f[_BODY + 2],
+                None if offer == codes.NULL_PRICE else offer,
+                f[_BODY + 3],
+            )
+        elif template_id == codes.TEMPLATE_TRADE:
+            f = _TRADE.unpack_from(data, at)
+            self.trades.append(Trade(f[_BODY], f[_BODY + 1], f[_BODY + 2], f[_BODY + 3], f[_BODY + 4], f[4]))
+        elif template_id == codes.TEMPLATE_SECURITY_STATUS:
+            self.status = _STATUS.unpack_from(data, at)[_BODY]
+        elif template_id == codes.TEMPLATE_SNAPSHOT_START:
+            self.status = _SNAPSHOT_START.unpack_from(data, at)[_BODY + 2]
+        elif template_id == codes.TEMPLATE_SECURITY_DEFINITION:
+            f = _DEFINITION.unpack_from(data, at)
+            d = self._definition()
+            d.tick_size_p9, d.max_order_qty, d.lot_size = f[_BODY], f[_BODY + 1], f[_BODY + 2]
+            d.symbol = f[_BODY + 3].rstrip(b"\0").decode("ascii", "replace")
+            self.status = f[_BODY + 4]
+        elif template_id == codes.TEMPLATE_SECURITY_LIMITS:
+            f = _LIMITS.unpack_from(data, at)
+            d = self._definition()
+            d.low_limit_p9, d.high_limit_p9, d.max_notional, d.collar = f[_BODY : _BODY + 4]
+        elif template_id == codes.TEMPLATE_INDICATIVE_AUCTION:
+            f = _INDICATIVE.unpack_from(data, at)
+            px = f[_BODY]
+            self.indicative = (None if px == codes.NULL_PRICE else px, f[_BODY + 1], f[_BODY + 2], f[_BODY + 3])
+        else:
+            return
+        self.time = max(self.time, _TIME.unpack_from(data, at + _TIME_AT)[0])
+
+    def _definition(self) -> Definition:
+        if self.definition is None:
+            self.definition = Definition(self.security_id)
+        return self.definition

@@ -1,0 +1,134 @@
+"""Snapshots of the books for the snapshot service (WIRE.md §6.5), from a consistent view.
+
+A :class:`BookView` is what the books hold at one instant (the server captures it between
+two engine calls, so it reflects exactly the feed's last ChannelSeqNum L): the resting
+limit orders in snapshot order and each instrument's trading status and reference data.
+:func:`snapshot_packets` turns it into one feed's reply: per instrument ascending,
+SnapshotStart, the reference data and the feed's body records, SnapshotEnd, every record
+stamped with the instrument's RptSeq at L and RecoveryMsg.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from qfix.marketdata.publisher import MEI_AT, RPT_SEQ_AT, SECURITY_ID_AT, TRANSACT_TIME_AT, Packet, Publisher
+from qfix.wire import codes, schema
+
+__all__ = ["VIEW_ORDER", "BookView", "snapshot_packets"]
+
+Array = npt.NDArray[Any]
+
+_MSG: Final = codes.MESSAGE_SIZE
+_MAX_RECORDS: Final = codes.MAX_MSGS_PER_FRAME
+_OFFER: Final = 1
+
+#: one resting limit order as a snapshot sees it
+VIEW_ORDER: Final = np.dtype([("inst", "<i8"), ("side", "u1"), ("price", "<i8"), ("shown", "<u4"), ("order_id", "<u8")])
+
+
+@dataclass(frozen=True)
+class BookView:
+    """The books at one instant.
+
+    ``orders`` (``VIEW_ORDER``) are sorted by instrument index, bids before offers, best
+    price first, then queue order; ``side`` is 0 for bids and 1 for offers, ``price`` is
+    PRICE9. ``status`` is each instrument's TradingStatus; ``reference`` holds each
+    instrument's SecurityDefinition and SecurityLimits records, shape (instruments, 2, 60).
+    """
+
+    orders: Array
+    status: Array
+    reference: Array
+
+
+def _new(template_id: int, dtype: np.dtype[np.void], n: int) -> Array:
+    rec = np.zeros(n, dtype)
+    rec["blockLength"] = codes.BLOCK_LENGTH
+    rec["templateId"] = template_id
+    rec["schemaId"] = codes.SCHEMA_MARKET_DATA
+    rec["version"] = codes.SCHEMA_VERSION
+    return rec
+
+
+def _raw(rec: Array) -> Array:
+    return rec.view(np.uint8).reshape(-1, _MSG)
+
+
+def _levels(orders: Array) -> tuple[Array, Array, Array, Array]:
+    """(side, price, total shown, order count) of each level of one instrument's orders,
+    in the orders' (snapshot) order."""
+    if orders.size == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty, empty
+    key_change = np.ones(orders.size, bool)
+    key_change[1:] = (orders["side"][1:] != orders["side"][:-1]) | (orders["price"][1:] != orders["price"][:-1])
+    starts = np.flatnonzero(key_change)
+    totals = np.add.reduceat(orders["shown"].astype(np.int64), starts)
+    counts = np.diff(np.append(starts, orders.size))
+    return orders["side"][starts].astype(np.int64), orders["price"][starts], totals, counts
+
+
+def _body(feed: int, orders: Array) -> Array:
+    if feed == codes.MD_FEED_L3:
+        rec = _new(codes.TEMPLATE_SNAPSHOT_ORDER, schema.SNAPSHOT_ORDER, orders.size)
+        rec["OrderID"] = orders["order_id"]
+        rec["MDEntryPx"] = orders["price"]
+        rec["MDEntrySize"] = orders["shown"]
+        rec["MDEntryType"] = np.where(orders["side"] == _OFFER, codes.MD_ENTRY_OFFER, codes.MD_ENTRY_BID)
+        return _raw(rec)
+    side, price, total, count = _levels(orders)
+    if feed == codes.MD_FEED_L2:
+        rec = _new(codes.TEMPLATE_BOOK_LEVEL, schema.BOOK_LEVEL, side.size)
+        rec["MDEntryPx"] = price
+        rec["MDEntrySize"] = total
+        rec["NumberOfOrders"] = count
+        rec["MDEntryType"] = np.where(side == _OFFER, codes.MD_ENTRY_OFFER, codes.MD_ENTRY_BID)
+        rec["MDUpdateAction"] = codes.MD_UPDATE_NEW
+        return _raw(rec)
+    if feed == codes.MD_FEED_BBO:
+        rec = _new(codes.TEMPLATE_BEST_BID_OFFER, schema.BEST_BID_OFFER, 1)
+        bids, offers = np.flatnonzero(side != _OFFER), np.flatnonzero(side == _OFFER)
+        rec["BidPx"] = price[bids[0]] if bids.size else codes.NULL_PRICE
+        rec["BidSize"] = total[bids[0]] if bids.size else 0
+        rec["OfferPx"] = price[offers[0]] if offers.size else codes.NULL_PRICE
+        rec["OfferSize"] = total[offers[0]] if offers.size else 0
+        return _raw(rec)
+    return np.zeros((0, _MSG), np.uint8)
+
+
+def snapshot_packets(
+    feed: int, view: BookView, publisher: Publisher, security_id: int, now: int
+) -> tuple[list[Packet], int]:
+    """One feed's snapshot of instrument ``security_id`` (0 = every instrument), as
+    unsequenced packets, and the number of records in them. ValueError if the SecurityID
+    is not configured."""
+    ids = publisher.security_ids
+    chosen = publisher.index_of(np.array([security_id], np.int64)) if security_id else np.arange(ids.size)
+    last = int(publisher.channel_seq[feed])
+    bounds = np.searchsorted(view.orders["inst"], np.stack([chosen, chosen + 1]))
+    packets: list[Packet] = []
+    total = 0
+    for i, k in enumerate(chosen.tolist()):
+        body = _body(feed, view.orders[bounds[0, i] : bounds[1, i]])
+        start = _new(codes.TEMPLATE_SNAPSHOT_START, schema.SNAPSHOT_START, 1)
+        start["LastChannelSeqNum"] = last
+        start["TotNumReports"] = body.shape[0] + view.reference.shape[1]
+        start["TradingStatus"] = view.status[k]
+        end = _new(codes.TEMPLATE_SNAPSHOT_END, schema.SNAPSHOT_END, 1)
+        end["LastChannelSeqNum"] = last
+        records = np.concatenate([_raw(start), view.reference[k], body, _raw(end)])
+        # every record: the instrument's prefix as of L, and RecoveryMsg
+        records[:, TRANSACT_TIME_AT : TRANSACT_TIME_AT + 8] = np.array([publisher.last_time[k]], "<u8").view(np.uint8)
+        records[:, SECURITY_ID_AT : SECURITY_ID_AT + 4] = np.array([ids[k]], "<u4").view(np.uint8)
+        records[:, RPT_SEQ_AT : RPT_SEQ_AT + 4] = np.array([publisher.rpt_seq[feed, k]], "<u4").view(np.uint8)
+        records[:, MEI_AT] = codes.MEI_RECOVERY_MSG
+        records[-1, MEI_AT] |= codes.MEI_END_OF_EVENT
+        for cut in range(0, records.shape[0], _MAX_RECORDS):
+            packets.append(Packet(feed, int(ids[k]), 0, now, records[cut : cut + _MAX_RECORDS]))
+        total += records.shape[0]
+    return packets, total

@@ -1,0 +1,336 @@
+"""The market-data subscriber of the SDK: feeds in, exact books out.
+
+:class:`Subscriber` connects a SUB socket to the feed and a DEALER to the snapshot and
+replay service, and keeps a :class:`~qfix.marketdata.book.Book` per instrument from the
+feeds it is given. Sequencing and recovery are :class:`~qfix.marketdata.recovery.FeedState`'s
+business; this module only moves packets between the sockets and the feed states and
+sends their requests one at a time (WIRE.md §6.5 allows one outstanding per DEALER).
+
+Example::
+
+    from qfix.marketdata import Subscriber
+    with Subscriber("tcp://127.0.0.1:5556", "tcp://127.0.0.1:5557") as md:
+        while True:
+            for update in md.poll(100):
+                book = md.books[update.security_id]
+                print(book.definition.symbol, book.bbo)
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import zmq
+
+from qfix.marketdata import feeds
+from qfix.marketdata.book import Book
+from qfix.marketdata.recovery import SNAPSHOT, FeedState, Want
+from qfix.wire import codes, schema
+
+__all__ = ["Subscriber", "SubscriberCore", "Update", "encode_request"]
+
+_MSG: Final = codes.MESSAGE_SIZE
+_TEMPLATE_AT: Final = 2
+_PREFIX: Final = len(b"L3.")
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """An instrument whose book changed and is consistent again (an event ended, or a
+    snapshot was applied) on ``feed``."""
+
+    feed: int
+    security_id: int
+
+
+def encode_request(want: Want, request_id: int, now: int) -> bytes:
+    """The 60-byte SnapshotRequest or ReplayRequest for ``want``."""
+    if want.kind == SNAPSHOT:
+        rec = np.zeros(1, schema.SNAPSHOT_REQUEST)
+        rec["templateId"] = codes.TEMPLATE_SNAPSHOT_REQUEST
+    else:
+        rec = np.zeros(1, schema.REPLAY_REQUEST)
+        rec["templateId"] = codes.TEMPLATE_REPLAY_REQUEST
+        rec["FromChannelSeqNum"] = want.start
+        rec["Count"] = min(want.count, 2**32 - 1)
+    rec["blockLength"] = codes.BLOCK_LENGTH
+    rec["schemaId"] = codes.SCHEMA_MARKET_DATA
+    rec["TransactTime"] = now
+    rec["SecurityID"] = want.security_id
+    rec["RequestID"] = request_id
+    rec["MDFeed"] = want.feed
+    return rec.tobytes()
+
+
+def _parse_topic(topic: bytes) -> tuple[int, int] | None:
+    """(feed, SecurityID) of a topic, None if it is not one of ours."""
+    name, dot, digits = topic.partition(b".")
+    if not dot or len(digits) != 10 or not digits.isdigit():
+        return None
+    try:
+        return feeds.feed_by_name(name.decode("ascii")), int(digits)
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+class SubscriberCore:
+    """The subscriber without sockets: feed messages and reply messages in, request bytes
+    out (sans-I/O, so tests drive it packet by packet).
+
+    Args:
+        feeds_: the feeds to follow (MDFeed codes).
+        security_ids: instruments to follow; None for every instrument.
+        request_timeout: seconds to wait for a reply before asking again.
+    """
+
+    def __init__(
+        self, feeds_: Iterable[int], security_ids: Iterable[int] | None = None, *, request_timeout: float = 5.0
+    ) -> None:
+        self.request_timeout = request_timeout
+        self.books: dict[int, Book] = {}
+        self.security_ids = None if security_ids is None else frozenset(security_ids)
+        self.feeds = {f: FeedState(f, self.books, self.security_ids) for f in sorted(set(feeds_))}
+        if not self.feeds:
+            raise ValueError("a subscriber needs at least one feed")
+        self._queue: deque[Want] = deque()
+        self._outstanding: Want | None = None
+        self._sent_at = 0.0
+        self._request_ids = itertools.count(1)
+        self._request_id = 0
+        self._snap_parts: list[bytes] = []
+        #: requests that timed out and were asked again
+        self.timeouts = 0
+
+    def topics(self) -> list[bytes]:
+        """The SUB subscriptions this subscriber needs."""
+        if self.security_ids is None:
+            return [feeds.FEED_NAMES[f].encode() + b"." for f in self.feeds]
+        return [feeds.topic(f, k) for f in self.feeds for k in sorted({0, *self.security_ids})]
+
+    def open_gaps(self) -> int:
+        """Instruments, summed over feeds, whose book is not live (waiting for recovery)."""
+        return sum(state.open_gaps() for state in self.feeds.values())
+
+    def idle(self) -> bool:
+        """No request outstanding or queued and no gap open."""
+        self._collect_wants()
+        return self._outstanding is None and not self._queue and self.open_gaps() == 0
+
+    def feed_message(self, frames: list[bytes], *, replayed: bool = False) -> set[tuple[int, int]]:
+        """One message from the SUB socket; returns the (feed, SecurityID) pairs updated."""
+        updates: set[tuple[int, int]] = set()
+        if len(frames) != 3:
+            return updates
+        where = _parse_topic(frames[0])
+        if where is None or where[0] not in self.feeds:
+            return updates
+        feed, security_id = where
+        try:
+            seq, _ = feeds.unpack_header(frames[1])
+        except ValueError:
+            self.feeds[feed].stats.bad_packets += 1
+            return updates
+        for k in self.feeds[feed].packet(seq, security_id, frames[2], replayed=replayed):
+            updates.add((feed, k))
+        return updates
+
+    def reply_message(self, frames: list[bytes]) -> set[tuple[int, int]]:
+        """One message from the DEALER (a reply to the outstanding request)."""
+        updates: set[tuple[int, int]] = set()
+        want = self._outstanding
+        if want is None or len(frames) != 3:
+            return updates
+        where = _parse_topic(frames[0])
+        if where is None:
+            return updates
+        feed, security_id = where
+        data = frames[2]
+        if security_id == 0 and len(data) == _MSG and data[_TEMPLATE_AT] == codes.TEMPLATE_REQUEST_COMPLETE:
+            done = np.frombuffer(data, schema.REQUEST_COMPLETE)[0]
+            if int(done["RequestID"]) == self._request_id:
+                self._outstanding = None
+                self.feeds[want.feed].complete(want, int(done["RequestStatus"]), int(done["LastChannelSeqNum"]))
+            return updates
+        if feed != want.feed:
+            return updates
+        if want.kind != SNAPSHOT:
+            return self.feed_message(frames, replayed=True)
+        self._snap_parts.append(data)
+        last = data[-_MSG:]
+        if len(last) == _MSG and last[_TEMPLATE_AT] == codes.TEMPLATE_SNAPSHOT_END:
+            whole = b"".join(self._snap_parts)
+            self._snap_parts = []
+            if self.feeds[feed].epoch == want.epoch:
+                for k in self.feeds[feed].snapshot(security_id, whole):
+                    updates.add((feed, k))
+        return updates
+
+    def _collect_wants(self) -> None:
+        for state in self.feeds.values():
+            if state.wants:
+                for want in state.wants:
+                    if want not in self._queue and want != self._outstanding:
+                        self._queue.append(want)
+                state.wants.clear()
+
+    def next_request(self, now: float, now_ns: int) -> tuple[bytes | None, bool]:
+        """The next request to send, if one may be sent now, and whether the outstanding
+        one timed out (the caller then replaces its DEALER, dropping any late reply)."""
+        self._collect_wants()
+        timed_out = False
+        if self._outstanding is not None:
+            if now - self._sent_at < self.request_timeout:
+                return None, False
+            self.timeouts += 1
+            timed_out = True
+            self._queue.appendleft(self._outstanding)
+            self._outstanding = None
+        while self._queue:
+            want = self._queue.popleft()
+            if want.epoch != self.feeds[want.feed].epoch:
+                continue  # made before a reset of its feed
+            self._request_id = next(self._request_ids)
+            self._outstanding = want
+            self._sent_at = now
+            self._snap_parts = []
+            return encode_request(want, self._request_id, now_ns), timed_out
+        return None, timed_out
+
+
+class Subscriber:
+    """Keeps every subscribed instrument's book from the feed, recovering gaps.
+
+    Args:
+        endpoint: the feed's PUB endpoint (``tcp://host:md_port``).
+        snapshot_endpoint: the snapshot and replay service's endpoint.
+        feeds_: the feeds to follow (MDFeed codes); all four by default.
+        security_ids: instruments to follow; None (default) for every instrument.
+        context: a zmq context (a private one by default).
+        request_timeout: seconds to wait for a reply before asking again.
+        rcvhwm: the SUB socket's high-water mark (packets).
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        snapshot_endpoint: str,
+        feeds_: Iterable[int] = feeds.ALL_FEEDS,
+        *,
+        security_ids: Iterable[int] | None = None,
+        context: zmq.Context[Any] | None = None,
+        request_timeout: float = 5.0,
+        rcvhwm: int = 1_000_000,
+    ) -> None:
+        self.core = SubscriberCore(feeds_, security_ids, request_timeout=request_timeout)
+        self.books = self.core.books
+        self.feeds = self.core.feeds
+        self._own_context = context is None
+        self.context: zmq.Context[Any] = context if context is not None else zmq.Context()
+        self.snapshot_endpoint = snapshot_endpoint
+        self.sub = self.context.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.RCVHWM, rcvhwm)
+        self.sub.setsockopt(zmq.LINGER, 0)
+        for prefix in self.core.topics():
+            self.sub.setsockopt(zmq.SUBSCRIBE, prefix)
+        self.sub.connect(endpoint)
+        self.dealer = self._dealer()
+        self.closed = False
+
+    def _dealer(self) -> zmq.Socket[Any]:
+        sock: zmq.Socket[Any] = self.context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.snapshot_endpoint)
+        return sock
+
+    def __enter__(self) -> Subscriber:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.sub.close(0)
+        self.dealer.close(0)
+        if self._own_context:
+            self.context.term()
+
+    # --- reading the books -----------------------------------------------------------------
+
+    def by_symbol(self, symbol: str) -> Book:
+        """The book of the instrument whose SecurityDefinition names ``symbol``."""
+        for book in self.books.values():
+            if book.definition is not None and book.definition.symbol == symbol:
+                return book
+        raise KeyError(f"no instrument {symbol!r} on this feed (yet)")
+
+    def open_gaps(self) -> int:
+        """Instruments, summed over feeds, whose book is not live (waiting for recovery)."""
+        return self.core.open_gaps()
+
+    def idle(self) -> bool:
+        """No request outstanding or queued and no gap open."""
+        return self.core.idle()
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def poll(self, timeout_ms: int = 0) -> list[Update]:
+        """Wait up to ``timeout_ms`` for packets, apply all that are ready, send the next
+        request; returns the instruments that changed."""
+        updates: set[tuple[int, int]] = set()
+        self._send_next()
+        poller = zmq.Poller()
+        poller.register(self.sub, zmq.POLLIN)
+        poller.register(self.dealer, zmq.POLLIN)
+        ready = dict(poller.poll(timeout_ms))
+        if self.dealer in ready:
+            self._read(self.dealer, self.core.reply_message, updates)
+        if self.sub in ready:
+            self._read(self.sub, self.core.feed_message, updates)
+        self._send_next()
+        return [Update(f, k) for f, k in sorted(updates)]
+
+    def run_until(self, done: Callable[[], bool], timeout: float) -> bool:
+        """Poll until ``done()`` is true (True) or ``timeout`` seconds pass (False)."""
+        end = time.monotonic() + timeout
+        while not done():
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            self.poll(int(min(left, 0.05) * 1000) + 1)
+        return True
+
+    def __iter__(self) -> Iterator[Update]:
+        """Updates as they happen, until the subscriber is closed."""
+        while not self.closed:
+            yield from self.poll(100)
+
+    @staticmethod
+    def _read(
+        sock: zmq.Socket[Any], handle: Callable[[list[bytes]], set[tuple[int, int]]], updates: set[tuple[int, int]]
+    ) -> None:
+        for _ in range(10_000):  # a budget, so that one socket cannot starve the other
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            updates |= handle(frames)
+
+    def _send_next(self) -> None:
+        while True:
+            request, timed_out = self.core.next_request(time.monotonic(), time.time_ns())
+            if timed_out:
+                self.dealer.close(0)
+                self.dealer = self._dealer()
+            if request is None:
+                return
+            self.dealer.send(request)
+            return

@@ -1,0 +1,189 @@
+"""The server's market-data side: engine records to the feeds, and the snapshot service.
+
+The loop hands every market-data record of an engine call to :meth:`MarketData.collect`
+(possibly in several pieces, after ``OUTPUT_FULL`` resumes) and calls :meth:`flush` once
+the call is done, so the publisher packs per engine call as WIRE.md §6.4 says. Snapshot
+requests are served only between engine calls (:meth:`serve`), where the engine's books
+are exactly what the feeds have published, so a snapshot is consistent with its
+ChannelSeqNum without any locking. Reference data (SecurityDefinition, SecurityLimits)
+is built here from the configuration and the engine's instrument rows, published when
+the feed starts and after any change, and put in every snapshot.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+import zmq
+
+from qfix.engine import Engine
+from qfix.engine.config import PHASE_CLOSED, PHASE_CONTINUOUS, PHASE_PRE_CLOSE, PHASE_PRE_OPEN
+from qfix.marketdata import feeds
+from qfix.marketdata.adapter import FeedEndpoint
+from qfix.marketdata.publisher import Chunk, Packet, Publisher
+from qfix.marketdata.service import SnapshotService
+from qfix.marketdata.snapshot import VIEW_ORDER, BookView
+from qfix.server.config import ServerConfig
+from qfix.wire import codes, schema
+
+__all__ = ["MarketData", "book_view", "reference_records", "trading_status"]
+
+Array = npt.NDArray[Any]
+
+_MSG: Final = codes.MESSAGE_SIZE
+_BID: Final = 0
+_STATUS_OF_PHASE: Final = {
+    PHASE_CLOSED: codes.TRADING_STATUS_CLOSED,
+    PHASE_PRE_OPEN: codes.TRADING_STATUS_PRE_OPEN,
+    PHASE_CONTINUOUS: codes.TRADING_STATUS_CONTINUOUS,
+    PHASE_PRE_CLOSE: codes.TRADING_STATUS_PRE_CLOSE,
+}
+
+
+def trading_status(rows: Array) -> Array:
+    """TradingStatus of each engine instrument row (as the engine's SecurityStatus says it)."""
+    status = np.full(rows.size, codes.TRADING_STATUS_HALT, np.uint8)
+    for phase, code in _STATUS_OF_PHASE.items():
+        status[rows["phase"] == phase] = code
+    status[(rows["phase"] == PHASE_CONTINUOUS) & (rows["fba"] >= 0)] = codes.TRADING_STATUS_BATCH_AUCTION
+    return status
+
+
+def _md_records(template_id: int, dtype: np.dtype[np.void], n: int) -> Array:
+    rec = np.zeros(n, dtype)
+    rec["blockLength"] = codes.BLOCK_LENGTH
+    rec["templateId"] = template_id
+    rec["schemaId"] = codes.SCHEMA_MARKET_DATA
+    rec["version"] = codes.SCHEMA_VERSION
+    return rec
+
+
+def reference_records(engine: Engine, now: int, only: Array | None = None) -> Array:
+    """(n, 2, 60): each instrument's SecurityDefinition and SecurityLimits records with
+    TransactTime ``now`` and EndOfEvent on the second (RptSeq is the publisher's)."""
+    rows = engine.instrument_rows()
+    configs = engine.instruments
+    pick = np.arange(rows.size) if only is None else only
+    rows = rows[pick]
+    tick = rows["tick"]
+    d = _md_records(codes.TEMPLATE_SECURITY_DEFINITION, schema.SECURITY_DEFINITION, rows.size)
+    d["TransactTime"] = now
+    d["SecurityID"] = rows["sec_id"]
+    d["MinPriceIncrement"] = tick
+    d["MaxTradeVol"] = rows["max_qty"]
+    d["RoundLot"] = [configs[k].lot_size for k in pick.tolist()]
+    d["Symbol"] = [np.frombuffer(configs[k].symbol.encode("ascii").ljust(16, b"\0"), np.uint8) for k in pick.tolist()]
+    d["TradingStatus"] = trading_status(rows)
+    lim = _md_records(codes.TEMPLATE_SECURITY_LIMITS, schema.SECURITY_LIMITS, rows.size)
+    lim["TransactTime"] = now
+    lim["SecurityID"] = rows["sec_id"]
+    lim["LowLimitPrice"] = rows["lo"] * tick
+    lim["HighLimitPrice"] = rows["hi"] * tick
+    lim["MaxNotional"] = rows["max_notional"]
+    lim["Collar"] = rows["collar"]
+    lim["MatchEventIndicator"] = codes.MEI_END_OF_EVENT
+    out = np.zeros((rows.size, 2, _MSG), np.uint8)
+    out[:, 0] = d.view(np.uint8).reshape(-1, _MSG)
+    out[:, 1] = lim.view(np.uint8).reshape(-1, _MSG)
+    return out
+
+
+def book_view(engine: Engine, now: int) -> BookView:
+    """The engine's books now, as the snapshot service needs them."""
+    live = engine.live_orders()
+    limit = live[live["ord_type"] == codes.ORD_TYPE_LIMIT]
+    rows = engine.instrument_rows()
+    orders = np.zeros(limit.size, VIEW_ORDER)
+    orders["inst"] = limit["inst"]
+    orders["side"] = limit["side"] != _BID
+    orders["price"] = limit["price"] * rows["tick"][limit["inst"]]
+    orders["shown"] = limit["shown"]
+    orders["order_id"] = limit["order_id"]
+    return BookView(orders, trading_status(rows), reference_records(engine, now))
+
+
+class MarketData:
+    """Publisher, snapshot service and sockets, wired to one engine.
+
+    Args:
+        config: the server configuration (``md_*`` keys).
+        engine: the engine whose output is published.
+        context: the zmq context.
+    """
+
+    def __init__(self, config: ServerConfig, engine: Engine, context: zmq.Context[Any]) -> None:
+        self.config = config
+        self.engine = engine
+        ids = [i.security_id for i in engine.instruments]
+        self.publisher = Publisher(ids, retention=config.md_retention)
+        self.service = SnapshotService(
+            self.publisher, lambda: book_view(self.engine, time.time_ns()), config.md_replay_max_records
+        )
+        self.endpoint = FeedEndpoint(config.md_endpoint, config.md_snapshot_endpoint, context, sndhwm=config.md_sndhwm)
+        self._pending: list[Array] = []
+        self._last_sent = dict.fromkeys(feeds.ALL_FEEDS, 0.0)
+        #: requests answered, and answered Busy
+        self.requests = 0
+        self.busy = 0
+
+    @property
+    def pub_endpoint(self) -> str:
+        return self.endpoint.pub_endpoint
+
+    @property
+    def snapshot_endpoint(self) -> str:
+        return self.endpoint.snapshot_endpoint
+
+    def start(self, now_ns: int) -> None:
+        """Start every feed: a Reset, then every instrument's reference data."""
+        self._send([p for feed in feeds.ALL_FEEDS for p in self.publisher.reset(feed, now_ns)])
+        self._send(self.publisher.publish(reference_records(self.engine, now_ns).reshape(-1, _MSG), now_ns))
+
+    def reference_changed(self, security_ids: tuple[int, ...], now_ns: int) -> None:
+        """Republish the reference data of instruments whose status or band changed."""
+        self.flush(now_ns)
+        idx = self.publisher.index_of(np.array(sorted(set(security_ids)), np.int64))
+        self._send(self.publisher.publish(reference_records(self.engine, now_ns, idx).reshape(-1, _MSG), now_ns))
+
+    def collect(self, md: Array) -> None:
+        """Market-data records (n, 60) of the engine call in progress."""
+        self._pending.append(md)
+
+    def flush(self, now_ns: int) -> None:
+        """The engine call is done: sequence and send what it produced."""
+        if not self._pending:
+            return
+        md = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
+        self._pending = []
+        self._send(self.publisher.publish(md, now_ns))
+
+    def _send(self, items: list[Packet | Chunk]) -> None:
+        if not items:
+            return
+        self.endpoint.publish(items)
+        now = time.monotonic()
+        for item in items:
+            self._last_sent[item.feed] = now
+
+    def serve(self, budget: int) -> None:
+        """Answer up to ``budget`` waiting requests; any more waiting are answered Busy."""
+        waiting = self.endpoint.requests(budget + self.config.md_max_queued_requests)
+        now = time.time_ns()
+        for i, (identity, data) in enumerate(waiting):
+            reply = self.service.handle(data, now) if i < budget else self.service.busy(data, now)
+            self.requests += 1
+            self.busy += reply.status == codes.REQUEST_BUSY
+            self.endpoint.reply(identity, reply.packets)
+
+    def heartbeat(self, now_ns: int) -> None:
+        """A ChannelHeartbeat on every feed idle for ``md_heartbeat_interval``."""
+        now = time.monotonic()
+        for feed, last in self._last_sent.items():
+            if now - last >= self.config.md_heartbeat_interval:
+                self._send([self.publisher.heartbeat(feed, now_ns)])
+
+    def close(self) -> None:
+        self.endpoint.close()

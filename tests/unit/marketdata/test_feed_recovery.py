@@ -1,0 +1,195 @@
+"""The feed end to end without sockets: engine -> publisher -> (lossy) pipe -> subscriber
+core, with the snapshot service answering its requests; the rebuilt books must equal the
+engine's own, whatever was lost on the way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from qfix.engine import Engine
+from qfix.journal.entries import Batch, SetPhase
+from qfix.journal.replay import EngineDriver
+from qfix.marketdata import feeds
+from qfix.marketdata.publisher import Chunk, Packet, Publisher
+from qfix.marketdata.service import SnapshotService
+from qfix.marketdata.subscriber import SubscriberCore
+from qfix.server.feed import book_view, reference_records
+from qfix.testing.generators import default_random_config, default_random_instruments, random_stream
+from qfix.testing.marketdata import book_differences
+from qfix.wire import codes
+
+ALL = (codes.MD_FEED_L3, codes.MD_FEED_L2, codes.MD_FEED_BBO, codes.MD_FEED_TRD)
+
+
+def _frames(items: list[Packet | Chunk]) -> list[list[bytes]]:
+    out = []
+    for item in items:
+        triples = list(item.frames()) if isinstance(item, Chunk) else [item.frames()]
+        out += [[bytes(f) for f in t] for t in triples]
+    return out
+
+
+class Exchange:
+    """An engine whose market data goes through a publisher, as in the server."""
+
+    def __init__(self, seed: int = 1, n: int = 3000) -> None:
+        self.instruments = default_random_instruments()
+        self.engine = Engine(self.instruments, default_random_config())
+        self.driver = EngineDriver(self.engine, out_size=64)
+        self.publisher = Publisher([i.security_id for i in self.engine.instruments], retention=1_000_000)
+        self.service = SnapshotService(self.publisher, lambda: book_view(self.engine, 7), replay_max_records=500)
+        self.stream = random_stream(seed, n)
+        self.at = 0
+        self.now = 1
+
+    def start(self) -> list[list[bytes]]:
+        items: list[Packet | Chunk] = [p for f in feeds.ALL_FEEDS for p in self.publisher.reset(f, self.now)]
+        items += self.publisher.publish(reference_records(self.engine, self.now).reshape(-1, 60), self.now)
+        return _frames(items)
+
+    def step(self, rng: np.random.Generator) -> list[list[bytes]]:
+        """One engine call (a batch of 1-64 records) and its feed packets."""
+        k = int(rng.integers(1, 65))
+        batch = self.stream[self.at : self.at + k]
+        self.at += k
+        self.now += 1
+        md: list[Any] = []
+
+        def dispatch(out: Any) -> None:
+            md.append(out["message"][out["dest"] == codes.MD_DEST])
+
+        self.driver.apply(Batch(batch), dispatch)
+        records = np.concatenate(md) if md else np.zeros((0, 60), np.uint8)
+        return _frames(self.publisher.publish(records, self.now))
+
+    @property
+    def done(self) -> bool:
+        return self.at >= self.stream.size
+
+    def answer(self, request: bytes) -> list[list[bytes]]:
+        return _frames(list(self.service.handle(request, self.now).packets))
+
+
+def _run(
+    ex: Exchange,
+    core: SubscriberCore,
+    rng: np.random.Generator,
+    lose: Callable[[list[bytes]], bool],
+    *,
+    join_after: int = 0,
+    reply_every: int = 3,
+) -> None:
+    """Drive the exchange to the end, delivering feed messages unless ``lose`` says so;
+    the subscriber's requests are answered every ``reply_every`` steps (replies lag, as
+    they do over a socket), and fully at the end."""
+    first = ex.start()
+    if not join_after:
+        for msg in first:
+            core.feed_message(msg)
+    steps = 0
+    while not ex.done:
+        msgs = ex.step(rng)
+        steps += 1
+        if steps > join_after:
+            for msg in msgs:
+                if not lose(msg):
+                    core.feed_message(msg)
+        if steps > join_after and steps % reply_every == 0:
+            _serve(ex, core, rounds=1)
+    _serve(ex, core, rounds=1000)
+
+
+def _serve(ex: Exchange, core: SubscriberCore, rounds: int) -> None:
+    for _ in range(rounds):
+        request, _ = core.next_request(0.0, 0)
+        if request is None:
+            return
+        for msg in ex.answer(request):
+            core.reply_message(msg)
+
+
+def _check(ex: Exchange, core: SubscriberCore) -> None:
+    assert core.idle(), f"open gaps {core.open_gaps()}"
+    assert book_differences(core.books, ex.engine) == []
+    for k, book in core.books.items():
+        d = book.definition
+        assert d is not None and d.symbol == next(i.symbol for i in ex.instruments if i.security_id == k)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_lossless_feed_rebuilds_every_book(seed: int) -> None:
+    ex = Exchange(seed)
+    core = SubscriberCore(ALL)
+    _run(ex, core, np.random.default_rng(seed), lambda msg: False)
+    _check(ex, core)
+    assert all(s.stats.gaps == 0 and s.stats.bad_packets == 0 for s in core.feeds.values())
+
+
+@pytest.mark.parametrize("loss", [0.02, 0.3])
+def test_lost_packets_are_recovered(loss: float) -> None:
+    ex = Exchange(3)
+    core = SubscriberCore(ALL)
+    rng = np.random.default_rng(4)
+    _run(ex, core, rng, lambda msg: bool(rng.random() < loss))
+    _check(ex, core)
+    assert sum(s.stats.gaps for s in core.feeds.values()) > 0
+    assert sum(s.stats.replays for s in core.feeds.values()) > 0
+
+
+def test_a_late_joiner_starts_from_a_snapshot() -> None:
+    ex = Exchange(5)
+    core = SubscriberCore(ALL)
+    _run(ex, core, np.random.default_rng(5), lambda msg: False, join_after=20)
+    _check(ex, core)
+    assert all(s.stats.snapshots > 0 for s in core.feeds.values())
+
+
+def test_one_instrument_subscriber_keeps_only_its_book() -> None:
+    ex = Exchange(6)
+    core = SubscriberCore([codes.MD_FEED_L3], security_ids=[2])
+    rng = np.random.default_rng(6)
+    topics = core.topics()
+    _run(ex, core, rng, lambda msg: not any(msg[0].startswith(t) for t in topics) or rng.random() < 0.1)
+    assert core.idle()
+    assert set(core.books) == {2}
+    view = book_view(ex.engine, 0)
+    k = [i.security_id for i in ex.engine.instruments].index(2)
+    want = {int(o["order_id"]) for o in view.orders if o["inst"] == k}
+    assert set(core.books[2].orders) == want
+
+
+def test_a_reset_drops_the_books_and_recovers() -> None:
+    ex = Exchange(7)
+    core = SubscriberCore(ALL)
+    rng = np.random.default_rng(7)
+    for msg in ex.start():
+        core.feed_message(msg)
+    for _ in range(30):
+        for msg in ex.step(rng):
+            core.feed_message(msg)
+    _serve(ex, core, 100)
+    for msg in ex.start():  # the publisher restarts its numbering (a new trading day)
+        core.feed_message(msg)
+    while not ex.done:
+        for msg in ex.step(rng):
+            core.feed_message(msg)
+    _serve(ex, core, 1000)
+    _check(ex, core)
+    assert all(s.stats.resets >= 2 for s in core.feeds.values())
+
+
+def test_a_phase_change_reaches_every_feed() -> None:
+    ex = Exchange(8, n=200)
+    core = SubscriberCore(ALL)
+    rng = np.random.default_rng(8)
+    _run(ex, core, rng, lambda msg: False)
+    md: list[Any] = []
+    ex.driver.apply(SetPhase(10**18, (1,), 4), lambda out: md.append(out["message"][out["dest"] == codes.MD_DEST]))
+    for msg in _frames(ex.publisher.publish(np.concatenate(md), 9)):
+        core.feed_message(msg)
+    assert all(core.books[1].status == codes.TRADING_STATUS_HALT for _ in core.feeds)
+    _check(ex, core)
