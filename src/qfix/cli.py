@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "demo": "qfix.demo:demo",
     "journal": "qfix.journal.cli:journal",
     "keygen": "qfix.crypto.cli:keygen",
+    "md": "qfix.marketdata.cli:md",
     "server": "qfix.server.cli:server",
 }
 

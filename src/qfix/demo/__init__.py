@@ -23,10 +23,11 @@ __all__ = ["demo"]
 @click.option("--frame", is_flag=True, help="instead: take one sample order frame apart and match it (no sockets).")
 @click.option("--no-engine", is_flag=True, help="with --frame: only build, check and print the frame.")
 def demo(seconds: float, clients: int, home: Path | None, pq_only: bool, frame: bool, no_engine: bool) -> None:
-    """Run a local server with simulated trading clients and a top-of-book watcher.
+    """Run a local server with simulated trading clients and a market-data watcher.
 
-    Prints the server's status line every second, the best bid and offer of BTC-USD,
-    and at the end a summary of what every client sent, got acknowledged and filled.
+    Prints the server's status line every second with BTC-USD's top levels as a
+    market-data subscriber rebuilds them from the feed, then its ladder, and a summary
+    of what every client sent, got acknowledged and filled.
     """
     console = Console()
     if frame:

@@ -1,7 +1,8 @@
-"""The live demo: a local server, simulated trading clients and a top-of-book watcher.
+"""The live demo: a local server, simulated trading clients and a market-data watcher.
 
-Theory of operation: the server runs in a thread of this process (so the watcher can
-read its market-data sink directly until the PUB feed exists); each trading client is
+Theory of operation: the server runs in a thread of this process; the watcher is a
+market-data subscriber on the server's PUB feed and snapshot service, as any user's
+would be, and shows one instrument's ladder beside each status line; each trading client is
 its own process using the SDK exactly as a user would: it connects over QZMQ, sends
 bursts of limit orders around the reference price (some IOC, some cancels), waits
 until every order of the burst is acknowledged, and measures each burst's round trip.
@@ -12,6 +13,7 @@ printed is measured in this run.
 
 from __future__ import annotations
 
+import copy
 import multiprocessing as mp
 import random
 import statistics
@@ -23,17 +25,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from qfix.wire import codes, schema
-from qfix.wire.message import p9_to_price
+from qfix.marketdata import Subscriber
+from qfix.marketdata.ladder import ladder, one_line
+from qfix.wire import codes
 
 __all__ = ["ClientResult", "run_demo"]
 
 _BURST = 200  #: orders per burst; a client waits for all of them before the next
 _TICK = Decimal("0.01")
+_WATCHED = 1  #: the SecurityID whose ladder the watcher shows (BTC-USD in the default setup)
 
 
 @dataclass
@@ -98,27 +101,6 @@ def _trader(endpoint: str, home: str, name: str, seconds: float, seed: int, pq_o
     out.put(result)
 
 
-def _top_of_book(recent: np.ndarray[Any, Any], security_id: int) -> str:
-    if recent.size == 0:
-        return "no quotes yet"
-    tids = np.ascontiguousarray(recent[:, 2:4]).view("<u2")[:, 0]
-    rows = np.flatnonzero(tids == codes.TEMPLATE_BEST_BID_OFFER)
-    text = "no quotes yet"
-    for i in rows[::-1]:
-        bbo = recent[i].view(schema.BEST_BID_OFFER)[0]
-        if int(bbo["SecurityID"]) != security_id:
-            continue
-        bid, ask = p9_to_price(int(bbo["BidPx"])), p9_to_price(int(bbo["OfferPx"]))
-        text = f"bid {bid} x {int(bbo['BidSize'])} | ask {ask} x {int(bbo['OfferSize'])}"
-        break
-    for i in np.flatnonzero(tids == codes.TEMPLATE_TRADE)[::-1]:
-        last = recent[i].view(schema.TRADE)[0]
-        if int(last["SecurityID"]) == security_id:
-            text += f" | last {p9_to_price(int(last['LastPx']))} x {int(last['LastQty'])}"
-            break
-    return text
-
-
 def run_demo(seconds: float, clients: int, home: Path | None, pq_only: bool, console: Console) -> list[ClientResult]:
     """Run the whole demo and print the status lines, the watcher and the summary."""
     from qfix.server import Server, ensure_default_setup, load_config, with_overrides
@@ -134,6 +116,8 @@ def run_demo(seconds: float, clients: int, home: Path | None, pq_only: bool, con
     config = with_overrides(
         load_config(ensure_default_setup(home)),
         fix_port=0,
+        md_port=0,
+        md_snapshot_port=0,
         status_interval=1.0,
         pq_only=pq_only or None,
         journal_dir=Path(journal.name),
@@ -158,13 +142,21 @@ def run_demo(seconds: float, clients: int, home: Path | None, pq_only: bool, con
         p.start()
     results: list[ClientResult] = []
     deadline = time.monotonic() + seconds + 120
+    watcher = Subscriber(*server.md_endpoints, security_ids=[_WATCHED])
+    seen = None  # the book at the last status line (the clients' orders are cancelled when they leave)
     while len(results) < clients and time.monotonic() < deadline:
-        time.sleep(0.2)
+        watcher.poll(200)
         while lines:
             console.print(lines.pop(0))
-            console.print(f"  [dim]BTC-USD[/] {_top_of_book(server.sink.recent()[-5000:], 1)}")
+            book = watcher.books.get(_WATCHED)
+            console.print(f"  [dim]{one_line(book) if book is not None else 'waiting for the feed'}[/]")
+            if book is not None and book.orders:
+                seen = copy.deepcopy(book)
         while not results_q.empty():
             results.append(results_q.get())
+    watcher.close()
+    if seen is not None:
+        console.print(ladder(seen, 5, title="BTC-USD at the last status line (rebuilt from the market-data feed)"))
     for p in procs:
         p.join(5)
     totals = server.metrics.totals

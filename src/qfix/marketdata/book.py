@@ -98,6 +98,10 @@ class Book:
     #: BBO: (bid price or None, bid size, offer price or None, offer size)
     bbo: tuple[int | None, int, int | None, int] = (None, 0, None, 0)
     trades: deque[Trade] = field(default_factory=deque)
+    #: trades and traded quantity seen on TRD since the book was made (a snapshot does not
+    #: bring back trades missed before it)
+    trade_count: int = 0
+    volume: int = 0
     #: IndicativeAuction: (price or None, matched, imbalance, imbalance side)
     indicative: tuple[int | None, int, int, int] | None = None
     #: TransactTime of the last record applied
@@ -203,6 +207,8 @@ class Book:
         elif template_id == codes.TEMPLATE_TRADE:
             f = _TRADE.unpack_from(data, at)
             self.trades.append(Trade(f[_BODY], f[_BODY + 1], f[_BODY + 2], f[_BODY + 3], f[_BODY + 4], f[4]))
+            self.trade_count += 1
+            self.volume += f[_BODY + 2]
         elif template_id == codes.TEMPLATE_SECURITY_STATUS:
             self.status = _STATUS.unpack_from(data, at)[_BODY]
         elif template_id == codes.TEMPLATE_SNAPSHOT_START:

@@ -29,6 +29,7 @@ __all__ = [
     "feed_bit",
     "feed_by_name",
     "pack_header",
+    "parse_topic",
     "topic",
     "unpack_header",
 ]
@@ -97,6 +98,17 @@ def feed_by_name(name: str) -> int:
         if feed_name == name.upper():
             return code
     raise ValueError(f"unknown feed {name!r}; expected one of {sorted(FEED_NAMES.values())}")
+
+
+def parse_topic(topic: bytes) -> tuple[int, int] | None:
+    """(feed, SecurityID) of a topic, None if it is not one of ours."""
+    name, dot, digits = topic.partition(b".")
+    if not dot or len(digits) != 10 or not digits.isdigit():
+        return None
+    try:
+        return feed_by_name(name.decode("ascii")), int(digits)
+    except (UnicodeDecodeError, ValueError):
+        return None
 
 
 def pack_header(channel_seq: int, sending_time: int) -> bytes:

@@ -240,7 +240,8 @@ class FeedState:
                 continue
             f = _HEARTBEAT.unpack_from(data, i * _MSG)
             last, event = f[_BODY], f[_BODY + 1]
-            if event == codes.CHANNEL_EVENT_RESET:
+            if event == codes.CHANNEL_EVENT_RESET or (self._next_cseq and last < self._next_cseq - 1):
+                # a heartbeat below what was seen: the publisher restarted and its Reset was missed
                 self.reset()
             elif self.whole_feed and self._next_cseq and last >= self._next_cseq:
                 self._want_channel_replay(self._next_cseq, last - self._next_cseq + 1)

@@ -68,17 +68,6 @@ def encode_request(want: Want, request_id: int, now: int) -> bytes:
     return rec.tobytes()
 
 
-def _parse_topic(topic: bytes) -> tuple[int, int] | None:
-    """(feed, SecurityID) of a topic, None if it is not one of ours."""
-    name, dot, digits = topic.partition(b".")
-    if not dot or len(digits) != 10 or not digits.isdigit():
-        return None
-    try:
-        return feeds.feed_by_name(name.decode("ascii")), int(digits)
-    except (UnicodeDecodeError, ValueError):
-        return None
-
-
 class SubscriberCore:
     """The subscriber without sockets: feed messages and reply messages in, request bytes
     out (sans-I/O, so tests drive it packet by packet).
@@ -127,7 +116,7 @@ class SubscriberCore:
         updates: set[tuple[int, int]] = set()
         if len(frames) != 3:
             return updates
-        where = _parse_topic(frames[0])
+        where = feeds.parse_topic(frames[0])
         if where is None or where[0] not in self.feeds:
             return updates
         feed, security_id = where
@@ -146,7 +135,7 @@ class SubscriberCore:
         want = self._outstanding
         if want is None or len(frames) != 3:
             return updates
-        where = _parse_topic(frames[0])
+        where = feeds.parse_topic(frames[0])
         if where is None:
             return updates
         feed, security_id = where
@@ -214,6 +203,7 @@ class Subscriber:
         context: a zmq context (a private one by default).
         request_timeout: seconds to wait for a reply before asking again.
         rcvhwm: the SUB socket's high-water mark (packets).
+        rcvbuf: the SUB socket's kernel receive buffer in bytes (0: the system's default).
     """
 
     def __init__(
@@ -226,6 +216,7 @@ class Subscriber:
         context: zmq.Context[Any] | None = None,
         request_timeout: float = 5.0,
         rcvhwm: int = 1_000_000,
+        rcvbuf: int = 0,
     ) -> None:
         self.core = SubscriberCore(feeds_, security_ids, request_timeout=request_timeout)
         self.books = self.core.books
@@ -235,6 +226,8 @@ class Subscriber:
         self.snapshot_endpoint = snapshot_endpoint
         self.sub = self.context.socket(zmq.SUB)
         self.sub.setsockopt(zmq.RCVHWM, rcvhwm)
+        if rcvbuf:
+            self.sub.setsockopt(zmq.RCVBUF, rcvbuf)
         self.sub.setsockopt(zmq.LINGER, 0)
         for prefix in self.core.topics():
             self.sub.setsockopt(zmq.SUBSCRIBE, prefix)

@@ -52,14 +52,11 @@ def start_server(setup_home: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         # each server journals (fsync, the default) into a directory of its own
         overrides.setdefault("journal_dir", tmp_path_factory.mktemp("journal"))
         files = overrides.pop("files", None)  # a fault-injecting file layer for the journal
-        config = with_overrides(
-            load_config(setup_home / "qfix.toml"),
-            fix_port=0,
-            md_port=0,
-            md_snapshot_port=0,
-            status_interval=0,
-            **overrides,
-        )
+        # every port the server binds is a free one unless the test names it
+        ports = {"fix_port": 0, "md_port": 0, "md_snapshot_port": 0} | {
+            k: overrides.pop(k) for k in ("fix_port", "md_port", "md_snapshot_port") if k in overrides
+        }
+        config = with_overrides(load_config(setup_home / "qfix.toml"), status_interval=0, **ports, **overrides)
         running = Running(Server(config, files=files), setup_home)
         running.thread.start()
         started.append(running)
