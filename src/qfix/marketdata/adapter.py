@@ -15,6 +15,7 @@ from typing import Any
 
 import zmq
 
+from qfix.marketdata import _send, feeds
 from qfix.marketdata.publisher import Chunk, Packet
 
 __all__ = ["FeedEndpoint"]
@@ -31,8 +32,16 @@ class FeedEndpoint:
     """
 
     def __init__(
-        self, pub_endpoint: str, snapshot_endpoint: str, context: zmq.Context[Any], *, sndhwm: int = 1_000_000
+        self,
+        pub_endpoint: str,
+        snapshot_endpoint: str,
+        context: zmq.Context[Any],
+        *,
+        sndhwm: int = 1_000_000,
+        jitted: bool = True,
     ) -> None:
+        #: chunks leave through the jitted sender (``_send``), not pyzmq
+        self.jitted = jitted and _send.AVAILABLE
         self.pub = context.socket(zmq.PUB)
         self.pub.setsockopt(zmq.SNDHWM, sndhwm)
         self.pub.setsockopt(zmq.LINGER, 0)
@@ -67,9 +76,22 @@ class FeedEndpoint:
         size = 0
         for item in items:
             if isinstance(item, Chunk):
-                for frames in item.frames():
-                    send(frames, copy=True)
-                    sent += 1
+                if self.jitted:
+                    prefix = feeds.FEED_NAMES[item.feed].encode("ascii") + b"."
+                    _send.send_packets(
+                        self.pub,
+                        prefix,
+                        item.security_ids,
+                        item.first_seq,
+                        item.sending_time,
+                        item.records,
+                        item.bounds,
+                    )
+                    sent += item.security_ids.size
+                else:
+                    for frames in item.frames():
+                        send(frames, copy=True)
+                        sent += 1
                 size += item.records.nbytes
             else:
                 send(item.frames(), copy=True)
