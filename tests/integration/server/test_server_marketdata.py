@@ -188,12 +188,8 @@ def test_bad_requests_are_answered_invalid_and_change_nothing(start_server: Call
         "feed 0": [spoiled(32, 0)],
         "feed 9": [spoiled(32, 9)],
         "unknown SecurityID": [spoiled(16, 99)],
-        "replay count 0": [
-            encode_request(Want(codes.MD_FEED_L3, "replay", 0, 0, start=1, count=1), 5, 1)[:48]
-            + b"\0" * 4
-            + b"\x01"
-            + b"\0" * 7
-        ],
+        "replay count 0": [encode_request(Want(codes.MD_FEED_L3, "replay", 0, 0, start=1, count=0), 5, 1)],
+        "replay from 0": [encode_request(Want(codes.MD_FEED_L3, "replay", 0, 0, start=0, count=3), 5, 1)],
     }
     rng = np.random.default_rng(3)
     for i in range(40):

@@ -88,6 +88,12 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         (("[keys]", "[journal]\nsegment_mib = 0\n[keys]"), r"journal.segment_mib"),
         (("[keys]", "[journal]\ncheckpoint_every_s = -1\n[keys]"), r"journal.checkpoint_every_s"),
         (("[keys]", "[journal]\nfsync = true\n[keys]"), r"unknown key\(s\) journal.fsync"),
+        (("[keys]", "[marketdata]\nsnapshot_port = 70000\n[keys]"), r"marketdata.snapshot_port: 70000 is outside"),
+        (("[keys]", "[marketdata]\nenabled = 1\n[keys]"), r"marketdata.enabled: expected true or false"),
+        (("[keys]", "[marketdata]\nheartbeat_interval = 0\n[keys]"), r"marketdata.heartbeat_interval: 0.0 is outside"),
+        (("[keys]", "[marketdata]\nreplay_max_records = 0\n[keys]"), r"marketdata.replay_max_records"),
+        (("[keys]", "[marketdata]\nport = 5556\n[keys]"), r"unknown key\(s\) marketdata.port"),
+        (('ref = "100.0"', 'ref = "100.0"\nlot = 4294967296'), r"instrument\[0\].lot: 4294967296 is outside"),
         (("[keys]", "[server.cancel_on_disconnect_by_kid]\nAB = false\n[keys]"), r"by_kid: 'AB' is not a 16-byte"),
         (("[keys]", f"[server.cancel_on_disconnect_by_kid]\n{'0' * 32} = 1\n[keys]"), r"by_kid.0+: expected true"),
     ],
@@ -128,6 +134,17 @@ def test_worst_case_output_over_the_memory_limit_is_refused_naming_the_settings(
         parse_config(text, base=tmp_path)
     roomy = text.replace("batch = 500", "batch = 500\nmemory_limit_mib = 3000000")
     assert parse_config(roomy, base=tmp_path).worst_case_records() == 16 + 8 * (4294967294 + (1 << 20))
+
+
+def test_market_data_keys_and_their_memory(tmp_path: Path) -> None:
+    text = GOOD.replace("[keys]", "[marketdata]\nsnapshot_port = 6001\nretention = 5000\nenabled = false\n[keys]")
+    config = parse_config(text, base=tmp_path)
+    assert (config.md_snapshot_port, config.md_retention, config.md_enabled) == (6001, 5000, False)
+    assert config.md_snapshot_endpoint.endswith(":6001") and config.md_retention_bytes() == 0
+    assert parse_config(GOOD, base=tmp_path).md_retention_bytes() == 4 * 1_000_000 * 76
+    hungry = GOOD.replace("[keys]", "[marketdata]\nretention = 100000000000\n[keys]")
+    with pytest.raises(ServerConfigError, match=r"marketdata.retention 100,000,000,000 records per feed"):
+        parse_config(hungry, base=tmp_path)
 
 
 def test_missing_file_is_one_clear_error(tmp_path: Path) -> None:
