@@ -32,7 +32,14 @@ __all__ = ["server"]
 )
 @click.option("--host", default=None, help="bind address (default from the config: 127.0.0.1).")
 @click.option("--fix-port", type=click.IntRange(0, 65535), default=None, help="order-entry port (0 = any free port).")
-@click.option("--md-port", type=click.IntRange(0, 65535), default=None, help="market-data port.")
+@click.option("--md-port", type=click.IntRange(0, 65535), default=None, help="market-data PUB port.")
+@click.option(
+    "--snapshot-port",
+    "md_snapshot_port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="market-data snapshot and replay port.",
+)
 @click.option("--batch", type=click.IntRange(1, 1_000_000), default=None, help="most messages per engine call.")
 @click.option("--pq-only", is_flag=True, default=None, help="QZMQ without X25519 (ML-KEM-768 only).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="Prometheus on 127.0.0.1.")
@@ -56,6 +63,7 @@ def server(
     host: str | None,
     fix_port: int | None,
     md_port: int | None,
+    md_snapshot_port: int | None,
     batch: int | None,
     pq_only: bool | None,
     metrics_port: int | None,
@@ -81,6 +89,7 @@ def server(
         host=host,
         fix_port=fix_port,
         md_port=md_port,
+        md_snapshot_port=md_snapshot_port,
         batch=batch,
         pq_only=pq_only,
         metrics_port=metrics_port,
@@ -109,6 +118,8 @@ def server(
         config.batch,
         time.monotonic() - started,
     )
+    if srv.md is not None:
+        log.info("market data on %s, snapshots and replay on %s", *srv.md_endpoints)
     if srv.metrics.port:
         log.info("Prometheus metrics on http://127.0.0.1:%d/metrics", srv.metrics.port)
     srv.serve_forever()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -34,10 +35,14 @@ def test_bad_config_fails_fast_with_one_line(tmp_path: Path) -> None:
 
 
 def test_server_serves_the_client_command_and_stops_on_sigterm(tmp_path: Path) -> None:
-    port = _free_port()
+    port, md_port, snapshot_port = _free_port(), _free_port(), _free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [
+        *QFIX, "server", "--home", str(tmp_path / "home"), "--fix-port", str(port), "--status-interval", "0.2",
+        "--md-port", str(md_port), "--snapshot-port", str(snapshot_port),
+    ]  # fmt: skip
     srv = subprocess.Popen(
-        [*QFIX, "server", "--home", str(tmp_path / "home"), "--fix-port", str(port), "--status-interval", "0.2"],
+        command,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -58,6 +63,26 @@ def test_server_serves_the_client_command_and_stops_on_sigterm(tmp_path: Path) -
         )  # fmt: skip
         assert res.returncode == 0, res.stderr
         assert res.stdout.count('"ExecutionReport"') >= 3  # two News and the self-trade cancel
+        md = [
+            *QFIX, "md", "--endpoint", f"tcp://127.0.0.1:{md_port}",
+            "--snapshot-endpoint", f"tcp://127.0.0.1:{snapshot_port}", "--seconds", "1.5",
+        ]  # fmt: skip
+        ladder = subprocess.run([*md, "--symbol", "BTC-USD"], capture_output=True, text=True, timeout=60)
+        assert ladder.returncode == 0, ladder.stderr
+        assert "BTC-USD (1)" in ladder.stdout and "open 0" in ladder.stdout  # (the self-trade emptied the book)
+        feed = subprocess.Popen([*md, "--json", "--security-id", "1"], stdout=subprocess.PIPE, text=True)
+        time.sleep(0.5)  # the subscription must reach the server first
+        subprocess.run(
+            [
+                *QFIX, "client", "--home", str(tmp_path / "home"), "--endpoint", f"tcp://127.0.0.1:{port}",
+                "--order", "buy,1,1,64999.00,gtc", "--wait", "0.3",
+            ],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        lines, _ = feed.communicate(timeout=30)
+        records = [json.loads(line) for line in lines.splitlines()]
+        assert any(r["template"] == "AddOrder" and r["feed"] == "L3" and r["seq"] > 0 for r in records), lines
+        assert any(r["template"] == "BookLevel" and r["feed"] == "L2" for r in records)
     finally:
         srv.send_signal(signal.SIGTERM)
         out, err = srv.communicate(timeout=30)
