@@ -29,7 +29,7 @@ _CONFIG: Final = """\
 [server]
 host = "127.0.0.1"          # bind address (loopback by default)
 fix_port = 5555             # order entry (QZMQ over a ZeroMQ ROUTER)
-md_port = 5556              # market data (PUB; the market-data feed is not built yet)
+md_port = 5556              # market data (PUB: L3, L2, BBO and trade feeds; docs/marketdata.md)
 batch = 10000               # most messages per engine call
 latency_budget_us = 200     # longest wait for more input before matching a batch
 status_interval = 1.0       # seconds between status lines; 0 = off
@@ -50,6 +50,11 @@ dir = "journal"             # write-ahead journal and checkpoints (docs/journal.
 durability = "fsync"        # reports leave only once their orders are on disk; or "batch-async", "none"
 checkpoint_every_messages = 1000000
 checkpoint_every_s = 300
+
+[marketdata]
+enabled = true
+snapshot_port = 5557        # snapshot and replay service (ROUTER)
+retention = 1000000         # records kept per feed for replay
 
 [engine]
 max_orders = 1048576
