@@ -491,7 +491,7 @@ class Server:
             return False
         finally:
             if self.md is not None:
-                self.md.flush(self._last_recv_ns)
+                self.md.flush(time.time_ns())
         return True
 
     def _journal_totals(self) -> None:
