@@ -851,6 +851,8 @@ def _write_setup(folder: Path, sizes: Sizes) -> Any:
         key_file=folder / "server.key",
         allow_list_file=allow,
         fix_port=0,
+        md_port=0,  # several servers run at once (--durability): every port is ephemeral
+        md_snapshot_port=0,
         status_interval=0,
         cancel_on_disconnect=False,  # the engine-alone replay must reach the same state
         batch=10_000,
