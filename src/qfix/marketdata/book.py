@@ -24,25 +24,28 @@ OFFER: Final = 1
 _OFFER_CHAR: Final = bytes([codes.MD_ENTRY_OFFER])
 
 
-def _unpacker(template_id: int) -> struct.Struct:
-    return struct.Struct(schema.TEMPLATES[template_id].struct_format)
+class _Layout:
+    """One template's ``struct`` unpacker and the tuple position of each field, by name."""
+
+    def __init__(self, template_id: int) -> None:
+        template = schema.TEMPLATES[template_id]
+        self.unpack_from = struct.Struct(template.struct_format).unpack_from
+        self.at = {name: i for i, (name, _) in enumerate(template.fields)}
 
 
-# field positions in each unpacked tuple: 4 header fields, TransactTime 4, SecurityID 5, RptSeq 6, body from 7
-_BODY: Final = 7
-_ADD = _unpacker(codes.TEMPLATE_ADD_ORDER)
-_EXECUTED = _unpacker(codes.TEMPLATE_ORDER_EXECUTED)
-_REDUCED = _unpacker(codes.TEMPLATE_ORDER_REDUCED)
-_DELETE = _unpacker(codes.TEMPLATE_ORDER_DELETE)
-_REPLACE = _unpacker(codes.TEMPLATE_ORDER_REPLACE)
-_TRADE = _unpacker(codes.TEMPLATE_TRADE)
-_LEVEL = _unpacker(codes.TEMPLATE_BOOK_LEVEL)
-_BBO = _unpacker(codes.TEMPLATE_BEST_BID_OFFER)
-_STATUS = _unpacker(codes.TEMPLATE_SECURITY_STATUS)
-_DEFINITION = _unpacker(codes.TEMPLATE_SECURITY_DEFINITION)
-_LIMITS = _unpacker(codes.TEMPLATE_SECURITY_LIMITS)
-_INDICATIVE = _unpacker(codes.TEMPLATE_INDICATIVE_AUCTION)
-_SNAPSHOT_START = _unpacker(codes.TEMPLATE_SNAPSHOT_START)
+_ADD = _Layout(codes.TEMPLATE_ADD_ORDER)
+_EXECUTED = _Layout(codes.TEMPLATE_ORDER_EXECUTED)
+_REDUCED = _Layout(codes.TEMPLATE_ORDER_REDUCED)
+_DELETE = _Layout(codes.TEMPLATE_ORDER_DELETE)
+_REPLACE = _Layout(codes.TEMPLATE_ORDER_REPLACE)
+_TRADE = _Layout(codes.TEMPLATE_TRADE)
+_LEVEL = _Layout(codes.TEMPLATE_BOOK_LEVEL)
+_BBO = _Layout(codes.TEMPLATE_BEST_BID_OFFER)
+_STATUS = _Layout(codes.TEMPLATE_SECURITY_STATUS)
+_DEFINITION = _Layout(codes.TEMPLATE_SECURITY_DEFINITION)
+_LIMITS = _Layout(codes.TEMPLATE_SECURITY_LIMITS)
+_INDICATIVE = _Layout(codes.TEMPLATE_INDICATIVE_AUCTION)
+_SNAPSHOT_START = _Layout(codes.TEMPLATE_SNAPSHOT_START)
 _TIME: Final = struct.Struct("<Q")
 _TIME_AT: Final = int(schema.ADD_ORDER.fields["TransactTime"][1])  # type: ignore[index]
 
@@ -164,69 +167,80 @@ class Book:
         Raises KeyError for an L3 record about an order the book does not hold: the book
         is then out of step with the feed and must be recovered from a snapshot."""
         if template_id in (codes.TEMPLATE_ADD_ORDER, codes.TEMPLATE_SNAPSHOT_ORDER):
-            f = _ADD.unpack_from(data, at)
-            self._add(f[_BODY], OFFER if f[_BODY + 3] == _OFFER_CHAR else BID, f[_BODY + 1], f[_BODY + 2])
+            f, i = _ADD.unpack_from(data, at), _ADD.at  # SnapshotOrder has AddOrder's layout
+            side = OFFER if f[i["MDEntryType"]] == _OFFER_CHAR else BID
+            self._add(f[i["OrderID"]], side, f[i["MDEntryPx"]], f[i["MDEntrySize"]])
         elif template_id == codes.TEMPLATE_ORDER_EXECUTED:
-            f = _EXECUTED.unpack_from(data, at)
-            oid, leaves = f[_BODY], f[_BODY + 3]
+            f, i = _EXECUTED.unpack_from(data, at), _EXECUTED.at
+            oid, leaves = f[i["OrderID"]], f[i["LeavesQty"]]
             if leaves:
                 self.orders[oid][2] = leaves
             elif oid in self.orders:
-                self._remove(oid)
+                self._remove(oid)  # gone, or refilled by the AddOrder that follows
             else:
                 raise KeyError(oid)
         elif template_id == codes.TEMPLATE_ORDER_REDUCED:
-            f = _REDUCED.unpack_from(data, at)
-            self.orders[f[_BODY]][2] = f[_BODY + 2]
+            f, i = _REDUCED.unpack_from(data, at), _REDUCED.at
+            self.orders[f[i["OrderID"]]][2] = f[i["LeavesQty"]]
         elif template_id == codes.TEMPLATE_ORDER_DELETE:
-            oid = _DELETE.unpack_from(data, at)[_BODY]
-            if oid not in self.orders:
-                raise KeyError(oid)
-            self._remove(oid)
+            f, i = _DELETE.unpack_from(data, at), _DELETE.at
+            if f[i["OrderID"]] not in self.orders:
+                raise KeyError(f[i["OrderID"]])
+            self._remove(f[i["OrderID"]])
         elif template_id == codes.TEMPLATE_ORDER_REPLACE:
-            f = _REPLACE.unpack_from(data, at)
-            old = self.orders[f[_BODY]]
-            self._remove(f[_BODY])
-            self._add(f[_BODY + 1], old[0], f[_BODY + 2], f[_BODY + 3])
+            f, i = _REPLACE.unpack_from(data, at), _REPLACE.at
+            old = self.orders[f[i["OrigOrderID"]]]
+            self._remove(f[i["OrigOrderID"]])
+            self._add(f[i["OrderID"]], old[0], f[i["MDEntryPx"]], f[i["MDEntrySize"]])
         elif template_id == codes.TEMPLATE_BOOK_LEVEL:
-            f = _LEVEL.unpack_from(data, at)
-            key = (OFFER if f[_BODY + 3] == _OFFER_CHAR else BID, f[_BODY])
-            if f[_BODY + 4] == codes.MD_UPDATE_DELETE:
+            f, i = _LEVEL.unpack_from(data, at), _LEVEL.at
+            key = (OFFER if f[i["MDEntryType"]] == _OFFER_CHAR else BID, f[i["MDEntryPx"]])
+            if f[i["MDUpdateAction"]] == codes.MD_UPDATE_DELETE:
                 self.levels.pop(key, None)
             else:
-                self.levels[key] = (f[_BODY + 1], f[_BODY + 2])
+                self.levels[key] = (f[i["MDEntrySize"]], f[i["NumberOfOrders"]])
         elif template_id == codes.TEMPLATE_BEST_BID_OFFER:
-            f = _BBO.unpack_from(data, at)
-            bid, offer = f[_BODY], f[_BODY + 1]
+            f, i = _BBO.unpack_from(data, at), _BBO.at
+            bid, offer = f[i["BidPx"]], f[i["OfferPx"]]
             self.bbo = (
                 None if bid == codes.NULL_PRICE else bid,
-                f[_BODY + 2],
+                f[i["BidSize"]],
                 None if offer == codes.NULL_PRICE else offer,
-                f[_BODY + 3],
+                f[i["OfferSize"]],
             )
         elif template_id == codes.TEMPLATE_TRADE:
-            f = _TRADE.unpack_from(data, at)
-            self.trades.append(Trade(f[_BODY], f[_BODY + 1], f[_BODY + 2], f[_BODY + 3], f[_BODY + 4], f[4]))
+            f, i = _TRADE.unpack_from(data, at), _TRADE.at
+            qty = f[i["LastQty"]]
+            side, condition = f[i["AggressorSide"]], f[i["TradeCondition"]]
+            trade = Trade(f[i["TradeID"]], f[i["LastPx"]], qty, side, condition, f[i["TransactTime"]])
+            self.trades.append(trade)
             self.trade_count += 1
-            self.volume += f[_BODY + 2]
+            self.volume += qty
         elif template_id == codes.TEMPLATE_SECURITY_STATUS:
-            self.status = _STATUS.unpack_from(data, at)[_BODY]
+            self.status = _STATUS.unpack_from(data, at)[_STATUS.at["TradingStatus"]]
         elif template_id == codes.TEMPLATE_SNAPSHOT_START:
-            self.status = _SNAPSHOT_START.unpack_from(data, at)[_BODY + 2]
+            self.status = _SNAPSHOT_START.unpack_from(data, at)[_SNAPSHOT_START.at["TradingStatus"]]
         elif template_id == codes.TEMPLATE_SECURITY_DEFINITION:
-            f = _DEFINITION.unpack_from(data, at)
+            f, i = _DEFINITION.unpack_from(data, at), _DEFINITION.at
             d = self._definition()
-            d.tick_size_p9, d.max_order_qty, d.lot_size = f[_BODY], f[_BODY + 1], f[_BODY + 2]
-            d.symbol = f[_BODY + 3].rstrip(b"\0").decode("ascii", "replace")
-            self.status = f[_BODY + 4]
+            d.tick_size_p9, d.max_order_qty = f[i["MinPriceIncrement"]], f[i["MaxTradeVol"]]
+            d.lot_size = f[i["RoundLot"]]
+            d.symbol = f[i["Symbol"]].rstrip(b"\0").decode("ascii", "replace")
+            self.status = f[i["TradingStatus"]]
         elif template_id == codes.TEMPLATE_SECURITY_LIMITS:
-            f = _LIMITS.unpack_from(data, at)
+            f, i = _LIMITS.unpack_from(data, at), _LIMITS.at
             d = self._definition()
-            d.low_limit_p9, d.high_limit_p9, d.max_notional, d.collar = f[_BODY : _BODY + 4]
+            d.low_limit_p9, d.high_limit_p9 = f[i["LowLimitPrice"]], f[i["HighLimitPrice"]]
+            d.max_notional, d.collar = f[i["MaxNotional"]], f[i["Collar"]]
         elif template_id == codes.TEMPLATE_INDICATIVE_AUCTION:
-            f = _INDICATIVE.unpack_from(data, at)
-            px = f[_BODY]
-            self.indicative = (None if px == codes.NULL_PRICE else px, f[_BODY + 1], f[_BODY + 2], f[_BODY + 3])
+            f, i = _INDICATIVE.unpack_from(data, at), _INDICATIVE.at
+            px = f[i["IndicativePx"]]
+            self.indicative = (
+                None if px == codes.NULL_PRICE else px,
+                f[i["MatchedQty"]],
+                f[i["ImbalanceQty"]],
+                f[i["ImbalanceSide"]],
+            )
         else:
             return
         self.time = max(self.time, _TIME.unpack_from(data, at + _TIME_AT)[0])

@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from qfix.marketdata import feeds
 from qfix.wire import codes, schema
+from qfix.wire.codec import new_records
 
 __all__ = ["Chunk", "Packet", "Publisher", "Replay", "Retention"]
 
@@ -339,16 +340,8 @@ def _group_starts(sorted_keys: Array) -> Array:
 
 def channel_packet(feed: int, now: int, last_seq: int, event: int) -> Packet:
     """One unsequenced packet on the feed's channel topic holding one ChannelHeartbeat."""
-    rec = np.zeros(1, schema.CHANNEL_HEARTBEAT)
-    _md_header(rec, codes.TEMPLATE_CHANNEL_HEARTBEAT)
+    rec = new_records(codes.TEMPLATE_CHANNEL_HEARTBEAT)
     rec["TransactTime"] = now
     rec["LastChannelSeqNum"] = last_seq
     rec["ChannelEvent"] = event
     return Packet(feed, feeds.CHANNEL_SECURITY_ID, 0, now, rec.view(np.uint8).reshape(1, _MSG))
-
-
-def _md_header(rec: Array, template_id: int) -> None:
-    rec["blockLength"] = codes.BLOCK_LENGTH
-    rec["templateId"] = template_id
-    rec["schemaId"] = codes.SCHEMA_MARKET_DATA
-    rec["version"] = codes.SCHEMA_VERSION

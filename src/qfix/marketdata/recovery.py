@@ -29,12 +29,13 @@ __all__ = ["FeedState", "FeedStats", "Want"]
 
 _MSG: Final = codes.MESSAGE_SIZE
 _HEAD: Final = struct.Struct("<HHHH")
-_PREFIX: Final = struct.Struct("<QII")  # TransactTime, SecurityID, RptSeq
-_PREFIX_AT: Final = 8
+_U32: Final = struct.Struct("<I")
+_U64: Final = struct.Struct("<Q")
+_RPT_SEQ_AT: Final = int(schema.ADD_ORDER.fields["RptSeq"][1])  # type: ignore[index]
 _MEI_AT: Final = int(schema.ADD_ORDER.fields["MatchEventIndicator"][1])  # type: ignore[index]
-_HEARTBEAT: Final = struct.Struct(schema.TEMPLATES[codes.TEMPLATE_CHANNEL_HEARTBEAT].struct_format)
-_SNAPSHOT_START: Final = struct.Struct(schema.TEMPLATES[codes.TEMPLATE_SNAPSHOT_START].struct_format)
-_BODY: Final = 7
+_HEARTBEAT: Final = struct.Struct("<QB")  # LastChannelSeqNum, ChannelEvent
+_HEARTBEAT_AT: Final = int(schema.CHANNEL_HEARTBEAT.fields["LastChannelSeqNum"][1])  # type: ignore[index]
+_SNAPSHOT_L_AT: Final = int(schema.SNAPSHOT_START.fields["LastChannelSeqNum"][1])  # type: ignore[index]
 #: records one instrument may hold back while it waits for a gap to close
 _MAX_PENDING: Final = 1_000_000
 SNAPSHOT: Final = "snapshot"
@@ -155,7 +156,7 @@ class FeedState:
             return set()
         inst = self._instrument(security_id)
         for i in range(n):
-            rpt = _PREFIX.unpack_from(data, i * _MSG + _PREFIX_AT)[2]
+            rpt = _U32.unpack_from(data, i * _MSG + _RPT_SEQ_AT)[0]
             if inst.last is None or rpt > inst.last:
                 inst.pending[rpt] = (seq + i, data[i * _MSG : (i + 1) * _MSG])
         return self._drain(security_id, inst)
@@ -238,8 +239,7 @@ class FeedState:
             _, template_id, _, _ = _HEAD.unpack_from(data, i * _MSG)
             if template_id != codes.TEMPLATE_CHANNEL_HEARTBEAT:
                 continue
-            f = _HEARTBEAT.unpack_from(data, i * _MSG)
-            last, event = f[_BODY], f[_BODY + 1]
+            last, event = _HEARTBEAT.unpack_from(data, i * _MSG + _HEARTBEAT_AT)
             if event == codes.CHANNEL_EVENT_RESET or (self._next_cseq and last < self._next_cseq - 1):
                 # a heartbeat below what was seen: the publisher restarted and its Reset was missed
                 self.reset()
@@ -263,8 +263,8 @@ class FeedState:
 
     def snapshot(self, security_id: int, data: bytes) -> set[int]:
         """One instrument's complete snapshot: SnapshotStart, body, SnapshotEnd."""
-        start = _SNAPSHOT_START.unpack_from(data, 0)
-        rpt, last_cseq = start[6], start[_BODY]
+        rpt = _U32.unpack_from(data, _RPT_SEQ_AT)[0]
+        last_cseq = _U64.unpack_from(data, _SNAPSHOT_L_AT)[0]
         if self.security_ids is not None and security_id not in self.security_ids:
             return set()
         inst = self._instrument(security_id)

@@ -20,6 +20,7 @@ from qfix.marketdata import feeds
 from qfix.marketdata.publisher import Packet, Publisher
 from qfix.marketdata.snapshot import BookView, snapshot_packets
 from qfix.wire import codes, schema
+from qfix.wire.codec import new_records
 
 __all__ = ["Reply", "RequestError", "SnapshotService", "parse_request", "request_complete"]
 
@@ -101,10 +102,7 @@ def request_complete(
     feed: int, request_id: int, security_id: int, last_seq: int, records: int, status: int, now: int
 ) -> Packet:
     """The unsequenced packet that ends every reply."""
-    rec = np.zeros(1, schema.REQUEST_COMPLETE)
-    rec["blockLength"] = codes.BLOCK_LENGTH
-    rec["templateId"] = codes.TEMPLATE_REQUEST_COMPLETE
-    rec["schemaId"] = codes.SCHEMA_MARKET_DATA
+    rec = new_records(codes.TEMPLATE_REQUEST_COMPLETE)
     rec["TransactTime"] = now
     rec["SecurityID"] = security_id
     rec["RequestID"] = request_id

@@ -17,7 +17,8 @@ import numpy as np
 import numpy.typing as npt
 
 from qfix.marketdata.publisher import MEI_AT, RPT_SEQ_AT, SECURITY_ID_AT, TRANSACT_TIME_AT, Packet, Publisher
-from qfix.wire import codes, schema
+from qfix.wire import codes
+from qfix.wire.codec import new_records
 
 __all__ = ["VIEW_ORDER", "BookView", "snapshot_packets"]
 
@@ -46,15 +47,6 @@ class BookView:
     reference: Array
 
 
-def _new(template_id: int, dtype: np.dtype[np.void], n: int) -> Array:
-    rec = np.zeros(n, dtype)
-    rec["blockLength"] = codes.BLOCK_LENGTH
-    rec["templateId"] = template_id
-    rec["schemaId"] = codes.SCHEMA_MARKET_DATA
-    rec["version"] = codes.SCHEMA_VERSION
-    return rec
-
-
 def _raw(rec: Array) -> Array:
     return rec.view(np.uint8).reshape(-1, _MSG)
 
@@ -75,7 +67,7 @@ def _levels(orders: Array) -> tuple[Array, Array, Array, Array]:
 
 def _body(feed: int, orders: Array) -> Array:
     if feed == codes.MD_FEED_L3:
-        rec = _new(codes.TEMPLATE_SNAPSHOT_ORDER, schema.SNAPSHOT_ORDER, orders.size)
+        rec = new_records(codes.TEMPLATE_SNAPSHOT_ORDER, orders.size)
         rec["OrderID"] = orders["order_id"]
         rec["MDEntryPx"] = orders["price"]
         rec["MDEntrySize"] = orders["shown"]
@@ -83,7 +75,7 @@ def _body(feed: int, orders: Array) -> Array:
         return _raw(rec)
     side, price, total, count = _levels(orders)
     if feed == codes.MD_FEED_L2:
-        rec = _new(codes.TEMPLATE_BOOK_LEVEL, schema.BOOK_LEVEL, side.size)
+        rec = new_records(codes.TEMPLATE_BOOK_LEVEL, side.size)
         rec["MDEntryPx"] = price
         rec["MDEntrySize"] = total
         rec["NumberOfOrders"] = count
@@ -91,7 +83,7 @@ def _body(feed: int, orders: Array) -> Array:
         rec["MDUpdateAction"] = codes.MD_UPDATE_NEW
         return _raw(rec)
     if feed == codes.MD_FEED_BBO:
-        rec = _new(codes.TEMPLATE_BEST_BID_OFFER, schema.BEST_BID_OFFER, 1)
+        rec = new_records(codes.TEMPLATE_BEST_BID_OFFER, 1)
         bids, offers = np.flatnonzero(side != _OFFER), np.flatnonzero(side == _OFFER)
         rec["BidPx"] = price[bids[0]] if bids.size else codes.NULL_PRICE
         rec["BidSize"] = total[bids[0]] if bids.size else 0
@@ -115,11 +107,11 @@ def snapshot_packets(
     total = 0
     for i, k in enumerate(chosen.tolist()):
         body = _body(feed, view.orders[bounds[0, i] : bounds[1, i]])
-        start = _new(codes.TEMPLATE_SNAPSHOT_START, schema.SNAPSHOT_START, 1)
+        start = new_records(codes.TEMPLATE_SNAPSHOT_START, 1)
         start["LastChannelSeqNum"] = last
         start["TotNumReports"] = body.shape[0] + view.reference.shape[1]
         start["TradingStatus"] = view.status[k]
-        end = _new(codes.TEMPLATE_SNAPSHOT_END, schema.SNAPSHOT_END, 1)
+        end = new_records(codes.TEMPLATE_SNAPSHOT_END, 1)
         end["LastChannelSeqNum"] = last
         records = np.concatenate([_raw(start), view.reference[k], body, _raw(end)])
         # every record: the instrument's prefix as of L, and RecoveryMsg

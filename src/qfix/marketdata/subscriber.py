@@ -32,6 +32,7 @@ from qfix.marketdata import feeds
 from qfix.marketdata.book import Book
 from qfix.marketdata.recovery import SNAPSHOT, FeedState, Want
 from qfix.wire import codes, schema
+from qfix.wire.codec import new_records
 
 __all__ = ["Subscriber", "SubscriberCore", "Update", "encode_request"]
 
@@ -52,15 +53,11 @@ class Update:
 def encode_request(want: Want, request_id: int, now: int) -> bytes:
     """The 60-byte SnapshotRequest or ReplayRequest for ``want``."""
     if want.kind == SNAPSHOT:
-        rec = np.zeros(1, schema.SNAPSHOT_REQUEST)
-        rec["templateId"] = codes.TEMPLATE_SNAPSHOT_REQUEST
+        rec = new_records(codes.TEMPLATE_SNAPSHOT_REQUEST)
     else:
-        rec = np.zeros(1, schema.REPLAY_REQUEST)
-        rec["templateId"] = codes.TEMPLATE_REPLAY_REQUEST
+        rec = new_records(codes.TEMPLATE_REPLAY_REQUEST)
         rec["FromChannelSeqNum"] = want.start
         rec["Count"] = min(want.count, 2**32 - 1)
-    rec["blockLength"] = codes.BLOCK_LENGTH
-    rec["schemaId"] = codes.SCHEMA_MARKET_DATA
     rec["TransactTime"] = now
     rec["SecurityID"] = want.security_id
     rec["RequestID"] = request_id

@@ -27,7 +27,8 @@ from qfix.marketdata.publisher import Chunk, Packet, Publisher
 from qfix.marketdata.service import SnapshotService
 from qfix.marketdata.snapshot import VIEW_ORDER, BookView
 from qfix.server.config import ServerConfig
-from qfix.wire import codes, schema
+from qfix.wire import codes
+from qfix.wire.codec import new_records
 
 __all__ = ["MarketData", "book_view", "reference_records", "trading_status"]
 
@@ -52,15 +53,6 @@ def trading_status(rows: Array) -> Array:
     return status
 
 
-def _md_records(template_id: int, dtype: np.dtype[np.void], n: int) -> Array:
-    rec = np.zeros(n, dtype)
-    rec["blockLength"] = codes.BLOCK_LENGTH
-    rec["templateId"] = template_id
-    rec["schemaId"] = codes.SCHEMA_MARKET_DATA
-    rec["version"] = codes.SCHEMA_VERSION
-    return rec
-
-
 def reference_records(engine: Engine, now: int, only: Array | None = None) -> Array:
     """(n, 2, 60): each instrument's SecurityDefinition and SecurityLimits records with
     TransactTime ``now`` and EndOfEvent on the second (RptSeq is the publisher's)."""
@@ -69,7 +61,7 @@ def reference_records(engine: Engine, now: int, only: Array | None = None) -> Ar
     pick = np.arange(rows.size) if only is None else only
     rows = rows[pick]
     tick = rows["tick"]
-    d = _md_records(codes.TEMPLATE_SECURITY_DEFINITION, schema.SECURITY_DEFINITION, rows.size)
+    d = new_records(codes.TEMPLATE_SECURITY_DEFINITION, rows.size)
     d["TransactTime"] = now
     d["SecurityID"] = rows["sec_id"]
     d["MinPriceIncrement"] = tick
@@ -77,7 +69,7 @@ def reference_records(engine: Engine, now: int, only: Array | None = None) -> Ar
     d["RoundLot"] = [configs[k].lot_size for k in pick.tolist()]
     d["Symbol"] = [np.frombuffer(configs[k].symbol.encode("ascii").ljust(16, b"\0"), np.uint8) for k in pick.tolist()]
     d["TradingStatus"] = trading_status(rows)
-    lim = _md_records(codes.TEMPLATE_SECURITY_LIMITS, schema.SECURITY_LIMITS, rows.size)
+    lim = new_records(codes.TEMPLATE_SECURITY_LIMITS, rows.size)
     lim["TransactTime"] = now
     lim["SecurityID"] = rows["sec_id"]
     lim["LowLimitPrice"] = rows["lo"] * tick
