@@ -17,7 +17,8 @@ Theory of operation. The parent process orchestrates and measures little itself:
    current ClOrdID, found once by an untimed engine run over the stream (cached beside
    it). Account stays null (the session's own).
 2. **Server.** One process runs :class:`qfix.server.Server` with the workload's
-   instruments, no journal (durability ``none``; but see 6), cancel-on-disconnect off.
+   instruments, no journal (durability ``none``; but see 6), cancel-on-disconnect off,
+   no end of the trading day, market data on (but see 7), every port ephemeral.
    Its loop is the server's own ``run_once``; between batches it answers the parent on
    a pipe. ``Engine.process`` is wrapped to keep every batch it is given (and what it
    consumed), so that the engine alone can later replay *the same orders in the same
@@ -53,7 +54,9 @@ Theory of operation. The parent process orchestrates and measures little itself:
    journal existed, so documents stay comparable; ``"durability": "none"``). With
    ``--durability fsync,none`` each mode gets its own server (with a journal in that mode
    in a temporary directory under ``--journal-dir``, on the disk, never the system's
-   temporary folder) and its own N clients, all started up front. Every server is
+   temporary folder, and market data off: that comparison is about the journal alone,
+   as in the documents before market data) and its own N clients, all started up front
+   (the servers initialise together; each server's clients start once it is up). Every server is
    prefilled; then the warm-up windows, and the timed windows take turns (fsync 1, none 1,
    fsync 2, ...), so that a drift of the shared machine falls on every mode alike. The
    servers after the first then stop, and the other phases (plaintext, ping-pong,
@@ -63,6 +66,36 @@ Theory of operation. The parent process orchestrates and measures little itself:
    ``fsync.rtt.p50_us@10000``, ``none.orders_per_s``, ...), and ``<mode>_over_none`` is
    the ratio of orders/s medians when ``none`` is among the modes. The servers keep the
    configuration's checkpoint settings (``journal`` in the document).
+7. **Market data** (``--md``, the default, without ``--durability``). The same machinery
+   with two servers: ``md`` publishes market data (the product's default configuration)
+   and ``nomd`` has ``md_enabled`` off; each has its own N clients sending the same
+   stream, and their windows take turns (md 1, nomd 1, md 2, ...). One more process, the
+   subscriber (:class:`_Follower`), runs the SDK's ``SubscriberCore`` on all four feeds
+   of every instrument of the ``md`` server, joining with a snapshot of each feed while
+   the clients connect and following the prefill live. The names of the ``md`` server stay
+   unprefixed (every later phase runs on it); the ``nomd`` server's window figures are
+   added as ``md.off.*``, and ``md.on_over_off`` is the ratio of acknowledged orders/s
+   medians. ``md.records_per_s``, ``md.packets_per_s`` and ``md.gbps`` are what the
+   ``md`` server's PUB sent in its windows (counters in the server process, rated like the
+   other server figures). The subscriber notes, for every live packet it applies at once,
+   ``time.time_ns()`` after ``feed_message`` minus the packet's SendingTime (which the
+   server sets to the receipt of the last frame of the engine call that produced it, so
+   matching counts); ``md.lag_p{50,99,999}_us`` are the medians of per-window percentiles
+   (HdrHistogram) over packets sent in the ``md`` windows; a packet held back behind a gap is
+   counted, not timed. After every ``md`` window (untimed) the parent waits, up to
+   :data:`_MD_SYNC_S`, until the subscriber has received every ChannelSeqNum the server
+   published and has no gap open (``md.catchup_s``; 0 means it kept up), so that no
+   ``nomd`` window runs beside a subscriber catching up; the subscriber's CPU is read from
+   /proc around every window (``md.subscriber_cores``; the ``nomd`` windows' are in the
+   document). After the windows the subscriber gets one last such wait; then the server
+   digests the engine's books and the subscriber its own (``qfix.testing.marketdata``:
+   one BLAKE2b per instrument of L3 orders in queue order, L2 levels, BBO and status), the
+   parent compares them (``md.books_equal``; ``md.unrecovered_gaps`` is what is still open)
+   and the subscriber ends before the other phases. ``--no-md``: one server, market data
+   off. On a machine with fewer cores than processes the subscriber's CPU comes out of
+   the same cores as the ``md`` server's and its clients', so ``md.on_over_off`` charges
+   the subscriber too; ``md.off.cpu.server_cores`` beside ``cpu.server_cores`` shows the
+   publisher's own cost.
 
 The stream is consumed once, in order: the latency and flood phases reserve their
 messages first; the throughput windows share the rest. A client that runs out of its
@@ -124,6 +157,11 @@ _ORIG_CLORDID: Final = slice(24, 32)  #: templates 2 and 3
 _CANCEL_ORDER_ID: Final = slice(32, 40)  #: template 2
 _ER_ORDER_ID: Final = slice(24, 32)
 _ER_EXEC_TYPE: Final = 56
+_MD_SLOTS: Final = 5  #: md_last holds one ChannelSeqNum per MDFeed code (1-4; 0 unused)
+_MD_HEADER: Final = 16  #: a feed packet's header frame (ChannelSeqNum, SendingTime)
+_LAG_CAP: Final = 50_000_000  #: live packets whose lag the subscriber keeps (16 bytes each)
+_MD_SYNC_S: Final = 30.0  #: longest wait for the subscriber to apply what was published
+_MD_JOIN_S: Final = 120.0  #: longest wait for its first snapshots (while the clients connect)
 
 
 @dataclass(frozen=True)
@@ -402,6 +440,7 @@ def _server_main(config: Any, ctl: Connection, record_path: str) -> None:
     def snapshot() -> dict[str, Any]:
         t = dataclasses.asdict(server.metrics.totals)
         t.update(cpu=time.process_time(), engine_s=engine_ns / 1e9, t=time.monotonic())
+        t.update(_md_counters(server))
         return t
 
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
@@ -410,7 +449,8 @@ def _server_main(config: Any, ctl: Connection, record_path: str) -> None:
     echo.setsockopt(zmq.SNDHWM, 0)
     echo.setsockopt(zmq.RCVHWM, 0)
     echo.bind("tcp://127.0.0.1:*")
-    ctl.send((server.fix_endpoint, echo.getsockopt_string(zmq.LAST_ENDPOINT), os.getpid()))
+    md_pub, md_snap = server.md_endpoints if server.md is not None else ("", "")
+    ctl.send((server.fix_endpoint, echo.getsockopt_string(zmq.LAST_ENDPOINT), os.getpid(), md_pub, md_snap))
     try:
         while True:
             server.run_once(2)
@@ -423,6 +463,8 @@ def _server_main(config: Any, ctl: Connection, record_path: str) -> None:
                 ctl.send(snapshot())
             elif cmd[0] == "totals":
                 ctl.send(snapshot())
+            elif cmd[0] == "md":
+                ctl.send(_md_state(server))
             elif cmd[0] == "echo":
                 ctl.send(snapshot())
                 _echo(echo, ctl)
@@ -437,6 +479,35 @@ def _server_main(config: Any, ctl: Connection, record_path: str) -> None:
         server.stop()
         server.shutdown()
         echo.close(0)
+
+
+def _md_counters(server: Any) -> dict[str, Any]:
+    """What the server has published on its feed (all 0 with market data off)."""
+    md = server.md
+    if md is None:
+        return {"md_published": 0, "md_packets": 0, "md_bytes": 0, "md_last": [0] * _MD_SLOTS}
+    return {
+        "md_published": md.publisher.records_published,  # sequenced records, summed over the feeds
+        "md_packets": md.endpoint.packets_sent,  # PUB packets, heartbeats included
+        "md_bytes": md.endpoint.bytes_sent,  # their records' bytes
+        "md_last": [int(x) for x in md.publisher.channel_seq],  # last ChannelSeqNum, by MDFeed code
+    }
+
+
+def _md_state(server: Any) -> dict[str, Any]:
+    """The engine's books as digests (``qfix.testing.marketdata``) and the feeds' last
+    ChannelSeqNums: taken between engine calls, so the two agree."""
+    from qfix.testing.marketdata import combined_digest, engine_digests
+
+    start = time.perf_counter()
+    digests = engine_digests(server.engine)
+    return {
+        "digests": digests,
+        "combined": combined_digest(digests),
+        "last": _md_counters(server)["md_last"],
+        "resting_orders": server.engine.resting_orders,
+        "digest_s": time.perf_counter() - start,
+    }
 
 
 def _echo(sock: zmq.Socket[bytes], ctl: Connection) -> None:
@@ -772,6 +843,203 @@ def _flooder_main(endpoint: str, mode: str, ctl: Connection) -> None:
         ctl.send({"sent": sent, "replies": replies, "seconds": seconds})
 
 
+# --- the market-data subscriber process ----------------------------------------------------
+
+
+def _proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all threads) from /proc; 0 if unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _Follower:
+    """The market-data subscriber: the SDK's :class:`~qfix.marketdata.subscriber.SubscriberCore`
+    on all four feeds of every instrument, in a socket loop like ``Subscriber.poll``'s that
+    also notes, for each live packet applied, when it was sent (its header's SendingTime)
+    and how long after that it was applied (``time.time_ns()`` once ``feed_message`` returned).
+    A packet held back because its instrument was recovering is counted, not timed."""
+
+    def __init__(self, pub_endpoint: str, snapshot_endpoint: str) -> None:
+        from array import array
+
+        from qfix.marketdata import feeds
+        from qfix.marketdata.subscriber import SubscriberCore
+
+        self.core = SubscriberCore(feeds.ALL_FEEDS)
+        self.context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self.sub = self.context.socket(zmq.SUB)
+        self.sub.setsockopt(zmq.RCVHWM, 1_000_000)  # the SDK Subscriber's default
+        self.sub.setsockopt(zmq.LINGER, 0)
+        for prefix in self.core.topics():
+            self.sub.setsockopt(zmq.SUBSCRIBE, prefix)
+        self.sub.connect(pub_endpoint)
+        self.snapshot_endpoint = snapshot_endpoint
+        self.poller = zmq.Poller()
+        self.poller.register(self.sub, zmq.POLLIN)
+        self.dealer = self._dealer()
+        self.topics: dict[bytes, tuple[int, int] | None] = {}
+        self.sent_ns = array("q")
+        self.lag_ns = array("q")
+        self.live = 0  #: sequenced live packets received
+        self.held = 0  #: of those, not applied on arrival (their instrument was recovering)
+
+    def _dealer(self) -> zmq.Socket[bytes]:
+        sock = self.context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.snapshot_endpoint)
+        self.poller.register(sock, zmq.POLLIN)
+        return sock
+
+    def _send_next(self) -> None:
+        request, timed_out = self.core.next_request(time.monotonic(), time.time_ns())
+        if timed_out:  # a late reply must not be taken for the next request's
+            self.poller.unregister(self.dealer)
+            self.dealer.close(0)
+            self.dealer = self._dealer()
+        if request is not None:
+            self.dealer.send(request)
+
+    def pump(self, timeout_ms: int) -> None:
+        """Wait up to ``timeout_ms`` for packets, apply what is ready, send the next request."""
+        from qfix.marketdata import feeds
+
+        self._send_next()
+        ready = dict(self.poller.poll(timeout_ms))
+        core = self.core
+        if self.dealer in ready:
+            for _ in range(10_000):
+                try:
+                    core.reply_message(self.dealer.recv_multipart(zmq.NOBLOCK))
+                except zmq.Again:
+                    break
+        if self.sub in ready:
+            header, topics, states = feeds.HEADER, self.topics, core.feeds
+            keep = len(self.sent_ns) < _LAG_CAP
+            for _ in range(10_000):
+                try:
+                    frames = self.sub.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                core.feed_message(frames)
+                now = time.time_ns()
+                if len(frames) != 3 or len(frames[1]) != _MD_HEADER:
+                    continue
+                seq, sent = header.unpack(frames[1])
+                if not seq:
+                    continue  # heartbeats and resets
+                self.live += 1
+                where = topics.get(frames[0], (0, 0))
+                if where == (0, 0):
+                    where = topics[frames[0]] = feeds.parse_topic(frames[0])
+                if where is not None and where[0] in states and states[where[0]].synced(where[1]):
+                    if keep:
+                        self.sent_ns.append(sent)
+                        self.lag_ns.append(now - sent)
+                else:
+                    self.held += 1
+        self._send_next()
+
+    def caught_up(self, last: Sequence[int]) -> bool:
+        """Every feed received up to ``last`` (ChannelSeqNum by MDFeed code) and no gap open."""
+        for feed, state in self.core.feeds.items():
+            if last[feed] and state.next_channel_seq <= last[feed]:
+                return False
+        return self.core.idle()
+
+    def sync(self, last: Sequence[int] | None, timeout: float) -> dict[str, Any]:
+        """Pump until caught up with ``last`` (None: until idle) or ``timeout`` seconds pass."""
+        start = time.monotonic()
+        cpu0 = time.process_time()
+        while True:
+            done = self.core.idle() if last is None else self.caught_up(last)
+            if done or time.monotonic() - start > timeout:
+                return {
+                    "synced": done,
+                    "seconds": time.monotonic() - start,
+                    "cpu": time.process_time() - cpu0,
+                    "open_gaps": self.core.open_gaps(),
+                }
+            self.pump(5)
+
+    def lag(self, intervals: Sequence[tuple[int, int]]) -> dict[str, Any]:
+        """Lag percentiles (us) of the live packets sent within each interval (wall ns)."""
+        sent = np.frombuffer(self.sent_ns, np.int64) if len(self.sent_ns) else np.zeros(0, np.int64)
+        lag = np.frombuffer(self.lag_ns, np.int64) if len(self.lag_ns) else np.zeros(0, np.int64)
+        per: list[tuple[float, float, float, int] | None] = []
+        for a, b in intervals:
+            m = (sent >= a) & (sent <= b)
+            count = int(np.count_nonzero(m))
+            per.append((*_percentiles(lag[m] / 1e3), count) if count else None)
+        overall = (*_percentiles(lag / 1e3), int(lag.size)) if lag.size else None
+        return {"windows": per, "all": overall, "capped": len(self.sent_ns) >= _LAG_CAP}
+
+    def stats(self) -> dict[str, Any]:
+        from qfix.marketdata import feeds
+
+        per_feed = {feeds.FEED_NAMES[f]: dataclasses.asdict(state.stats) for f, state in self.core.feeds.items()}
+        totals = {k: sum(v[k] for v in per_feed.values()) for k in next(iter(per_feed.values()))}
+        return {
+            "totals": totals,
+            "feeds": per_feed,
+            "request_timeouts": self.core.timeouts,
+            "live_packets": self.live,
+            "live_packets_held_back": self.held,
+            "instruments": len(self.core.books),
+        }
+
+    def close(self) -> None:
+        self.sub.close(0)
+        self.dealer.close(0)
+        self.context.term()
+
+
+def _follower_main(pub_endpoint: str, snapshot_endpoint: str, ctl: Connection, ready_timeout: float) -> None:
+    """The subscriber process: join (a snapshot of every feed), then follow the feeds and
+    answer the parent between polls."""
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        follower = _Follower(pub_endpoint, snapshot_endpoint)
+        ctl.send(("ready", follower.sync(None, ready_timeout)))
+        while True:
+            if not ctl.poll():
+                follower.pump(5)
+                continue
+            cmd = ctl.recv()
+            if cmd[0] == "sync":
+                ctl.send(follower.sync(cmd[1], cmd[2]))
+            elif cmd[0] == "finish":
+                from qfix.testing.marketdata import combined_digest, subscriber_digests
+
+                _, last, timeout, intervals = cmd
+                synced = follower.sync(last, timeout)
+                start = time.perf_counter()
+                digests = subscriber_digests(follower.core.books)
+                combined = combined_digest(digests)
+                digest_s = time.perf_counter() - start
+                ctl.send(
+                    {
+                        **synced,
+                        "digests": digests,
+                        "combined": combined,
+                        "digest_s": digest_s,
+                        "lag": follower.lag(intervals),
+                        "stats": follower.stats(),
+                        "cpu_total": time.process_time(),
+                    }
+                )
+                follower.close()
+                return
+            elif cmd[0] == "stop":
+                follower.close()
+                return
+    except Exception as exc:  # reported to the parent, which fails the run
+        ctl.send(("error", f"market-data subscriber: {type(exc).__name__}: {exc}"))
+
+
 # --- orchestration -------------------------------------------------------------------------
 
 
@@ -820,8 +1088,11 @@ class _Run:
     ctls: list[Connection]
     remaining: list[int]  #: messages each client has not sent yet
     mode: str
-    #: the server's journal durability with ``--durability`` (its result names' prefix), else ""
+    #: the server's journal durability with ``--durability`` (its result names' prefix);
+    #: ``md`` or ``nomd`` in the market-data comparison; else ""
     label: str = ""
+    #: the feed's PUB and snapshot endpoints; ("", "") with market data off
+    md_endpoints: tuple[str, str] = ("", "")
 
     def send_all(self, cmd: tuple[Any, ...]) -> None:
         for c in self.ctls:
@@ -854,6 +1125,7 @@ def _write_setup(folder: Path, sizes: Sizes) -> Any:
         md_port=0,  # several servers run at once (--durability): every port is ephemeral
         md_snapshot_port=0,
         status_interval=0,
+        end_of_day="",  # a run that crosses 21:00 UTC must not close the trading day midway
         cancel_on_disconnect=False,  # the engine-alone replay must reach the same state
         batch=10_000,
         engine=EngineConfig(max_orders=1 << 21, max_levels=1 << 20, max_instruments=count, max_sessions=256),
@@ -880,9 +1152,11 @@ def _throughput_window(run: _Run, seconds: float, limits: list[int], phase: int)
     span = max(end - t0, _BIN_S)
     upto = max(1, round(span / _BIN_S))
     acked = sum(int(r["bins"][:upto].sum()) for r in results)
+    wall = time.time_ns() - time.monotonic_ns()  # monotonic -> wall clock (what SendingTime uses)
     return {
         "orders_per_s": acked / span,
         "span": span,
+        "wall_ns": (round(t0 * 1e9) + wall, round((t0 + span) * 1e9) + wall),
         "truncated": end < t1,
         "sent": sum(r["sent"] for r in results),
         "client_cpu": sum(r["cpu"] for r in results),
@@ -982,8 +1256,9 @@ def _first_sessions(sizes: Sizes, records: Array, prefill: int) -> int:
     return min(sessions - (sizes.clients - 1), sessions // sizes.clients + extra)
 
 
-#: progress steps: stream, split, start, prefill, throughput, plaintext, ping, rates, flood, engine
-STEPS = 10
+#: progress steps: stream, split, start, prefill, throughput, market data (with the
+#: comparison of market data on and off only), plaintext, ping, rates, flood, engine
+STEPS = 11
 
 
 def run(
@@ -993,20 +1268,30 @@ def run(
     progress: _common.Progress | None = None,
     durability: Sequence[str] = (),
     journal_parent: Path = Path("bench-out"),
+    md: bool = True,
 ) -> _common.Report:
-    """Measure; ``progress`` is advanced between phases (``STEPS`` steps).
+    """Measure; ``progress`` is advanced between phases (``STEPS`` steps, one fewer
+    without the market-data comparison).
 
     ``durability``: none (the server runs without a journal and the result names are
     unprefixed), or one server per mode, each with a journal in a temporary directory
-    under ``journal_parent``: every server is prefilled and their throughput windows
-    take turns; the other phases run on the first mode's server alone. Every name is
-    prefixed by the mode that produced it."""
+    under ``journal_parent``, market data off: every server is prefilled and their
+    throughput windows take turns; the other phases run on the first mode's server
+    alone. Every name is prefixed by the mode that produced it.
+
+    ``md`` (without ``durability``): two servers, ``md`` (market data on, followed by
+    one subscriber process) and ``nomd`` (off), windows taking turns; the names stay
+    unprefixed for the ``md`` server, which runs every phase, and ``md.*`` names are
+    added. ``md`` false: one server with market data off."""
     timed = _Timed(progress if progress is not None else _common.Progress(STEPS, quiet=True))
     report = _common.Report("net", quick)
     # children fork from a server process that imported the heavy modules once: 20
     # interpreters importing numpy, zmq and cryptography each would take most of --quick
     mpc = mp.get_context("forkserver")
     mpc.set_forkserver_preload(["qfix.bench.net", "qfix.client", "qfix.server", "qfix.qzmq", "hdrh.histogram"])
+    # the forkserver (started with the first process, inheriting this environment) also
+    # loads what each client would otherwise load from Numba's cache itself (_warm_children)
+    os.environ[_WARM_ENV] = "1"
     timed.step("multi stream (generated once, then loaded)")
     records, prefill, stream_path, digest = _load_stream(sizes, quick, streams)
     instruments = sizes.instruments or 10_000
@@ -1016,7 +1301,8 @@ def run(
     n_messages = len(records)
     del records
     mode = "pq-only" if sizes.pq_only else "hybrid"
-    labels = list(durability) or [""]
+    compare = "durability" if durability else "md" if md else ""
+    labels = list(durability) if durability else ["md", "nomd"] if md else [""]
     with contextlib.ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="qfix-bench-net-")))
         config = _write_setup(folder, sizes)
@@ -1037,7 +1323,9 @@ def run(
         del parts
         record_path = folder / "batches.bin"
         servers = "the server"
-        if len(labels) > 1:
+        if compare == "md":
+            servers = "2 servers (market data on, with a subscriber; off)"
+        elif len(labels) > 1:
             servers = f"{len(labels)} servers ({', '.join(labels)})"
         elif durability:
             servers = f"the server (journal: {durability[0]})"
@@ -1045,19 +1333,19 @@ def run(
         started = _Started()
         flood_ctl, flood_child = mpc.Pipe()
         try:
-            runs = []
-            for i, label in enumerate(labels):
-                server_config = config
+            configs = []
+            for label in labels:
+                server_config = dataclasses.replace(config, md_enabled=label == "md")
                 if journals is not None:
-                    server_config = dataclasses.replace(config, journal_dir=journals / label, durability=label)
-                # only the first server's batches are recorded: the engine-alone replay is its own
-                record = str(record_path) if i == 0 else ""
-                runs.append(_start(mpc, server_config, sizes, paths, sizes_of, record, label, started))
+                    server_config = dataclasses.replace(server_config, journal_dir=journals / label, durability=label)
+                configs.append(server_config)
+            # only the first server's batches are recorded: the engine-alone replay is its own
+            runs, follower = _start(mpc, configs, labels, sizes, paths, sizes_of, str(record_path), started)
             flooder = mpc.Process(target=_flooder_main, args=(runs[0].fix_endpoint, mode, flood_child), daemon=True)
             flooder.start()
             started.clients.append(flooder)
             _recv(flood_ctl, "flood process start", 300)
-            _measure(runs, report, timed, prefills, flood_ctl, flooder, config, record_path)
+            _measure(runs, report, timed, prefills, flood_ctl, flooder, config, record_path, compare, follower)
         finally:
             for c in started.ctls:
                 with contextlib.suppress(OSError, ValueError):
@@ -1083,38 +1371,83 @@ class _Started:
     ctls: list[Connection] = dataclasses.field(default_factory=list)
 
 
+@dataclass
+class _Subscriber:
+    """The market-data subscriber process and its pipe."""
+
+    proc: mp.process.BaseProcess
+    ctl: Connection
+    joined: dict[str, Any]  #: its first sync (the snapshots of every feed)
+
+    def call(self, *cmd: Any) -> Any:
+        self.ctl.send(cmd)
+        return _recv(self.ctl, f"market-data subscriber {cmd[0]}")
+
+    def cpu(self) -> float:
+        return _proc_cpu_s(self.proc.pid or 0)
+
+
 def _start(
     mpc: Any,
-    config: Any,
+    configs: list[Any],
+    labels: list[str],
     sizes: Sizes,
     paths: list[str],
     sizes_of: list[int],
     record_path: str,
-    label: str,
     started: _Started,
-) -> _Run:
-    """A server on ``config`` and its clients, each connected and holding its share."""
+) -> tuple[list[_Run], _Subscriber | None]:
+    """A server on each of ``configs`` and its clients, each connected and holding its
+    share; and a subscriber of the first server's feed if it publishes one.
+
+    The servers start together (each initialises while the others do); each server's
+    clients start as soon as it is up, and the subscriber joins while they connect."""
     mode = "pq-only" if sizes.pq_only else "hybrid"
-    parent_ctl, child_ctl = mpc.Pipe()
-    # not daemonic: the server starts its own handshake worker processes; the caller's
-    # finally always joins or terminates it
-    server = mpc.Process(target=_server_main, args=(config, child_ctl, record_path), daemon=False)
-    server.start()
-    started.servers.append(server)
-    fix_endpoint, echo_endpoint, server_pid = _recv(parent_ctl, "server start", 300)
-    ctls, procs = [], []
-    for i in range(sizes.clients):
-        a, b = mpc.Pipe()
-        proc = mpc.Process(target=_client_main, args=(i, fix_endpoint, mode, paths[i], b), daemon=True)
-        proc.start()
-        started.clients.append(proc)
-        started.ctls.append(a)
-        ctls.append(a)
-        procs.append(proc)
-    _gather(ctls, "client start", 300)
-    return _Run(
-        sizes, server, parent_ctl, server_pid, fix_endpoint, echo_endpoint, procs, ctls, list(sizes_of), mode, label
-    )
+    pending = []
+    for i, config in enumerate(configs):
+        parent_ctl, child_ctl = mpc.Pipe()
+        # not daemonic: the server starts its own handshake worker processes; the caller's
+        # finally always joins or terminates it
+        record = record_path if i == 0 else ""
+        server = mpc.Process(target=_server_main, args=(config, child_ctl, record), daemon=False)
+        server.start()
+        started.servers.append(server)
+        pending.append((server, parent_ctl))
+    runs: list[_Run] = []
+    follower_ctl: Connection | None = None
+    follower_proc: mp.process.BaseProcess | None = None
+    for (server, parent_ctl), label in zip(pending, labels, strict=True):
+        fix_endpoint, echo_endpoint, server_pid, md_pub, md_snap = _recv(parent_ctl, "server start", 300)
+        ctls, procs = [], []
+        for i in range(sizes.clients):
+            a, b = mpc.Pipe()
+            proc = mpc.Process(target=_client_main, args=(i, fix_endpoint, mode, paths[i], b), daemon=True)
+            proc.start()
+            started.clients.append(proc)
+            started.ctls.append(a)
+            ctls.append(a)
+            procs.append(proc)
+        if md_pub and follower_ctl is None and not runs:
+            follower_ctl, child = mpc.Pipe()
+            args = (md_pub, md_snap, child, _MD_JOIN_S)
+            follower_proc = mpc.Process(target=_follower_main, args=args, daemon=True)
+            follower_proc.start()
+            started.clients.append(follower_proc)
+            started.ctls.append(follower_ctl)
+        runs.append(
+            _Run(
+                sizes, server, parent_ctl, server_pid, fix_endpoint, echo_endpoint, procs, ctls, list(sizes_of),
+                mode, label, (md_pub, md_snap),
+            )
+        )  # fmt: skip
+    for run in runs:
+        _gather(run.ctls, "client start", 300)
+    if follower_ctl is None or follower_proc is None:
+        return runs, None
+    # a join that did not finish in time is not fatal: the waits after the prefill and the
+    # windows give it more time, and md.unrecovered_gaps and md.books_equal tell the end
+    _, joined = _recv(follower_ctl, "market-data subscriber start", _MD_JOIN_S + 300)
+    return runs, _Subscriber(follower_proc, follower_ctl, joined)
 
 
 def _journal_extra(journals: Path, config: Any) -> dict[str, Any]:
@@ -1157,20 +1490,25 @@ def _stop_throughput_only(run: _Run) -> tuple[dict[str, Any], list[dict[str, Any
     return final, ends
 
 
+def _per_order(key: str, factor: float = 1.0) -> Callable[[dict[str, Any]], float]:
+    """A server counter's rate in a window: its growth over the whole window (drain
+    included) per order the server matched, times the acknowledged rate; exact also when
+    a window was shortened."""
+
+    def rate(w: dict[str, Any]) -> float:
+        matched = max(1.0, _delta(w["before"], w["after"], "orders"))
+        return _delta(w["before"], w["after"], key) / matched * factor * float(w["orders_per_s"])
+
+    return rate
+
+
 def _window_results(windows: list[dict[str, Any]], note: str) -> dict[str, _common.Result]:
     """The figures of the throughput windows, by their (unprefixed) names."""
 
     def per_window(fn: Callable[[dict[str, Any]], float]) -> list[float]:
         return [fn(w) for w in windows]
 
-    def per_order(key: str, factor: float = 1.0) -> Callable[[dict[str, Any]], float]:
-        # the server's counters over the whole window (drain included) per order it
-        # matched, times the acknowledged rate: exact also when a window was shortened
-        def rate(w: dict[str, Any]) -> float:
-            matched = max(1.0, _delta(w["before"], w["after"], "orders"))
-            return _delta(w["before"], w["after"], key) / matched * factor * float(w["orders_per_s"])
-
-        return rate
+    per_order = _per_order
 
     def msgs_rate(w: dict[str, Any]) -> float:
         return per_order("messages_in")(w) + per_order("messages_out")(w)
@@ -1221,8 +1559,11 @@ def _measure(
     flooder: mp.process.BaseProcess,
     config: Any,
     record_path: Path,
+    compare: str = "",
+    follower: _Subscriber | None = None,
 ) -> None:
-    """Every phase on ``runs[0]``; prefill and throughput windows (taking turns) on the others."""
+    """Every phase on ``runs[0]``; prefill and throughput windows (taking turns) on the
+    others. ``compare``: "durability", "md" (``follower`` follows ``runs[0]``'s feed) or ""."""
     run = runs[0]
     sizes = run.sizes
     n = sizes.clients
@@ -1231,6 +1572,23 @@ def _measure(
     progress.step(f"prefill: {sum(prefills):,} resting orders through the server{each}")
     for one in runs:
         _prefill(one, prefills)
+    md_extra: dict[str, Any] = {}
+    if follower is not None:
+        # the windows start with a subscriber that has applied the prefill's market data
+        md_extra["joined"] = follower.joined
+        md_extra["after_prefill"] = follower.call("sync", run.server_call("totals")["md_last"], _MD_SYNC_S)
+
+    def window(one: _Run, seconds: float, limits: list[int], phase: int) -> dict[str, Any]:
+        if follower is None:
+            return _throughput_window(one, seconds, limits, phase)
+        cpu0, wall0 = follower.cpu(), time.monotonic()
+        w = _throughput_window(one, seconds, limits, phase)
+        w["follower_cores"] = (follower.cpu() - cpu0) / max(1e-9, time.monotonic() - wall0)
+        if one is run:
+            # untimed: the subscriber applies what it has not yet, so that no window of the
+            # server without market data runs beside a subscriber catching up
+            w["catchup"] = follower.call("sync", w["after"]["md_last"], _MD_SYNC_S)
+        return w
 
     # reserve the messages of the latency and flood phases; throughput gets the rest
     # (the same reserve on every server, so that their windows get the same limits)
@@ -1245,15 +1603,18 @@ def _measure(
     windows_of: list[list[dict[str, Any]]] = [[] for _ in runs]
     share = [s // (reps + 1) for s in spare]
     # the warm-up takes what it needs, up to an equal share; the rest is split evenly
-    for one in runs:
-        _throughput_window(one, warm_s, share, -1)
+    warm_ups = [window(one, warm_s, share, -1) for one in runs]
     for k in range(reps):
         for one, windows in zip(runs, windows_of, strict=True):
             left = [max(0, one.remaining[i] - reserve[i]) for i in range(n)]
             limits = [max(sizes.batch, left[i] // (reps - k)) for i in range(n)]
-            windows.append(_throughput_window(one, sizes.seconds / reps, limits, k + 1))
+            windows.append(window(one, sizes.seconds / reps, limits, k + 1))
     windows = windows_of[0]
     others = [_stop_throughput_only(one) for one in runs[1:]]
+    if follower is not None:
+        progress.step("market data: the subscriber catches up; its books against the engine's")
+        md_extra["warm_up_catchup"] = warm_ups[0].get("catchup")
+        md_extra.update(_md_finish(run, follower, windows))
 
     progress.step(f"plaintext ceiling: {reps} windows of {sizes.plain_seconds:.1f} s")
     plain_rates = []
@@ -1376,21 +1737,28 @@ def _measure(
         "latency_client_cores": {str(r): statistics.median(v) for r, v in lat_cpu.items()},
     }
     report.extra["sizes"] = dataclasses.asdict(sizes)
-    report.extra["durability"] = ",".join(one.label for one in runs) if run.label else "none"
+    report.extra["durability"] = ",".join(one.label for one in runs) if compare == "durability" else "none"
     report.extra["mode"] = run.mode
     report.extra["windows_truncated"] = sum(1 for w in windows if w["truncated"])
     report.extra["engine_state_hash"] = server_hash.hex()
     bars = {"encrypted,\nmatched, acked": orders.value}
-    if run.label:
+    if compare == "durability":
         _prefix_and_add_others(report, runs, windows_of, others, note)
         bars = {f"{one.label},\nencrypted,\nmatched, acked": _find(report, f"{one.label}.orders_per_s") for one in runs}
+    elif compare == "md":
+        _add_md_results(report, windows, windows_of[1], others[0], note, md_extra)
+        bars = {
+            "feed on,\nencrypted,\nmatched, acked": orders.value,
+            "feed off,\nencrypted,\nmatched, acked": _find(report, "md.off.orders_per_s"),
+        }
+    report.extra["market_data"] = _md_document(compare, md_extra)
     report.plot_data = {
         "rates": list(sizes.rates),
         "p50": [statistics.median(p[0] for p in lat[r]) for r in sizes.rates],
         "p99": [statistics.median(p[1] for p in lat[r]) for r in sizes.rates],
         "ping": ping.value,
         "bars": {**bars, "engine alone": alone.value, "plaintext ZeroMQ": plain.value},
-        "label": run.label,
+        "label": run.label if compare == "durability" else "",
     }
 
 
@@ -1445,6 +1813,143 @@ def _prefix_and_add_others(
         else:  # windows cut to a few 10 ms bins (tiny test streams) can count nothing
             detail[label]["over_none"] = "not computed: none.orders_per_s has a median of 0"
     report.extra["durability_runs"] = detail
+
+
+def _md_finish(run: _Run, follower: _Subscriber, windows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The clients have stopped: the subscriber gets up to ``_MD_SYNC_S`` to apply every
+    packet published, then its books and the engine's are compared by digest; its lag
+    over the timed windows and its counters come back with it, and it ends."""
+    state = run.server_call("md")
+    intervals = [w["wall_ns"] for w in windows]
+    end = follower.call("finish", state["last"], _MD_SYNC_S, intervals)
+    follower.proc.join(10)
+    theirs, mine = state["digests"], end.pop("digests")
+    differing = sorted(k for k in set(theirs) | set(mine) if theirs.get(k) != mine.get(k))
+    return {
+        "final": {k: end[k] for k in ("synced", "seconds", "cpu", "open_gaps")},
+        "books_equal": state["combined"] == end["combined"],
+        "books": {
+            "engine_digest": state["combined"],
+            "subscriber_digest": end["combined"],
+            "instruments": len(theirs),
+            "instruments_differing": len(differing),
+            "first_differing": differing[:10],
+            "engine_resting_orders": state["resting_orders"],
+            "digest_seconds": {"engine": round(state["digest_s"], 3), "subscriber": round(end["digest_s"], 3)},
+        },
+        "lag": end["lag"],
+        "subscriber": end["stats"],
+        "subscriber_cpu_s": end["cpu_total"],
+        "subscriber_cpu_us_per_record": round(
+            end["cpu_total"] / max(1, end["stats"]["totals"]["records"]) * 1e6, 2
+        ),  # snapshots, the digest and idle polls included
+    }
+
+
+def _md_window_results(windows: list[dict[str, Any]]) -> list[_common.Result]:
+    """What the ``md`` server published in its windows, as rates (``_per_order``)."""
+    wire = "records and 16-byte packet headers; topics (13-14 bytes a packet) and ZeroMQ framing not counted"
+
+    def gbps(w: dict[str, Any]) -> float:
+        return (_per_order("md_bytes")(w) + _MD_HEADER * _per_order("md_packets")(w)) * 8e-9
+
+    return [
+        _common.from_samples(
+            "md.records_per_s",
+            [_per_order("md_published")(w) for w in windows],
+            "records/s",
+            "sequenced records published, summed over the 4 feeds",
+        ),
+        _common.from_samples(
+            "md.packets_per_s", [_per_order("md_packets")(w) for w in windows], "packets/s", "PUB messages"
+        ),
+        _common.from_samples("md.gbps", [gbps(w) for w in windows], "Gbit/s", wire),
+    ]
+
+
+def _add_md_results(
+    report: _common.Report,
+    windows: list[dict[str, Any]],
+    off_windows: list[dict[str, Any]],
+    off_end: tuple[dict[str, Any], list[dict[str, Any]]],
+    note: str,
+    md: dict[str, Any],
+) -> None:
+    """The market-data comparison's names: the ``nomd`` server's window figures under
+    ``md.off.``, ``md.on_over_off``, what was published, and the subscriber's figures."""
+    for r in _window_results(off_windows, note).values():
+        report.add(dataclasses.replace(r, name=f"md.off.{r.name}"))
+    report.add(_missing(_reconcile(off_end[1]), "md.off."))
+    on, off = _find_result(report, "orders_per_s"), _find_result(report, "md.off.orders_per_s")
+    if off.value > 0:
+        report.add(
+            _common.ratio("md.on_over_off", on, off, "acknowledged orders/s, feed on over off, windows taking turns")
+        )
+    else:  # windows cut to a few 10 ms bins (tiny test streams) can count nothing
+        md["on_over_off"] = "not computed: md.off.orders_per_s has a median of 0"
+    for r in _md_window_results(windows):
+        report.add(r)
+    lag = md["lag"]
+    per = [p for p in lag["windows"] if p is not None]
+    lag_note = "SendingTime of a live packet to the subscriber having applied it, per window"
+    if not per and lag["all"] is not None:
+        per, lag_note = [lag["all"]], "no window's packet was applied live: all packets of the run"
+    for i, name in enumerate(("md.lag_p50_us", "md.lag_p99_us", "md.lag_p999_us")):
+        if per:
+            report.add(_common.from_samples(name, [p[i] for p in per], "us", lag_note))
+        else:
+            report.add(_common.single(name, 0.0, "us", "no live packet was applied: nothing to time"))
+    catchups = [w["catchup"] for w in windows]
+    report.add(
+        _common.from_samples(
+            "md.catchup_s",
+            [c["seconds"] for c in catchups],
+            "s",
+            "after each window, until the subscriber had applied everything published (0: it kept up)",
+        )
+    )
+    report.add(
+        _common.from_samples(
+            "md.subscriber_cores", [w["follower_cores"] for w in windows], "cores", "during the md windows"
+        )
+    )
+    final = md["final"]
+    report.add(
+        _common.single(
+            "md.unrecovered_gaps",
+            float(final["open_gaps"]),
+            "instruments",
+            f"open after the subscriber's last {_MD_SYNC_S:.0f} s to catch up; target 0",
+        )
+    )
+    books = md["books"]
+    report.add(
+        _common.single(
+            "md.books_equal",
+            1.0 if md["books_equal"] else 0.0,
+            "bool",
+            f"all {books['instruments']:,} instruments' L3, L2, BBO and status by digest; target 1",
+        )
+    )
+    md["off_window_subscriber_cores"] = [round(w["follower_cores"], 3) for w in off_windows]
+    md["catchup_per_window"] = catchups
+
+
+def _md_document(compare: str, md: dict[str, Any]) -> dict[str, Any]:
+    """The document's ``market_data``: what ran, and the subscriber's account."""
+    if compare == "durability":
+        return {"servers": "off: the durability comparison is about the journal alone"}
+    if compare != "md":
+        return {"servers": "off (--no-md)"}
+    return {
+        "servers": "md (published, one subscriber of all four feeds of every instrument) and nomd (off), "
+        "windows taking turns; every other phase on md",
+        **md,
+    }
+
+
+def _find_result(report: _common.Report, name: str) -> _common.Result:
+    return next(r for r in report.results if r.name == name)
 
 
 def _flood(run: _Run, flood_ctl: Connection) -> list[_common.Result]:
@@ -1582,6 +2087,14 @@ def plot(report: _common.Report, path: str) -> None:
     show_default=True,
     help="With --durability: where the temporary journals go (on the disk to measure, not tmpfs).",
 )
+@click.option(
+    "--md/--no-md",
+    default=True,
+    show_default=True,
+    help="Compare a server publishing market data (followed by a subscriber process) with one that does not, "
+    "throughput windows taking turns: md.* names. --no-md: one server, market data off. With --durability "
+    "every server runs with market data off.",
+)
 @_common.output_options
 def command(
     clients: int,
@@ -1595,11 +2108,12 @@ def command(
     smoke: bool,
     durability_text: str | None,
     journal_parent: Path,
+    md: bool,
     json_path: str | None,
     plot_path: str | None,
     quiet: bool,
 ) -> None:
-    """Server and N clients on loopback: orders/s, Gbps, trades/s, latency, hello flood."""
+    """Server and N clients on loopback: orders/s, Gbps, trades/s, latency, hello flood, market data."""
     _common.check_outputs(json_path, plot_path)
     if clients < 1:
         raise click.BadParameter("at least 1", param_hint="--clients")
@@ -1616,6 +2130,25 @@ def command(
         )
     if smoke:
         sizes = dataclasses.replace(sizes, **_SMOKE)
-    with _common.Progress(STEPS, quiet=quiet) as progress:
-        report = run(sizes, quick, streams, progress, durability, journal_parent)
+    steps = STEPS if md and not durability else STEPS - 1
+    with _common.Progress(steps, quiet=quiet) as progress:
+        report = run(sizes, quick, streams, progress, durability, journal_parent, md=md and not durability)
     _common.finish(report, json_path, plot_path, plot)
+
+
+#: set in the environment the forkserver of ``run`` starts with
+_WARM_ENV: Final = "QFIX_BENCH_NET_FORKSERVER"
+
+
+def _warm_children() -> None:
+    """Load the jitted validation every client calls on its first report: 0.4 s of CPU per
+    process from Numba's cache (measured), 20 or 40 times over at the start of a run,
+    unless the forkserver its processes fork from has loaded it once."""
+    from qfix.wire import codec
+
+    codec.validate(bytes(codes.MESSAGE_SIZE), 0, codec.SERVER_TO_CLIENT)
+
+
+if os.environ.get(_WARM_ENV) == "1":  # this module's import in the forkserver (run)
+    with contextlib.suppress(Exception):  # an optimisation: never a reason for the forkserver to fail
+        _warm_children()

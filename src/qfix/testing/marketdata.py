@@ -1,17 +1,51 @@
-"""Checking a subscriber's books against the engine's own (tests and the net benchmark)."""
+"""Checking a subscriber's books against the engine's own (tests and the net benchmark).
+
+:func:`book_differences` compares in one process and says where books differ. Across
+processes (the net benchmark's subscriber and server), :func:`subscriber_digests` and
+:func:`engine_digests` reduce each side to one BLAKE2b-128 digest per instrument of the
+same canonical form, and :func:`combined_digest` folds them into one: equal books, equal
+digests. The canonical form of an instrument is its SecurityID and TradingStatus, the BBO
+(null prices as ``NULL_PRICE``), the L3 orders (side, price, OrderID, displayed quantity)
+bids best to worst then offers best to worst, queue order within a level, and the L2
+levels (side, price, size, orders) in the same order, each as packed little-endian rows.
+The engine's L2 levels and BBO are derived from its resting limit orders, as the feeds
+derive them; a subscriber's come from its L2 and BBO feeds, so all three feeds are checked.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import struct
 from collections.abc import Mapping, Sequence
+from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 
 from qfix.engine import Engine
 from qfix.marketdata.book import BID, OFFER, Book, Level
 from qfix.server.feed import book_view, trading_status
 from qfix.wire import codes
 
-__all__ = ["book_differences"]
+__all__ = ["book_differences", "combined_digest", "engine_digests", "subscriber_digests"]
+
+#: one L3 order of the canonical form
+ORDER_ROW: Final = np.dtype([("side", "u1"), ("price", "<i8"), ("order_id", "<u8"), ("shown", "<u8")])
+#: one L2 level of the canonical form
+LEVEL_ROW: Final = np.dtype([("side", "u1"), ("price", "<i8"), ("size", "<u8"), ("orders", "<u8")])
+#: an instrument's SecurityID, TradingStatus and BBO
+TOP_ROW: Final = np.dtype(
+    [
+        ("security_id", "<u8"),
+        ("status", "u1"),
+        ("bid", "<i8"),
+        ("bid_size", "<u8"),
+        ("offer", "<i8"),
+        ("offer_size", "<u8"),
+    ]
+)
+_COUNT: Final = struct.Struct("<Q")
+_DIGEST_SIZE: Final = 16
 
 
 def book_differences(
@@ -75,3 +109,90 @@ def _levels(orders: np.ndarray) -> dict[int, list[Level]]:
         else:
             side_levels.append(Level(price, shown, 1))
     return levels
+
+
+# --- digests ---------------------------------------------------------------------------------
+
+
+def _instrument_digest(top: npt.NDArray[Any], orders: npt.NDArray[Any], levels: npt.NDArray[Any]) -> bytes:
+    h = hashlib.blake2b(digest_size=_DIGEST_SIZE)
+    h.update(top.tobytes())
+    h.update(_COUNT.pack(orders.size))
+    h.update(orders.tobytes())
+    h.update(_COUNT.pack(levels.size))
+    h.update(levels.tobytes())
+    return h.digest()
+
+
+def _null(price: int | None) -> int:
+    return codes.NULL_PRICE if price is None else price
+
+
+def subscriber_digests(books: Mapping[int, Book]) -> dict[int, bytes]:
+    """SecurityID -> digest of the canonical form of a subscriber's book (module docstring)."""
+    out: dict[int, bytes] = {}
+    for sec in sorted(books):
+        book = books[sec]
+        bid, bid_size, offer, offer_size = book.bbo
+        top = np.array([(sec, book.status, _null(bid), bid_size, _null(offer), offer_size)], TOP_ROW)
+        rows: list[tuple[int, int, int, int]] = []
+        for side in (BID, OFFER):
+            prices = sorted((p for s, p in book.queues if s == side), reverse=side == BID)
+            for price in prices:
+                rows += [(side, price, oid, book.orders[oid][2]) for oid in book.queues[(side, price)]]
+        levels = [(side, lv.price, lv.size, lv.orders) for side in (BID, OFFER) for lv in book.l2_levels(side)]
+        out[sec] = _instrument_digest(top, np.array(rows, ORDER_ROW), np.array(levels, LEVEL_ROW))
+    return out
+
+
+def engine_digests(engine: Engine) -> dict[int, bytes]:
+    """SecurityID -> digest of the canonical form of the engine's book (module docstring):
+    equal to :func:`subscriber_digests` of a subscriber that follows the engine's feeds."""
+    view = book_view(engine, 0)
+    rows = engine.instrument_rows()
+    status = trading_status(rows)
+    o = view.orders  # by instrument, bids before offers, best price first, queue order
+    orders = np.zeros(o.size, ORDER_ROW)
+    orders["side"] = o["side"]
+    orders["price"] = o["price"]
+    orders["order_id"] = o["order_id"]
+    orders["shown"] = o["shown"]
+    # levels: runs of equal (instrument, side, price)
+    new = np.ones(o.size, bool)
+    if o.size:
+        new[1:] = (
+            (o["inst"][1:] != o["inst"][:-1]) | (o["side"][1:] != o["side"][:-1]) | (o["price"][1:] != o["price"][:-1])
+        )
+    starts = np.flatnonzero(new)
+    levels = np.zeros(starts.size, LEVEL_ROW)
+    levels["side"] = o["side"][starts]
+    levels["price"] = o["price"][starts]
+    if o.size:
+        levels["size"] = np.add.reduceat(o["shown"].astype(np.uint64), starts)
+        levels["orders"] = np.diff(np.append(starts, o.size))
+    level_inst = o["inst"][starts]
+    n = rows.size
+    order_bounds = np.searchsorted(o["inst"], np.arange(n + 1))
+    level_bounds = np.searchsorted(level_inst, np.arange(n + 1))
+    out: dict[int, bytes] = {}
+    for k, sec in enumerate(rows["sec_id"].tolist()):
+        lv = levels[level_bounds[k] : level_bounds[k + 1]]
+        bids, offers = lv[lv["side"] == BID], lv[lv["side"] == OFFER]
+        top = np.zeros(1, TOP_ROW)
+        top["security_id"] = sec
+        top["status"] = status[k]
+        top["bid"] = bids["price"][0] if bids.size else codes.NULL_PRICE
+        top["bid_size"] = bids["size"][0] if bids.size else 0
+        top["offer"] = offers["price"][0] if offers.size else codes.NULL_PRICE
+        top["offer_size"] = offers["size"][0] if offers.size else 0
+        out[int(sec)] = _instrument_digest(top, orders[order_bounds[k] : order_bounds[k + 1]], lv)
+    return out
+
+
+def combined_digest(digests: Mapping[int, bytes]) -> str:
+    """One BLAKE2b-128 (hex) over every instrument's digest, by SecurityID ascending."""
+    h = hashlib.blake2b(b"QFIXBK01", digest_size=_DIGEST_SIZE)
+    for sec in sorted(digests):
+        h.update(_COUNT.pack(sec))
+        h.update(digests[sec])
+    return h.hexdigest()

@@ -36,6 +36,21 @@ REQUIRED = {
     "cpu.clients_cores",
     "cpu.server_cores",
 }
+#: the comparison of market data on and off (the default, --md)
+MD_REQUIRED = {
+    "md.off.orders_per_s",
+    "md.off.cpu.server_cores",
+    "md.off.reconcile.missing_orders",
+    "md.records_per_s",
+    "md.packets_per_s",
+    "md.gbps",
+    "md.lag_p50_us",
+    "md.lag_p99_us",
+    "md.catchup_s",
+    "md.subscriber_cores",
+    "md.unrecovered_gaps",
+    "md.books_equal",
+}
 
 
 def _u64(msgs: np.ndarray, at: int) -> np.ndarray:
@@ -103,7 +118,10 @@ def test_bench_net_tiny_run_reports_every_result_name(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     assert doc["benchmark"] == "net" and doc["quick"] is True
     values = {r["name"]: r for r in doc["results"]}
-    assert set(values) >= REQUIRED, REQUIRED - set(values)
+    wanted = REQUIRED | MD_REQUIRED
+    if values["md.off.orders_per_s"]["value"] > 0:  # the tiny stream's windows may count nothing (net.py)
+        wanted.add("md.on_over_off")
+    assert set(values) >= wanted, wanted - set(values)
     for r in doc["results"]:
         assert math.isfinite(r["value"]) and r["min"] <= r["value"] <= r["max"], r
     assert doc["reconcile"]["missing"] == 0
@@ -111,10 +129,18 @@ def test_bench_net_tiny_run_reports_every_result_name(tmp_path: Path) -> None:
     assert {"clients", "server"} <= set(doc["cpu_seconds"])
     assert doc["workload"]["blake2b"]
     assert png.stat().st_size > 1000
+    # the subscriber followed every feed of every instrument to the engine's books
+    md = doc["market_data"]
+    assert values["md.unrecovered_gaps"]["value"] == 0 and values["md.books_equal"]["value"] == 1, md["books"]
+    assert md["books"]["instruments"] == 50 and md["books"]["engine_digest"] == md["books"]["subscriber_digest"]
+    assert md["final"]["synced"] and md["subscriber"]["totals"]["bad_packets"] == 0
+    assert {"gaps", "replays", "snapshots", "resets"} <= set(md["subscriber"]["totals"])
+    assert values["md.records_per_s"]["max"] > 0 and values["md.off.reconcile.missing_orders"]["value"] == 0
+    assert doc["durability"] == "none"
 
 
 def test_durability_option_is_parsed_and_handed_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[tuple[tuple[str, ...], Path]] = []
+    seen: list[tuple[tuple[str, ...], Path, bool]] = []
 
     def run(
         sizes: net.Sizes,
@@ -123,8 +149,9 @@ def test_durability_option_is_parsed_and_handed_to_run(tmp_path: Path, monkeypat
         progress: object = None,
         durability: tuple[str, ...] = (),
         journal_parent: Path = Path("bench-out"),
+        md: bool = True,
     ) -> _common.Report:
-        seen.append((tuple(durability), journal_parent))
+        seen.append((tuple(durability), journal_parent, md))
         return _common.Report("net", quick)
 
     monkeypatch.setattr(net, "run", run)
@@ -132,7 +159,10 @@ def test_durability_option_is_parsed_and_handed_to_run(tmp_path: Path, monkeypat
     args = ["bench", "net", "--quick", "--quiet", "--durability", "fsync, none", "--journal-dir", str(journals)]
     assert CliRunner().invoke(main, args).exit_code == 0
     assert CliRunner().invoke(main, ["bench", "net", "--quick", "--quiet"]).exit_code == 0
-    assert seen == [(("fsync", "none"), journals), ((), Path("bench-out"))]
+    assert CliRunner().invoke(main, ["bench", "net", "--quick", "--quiet", "--no-md"]).exit_code == 0
+    # market data is off with --durability (that comparison is about the journal alone)
+    bench = Path("bench-out")
+    assert seen == [(("fsync", "none"), journals, False), ((), bench, True), ((), bench, False)]
     for bad, why in (("fsync,sync", "'sync'; use one or more of fsync, batch-async, none"), ("none,none", "twice")):
         result = CliRunner().invoke(main, ["bench", "net", "--quick", "--durability", bad])
         assert result.exit_code == 2 and "--durability" in result.stderr and why in result.stderr, result.stderr
@@ -203,9 +233,75 @@ def test_bench_net_tiny_run_with_two_durability_modes(tmp_path: Path) -> None:
     assert doc["durability"] == "fsync,none" and doc["journal"]["filesystem"]["type"] != "unknown"
     assert doc["durability_runs"]["none"]["reconcile"]["orders_sent"] > 0
     assert list(journals.iterdir()) == []  # the temporary journals are gone
+    assert not any(name.startswith("md.") for name in values) and "durability" in doc["market_data"]["servers"]
 
 
 def test_no_ratio_over_a_none_median_of_zero() -> None:
     report = _prefixed([_window(r) for r in (1.0, 2.0, 3.0)], [_window(0.0) for _ in range(3)])
     assert "fsync_over_none" not in {r.name for r in report.results}
     assert "median of 0" in report.extra["durability_runs"]["fsync"]["over_none"]
+
+
+def _md_window(rate: float, published: float) -> dict[str, object]:
+    w = _window(rate)
+    for key, value in (("md_published", published), ("md_packets", published / 4), ("md_bytes", published * 60)):
+        w["before"][key] = 0.0  # type: ignore[index]
+        w["after"][key] = value  # type: ignore[index]
+    w.update(follower_cores=0.5, catchup={"synced": True, "seconds": 0.25, "cpu": 0.2, "open_gaps": 0})
+    return w
+
+
+def _md_report(on: list[float], off: list[float]) -> tuple[_common.Report, dict[str, object]]:
+    report = _common.Report("net", True)
+    windows = [_md_window(r, 5000.0) for r in on]
+    for r in net._window_results(windows, "note").values():
+        report.add(r)
+    md: dict[str, object] = {
+        "lag": {"windows": [(100.0, 900.0, 1500.0, 10), None, (200.0, 800.0, 1000.0, 5)], "all": None},
+        "final": {"synced": True, "seconds": 0.1, "cpu": 0.1, "open_gaps": 0},
+        "books_equal": True,
+        "books": {"instruments": 50},
+    }
+    ends = [{"sent": 7, "acked": 7, "refused": 0}]
+    off_windows = [{**_window(r), "follower_cores": 0.0} for r in off]
+    net._add_md_results(report, windows, off_windows, ({"cpu": 1.0}, ends), "", md)
+    return report, md
+
+
+def test_market_data_names_beside_the_unprefixed_ones() -> None:
+    report, md = _md_report([100.0, 300.0, 200.0], [400.0, 250.0, 200.0])
+    values = {r.name: r for r in report.results}
+    assert "orders_per_s" in values and "md.off.orders_per_s" in values and "md.off.cpu.server_cores" in values
+    assert values["md.on_over_off"].value == pytest.approx(200.0 / 250.0)
+    # 5,000 records per 1,000 matched orders at 200 orders/s acknowledged: 1,000 records/s
+    assert values["md.records_per_s"].value == pytest.approx(1000.0)
+    assert values["md.packets_per_s"].value == pytest.approx(250.0)
+    assert values["md.gbps"].value == pytest.approx((1000.0 * 60 + 250.0 * 16) * 8e-9)
+    assert values["md.lag_p99_us"].value == pytest.approx(850.0) and values["md.lag_p99_us"].repeats == 2
+    assert values["md.unrecovered_gaps"].value == 0 and values["md.books_equal"].value == 1
+    assert values["md.catchup_s"].value == 0.25 and md["off_window_subscriber_cores"] == [0.0] * 3
+    assert not any(r.name.startswith(("fsync.", "none.")) for r in report.results)
+
+
+def test_no_market_data_ratio_over_an_off_median_of_zero() -> None:
+    report, md = _md_report([1.0, 2.0, 3.0], [0.0, 0.0, 0.0])
+    assert "md.on_over_off" not in {r.name for r in report.results}
+    assert "median of 0" in str(md["on_over_off"])
+
+
+@pytest.mark.benchmark
+@pytest.mark.integration
+@pytest.mark.slow
+def test_bench_net_tiny_run_without_market_data(tmp_path: Path) -> None:
+    out = tmp_path / "net.json"
+    args = [
+        "bench", "net", "--quick", "--smoke", "--quiet", "--clients", "2", "--instruments", "50",
+        "--messages", "80000", "--rates", "10000,100000", "--streams", str(tmp_path / "streams"),
+        "--no-md", "--json", str(out),
+    ]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    values = {r["name"] for r in doc["results"]}
+    assert values >= REQUIRED and not any(name.startswith("md.") for name in values)
+    assert doc["market_data"] == {"servers": "off (--no-md)"}

@@ -1,0 +1,120 @@
+"""The book digests `qfix bench net` compares across processes: a subscriber rebuilt from an
+engine's feeds digests like the engine; one change on either side shows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from qfix.engine import Engine
+from qfix.journal.entries import Batch
+from qfix.journal.replay import EngineDriver
+from qfix.marketdata import feeds
+from qfix.marketdata.publisher import Chunk, Packet, Publisher
+from qfix.marketdata.service import SnapshotService
+from qfix.marketdata.subscriber import SubscriberCore
+from qfix.server.feed import book_view, reference_records
+from qfix.testing.generators import default_random_config, default_random_instruments, random_stream
+from qfix.testing.marketdata import book_differences, combined_digest, engine_digests, subscriber_digests
+from qfix.wire import codes
+
+
+def _frames(items: list[Packet | Chunk]) -> list[list[bytes]]:
+    out = []
+    for item in items:
+        triples = list(item.frames()) if isinstance(item, Chunk) else [item.frames()]
+        out += [[bytes(f) for f in t] for t in triples]
+    return out
+
+
+def _follow() -> tuple[Engine, SubscriberCore, EngineDriver, Publisher]:
+    """An engine publishing as the server does, and a subscriber that joined by snapshot."""
+    engine = Engine(default_random_instruments(), default_random_config())
+    driver = EngineDriver(engine, out_size=64)
+    publisher = Publisher([i.security_id for i in engine.instruments])
+    service = SnapshotService(publisher, lambda: book_view(engine, 1), replay_max_records=500)
+    core = SubscriberCore(feeds.ALL_FEEDS)
+    msgs: list[list[bytes]] = [m for f in feeds.ALL_FEEDS for m in _frames(list(publisher.reset(f, 1)))]
+    msgs += _frames(publisher.publish(reference_records(engine, 1).reshape(-1, 60), 1))
+    for msg in msgs:
+        core.feed_message(msg)
+    while (request := core.next_request(0.0, 0)[0]) is not None:
+        for msg in _frames(list(service.handle(request, 1).packets)):
+            core.reply_message(msg)
+    assert core.idle()
+    return engine, core, driver, publisher
+
+
+def _step(engine: Engine, driver: EngineDriver, publisher: Publisher, batch: Any, now: int) -> list[list[bytes]]:
+    md: list[Any] = []
+
+    def dispatch(out: Any) -> None:
+        md.append(out["message"][out["dest"] == codes.MD_DEST])
+
+    driver.apply(Batch(batch), dispatch)
+    records = np.concatenate(md) if md else np.zeros((0, 60), np.uint8)
+    return _frames(publisher.publish(records, now))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_subscriber_rebuilt_from_the_feeds_digests_like_the_engine(seed: int) -> None:
+    engine, core, driver, publisher = _follow()
+    stream = random_stream(seed, 2000)
+    cut = 1500  # the subscriber follows this far; the rest changes the engine alone
+    rng = np.random.default_rng(seed)
+    at, now = 0, 2
+    while at < cut:
+        k = int(rng.integers(1, 65))
+        for msg in _step(engine, driver, publisher, stream[at : min(cut, at + k)], now):
+            core.feed_message(msg)
+        at += k
+        now += 1
+    assert book_differences(core.books, engine) == []
+    mine, theirs = subscriber_digests(core.books), engine_digests(engine)
+    assert set(mine) == {i.security_id for i in engine.instruments}
+    assert mine == theirs
+    assert combined_digest(mine) == combined_digest(theirs)
+    assert len(combined_digest(mine)) == 32  # BLAKE2b-128, hex
+    assert any(book.orders for book in core.books.values()), "the stream left no resting order to compare"
+
+    # one change on the subscriber's side: one order's displayed quantity
+    sec, book = next((k, b) for k, b in sorted(core.books.items()) if b.orders)
+    oid = next(iter(book.orders))
+    book.orders[oid][2] += 1
+    changed = subscriber_digests(core.books)
+    assert [k for k in changed if changed[k] != theirs[k]] == [sec]
+    assert combined_digest(changed) != combined_digest(theirs)
+    book.orders[oid][2] -= 1
+
+    # queue order counts: swap the first two orders of a level
+    queue = next(q for b in core.books.values() for q in b.queues.values() if len(q) > 1)
+    first, second, *rest = list(queue)
+    queue.clear()
+    queue.update(dict.fromkeys([second, first, *rest]))
+    assert combined_digest(subscriber_digests(core.books)) != combined_digest(theirs)
+    queue.clear()
+    queue.update(dict.fromkeys([first, second, *rest]))
+
+    # L2 and BBO count apart from L3
+    level_key = next(iter(book.levels))
+    size, count = book.levels[level_key]
+    book.levels[level_key] = (size + 1, count)
+    assert subscriber_digests(core.books)[sec] != theirs[sec]
+    book.levels[level_key] = (size, count)
+    bid, bid_size, offer, offer_size = book.bbo
+    book.bbo = (bid, bid_size, None, 0) if offer is not None else (None, 0, offer, offer_size)
+    assert subscriber_digests(core.books)[sec] != theirs[sec]
+    book.bbo = (bid, bid_size, offer, offer_size)
+    book.status ^= 1
+    assert subscriber_digests(core.books)[sec] != theirs[sec]
+    book.status ^= 1
+    assert subscriber_digests(core.books) == theirs
+
+    # and one change on the engine's side: one more message, not yet seen by the subscriber
+    for i in range(cut, stream.size):
+        _step(engine, driver, publisher, stream[i : i + 1], now)
+        if engine_digests(engine) != theirs:
+            break
+    assert combined_digest(engine_digests(engine)) != combined_digest(theirs)
