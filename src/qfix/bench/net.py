@@ -78,9 +78,9 @@ Theory of operation. The parent process orchestrates and measures little itself:
    medians. ``md.records_per_s``, ``md.packets_per_s`` and ``md.gbps`` are what the
    ``md`` server's PUB sent in its windows (counters in the server process, rated like the
    other server figures). The subscriber notes, for every live packet it applies at once,
-   ``time.time_ns()`` after ``feed_message`` minus the packet's SendingTime (which the
-   server sets to the receipt of the last frame of the engine call that produced it, so
-   matching counts); ``md.lag_p{50,99,999}_us`` are the medians of per-window percentiles
+   ``time.time_ns()`` after ``feed_message`` minus the packet's SendingTime (the server's
+   wall clock when it publishes an engine call's market data: publish to applied);
+   ``md.lag_p{50,99,999}_us`` are the medians of per-window percentiles
    (HdrHistogram) over packets sent in the ``md`` windows; a packet held back behind a gap is
    counted, not timed. After every ``md`` window (untimed) the parent waits, up to
    :data:`_MD_SYNC_S`, until the subscriber has received every ChannelSeqNum the server
@@ -1891,7 +1891,7 @@ def _add_md_results(
         report.add(r)
     lag = md["lag"]
     per = [p for p in lag["windows"] if p is not None]
-    lag_note = "SendingTime of a live packet to the subscriber having applied it, per window"
+    lag_note = "a live packet's SendingTime (published) to the subscriber having applied it, per window"
     if not per and lag["all"] is not None:
         per, lag_note = [lag["all"]], "no window's packet was applied live: all packets of the run"
     for i, name in enumerate(("md.lag_p50_us", "md.lag_p99_us", "md.lag_p999_us")):
