@@ -147,7 +147,8 @@ class Book:
             self.bbo = (None, 0, None, 0)
 
     def _add(self, oid: int, side: int, price: int, shown: int) -> None:
-        self._remove(oid)
+        if oid in self.orders:
+            raise KeyError(oid)  # an order added twice: the book is out of step
         self.orders[oid] = [side, price, shown]
         self.queues.setdefault((side, price), {})[oid] = None
 
@@ -164,8 +165,10 @@ class Book:
     def apply(self, template_id: int, data: bytes, at: int = 0) -> None:
         """Apply one record (the 60 bytes at ``data[at:]``); unknown templates are ignored.
 
-        Raises KeyError for an L3 record about an order the book does not hold: the book
-        is then out of step with the feed and must be recovered from a snapshot."""
+        Raises KeyError for a record that does not fit the book (an L3 update of an order
+        it does not hold or an order added twice, an L2 change of a level it does not hold
+        or a new level it does): the book is then out of step with the feed and must be
+        recovered from a snapshot."""
         if template_id in (codes.TEMPLATE_ADD_ORDER, codes.TEMPLATE_SNAPSHOT_ORDER):
             f, i = _ADD.unpack_from(data, at), _ADD.at  # SnapshotOrder has AddOrder's layout
             side = OFFER if f[i["MDEntryType"]] == _OFFER_CHAR else BID
@@ -195,8 +198,11 @@ class Book:
         elif template_id == codes.TEMPLATE_BOOK_LEVEL:
             f, i = _LEVEL.unpack_from(data, at), _LEVEL.at
             key = (OFFER if f[i["MDEntryType"]] == _OFFER_CHAR else BID, f[i["MDEntryPx"]])
-            if f[i["MDUpdateAction"]] == codes.MD_UPDATE_DELETE:
-                self.levels.pop(key, None)
+            action = f[i["MDUpdateAction"]]
+            if (action == codes.MD_UPDATE_NEW) == (key in self.levels):
+                raise KeyError(key)  # a new level that exists, or a change of one that does not
+            if action == codes.MD_UPDATE_DELETE:
+                del self.levels[key]
             else:
                 self.levels[key] = (f[i["MDEntrySize"]], f[i["NumberOfOrders"]])
         elif template_id == codes.TEMPLATE_BEST_BID_OFFER:

@@ -14,6 +14,13 @@ ChannelSeqNum below the expected one, or a Reset, drops the feed's books and sta
 from a snapshot. Requests leave through :attr:`FeedState.wants`; the caller sends them
 one at a time and hands the replies back. An epoch number ties each request to the feed
 numbering it was made under, so a reply that straddles a reset is ignored.
+
+Packets and replies travel on different sockets, so a packet older than a snapshot can
+arrive after it. Every packet carries the server's SendingTime and every reply's
+RequestComplete the time it was served: a packet sent before the last whole-feed
+snapshot was served is never taken for a sign of a reset or a gap (its records are
+simply already in the books), and a snapshot never rolls a book back behind records it
+has already applied.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ _MEI_AT: Final = int(schema.ADD_ORDER.fields["MatchEventIndicator"][1])  # type:
 _HEARTBEAT: Final = struct.Struct("<QB")  # LastChannelSeqNum, ChannelEvent
 _HEARTBEAT_AT: Final = int(schema.CHANNEL_HEARTBEAT.fields["LastChannelSeqNum"][1])  # type: ignore[index]
 _SNAPSHOT_L_AT: Final = int(schema.SNAPSHOT_START.fields["LastChannelSeqNum"][1])  # type: ignore[index]
+_TOT_AT: Final = int(schema.SNAPSHOT_START.fields["TotNumReports"][1])  # type: ignore[index]
+_SECURITY_ID_AT: Final = int(schema.ADD_ORDER.fields["SecurityID"][1])  # type: ignore[index]
 #: records one instrument may hold back while it waits for a gap to close
 _MAX_PENDING: Final = 1_000_000
 SNAPSHOT: Final = "snapshot"
@@ -66,9 +75,13 @@ class FeedStats:
     gaps: int = 0
     replays: int = 0
     snapshots: int = 0
+    #: snapshots that were not applied because the book was already past them
+    stale_snapshots: int = 0
     resets: int = 0
     #: records that did not fit the book (it was out of step): recovered by snapshot
     out_of_step: int = 0
+    #: requests the service refused as Invalid (not asked again)
+    invalid: int = 0
 
 
 @dataclass
@@ -97,7 +110,9 @@ class FeedState:
         self.epoch = 0
         self._inst: dict[int, _Instrument] = {}
         self._next_cseq = 0  # whole feed only: the next ChannelSeqNum expected, 0 = unknown
-        self._first_live = 0
+        self._first_live = 0  # whole feed only: the first live ChannelSeqNum since the last snapshot
+        self._top_cseq = 0  # the highest live ChannelSeqNum seen
+        self._floor_time = 0  # when the last whole-feed snapshot was served (server clock)
         self._start()
 
     @property
@@ -137,24 +152,37 @@ class FeedState:
 
     # --- live and replayed packets ------------------------------------------------------
 
-    def packet(self, seq: int, security_id: int, data: bytes, *, replayed: bool = False) -> set[int]:
+    def packet(
+        self, seq: int, security_id: int, data: bytes, sending_time: int = 0, *, replayed: bool = False
+    ) -> set[int]:
         """A packet of records (``data``, a multiple of 60 bytes) with its header's
-        ChannelSeqNum (0 = unsequenced). Returns instruments whose event completed."""
+        ChannelSeqNum (0 = unsequenced) and SendingTime. Returns the instruments whose
+        event completed."""
         n = len(data) // _MSG
         if n == 0 or len(data) % _MSG or not self._well_formed(data, n):
             self.stats.bad_packets += 1
             return set()
         self.stats.packets += 1
         self.stats.records += n
+        fresh = not replayed and sending_time > self._floor_time
         if seq == 0:
-            if security_id == 0:
+            if security_id == 0 and fresh:
                 self._channel(data, n)
             return set()
         if self.security_ids is not None and security_id not in self.security_ids:
             return set()
-        if self.whole_feed and not replayed and self._channel_order(seq, n):
-            return set()
         inst = self._instrument(security_id)
+        if fresh:
+            if self.whole_feed:
+                if self._next_cseq and seq < self._next_cseq:
+                    self._reset_from(seq, n)  # lower than expected: the publisher restarted its numbering
+                    inst = self._instrument(security_id)
+                else:
+                    self._track(seq, n)
+            elif inst.last is not None and seq < inst.last_cseq:
+                self.reset()
+                inst = self._instrument(security_id)
+            self._top_cseq = max(self._top_cseq, seq + n - 1)
         for i in range(n):
             rpt = _U32.unpack_from(data, i * _MSG + _RPT_SEQ_AT)[0]
             if inst.last is None or rpt > inst.last:
@@ -168,19 +196,18 @@ class FeedState:
                 return False
         return True
 
-    def _channel_order(self, seq: int, n: int) -> bool:
-        """Track ChannelSeqNum; True if the packet started a reset (and is to be dropped)."""
+    def _track(self, seq: int, n: int) -> None:
+        """Whole feed: follow ChannelSeqNum, asking for what a jump skipped."""
         if not self._first_live:
             self._first_live = seq
-        if self._next_cseq and seq < self._next_cseq:
-            self.reset()  # lower than expected: the publisher restarted its numbering
-            self._first_live = seq
-            self._next_cseq = seq + n
-            return False
         if self._next_cseq and seq > self._next_cseq:
             self._want_channel_replay(self._next_cseq, seq - self._next_cseq)
         self._next_cseq = max(self._next_cseq, seq + n)
-        return False
+
+    def _reset_from(self, seq: int, n: int) -> None:
+        self.reset()
+        self._first_live = seq
+        self._next_cseq = seq + n
 
     def _want_channel_replay(self, start: int, count: int) -> None:
         self.stats.gaps += 1
@@ -188,12 +215,16 @@ class FeedState:
 
     def _drain(self, security_id: int, inst: _Instrument) -> set[int]:
         done: set[int] = set()
+        pending = inst.pending
+        if len(pending) > _MAX_PENDING:
+            # too far behind to wait for the gap: start the instrument again from a snapshot
+            pending.clear()
+            inst.last = None
+            self._want_snapshot(security_id, inst)
+            return done
         if inst.last is None:
-            if len(inst.pending) > _MAX_PENDING:
-                inst.pending.clear()
             return done
         book = self.books[security_id]
-        pending = inst.pending
         while pending:
             item = pending.pop(inst.last + 1, None)
             if item is None:
@@ -221,16 +252,18 @@ class FeedState:
                 self.wants.append(Want(self.feed, REPLAY, security_id, self.epoch, start, first_waiting - start))
             else:
                 self.wants.append(Want(self.feed, SNAPSHOT, security_id, self.epoch))
-        if len(pending) > _MAX_PENDING:
-            pending.clear()
         return done
+
+    def _want_snapshot(self, security_id: int, inst: _Instrument) -> None:
+        if not inst.recovering:
+            inst.recovering = True
+            self.wants.append(Want(self.feed, SNAPSHOT, security_id, self.epoch))
 
     def _out_of_step(self, security_id: int, inst: _Instrument) -> None:
         self.stats.out_of_step += 1
         inst.last = None
-        if not inst.recovering:
-            inst.recovering = True
-            self.wants.append(Want(self.feed, SNAPSHOT, security_id, self.epoch))
+        inst.recovering = False
+        self._want_snapshot(security_id, inst)
 
     # --- channel records ------------------------------------------------------------------
 
@@ -240,7 +273,7 @@ class FeedState:
             if template_id != codes.TEMPLATE_CHANNEL_HEARTBEAT:
                 continue
             last, event = _HEARTBEAT.unpack_from(data, i * _MSG + _HEARTBEAT_AT)
-            if event == codes.CHANNEL_EVENT_RESET or (self._next_cseq and last < self._next_cseq - 1):
+            if event == codes.CHANNEL_EVENT_RESET or last < self._top_cseq:
                 # a heartbeat below what was seen: the publisher restarted and its Reset was missed
                 self.reset()
             elif self.whole_feed and self._next_cseq and last >= self._next_cseq:
@@ -257,49 +290,72 @@ class FeedState:
         self._inst.clear()
         self._next_cseq = 0
         self._first_live = 0
+        self._top_cseq = 0
         self._start()
 
     # --- replies ----------------------------------------------------------------------------
 
     def snapshot(self, security_id: int, data: bytes) -> set[int]:
-        """One instrument's complete snapshot: SnapshotStart, body, SnapshotEnd."""
-        rpt = _U32.unpack_from(data, _RPT_SEQ_AT)[0]
-        last_cseq = _U64.unpack_from(data, _SNAPSHOT_L_AT)[0]
+        """One instrument's complete snapshot: SnapshotStart, body, SnapshotEnd.
+
+        A snapshot that is not whole (its count or its instrument does not match) is
+        dropped and asked again; one older than what the book already applied is dropped."""
         if self.security_ids is not None and security_id not in self.security_ids:
             return set()
         inst = self._instrument(security_id)
+        n = len(data) // _MSG
+        total = _U32.unpack_from(data, _TOT_AT)[0]
+        rpt = _U32.unpack_from(data, _RPT_SEQ_AT)[0]
+        if n != total + 2 or any(
+            _U32.unpack_from(data, i * _MSG + _SECURITY_ID_AT)[0] != security_id for i in range(n)
+        ):
+            self.stats.bad_packets += 1
+            inst.recovering = False
+            self._want_snapshot(security_id, inst)
+            return set()
+        if inst.last is not None and rpt <= inst.last:
+            # the book is already past this snapshot (live records overtook the reply)
+            self.stats.stale_snapshots += 1
+            for old in [r for r in inst.pending if r <= inst.last]:
+                del inst.pending[old]
+            inst.recovering = False
+            return self._drain(security_id, inst)
         book = self.books[security_id]
         book.clear(self.feed)
-        for i in range(len(data) // _MSG):
-            _, template_id, _, version = _HEAD.unpack_from(data, i * _MSG)
-            if version <= codes.SCHEMA_VERSION:
-                book.apply(template_id, data, i * _MSG)
+        try:
+            for i in range(n):
+                _, template_id, _, version = _HEAD.unpack_from(data, i * _MSG)
+                if version <= codes.SCHEMA_VERSION:
+                    book.apply(template_id, data, i * _MSG)
+        except KeyError:
+            self.stats.bad_packets += 1
+            inst.recovering = False
+            self._want_snapshot(security_id, inst)
+            return set()
         self.stats.snapshots += 1
         inst.last = rpt
-        inst.last_cseq = last_cseq
+        inst.last_cseq = _U64.unpack_from(data, _SNAPSHOT_L_AT)[0]
         inst.recovering = False
         for old in [r for r in inst.pending if r <= rpt]:
             del inst.pending[old]
         return self._drain(security_id, inst) | {security_id}
 
-    def complete(self, want: Want, status: int, last_seq: int) -> None:
-        """The RequestComplete of ``want`` arrived (its records were handed over before)."""
+    def complete(self, want: Want, status: int, last_seq: int, served_at: int = 0) -> None:
+        """The RequestComplete of ``want`` arrived (its records were handed over before);
+        ``served_at`` is its TransactTime, when the service answered."""
         if want.epoch != self.epoch:
             return
+        if status == codes.REQUEST_INVALID:
+            self.stats.invalid += 1  # asking again would get the same answer
+            return
         if want.kind == SNAPSHOT:
-            if want.security_id == 0 and self.whole_feed:
-                if status != codes.REQUEST_COMPLETED:
-                    self.wants.append(Want(self.feed, SNAPSHOT, 0, self.epoch))
-                    return
-                # live packets already queued may start above L: what lies between is lost
-                if not self._next_cseq:
-                    self._next_cseq = last_seq + 1
-                elif self._first_live > last_seq + 1:
-                    self._want_channel_replay(last_seq + 1, self._first_live - last_seq - 1)
-            elif want.security_id and status != codes.REQUEST_COMPLETED:
-                self.wants.append(Want(self.feed, SNAPSHOT, want.security_id, self.epoch))
+            self._snapshot_done(want, status, last_seq, served_at)
             return
         self.stats.replays += 1
+        end = want.start + want.count
+        if status == codes.REQUEST_TRUNCATED and last_seq and last_seq + 1 < end:
+            self.wants.append(Want(self.feed, REPLAY, want.security_id, self.epoch, last_seq + 1, end - last_seq - 1))
+            return
         if want.security_id == 0:
             if status != codes.REQUEST_COMPLETED:
                 self.wants.append(Want(self.feed, SNAPSHOT, 0, self.epoch))
@@ -307,5 +363,26 @@ class FeedState:
         inst = self._instrument(want.security_id)
         inst.recovering = False
         if status != codes.REQUEST_COMPLETED or inst.pending or inst.last is None:
-            inst.recovering = True
-            self.wants.append(Want(self.feed, SNAPSHOT, want.security_id, self.epoch))
+            self._want_snapshot(want.security_id, inst)
+
+    def _snapshot_done(self, want: Want, status: int, last_seq: int, served_at: int) -> None:
+        if status != codes.REQUEST_COMPLETED:
+            if want.security_id == 0:
+                self.wants.append(want)
+            else:
+                inst = self._instrument(want.security_id)
+                inst.recovering = False
+                self._want_snapshot(want.security_id, inst)
+            return
+        if not self.whole_feed:
+            self._floor_time = max(self._floor_time, served_at)
+            return
+        if want.security_id:
+            return
+        self._floor_time = max(self._floor_time, served_at)
+        # live packets queued before the snapshot may start above L: what lies between is lost
+        if not self._next_cseq:
+            self._next_cseq = last_seq + 1
+        elif self._first_live > last_seq + 1:
+            self._want_channel_replay(last_seq + 1, self._first_live - last_seq - 1)
+        self._first_live = 0

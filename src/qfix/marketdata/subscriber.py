@@ -38,6 +38,8 @@ __all__ = ["Subscriber", "SubscriberCore", "Update", "encode_request"]
 
 _MSG: Final = codes.MESSAGE_SIZE
 _TEMPLATE_AT: Final = 2
+_MIN_BACKOFF: Final = 0.05  # seconds before asking again after a Busy answer, doubling up to
+_MAX_BACKOFF: Final = 2.0
 _PREFIX: Final = len(b"L3.")
 
 
@@ -90,6 +92,9 @@ class SubscriberCore:
         self._request_ids = itertools.count(1)
         self._request_id = 0
         self._snap_parts: list[bytes] = []
+        self._now = 0.0  # the monotonic time of the last next_request call
+        self._backoff = 0.0
+        self._not_before = 0.0
         #: requests that timed out and were asked again
         self.timeouts = 0
 
@@ -118,11 +123,11 @@ class SubscriberCore:
             return updates
         feed, security_id = where
         try:
-            seq, _ = feeds.unpack_header(frames[1])
+            seq, sent = feeds.unpack_header(frames[1])
         except ValueError:
             self.feeds[feed].stats.bad_packets += 1
             return updates
-        for k in self.feeds[feed].packet(seq, security_id, frames[2], replayed=replayed):
+        for k in self.feeds[feed].packet(seq, security_id, frames[2], sent, replayed=replayed):
             updates.add((feed, k))
         return updates
 
@@ -137,14 +142,22 @@ class SubscriberCore:
             return updates
         feed, security_id = where
         data = frames[2]
+        self._sent_at = self._now  # the reply is arriving: its timeout runs from its last packet
         if security_id == 0 and len(data) == _MSG and data[_TEMPLATE_AT] == codes.TEMPLATE_REQUEST_COMPLETE:
             done = np.frombuffer(data, schema.REQUEST_COMPLETE)[0]
             if int(done["RequestID"]) == self._request_id:
                 self._outstanding = None
-                self.feeds[want.feed].complete(want, int(done["RequestStatus"]), int(done["LastChannelSeqNum"]))
+                status = int(done["RequestStatus"])
+                if status == codes.REQUEST_BUSY:
+                    self._backoff = min(_MAX_BACKOFF, max(_MIN_BACKOFF, 2 * self._backoff))
+                    self._not_before = self._now + self._backoff
+                else:
+                    self._backoff = 0.0
+                state = self.feeds[want.feed]
+                state.complete(want, status, int(done["LastChannelSeqNum"]), int(done["TransactTime"]))
             return updates
-        if feed != want.feed:
-            return updates
+        if feed != want.feed or want.epoch != self.feeds[feed].epoch:
+            return updates  # a reply made before a reset of its feed: its numbering is gone
         if want.kind != SNAPSHOT:
             return self.feed_message(frames, replayed=True)
         self._snap_parts.append(data)
@@ -168,8 +181,11 @@ class SubscriberCore:
     def next_request(self, now: float, now_ns: int) -> tuple[bytes | None, bool]:
         """The next request to send, if one may be sent now, and whether the outstanding
         one timed out (the caller then replaces its DEALER, dropping any late reply)."""
+        self._now = now
         self._collect_wants()
         timed_out = False
+        if self._outstanding is None and now < self._not_before:
+            return None, False  # the service said Busy: wait before asking again
         if self._outstanding is not None:
             if now - self._sent_at < self.request_timeout:
                 return None, False

@@ -87,7 +87,7 @@ def test_subscribers_rebuild_every_book_through_drops_and_a_late_join(start_serv
     # a tiny PUB high-water mark: a subscriber that pauses loses packets and must recover
     run = start_server(md_sndhwm=20)
     pub, snap = run.server.md_endpoints
-    early = Subscriber(pub, snap, rcvhwm=20)
+    early = Subscriber(pub, snap)  # reads all along: its trade tape must be complete
     paused = Subscriber(pub, snap, rcvhwm=20, rcvbuf=4096)
     clients = [run.client(n) for n in (1, 2, 3)]
     rng = random.Random(11)
