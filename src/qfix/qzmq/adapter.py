@@ -84,6 +84,20 @@ _VERSION = VERSION
 _MONITORS = itertools.count()
 
 
+def _close_monitored(sock: zmq.Socket[bytes], monitor: zmq.Socket[bytes], linger: int) -> None:
+    """Close a socket and its monitor, in the one safe order.
+
+    libzmq's I/O thread sends monitor events with a blocking send, and a closing socket
+    still emits DISCONNECTED and CLOSED while the reaper tears its transports down. If
+    the monitor's reading end is gone by then, that send waits forever on a PAIR without
+    a peer, and with it the context's I/O thread: every other socket of the context
+    stops moving (seen as handshakes that never reach a new server in the same
+    process). Stopping the monitor first makes the socket emit nothing more."""
+    sock.disable_monitor()
+    monitor.close(linger=0)
+    sock.close(linger=linger)
+
+
 def _monitor_address() -> str:
     """A monitor endpoint no other socket of this process has used. pyzmq's default
     names it after the socket's descriptor, which a new socket reuses while libzmq may
@@ -626,8 +640,7 @@ class ServerEndpoint:
     def close(self) -> None:
         if self.workers is not None:
             self.workers.close()
-        self._monitor.close(linger=0)
-        self.socket.close(linger=0)
+        _close_monitored(self.socket, self._monitor, 0)
 
 
 class ClientEndpoint:
@@ -752,6 +765,5 @@ class ClientEndpoint:
         """Send CLOSE (when established), then close the socket."""
         events = self.connection.close(reason)
         self.flush()
-        self._monitor.close(linger=0)
-        self.socket.close(linger=100)
+        _close_monitored(self.socket, self._monitor, 100)
         return events

@@ -132,8 +132,9 @@ def test_reconnect_supersedes_and_disconnect_ends(ctx: zmq.Context) -> None:  # 
     assert Closed(CloseReason.SUPERSEDED, True, 0) in evs
     conn2 = server.protocol.sessions()[0].conn
     # abrupt disconnect: the client sees Closed at once, the server at its next send
-    second.socket.close(linger=0)
+    second.socket.disable_monitor()  # else the closing socket's events block libzmq's I/O thread
     second._monitor.close(linger=0)
+    second.socket.close(linger=0)
     deadline = time.monotonic() + 5
     ended = []
     while time.monotonic() < deadline and not ended:
