@@ -1,9 +1,11 @@
 """Sending a chunk of feed packets from jitted code, straight into libzmq.
 
 Why: a chunk of the ``multi`` workload holds one packet per instrument touched, thousands
-per engine call, and pyzmq costs 2.4-5.5 us per three-frame packet in Python while
-libzmq's own ``zmq_send`` costs about 0.3 us per packet from Numba (measured by
-``scripts/probe_pub.py``). So the PUB socket's packets leave through one kernel call per
+per engine call. ``scripts/probe_pub.py`` (docs/results/probe_pub.json) measured a
+three-frame packet at 5.4 us through pyzmq's ``send_multipart`` and 1.2 us through three
+``send`` calls, against 0.11 us through libzmq's own ``zmq_send`` called from Numba, with
+no subscriber; with one draining subscriber the figures were 6.0, 2.0 and 1.6 us (libzmq's
+own work then dominates). So the PUB socket's packets leave through one kernel call per
 chunk that writes each topic and header into a scratch buffer and calls ``zmq_send``
 three times.
 
@@ -16,6 +18,7 @@ otherwise :data:`AVAILABLE` is False and the caller sends through pyzmq.
 from __future__ import annotations
 
 import ctypes
+import errno
 import logging
 from pathlib import Path
 from typing import Any, Final
@@ -73,6 +76,21 @@ if not AVAILABLE:
     log.info("libzmq is not reachable from jitted code here; market data is sent through pyzmq")
 
 _zmq_send: Any = types.ExternalFunction("zmq_send", types.intc(types.voidptr, types.voidptr, types.size_t, types.intc))
+_zmq_errno: Any = types.ExternalFunction("zmq_errno", types.intc())
+_EINTR: Final = errno.EINTR
+#: a signal arriving while libzmq works on a send fails it with EINTR; it is retried, a
+#: bounded number of times, from the same frame so the message stays whole
+_EINTR_RETRIES: Final = 100
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _send_frame(sock: int, data: int, size: int, flags: int) -> int:
+    rc: int = _zmq_send(sock, data, size, flags)
+    tries = 0
+    while rc < 0 and tries < _EINTR_RETRIES and _zmq_errno() == _EINTR:
+        rc = _zmq_send(sock, data, size, flags)
+        tries += 1
+    return rc
 
 
 @njit(cache=True, nogil=True)
@@ -85,6 +103,7 @@ def _send_packets(
     records: Array,
     bounds: Array,
     scratch: Array,
+    error: Array,
 ) -> int:
     """Send packet i = records[bounds[i]:bounds[i+1]] as [prefix + 10 digits of
     security_ids[i]][ChannelSeqNum, SendingTime][records]; ChannelSeqNum is
@@ -107,11 +126,12 @@ def _send_packets(
             scratch[_HEADER_AT + b] = (seq >> (8 * b)) & 0xFF
         lo = bounds[i] * _MSG
         hi = bounds[i + 1] * _MSG
-        if _zmq_send(sock, base + _TOPIC_AT, plen + _DIGITS, _SNDMORE | _DONTWAIT) < 0:
-            return -1 - i
-        if _zmq_send(sock, base + _HEADER_AT, _HEADER, _SNDMORE | _DONTWAIT) < 0:
-            return -1 - i
-        if _zmq_send(sock, data + lo, hi - lo, _DONTWAIT) < 0:
+        if (
+            _send_frame(sock, base + _TOPIC_AT, plen + _DIGITS, _SNDMORE | _DONTWAIT) < 0
+            or _send_frame(sock, base + _HEADER_AT, _HEADER, _SNDMORE | _DONTWAIT) < 0
+            or _send_frame(sock, data + lo, hi - lo, _DONTWAIT) < 0
+        ):
+            error[0] = _zmq_errno()
             return -1 - i
     return security_ids.size
 
@@ -130,15 +150,22 @@ def send_packets(
     ``prefix`` is the topic up to the digits (``b"L3."``), ``records`` (n, 60) C-contiguous
     uint8, ``bounds`` each packet's first record then n."""
     scratch = np.zeros(64, np.uint8)
+    error = np.zeros(1, np.int64)
     sent = _send_packets(
         sock.underlying,
         np.frombuffer(prefix, np.uint8),
         security_ids.astype(np.int64, copy=False),
         first_seq,
-        sending_time,
+        # SendingTime is a u64 on the wire: its bit pattern travels as an int64 so that
+        # the kernel has one signature whatever the value (>= 2^63 would not convert)
+        sending_time - (1 << 64) if sending_time >= 1 << 63 else sending_time,
         np.ascontiguousarray(records),
         bounds.astype(np.int64, copy=False),
         scratch,
+        error,
     )
     if sent < 0:
-        raise zmq.ZMQError(zmq.zmq_errno())
+        # the failed packet's earlier frames may be queued: the socket is not fit for use
+        # after this (only a closed socket or a terminated context fail a PUB send)
+        code = int(error[0])
+        raise zmq.ZMQError(code, f"{zmq.strerror(code)} (zmq_send, packet {-1 - sent} of {security_ids.size})")
