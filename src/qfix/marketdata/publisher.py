@@ -15,8 +15,6 @@ replay service. Nothing here touches a socket or a clock: times come in as argum
 
 from __future__ import annotations
 
-import bisect
-from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -136,37 +134,89 @@ class Replay:
 
 
 class Retention:
-    """The last ``keep`` (or a few more) sequenced records of one feed, as the chunks that
-    carried them, for byte-identical replay."""
+    """The last ``keep`` sequenced records of one feed, and the packets that carried them,
+    in rings allocated once, for byte-identical replay.
 
-    def __init__(self, keep: int) -> None:
+    ChannelSeqNums of a feed are consecutive between resets, so record ``seq`` lives at
+    slot ``(seq - 1) % keep``; each packet's first ChannelSeqNum, record count, SecurityID
+    and SendingTime sit in a second ring of ``keep`` entries (a packet holds at least one
+    record). A packet is held while all of its records are. Memory is therefore fixed at
+    :data:`BYTES_PER_RECORD` per record kept, whatever the packets look like, and a
+    replay finds its first packet by bisection."""
+
+    #: bytes allocated per record of ``keep``: the record and one packet entry
+    BYTES_PER_RECORD: Final = _MSG + 8 + 4 + 4 + 8
+
+    def __init__(self, keep: int, feed: int = codes.MD_FEED_L3) -> None:
         if keep < 0:
             raise ValueError("keep must be >= 0")
         self.keep = keep
-        self._chunks: deque[Chunk] = deque()
-        self._held = 0
+        self.feed = feed
+        # np.zeros maps untouched pages lazily: memory is taken as the feed fills the ring
+        self._records = np.zeros((keep, _MSG), np.uint8)
+        self._seq = np.zeros(keep, np.int64)
+        self._count = np.zeros(keep, np.int32)
+        self._security = np.zeros(keep, np.uint32)
+        self._time = np.zeros(keep, np.uint64)
+        self._first = 0  #: ring position (not yet wrapped) of the oldest packet held
+        self._end = 0  #: one past the newest
+        self._last_seq = 0
 
     @property
     def held(self) -> int:
         """Records held."""
-        return self._held
+        return self._last_seq - self.first_seq + 1 if self._end > self._first else 0
 
     @property
     def first_seq(self) -> int:
         """The oldest ChannelSeqNum held (0 if none)."""
-        return self._chunks[0].first_seq if self._chunks else 0
+        return int(self._seq[self._first % self.keep]) if self._end > self._first else 0
 
     def add(self, chunk: Chunk) -> None:
-        if self.keep == 0:
+        keep = self.keep
+        n = int(chunk.records.shape[0])
+        if keep == 0 or n == 0:
             return
-        self._chunks.append(chunk)
-        self._held += chunk.records.shape[0]
-        while self._held - self._chunks[0].records.shape[0] >= self.keep:
-            self._held -= self._chunks.popleft().records.shape[0]
+        first = chunk.first_seq
+        if self._end > self._first and first != self._last_seq + 1:
+            self.clear()  # not the continuation of what is held: keep only the new
+        last = first + n - 1
+        oldest = max(first, last - keep + 1) if self._end == self._first else last - keep + 1
+        # records: the last ``keep`` of the chunk, at their slots (in two pieces at the wrap)
+        take = min(n, keep)
+        self._put_records(chunk.records[n - take :], (last - take) % keep)
+        # packets whose first record was overwritten go; the chunk's whole ones come in
+        self._first = self._lower_bound(oldest)
+        starts = first + chunk.bounds[:-1].astype(np.int64)
+        whole = starts >= oldest
+        at = (self._end + np.arange(int(whole.sum()))) % keep
+        self._seq[at] = starts[whole]
+        self._count[at] = np.diff(chunk.bounds)[whole]
+        self._security[at] = chunk.security_ids[whole]
+        self._time[at] = chunk.sending_time
+        self._end += at.size
+        self._last_seq = last
+
+    def _put_records(self, records: Array, slot: int) -> None:
+        room = self.keep - slot
+        self._records[slot : slot + records.shape[0]] = records[:room]
+        if records.shape[0] > room:
+            self._records[: records.shape[0] - room] = records[room:]
+
+    def _lower_bound(self, seq: int) -> int:
+        """The ring position of the first held packet starting at or after ``seq``."""
+        lo, hi, ring, keep = self._first, self._end, self._seq, self.keep
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if ring[mid % keep] < seq:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
 
     def clear(self) -> None:
-        self._chunks.clear()
-        self._held = 0
+        self._first = self._end = 0
+        self._last_seq = 0
 
     def replay(self, start: int, count: int, security_id: int, max_records: int, last_published: int) -> Replay:
         """The held packets with a record in ``[start, start + count)`` (of instrument
@@ -174,33 +224,35 @@ class Retention:
 
         Unavailable if ``start`` is published but no longer held; Completed and empty if
         nothing at or after ``start`` has been published yet."""
-        end = start + count
         if start > last_published:
             return Replay([], 0, codes.REQUEST_COMPLETED, 0)
-        if not self._chunks or start < self.first_seq:
+        if self._end == self._first or start < self.first_seq:
             return Replay([], 0, codes.REQUEST_UNAVAILABLE, 0)
-        firsts = [c.first_seq for c in self._chunks]
-        at = max(0, bisect.bisect_right(firsts, start) - 1)
-        chosen: list[Packet] = []
-        sent = 0
-        for i in range(at, len(self._chunks)):
-            chunk = self._chunks[i]
-            if chunk.first_seq >= end:
-                break
-            seqs = chunk.first_seq + chunk.bounds
-            # packets whose records reach into [start, end)
-            lo = max(0, int(np.searchsorted(seqs[1:], start, side="right")))
-            hi = int(np.searchsorted(seqs[:-1], end, side="left"))
-            wanted = np.arange(lo, hi)
-            if security_id:
-                wanted = wanted[chunk.security_ids[lo:hi] == security_id]
-            for j in wanted.tolist():
-                n = int(chunk.bounds[j + 1] - chunk.bounds[j])
-                if sent + n > max_records:
-                    return Replay(chosen, sent, codes.REQUEST_TRUNCATED, chosen[-1].last_seq if chosen else 0)
-                chosen += chunk.packets(j, j + 1)
-                sent += n
-        return Replay(chosen, sent, codes.REQUEST_COMPLETED, chosen[-1].last_seq if chosen else 0)
+        keep = self.keep
+        # the packet holding ``start`` is the last one starting at or before it
+        lo = max(self._first, self._lower_bound(start + 1) - 1)
+        hi = self._lower_bound(start + count)
+        at = np.arange(lo, hi) % keep
+        if security_id:
+            at = at[self._security[at] == security_id]
+        counts = self._count[at].astype(np.int64)
+        fit = int(np.searchsorted(np.cumsum(counts), max_records, side="right"))
+        status = codes.REQUEST_TRUNCATED if fit < at.size else codes.REQUEST_COMPLETED
+        at, counts = at[:fit], counts[:fit]
+        if not at.size:
+            return Replay([], 0, status, 0)
+        seqs = self._seq[at]
+        # one gather of every record (a copy: the ring moves on), then a view per packet
+        offsets = np.repeat(seqs - np.cumsum(counts) + counts, counts) + np.arange(int(counts.sum()))
+        records = self._records[(offsets - 1) % keep]
+        bounds = np.concatenate(([0], np.cumsum(counts))).tolist()
+        packets = [
+            Packet(self.feed, security, seq, sending_time, records[bounds[i] : bounds[i + 1]])
+            for i, (security, seq, sending_time) in enumerate(
+                zip(self._security[at].tolist(), seqs.tolist(), self._time[at].tolist(), strict=True)
+            )
+        ]
+        return Replay(packets, int(counts.sum()), status, packets[-1].last_seq)
 
 
 class Publisher:
@@ -223,7 +275,7 @@ class Publisher:
         self.rpt_seq = np.zeros((max(feeds.ALL_FEEDS) + 1, n), np.int64)
         #: TransactTime of the last record per instrument (what a snapshot reflects)
         self.last_time = np.zeros(n, np.int64)
-        self.retention = {feed: Retention(retention) for feed in feeds.ALL_FEEDS}
+        self.retention = {feed: Retention(retention, feed) for feed in feeds.ALL_FEEDS}
         self._topics_ready = False
         #: sequenced records published since the start, per feed
         self.records_published = 0

@@ -77,6 +77,8 @@ class FeedStats:
     snapshots: int = 0
     #: snapshots that were not applied because the book was already past them
     stale_snapshots: int = 0
+    #: requests the service answered Busy (asked again after a backoff)
+    busy: int = 0
     resets: int = 0
     #: records that did not fit the book (it was out of step): recovered by snapshot
     out_of_step: int = 0
@@ -245,14 +247,18 @@ class FeedState:
                 done.add(security_id)
         if pending and not inst.recovering:
             self.stats.gaps += 1
-            inst.recovering = True
-            first_waiting = min(pending.values())[0]
-            start = inst.last_cseq + 1
-            if first_waiting > start:
-                self.wants.append(Want(self.feed, REPLAY, security_id, self.epoch, start, first_waiting - start))
-            else:
-                self.wants.append(Want(self.feed, SNAPSHOT, security_id, self.epoch))
+            self._want_hole(security_id, inst)
         return done
+
+    def _want_hole(self, security_id: int, inst: _Instrument) -> None:
+        """Ask for the records between the last applied one and the first waiting one."""
+        inst.recovering = True
+        first_waiting = min(inst.pending.values())[0]
+        start = inst.last_cseq + 1
+        if first_waiting > start:
+            self.wants.append(Want(self.feed, REPLAY, security_id, self.epoch, start, first_waiting - start))
+        else:
+            self.wants.append(Want(self.feed, SNAPSHOT, security_id, self.epoch))
 
     def _want_snapshot(self, security_id: int, inst: _Instrument) -> None:
         if not inst.recovering:
@@ -348,6 +354,12 @@ class FeedState:
         if status == codes.REQUEST_INVALID:
             self.stats.invalid += 1  # asking again would get the same answer
             return
+        if status == codes.REQUEST_BUSY:
+            # the same question later (the caller backs off): falling back to a snapshot
+            # would lose a tape's trades, which no snapshot holds
+            self.stats.busy += 1
+            self.wants.append(want)
+            return
         if want.kind == SNAPSHOT:
             self._snapshot_done(want, status, last_seq, served_at)
             return
@@ -362,8 +374,14 @@ class FeedState:
             return
         inst = self._instrument(want.security_id)
         inst.recovering = False
-        if status != codes.REQUEST_COMPLETED or inst.pending or inst.last is None:
+        if status != codes.REQUEST_COMPLETED or inst.last is None:
             self._want_snapshot(want.security_id, inst)
+        elif inst.pending:
+            if inst.last_cseq >= want.start:
+                # it moved the book on, and another hole opened behind it meanwhile: replay that too
+                self._want_hole(want.security_id, inst)
+            else:
+                self._want_snapshot(want.security_id, inst)  # the ring no longer had it
 
     def _snapshot_done(self, want: Want, status: int, last_seq: int, served_at: int) -> None:
         if status != codes.REQUEST_COMPLETED:

@@ -35,6 +35,8 @@ from qfix.engine.config import (
 )
 from qfix.engine.config import ConfigError as _EngineConfigError
 from qfix.errors import ConfigError
+from qfix.marketdata import feeds
+from qfix.marketdata.publisher import Retention
 from qfix.qzmq import Config as QzmqConfig
 from qfix.qzmq import ConfigError as _QzmqConfigError
 from qfix.qzmq import Mode
@@ -214,8 +216,8 @@ class ServerConfig:
         return 256 * e.max_orders + 128 * e.max_levels + 16 * e.max_sessions
 
     def md_retention_bytes(self) -> int:
-        """Replay retention of the four feeds: 60 bytes per record and at most 16 per packet."""
-        return 4 * self.md_retention * (codes.MESSAGE_SIZE + 16) if self.md_enabled else 0
+        """Replay retention of the four feeds, allocated at start (``Retention.BYTES_PER_RECORD``)."""
+        return len(feeds.ALL_FEEDS) * self.md_retention * Retention.BYTES_PER_RECORD if self.md_enabled else 0
 
     @property
     def fix_endpoint(self) -> str:
@@ -464,9 +466,11 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
         md_enabled=md_t.get("enabled", bool, True),
         md_snapshot_port=md_t.integer("snapshot_port", DEFAULT_MD_SNAPSHOT_PORT, 0, 65535),
         md_heartbeat_interval=md_t.number("heartbeat_interval", 1.0, 0.01, 3600.0),
-        md_sndhwm=md_t.integer("sndhwm", 1_000_000, 0, 2**31 - 1),
+        # 0 would mean no limit at all in libzmq: memory without bound behind a slow subscriber
+        md_sndhwm=md_t.integer("sndhwm", 1_000_000, 1, 2**31 - 1),
         md_retention=md_t.integer("retention", 1_000_000, 0, 2**40),
-        md_replay_max_records=md_t.integer("replay_max_records", 100_000, 1, 2**32 - 1),
+        # a replay must be able to carry the largest packet, or it could never move on
+        md_replay_max_records=md_t.integer("replay_max_records", 100_000, codes.MAX_MSGS_PER_FRAME, 2**32 - 1),
         md_max_queued_requests=md_t.integer("max_queued_requests", 64, 0, 1_000_000),
     )
     md_t.finish()

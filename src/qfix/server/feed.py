@@ -12,6 +12,7 @@ the feed starts and after any change, and put in every snapshot.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Final
 
@@ -33,6 +34,8 @@ from qfix.wire.codec import new_records
 __all__ = ["MarketData", "book_view", "reference_records", "trading_status"]
 
 Array = npt.NDArray[Any]
+
+log = logging.getLogger(__name__)
 
 _MSG: Final = codes.MESSAGE_SIZE
 _BID: Final = 0
@@ -111,15 +114,17 @@ class MarketData:
         self.engine = engine
         ids = [i.security_id for i in engine.instruments]
         self.publisher = Publisher(ids, retention=config.md_retention)
-        self.service = SnapshotService(
-            self.publisher, lambda: book_view(self.engine, time.time_ns()), config.md_replay_max_records
-        )
+        self.service = SnapshotService(self.publisher, self._view, config.md_replay_max_records)
         self.endpoint = FeedEndpoint(config.md_endpoint, config.md_snapshot_endpoint, context, sndhwm=config.md_sndhwm)
         self._pending: list[Array] = []
         self._last_sent = dict.fromkeys(feeds.ALL_FEEDS, 0.0)
+        #: the books as of the last engine call, built for the first snapshot after it
+        self._view_cache: BookView | None = None
         #: requests answered, and answered Busy
         self.requests = 0
         self.busy = 0
+        #: sends the PUB socket refused (the feed has a gap there; subscribers recover)
+        self.send_errors = 0
 
     @property
     def pub_endpoint(self) -> str:
@@ -146,16 +151,32 @@ class MarketData:
 
     def flush(self, now_ns: int) -> None:
         """The engine call is done: sequence and send what it produced."""
+        # the books may have changed even where nothing was published (a journal failure)
+        self._view_cache = None
         if not self._pending:
             return
         md = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
         self._pending = []
         self._send(self.publisher.publish(md, now_ns))
 
+    def _view(self) -> BookView:
+        # one view serves every request of a pass: building one walks every live order
+        if self._view_cache is None:
+            self._view_cache = book_view(self.engine, time.time_ns())
+        return self._view_cache
+
     def _send(self, items: list[Packet | Chunk]) -> None:
         if not items:
             return
-        self.endpoint.publish(items)
+        self._view_cache = None
+        try:
+            self.endpoint.publish(items)
+        except zmq.ZMQError as exc:
+            # the feed never stops trading: what was not sent is a gap that subscribers
+            # recover from the retention ring or a snapshot
+            self.send_errors += 1
+            if self.send_errors == 1 or self.send_errors % 10_000 == 0:
+                log.error("market-data send failed (%d so far): %s", self.send_errors, exc)
         now = time.monotonic()
         for item in items:
             self._last_sent[item.feed] = now

@@ -255,8 +255,6 @@ class Server:
             events = self.endpoint.poll(0, max_frames=_frames_for(batch_limit - held))
         if inbound:
             self._match(inbound)
-        if self.md is not None:
-            self.md.serve(_MD_REQUESTS_PER_PASS)
         if first_recv:
             for ev in self.endpoint.flush():
                 if isinstance(ev, Closed):
@@ -266,6 +264,10 @@ class Server:
             self.metrics.batch_done(time.perf_counter_ns() - first_recv if held else 0)
             if not held:
                 self.metrics.totals.batches -= 1  # no engine call: not a batch
+        # snapshots after the reports are out (they wait on no one); none once the journal
+        # failed: the server is going down and its books may hold what is not durable
+        if self.md is not None and not self.failure:
+            self.md.serve(_MD_REQUESTS_PER_PASS)
         self._finish_logouts()
         self._housekeeping()
         return held

@@ -14,14 +14,15 @@ from qfix.engine import Engine
 from qfix.journal.entries import Batch, SetPhase
 from qfix.journal.replay import EngineDriver
 from qfix.marketdata import feeds
-from qfix.marketdata.publisher import Chunk, Packet, Publisher
+from qfix.marketdata.publisher import TEMPLATE_ID_AT, Chunk, Packet, Publisher, column
 from qfix.marketdata.service import SnapshotService
 from qfix.marketdata.subscriber import SubscriberCore
 from qfix.server.feed import book_view, reference_records
 from qfix.testing.generators import default_random_config, default_random_instruments, random_stream
 from qfix.testing.marketdata import book_differences
-from qfix.wire import codes
+from qfix.wire import codes, schema
 
+_LAST_QTY = int(schema.TRADE.fields["LastQty"][1])
 ALL = (codes.MD_FEED_L3, codes.MD_FEED_L2, codes.MD_FEED_BBO, codes.MD_FEED_TRD)
 
 
@@ -45,6 +46,9 @@ class Exchange:
         self.stream = random_stream(seed, n)
         self.at = 0
         self.now = 1
+        #: Trade records the engine produced, and their quantity
+        self.trades = 0
+        self.volume = 0
 
     def start(self) -> list[list[bytes]]:
         items: list[Packet | Chunk] = [p for f in feeds.ALL_FEEDS for p in self.publisher.reset(f, self.now)]
@@ -64,11 +68,19 @@ class Exchange:
 
         self.driver.apply(Batch(batch), dispatch)
         records = np.concatenate(md) if md else np.zeros((0, 60), np.uint8)
+        trades = records[column(records, TEMPLATE_ID_AT, "<u2") == codes.TEMPLATE_TRADE]
+        self.trades += trades.shape[0]
+        self.volume += int(np.ascontiguousarray(trades[:, _LAST_QTY : _LAST_QTY + 4]).view("<u4").sum())
         return _frames(self.publisher.publish(records, self.now))
 
     @property
     def done(self) -> bool:
         return self.at >= self.stream.size
+
+    def heartbeats(self) -> list[list[bytes]]:
+        """What an idle server sends: each feed's last ChannelSeqNum (reveals a lost tail)."""
+        self.now += 1
+        return _frames([self.publisher.heartbeat(f, self.now) for f in feeds.ALL_FEEDS])
 
     def answer(self, request: bytes) -> list[list[bytes]]:
         return _frames(list(self.service.handle(request, self.now).packets))
@@ -100,6 +112,8 @@ def _run(
                     core.feed_message(msg)
         if steps > join_after and steps % reply_every == 0:
             _serve(ex, core, rounds=1)
+    for msg in ex.heartbeats():
+        core.feed_message(msg)
     _serve(ex, core, rounds=1000)
 
 
@@ -130,8 +144,9 @@ def test_a_lossless_feed_rebuilds_every_book(seed: int) -> None:
 
 
 @pytest.mark.parametrize("loss", [0.02, 0.3])
-def test_lost_packets_are_recovered(loss: float) -> None:
-    ex = Exchange(3)
+@pytest.mark.parametrize("seed", [3, 4])
+def test_lost_packets_are_recovered(loss: float, seed: int) -> None:
+    ex = Exchange(seed)
     core = SubscriberCore(ALL)
     rng = np.random.default_rng(4)
     _run(ex, core, rng, lambda msg: bool(rng.random() < loss))
@@ -193,3 +208,45 @@ def test_a_phase_change_reaches_every_feed() -> None:
         core.feed_message(msg)
     assert all(core.books[1].status == codes.TRADING_STATUS_HALT for _ in core.feeds)
     _check(ex, core)
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_the_trade_tape_survives_loss_and_busy_answers(seed: int) -> None:
+    """Gaps of the tape are replayed, never papered over by a snapshot (which holds no
+    trades), also when the service answers every other request Busy."""
+    ex = Exchange(seed)
+    core = SubscriberCore(ALL)
+    rng = np.random.default_rng(seed)
+    clock = 0.0
+    asked = 0
+
+    def serve(rounds: int) -> None:
+        nonlocal clock, asked
+        for _ in range(rounds):
+            clock += 1.0  # past any backoff
+            request, _ = core.next_request(clock, 0)
+            if request is None:
+                return
+            asked += 1
+            reply = ex.service.busy(request, ex.now) if asked % 2 else ex.service.handle(request, ex.now)
+            for msg in _frames(list(reply.packets)):
+                core.reply_message(msg)
+
+    for msg in ex.start():
+        core.feed_message(msg)
+    serve(1000)  # the first snapshots before any trade: the tape starts complete
+    tape = core.feeds[codes.MD_FEED_TRD].stats
+    first_snapshots = tape.snapshots
+    while not ex.done:
+        for msg in ex.step(rng):
+            if rng.random() >= 0.05:
+                core.feed_message(msg)
+        serve(1)
+    for msg in ex.heartbeats():
+        core.feed_message(msg)
+    serve(10_000)
+    _check(ex, core)
+    assert tape.gaps > 0 and tape.busy > 0
+    assert tape.snapshots == first_snapshots
+    assert sum(b.trade_count for b in core.books.values()) == ex.trades
+    assert sum(b.volume for b in core.books.values()) == ex.volume

@@ -92,6 +92,8 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         (("[keys]", "[marketdata]\nenabled = 1\n[keys]"), r"marketdata.enabled: expected true or false"),
         (("[keys]", "[marketdata]\nheartbeat_interval = 0\n[keys]"), r"marketdata.heartbeat_interval: 0.0 is outside"),
         (("[keys]", "[marketdata]\nreplay_max_records = 0\n[keys]"), r"marketdata.replay_max_records"),
+        (("[keys]", "[marketdata]\nreplay_max_records = 1090\n[keys]"), r"replay_max_records: 1090 is outside"),
+        (("[keys]", "[marketdata]\nsndhwm = 0\n[keys]"), r"marketdata.sndhwm: 0 is outside"),
         (("[keys]", "[marketdata]\nport = 5556\n[keys]"), r"unknown key\(s\) marketdata.port"),
         (('ref = "100.0"', 'ref = "100.0"\nlot = 4294967296'), r"instrument\[0\].lot: 4294967296 is outside"),
         (("[keys]", "[server.cancel_on_disconnect_by_kid]\nAB = false\n[keys]"), r"by_kid: 'AB' is not a 16-byte"),
@@ -141,7 +143,7 @@ def test_market_data_keys_and_their_memory(tmp_path: Path) -> None:
     config = parse_config(text, base=tmp_path)
     assert (config.md_snapshot_port, config.md_retention, config.md_enabled) == (6001, 5000, False)
     assert config.md_snapshot_endpoint.endswith(":6001") and config.md_retention_bytes() == 0
-    assert parse_config(GOOD, base=tmp_path).md_retention_bytes() == 4 * 1_000_000 * 76
+    assert parse_config(GOOD, base=tmp_path).md_retention_bytes() == 4 * 1_000_000 * (60 + 24)
     hungry = GOOD.replace("[keys]", "[marketdata]\nretention = 100000000000\n[keys]")
     with pytest.raises(ServerConfigError, match=r"marketdata.retention 100,000,000,000 records per feed"):
         parse_config(hungry, base=tmp_path)
