@@ -6,8 +6,9 @@ routes records by template (``feeds.FEEDS_OF_TEMPLATE``), orders them by instrum
 (stable, so each instrument keeps the engine's order), numbers them (RptSeq per
 instrument, ChannelSeqNum per feed), re-derives MatchEventIndicator per feed (an event
 is what lies between two of the engine's EndOfEvent marks of one instrument), and cuts
-packets at instrument changes and at 1,091 records. The work is done on whole arrays;
-the only loop is over the packets themselves, which the caller must send anyway.
+packets at instrument changes and at 1,091 records. That work is one jitted pass
+(:mod:`qfix.marketdata._sequence`); the publisher keeps the numbering state, resets a
+feed before its RptSeq would overflow, and keeps the chunks for replay.
 
 Sequenced packets are kept per feed in a bounded ring (:class:`Retention`) for the
 replay service. Nothing here touches a socket or a clock: times come in as arguments.
@@ -23,6 +24,8 @@ import numpy as np
 import numpy.typing as npt
 
 from qfix.marketdata import feeds
+from qfix.marketdata._ring import lower_bound, ring_add
+from qfix.marketdata._sequence import FEED_SLOTS, OK, sequence, unknown_record
 from qfix.wire import codes, schema
 from qfix.wire.codec import new_records
 
@@ -32,7 +35,7 @@ Array = npt.NDArray[Any]
 
 _MSG: Final = codes.MESSAGE_SIZE
 _MAX_RECORDS: Final = codes.MAX_MSGS_PER_FRAME
-_U32_MAX: Final = 2**32 - 1
+_TRADE_TEMPLATES: Final = np.array([feeds.TRADE_TEMPLATE[f] for f in FEED_SLOTS], np.int64)
 
 
 def _offset(dtype: np.dtype[np.void], name: str) -> int:
@@ -51,11 +54,6 @@ def column(msgs: Array, at: int, dtype: str) -> Array:
     """One little-endian field of every message of ``msgs`` (n, 60), as a new array."""
     width = np.dtype(dtype).itemsize
     return np.ascontiguousarray(msgs[:, at : at + width]).view(dtype)[:, 0]
-
-
-def set_column(msgs: Array, at: int, dtype: str, values: Array) -> None:
-    width = np.dtype(dtype).itemsize
-    msgs[:, at : at + width] = np.asarray(values, dtype).reshape(-1, 1).view(np.uint8)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +155,7 @@ class Retention:
         self._seq = np.zeros(keep, np.int64)
         self._count = np.zeros(keep, np.int32)
         self._security = np.zeros(keep, np.uint32)
-        self._time = np.zeros(keep, np.uint64)
+        self._time = np.zeros(keep, np.int64)  # SendingTime's u64 bit pattern
         self._first = 0  #: ring position (not yet wrapped) of the oldest packet held
         self._end = 0  #: one past the newest
         self._last_seq = 0
@@ -173,46 +171,31 @@ class Retention:
         return int(self._seq[self._first % self.keep]) if self._end > self._first else 0
 
     def add(self, chunk: Chunk) -> None:
-        keep = self.keep
         n = int(chunk.records.shape[0])
-        if keep == 0 or n == 0:
+        if self.keep == 0 or n == 0:
             return
-        first = chunk.first_seq
-        if self._end > self._first and first != self._last_seq + 1:
+        if self._end > self._first and chunk.first_seq != self._last_seq + 1:
             self.clear()  # not the continuation of what is held: keep only the new
-        last = first + n - 1
-        oldest = max(first, last - keep + 1) if self._end == self._first else last - keep + 1
-        # records: the last ``keep`` of the chunk, at their slots (in two pieces at the wrap)
-        take = min(n, keep)
-        self._put_records(chunk.records[n - take :], (last - take) % keep)
-        # packets whose first record was overwritten go; the chunk's whole ones come in
-        self._first = self._lower_bound(oldest)
-        starts = first + chunk.bounds[:-1].astype(np.int64)
-        whole = starts >= oldest
-        at = (self._end + np.arange(int(whole.sum()))) % keep
-        self._seq[at] = starts[whole]
-        self._count[at] = np.diff(chunk.bounds)[whole]
-        self._security[at] = chunk.security_ids[whole]
-        self._time[at] = chunk.sending_time
-        self._end += at.size
-        self._last_seq = last
-
-    def _put_records(self, records: Array, slot: int) -> None:
-        room = self.keep - slot
-        self._records[slot : slot + records.shape[0]] = records[:room]
-        if records.shape[0] > room:
-            self._records[: records.shape[0] - room] = records[room:]
+        self._first, self._end = ring_add(
+            self._records,
+            self._seq,
+            self._count,
+            self._security,
+            self._time,
+            self._first,
+            self._end,
+            chunk.records,
+            chunk.first_seq,
+            chunk.bounds,
+            chunk.security_ids,
+            # SendingTime's u64 bit pattern as an int64: one kernel signature for any value
+            chunk.sending_time - (1 << 64) if chunk.sending_time >= 1 << 63 else chunk.sending_time,
+        )
+        self._last_seq = chunk.first_seq + n - 1
 
     def _lower_bound(self, seq: int) -> int:
         """The ring position of the first held packet starting at or after ``seq``."""
-        lo, hi, ring, keep = self._first, self._end, self._seq, self.keep
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if ring[mid % keep] < seq:
-                lo = mid + 1
-            else:
-                hi = mid
-        return lo
+        return int(lower_bound(self._seq, self._first, self._end, seq))
 
     def clear(self) -> None:
         self._first = self._end = 0
@@ -249,7 +232,7 @@ class Retention:
         packets = [
             Packet(self.feed, security, seq, sending_time, records[bounds[i] : bounds[i + 1]])
             for i, (security, seq, sending_time) in enumerate(
-                zip(self._security[at].tolist(), seqs.tolist(), self._time[at].tolist(), strict=True)
+                zip(self._security[at].tolist(), seqs.tolist(), self._time[at].view(np.uint64).tolist(), strict=True)
             )
         ]
         return Replay(packets, int(counts.sum()), status, packets[-1].last_seq)
@@ -296,79 +279,43 @@ class Publisher:
     def publish(self, msgs: Array, sending_time: int) -> list[Packet | Chunk]:
         """Sequence the market-data records of one engine call (n, 60), in engine order.
 
-        Returns what to send, in order: each feed's chunk (L3, L2, BBO, TRD). A feed whose
-        RptSeq would pass 2^32-1 is reset first (its reset packet comes before its chunk)."""
+        Returns what to send, in order: each feed's reset packet if its RptSeq would pass
+        2^32-1, then each feed's chunk (L3, L2, BBO, TRD). ValueError, changing nothing, if
+        a record names an unconfigured SecurityID."""
         if msgs.shape[0] == 0:
             return []
-        tids = column(msgs, TEMPLATE_ID_AT, "<u2")
-        inst = self.index_of(column(msgs, SECURITY_ID_AT, "<u4").astype(np.int64))
-        order = np.argsort(inst, kind="stable")
-        msgs, inst, tids = msgs[order], inst[order], tids[order]
-        times = column(msgs, TRANSACT_TIME_AT, "<u8").astype(np.int64)
-        ends = (msgs[:, MEI_AT] & codes.MEI_END_OF_EVENT) != 0
-        starts = _group_starts(inst)
-        # event number within its instrument: EndOfEvent marks counted before each record
-        before = np.cumsum(ends) - ends
-        event = before - np.repeat(before[starts], np.diff(np.append(starts, inst.size)))
-        last_of_inst = np.append(starts[1:], inst.size) - 1
-        np.maximum.at(self.last_time, inst[last_of_inst], times[last_of_inst])
-        masks = feeds.FEEDS_OF_TEMPLATE[np.minimum(tids, 255)]
         out: list[Packet | Chunk] = []
-        for feed in feeds.ALL_FEEDS:
-            rows = np.flatnonzero(masks & feeds.feed_bit(feed))
-            if rows.size:
-                reset, chunk = self._feed_chunk(feed, msgs[rows], inst[rows], event[rows], tids[rows], sending_time)
-                out += reset
-                out.append(chunk)
-        return out
-
-    def _feed_chunk(
-        self, feed: int, msgs: Array, inst: Array, event: Array, tids: Array, sending_time: int
-    ) -> tuple[list[Packet], Chunk]:
-        starts = _group_starts(inst)
-        counts = np.diff(np.append(starts, inst.size))
-        insts = inst[starts]
-        reset: list[Packet] = []
-        if int((self.rpt_seq[feed, insts] + counts).max()) > _U32_MAX:
-            reset = self.reset(feed, sending_time)
-        rank = np.arange(inst.size) - np.repeat(starts, counts)
-        set_column(msgs, RPT_SEQ_AT, "<u4", self.rpt_seq[feed, inst] + rank + 1)
-        self.rpt_seq[feed, insts] += counts
-        # MatchEventIndicator per feed: EndOfEvent on each event's last record here,
-        # LastTradeMsg on its last trade record
-        last = np.ones(inst.size, bool)
-        last[:-1] = (inst[1:] != inst[:-1]) | (event[1:] != event[:-1])
-        mei = np.where(last, codes.MEI_END_OF_EVENT, 0).astype(np.uint8)
-        trade_tid = feeds.TRADE_TEMPLATE[feed]
-        if trade_tid:
-            trades = np.flatnonzero(tids == trade_tid)
-            if trades.size:
-                t_inst, t_event = inst[trades], event[trades]
-                t_last = np.ones(trades.size, bool)
-                t_last[:-1] = (t_inst[1:] != t_inst[:-1]) | (t_event[1:] != t_event[:-1])
-                mei[trades[t_last]] |= codes.MEI_LAST_TRADE_MSG
-        msgs[:, MEI_AT] = mei
-        first_seq = int(self.channel_seq[feed]) + 1
-        self.channel_seq[feed] += inst.size
-        # packets: one per instrument run, cut every 1,091 records
-        if int(counts.max()) <= _MAX_RECORDS:
-            firsts = starts
-        else:
-            firsts = np.concatenate(
-                [np.arange(s, s + c, _MAX_RECORDS) for s, c in zip(starts.tolist(), counts.tolist(), strict=True)]
+        while True:
+            status, records, bounds, security, counts = sequence(
+                msgs,
+                self.security_ids,
+                feeds.FEEDS_OF_TEMPLATE,
+                _TRADE_TEMPLATES,
+                _MAX_RECORDS,
+                self.rpt_seq,
+                self.channel_seq,
+                self.last_time,
             )
-        chunk = Chunk(
-            feed,
-            first_seq,
-            sending_time,
-            msgs,
-            np.append(firsts, inst.size),
-            self.security_ids[inst[firsts]],
-        )
-        self.retention[feed].add(chunk)
-        self.records_published += inst.size
-        self.packets_published += firsts.size
-        return reset, chunk
+            if status == OK:
+                break
+            bad = unknown_record(status)
+            if bad is not None:
+                sec = int(column(msgs[bad : bad + 1], SECURITY_ID_AT, "<u4")[0])
+                raise ValueError(f"market-data record for an unconfigured SecurityID [{sec}]")
+            out += [p for f in FEED_SLOTS if status & feeds.feed_bit(f) for p in self.reset(f, sending_time)]
+        for slot, feed in enumerate(FEED_SLOTS):
+            n, packets = int(counts[slot, 0]), int(counts[slot, 1])
+            if not n:
+                continue
+            first_seq = int(self.channel_seq[feed]) - n + 1
+            chunk = Chunk(
+                feed, first_seq, sending_time, records[slot, :n], bounds[slot, : packets + 1], security[slot, :packets]
+            )
+            self.retention[feed].add(chunk)
+            self.records_published += n
+            self.packets_published += packets
+            out.append(chunk)
+        return out
 
     # --- channel records --------------------------------------------------------------------
 
@@ -383,11 +330,6 @@ class Publisher:
         self.rpt_seq[feed] = 0
         self.retention[feed].clear()
         return [channel_packet(feed, now, 0, codes.CHANNEL_EVENT_RESET)]
-
-
-def _group_starts(sorted_keys: Array) -> Array:
-    """Start index of each run of equal keys in a sorted, non-empty array."""
-    return np.flatnonzero(np.concatenate(([True], sorted_keys[1:] != sorted_keys[:-1])))
 
 
 def channel_packet(feed: int, now: int, last_seq: int, event: int) -> Packet:
