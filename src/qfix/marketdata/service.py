@@ -118,12 +118,15 @@ class SnapshotService:
 
     Args:
         publisher: the feed's numbering and retention.
-        view: returns the books as they are now (consistent with the publisher's last
-            ChannelSeqNum; the caller serves requests only between engine calls).
+        view: returns the books as they are now, of the instrument with the SecurityID
+            given or of all (0); consistent with the publisher's last ChannelSeqNum (the
+            caller serves requests only between engine calls).
         replay_max_records: the most records one replay reply carries (then Truncated).
     """
 
-    def __init__(self, publisher: Publisher, view: Callable[[], BookView], replay_max_records: int = 100_000) -> None:
+    def __init__(
+        self, publisher: Publisher, view: Callable[[int], BookView], replay_max_records: int = 100_000
+    ) -> None:
         self.publisher = publisher
         self.view = view
         self.replay_max_records = replay_max_records
@@ -150,7 +153,8 @@ class SnapshotService:
         except RequestError as exc:
             return self._invalid(exc, now)
         if req.template_id == codes.TEMPLATE_SNAPSHOT_REQUEST:
-            packets, records = snapshot_packets(req.feed, self.view(), self.publisher, req.security_id, now)
+            view = self.view(req.security_id)
+            packets, records = snapshot_packets(req.feed, view, self.publisher, req.security_id, now)
             last = int(self.publisher.channel_seq[req.feed])
             status = codes.REQUEST_COMPLETED
         else:

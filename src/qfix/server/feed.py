@@ -86,9 +86,10 @@ def reference_records(engine: Engine, now: int, only: Array | None = None) -> Ar
     return out
 
 
-def book_view(engine: Engine, now: int) -> BookView:
-    """The engine's books now, as the snapshot service needs them."""
-    live = engine.live_orders()
+def book_view(engine: Engine, now: int, inst: int | None = None) -> BookView:
+    """The engine's books now, as the snapshot service needs them: every instrument's
+    orders, or only those of instrument index ``inst``."""
+    live = engine.live_orders(inst)
     limit = live[live["ord_type"] == codes.ORD_TYPE_LIMIT]
     rows = engine.instrument_rows()
     orders = np.zeros(limit.size, VIEW_ORDER)
@@ -159,10 +160,15 @@ class MarketData:
         self._pending = []
         self._send(self.publisher.publish(md, now_ns))
 
-    def _view(self) -> BookView:
-        # one view serves every request of a pass: building one walks every live order
-        if self._view_cache is None:
-            self._view_cache = book_view(self.engine, time.time_ns())
+    def _view(self, security_id: int) -> BookView:
+        # a whole view serves every request of a pass (building one sorts every live
+        # order); a one-instrument request before it sorts only that instrument's
+        if self._view_cache is not None:
+            return self._view_cache
+        if security_id:
+            inst = int(self.publisher.index_of(np.array([security_id], np.int64))[0])
+            return book_view(self.engine, time.time_ns(), inst)
+        self._view_cache = book_view(self.engine, time.time_ns())
         return self._view_cache
 
     def _send(self, items: list[Packet | Chunk]) -> None:

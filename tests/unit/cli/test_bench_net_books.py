@@ -34,7 +34,7 @@ def _follow() -> tuple[Engine, SubscriberCore, EngineDriver, Publisher]:
     engine = Engine(default_random_instruments(), default_random_config())
     driver = EngineDriver(engine, out_size=64)
     publisher = Publisher([i.security_id for i in engine.instruments])
-    service = SnapshotService(publisher, lambda: book_view(engine, 1), replay_max_records=500)
+    service = SnapshotService(publisher, lambda security_id: book_view(engine, 1), replay_max_records=500)
     core = SubscriberCore(feeds.ALL_FEEDS)
     msgs: list[list[bytes]] = [m for f in feeds.ALL_FEEDS for m in _frames(list(publisher.reset(f, 1)))]
     msgs += _frames(publisher.publish(reference_records(engine, 1).reshape(-1, 60), 1))

@@ -42,13 +42,18 @@ class Exchange:
         self.engine = Engine(self.instruments, default_random_config())
         self.driver = EngineDriver(self.engine, out_size=64)
         self.publisher = Publisher([i.security_id for i in self.engine.instruments], retention=1_000_000)
-        self.service = SnapshotService(self.publisher, lambda: book_view(self.engine, 7), replay_max_records=500)
+        self.service = SnapshotService(self.publisher, self._view, replay_max_records=500)
         self.stream = random_stream(seed, n)
         self.at = 0
         self.now = 1
         #: Trade records the engine produced, and their quantity
         self.trades = 0
         self.volume = 0
+
+    def _view(self, security_id: int) -> Any:
+        # as the server builds them: one instrument's orders when one is asked for
+        inst = int(self.publisher.index_of(np.array([security_id]))[0]) if security_id else None
+        return book_view(self.engine, 7, inst)
 
     def start(self) -> list[list[bytes]]:
         items: list[Packet | Chunk] = [p for f in feeds.ALL_FEEDS for p in self.publisher.reset(f, self.now)]
@@ -250,3 +255,17 @@ def test_the_trade_tape_survives_loss_and_busy_answers(seed: int) -> None:
     assert tape.snapshots == first_snapshots
     assert sum(b.trade_count for b in core.books.values()) == ex.trades
     assert sum(b.volume for b in core.books.values()) == ex.volume
+
+
+def test_a_one_instrument_view_is_the_whole_views_slice() -> None:
+    ex = Exchange(6)
+    rng = np.random.default_rng(6)
+    ex.start()
+    while not ex.done:
+        ex.step(rng)
+    whole = book_view(ex.engine, 7)
+    assert whole.orders.size > 0
+    for k in range(len(ex.instruments)):
+        one = book_view(ex.engine, 7, k)
+        assert np.array_equal(one.orders, whole.orders[whole.orders["inst"] == k])
+        assert np.array_equal(one.status, whole.status) and np.array_equal(one.reference, whole.reference)

@@ -171,7 +171,7 @@ def _service(pub: Publisher) -> SnapshotService:
     orders["order_id"] = [11, 12, 13]
     reference = np.zeros((2, 2, 60), np.uint8)
     view = BookView(orders, np.array([17, 2], np.uint8), reference)
-    return SnapshotService(pub, lambda: view, replay_max_records=100)
+    return SnapshotService(pub, lambda security_id: view, replay_max_records=100)
 
 
 def test_a_snapshot_names_its_sequence_number_and_rpt_seq() -> None:
