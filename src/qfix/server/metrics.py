@@ -29,7 +29,12 @@ class Totals:
     bytes_in: int = 0  #: QZMQ record bytes received
     bytes_out: int = 0  #: QZMQ record bytes sent
     trades: int = 0
-    md_records: int = 0
+    md_records: int = 0  #: market-data records the engine produced
+    md_packets: int = 0  #: packets sent on the feeds' PUB socket
+    md_send_errors: int = 0  #: feed sends the PUB socket refused (a gap subscribers recover)
+    md_requests: int = 0  #: snapshot and replay requests answered (Busy included)
+    md_requests_busy: int = 0  #: requests answered Busy
+    md_replies_dropped: int = 0  #: reply packets a requester did not take (gone or not reading)
     rejects: int = 0  #: BusinessMessageRejects sent
     batches: int = 0
     busy_ns: int = 0  #: sum over batches of first receipt -> last report handed to the socket

@@ -261,6 +261,7 @@ class Server:
                     self._logout(ev.conn)
             self.metrics.totals.handshakes_shed = self.endpoint.handshake_frames_shed
             self._journal_totals()
+            self._md_totals()
             self.metrics.batch_done(time.perf_counter_ns() - first_recv if held else 0)
             if not held:
                 self.metrics.totals.batches -= 1  # no engine call: not a batch
@@ -503,6 +504,16 @@ class Server:
             totals.journal_bytes = writer.bytes_written
             totals.journal_wait_ns = self.ledger.wait_ns
 
+    def _md_totals(self) -> None:
+        md = self.md
+        if md is not None:
+            totals = self.metrics.totals
+            totals.md_packets = md.endpoint.packets_sent
+            totals.md_send_errors = md.send_errors
+            totals.md_requests = md.requests
+            totals.md_requests_busy = md.busy
+            totals.md_replies_dropped = md.endpoint.replies_dropped
+
     def _journal_failed(self, exc: JournalError) -> None:
         if not self._stopping:
             log.critical("%s; the server stops taking orders and shuts down", exc)
@@ -595,6 +606,7 @@ class Server:
                 self.md.heartbeat(time.time_ns())
         if now >= self._next_status:
             self._next_status = now + self.config.status_interval
+            self._md_totals()
             self.metrics.totals.sessions = self.protocol.session_count
             self.metrics.totals.handshakes_shed = self.endpoint.handshake_frames_shed
             line = self._status.render(self.metrics.totals, now)

@@ -212,6 +212,7 @@ def test_bad_requests_are_answered_invalid_and_change_nothing(start_server: Call
         assert len(replies) == 1, name
     replies = _ask(dealer, [good])
     assert _status(replies) == (codes.REQUEST_COMPLETED, 77)
+    assert run.server.md.requests == len(bad) + 1
     assert len(replies) == 1 + 3  # one instrument per packet: SnapshotStart, references, SnapshotEnd
     c = run.client(1)
     oid = c.new_order(security_id=1, side="buy", qty=1, price="65000.00", tif="gtc")
@@ -240,6 +241,7 @@ def test_a_failing_feed_socket_never_stops_trading(start_server: Callable[..., A
     _trade(clients, rng, 3)
     _quiet(clients, run.server)
     assert md.send_errors > 0
+    assert run.server.metrics.totals.md_send_errors > 0  # counted for the status line and Prometheus
     assert run.thread.is_alive()
     assert all(not c.rejects for c in clients)
     md.endpoint.publish = real
