@@ -28,6 +28,8 @@ import numpy.typing as npt
 import zmq
 from numba import njit, types
 
+from qfix.marketdata import feeds
+
 __all__ = ["AVAILABLE", "send_packets"]
 
 log = logging.getLogger(__name__)
@@ -156,9 +158,7 @@ def send_packets(
         np.frombuffer(prefix, np.uint8),
         security_ids.astype(np.int64, copy=False),
         first_seq,
-        # SendingTime is a u64 on the wire: its bit pattern travels as an int64 so that
-        # the kernel has one signature whatever the value (>= 2^63 would not convert)
-        sending_time - (1 << 64) if sending_time >= 1 << 63 else sending_time,
+        feeds.u64_as_i64(sending_time),
         np.ascontiguousarray(records),
         bounds.astype(np.int64, copy=False),
         scratch,

@@ -52,6 +52,12 @@ HEADER: Final = struct.Struct("<QQ")  #: ChannelSeqNum of the first record, Send
 HEADER_SIZE: Final = HEADER.size
 
 
+def u64_as_i64(value: int) -> int:
+    """A u64 (SendingTime) as the int64 of the same bits: jitted code takes it with one
+    signature whatever the value (one of 2^63 or more would not convert to int64)."""
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
 def feed_bit(feed: int) -> int:
     """The bit of ``feed`` in ``FEEDS_OF_TEMPLATE``'s masks."""
     return 1 << (feed - 1)

@@ -188,8 +188,7 @@ class Retention:
             chunk.first_seq,
             chunk.bounds,
             chunk.security_ids,
-            # SendingTime's u64 bit pattern as an int64: one kernel signature for any value
-            chunk.sending_time - (1 << 64) if chunk.sending_time >= 1 << 63 else chunk.sending_time,
+            feeds.u64_as_i64(chunk.sending_time),
         )
         self._last_seq = chunk.first_seq + n - 1
 
