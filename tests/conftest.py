@@ -15,7 +15,7 @@ def _numba_cache_dir(root: Path) -> Path:
     them starts a fresh cache instead of loading stale machine code."""
     names = sorted(
         str(p.relative_to(root))
-        for pattern in ("src/qfix/engine/*.py", "src/qfix/wire/*.py")
+        for pattern in ("src/qfix/engine/*.py", "src/qfix/engine/*/*.py", "src/qfix/wire/*.py")
         for p in root.glob(pattern)
     )
     h = hashlib.sha256()

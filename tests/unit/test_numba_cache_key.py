@@ -41,7 +41,12 @@ def _script_key(tree: Path, env_dir: str | None = None) -> str:
 
 
 def _tree(tmp_path: Path) -> Path:
-    for rel in ("src/qfix/engine/_kernels.py", "src/qfix/engine/types.py", "src/qfix/wire/codes.py"):
+    for rel in (
+        "src/qfix/engine/_kernels.py",
+        "src/qfix/engine/types.py",
+        "src/qfix/engine/auction/clearing.py",
+        "src/qfix/wire/codes.py",
+    ):
         p = tmp_path / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(f"# {rel}\nX = 1\n")
@@ -59,7 +64,12 @@ def test_key_changes_with_any_engine_or_wire_module(tmp_path: Path) -> None:
     conf = _conftest()
     before = _script_key(tree)
     assert before.startswith(str(tree / ".numba_cache") + "/")
-    for rel in ("src/qfix/engine/types.py", "src/qfix/wire/codes.py", "src/qfix/engine/_kernels.py"):
+    for rel in (
+        "src/qfix/engine/types.py",
+        "src/qfix/wire/codes.py",
+        "src/qfix/engine/_kernels.py",
+        "src/qfix/engine/auction/clearing.py",
+    ):
         (tree / rel).write_text((tree / rel).read_text() + "Z = 2\n")
         after = _script_key(tree)
         assert after != before, rel

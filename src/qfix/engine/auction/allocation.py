@@ -1,0 +1,204 @@
+"""Allocation at the clearing price (ENGINE.md §7.5) and the pairing of fills into trades.
+
+Per side the eligible orders (market, or a limit at P or better) are ranked: market orders
+first, then price (buys descending, sells ascending), then priority. Levels are runs of
+equal rank price (all market orders form the first level). V lots go to whole levels while
+they fit; the first level that does not fit is the margin and shares the rest Rm by time
+priority (``TIME``) or pro rata (``PRO_RATA``: floor(Rm × qi / Qm), then one lot each to the
+first orders by priority until Rm is used); later levels get nothing. Two pointers then pair
+the buy and sell allocations in priority order into trades at P.
+"""
+
+# Jitted passes take arrays whose types Numba infers; annotating them would be decorative.
+# mypy: allow-untyped-defs, allow-incomplete-defs, allow-untyped-calls
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numba
+import numpy as np
+
+from qfix.engine.auction.orders import Int64Array
+
+#: margin rule: time priority (continuous books, opening and closing auctions)
+TIME: Final = 0
+#: margin rule: pro rata with ENGINE.md §7.5's rounding (an option for frequent batch auctions)
+PRO_RATA: Final = 1
+ALLOCATIONS: Final = {"time": TIME, "pro_rata": PRO_RATA}
+
+#: rank of a market order's price: ahead of every limit on both sides
+_MARKET_RANK: Final = np.iinfo(np.int64).min
+_LOW32: Final = np.uint64(0xFFFF_FFFF)
+
+
+@dataclass(frozen=True)
+class Trades:
+    """One row per fill pair, in instrument order, then in priority order within it."""
+
+    instrument: Int64Array
+    bid: Int64Array  #: row of the buy order in the bids given
+    ask: Int64Array  #: row of the sell order in the asks given
+    qty: Int64Array
+    price: Int64Array
+
+    def __len__(self) -> int:
+        return int(self.qty.size)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _muldiv_floor(a, b, c):
+    """floor(a × b / c) exactly for 0 <= a < c < 2^63 and 0 <= b < 2^63 (the product may
+    exceed 64 bits when a level holds more than 2^32 lots)."""
+    ua = np.uint64(a)
+    ub = np.uint64(b)
+    uc = np.uint64(c)
+    if ua == 0 or ub == 0:
+        return np.int64(0)
+    if ua <= np.uint64(0xFFFF_FFFF) and ub <= np.uint64(0xFFFF_FFFF):
+        return np.int64((ua * ub) // uc)
+    # 128-bit product from 32-bit limbs, then restoring division (hi < c since a < c)
+    a1 = ua >> np.uint64(32)
+    a0 = ua & _LOW32
+    b1 = ub >> np.uint64(32)
+    b0 = ub & _LOW32
+    p00 = a0 * b0
+    p01 = a0 * b1
+    p10 = a1 * b0
+    p11 = a1 * b1
+    mid = (p00 >> np.uint64(32)) + (p01 & _LOW32) + (p10 & _LOW32)
+    lo = (p00 & _LOW32) | (mid << np.uint64(32))
+    hi = p11 + (p01 >> np.uint64(32)) + (p10 >> np.uint64(32)) + (mid >> np.uint64(32))
+    r = hi
+    q = np.uint64(0)
+    for bit in range(63, -1, -1):
+        r = (r << np.uint64(1)) | ((lo >> np.uint64(bit)) & np.uint64(1))
+        q = q << np.uint64(1)
+        if r >= uc:
+            r -= uc
+            q |= np.uint64(1)
+    return np.int64(q)
+
+
+@numba.njit(cache=True, nogil=True)
+def _rows_by_instrument(n, inst):
+    """Counting sort of row numbers by instrument, row order kept within each."""
+    start = np.zeros(n + 1, np.int64)
+    for i in range(inst.size):
+        start[inst[i] + 1] += 1
+    for s in range(n):
+        start[s + 1] += start[s]
+    rows = np.empty(inst.size, np.int64)
+    fill = start[:n].copy()
+    for i in range(inst.size):
+        rows[fill[inst[i]]] = i
+        fill[inst[i]] += 1
+    return start, rows
+
+
+@numba.njit(cache=True, nogil=True)
+def _ranked(rows, price, market, priority, p, is_buy):
+    """The eligible rows in priority order and the rank price of each (levels are runs of
+    equal rank price)."""
+    m = 0
+    for r in rows:
+        if market[r] or (price[r] >= p if is_buy else price[r] <= p):
+            m += 1
+    keep = np.empty(m, np.int64)
+    rank = np.empty(m, np.int64)
+    prio = np.empty(m, np.int64)
+    k = 0
+    for r in rows:
+        if market[r] or (price[r] >= p if is_buy else price[r] <= p):
+            keep[k] = r
+            rank[k] = _MARKET_RANK if market[r] else (-price[r] if is_buy else price[r])
+            prio[k] = priority[r]
+            k += 1
+    # stable sorts, least significant key first: priority, then rank price
+    by_prio = np.argsort(prio, kind="mergesort")
+    keep = keep[by_prio]
+    rank = rank[by_prio]
+    by_rank = np.argsort(rank, kind="mergesort")
+    return keep[by_rank], rank[by_rank]
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_side(keep, rank, qty, volume, pro_rata, filled):
+    """Allocate ``volume`` lots over the ranked rows into ``filled``."""
+    rest = volume
+    i = 0
+    m = keep.size
+    while i < m and rest > 0:
+        j = i
+        level = np.int64(0)
+        while j < m and rank[j] == rank[i]:
+            level += qty[keep[j]]
+            j += 1
+        if level <= rest:
+            for k in range(i, j):
+                filled[keep[k]] = qty[keep[k]]
+            rest -= level
+        elif pro_rata:
+            given = np.int64(0)
+            for k in range(i, j):
+                share = _muldiv_floor(rest, qty[keep[k]], level)
+                filled[keep[k]] = share
+                given += share
+            left = rest - given
+            for k in range(i, i + left):
+                filled[keep[k]] += 1
+            rest = 0
+        else:
+            for k in range(i, j):
+                take = min(qty[keep[k]], rest)
+                filled[keep[k]] = take
+                rest -= take
+        i = j
+
+
+@numba.njit(cache=True, nogil=True)
+def _allocate(
+    price_at, volume_at, b_inst, b_price, b_qty, b_mkt, b_prio, a_inst, a_price, a_qty, a_mkt, a_prio, pro_rata
+):
+    n = price_at.size
+    b_start, b_rows = _rows_by_instrument(n, b_inst)
+    a_start, a_rows = _rows_by_instrument(n, a_inst)
+    b_filled = np.zeros(b_inst.size, np.int64)
+    a_filled = np.zeros(a_inst.size, np.int64)
+    cap = b_inst.size + a_inst.size
+    t_inst = np.empty(cap, np.int64)
+    t_bid = np.empty(cap, np.int64)
+    t_ask = np.empty(cap, np.int64)
+    t_qty = np.empty(cap, np.int64)
+    t = 0
+    for s in range(n):
+        if volume_at[s] <= 0:
+            continue
+        p = price_at[s]
+        b_keep, b_rank = _ranked(b_rows[b_start[s] : b_start[s + 1]], b_price, b_mkt, b_prio, p, True)
+        a_keep, a_rank = _ranked(a_rows[a_start[s] : a_start[s + 1]], a_price, a_mkt, a_prio, p, False)
+        _fill_side(b_keep, b_rank, b_qty, volume_at[s], pro_rata, b_filled)
+        _fill_side(a_keep, a_rank, a_qty, volume_at[s], pro_rata, a_filled)
+        i = 0
+        j = 0
+        b_left = np.int64(0)
+        a_left = np.int64(0)
+        while True:
+            while b_left == 0 and i < b_keep.size:
+                b_left = b_filled[b_keep[i]]
+                i += 1
+            while a_left == 0 and j < a_keep.size:
+                a_left = a_filled[a_keep[j]]
+                j += 1
+            if b_left == 0 or a_left == 0:
+                break
+            q = min(b_left, a_left)
+            t_inst[t] = s
+            t_bid[t] = b_keep[i - 1]
+            t_ask[t] = a_keep[j - 1]
+            t_qty[t] = q
+            t += 1
+            b_left -= q
+            a_left -= q
+    return b_filled, a_filled, t_inst[:t].copy(), t_bid[:t].copy(), t_ask[:t].copy(), t_qty[:t].copy()
