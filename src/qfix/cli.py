@@ -41,6 +41,7 @@ BENCHMARKS: dict[str, str] = {
     "net": "qfix.bench.net:command",
     "journal": "qfix.bench.journal:command",
     "paths": "qfix.bench.paths:command",
+    "auction": "qfix.bench.auction:command",
     "markdown": "qfix.bench.markdown:command",
 }
 
