@@ -91,11 +91,11 @@ def _measure(
 ) -> dict[str, float]:
     """Time every backend on one book; returns the median determine_ms per backend."""
     n_orders = len(bids) + len(asks)
-    grid = build_grid(bids, asks, ref)
-    reference = load("cpu").determine(grid).clearing
+    reference = load("cpu").determine(build_grid(bids, asks, ref)).clearing
     medians: dict[str, float] = {}
     for backend in backends:
         name = backend.name
+        grid = build_grid(bids, asks, ref, backend.host_empty)
         progress.step(f"{name}: warm-up")
         first = backend.determine(grid)
         if not first.clearing.equals(reference):

@@ -108,8 +108,12 @@ def test_determination_equals_brute_force(case: list[Book]) -> None:
 
 
 @settings(max_examples=300)
-@given(books(), st.booleans())
-def test_allocation_and_trades_follow_the_text(case: list[Book], pro_rata: bool) -> None:
+@given(books(), st.booleans(), st.booleans())
+def test_allocation_and_trades_follow_the_text(case: list[Book], pro_rata: bool, arrival_order: bool) -> None:
+    if arrival_order:  # priorities rising with the rows: the counting-sort path ranks the limits
+        for book in case:
+            book.bids = [(p, q, k) for k, (p, q, _) in enumerate(book.bids)]
+            book.asks = [(p, q, k) for k, (p, q, _) in enumerate(book.asks)]
     bids, asks, ref = to_arrays(case)
     result = batch_match(bids, asks, ref, allocation="pro_rata" if pro_rata else "time", backend="cpu")
     row_b = row_a = 0

@@ -31,6 +31,9 @@ ALLOCATIONS: Final = {"time": TIME, "pro_rata": PRO_RATA}
 #: rank of a market order's price: ahead of every limit on both sides
 _MARKET_RANK: Final = np.iinfo(np.int64).min
 _LOW32: Final = np.uint64(0xFFFF_FFFF)
+#: limits are counted over their rank-price span when it is at most this many times the
+#: largest bucket (the counting scratch's size)
+_DENSE_FACTOR: Final = 4
 
 
 @dataclass(frozen=True)
@@ -98,29 +101,69 @@ def _rows_by_instrument(n, inst):
 
 
 @numba.njit(cache=True, nogil=True)
-def _ranked(rows, price, market, priority, p, is_buy):
-    """The eligible rows in priority order and the rank price of each (levels are runs of
-    equal rank price)."""
+def _rank_into(rows, price, market, priority, p, is_buy, keep, rank, spare_keep, spare_rank, counts):
+    """Write the eligible rows in priority order into ``keep[:m]`` and their rank prices
+    (levels are runs of equal rank price) into ``rank[:m]``; returns m.
+
+    Market orders come first in row order; limits follow by rank price, stably. When rows
+    are already in priority order and the limits' ranks span few ticks, a counting sort
+    over that span orders them without comparisons or allocation; otherwise two stable
+    comparison sorts (priority, then rank price) do.
+    """
+    rows_in_priority = True
+    for k in range(1, rows.size):
+        if priority[rows[k]] < priority[rows[k - 1]]:
+            rows_in_priority = False
+            break
     m = 0
+    low = _MARKET_RANK
+    high = _MARKET_RANK
     for r in rows:
-        if market[r] or (price[r] >= p if is_buy else price[r] <= p):
+        if market[r]:
+            keep[m] = r
+            rank[m] = _MARKET_RANK
             m += 1
-    keep = np.empty(m, np.int64)
-    rank = np.empty(m, np.int64)
-    prio = np.empty(m, np.int64)
-    k = 0
+    markets = m
     for r in rows:
-        if market[r] or (price[r] >= p if is_buy else price[r] <= p):
-            keep[k] = r
-            rank[k] = _MARKET_RANK if market[r] else (-price[r] if is_buy else price[r])
-            prio[k] = priority[r]
-            k += 1
-    # stable sorts, least significant key first: priority, then rank price
-    by_prio = np.argsort(prio, kind="mergesort")
-    keep = keep[by_prio]
-    rank = rank[by_prio]
-    by_rank = np.argsort(rank, kind="mergesort")
-    return keep[by_rank], rank[by_rank]
+        if not market[r] and (price[r] >= p if is_buy else price[r] <= p):
+            keep[m] = r
+            key = -price[r] if is_buy else price[r]
+            rank[m] = key
+            if m == markets:
+                low = key
+                high = key
+            else:
+                low = min(low, key)
+                high = max(high, key)
+            m += 1
+    if rows_in_priority and m - markets < 2:
+        return m
+    span = high - low + 1
+    if rows_in_priority and span <= counts.size - 1:
+        counts[: span + 1] = 0
+        for k in range(markets, m):
+            counts[rank[k] - low + 1] += 1
+        for t in range(span):
+            counts[t + 1] += counts[t]
+        for k in range(markets, m):
+            at = markets + counts[rank[k] - low]
+            counts[rank[k] - low] += 1
+            spare_keep[at] = keep[k]
+            spare_rank[at] = rank[k]
+        keep[markets:m] = spare_keep[markets:m]
+        rank[markets:m] = spare_rank[markets:m]
+        return m
+    if not rows_in_priority:
+        prio = np.empty(m, np.int64)
+        for k in range(m):
+            prio[k] = priority[keep[k]]
+        by_prio = np.argsort(prio, kind="mergesort")
+        keep[:m] = keep[:m][by_prio]
+        rank[:m] = rank[:m][by_prio]
+    by_rank = np.argsort(rank[:m], kind="mergesort")
+    keep[:m] = keep[:m][by_rank]
+    rank[:m] = rank[:m][by_rank]
+    return m
 
 
 @numba.njit(cache=True, nogil=True)
@@ -164,6 +207,16 @@ def _allocate(
     n = price_at.size
     b_start, b_rows = _rows_by_instrument(n, b_inst)
     a_start, a_rows = _rows_by_instrument(n, a_inst)
+    widest = 1
+    for s in range(n):
+        widest = max(widest, b_start[s + 1] - b_start[s], a_start[s + 1] - a_start[s])
+    b_keep = np.empty(widest, np.int64)
+    b_rank = np.empty(widest, np.int64)
+    a_keep = np.empty(widest, np.int64)
+    a_rank = np.empty(widest, np.int64)
+    spare_keep = np.empty(widest, np.int64)
+    spare_rank = np.empty(widest, np.int64)
+    counts = np.zeros(_DENSE_FACTOR * widest + 1, np.int64)
     b_filled = np.zeros(b_inst.size, np.int64)
     a_filled = np.zeros(a_inst.size, np.int64)
     cap = b_inst.size + a_inst.size
@@ -176,19 +229,43 @@ def _allocate(
         if volume_at[s] <= 0:
             continue
         p = price_at[s]
-        b_keep, b_rank = _ranked(b_rows[b_start[s] : b_start[s + 1]], b_price, b_mkt, b_prio, p, True)
-        a_keep, a_rank = _ranked(a_rows[a_start[s] : a_start[s + 1]], a_price, a_mkt, a_prio, p, False)
-        _fill_side(b_keep, b_rank, b_qty, volume_at[s], pro_rata, b_filled)
-        _fill_side(a_keep, a_rank, a_qty, volume_at[s], pro_rata, a_filled)
+        mb = _rank_into(
+            b_rows[b_start[s] : b_start[s + 1]],
+            b_price,
+            b_mkt,
+            b_prio,
+            p,
+            True,
+            b_keep,
+            b_rank,
+            spare_keep,
+            spare_rank,
+            counts,
+        )
+        ma = _rank_into(
+            a_rows[a_start[s] : a_start[s + 1]],
+            a_price,
+            a_mkt,
+            a_prio,
+            p,
+            False,
+            a_keep,
+            a_rank,
+            spare_keep,
+            spare_rank,
+            counts,
+        )
+        _fill_side(b_keep[:mb], b_rank[:mb], b_qty, volume_at[s], pro_rata, b_filled)
+        _fill_side(a_keep[:ma], a_rank[:ma], a_qty, volume_at[s], pro_rata, a_filled)
         i = 0
         j = 0
         b_left = np.int64(0)
         a_left = np.int64(0)
         while True:
-            while b_left == 0 and i < b_keep.size:
+            while b_left == 0 and i < mb:
                 b_left = b_filled[b_keep[i]]
                 i += 1
-            while a_left == 0 and j < a_keep.size:
+            while a_left == 0 and j < ma:
                 a_left = a_filled[a_keep[j]]
                 j += 1
             if b_left == 0 or a_left == 0:

@@ -76,10 +76,10 @@ def batch_match(
     if allocation not in ALLOCATIONS:
         raise ValueError(f"allocation {allocation!r}: choose one of {', '.join(ALLOCATIONS)}")
     ref_array = np.asarray(ref)
+    engine = _resolve(backend, int(ref_array.size))
     start = time.perf_counter()
-    grid = build_grid(bids, asks, ref_array)
+    grid = build_grid(bids, asks, ref_array, engine.host_empty)
     grid_done = time.perf_counter()
-    engine = _resolve(backend, grid.n_instruments)
     determination = engine.determine(grid)
     clearing = determination.clearing
     allocate_start = time.perf_counter()

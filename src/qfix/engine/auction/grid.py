@@ -15,12 +15,20 @@ grid always has at least one point per instrument (its Ref), so no segment is em
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Final
 
 import numba
 import numpy as np
 
 from qfix.engine.auction.orders import Int64Array, Orders, validate_ref
+
+#: how the grid's arrays are allocated: ``host_empty(n, dtype)``, like ``np.empty``
+HostEmpty = Callable[[int, Any], Any]
+#: a bucket is counted over its price range when that range is at most this many times
+#: its number of entries (the scratch is this many times the largest bucket)
+_DENSE_FACTOR: Final = 4
 
 
 @dataclass(frozen=True)
@@ -53,16 +61,37 @@ class PriceGrid:
         return (self.seg_start, self.price, self.buy_lots, self.sell_lots, self.market_buy, self.market_sell, self.ref)
 
 
-def build_grid(bids: Orders, asks: Orders, ref: Int64Array) -> PriceGrid:
-    """The grid of every instrument (``len(ref)`` of them) from both sides' orders."""
+def build_grid(bids: Orders, asks: Orders, ref: Int64Array, host_empty: HostEmpty = np.empty) -> PriceGrid:
+    """The grid of every instrument (``len(ref)`` of them) from both sides' orders.
+
+    ``host_empty(n, dtype)`` allocates the grid's arrays: a device backend passes one that
+    returns page-locked memory, so its copies to the device run at full bus speed without
+    an extra host copy.
+    """
     ref = validate_ref(ref)
     n = int(ref.size)
     bids.validate(n, "bids")
     asks.validate(n, "asks")
-    seg_start, price, buy_lots, sell_lots, market_buy, market_sell = _build_grid(
+    start, unique, price, buy, sell, market_buy, market_sell = _sorted_levels(
         ref, bids.instrument, bids.price, bids.qty, bids.market, asks.instrument, asks.price, asks.qty, asks.market
     )
-    return PriceGrid(seg_start, price, buy_lots, sell_lots, market_buy, market_sell, ref.copy())
+    seg_start = host_empty(n + 1, np.int64)
+    _segment_starts(price, start, unique, seg_start)
+    g = int(seg_start[n])
+    grid = PriceGrid(
+        seg_start,
+        host_empty(g, np.int64),
+        host_empty(g, np.int64),
+        host_empty(g, np.int64),
+        host_empty(n, np.int64),
+        host_empty(n, np.int64),
+        host_empty(n, np.int64),
+    )
+    grid.market_buy[:] = market_buy
+    grid.market_sell[:] = market_sell
+    grid.ref[:] = ref
+    _fill_points(price, buy, sell, start, unique, seg_start, grid.price, grid.buy_lots, grid.sell_lots)
+    return grid
 
 
 @numba.njit(cache=True, nogil=True)
@@ -109,59 +138,103 @@ def _bucket(n, ref, b_inst, b_price, b_qty, b_mkt, a_inst, a_price, a_qty, a_mkt
 
 
 @numba.njit(cache=True, nogil=True)
-def _build_grid(ref, b_inst, b_price, b_qty, b_mkt, a_inst, a_price, a_qty, a_mkt):
+def _sorted_levels(ref, b_inst, b_price, b_qty, b_mkt, a_inst, a_price, a_qty, a_mkt):
+    """Each instrument's distinct prices ascending with their summed lots, written over the
+    front of its bucket (``unique[s]`` of them).
+
+    A bucket whose price range is at most :data:`_DENSE_FACTOR` times its size is sorted by
+    counting over the range (the usual auction book: many orders on few ticks); a sparse
+    one by a comparison sort.
+    """
     n = ref.size
     start, price, buy, sell, market_buy, market_sell = _bucket(
         n, ref, b_inst, b_price, b_qty, b_mkt, a_inst, a_price, a_qty, a_mkt
     )
-    # pass 1: sort each instrument's entries by price in place; count its grid points
-    points = np.zeros(n, np.int64)
+    unique = np.zeros(n, np.int64)
+    widest = 1
+    for s in range(n):
+        widest = max(widest, start[s + 1] - start[s])
+    tick_buy = np.zeros(_DENSE_FACTOR * widest, np.int64)
+    tick_sell = np.zeros(_DENSE_FACTOR * widest, np.int64)
+    tick_seen = np.zeros(_DENSE_FACTOR * widest, np.bool_)
     for s in range(n):
         lo = start[s]
         hi = start[s + 1]
-        order = np.argsort(price[lo:hi])
-        p = price[lo:hi][order]
-        b = buy[lo:hi][order]
-        q = sell[lo:hi][order]
-        price[lo:hi] = p
-        buy[lo:hi] = b
-        sell[lo:hi] = q
-        k = 1
+        low = price[lo]
+        high = price[lo]
         for j in range(lo + 1, hi):
-            gap = price[j] - price[j - 1]
-            if gap >= 3:
-                k += 3  # a + 1, b - 1 and b
-            elif gap == 2:
-                k += 2  # a + 1 (= b - 1) and b
-            elif gap == 1:
-                k += 1
-        points[s] = k
-    seg_start = np.zeros(n + 1, np.int64)
-    for s in range(n):
-        seg_start[s + 1] = seg_start[s] + points[s]
-    g = seg_start[n]
-    out_price = np.empty(g, np.int64)
-    out_buy = np.zeros(g, np.int64)
-    out_sell = np.zeros(g, np.int64)
-    # pass 2: merge equal prices, insert the gap points
-    for s in range(n):
-        w = seg_start[s]
+            low = min(low, price[j])
+            high = max(high, price[j])
+        span = high - low + 1
+        w = lo
+        if span <= _DENSE_FACTOR * (hi - lo):
+            for j in range(lo, hi):
+                t = price[j] - low
+                tick_buy[t] += buy[j]
+                tick_sell[t] += sell[j]
+                tick_seen[t] = True
+            for t in range(span):
+                if tick_seen[t]:
+                    price[w] = low + t
+                    buy[w] = tick_buy[t]
+                    sell[w] = tick_sell[t]
+                    w += 1
+                    tick_buy[t] = 0
+                    tick_sell[t] = 0
+                    tick_seen[t] = False
+        else:
+            order = np.argsort(price[lo:hi])
+            p = price[lo:hi][order]
+            b = buy[lo:hi][order]
+            q = sell[lo:hi][order]
+            for k in range(p.size):
+                if k > 0 and p[k] == p[k - 1]:
+                    buy[w - 1] += b[k]
+                    sell[w - 1] += q[k]
+                else:
+                    price[w] = p[k]
+                    buy[w] = b[k]
+                    sell[w] = q[k]
+                    w += 1
+        unique[s] = w - lo
+    return start, unique, price, buy, sell, market_buy, market_sell
+
+
+@numba.njit(cache=True, nogil=True)
+def _segment_starts(price, start, unique, seg_start):
+    """Each segment's offset: its distinct prices plus the gap points between them."""
+    seg_start[0] = 0
+    for s in range(unique.size):
         lo = start[s]
+        k = 1
+        for j in range(lo + 1, lo + unique[s]):
+            gap = price[j] - price[j - 1]
+            k += 3 if gap >= 3 else gap  # b, plus a + 1 and b - 1 where they differ from a and b
+        seg_start[s + 1] = seg_start[s] + k
+
+
+@numba.njit(cache=True, nogil=True)
+def _fill_points(price, buy, sell, start, unique, seg_start, out_price, out_buy, out_sell):
+    for s in range(unique.size):
+        lo = start[s]
+        w = seg_start[s]
         out_price[w] = price[lo]
-        out_buy[w] += buy[lo]
-        out_sell[w] += sell[lo]
-        for j in range(lo + 1, start[s + 1]):
+        out_buy[w] = buy[lo]
+        out_sell[w] = sell[lo]
+        for j in range(lo + 1, lo + unique[s]):
             a = price[j - 1]
             b = price[j]
-            if b != a:
-                if b - a >= 2:
-                    w += 1
-                    out_price[w] = a + 1
-                if b - a >= 3:
-                    w += 1
-                    out_price[w] = b - 1
+            if b - a >= 2:
                 w += 1
-                out_price[w] = b
-            out_buy[w] += buy[j]
-            out_sell[w] += sell[j]
-    return seg_start, out_price, out_buy, out_sell, market_buy, market_sell
+                out_price[w] = a + 1
+                out_buy[w] = 0
+                out_sell[w] = 0
+            if b - a >= 3:
+                w += 1
+                out_price[w] = b - 1
+                out_buy[w] = 0
+                out_sell[w] = 0
+            w += 1
+            out_price[w] = b
+            out_buy[w] = buy[j]
+            out_sell[w] = sell[j]

@@ -17,7 +17,9 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
+
+import numpy as np
 
 from qfix.engine.auction.clearing import Clearing
 from qfix.engine.auction.grid import PriceGrid
@@ -46,6 +48,10 @@ class Backend(Protocol):
 
     def determine(self, grid: PriceGrid) -> Determination: ...
 
+    def host_empty(self, n: int, dtype: Any) -> Any:
+        """Host memory for a grid this backend will read (page-locked for a CUDA device)."""
+        ...
+
 
 class CpuBackend:
     """The reference: the Numba pass on this process's thread."""
@@ -63,6 +69,9 @@ class CpuBackend:
         start = time.perf_counter()
         price, volume, imbalance = determine(*grid.arrays())
         return Determination(Clearing(price, volume, imbalance), time.perf_counter() - start, 0.0)
+
+    def host_empty(self, n: int, dtype: Any) -> Any:
+        return np.empty(n, dtype)
 
 
 def _load_cupy() -> Backend:

@@ -90,6 +90,7 @@ class CupyBackend:
     def __init__(self) -> None:
         try:
             import cupy
+            import cupyx
         except ImportError as exc:
             raise BackendUnavailable(
                 f"cupy is not installed ({exc}); install qfix[cupy] (or the cupy-cuda* wheel matching your CUDA)"
@@ -101,11 +102,18 @@ class CupyBackend:
         if count < 1:
             raise BackendUnavailable("cupy found no CUDA device")
         self._cp: Any = cupy
+        self._cupyx: Any = cupyx
         props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
         name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
         self.device = f"{name} (CUDA, cupy {cupy.__version__})"
         self._kernel = cupy.RawKernel(KERNEL_SOURCE, "qfix_determine")
         self.on_gpu = True
+
+    def host_empty(self, n: int, dtype: Any) -> Any:
+        """Page-locked host memory from cupy's pinned pool (reused across calls): the copy
+        to the device then runs at bus speed, about 6x faster than from pageable memory
+        for the auction workload's 23 MB grid on an H200 (docs/benchmarks.md)."""
+        return self._cupyx.empty_pinned((n,), dtype)
 
     def determine(self, grid: PriceGrid) -> Determination:
         cp = self._cp

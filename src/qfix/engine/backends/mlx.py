@@ -78,6 +78,9 @@ class MlxBackend:
         version = getattr(mx, "__version__", "?")
         self.device = f"{device} (mlx {version})"
 
+    def host_empty(self, n: int, dtype: Any) -> Any:
+        return np.empty(n, dtype)
+
     def determine(self, grid: PriceGrid) -> Determination:
         mx = self._mx
         start = time.perf_counter()
