@@ -176,6 +176,12 @@ def run(
         for name, value in _measure(sub, backends, sb, sa, sref, repeats, progress).items():
             series[name].append((size, value))
     report.plot_data["series"] = {k: sorted(v) for k, v in series.items()}
+    if sweep_sizes:
+        report.extra["sweep"] = {
+            "what": "median determine_ms per backend at each order count (instruments = orders / 100, at most "
+            "--instruments)",
+            "series": {k: [[n, ms] for n, ms in sorted(v)] for k, v in series.items()},
+        }
     return report
 
 

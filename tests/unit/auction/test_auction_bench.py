@@ -30,6 +30,7 @@ def test_bench_auction_small_book(tmp_path: Path) -> None:
     assert "{backend}.uncross_ms" in doc["not_reported"]
     assert doc["workloads"]["auction"]["orders"] == 20000
     assert (tmp_path / "auction.png").stat().st_size > 0
+    assert {n for n, _ in doc["sweep"]["series"]["cpu"]} == {10_000, 20_000, 100_000}
 
 
 def test_bench_auction_named_backend_missing() -> None:
