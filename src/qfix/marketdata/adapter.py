@@ -2,15 +2,24 @@
 
 One PUB socket carries the feeds (plaintext and public, WIRE.md §6.3); one ROUTER serves
 snapshot and replay requests. Publishing never blocks the trading loop: PUB drops at its
-high-water mark (subscribers see the gap and recover), and a requester that stops reading
-its reply loses the rest of it (ROUTER_MANDATORY turns a full or vanished peer into an
-error we count instead of a wait). Requests are read with a budget per call, so a flood of
-them cannot hold the loop.
+high-water mark (subscribers see the gap and recover). Requests are read with a budget per
+call, so a flood of them cannot hold the loop.
+
+Replies are streamed, not dumped: a reply waits here as a queue of packets and each loop
+pass moves at most a budget of packets into the ROUTER, whose high-water mark per
+requester is small. A requester that reads slowly holds at most that mark in libzmq and
+its one reply here; one that stops reading for ``reply_timeout`` seconds, or vanishes
+(ROUTER_MANDATORY reports it), loses the rest of its reply. At most
+``max_replies_in_flight`` replies wait at once, so the memory behind the service is
+bounded by the configuration, whatever the requesters do.
 """
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
@@ -21,6 +30,15 @@ from qfix.marketdata.publisher import Chunk, Packet
 __all__ = ["FeedEndpoint"]
 
 
+@dataclass
+class _Outgoing:
+    """One requester's reply still to send."""
+
+    packets: deque[Packet]
+    #: monotonic time of the last packet the ROUTER took (or of the request)
+    last_progress: float = field(default_factory=time.monotonic)
+
+
 class FeedEndpoint:
     """Binds the PUB and the snapshot ROUTER; sends packets and reads requests.
 
@@ -29,6 +47,9 @@ class FeedEndpoint:
         snapshot_endpoint: e.g. ``tcp://127.0.0.1:5557``.
         context: the zmq context.
         sndhwm: PUB high-water mark in messages (packets).
+        reply_sndhwm: the snapshot ROUTER's high-water mark per requester, in packets.
+        max_replies_in_flight: replies that may wait to be streamed at once.
+        reply_timeout: seconds a reply may make no progress before it is dropped.
     """
 
     def __init__(
@@ -38,6 +59,9 @@ class FeedEndpoint:
         context: zmq.Context[Any],
         *,
         sndhwm: int = 1_000_000,
+        reply_sndhwm: int = 16,
+        max_replies_in_flight: int = 8,
+        reply_timeout: float = 10.0,
         jitted: bool = True,
     ) -> None:
         #: chunks leave through the jitted sender (``_send``), not pyzmq
@@ -47,7 +71,7 @@ class FeedEndpoint:
         self.pub.setsockopt(zmq.LINGER, 0)
         self.router = context.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
-        self.router.setsockopt(zmq.SNDHWM, 100_000)
+        self.router.setsockopt(zmq.SNDHWM, reply_sndhwm)
         self.router.setsockopt(zmq.RCVHWM, 1_000)
         self.router.setsockopt(zmq.LINGER, 0)
         try:
@@ -61,6 +85,10 @@ class FeedEndpoint:
         self.bytes_sent = 0
         #: reply packets not delivered (the requester vanished or stopped reading)
         self.replies_dropped = 0
+        self.max_replies_in_flight = max_replies_in_flight
+        self.reply_timeout = reply_timeout
+        #: requester identity -> its reply still to send, oldest request first
+        self._outgoing: dict[bytes, _Outgoing] = {}
 
     @property
     def pub_endpoint(self) -> str:
@@ -114,14 +142,54 @@ class FeedEndpoint:
             out.append((frames[0], frames[1] if len(frames) == 2 else b""))
         return out
 
+    def can_take(self, identity: bytes) -> bool:
+        """Whether a new reply for ``identity`` may be queued now: it has none in flight
+        (a requester keeps at most one request outstanding) and the cap is not reached."""
+        return identity not in self._outgoing and len(self._outgoing) < self.max_replies_in_flight
+
+    @property
+    def replies_in_flight(self) -> int:
+        return len(self._outgoing)
+
     def reply(self, identity: bytes, packets: Iterable[Packet]) -> None:
-        for packet in packets:
-            try:
-                self.router.send_multipart([identity, *packet.frames()], zmq.NOBLOCK)
-            except (zmq.Again, zmq.ZMQError):
-                self.replies_dropped += 1
-                return
+        """Queue a reply; :meth:`pump` streams it. Call only when :meth:`can_take` agrees."""
+        queued = deque(packets)
+        if queued:
+            self._outgoing[identity] = _Outgoing(queued)
+
+    def reply_now(self, identity: bytes, packet: Packet) -> None:
+        """Send a one-packet answer (Busy, Invalid) at once, or drop it if the requester
+        cannot take it now; it never waits here."""
+        try:
+            self.router.send_multipart([identity, *packet.frames()], zmq.NOBLOCK)
+        except zmq.ZMQError:
+            self.replies_dropped += 1
+
+    def pump(self, budget: int) -> None:
+        """Move up to ``budget`` queued reply packets into the ROUTER, oldest reply first,
+        each requester as far as its high-water mark allows; drop replies of requesters
+        that vanished or made no progress for ``reply_timeout`` seconds."""
+        now = time.monotonic()
+        for identity in list(self._outgoing):
+            out = self._outgoing[identity]
+            while out.packets and budget > 0:
+                try:
+                    self.router.send_multipart([identity, *out.packets[0].frames()], zmq.NOBLOCK)
+                except zmq.Again:
+                    break  # its pipe is full: try again next pass
+                except zmq.ZMQError:
+                    out.last_progress = -float("inf")  # vanished (EHOSTUNREACH): drop below
+                    break
+                out.packets.popleft()
+                out.last_progress = now
+                budget -= 1
+            if not out.packets:
+                del self._outgoing[identity]
+            elif now - out.last_progress > self.reply_timeout:
+                self.replies_dropped += len(out.packets)
+                del self._outgoing[identity]
 
     def close(self) -> None:
+        self._outgoing.clear()
         self.pub.close(0)
         self.router.close(0)

@@ -110,6 +110,12 @@ class ServerConfig:
     md_replay_max_records: int = 100_000
     #: requests waiting beyond those served in one loop pass that are answered Busy
     md_max_queued_requests: int = 64
+    #: snapshot ROUTER high-water mark per requester (packets of up to 65 KB each)
+    md_reply_sndhwm: int = 16
+    #: snapshot or replay replies streamed at once; a request beyond them is answered Busy
+    md_max_replies_in_flight: int = 8
+    #: seconds a reply may make no progress (its requester not reading) before it is dropped
+    md_reply_timeout: float = 10.0
     #: most inbound messages handed to one engine call
     batch: int = 10_000
     #: longest the loop waits for more input before running a non-empty batch (us)
@@ -185,15 +191,16 @@ class ServerConfig:
         if not 1 <= self.journal_segment_mib <= 1 << 20:
             raise ServerConfigError(f"{self.source}: journal.segment_mib = {self.journal_segment_mib}; use 1..1048576")
         worst = self.worst_case_output_bytes()
-        state = self.engine_state_bytes() + self.md_retention_bytes()
+        state = self.engine_state_bytes() + self.md_retention_bytes() + self.md_reply_bytes()
         limit = self.memory_limit_mib << 20
         if worst + state > limit:
             qty = max(i.max_order_qty for i in self.instruments)
             raise ServerConfigError(
                 f"{self.source}: the worst single message may need {self.worst_case_records():,} output records "
                 f"({worst / 2**20:,.0f} MiB; 16 + 8 x (max_order_qty {qty:,} + engine.max_orders "
-                f"{self.engine.max_orders:,})) plus about {state / 2**20:,.0f} MiB of engine state and market-data "
-                f"retention (marketdata.retention {self.md_retention:,} records per feed), over "
+                f"{self.engine.max_orders:,})) plus about {state / 2**20:,.0f} MiB of engine state, market-data "
+                f"retention (marketdata.retention {self.md_retention:,} records per feed) and snapshot replies "
+                f"(marketdata.max_replies_in_flight {self.md_max_replies_in_flight}), over "
                 f"server.memory_limit_mib = {self.memory_limit_mib}; lower instrument max_order_qty or "
                 "engine.max_orders, or raise server.memory_limit_mib"
             )
@@ -218,6 +225,17 @@ class ServerConfig:
     def md_retention_bytes(self) -> int:
         """Replay retention of the four feeds, allocated at start (``Retention.BYTES_PER_RECORD``)."""
         return len(feeds.ALL_FEEDS) * self.md_retention * Retention.BYTES_PER_RECORD if self.md_enabled else 0
+
+    def md_reply_bytes(self) -> int:
+        """Snapshot and replay replies at their worst: each of ``md_max_replies_in_flight``
+        holds the larger of a full L3 snapshot (every order plus four records per
+        instrument) and a full replay, plus its requester's ROUTER pipe of full packets."""
+        if not self.md_enabled:
+            return 0
+        snapshot = self.engine.max_orders + 4 * len(self.instruments)
+        records = max(snapshot, self.md_replay_max_records)
+        pipe = self.md_reply_sndhwm * codes.MAX_MSGS_PER_FRAME * codes.MESSAGE_SIZE
+        return self.md_max_replies_in_flight * (records * codes.MESSAGE_SIZE + pipe)
 
     @property
     def fix_endpoint(self) -> str:
@@ -472,6 +490,10 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
         # a replay must be able to carry the largest packet, or it could never move on
         md_replay_max_records=md_t.integer("replay_max_records", 100_000, codes.MAX_MSGS_PER_FRAME, 2**32 - 1),
         md_max_queued_requests=md_t.integer("max_queued_requests", 64, 0, 1_000_000),
+        # 0 would mean no limit at all in libzmq (as for sndhwm)
+        md_reply_sndhwm=md_t.integer("reply_sndhwm", 16, 1, 1_000_000),
+        md_max_replies_in_flight=md_t.integer("max_replies_in_flight", 8, 1, 10_000),
+        md_reply_timeout=md_t.number("reply_timeout", 10.0, 0.1, 3600.0),
     )
     md_t.finish()
     try:

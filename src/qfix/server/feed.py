@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 _MSG: Final = codes.MESSAGE_SIZE
 _BID: Final = 0
+#: reply packets moved into the snapshot ROUTER per loop pass: a pyzmq send costs a few
+#: microseconds, so this bounds what streaming replies take from the loop (about 1 ms)
+_REPLY_PACKETS_PER_PASS: Final = 256
 _STATUS_OF_PHASE: Final = {
     PHASE_CLOSED: codes.TRADING_STATUS_CLOSED,
     PHASE_PRE_OPEN: codes.TRADING_STATUS_PRE_OPEN,
@@ -116,7 +119,15 @@ class MarketData:
         ids = [i.security_id for i in engine.instruments]
         self.publisher = Publisher(ids, retention=config.md_retention)
         self.service = SnapshotService(self.publisher, self._view, config.md_replay_max_records)
-        self.endpoint = FeedEndpoint(config.md_endpoint, config.md_snapshot_endpoint, context, sndhwm=config.md_sndhwm)
+        self.endpoint = FeedEndpoint(
+            config.md_endpoint,
+            config.md_snapshot_endpoint,
+            context,
+            sndhwm=config.md_sndhwm,
+            reply_sndhwm=config.md_reply_sndhwm,
+            max_replies_in_flight=config.md_max_replies_in_flight,
+            reply_timeout=config.md_reply_timeout,
+        )
         self._pending: list[Array] = []
         self._last_sent = dict.fromkeys(feeds.ALL_FEEDS, 0.0)
         #: the books as of the last engine call, built for the first snapshot after it
@@ -188,14 +199,26 @@ class MarketData:
             self._last_sent[item.feed] = now
 
     def serve(self, budget: int) -> None:
-        """Answer up to ``budget`` waiting requests; any more waiting are answered Busy."""
+        """Answer up to ``budget`` waiting requests and stream queued replies on.
+
+        More requests waiting than the budget, a second request from a requester whose
+        reply is still streaming, and any request while ``md_max_replies_in_flight``
+        replies stream, are answered Busy (the requester asks again later).
+        """
         waiting = self.endpoint.requests(budget + self.config.md_max_queued_requests)
         now = time.time_ns()
         for i, (identity, data) in enumerate(waiting):
-            reply = self.service.handle(data, now) if i < budget else self.service.busy(data, now)
+            if i < budget and self.endpoint.can_take(identity):
+                reply = self.service.handle(data, now)
+            else:
+                reply = self.service.busy(data, now)
             self.requests += 1
             self.busy += reply.status == codes.REQUEST_BUSY
-            self.endpoint.reply(identity, reply.packets)
+            if len(reply.packets) == 1:
+                self.endpoint.reply_now(identity, reply.packets[0])
+            else:
+                self.endpoint.reply(identity, reply.packets)
+        self.endpoint.pump(_REPLY_PACKETS_PER_PASS)
 
     def heartbeat(self, now_ns: int) -> None:
         """A ChannelHeartbeat on every feed idle for ``md_heartbeat_interval``."""

@@ -94,6 +94,9 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         (("[keys]", "[marketdata]\nreplay_max_records = 0\n[keys]"), r"marketdata.replay_max_records"),
         (("[keys]", "[marketdata]\nreplay_max_records = 1090\n[keys]"), r"replay_max_records: 1090 is outside"),
         (("[keys]", "[marketdata]\nsndhwm = 0\n[keys]"), r"marketdata.sndhwm: 0 is outside"),
+        (("[keys]", "[marketdata]\nreply_sndhwm = 0\n[keys]"), r"marketdata.reply_sndhwm: 0 is outside"),
+        (("[keys]", "[marketdata]\nmax_replies_in_flight = 0\n[keys]"), r"max_replies_in_flight: 0 is outside"),
+        (("[keys]", "[marketdata]\nreply_timeout = 0\n[keys]"), r"marketdata.reply_timeout: 0.0 is outside"),
         (("[keys]", "[marketdata]\nport = 5556\n[keys]"), r"unknown key\(s\) marketdata.port"),
         (('ref = "100.0"', 'ref = "100.0"\nlot = 4294967296'), r"instrument\[0\].lot: 4294967296 is outside"),
         (("[keys]", "[server.cancel_on_disconnect_by_kid]\nAB = false\n[keys]"), r"by_kid: 'AB' is not a 16-byte"),
@@ -152,3 +155,13 @@ def test_market_data_keys_and_their_memory(tmp_path: Path) -> None:
 def test_missing_file_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ServerConfigError, match="cannot read the configuration"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_snapshot_replies_count_towards_the_memory_limit(tmp_path: Path) -> None:
+    """Replies in flight are bounded by the configuration, so they are part of its budget."""
+    text = GOOD.replace("[keys]", "[marketdata]\nmax_replies_in_flight = 10000\n[keys]")
+    with pytest.raises(ServerConfigError, match=r"snapshot replies \(marketdata.max_replies_in_flight 10000\)"):
+        parse_config(text, base=tmp_path)
+    config = parse_config(text.replace("10000", "2"), base=tmp_path)
+    largest = max(config.engine.max_orders + 4 * len(config.instruments), config.md_replay_max_records)
+    assert config.md_reply_bytes() == 2 * (largest * 60 + 16 * 1091 * 60)
