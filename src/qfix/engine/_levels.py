@@ -22,9 +22,11 @@ import numpy as np
 from qfix.engine._common import njit
 from qfix.engine._index import _index_add, _index_remove, _ses_heads
 from qfix.engine._ladder import (
+    _best_level,
     _ladder_best,
     _ladder_clear,
     _ladder_set,
+    _level_below,
     _level_find,
     _lvtab_delete,
     _lvtab_insert,
@@ -337,3 +339,43 @@ def relink(S, n):
     ctr[C_LIVE] = n
     ctr[C_RESTING] = n
     return True
+
+
+@njit(cache=True, _nrt=False)
+def ranked_slots(S, first, last, markets, out):
+    """Write the slots of the live orders of instruments ``first`` to ``last - 1`` into
+    ``out`` in the state-hash order of ENGINE.md §5 and return how many.
+
+    That order is the book's own: per instrument, bids then offers; per side, the resting
+    market orders (``markets``: their slots sorted by instrument, side and PrioSeq, the
+    host's job since they sit in no level), then the levels best first through the
+    ladder, each level's queue front to back (queues are in PrioSeq order, invariant of
+    ``_link_tail`` and ``relink``). A walk, so no sort of every live order. Returns -1,
+    having written nothing past ``out``, if ``out`` is too small.
+    """
+    orders = S[S_ORDERS]
+    levels = S[S_LEVELS]
+    k = 0
+    m = 0
+    while m < markets.size and orders[markets[m]].inst < first:
+        m += 1
+    for ii in range(first, last):
+        for side in range(2):
+            while m < markets.size and orders[markets[m]].inst == ii and orders[markets[m]].side == side:
+                if k == out.size:
+                    return -1
+                out[k] = markets[m]
+                k += 1
+                m += 1
+            si = 2 * ii + side
+            lv = _best_level(S, si)
+            while lv >= 0:
+                s = levels[lv].head
+                while s >= 0:
+                    if k == out.size:
+                        return -1
+                    out[k] = s
+                    k += 1
+                    s = orders[s].next
+                lv = _level_below(S, si, lv)
+    return k

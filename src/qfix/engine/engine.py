@@ -427,22 +427,28 @@ class Engine:
 
     def live_orders(self, inst: int | None = None) -> Array:
         """Live order records (``types.ORDER``) in the state-hash order of ENGINE.md §5;
-        only instrument index ``inst``'s if given (sorting only those is much cheaper)."""
+        only instrument index ``inst``'s if given.
+
+        The order is read off the books (``_levels.ranked_slots`` walks ladders and
+        queues), so only resting market orders, which sit in no level, are sorted here.
+        """
         hw = int(self._ctr[ty.C_OHW])
         slots = self._orders[:hw]
-        keep = slots["order_id"] != 0
+        market = (slots["level"] < 0) & (slots["order_id"] != 0)
         if inst is not None:
-            keep &= slots["inst"] == inst
-        live = slots[keep]
-        if live.size == 0:
-            empty: Array = live.copy()
-            return empty
-        side = live["side"].astype(np.int64)
-        market = live["ord_type"] == codes.ORD_TYPE_MARKET
-        price_key = np.where(side == 0, -live["price"], live["price"])
-        price_key = np.where(market, 0, price_key)
-        order = np.lexsort((live["prio"], price_key, ~market, side, live["inst"]))
-        ranked: Array = live[order]
+            market &= slots["inst"] == inst
+        markets = np.flatnonzero(market)
+        if markets.size > 1:
+            markets = markets[np.lexsort((slots["prio"][markets], slots["side"][markets], slots["inst"][markets]))]
+        first, last = (0, len(self._insts)) if inst is None else (inst, inst + 1)
+        out = np.empty(int(self._ctr[ty.C_LIVE]), np.int64)
+        n = kern.ranked_slots(self._S, first, last, markets.astype(np.int64), out)
+        if n < 0:
+            raise EngineInvariantError("live_orders: the books hold more orders than the live count")
+        # gathering whole 104-byte records as rows of int64 words: several times faster
+        # than NumPy's field-by-field copy of a structured dtype
+        words = slots.view(np.int64).reshape(hw, ty.ORDER.itemsize // 8)
+        ranked: Array = np.take(words, out[:n], axis=0).view(ty.ORDER).reshape(n)
         return ranked
 
     def state_hash(self) -> bytes:

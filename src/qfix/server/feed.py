@@ -93,14 +93,16 @@ def book_view(engine: Engine, now: int, inst: int | None = None) -> BookView:
     """The engine's books now, as the snapshot service needs them: every instrument's
     orders, or only those of instrument index ``inst``."""
     live = engine.live_orders(inst)
-    limit = live[live["ord_type"] == codes.ORD_TYPE_LIMIT]
+    # field by field: selecting whole structured records is NumPy's slow path
+    limit = np.flatnonzero(live["ord_type"] == codes.ORD_TYPE_LIMIT)
     rows = engine.instrument_rows()
     orders = np.zeros(limit.size, VIEW_ORDER)
-    orders["inst"] = limit["inst"]
-    orders["side"] = limit["side"] != _BID
-    orders["price"] = limit["price"] * rows["tick"][limit["inst"]]
-    orders["shown"] = limit["shown"]
-    orders["order_id"] = limit["order_id"]
+    inst_of = live["inst"][limit]
+    orders["inst"] = inst_of
+    orders["side"] = live["side"][limit] != _BID
+    orders["price"] = live["price"][limit] * rows["tick"][inst_of]
+    orders["shown"] = live["shown"][limit]
+    orders["order_id"] = live["order_id"][limit]
     return BookView(orders, trading_status(rows), reference_records(engine, now))
 
 

@@ -1,0 +1,53 @@
+"""``Engine.live_orders`` walks the books (ladders and queues) instead of sorting every
+live order: it must give exactly what a sort by ENGINE.md §5's state-hash order gives,
+for all instruments and for each one, with resting market orders in call phases too."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qfix.engine import Engine, output_buffer
+from qfix.engine.contract import OUTPUT_FULL
+from qfix.engine.types import C_OHW
+from qfix.testing import generators as gen
+from qfix.wire import codes
+
+
+def _sorted_live(engine: Engine, inst: int | None = None) -> np.ndarray:
+    """The state-hash order by brute force: instrument, side (bids first), market orders
+    first, price (best first), PrioSeq."""
+    slots = engine._orders[: int(engine._ctr[C_OHW])]
+    live = slots[slots["order_id"] != 0]
+    if inst is not None:
+        live = live[live["inst"] == inst]
+    market = live["ord_type"] == codes.ORD_TYPE_MARKET
+    price_key = np.where(market, 0, np.where(live["side"] == 0, -live["price"], live["price"]))
+    return live[np.lexsort((live["prio"], price_key, ~market, live["side"], live["inst"]))]
+
+
+def _run(engine: Engine, records: np.ndarray) -> None:
+    out = output_buffer(1 << 14)
+    done = 0
+    while done < records.size:
+        result = engine.process(records[done:], out)
+        done += result.consumed
+        assert result.status in (0, OUTPUT_FULL)
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_the_walk_equals_a_sort(seed: int) -> None:
+    instruments = gen.default_random_instruments()
+    config = gen.default_random_config()
+    records = gen.random_stream(seed, 4_000, instruments, config=config, depth=(20, 60))
+    engine = Engine(instruments, config)
+    markets_seen = 0
+    for start in range(0, records.size, 250):
+        _run(engine, records[start : start + 250])
+        want = _sorted_live(engine)
+        got = engine.live_orders()
+        assert got.tobytes() == want.tobytes()
+        markets_seen += int((got["ord_type"] == codes.ORD_TYPE_MARKET).sum())
+        for inst in range(len(instruments)):
+            assert engine.live_orders(inst).tobytes() == _sorted_live(engine, inst).tobytes()
+    assert markets_seen > 0, "no resting market order was ever checked"
