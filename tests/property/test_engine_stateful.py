@@ -71,7 +71,8 @@ SESSIONS = {0: 10, 1: 10, 2: 11, 3: 12}
 STP_GROUPS = {12: 11}
 ACCOUNTS = (10, 11, 12)
 #: the transitions of ENGINE.md §7.1; the two auction ones (PreOpen -> Continuous,
-#: PreClose -> Closed) work when the uncross is trivial and raise NotImplementedError otherwise
+#: PreClose -> Closed) are compared when the uncross is trivial; a real uncross is not run
+#: (the fast engine raises NotImplementedError for it, see ``phase_c``)
 MOVES = {
     PHASE_CONTINUOUS: (PHASE_HALTED, PHASE_PRE_CLOSE, PHASE_CLOSED),
     PHASE_HALTED: (PHASE_CLOSED, PHASE_PRE_OPEN),
@@ -540,19 +541,23 @@ class EngineMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), out_size=st.sampled_from(OUT_SIZES))
     def phase_c(self, data: st.DataObject, out_size: int) -> None:
-        """Instrument 3 through the transitions of §7.1, reopening included; an auction
-        transition needing a real uncross must raise in both engines and change nothing."""
+        """Instrument 3 through the transitions of §7.1, reopening included. An auction
+        transition needing a real uncross is skipped: the fast engine must raise
+        NotImplementedError and change nothing."""
         assert self.fast is not None and self.ref is not None
         to = data.draw(st.sampled_from(MOVES[self.phase[3]]))
         if (self.phase[3], to) in UNCROSS_MOVES:
             self._flush(4096)
             if not self._trivial_uncross(3):
-                event("set_phase: real uncross refused")
-                before = self.fast.state_hash()
-                for eng in (self.ref, self.fast):
-                    with pytest.raises(NotImplementedError):
-                        eng.set_phase(self.now, [3], to, np.zeros(4096, schema.OUTPUT))
-                assert self.fast.state_hash() == self.ref.state_hash() == before
+                # The fast engine's uncross is not written yet (it raises), while the reference
+                # performs it; running the transition on the reference alone would leave the two
+                # engines in different states for every later comparison, so neither performs it.
+                event("set_phase: real uncross skipped")
+                before = (self.fast.state_hash(), self.fast.event_hash())
+                with pytest.raises(NotImplementedError):
+                    self.fast.set_phase(self.now, [3], to, np.zeros(4096, schema.OUTPUT))
+                assert (self.fast.state_hash(), self.fast.event_hash()) == before
+                assert self.fast.state_hash() == self.ref.state_hash()
                 return
             event(f"set_phase: trivial uncross to {to}")
         self._command("set_phase", (self.now, [3], to), out_size)

@@ -12,16 +12,24 @@ instrument in the chain" is only known then. Output records are 64 bytes (60 mes
 bytes then ``dest`` u32 LE), which is exactly what the event hash consumes, so a call's
 output buffer is hashed as is.
 
-Auctions (ENGINE.md §7.3-§7.6) are a later issue: ``set_phase`` implements acceptance, the
-SecurityStatus-only transitions, and the auction transitions whose uncross is trivial (no
-market or IOC order, book not crossed: V = 0 and nothing to cancel), and raises
-``NotImplementedError`` for a transition that needs a real uncross.
+Auctions (ENGINE.md §7). ``set_phase`` runs the uncross of the auction transitions
+(PreOpen -> Continuous, PreClose -> Closed; a halted instrument reopens through PreOpen),
+``auction_tick`` the frequent batch auctions of §7.6 and ``publish_indicative`` the
+IndicativeAuction records of §7.3. :func:`clearing_price` is §7.4's four-step rule,
+evaluated over the limit prices, Ref and the ticks next to them inside each gap (D and S
+are constant inside a gap, so that set yields the same P as every tick; the unit tests
+compare it with every tick). ``_uncross`` then follows §7.5 step by step: per-side
+allocation (whole levels, then the margin by time or pro rata), the two-pointer pairing
+with its five records per fill, the iceberg Shown rule, the market/IOC remainder
+cancels, the end-of-event block. With ``check=True`` the §7.5 rule 7 properties are
+checked after every uncross.
 """
 
 from __future__ import annotations
 
 import bisect
 import hashlib
+import itertools
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +39,7 @@ from typing import Final
 import numpy as np
 
 from qfix.engine.config import (
+    ALLOCATION_PRO_RATA,
     PHASE_CLOSED,
     PHASE_CONTINUOUS,
     PHASE_HALTED,
@@ -45,7 +54,7 @@ from qfix.engine.contract import OUTPUT_FULL, STATUS_OK, EngineInvariantError, P
 from qfix.wire import codes as C  # noqa: N812 - the code tables are read on every line
 from qfix.wire import schema
 
-__all__ = ["ReferenceEngine", "output_bound_new_order"]
+__all__ = ["ReferenceEngine", "clearing_price", "output_bound_new_order"]
 
 BUY: Final = 0
 SELL: Final = 1
@@ -53,6 +62,11 @@ _U32_MAX: Final = 2**32 - 1
 _NS_PER_DAY: Final = 86_400 * 10**9
 _INBOUND_SIZE: Final = 80
 _OUT_SIZE: Final = 64
+#: ENGINE.md §2.4 U of the auction commands: a base, then per instrument changed or uncrossed
+#: a share per live order (5 fill records, 2 cancel records, 1 BookLevel) and 2 (BBO, status)
+_U_BASE: Final = 16
+_U_AUCTION_PER_ORDER: Final = 8
+_U_AUCTION_PER_INSTRUMENT: Final = 2
 
 # struct formats of WIRE.md §3 with char fields as B and Reserved as pad bytes
 _ER = struct.Struct("<HHHHQQQQqIIBBBB")
@@ -67,6 +81,7 @@ _ORDER_REPLACE = struct.Struct("<HHHHQIIQQqIB6xB")
 _TRADE = struct.Struct("<HHHHQIIQqIBB13xB")
 _BOOK_LEVEL = struct.Struct("<HHHHQIIqQIBB13xB")
 _BBO = struct.Struct("<HHHHQIIqqQQ3xB")
+_INDICATIVE = struct.Struct("<HHHHQIIqQQB10xB")
 
 # inbound layouts (message part), char fields as B, Reserved kept for completeness
 _HDR = struct.Struct("<HHHH")
@@ -214,6 +229,92 @@ def output_bound_new_order(order_qty: int, lots: int, orders: int) -> int:
     return 16 + 8 * (min(order_qty, lots) + orders)
 
 
+def clearing_price(
+    buy_market: int,
+    sell_market: int,
+    buys: Iterable[tuple[int, int]],
+    sells: Iterable[tuple[int, int]],
+    ref: int,
+) -> tuple[int | None, int, int]:
+    """ENGINE.md §7.4: (P, V, I) of a book holding ``buy_market`` / ``sell_market`` lots of market
+    orders and limit orders given as (price ticks, lots) pairs (any order, prices may repeat).
+    P is None, V and I are 0 when no price has V > 0.
+
+    Only the members of {limit prices, Ref} and the ticks right inside each gap between two
+    members are evaluated: D and S are constant inside a gap, so the kept sets of rules 1-2
+    restricted to these candidates have the same extremes and the same tick closest to Ref.
+    """
+    buy_lots: dict[int, int] = {}
+    sell_lots: dict[int, int] = {}
+    for price, lots in buys:
+        buy_lots[price] = buy_lots.get(price, 0) + lots
+    for price, lots in sells:
+        sell_lots[price] = sell_lots.get(price, 0) + lots
+    buy_prices = sorted(buy_lots)
+    sell_prices = sorted(sell_lots)
+    # buy_at_or_above[k] = lots of buys priced >= buy_prices[k]; sell_at_or_below[k] = lots of
+    # sells priced <= sell_prices[k - 1]
+    buy_at_or_above = [0] * (len(buy_prices) + 1)
+    for k in range(len(buy_prices) - 1, -1, -1):
+        buy_at_or_above[k] = buy_at_or_above[k + 1] + buy_lots[buy_prices[k]]
+    sell_at_or_below = [0]
+    for price in sell_prices:
+        sell_at_or_below.append(sell_at_or_below[-1] + sell_lots[price])
+    members = sorted({*buy_prices, *sell_prices, ref})
+    candidates = set(members)
+    for low, high in itertools.pairwise(members):
+        if high - low > 1:
+            candidates.update((low + 1, high - 1))
+    # (price, V, I) per candidate, ascending price
+    table = []
+    for price in sorted(candidates):
+        demand = buy_market + buy_at_or_above[bisect.bisect_left(buy_prices, price)]
+        supply = sell_market + sell_at_or_below[bisect.bisect_right(sell_prices, price)]
+        table.append((price, min(demand, supply), demand - supply))
+    best_v = max(v for _, v, _ in table)
+    if best_v == 0:
+        return None, 0, 0
+    kept = [row for row in table if row[1] == best_v]
+    least = min(abs(i) for _, _, i in kept)
+    kept = [row for row in kept if abs(row[2]) == least]
+    if all(i > 0 for _, _, i in kept):
+        chosen = kept[-1]
+    elif all(i < 0 for _, _, i in kept):
+        chosen = kept[0]
+    else:
+        # kept is contiguous in ticks, so the closest tick to Ref is unique; the price breaks
+        # a tie only if that ever failed, to stay deterministic
+        chosen = min(kept, key=lambda row: (abs(row[0] - ref), row[0]))
+    return chosen
+
+
+def _pro_rata(rest: int, sizes: Sequence[int]) -> list[int]:
+    """ENGINE.md §7.5 rule 3, ProRata margin: floor shares, then one left-over lot each to the
+    first orders by PrioSeq (``sizes`` is in PrioSeq order, Σ sizes > rest)."""
+    total = sum(sizes)
+    shares = [rest * q // total for q in sizes]
+    left = rest - sum(shares)
+    return [share + (1 if k < left else 0) for k, share in enumerate(shares)]
+
+
+def _by_time(rest: int, sizes: Sequence[int]) -> list[int]:
+    """ENGINE.md §7.5 rule 3, Time margin: each order in PrioSeq order takes what it can."""
+    shares = []
+    for q in sizes:
+        share = min(q, rest)
+        rest -= share
+        shares.append(share)
+    return shares
+
+
+def _auction_bound(insts: Iterable[_Inst]) -> int:
+    """ENGINE.md §2.4 U of ``set_phase`` / ``auction_tick`` over the instruments they change or
+    uncross. An uncross of n orders has at most n - 1 fills of 5 records (the pairing advances
+    at least one pointer per fill), 2 records per cancelled remainder and a BookLevel per
+    touched level (<= n), then BBO and SecurityStatus: 8n + 2 covers it."""
+    return _U_BASE + sum(_U_AUCTION_PER_ORDER * inst.live() + _U_AUCTION_PER_INSTRUMENT for inst in insts)
+
+
 def _day(t: int) -> int:
     return t // _NS_PER_DAY
 
@@ -239,10 +340,11 @@ def _md_header(template_id: int) -> tuple[int, int, int, int]:
 
 
 class ReferenceEngine:
-    """ENGINE.md continuous trading in plain Python; satisfies ``MatchingEngine``.
+    """ENGINE.md continuous trading and auctions in plain Python; satisfies ``MatchingEngine``.
 
     ``check=True`` runs :meth:`check_invariants` after every inbound record and command and
-    checks the output-stream invariants (§6 items 5, 7, 8, and chain length <= U).
+    checks the output-stream invariants (§6 items 5, 7, 8, 9 after each uncross, and chain
+    length <= U).
     """
 
     def __init__(
@@ -343,35 +445,18 @@ class ReferenceEngine:
                 raise ValueError(f"set_phase: SecurityID {sec} is not configured")
             if (inst.phase, phase) not in _TRANSITIONS:
                 raise ValueError(f"set_phase: transition {inst.phase} -> {phase} of {sec} is not allowed (§7.1)")
-        for sec in secs:
-            inst = self._insts[sec]
-            if _TRANSITIONS[(inst.phase, phase)] and not self._uncross_is_trivial(inst):
-                raise NotImplementedError(
-                    f"set_phase {inst.phase} -> {phase} of SecurityID {sec} needs an uncross of "
-                    f"{inst.live()} live orders; auctions (ENGINE.md §7.4-§7.5) are not implemented "
-                    "in the reference engine yet"
-                )
-        u = 16 + sum(8 * self._insts[s].live() + 2 for s in secs)
+        u = _auction_bound(self._insts[s] for s in secs)
 
         def chain() -> None:
             for sec in secs:
                 inst = self._insts[sec]
-                # A trivial uncross (no live orders) emits nothing but the SecurityStatus.
+                if _TRANSITIONS[(inst.phase, phase)]:
+                    self._uncross(inst)
                 inst.phase = phase
                 inst.ind_p, inst.ind_v, inst.ind_i, inst.ind_side = None, 0, 0, 0
                 self._emit_security_status(inst)
 
         return self._command(now, u, out, chain)
-
-    def _uncross_is_trivial(self, inst: _Inst) -> bool:
-        """An uncross that outputs nothing: no market or IOC order for §7.5 rule 6 to cancel,
-        and D and S never both positive at one price (V = 0 under §7.4: no fill, Ref kept)."""
-        if inst.sides[BUY].markets or inst.sides[SELL].markets:
-            return False
-        if any(o.sec == inst.sec and o.tif == C.TIF_IOC for o in self._orders.values()):
-            return False
-        bid, ask = inst.best(BUY), inst.best(SELL)
-        return bid is None or ask is None or bid < ask
 
     def set_reference(self, now: int, security_id: int, px_ticks: int) -> None:
         _check_now(now)
@@ -386,10 +471,57 @@ class ReferenceEngine:
         self._command(now, 16, np.zeros(16, dtype=schema.OUTPUT), chain)
 
     def auction_tick(self, now: int, out: np.ndarray) -> ProcessResult:
-        raise NotImplementedError("auction_tick (ENGINE.md §7.6) is not implemented in the reference engine yet")
+        """ENGINE.md §7.6: uncross every FBA instrument in Continuous that is due, ascending."""
+        _check_now(now)
+        self._check_out(out)
+        # the t the chain will run at (LastTime only moves when the command runs)
+        t = max(now, self._last_time)
+        due = []
+        for sec in self._sec_order:
+            inst = self._insts[sec]
+            interval = inst.cfg.fba_interval_ns
+            if inst.phase == PHASE_CONTINUOUS and interval is not None and (interval == 0 or t >= inst.next_uncross):
+                due.append(inst)
+
+        def chain() -> None:
+            for inst in due:
+                self._uncross(inst)
+                interval = inst.cfg.fba_interval_ns
+                if interval:
+                    inst.next_uncross = (self._t // interval + 1) * interval
+
+        return self._command(now, _auction_bound(due), out, chain)
 
     def publish_indicative(self, now: int, out: np.ndarray) -> ProcessResult:
-        raise NotImplementedError("publish_indicative (ENGINE.md §7.3) is not implemented in the reference engine yet")
+        """ENGINE.md §7.3: IndicativeAuction for each instrument in a call phase or FBA
+        Continuous whose (P, V, |I|, ImbalanceSide) differ from the last published ones."""
+        _check_now(now)
+        self._check_out(out)
+
+        def chain() -> None:
+            for sec in self._sec_order:
+                inst = self._insts[sec]
+                fba = inst.phase == PHASE_CONTINUOUS and inst.cfg.fba_interval_ns is not None
+                if not (fba or inst.phase in (PHASE_PRE_OPEN, PHASE_PRE_CLOSE)):
+                    continue
+                p, v, imbalance = self._book_clearing(inst)
+                if imbalance > 0:
+                    side = C.IMBALANCE_BUY
+                elif imbalance < 0:
+                    side = C.IMBALANCE_SELL
+                else:
+                    side = C.IMBALANCE_NONE
+                values = (p, v, abs(imbalance), side)
+                if values == (inst.ind_p, inst.ind_v, inst.ind_i, inst.ind_side):
+                    continue
+                inst.ind_p, inst.ind_v, inst.ind_i, inst.ind_side = values
+                rec = _INDICATIVE.pack(
+                    *_md_header(C.TEMPLATE_INDICATIVE_AUCTION), self._t, sec, 0,
+                    C.NULL_PRICE if p is None else self._p9(inst, p), v, abs(imbalance), side, 0,
+                )  # fmt: skip
+                self._emit(rec, C.MD_DEST, sec, C.TEMPLATE_INDICATIVE_AUCTION)
+
+        return self._command(now, _U_BASE + len(self._insts), out, chain)
 
     def expire(self, now: int, out: np.ndarray) -> ProcessResult:
         t = max(_check_now(now), self._last_time)
@@ -563,6 +695,19 @@ class ReferenceEngine:
         s = self._insts[security_id].sides[BUY if side == C.SIDE_BUY else SELL]
         prices = reversed(s.prices) if side == C.SIDE_BUY else s.prices
         return [(p, s.levels[p].size, len(s.levels[p].orders)) for p in prices]
+
+    def auction_state(self, security_id: int) -> dict[str, int | None]:
+        """Phase, Ref, NextUncross and the last published §7.3 values of an instrument (tests)."""
+        inst = self._insts[security_id]
+        return {
+            "phase": inst.phase,
+            "ref": inst.ref,
+            "next_uncross": inst.next_uncross,
+            "ind_p": inst.ind_p,
+            "ind_v": inst.ind_v,
+            "ind_i": inst.ind_i,
+            "ind_side": inst.ind_side,
+        }
 
     @property
     def last_time(self) -> int:
@@ -1341,6 +1486,175 @@ class ReferenceEngine:
         t.since += removed
         t.leaves = 0
         self._er_removed(t, C.EXEC_TYPE_CANCELED, C.EXEC_REASON_SELF_MATCH, removed)
+
+    # ------------------------------------------------------------------ auctions (§7.4, §7.5)
+
+    def _book_clearing(self, inst: _Inst) -> tuple[int | None, int, int]:
+        """§7.4 (P, V, I) of ``inst``'s live orders, full Leaves (hidden quantity included)."""
+        buy, sell = inst.sides
+        return clearing_price(
+            sum(o.leaves for o in buy.markets),
+            sum(o.leaves for o in sell.markets),
+            [(p, sum(o.leaves for o in buy.levels[p].orders)) for p in buy.prices],
+            [(p, sum(o.leaves for o in sell.levels[p].orders)) for p in sell.prices],
+            inst.ref,
+        )
+
+    def _uncross(self, inst: _Inst) -> None:
+        """§7.4 and §7.5 rules 1-6 of ``inst`` up to its end-of-event block; the caller adds
+        the SecurityStatus when the phase changes."""
+        p, v, _imbalance = self._book_clearing(inst)
+        if p is not None:
+            inst.ref = p
+            buys = self._allocate(inst, BUY, p, v)
+            sells = self._allocate(inst, SELL, p, v)
+            if self.check:
+                self._check_allocation(inst, buys, sells, v)
+            self._pair(inst, p, buys, sells)
+        self._cancel_remainders(inst)
+        self._eoe(inst)
+        if self.check:
+            self._check_uncrossed(inst)
+
+    def _allocate(self, inst: _Inst, side: int, p: int, v: int) -> list[tuple[_Order, int, int]]:
+        """§7.5 rules 1-3: (order, level index, allocation) of each eligible order of ``side``
+        in priority order; the market orders form level 0 when there are any."""
+        s = inst.sides[side]
+        levels = [list(s.markets)] if s.markets else []
+        prices = list(reversed(s.prices)) if side == BUY else s.prices
+        levels += [list(s.levels[q].orders) for q in prices if (q >= p if side == BUY else q <= p)]
+        rows: list[tuple[_Order, int, int]] = []
+        rest = v
+        for k, orders in enumerate(levels):
+            sizes = [o.leaves for o in orders]
+            if sum(sizes) <= rest:
+                shares = sizes
+            elif inst.cfg.allocation == ALLOCATION_PRO_RATA:
+                shares = _pro_rata(rest, sizes)
+            else:
+                shares = _by_time(rest, sizes)
+            rest -= sum(shares)
+            rows.extend((o, k, share) for o, share in zip(orders, shares, strict=True))
+        return rows
+
+    def _pair(
+        self, inst: _Inst, p: int, buys: list[tuple[_Order, int, int]], sells: list[tuple[_Order, int, int]]
+    ) -> None:
+        """§7.5 rule 4: two pointers over the non-zero allocations, one fill per step."""
+        buy_orders = [o for o, _, share in buys if share > 0]
+        buy_left = [share for _, _, share in buys if share > 0]
+        sell_orders = [o for o, _, share in sells if share > 0]
+        sell_left = [share for _, _, share in sells if share > 0]
+        px = self._p9(inst, p)
+        bi = si = 0
+        while bi < len(buy_orders) and si < len(sell_orders):
+            b, s = buy_orders[bi], sell_orders[si]
+            q = min(buy_left[bi], sell_left[si])
+            trade_id = self._next_trade_id
+            self._next_trade_id += 1
+            self._auction_fill(inst, b, q)
+            self._auction_fill(inst, s, q)
+            for o in (b, s):
+                self._er(
+                    o, C.EXEC_TYPE_TRADE, last_px=px, last_qty=q, leaves=o.leaves,
+                    status=C.ORD_STATUS_FILLED if o.leaves == 0 else C.ORD_STATUS_PARTIALLY_FILLED,
+                    liquidity=C.LIQUIDITY_AUCTION,
+                )  # fmt: skip
+            for o in (b, s):
+                if not o.market:
+                    self._emit(
+                        _ORDER_EXECUTED.pack(
+                            *_md_header(C.TEMPLATE_ORDER_EXECUTED), self._t, inst.sec, 0, o.order_id, px, q,
+                            o.shown, trade_id, C.AGGRESSOR_NONE, 0,
+                        ),
+                        C.MD_DEST, inst.sec, C.TEMPLATE_ORDER_EXECUTED,
+                    )  # fmt: skip
+            self._emit(
+                _TRADE.pack(
+                    *_md_header(C.TEMPLATE_TRADE), self._t, inst.sec, 0, trade_id, px, q, C.AGGRESSOR_NONE,
+                    C.TRADE_CONDITION_AUCTION, 0,
+                ),
+                C.MD_DEST, inst.sec, C.TEMPLATE_TRADE,
+            )  # fmt: skip
+            buy_left[bi] -= q
+            sell_left[si] -= q
+            if buy_left[bi] == 0:
+                bi += 1
+            if sell_left[si] == 0:
+                si += 1
+
+    def _auction_fill(self, inst: _Inst, o: _Order, q: int) -> None:
+        """Fill ``q`` of ``o`` in an uncross: §7.5 rule 5 for Shown (queue place kept), and the
+        order leaves the book when it is done."""
+        s = inst.sides[o.side]
+        if not o.market:
+            self._touch(inst, o.side, o.price)
+        old_shown = o.shown
+        o.cum += q
+        o.leaves -= q
+        o.since += q
+        s.open_lots -= q
+        if o.leaves == 0:
+            o.shown = 0
+        elif q < o.shown:
+            o.shown -= q
+        else:
+            o.shown = o.leaves if o.display == 0 else min(o.display, o.leaves)
+        if not o.market:
+            s.levels[o.price].size += o.shown - old_shown
+        if self.check:
+            self._fill_totals[o.side] += q
+        if o.leaves == 0:
+            self._unrest(inst, o)
+
+    def _cancel_remainders(self, inst: _Inst) -> None:
+        """§7.5 rule 6: the market and IOC orders left after the fills, ascending OrderID."""
+        victims = [o for s in inst.sides for o in s.markets]
+        victims += [o for s in inst.sides for p in s.prices for o in s.levels[p].orders if o.tif == C.TIF_IOC]
+        for o in sorted(victims, key=lambda o: o.order_id):
+            removed = o.leaves
+            self._er_removed(o, C.EXEC_TYPE_CANCELED, C.EXEC_REASON_IOC_FOK_REMAINDER, removed)
+            if not o.market:
+                self._md_delete(inst, o.order_id)
+            self._unrest(inst, o)
+            o.since += removed
+            o.leaves = 0
+
+    def _check_allocation(
+        self, inst: _Inst, buys: list[tuple[_Order, int, int]], sells: list[tuple[_Order, int, int]], v: int
+    ) -> None:
+        """§6 item 9 / §7.5 rule 7 on the allocations, before any fill: each side allocates V;
+        one side's eligible orders all fill; priority holds on both (an order gets lots only
+        if every order ahead of it is full: ahead = earlier for Time, at a better level for
+        ProRata, whose margin orders share pro rata)."""
+        time = inst.cfg.allocation != ALLOCATION_PRO_RATA
+        full_side = False
+        for rows in (buys, sells):
+            if sum(share for _, _, share in rows) != v:
+                raise EngineInvariantError(f"instrument {inst.sec}: uncross allocates other than V = {v}")
+            full_side = full_side or all(share == o.leaves for o, _, share in rows)
+            short_level: int | None = None
+            for o, level, share in rows:
+                if not 0 <= share <= o.leaves:
+                    raise EngineInvariantError(f"order {o.order_id}: auction allocation {share} out of range")
+                if short_level is not None and share > 0 and (time or level > short_level):
+                    raise EngineInvariantError(f"order {o.order_id} filled while an order ahead is short")
+                if share < o.leaves and short_level is None:
+                    short_level = level
+        if not full_side:
+            raise EngineInvariantError(f"instrument {inst.sec}: no side of the uncross fills completely")
+
+    def _check_uncrossed(self, inst: _Inst) -> None:
+        """§7.5 rule 7: after an uncross the book is not crossed and no market or IOC order rests."""
+        bid, ask = inst.best(BUY), inst.best(SELL)
+        if bid is not None and ask is not None and bid >= ask:
+            raise EngineInvariantError(f"instrument {inst.sec}: book crossed after an uncross ({bid} >= {ask})")
+        if inst.sides[BUY].markets or inst.sides[SELL].markets:
+            raise EngineInvariantError(f"instrument {inst.sec}: market order left after an uncross")
+        for s in inst.sides:
+            for p in s.prices:
+                if any(o.tif == C.TIF_IOC for o in s.levels[p].orders):
+                    raise EngineInvariantError(f"instrument {inst.sec}: IOC order left after an uncross")
 
     # ------------------------------------------------------------------ cancel
 

@@ -1,4 +1,5 @@
-"""Capacity (§4), OUTPUT_FULL (§2.4), phases (§7.1 without uncross, §7.2) and set_reference."""
+"""Capacity (§4), OUTPUT_FULL (§2.4), phases (§7.1, §7.2) and set_reference; auctions in detail are in
+test_reference_auction.py."""
 
 from __future__ import annotations
 
@@ -161,10 +162,13 @@ def test_pre_open_rests_without_matching_and_markets_have_no_md() -> None:
     # a priority-losing replace in a call phase never matches: OrderReplace
     recs = process_decoded(eng, replace(6, 1, sec=4, price=96, qty=5))
     assert [r["template"] for r in recs][:2] == [ER, "OrderReplace"]
-    before = eng.state_hash()
-    with pytest.raises(NotImplementedError, match="uncross"):
-        eng.set_phase(T0, [4], PHASE_CONTINUOUS, np.zeros(1000, dtype=schema.OUTPUT))
-    assert eng.state_hash() == before
+    # the book is crossed (96 over 95): the opening auction trades V = 5 at the tick closest to
+    # Ref among the prices of maximum volume and least imbalance (95, 96; I = 0): 96
+    recs = _status(eng, T0, [4], PHASE_CONTINUOUS)
+    trades = [r for r in recs if r["template"] == "Trade"]
+    assert [(r["LastPx"], r["LastQty"], r["TradeCondition"]) for r in trades] == [(96, 5, C.TRADE_CONDITION_AUCTION)]
+    assert recs[-1]["template"] == "SecurityStatus" and eng.book(4, C.SIDE_BUY) == eng.book(4, S) == []
+    assert eng.auction_state(4)["ref"] == 96
 
 
 def test_fba_continuous_rests_ioc_and_reports_batch_auction() -> None:
@@ -204,10 +208,10 @@ def test_set_reference_moves_the_band() -> None:
         eng.set_reference(T0, 99, 1)
 
 
-def test_auctions_are_not_implemented_yet() -> None:
+def test_auction_commands_on_empty_books_emit_nothing() -> None:
     eng = make_engine()
     out = np.zeros(64, dtype=schema.OUTPUT)
-    with pytest.raises(NotImplementedError):
-        eng.auction_tick(T0, out)
-    with pytest.raises(NotImplementedError):
-        eng.publish_indicative(T0, out)
+    # the FBA instrument (interval 0) is due but has no order; PreOpen has nothing to publish
+    assert eng.auction_tick(T0, out) == (STATUS_OK, 1, 0, 0)
+    assert eng.publish_indicative(T0, out) == (STATUS_OK, 1, 0, 0)
+    assert eng.last_time == T0
