@@ -19,9 +19,10 @@ The kernels are split by concern into sibling modules, in dependency order: ``_c
 ladders and the level table), ``_levels`` (order slots, levels, snapshot relink),
 ``_output`` (record writers, the end-of-event block), ``_match`` (matching and its
 simulations), ``_commands`` (bulk removals, phase changes), ``_orders`` (one handler per
-inbound template) and ``_invariants``. This module re-exports
-the six ``cache=True`` entry points the host calls (:func:`process`, ``command_bulk``,
-``set_phase``, ``relink``, ``ranked_slots``, ``check_invariants``); every other kernel is compiled into them.
+inbound template) and ``_invariants``. This module re-exports the ``cache=True`` entry
+points the host calls (:func:`process`, ``command_bulk``, ``set_phase``, ``relink``,
+``ranked_slots``, ``ranked_levels``, ``check_invariants``); every other kernel is
+compiled into them.
 Numba's cache only watches the file of the cached function itself, so the split relies on
 the test scripts keying ``NUMBA_CACHE_DIR`` by a digest of every engine and wire module.
 """
@@ -66,7 +67,7 @@ from qfix.engine._layout import (
     OCRR_QTY_I,
     OMC_ACCOUNT_I,
 )
-from qfix.engine._levels import ranked_slots, relink
+from qfix.engine._levels import ranked_levels, ranked_slots, relink
 from qfix.engine._match import (
     _matches_on_entry,
     _reach,
@@ -203,6 +204,7 @@ __all__ = [
     "check_invariants",
     "command_bulk",
     "process",
+    "ranked_levels",
     "ranked_slots",
     "relink",
     "set_phase",

@@ -379,3 +379,22 @@ def ranked_slots(S, first, last, markets, out):
                     s = orders[s].next
                 lv = _level_below(S, si, lv)
     return k
+
+
+@njit(cache=True, _nrt=False)
+def ranked_levels(S, first, last, out):
+    """Write the occupied level slots of instruments ``first`` to ``last - 1`` into
+    ``out``, per instrument bids then offers, best first, and return how many (-1, having
+    written nothing past ``out``, if it is too small): a walk of the ladders alone."""
+    k = 0
+    for ii in range(first, last):
+        for side in range(2):
+            si = 2 * ii + side
+            lv = _best_level(S, si)
+            while lv >= 0:
+                if k == out.size:
+                    return -1
+                out[k] = lv
+                k += 1
+                lv = _level_below(S, si, lv)
+    return k

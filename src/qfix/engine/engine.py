@@ -451,6 +451,21 @@ class Engine:
         ranked: Array = np.take(words, out[:n], axis=0).view(ty.ORDER).reshape(n)
         return ranked
 
+    def book_levels(self, inst: int | None = None) -> Array:
+        """The occupied price levels (``types.BOOK_LEVEL``: instrument index, side, price in
+        ticks, total Shown, order count), per instrument bids then offers, best first; only
+        instrument index ``inst``'s if given. Read off the ladders: no order is visited."""
+        first, last = (0, len(self._insts)) if inst is None else (inst, inst + 1)
+        out = np.empty(int(self._ctr[ty.C_LEVELS]), np.int64)
+        n = kern.ranked_levels(self._S, first, last, out)
+        if n < 0:
+            raise EngineInvariantError("book_levels: the ladders hold more levels than the level count")
+        levels = self._levels[out[:n]]
+        book = np.zeros(n, ty.BOOK_LEVEL)
+        for name in ty.BOOK_LEVEL.names or ():
+            book[name] = levels[name]
+        return book
+
     def state_hash(self) -> bytes:
         """BLAKE2b-128 state hash of ENGINE.md §5."""
         c = self._ctr

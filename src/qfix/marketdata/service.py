@@ -122,13 +122,21 @@ class SnapshotService:
             given or of all (0); consistent with the publisher's last ChannelSeqNum (the
             caller serves requests only between engine calls).
         replay_max_records: the most records one replay reply carries (then Truncated).
+        level_view: like ``view`` but may hold only levels (``BookView.levels``); serves
+            the L2, BBO and TRD snapshots when given, so they never read every order.
     """
 
     def __init__(
-        self, publisher: Publisher, view: Callable[[int], BookView], replay_max_records: int = 100_000
+        self,
+        publisher: Publisher,
+        view: Callable[[int], BookView],
+        replay_max_records: int = 100_000,
+        *,
+        level_view: Callable[[int], BookView] | None = None,
     ) -> None:
         self.publisher = publisher
         self.view = view
+        self.level_view = level_view
         self.replay_max_records = replay_max_records
         #: requests answered Invalid
         self.invalid = 0
@@ -153,7 +161,8 @@ class SnapshotService:
         except RequestError as exc:
             return self._invalid(exc, now)
         if req.template_id == codes.TEMPLATE_SNAPSHOT_REQUEST:
-            view = self.view(req.security_id)
+            by_levels = self.level_view is not None and req.feed != codes.MD_FEED_L3
+            view = self.level_view(req.security_id) if by_levels and self.level_view else self.view(req.security_id)
             packets, records = snapshot_packets(req.feed, view, self.publisher, req.security_id, now)
             last = int(self.publisher.channel_seq[req.feed])
             status = codes.REQUEST_COMPLETED

@@ -20,7 +20,7 @@ from qfix.marketdata.publisher import MEI_AT, RPT_SEQ_AT, SECURITY_ID_AT, TRANSA
 from qfix.wire import codes
 from qfix.wire.codec import new_records
 
-__all__ = ["VIEW_ORDER", "BookView", "snapshot_packets"]
+__all__ = ["VIEW_LEVEL", "VIEW_ORDER", "BookView", "snapshot_packets"]
 
 Array = npt.NDArray[Any]
 
@@ -30,6 +30,8 @@ _OFFER: Final = 1
 
 #: one resting limit order as a snapshot sees it
 VIEW_ORDER: Final = np.dtype([("inst", "<i8"), ("side", "u1"), ("price", "<i8"), ("shown", "<u4"), ("order_id", "<u8")])
+#: one price level as a snapshot sees it (``total``: the level's displayed lots)
+VIEW_LEVEL: Final = np.dtype([("inst", "<i8"), ("side", "u1"), ("price", "<i8"), ("total", "<i8"), ("count", "<i8")])
 
 
 @dataclass(frozen=True)
@@ -38,47 +40,60 @@ class BookView:
 
     ``orders`` (``VIEW_ORDER``) are sorted by instrument index, bids before offers, best
     price first, then queue order; ``side`` is 0 for bids and 1 for offers, ``price`` is
-    PRICE9. ``status`` is each instrument's TradingStatus; ``reference`` holds each
-    instrument's SecurityDefinition and SecurityLimits records, shape (instruments, 2, 60).
+    PRICE9. ``levels`` (``VIEW_LEVEL``), in the same order, may stand in for the orders
+    where a feed needs only levels (L2, BBO, TRD): a view built for those leaves
+    ``orders`` None, because reading every order is what makes a view costly. ``status``
+    is each instrument's TradingStatus; ``reference`` holds each instrument's
+    SecurityDefinition and SecurityLimits records, shape (instruments, 2, 60).
     """
 
-    orders: Array
+    orders: Array | None
     status: Array
     reference: Array
+    levels: Array | None = None
 
 
 def _raw(rec: Array) -> Array:
     return rec.view(np.uint8).reshape(-1, _MSG)
 
 
-def _levels(orders: Array) -> tuple[Array, Array, Array, Array]:
-    """(side, price, total shown, order count) of each level of one instrument's orders,
-    in the orders' (snapshot) order."""
+def _levels(orders: Array) -> Array:
+    """The levels (``VIEW_LEVEL``) of one instrument's orders, in the orders' order."""
     if orders.size == 0:
-        empty = np.zeros(0, np.int64)
-        return empty, empty, empty, empty
+        return np.zeros(0, VIEW_LEVEL)
     key_change = np.ones(orders.size, bool)
     key_change[1:] = (orders["side"][1:] != orders["side"][:-1]) | (orders["price"][1:] != orders["price"][:-1])
     starts = np.flatnonzero(key_change)
-    totals = np.add.reduceat(orders["shown"].astype(np.int64), starts)
-    counts = np.diff(np.append(starts, orders.size))
-    return orders["side"][starts].astype(np.int64), orders["price"][starts], totals, counts
+    levels = np.zeros(starts.size, VIEW_LEVEL)
+    levels["inst"] = orders["inst"][starts]
+    levels["side"] = orders["side"][starts]
+    levels["price"] = orders["price"][starts]
+    levels["total"] = np.add.reduceat(orders["shown"].astype(np.int64), starts)
+    levels["count"] = np.diff(np.append(starts, orders.size))
+    return levels
 
 
-def _body(feed: int, orders: Array) -> Array:
+def _body(feed: int, orders: Array | None, levels: Array | None) -> Array:
+    """One instrument's body records; ``levels`` (if given) serve the level feeds."""
     if feed == codes.MD_FEED_L3:
+        if orders is None:
+            raise ValueError("an L3 snapshot needs a view with orders")
         rec = new_records(codes.TEMPLATE_SNAPSHOT_ORDER, orders.size)
         rec["OrderID"] = orders["order_id"]
         rec["MDEntryPx"] = orders["price"]
         rec["MDEntrySize"] = orders["shown"]
         rec["MDEntryType"] = np.where(orders["side"] == _OFFER, codes.MD_ENTRY_OFFER, codes.MD_ENTRY_BID)
         return _raw(rec)
-    side, price, total, count = _levels(orders)
+    if levels is None:
+        if orders is None:
+            raise ValueError("a snapshot view needs orders or levels")
+        levels = _levels(orders)
+    side, price, total = levels["side"], levels["price"], levels["total"]
     if feed == codes.MD_FEED_L2:
-        rec = new_records(codes.TEMPLATE_BOOK_LEVEL, side.size)
+        rec = new_records(codes.TEMPLATE_BOOK_LEVEL, levels.size)
         rec["MDEntryPx"] = price
         rec["MDEntrySize"] = total
-        rec["NumberOfOrders"] = count
+        rec["NumberOfOrders"] = levels["count"]
         rec["MDEntryType"] = np.where(side == _OFFER, codes.MD_ENTRY_OFFER, codes.MD_ENTRY_BID)
         rec["MDUpdateAction"] = codes.MD_UPDATE_NEW
         return _raw(rec)
@@ -102,11 +117,19 @@ def snapshot_packets(
     ids = publisher.security_ids
     chosen = publisher.index_of(np.array([security_id], np.int64)) if security_id else np.arange(ids.size)
     last = int(publisher.channel_seq[feed])
-    bounds = np.searchsorted(view.orders["inst"], np.stack([chosen, chosen + 1]))
+    wanted = np.stack([chosen, chosen + 1])
+    by_order = np.searchsorted(view.orders["inst"], wanted) if view.orders is not None else None
+    by_level = np.searchsorted(view.levels["inst"], wanted) if view.levels is not None else None
     packets: list[Packet] = []
     total = 0
     for i, k in enumerate(chosen.tolist()):
-        body = _body(feed, view.orders[bounds[0, i] : bounds[1, i]])
+        orders = (
+            view.orders[by_order[0, i] : by_order[1, i]] if by_order is not None and view.orders is not None else None
+        )
+        levels = (
+            view.levels[by_level[0, i] : by_level[1, i]] if by_level is not None and view.levels is not None else None
+        )
+        body = _body(feed, orders, levels)
         start = new_records(codes.TEMPLATE_SNAPSHOT_START, 1)
         start["LastChannelSeqNum"] = last
         start["TotNumReports"] = body.shape[0] + view.reference.shape[1]

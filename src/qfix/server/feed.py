@@ -26,12 +26,12 @@ from qfix.marketdata import feeds
 from qfix.marketdata.adapter import FeedEndpoint
 from qfix.marketdata.publisher import Chunk, Packet, Publisher
 from qfix.marketdata.service import SnapshotService
-from qfix.marketdata.snapshot import VIEW_ORDER, BookView
+from qfix.marketdata.snapshot import VIEW_LEVEL, VIEW_ORDER, BookView
 from qfix.server.config import ServerConfig
 from qfix.wire import codes
 from qfix.wire.codec import new_records
 
-__all__ = ["MarketData", "book_view", "reference_records", "trading_status"]
+__all__ = ["MarketData", "book_view", "level_view", "reference_records", "trading_status"]
 
 Array = npt.NDArray[Any]
 
@@ -106,6 +106,20 @@ def book_view(engine: Engine, now: int, inst: int | None = None) -> BookView:
     return BookView(orders, trading_status(rows), reference_records(engine, now))
 
 
+def level_view(engine: Engine, now: int, inst: int | None = None) -> BookView:
+    """The books now as the level feeds (L2, BBO, TRD) need them: levels only, read off the
+    engine's ladders without visiting an order, so it costs the loop next to nothing."""
+    levels = engine.book_levels(inst)
+    rows = engine.instrument_rows()
+    view = np.zeros(levels.size, VIEW_LEVEL)
+    view["inst"] = levels["inst"]
+    view["side"] = levels["side"] != _BID
+    view["price"] = levels["price"] * rows["tick"][levels["inst"]]
+    view["total"] = levels["total"]
+    view["count"] = levels["count"]
+    return BookView(None, trading_status(rows), reference_records(engine, now), levels=view)
+
+
 class MarketData:
     """Publisher, snapshot service and sockets, wired to one engine.
 
@@ -120,7 +134,9 @@ class MarketData:
         self.engine = engine
         ids = [i.security_id for i in engine.instruments]
         self.publisher = Publisher(ids, retention=config.md_retention)
-        self.service = SnapshotService(self.publisher, self._view, config.md_replay_max_records)
+        self.service = SnapshotService(
+            self.publisher, self._view, config.md_replay_max_records, level_view=self._level_view
+        )
         self.endpoint = FeedEndpoint(
             config.md_endpoint,
             config.md_snapshot_endpoint,
@@ -134,6 +150,7 @@ class MarketData:
         self._last_sent = dict.fromkeys(feeds.ALL_FEEDS, 0.0)
         #: the books as of the last engine call, built for the first snapshot after it
         self._view_cache: BookView | None = None
+        self._level_cache: BookView | None = None
         #: requests answered, and answered Busy
         self.requests = 0
         self.busy = 0
@@ -184,10 +201,20 @@ class MarketData:
         self._view_cache = book_view(self.engine, time.time_ns())
         return self._view_cache
 
+    def _level_view(self, security_id: int) -> BookView:
+        if self._level_cache is not None:
+            return self._level_cache
+        if security_id:
+            inst = int(self.publisher.index_of(np.array([security_id], np.int64))[0])
+            return level_view(self.engine, time.time_ns(), inst)
+        self._level_cache = level_view(self.engine, time.time_ns())
+        return self._level_cache
+
     def _send(self, items: list[Packet | Chunk]) -> None:
         if not items:
             return
         self._view_cache = None
+        self._level_cache = None
         try:
             self.endpoint.publish(items)
         except zmq.ZMQError as exc:

@@ -54,12 +54,14 @@ def book_differences(
     """Where ``books`` differ from ``engine``'s books, per feed given: L3 orders and queue
     order, L2 levels, BBO; and the trading status. Empty if they agree exactly."""
     view = book_view(engine, 0)
+    all_orders = view.orders
+    assert all_orders is not None  # book_view always reads the orders
     rows = engine.instrument_rows()
     status = trading_status(rows)
     out: list[str] = []
-    bounds = np.searchsorted(view.orders["inst"], np.arange(rows.size + 1))
+    bounds = np.searchsorted(all_orders["inst"], np.arange(rows.size + 1))
     for k, sec in enumerate(rows["sec_id"].tolist()):
-        orders = view.orders[bounds[k] : bounds[k + 1]]
+        orders = all_orders[bounds[k] : bounds[k + 1]]
         book = books.get(sec)
         if book is None:
             out.append(f"{sec}: no book")
@@ -149,9 +151,11 @@ def engine_digests(engine: Engine) -> dict[int, bytes]:
     """SecurityID -> digest of the canonical form of the engine's book (module docstring):
     equal to :func:`subscriber_digests` of a subscriber that follows the engine's feeds."""
     view = book_view(engine, 0)
+    all_orders = view.orders
+    assert all_orders is not None  # book_view always reads the orders
     rows = engine.instrument_rows()
     status = trading_status(rows)
-    o = view.orders  # by instrument, bids before offers, best price first, queue order
+    o = all_orders  # by instrument, bids before offers, best price first, queue order
     orders = np.zeros(o.size, ORDER_ROW)
     orders["side"] = o["side"]
     orders["price"] = o["price"]
