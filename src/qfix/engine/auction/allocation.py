@@ -101,9 +101,10 @@ def _rows_by_instrument(n, inst):
 
 
 @numba.njit(cache=True, nogil=True)
-def _rank_into(rows, price, market, priority, p, is_buy, keep, rank, spare_keep, spare_rank, counts):
-    """Write the eligible rows in priority order into ``keep[:m]`` and their rank prices
-    (levels are runs of equal rank price) into ``rank[:m]``; returns m.
+def _rank_into(lo, hi, price, market, priority, p, is_buy, keep, rank, spare_keep, spare_rank, counts):
+    """Write the eligible positions ``lo`` to ``hi - 1`` of one instrument's bucket in
+    priority order into ``keep[:m]`` and their rank prices (levels are runs of equal rank
+    price) into ``rank[:m]``; returns m.
 
     Market orders come first in row order; limits follow by rank price, stably. When rows
     are already in priority order and the limits' ranks span few ticks, a counting sort
@@ -111,20 +112,20 @@ def _rank_into(rows, price, market, priority, p, is_buy, keep, rank, spare_keep,
     comparison sorts (priority, then rank price) do.
     """
     rows_in_priority = True
-    for k in range(1, rows.size):
-        if priority[rows[k]] < priority[rows[k - 1]]:
+    for r in range(lo + 1, hi):
+        if priority[r] < priority[r - 1]:
             rows_in_priority = False
             break
     m = 0
     low = _MARKET_RANK
     high = _MARKET_RANK
-    for r in rows:
+    for r in range(lo, hi):
         if market[r]:
             keep[m] = r
             rank[m] = _MARKET_RANK
             m += 1
     markets = m
-    for r in rows:
+    for r in range(lo, hi):
         if not market[r] and (price[r] >= p if is_buy else price[r] <= p):
             keep[m] = r
             key = -price[r] if is_buy else price[r]
@@ -207,6 +208,10 @@ def _allocate(
     n = price_at.size
     b_start, b_rows = _rows_by_instrument(n, b_inst)
     a_start, a_rows = _rows_by_instrument(n, a_inst)
+    # each side's columns in bucket order, so the passes below read memory in sequence;
+    # positions map back to rows through b_rows / a_rows at the end
+    bp, bq, bm, bo = b_price[b_rows], b_qty[b_rows], b_mkt[b_rows], b_prio[b_rows]
+    ap, aq, am, ao = a_price[a_rows], a_qty[a_rows], a_mkt[a_rows], a_prio[a_rows]
     widest = 1
     for s in range(n):
         widest = max(widest, b_start[s + 1] - b_start[s], a_start[s + 1] - a_start[s])
@@ -217,8 +222,8 @@ def _allocate(
     spare_keep = np.empty(widest, np.int64)
     spare_rank = np.empty(widest, np.int64)
     counts = np.zeros(_DENSE_FACTOR * widest + 1, np.int64)
-    b_filled = np.zeros(b_inst.size, np.int64)
-    a_filled = np.zeros(a_inst.size, np.int64)
+    b_got = np.zeros(b_inst.size, np.int64)
+    a_got = np.zeros(a_inst.size, np.int64)
     cap = b_inst.size + a_inst.size
     t_inst = np.empty(cap, np.int64)
     t_bid = np.empty(cap, np.int64)
@@ -230,52 +235,36 @@ def _allocate(
             continue
         p = price_at[s]
         mb = _rank_into(
-            b_rows[b_start[s] : b_start[s + 1]],
-            b_price,
-            b_mkt,
-            b_prio,
-            p,
-            True,
-            b_keep,
-            b_rank,
-            spare_keep,
-            spare_rank,
-            counts,
+            b_start[s], b_start[s + 1], bp, bm, bo, p, True, b_keep, b_rank, spare_keep, spare_rank, counts
         )
         ma = _rank_into(
-            a_rows[a_start[s] : a_start[s + 1]],
-            a_price,
-            a_mkt,
-            a_prio,
-            p,
-            False,
-            a_keep,
-            a_rank,
-            spare_keep,
-            spare_rank,
-            counts,
+            a_start[s], a_start[s + 1], ap, am, ao, p, False, a_keep, a_rank, spare_keep, spare_rank, counts
         )
-        _fill_side(b_keep[:mb], b_rank[:mb], b_qty, volume_at[s], pro_rata, b_filled)
-        _fill_side(a_keep[:ma], a_rank[:ma], a_qty, volume_at[s], pro_rata, a_filled)
+        _fill_side(b_keep[:mb], b_rank[:mb], bq, volume_at[s], pro_rata, b_got)
+        _fill_side(a_keep[:ma], a_rank[:ma], aq, volume_at[s], pro_rata, a_got)
         i = 0
         j = 0
         b_left = np.int64(0)
         a_left = np.int64(0)
         while True:
             while b_left == 0 and i < mb:
-                b_left = b_filled[b_keep[i]]
+                b_left = b_got[b_keep[i]]
                 i += 1
             while a_left == 0 and j < ma:
-                a_left = a_filled[a_keep[j]]
+                a_left = a_got[a_keep[j]]
                 j += 1
             if b_left == 0 or a_left == 0:
                 break
             q = min(b_left, a_left)
             t_inst[t] = s
-            t_bid[t] = b_keep[i - 1]
-            t_ask[t] = a_keep[j - 1]
+            t_bid[t] = b_rows[b_keep[i - 1]]
+            t_ask[t] = a_rows[a_keep[j - 1]]
             t_qty[t] = q
             t += 1
             b_left -= q
             a_left -= q
+    b_filled = np.zeros(b_inst.size, np.int64)
+    a_filled = np.zeros(a_inst.size, np.int64)
+    b_filled[b_rows] = b_got
+    a_filled[a_rows] = a_got
     return b_filled, a_filled, t_inst[:t].copy(), t_bid[:t].copy(), t_ask[:t].copy(), t_qty[:t].copy()
