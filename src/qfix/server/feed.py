@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any, Final
 
 import numpy as np
@@ -148,9 +149,9 @@ class MarketData:
         )
         self._pending: list[Array] = []
         self._last_sent = dict.fromkeys(feeds.ALL_FEEDS, 0.0)
-        #: the books as of the last engine call, built for the first snapshot after it
-        self._view_cache: BookView | None = None
-        self._level_cache: BookView | None = None
+        #: the books as of the last engine call (by builder: orders, levels), built for the
+        #: first snapshot after it that needs them
+        self._views: dict[Callable[..., BookView], BookView] = {}
         #: requests answered, and answered Busy
         self.requests = 0
         self.busy = 0
@@ -183,7 +184,7 @@ class MarketData:
     def flush(self, now_ns: int) -> None:
         """The engine call is done: sequence and send what it produced."""
         # the books may have changed even where nothing was published (a journal failure)
-        self._view_cache = None
+        self._views.clear()
         if not self._pending:
             return
         md = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
@@ -191,30 +192,27 @@ class MarketData:
         self._send(self.publisher.publish(md, now_ns))
 
     def _view(self, security_id: int) -> BookView:
-        # a whole view serves every request of a pass (building one sorts every live
-        # order); a one-instrument request before it sorts only that instrument's
-        if self._view_cache is not None:
-            return self._view_cache
-        if security_id:
-            inst = int(self.publisher.index_of(np.array([security_id], np.int64))[0])
-            return book_view(self.engine, time.time_ns(), inst)
-        self._view_cache = book_view(self.engine, time.time_ns())
-        return self._view_cache
+        return self._cached_view(book_view, security_id)
 
     def _level_view(self, security_id: int) -> BookView:
-        if self._level_cache is not None:
-            return self._level_cache
+        return self._cached_view(level_view, security_id)
+
+    def _cached_view(self, build: Callable[[Engine, int, int | None], BookView], security_id: int) -> BookView:
+        # a whole view serves every request of a pass until the next publish (building one
+        # walks every book); a one-instrument request before it walks only that instrument
+        cached = self._views.get(build)
+        if cached is not None:
+            return cached
         if security_id:
             inst = int(self.publisher.index_of(np.array([security_id], np.int64))[0])
-            return level_view(self.engine, time.time_ns(), inst)
-        self._level_cache = level_view(self.engine, time.time_ns())
-        return self._level_cache
+            return build(self.engine, time.time_ns(), inst)
+        self._views[build] = whole = build(self.engine, time.time_ns(), None)
+        return whole
 
     def _send(self, items: list[Packet | Chunk]) -> None:
         if not items:
             return
-        self._view_cache = None
-        self._level_cache = None
+        self._views.clear()
         try:
             self.endpoint.publish(items)
         except zmq.ZMQError as exc:
