@@ -12,9 +12,10 @@ apart as ``{backend}.first_call_ms``):
 - ``{backend}.determine_ms``: ENGINE.md §8 rule 3 alone, host grids in, P, V and I of
   every instrument on the host out, copies included; ``{backend}.transfer_ms`` is the
   copies within it;
-- ``{backend}.batch_match_ms`` and ``{backend}.batch_match_orders_per_s``: the whole
-  :func:`~qfix.engine.auction.batch_match` over the arrays (grids, determination,
-  allocation, pairing into trades); ``grid_ms`` and ``allocate_ms`` are its host parts.
+- ``{backend}.batch_match_ms`` and ``{backend}.batch_match_orders_per_s``: the wall time
+  of the whole :func:`~qfix.engine.auction.batch_match` call over the arrays (checks,
+  grids, determination, allocation, pairing into trades); ``grid_ms`` and ``allocate_ms``
+  are its host parts.
 
 ENGINE.md's ``{backend}.uncross_ms`` and ``{backend}.orders_per_s`` time the engine's own
 uncross (``set_phase`` to Continuous with the execution reports and market-data records);
@@ -26,6 +27,7 @@ equal the cpu reference's in the same run, or the command fails.
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Final
 
 import click
@@ -41,8 +43,8 @@ REF_STEP: Final = 10
 PRICE_SPREAD: Final = 50
 MARKET_SHARE: Final = 0.05
 MAX_LOTS: Final = 100
-#: ENGINE.md §10's target and the issue's: the whole uncross on one CPU core, and the
-#: determination of 1M orders over 10,000 instruments on an H100 including copies
+#: the auction issue's targets: the whole uncross at 20M orders/s on one CPU core, and the
+#: determination of 1M orders over 10,000 instruments in 2 ms on an H100, copies included
 CPU_TARGET_ORDERS_PER_S: Final = 20e6
 DEVICE_TARGET_DETERMINE_MS: Final = 2.0
 #: the order counts of the --plot sweep (quick: the first two)
@@ -110,8 +112,11 @@ def _measure(
         medians[name] = determine.value
         progress.step(f"{name}: batch_match x{repeats}")
         batch_match(bids, asks, ref, backend=backend)
-        matches = [batch_match(bids, asks, ref, backend=backend) for _ in range(repeats)]
-        wall = [m.grid_s + m.determine_s + m.allocate_s for m in matches]
+        matches, wall = [], []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            matches.append(batch_match(bids, asks, ref, backend=backend))
+            wall.append(time.perf_counter() - start)
         report.add(_common.from_samples(f"{name}.batch_match_ms", [w * 1e3 for w in wall], "ms"))
         report.add(_common.from_samples(f"{name}.batch_match_orders_per_s", [n_orders / w for w in wall], "orders/s"))
         report.add(_common.from_samples(f"{name}.grid_ms", [m.grid_s * 1e3 for m in matches], "ms", "host"))

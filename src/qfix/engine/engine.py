@@ -432,6 +432,7 @@ class Engine:
         The order is read off the books (``_levels.ranked_slots`` walks ladders and
         queues), so only resting market orders, which sit in no level, are sorted here.
         """
+        first, last = self._instrument_range(inst)
         hw = int(self._ctr[ty.C_OHW])
         slots = self._orders[:hw]
         market = (slots["level"] < 0) & (slots["order_id"] != 0)
@@ -440,7 +441,6 @@ class Engine:
         markets = np.flatnonzero(market)
         if markets.size > 1:
             markets = markets[np.lexsort((slots["prio"][markets], slots["side"][markets], slots["inst"][markets]))]
-        first, last = (0, len(self._insts)) if inst is None else (inst, inst + 1)
         out = np.empty(int(self._ctr[ty.C_LIVE]), np.int64)
         n = kern.ranked_slots(self._S, first, last, markets.astype(np.int64), out)
         if n < 0:
@@ -451,11 +451,19 @@ class Engine:
         ranked: Array = np.take(words, out[:n], axis=0).view(ty.ORDER).reshape(n)
         return ranked
 
+    def _instrument_range(self, inst: int | None) -> tuple[int, int]:
+        """(first, last + 1) instrument indexes for a walk; the kernels trust them."""
+        if inst is None:
+            return 0, len(self._insts)
+        if not 0 <= inst < len(self._insts):
+            raise ValueError(f"instrument index {inst} is outside 0..{len(self._insts) - 1}")
+        return inst, inst + 1
+
     def book_levels(self, inst: int | None = None) -> Array:
         """The occupied price levels (``types.BOOK_LEVEL``: instrument index, side, price in
         ticks, total Shown, order count), per instrument bids then offers, best first; only
         instrument index ``inst``'s if given. Read off the ladders: no order is visited."""
-        first, last = (0, len(self._insts)) if inst is None else (inst, inst + 1)
+        first, last = self._instrument_range(inst)
         out = np.empty(int(self._ctr[ty.C_LEVELS]), np.int64)
         n = kern.ranked_levels(self._S, first, last, out)
         if n < 0:

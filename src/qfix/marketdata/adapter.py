@@ -8,10 +8,9 @@ call, so a flood of them cannot hold the loop.
 Replies are streamed, not dumped: a reply waits here as a queue of packets and each loop
 pass moves at most a budget of packets into the ROUTER, whose high-water mark per
 requester is small. A requester that reads slowly holds at most that mark in libzmq and
-its one reply here; one that stops reading for ``reply_timeout`` seconds, or vanishes
-(ROUTER_MANDATORY reports it), loses the rest of its reply. At most
-``max_replies_in_flight`` replies wait at once, so the memory behind the service is
-bounded by the configuration, whatever the requesters do.
+its one reply here; one whose pipe stays full for ``reply_timeout`` seconds, or that
+vanishes (ROUTER_MANDATORY reports it), loses the rest of its reply. At most
+``max_replies_in_flight`` replies wait here at once.
 """
 
 from __future__ import annotations
@@ -35,8 +34,8 @@ class _Outgoing:
     """One requester's reply still to send."""
 
     packets: deque[Packet]
-    #: monotonic time of the last packet the ROUTER took (or of the request)
-    last_progress: float = field(default_factory=time.monotonic)
+    #: monotonic time since which its pipe has been full (None: it is taking packets)
+    blocked_since: float | None = None
 
 
 class FeedEndpoint:
@@ -49,7 +48,7 @@ class FeedEndpoint:
         sndhwm: PUB high-water mark in messages (packets).
         reply_sndhwm: the snapshot ROUTER's high-water mark per requester, in packets.
         max_replies_in_flight: replies that may wait to be streamed at once.
-        reply_timeout: seconds a reply may make no progress before it is dropped.
+        reply_timeout: seconds a requester's pipe may stay full before its reply is dropped.
     """
 
     def __init__(
@@ -166,28 +165,35 @@ class FeedEndpoint:
             self.replies_dropped += 1
 
     def pump(self, budget: int) -> None:
-        """Move up to ``budget`` queued reply packets into the ROUTER, oldest reply first,
-        each requester as far as its high-water mark allows; drop replies of requesters
-        that vanished or made no progress for ``reply_timeout`` seconds."""
+        """Move up to ``budget`` queued reply packets into the ROUTER, each requester as far
+        as its high-water mark allows, round robin (a requester served this pass goes to
+        the back); drop the replies of requesters that vanished, or whose pipe stayed full
+        for ``reply_timeout`` seconds."""
         now = time.monotonic()
         for identity in list(self._outgoing):
-            out = self._outgoing[identity]
+            if budget <= 0:
+                break
+            out = self._outgoing.pop(identity)
             while out.packets and budget > 0:
                 try:
                     self.router.send_multipart([identity, *out.packets[0].frames()], zmq.NOBLOCK)
                 except zmq.Again:
-                    break  # its pipe is full: try again next pass
-                except zmq.ZMQError:
-                    out.last_progress = -float("inf")  # vanished (EHOSTUNREACH): drop below
+                    if out.blocked_since is None:
+                        out.blocked_since = now
+                    break
+                except zmq.ZMQError:  # EHOSTUNREACH: the requester is gone
+                    self.replies_dropped += len(out.packets)
+                    out.packets.clear()
                     break
                 out.packets.popleft()
-                out.last_progress = now
+                out.blocked_since = None
                 budget -= 1
             if not out.packets:
-                del self._outgoing[identity]
-            elif now - out.last_progress > self.reply_timeout:
+                continue
+            if out.blocked_since is not None and now - out.blocked_since > self.reply_timeout:
                 self.replies_dropped += len(out.packets)
-                del self._outgoing[identity]
+                continue
+            self._outgoing[identity] = out  # back of the queue
 
     def close(self) -> None:
         self._outgoing.clear()

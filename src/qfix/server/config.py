@@ -60,6 +60,9 @@ DEFAULT_MD_PORT: Final = 5556
 DEFAULT_MD_SNAPSHOT_PORT: Final = 5557
 DEFAULT_HOST: Final = "127.0.0.1"
 OUTPUT_RECORD_BYTES: Final = 64  #: wire.schema.OUTPUT itemsize
+#: what one queued reply packet costs beyond its records (its Packet object and array
+#: header; measured at about 240 bytes)
+REPLY_PACKET_OVERHEAD_BYTES: Final = 256
 
 _PHASES: Final = {
     "closed": PHASE_CLOSED,
@@ -114,7 +117,7 @@ class ServerConfig:
     md_reply_sndhwm: int = 16
     #: snapshot or replay replies streamed at once; a request beyond them is answered Busy
     md_max_replies_in_flight: int = 8
-    #: seconds a reply may make no progress (its requester not reading) before it is dropped
+    #: seconds a requester's pipe may stay full (it is not reading) before its reply is dropped
     md_reply_timeout: float = 10.0
     #: most inbound messages handed to one engine call
     batch: int = 10_000
@@ -229,13 +232,17 @@ class ServerConfig:
     def md_reply_bytes(self) -> int:
         """Snapshot and replay replies at their worst: each of ``md_max_replies_in_flight``
         holds the larger of a full L3 snapshot (every order plus four records per
-        instrument) and a full replay, plus its requester's ROUTER pipe of full packets."""
+        instrument, in full packets) and a full replay (in the worst case one record per
+        packet), each packet with its Python object, plus its requester's ROUTER pipe of
+        full packets."""
         if not self.md_enabled:
             return 0
-        snapshot = self.engine.max_orders + 4 * len(self.instruments)
-        records = max(snapshot, self.md_replay_max_records)
+        snapshot_records = self.engine.max_orders + 4 * len(self.instruments)
+        snapshot_packets = -(-snapshot_records // codes.MAX_MSGS_PER_FRAME) + len(self.instruments)
+        snapshot = snapshot_records * codes.MESSAGE_SIZE + snapshot_packets * REPLY_PACKET_OVERHEAD_BYTES
+        replay = self.md_replay_max_records * (codes.MESSAGE_SIZE + REPLY_PACKET_OVERHEAD_BYTES)
         pipe = self.md_reply_sndhwm * codes.MAX_MSGS_PER_FRAME * codes.MESSAGE_SIZE
-        return self.md_max_replies_in_flight * (records * codes.MESSAGE_SIZE + pipe)
+        return self.md_max_replies_in_flight * (max(snapshot, replay) + pipe)
 
     @property
     def fix_endpoint(self) -> str:

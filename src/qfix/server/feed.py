@@ -225,6 +225,11 @@ class MarketData:
         for item in items:
             self._last_sent[item.feed] = now
 
+    @property
+    def streaming(self) -> bool:
+        """Whether snapshot or replay replies are waiting to be streamed."""
+        return self.endpoint.replies_in_flight > 0
+
     def serve(self, budget: int) -> None:
         """Answer up to ``budget`` waiting requests and stream queued replies on.
 

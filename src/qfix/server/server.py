@@ -74,6 +74,8 @@ _MSG: Final = codes.MESSAGE_SIZE
 _FRAME_MSGS: Final = codes.MAX_MSGS_PER_FRAME
 _HOUSEKEEPING_S: Final = 0.05
 _IDLE_WAIT_MS: Final = 20
+#: the idle wait while snapshot replies stream: 16 packets per requester per wake-up
+_STREAMING_WAIT_MS: Final = 1
 _FRAME_SLACK: Final = 32
 #: snapshot or replay requests answered per loop pass (a snapshot of a large book costs milliseconds)
 _MD_REQUESTS_PER_PASS: Final = 4
@@ -225,7 +227,10 @@ class Server:
     def serve_forever(self) -> None:
         """Run until :meth:`stop` is called (e.g. from a signal handler), then shut down."""
         while not self._stopping:
-            self.run_once(_IDLE_WAIT_MS)
+            # the snapshot ROUTER is not in the loop's poller: while replies stream, wake
+            # often enough to keep them moving (each pass tops up every requester's pipe)
+            streaming = self.md is not None and self.md.streaming
+            self.run_once(_STREAMING_WAIT_MS if streaming else _IDLE_WAIT_MS)
         self.shutdown()
 
     def stop(self) -> None:

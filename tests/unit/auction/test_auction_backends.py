@@ -96,3 +96,21 @@ def test_mlx_equals_cpu() -> None:
 @pytest.mark.gpu
 def test_cupy_equals_cpu() -> None:
     _check_backend_equals_cpu("cupy")
+
+
+def test_mlx_falls_back_to_its_cpu_when_the_gpu_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On Apple GPUs MLX refuses int64 scatters; the backend must notice when it loads, run
+    on MLX's CPU, say why, and never be what auto picks as a GPU."""
+    mx = pytest.importorskip("mlx.core")
+    gpu = mx.Device(mx.gpu)
+    monkeypatch.setattr(mx, "default_device", lambda: gpu)
+    if mx.is_available(gpu) if hasattr(mx, "is_available") else False:
+        pytest.skip("a real MLX GPU is here: the refusal cannot be provoked")
+    backend = load("mlx")
+    assert not backend.on_gpu
+    assert "the GPU could not run it" in backend.device
+    bids, asks, ref = _random_books(6, 300, 3_000)
+    want = batch_match(bids, asks, ref, backend="cpu")
+    assert batch_match(bids, asks, ref, backend=backend).clearing.equals(want.clearing)
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    assert select("auto")[0].name != "mlx"

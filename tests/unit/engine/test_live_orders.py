@@ -51,3 +51,12 @@ def test_the_walk_equals_a_sort(seed: int) -> None:
         for inst in range(len(instruments)):
             assert engine.live_orders(inst).tobytes() == _sorted_live(engine, inst).tobytes()
     assert markets_seen > 0, "no resting market order was ever checked"
+
+
+def test_an_instrument_index_outside_the_book_is_refused() -> None:
+    engine = Engine(gen.default_random_instruments(), gen.default_random_config())
+    for bad in (-1, 6, 100_000):
+        with pytest.raises(ValueError, match="instrument index"):
+            engine.live_orders(bad)
+        with pytest.raises(ValueError, match="instrument index"):
+            engine.book_levels(bad)

@@ -33,7 +33,7 @@ def endpoint() -> Any:
         "inproc://md-snap",
         ctx,
         reply_sndhwm=_HWM,
-        max_replies_in_flight=1,
+        max_replies_in_flight=2,
         reply_timeout=0.3,
         jitted=False,
     )
@@ -93,12 +93,39 @@ def test_a_stalled_requester_is_bounded_then_dropped(endpoint: Any) -> None:
     held = len(ep._outgoing[stalled].packets)
     # inproc queues at most the sender's and the receiver's marks (2 + 1), plus one in flight
     assert held >= 200 - (_HWM + 1 + 2)
+    _, second = requester()
+    ep.reply(second, _packets(1, 2))
     other_dealer, other = requester()
-    assert not ep.can_take(other)  # the cap of one reply in flight: the server answers Busy
+    assert not ep.can_take(other)  # the cap of two replies in flight: the server answers Busy
     ep.reply_now(other, _packets(1, 9)[0])
     assert other_dealer.poll(5000)
     time.sleep(0.4)
     ep.pump(1_000)
-    assert ep.replies_in_flight == 0
+    assert ep.replies_in_flight == 0  # the one-packet reply went out, the stalled one was dropped
     assert ep.replies_dropped == held
     assert ep.can_take(other)
+
+
+def test_requesters_take_turns_and_only_a_full_pipe_times_out(endpoint: Any) -> None:
+    """With a budget of one packet per pass, two readers alternate; one not reached in a
+    pass because the budget ran out is not timed out, however long it waits."""
+    ep, requester = endpoint
+    first, a = requester()
+    second, b = requester()
+    ep.reply(a, _packets(6, 1))
+    ep.reply(b, _packets(6, 2))
+    time.sleep(0.4)  # longer than reply_timeout, before anything was tried
+    got: dict[bytes, list[int]] = {a: [], b: []}
+    deadline = time.monotonic() + 10
+    while ep.replies_in_flight:
+        assert time.monotonic() < deadline
+        ep.pump(1)
+        for dealer, name in ((first, a), (second, b)):
+            while dealer.poll(0):
+                got[name].append(_last_seq(dealer.recv_multipart()))
+        assert abs(len(got[a]) - len(got[b])) <= 2  # turns: neither runs ahead
+    for dealer, name in ((first, a), (second, b)):
+        while len(got[name]) < 6 and dealer.poll(5000):
+            got[name].append(_last_seq(dealer.recv_multipart()))
+    assert got[a] == got[b] == list(range(6))
+    assert ep.replies_dropped == 0

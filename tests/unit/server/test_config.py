@@ -163,5 +163,8 @@ def test_snapshot_replies_count_towards_the_memory_limit(tmp_path: Path) -> None
     with pytest.raises(ServerConfigError, match=r"snapshot replies \(marketdata.max_replies_in_flight 10000\)"):
         parse_config(text, base=tmp_path)
     config = parse_config(text.replace("10000", "2"), base=tmp_path)
-    largest = max(config.engine.max_orders + 4 * len(config.instruments), config.md_replay_max_records)
-    assert config.md_reply_bytes() == 2 * (largest * 60 + 16 * 1091 * 60)
+    n = len(config.instruments)
+    snapshot_records = config.engine.max_orders + 4 * n
+    snapshot = snapshot_records * 60 + (-(-snapshot_records // 1091) + n) * 256
+    replay = config.md_replay_max_records * (60 + 256)
+    assert config.md_reply_bytes() == 2 * (max(snapshot, replay) + 16 * 1091 * 60)

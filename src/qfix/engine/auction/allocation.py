@@ -234,9 +234,7 @@ def _allocate(
         if volume_at[s] <= 0:
             continue
         p = price_at[s]
-        mb = _rank_into(
-            b_start[s], b_start[s + 1], bp, bm, bo, p, True, b_keep, b_rank, spare_keep, spare_rank, counts
-        )
+        mb = _rank_into(b_start[s], b_start[s + 1], bp, bm, bo, p, True, b_keep, b_rank, spare_keep, spare_rank, counts)
         ma = _rank_into(
             a_start[s], a_start[s + 1], ap, am, ao, p, False, a_keep, a_rank, spare_keep, spare_rank, counts
         )

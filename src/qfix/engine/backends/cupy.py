@@ -107,6 +107,10 @@ class CupyBackend:
         name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
         self.device = f"{name} (CUDA, cupy {cupy.__version__})"
         self._kernel = cupy.RawKernel(KERNEL_SOURCE, "qfix_determine")
+        try:
+            self._kernel.compile()  # NVRTC: a broken toolkit shows here, not at the first call
+        except Exception as exc:
+            raise BackendUnavailable(f"cupy could not compile the determination kernel: {exc}") from None
         self.on_gpu = True
 
     def host_empty(self, n: int, dtype: Any) -> Any:

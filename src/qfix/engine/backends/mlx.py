@@ -1,6 +1,12 @@
 """The ``mlx`` backend: the segmented array formulation (:mod:`.segmented`) on MLX's default
-device: Metal on Apple silicon, CUDA with ``mlx[cuda13]``, else the CPU (``mlx[cpu]`` on
-Linux). Segmented reductions are MLX scatters (``array.at[seg].maximum``), exact in int64.
+device: CUDA with ``mlx[cuda13]``, else the CPU (``mlx[cpu]`` on Linux, or on Apple
+silicon, below). Segmented reductions are MLX scatters (``array.at[seg].maximum``), exact
+in int64.
+
+A two-instrument determination is run when the backend loads. On Apple GPUs it fails:
+Metal has no 64-bit atomics, and MLX refuses int64 scatters there. The backend then runs
+on MLX's CPU device, says so in ``device``, and ``auto`` passes it over. A device that
+gives wrong results, or where even the CPU fails, makes the backend unavailable.
 """
 
 from __future__ import annotations
@@ -57,6 +63,32 @@ class MlxOps:
         return self.mx.zeros((size,), dtype=self.mx.int64).at[index].add(ones)
 
 
+def _probe(mx: Any, ops: MlxOps, device: Any) -> str | None:
+    """Run a two-instrument determination on ``device``; None if it works, else why not."""
+    from qfix.engine.auction.clearing import determine
+
+    # two instruments that both cross: (seg_start, price, buy, sell, market buy, market sell, ref)
+    grid = (
+        np.array([0, 2, 3], np.int64),
+        np.array([10, 11, 5], np.int64),
+        np.array([0, 3, 0], np.int64),
+        np.array([2, 0, 0], np.int64),
+        np.array([0, 1], np.int64),
+        np.array([0, 1], np.int64),
+        np.array([10, 5], np.int64),
+    )
+    try:
+        with mx.stream(device):
+            got = determine_arrays(ops, tuple(mx.array(a) for a in grid))
+            mx.eval(*got)
+    except Exception as exc:  # MLX raises plain RuntimeError/ValueError for unsupported ops
+        return str(exc)
+    want = determine(*grid)
+    if any(not np.array_equal(np.array(g, dtype=np.int64), w) for g, w in zip(got, want, strict=True)):
+        return "results differ from the CPU reference"
+    return None
+
+
 class MlxBackend:
     """MLX on its default device; raises BackendUnavailable without mlx."""
 
@@ -73,10 +105,23 @@ class MlxBackend:
             raise BackendUnavailable(f"mlx failed to load: {exc}") from None
         self._mx: Any = mx
         self._ops = MlxOps(mx)
-        device = mx.default_device()
-        self.on_gpu = device.type == mx.gpu
         version = getattr(mx, "__version__", "?")
-        self.device = f"{device} (mlx {version})"
+        device = mx.default_device()
+        refused = _probe(mx, self._ops, device)
+        if refused is not None and device.type == mx.gpu:
+            # Metal has no 64-bit atomics, so MLX refuses int64 scatters on Apple GPUs: run
+            # the same formulation on MLX's CPU device and say so (auto then passes over it)
+            device = mx.Device(mx.cpu)
+            retry = _probe(mx, self._ops, device)
+            if retry is not None:
+                raise BackendUnavailable(f"mlx cannot run the determination: {retry}")
+            self.device = f"{device} (mlx {version}; the GPU could not run it: {refused})"
+        elif refused is not None:
+            raise BackendUnavailable(f"mlx cannot run the determination on {device}: {refused}")
+        else:
+            self.device = f"{device} (mlx {version})"
+        self._stream = device
+        self.on_gpu = device.type == mx.gpu
 
     def host_empty(self, n: int, dtype: Any) -> Any:
         return np.empty(n, dtype)
@@ -84,11 +129,12 @@ class MlxBackend:
     def determine(self, grid: PriceGrid) -> Determination:
         mx = self._mx
         start = time.perf_counter()
-        device_arrays = tuple(mx.array(a) for a in grid.arrays())
-        mx.eval(*device_arrays)
-        copied_in = time.perf_counter()
-        results = determine_arrays(self._ops, device_arrays)
-        mx.eval(*results)
+        with mx.stream(self._stream):
+            device_arrays = tuple(mx.array(a) for a in grid.arrays())
+            mx.eval(*device_arrays)
+            copied_in = time.perf_counter()
+            results = determine_arrays(self._ops, device_arrays)
+            mx.eval(*results)
         computed = time.perf_counter()
         price, volume, imbalance = (np.array(a, dtype=np.int64) for a in results)
         end = time.perf_counter()
