@@ -2,9 +2,10 @@
 
 Fills an engine's first instrument (the ``mix`` workload's instruments) with N resting
 limit orders spread over 1,000 levels, then times, as the server does between two engine
-calls: building the book view (``qfix.server.feed.book_view``, once per loop pass since
-the view is shared by every request of the pass) and turning it into each feed's packets
-for all instruments (``snapshot_packets``). Medians of 5 runs, in milliseconds. Usage:
+calls: building the order view (``qfix.server.feed.book_view``, for L3) and the level view
+(``level_view``, for L2, BBO and TRD), each once per loop pass since a view is shared by
+every request of the pass, and turning them into each feed's packets for all instruments
+(``snapshot_packets``). Medians of 5 runs, in milliseconds. Usage:
 
     .venv/bin/python scripts/probe_snapshot.py [--orders 10000,100000,500000] [--json PATH]
 """
@@ -24,7 +25,7 @@ from qfix.engine import Engine, EngineConfig, output_buffer
 from qfix.marketdata import feeds
 from qfix.marketdata.publisher import Publisher
 from qfix.marketdata.snapshot import snapshot_packets
-from qfix.server.feed import book_view
+from qfix.server.feed import book_view, level_view
 from qfix.wire import codes, schema
 
 LEVELS = 500  # per side
@@ -81,10 +82,16 @@ def main() -> None:
         assert engine.resting_orders == n, (engine.resting_orders, n)
         publisher = Publisher([i.security_id for i in insts])
         view = book_view(engine, 1)
-        row: dict[str, float] = {"view_ms": _median_ms(lambda e=engine: book_view(e, 1))}
+        levels = level_view(engine, 1)
+        row: dict[str, float] = {
+            "view_ms": _median_ms(lambda e=engine: book_view(e, 1)),
+            "level_view_ms": _median_ms(lambda e=engine: level_view(e, 1)),
+        }
         for feed in feeds.ALL_FEEDS:
+            # what the server does: L3 from the order view, the level feeds from the levels
+            source = view if feed == codes.MD_FEED_L3 else levels
             row[f"{feeds.FEED_NAMES[feed]}_ms"] = _median_ms(
-                lambda f=feed, v=view, p=publisher: snapshot_packets(f, v, p, 0, 1)
+                lambda f=feed, v=source, p=publisher: snapshot_packets(f, v, p, 0, 1)
             )
         results["by_orders"][str(n)] = row
         print(n, "orders:", ", ".join(f"{k} {v:.1f}" for k, v in row.items()), flush=True)
