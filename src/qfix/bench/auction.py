@@ -5,9 +5,9 @@ with Ref_s = 1,000,000 + 10·s, ``--orders`` orders spread uniformly over them, 
 5 % market, else a limit at Ref_s + U{-50..50}, lots U{1..100}, priority = arrival order,
 drawn from PCG64(seed); the report carries the BLAKE2b of the arrays.
 
-Measured per backend, each the median of the repeats after an untimed warm-up (a device
-backend's first call compiles its kernel and creates its context; that call is reported
-apart as ``{backend}.first_call_ms``):
+Measured per backend, each the median of the repeats after an untimed warm-up (the first
+call after the backend loaded, reported apart as ``{backend}.first_call_ms``; cupy
+compiles its kernel and mlx checks its device when they load):
 
 - ``{backend}.determine_ms``: ENGINE.md §8 rule 3 alone, host grids in, P, V and I of
   every instrument on the host out, copies included; ``{backend}.transfer_ms`` is the
@@ -102,7 +102,8 @@ def _measure(
         first = backend.determine(grid)
         if not first.clearing.equals(reference):
             raise BenchmarkError(f"{name}: clearing prices differ from the cpu reference on the same grid")
-        report.add(_common.single(f"{name}.first_call_ms", first.total_s * 1e3, "ms", "compile and context included"))
+        note = "the first call after loading (cupy compiles its kernel at load)"
+        report.add(_common.single(f"{name}.first_call_ms", first.total_s * 1e3, "ms", note))
         progress.step(f"{name}: determination x{repeats}")
         runs = [backend.determine(grid) for _ in range(repeats)]
         if not all(run.clearing.equals(reference) for run in runs):

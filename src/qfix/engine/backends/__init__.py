@@ -2,7 +2,8 @@
 
 ``cpu`` is the Numba reference (:func:`qfix.engine.auction.clearing.determine`); ``cupy``
 runs the same segmented pass as a CUDA kernel; ``mlx`` runs it as array operations on MLX's
-default device (Metal on Apple silicon, CUDA, or the CPU). Every backend returns the same
+default device where that device can (not Metal: no int64 scatters there), else on MLX's
+CPU. Every backend returns the same
 int64 results bit for bit; only the host builds grids, allocates and writes outputs.
 
 Choosing: :func:`load` gives the backend named, or raises :class:`BackendUnavailable` with
