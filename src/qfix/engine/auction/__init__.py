@@ -12,12 +12,17 @@ The public entry point is :func:`batch_match`::
     result = batch_match(bids, asks, ref=np.array([11]))
     result.clearing.price   # array([11]): rule 5, the price nearest Ref
     result.trades.qty       # array([100])
+
+:func:`engine_books` turns an engine's resting books into the same input, so
+``batch_match(*engine_books(engine))`` shows what uncrossing every instrument would do
+now, without changing the engine.
 """
 
 from __future__ import annotations
 
 from qfix.engine.auction.allocation import ALLOCATIONS, PRO_RATA, TIME, Trades
 from qfix.engine.auction.batch import BatchMatch, batch_match
+from qfix.engine.auction.books import engine_books
 from qfix.engine.auction.clearing import NO_PRICE, Clearing
 from qfix.engine.auction.grid import PriceGrid, build_grid
 from qfix.engine.auction.orders import Orders
@@ -34,4 +39,5 @@ __all__ = [
     "Trades",
     "batch_match",
     "build_grid",
+    "engine_books",
 ]
