@@ -425,6 +425,13 @@ class Engine:
         rows: Array = self._insts.copy()
         return rows
 
+    def order_records(self) -> Array:
+        """A copy of every live order record (``types.ORDER``) in slot order, unsorted: the
+        raw table, for audits and test oracles that must not depend on the book walks."""
+        slots = self._orders[: int(self._ctr[ty.C_OHW])]
+        raw: Array = slots[slots["order_id"] != 0].copy()
+        return raw
+
     def live_orders(self, inst: int | None = None) -> Array:
         """Live order records (``types.ORDER``) in the state-hash order of ENGINE.md §5;
         only instrument index ``inst``'s if given.

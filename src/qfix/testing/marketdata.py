@@ -10,6 +10,11 @@ bids best to worst then offers best to worst, queue order within a level, and th
 levels (side, price, size, orders) in the same order, each as packed little-endian rows.
 The engine's L2 levels and BBO are derived from its resting limit orders, as the feeds
 derive them; a subscriber's come from its L2 and BBO feeds, so all three feeds are checked.
+
+The engine side is read from its raw order table (``Engine.order_records``) and put in
+book order here, by sorting on ENGINE.md's priority (price, then PrioSeq), not through the
+engine's own book walk that the snapshot service uses: a fault in that walk shows up as a
+difference instead of being copied into both sides.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ import numpy.typing as npt
 
 from qfix.engine import Engine
 from qfix.marketdata.book import BID, OFFER, Book, Level
-from qfix.server.feed import book_view, trading_status
+from qfix.marketdata.snapshot import VIEW_ORDER
+from qfix.server.feed import trading_status
 from qfix.wire import codes
 
 __all__ = ["book_differences", "combined_digest", "engine_digests", "subscriber_digests"]
@@ -45,7 +51,26 @@ TOP_ROW: Final = np.dtype(
     ]
 )
 _COUNT: Final = struct.Struct("<Q")
+#: ``side`` of an engine order record that is a buy
+_ENGINE_BUY: Final = 0
 _DIGEST_SIZE: Final = 16
+
+
+def _engine_orders(engine: Engine) -> npt.NDArray[Any]:
+    """The engine's resting limit orders (``VIEW_ORDER``, PRICE9 prices) by instrument, bids
+    then offers, best price first, then PrioSeq: sorted here from the raw table."""
+    live = engine.order_records()
+    live = live[live["ord_type"] == codes.ORD_TYPE_LIMIT]
+    price_key = np.where(live["side"] == _ENGINE_BUY, -live["price"], live["price"])
+    live = live[np.lexsort((live["prio"], price_key, live["side"], live["inst"]))]
+    tick = engine.instrument_rows()["tick"]
+    orders = np.zeros(live.size, VIEW_ORDER)
+    orders["inst"] = live["inst"]
+    orders["side"] = live["side"] != _ENGINE_BUY
+    orders["price"] = live["price"] * tick[live["inst"]]
+    orders["shown"] = live["shown"]
+    orders["order_id"] = live["order_id"]
+    return orders
 
 
 def book_differences(
@@ -53,9 +78,7 @@ def book_differences(
 ) -> list[str]:
     """Where ``books`` differ from ``engine``'s books, per feed given: L3 orders and queue
     order, L2 levels, BBO; and the trading status. Empty if they agree exactly."""
-    view = book_view(engine, 0)
-    all_orders = view.orders
-    assert all_orders is not None  # book_view always reads the orders
+    all_orders = _engine_orders(engine)
     rows = engine.instrument_rows()
     status = trading_status(rows)
     out: list[str] = []
@@ -150,9 +173,7 @@ def subscriber_digests(books: Mapping[int, Book]) -> dict[int, bytes]:
 def engine_digests(engine: Engine) -> dict[int, bytes]:
     """SecurityID -> digest of the canonical form of the engine's book (module docstring):
     equal to :func:`subscriber_digests` of a subscriber that follows the engine's feeds."""
-    view = book_view(engine, 0)
-    all_orders = view.orders
-    assert all_orders is not None  # book_view always reads the orders
+    all_orders = _engine_orders(engine)
     rows = engine.instrument_rows()
     status = trading_status(rows)
     o = all_orders  # by instrument, bids before offers, best price first, queue order
