@@ -916,6 +916,22 @@ class ReferenceEngine:
         self._chain.append((b, dest, sec, tid))
         return b
 
+    def _md_order_executed(self, inst: _Inst, o: _Order, px: int, q: int, trade_id: int, aggressor: int) -> None:
+        """MD OrderExecuted for the resting side of a fill (Shown as it is after the fill)."""
+        self._emit(
+            _ORDER_EXECUTED.pack(
+                *_md_header(C.TEMPLATE_ORDER_EXECUTED), self._t, inst.sec, 0, o.order_id, px, q, o.shown,
+                trade_id, aggressor, 0,
+            ),
+            C.MD_DEST, inst.sec, C.TEMPLATE_ORDER_EXECUTED,
+        )  # fmt: skip
+
+    def _md_trade(self, inst: _Inst, trade_id: int, px: int, q: int, aggressor: int, condition: int) -> None:
+        self._emit(
+            _TRADE.pack(*_md_header(C.TEMPLATE_TRADE), self._t, inst.sec, 0, trade_id, px, q, aggressor, condition, 0),
+            C.MD_DEST, inst.sec, C.TEMPLATE_TRADE,
+        )  # fmt: skip
+
     def _er(
         self,
         o: _Order,
@@ -1408,20 +1424,8 @@ class ReferenceEngine:
                 liquidity=C.LIQUIDITY_ADDED,
             )  # fmt: skip
             aggressor = C.AGGRESSOR_BUY if t.side == BUY else C.AGGRESSOR_SELL
-            self._emit(
-                _ORDER_EXECUTED.pack(
-                    *_md_header(C.TEMPLATE_ORDER_EXECUTED), self._t, inst.sec, 0, m.order_id, px, q,
-                    m.shown, trade_id, aggressor, 0,
-                ),
-                C.MD_DEST, inst.sec, C.TEMPLATE_ORDER_EXECUTED,
-            )  # fmt: skip
-            self._emit(
-                _TRADE.pack(
-                    *_md_header(C.TEMPLATE_TRADE), self._t, inst.sec, 0, trade_id, px, q, aggressor,
-                    C.TRADE_CONDITION_REGULAR, 0,
-                ),
-                C.MD_DEST, inst.sec, C.TEMPLATE_TRADE,
-            )  # fmt: skip
+            self._md_order_executed(inst, m, px, q, trade_id, aggressor)
+            self._md_trade(inst, trade_id, px, q, aggressor, C.TRADE_CONDITION_REGULAR)
             if m.leaves == 0:
                 self._unrest(inst, m)
             elif m.shown == 0:
@@ -1562,20 +1566,8 @@ class ReferenceEngine:
                 )  # fmt: skip
             for o in (b, s):
                 if not o.market:
-                    self._emit(
-                        _ORDER_EXECUTED.pack(
-                            *_md_header(C.TEMPLATE_ORDER_EXECUTED), self._t, inst.sec, 0, o.order_id, px, q,
-                            o.shown, trade_id, C.AGGRESSOR_NONE, 0,
-                        ),
-                        C.MD_DEST, inst.sec, C.TEMPLATE_ORDER_EXECUTED,
-                    )  # fmt: skip
-            self._emit(
-                _TRADE.pack(
-                    *_md_header(C.TEMPLATE_TRADE), self._t, inst.sec, 0, trade_id, px, q, C.AGGRESSOR_NONE,
-                    C.TRADE_CONDITION_AUCTION, 0,
-                ),
-                C.MD_DEST, inst.sec, C.TEMPLATE_TRADE,
-            )  # fmt: skip
+                    self._md_order_executed(inst, o, px, q, trade_id, C.AGGRESSOR_NONE)
+            self._md_trade(inst, trade_id, px, q, C.AGGRESSOR_NONE, C.TRADE_CONDITION_AUCTION)
             buy_left[bi] -= q
             sell_left[si] -= q
             if buy_left[bi] == 0:

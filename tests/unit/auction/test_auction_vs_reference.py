@@ -37,19 +37,21 @@ _order = st.tuples(
 )
 
 
-@settings(max_examples=150)
-@given(st.lists(_order, max_size=40), st.booleans())
-def test_batch_match_equals_the_reference_uncross(orders: list[Any], pro_rata: bool) -> None:
+def _instruments(pro_rata: bool) -> list[InstrumentConfig]:
     allocation = ALLOCATION_PRO_RATA if pro_rata else ALLOCATION_TIME
-    instruments = [
+    return [
         InstrumentConfig(
             security_id=k + 1, symbol=f"S{k}", ref=ref, band_width=200, tick_size_p9=1,
             phase=PHASE_PRE_OPEN, allocation=allocation,
         )
         for k, ref in enumerate(REFS)
     ]  # fmt: skip
-    engine = ReferenceEngine(instruments, EngineConfig(), check=True)
-    records = [
+
+
+def _records(orders: list[Any], floors: list[Any] | None = None) -> list[np.ndarray]:
+    """Day orders in the given (time) order; ``floors`` makes limits icebergs where the
+    display is below the lots."""
+    return [
         new_order(
             n + 1,
             side=codes.SIDE_BUY if buy else codes.SIDE_SELL,
@@ -57,12 +59,16 @@ def test_batch_match_equals_the_reference_uncross(orders: list[Any], pro_rata: b
             qty=lots,
             sec=inst + 1,
             session=0 if buy else 1,
+            max_floor=None if floors is None or offset is None or floors[n] is None or floors[n] >= lots else floors[n],
         )
         for n, (inst, buy, offset, lots) in enumerate(orders)
     ]
-    acks = process_decoded(engine, *records) if records else []
-    order_ids = [int(r["OrderID"]) for r in acks if r["template"] == "ExecutionReport"]
-    assert len(order_ids) == len(orders)  # every order rests in PreOpen
+
+
+def _opening_fills(
+    engine: ReferenceEngine, instruments: list[InstrumentConfig], order_ids: list[int]
+) -> dict[int, int]:
+    """Lots per OrderID that the reference engine's opening auction of every instrument fills."""
     out = np.zeros(1 << 14, schema.OUTPUT)
     result = engine.set_phase(T0, [i.security_id for i in instruments], PHASE_CONTINUOUS, out)
     filled = dict.fromkeys(order_ids, 0)
@@ -70,6 +76,19 @@ def test_batch_match_equals_the_reference_uncross(orders: list[Any], pro_rata: b
         rec = decode(out["message"][k].tobytes(), int(out["dest"][k]))
         if rec["template"] == "ExecutionReport" and rec["ExecType"] == codes.EXEC_TYPE_TRADE:
             filled[int(rec["OrderID"])] += int(rec["LastQty"])
+    return filled
+
+
+@settings(max_examples=150)
+@given(st.lists(_order, max_size=40), st.booleans())
+def test_batch_match_equals_the_reference_uncross(orders: list[Any], pro_rata: bool) -> None:
+    instruments = _instruments(pro_rata)
+    engine = ReferenceEngine(instruments, EngineConfig(), check=True)
+    records = _records(orders)
+    acks = process_decoded(engine, *records) if records else []
+    order_ids = [int(r["OrderID"]) for r in acks if r["template"] == "ExecutionReport"]
+    assert len(order_ids) == len(orders)  # every order rests in PreOpen
+    filled = _opening_fills(engine, instruments, order_ids)
 
     inst = np.array([o[0] for o in orders], np.int64)
     buy = np.array([o[1] for o in orders], np.bool_)
@@ -99,28 +118,10 @@ def test_batch_match_over_the_fast_engines_books(orders: list[Any], pro_rata: bo
     """``engine_books`` reads the fast engine's resting books (icebergs included: lots are
     Leaves); batch_match over them gives what the reference engine's uncross of the same
     books gives."""
-    allocation = ALLOCATION_PRO_RATA if pro_rata else ALLOCATION_TIME
-    instruments = [
-        InstrumentConfig(
-            security_id=k + 1, symbol=f"S{k}", ref=ref, band_width=200, tick_size_p9=1,
-            phase=PHASE_PRE_OPEN, allocation=allocation,
-        )
-        for k, ref in enumerate(REFS)
-    ]  # fmt: skip
+    instruments = _instruments(pro_rata)
     fast = Engine(instruments, EngineConfig())
     reference = ReferenceEngine(instruments, EngineConfig(), check=True)
-    records = [
-        new_order(
-            n + 1,
-            side=codes.SIDE_BUY if buy else codes.SIDE_SELL,
-            price=None if offset is None else REFS[inst] + offset,
-            qty=lots,
-            sec=inst + 1,
-            session=0 if buy else 1,
-            max_floor=None if offset is None or floors[n] is None or floors[n] >= lots else floors[n],
-        )
-        for n, (inst, buy, offset, lots) in enumerate(orders)
-    ]
+    records = _records(orders, floors)
     if records:
         for engine in (fast, reference):
             assert engine.process(batch(*records), np.zeros(1 << 14, schema.OUTPUT)).status == 0
@@ -136,11 +137,4 @@ def test_batch_match_over_the_fast_engines_books(orders: list[Any], pro_rata: bo
     for oid, lots in zip(live["order_id"][~buy].tolist(), got.ask_filled.tolist(), strict=True):
         ours[oid] = lots
 
-    out = np.zeros(1 << 14, schema.OUTPUT)
-    result = reference.set_phase(T0, [i.security_id for i in instruments], PHASE_CONTINUOUS, out)
-    theirs = dict.fromkeys(ours, 0)
-    for k in range(result.written):
-        rec = decode(out["message"][k].tobytes(), int(out["dest"][k]))
-        if rec["template"] == "ExecutionReport" and rec["ExecType"] == codes.EXEC_TYPE_TRADE:
-            theirs[int(rec["OrderID"])] += int(rec["LastQty"])
-    assert ours == theirs
+    assert ours == _opening_fills(reference, instruments, list(ours))
