@@ -221,7 +221,7 @@ def _reject_nos(S, O, I, r, t, reason):
     )
 
 
-@njit(_nrt=False)
+@njit(_nrt=False, inline="always")
 def _check_nos_fields(S, I, r):
     """WIRE.md §5.2 NewOrderSingle checks 1-14 in order; returns (reason, instrument)."""
     i64, i32, i16, i8 = I
@@ -311,7 +311,7 @@ def _notional_ok(insts, ii, lots, c):
     return lots <= insts[ii].max_notional // max(abs(c), 1)
 
 
-@njit(_nrt=False)
+@njit(_nrt=False, inline="always")
 def _nos_verdict(S, I, r, t):
     """ENGINE.md §3.1 checks 1-8 of a NewOrderSingle, changing nothing.
 
@@ -541,7 +541,7 @@ def _cancel(S, O, I, r, t):
     _chain_end(S, O, ii, t)
 
 
-@njit(_nrt=False)
+@njit(_nrt=False, inline="always")
 def _replace_verdict(S, I, r, t):
     """ENGINE.md §3.8 rule 1 checks of an OrderCancelReplaceRequest, changing nothing.
 
@@ -799,7 +799,7 @@ def _replace(S, O, I, r, t, reason, ii, s, rule, price, disp):
     _chain_end(S, O, ii, t)
 
 
-@njit(_nrt=False)
+@njit(_nrt=False, inline="always")
 def _mass_check(S, I, r):
     """Checks 1-2 of an OrderMassCancelRequest without side effects: (reason, inst, side)."""
     i64, i32, _i16, i8 = I
