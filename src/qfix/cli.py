@@ -20,7 +20,11 @@ from typing import Any
 
 import click
 
+from qfix import numba_cache
 from qfix.errors import QfixError
+
+# before any subcommand imports numba: a cache keyed by the engine's sources (qfix.numba_cache)
+numba_cache.configure()
 
 #: top-level subcommands: name -> "module:attribute"
 COMMANDS: dict[str, str] = {
