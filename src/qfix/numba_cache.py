@@ -21,9 +21,10 @@ _PACKAGE = Path(__file__).resolve().parent
 _PATTERNS = ("engine/*.py", "engine/*/*.py", "wire/*.py")
 
 
-def source_key() -> str:
-    """First 16 hex digits of SHA-256 over the name and bytes of every engine and wire module."""
-    files = {f"src/qfix/{p.relative_to(_PACKAGE).as_posix()}": p for pat in _PATTERNS for p in _PACKAGE.glob(pat)}
+def source_key(package: Path = _PACKAGE) -> str:
+    """First 16 hex digits of SHA-256 over the name and bytes of every engine and wire module
+    of the ``qfix`` package folder ``package`` (this one by default)."""
+    files = {f"src/qfix/{p.relative_to(package).as_posix()}": p for pat in _PATTERNS for p in package.glob(pat)}
     h = hashlib.sha256()
     for name in sorted(files, key=str.encode):
         h.update(name.encode() + b"\0")

@@ -2,29 +2,30 @@
 
 Numba's cache only watches the file of each cached function, so a stale directory could
 serve machine code compiled against an older ``types.py`` or ``wire/codes.py``. Both
-scripts/test.sh and tests/conftest.py derive ``.numba_cache/<key>`` from the sources; these
-tests run both derivations on a scratch tree and check that they agree and that an edit
-to any watched module changes the key.
+scripts/test.sh and ``qfix.numba_cache`` (used by tests/conftest.py and the ``qfix``
+command) derive ``.numba_cache/<key>`` from the sources; these tests run both derivations
+on a scratch tree and check that they agree and that an edit to any watched module
+changes the key.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
-from typing import Any
+
+import pytest
+
+from qfix import numba_cache
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _conftest() -> Any:
-    spec = importlib.util.spec_from_file_location("_qfix_root_conftest", ROOT / "tests" / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _module_dir(tree: Path) -> str:
+    """The directory ``qfix.numba_cache`` names for the scratch checkout ``tree``."""
+    return str(tree / ".numba_cache" / numba_cache.source_key(tree / "src" / "qfix"))
 
 
 def _script_key(tree: Path, env_dir: str | None = None) -> str:
@@ -54,14 +55,18 @@ def _tree(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_script_and_conftest_agree(tmp_path: Path) -> None:
+def test_script_and_module_agree(tmp_path: Path) -> None:
     tree = _tree(tmp_path)
-    assert _script_key(tree) == str(_conftest()._numba_cache_dir(tree))
+    assert _script_key(tree) == _module_dir(tree)
+
+
+def test_module_agrees_with_the_script_on_this_checkout() -> None:
+    assert _script_key(ROOT) == str(ROOT / ".numba_cache" / numba_cache.source_key())
+    assert numba_cache.default_base() == ROOT / ".numba_cache"
 
 
 def test_key_changes_with_any_engine_or_wire_module(tmp_path: Path) -> None:
     tree = _tree(tmp_path)
-    conf = _conftest()
     before = _script_key(tree)
     assert before.startswith(str(tree / ".numba_cache") + "/")
     for rel in (
@@ -73,7 +78,7 @@ def test_key_changes_with_any_engine_or_wire_module(tmp_path: Path) -> None:
         (tree / rel).write_text((tree / rel).read_text() + "Z = 2\n")
         after = _script_key(tree)
         assert after != before, rel
-        assert after == str(conf._numba_cache_dir(tree))
+        assert after == _module_dir(tree)
         before = after
     (tree / "src/qfix/other.py").write_text("Y = 2\n")
     assert _script_key(tree) == before
@@ -81,3 +86,17 @@ def test_key_changes_with_any_engine_or_wire_module(tmp_path: Path) -> None:
 
 def test_explicit_cache_dir_is_kept(tmp_path: Path) -> None:
     assert _script_key(_tree(tmp_path), env_dir="/somewhere/else") == "/somewhere/else"
+
+
+def test_module_keeps_an_explicit_cache_dir(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "/somewhere/else")
+    assert numba_cache.configure() == Path("/somewhere/else")
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    assert numba_cache.configure(Path("/base")) == Path("/base") / numba_cache.source_key()
+
+
+def test_the_qfix_command_sets_the_keyed_dir() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    code = "import os, qfix.cli; print(os.environ['NUMBA_CACHE_DIR'])"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == str(numba_cache.default_base() / numba_cache.source_key())
