@@ -4,7 +4,7 @@
 
 BEFORE and AFTER are git revisions, or ``WORKTREE`` for this checkout as it is. Each gets
 a temporary copy of this tree's src/ with the revision's src/qfix/engine over it and a
-Numba cache keyed by its sources (as ``scripts/bench_engine_at.sh`` does), compiled once
+Numba cache keyed by its sources (`qfix.numba_cache.source_key`, the key of scripts/test.sh), compiled once
 before the first round. Then every round runs one fresh interpreter per revision, in turn,
 that replays the saved quick stream of the workload (``bench-out/streams``, as ``qfix bench
 engine --quick`` writes it) through ``process()`` once untimed and five times timed, and
@@ -19,7 +19,6 @@ ratio AFTER / BEFORE of the per-round medians is printed for both.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shutil
 import statistics
@@ -27,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from qfix import numba_cache
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKTREE = "WORKTREE"
@@ -56,14 +57,7 @@ def _tree(rev: str, into: Path) -> tuple[Path, str]:
         shutil.rmtree(src / "qfix" / "engine")
         archive = subprocess.run(["git", "archive", rev, "src/qfix/engine"], cwd=ROOT, capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
-    digest = hashlib.sha256()
-    files = sorted(
-        [*src.glob("qfix/engine/*.py"), *src.glob("qfix/engine/*/*.py"), *src.glob("qfix/wire/*.py")],
-        key=lambda p: str(p.relative_to(into)).encode(),
-    )
-    for f in files:
-        digest.update(str(f.relative_to(into)).encode() + b"\0" + f.read_bytes())
-    return src, digest.hexdigest()[:16]
+    return src, numba_cache.source_key(src / "qfix")
 
 
 def _run(src: Path, key: str, workload: str) -> dict[str, float]:
