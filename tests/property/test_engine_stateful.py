@@ -6,7 +6,8 @@ records (new orders of every kind, cancels, replaces, mass cancels, some with in
 fields or duplicate ClOrdIDs) flushed through a randomly sized output buffer that is
 drained and resumed on OUTPUT_FULL (grown to ``needed`` when a record does not fit,
 §2.4), and the commands ``expire``, ``end_of_day``, ``cancel_sessions``,
-``cancel_accounts``, ``set_reference`` and plain ``set_phase`` transitions. Tiny
+``cancel_accounts``, ``set_reference``, ``set_phase`` (auction transitions with real
+uncrosses included), ``auction_tick`` and ``publish_indicative``. Tiny
 instrument bands make books cross often; a tiny EngineConfig makes CapacityFull
 reachable. After every call the output bytes + dest and the ProcessResult must be
 identical; after every step both hashes (§5) and ``fast.check_invariants()``.
@@ -33,6 +34,7 @@ from hypothesis.stateful import (
 
 from qfix.engine import Engine
 from qfix.engine.config import (
+    ALLOCATION_PRO_RATA,
     PHASE_CLOSED,
     PHASE_CONTINUOUS,
     PHASE_HALTED,
@@ -62,6 +64,12 @@ INSTRUMENTS = (
     InstrumentConfig(
         security_id=3, symbol="C", tick_size_p9=1, ref=-3, band_width=3, collar=1, default_stp=C.SMP_CANCEL_BOTH,
     ),
+    # frequent batch auctions every 5 us of engine time, pro-rata margins: orders (IOC and
+    # market included) rest in Continuous until ``fba_tick`` uncrosses them
+    InstrumentConfig(
+        security_id=4, symbol="D", tick_size_p9=2, ref=50, band_width=3, collar=2, fba_interval_ns=5_000,
+        allocation=ALLOCATION_PRO_RATA,
+    ),
 )  # fmt: skip
 TICK = {i.security_id: i.tick_size_p9 for i in INSTRUMENTS}
 REF = {i.security_id: i.ref for i in INSTRUMENTS}
@@ -70,9 +78,8 @@ REF = {i.security_id: i.ref for i in INSTRUMENTS}
 SESSIONS = {0: 10, 1: 10, 2: 11, 3: 12}
 STP_GROUPS = {12: 11}
 ACCOUNTS = (10, 11, 12)
-#: the transitions of ENGINE.md §7.1; the two auction ones (PreOpen -> Continuous,
-#: PreClose -> Closed) are compared when the uncross is trivial; a real uncross is not run
-#: (the fast engine raises NotImplementedError for it, see ``phase_c``)
+#: the transitions of ENGINE.md §7.1 for instrument 3; the two auction ones (PreOpen ->
+#: Continuous, PreClose -> Closed) uncross
 MOVES = {
     PHASE_CONTINUOUS: (PHASE_HALTED, PHASE_PRE_CLOSE, PHASE_CLOSED),
     PHASE_HALTED: (PHASE_CLOSED, PHASE_PRE_OPEN),
@@ -255,7 +262,7 @@ class EngineMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------------ rules: inbound records
     _ORDER = st.tuples(
         st.sampled_from(sorted(SESSIONS)),
-        st.sampled_from([1, 1, 2, 2, 3]),
+        st.sampled_from([1, 1, 2, 2, 3, 4]),
         st.booleans(),
         st.integers(-3, 4),
         st.one_of(st.integers(1, 12), st.integers(1, 12), st.integers(1, 12), st.integers(13, 25)),
@@ -541,25 +548,14 @@ class EngineMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), out_size=st.sampled_from(OUT_SIZES))
     def phase_c(self, data: st.DataObject, out_size: int) -> None:
-        """Instrument 3 through the transitions of §7.1, reopening included. An auction
-        transition needing a real uncross is skipped: the fast engine must raise
-        NotImplementedError and change nothing."""
+        """Instrument 3 through the transitions of §7.1, reopening included; the auction
+        transitions uncross (fills, rule 6 cancels) or, on a book that does not cross, only
+        change the phase."""
         assert self.fast is not None and self.ref is not None
         to = data.draw(st.sampled_from(MOVES[self.phase[3]]))
         if (self.phase[3], to) in UNCROSS_MOVES:
             self._flush(4096)
-            if not self._trivial_uncross(3):
-                # The fast engine's uncross is not written yet (it raises), while the reference
-                # performs it; running the transition on the reference alone would leave the two
-                # engines in different states for every later comparison, so neither performs it.
-                event("set_phase: real uncross skipped")
-                before = (self.fast.state_hash(), self.fast.event_hash())
-                with pytest.raises(NotImplementedError):
-                    self.fast.set_phase(self.now, [3], to, np.zeros(4096, schema.OUTPUT))
-                assert (self.fast.state_hash(), self.fast.event_hash()) == before
-                assert self.fast.state_hash() == self.ref.state_hash()
-                return
-            event(f"set_phase: trivial uncross to {to}")
+            event(f"set_phase: {'trivial' if self._trivial_uncross(3) else 'real'} uncross to {to}")
         self._command("set_phase", (self.now, [3], to), out_size)
         self.phase[3] = to
 
@@ -582,7 +578,25 @@ class EngineMachine(RuleBasedStateMachine):
         self._push(b.batch(*(rec for rec, _ in sent)), True, out_size)
         return multiple(*(key for _, key in sent))
 
-    @rule(sec=st.sampled_from([1, 2, 3]), shift=st.integers(-2, 2))
+    @rule(step=st.sampled_from([0, 1_000, 5_000, 20_000]), out_size=st.sampled_from(OUT_SIZES))
+    def fba_tick(self, step: int, out_size: int) -> None:
+        """A frequent-batch tick (§7.6): uncrosses instrument 4 when it is due."""
+        assert self.fast is not None
+        self.now += step
+        before = self.fast.live_orders(3).size
+        self._command("auction_tick", (self.now,), out_size)
+        event(
+            "auction_tick: orders left the book"
+            if self.fast.live_orders(3).size < before
+            else "auction_tick: none left"
+        )
+
+    @rule(out_size=st.sampled_from(OUT_SIZES))
+    def indicative(self, out_size: int) -> None:
+        """IndicativeAuction records (§7.3) for instrument 3 in a call phase and 4."""
+        self._command("publish_indicative", (self.now,), out_size)
+
+    @rule(sec=st.sampled_from([1, 2, 3, 4]), shift=st.integers(-2, 2))
     def reference(self, sec: int, shift: int) -> None:
         assert self.fast is not None and self.ref is not None
         self._flush(4096)

@@ -1,13 +1,11 @@
-"""Bulk removals (mass cancel, cancel-on-disconnect, admin cancel, expiry, end of day) and
-phase changes: the entry points behind the host's admin commands.
+"""Bulk removals (mass cancel, cancel-on-disconnect, admin cancel, expiry, end of day): the
+entry points behind the host's admin commands (phase changes and auctions are ``_auction``'s).
 
 Theory of operation: a bulk removal first collects the affected slots (:func:`_collect`,
 one scan of the slots in use) without changing anything, so the caller can compare its
 bound U (16 + 4 per order) with the free space; :func:`_bulk` then removes them in the
 order the design fixes (instrument ascending, OrderID ascending), one chain per
-instrument. Sorting uses the host's scratch arrays, as everywhere. :func:`set_phase`
-only writes SecurityStatus records: the host has validated every transition and refuses
-the ones that need an uncross.
+instrument. Sorting uses the host's scratch arrays, as everywhere.
 """
 
 # Kernel signatures are inferred by Numba from the state dtypes; annotating them would be
@@ -30,27 +28,13 @@ from qfix.engine._common import (
     njit,
 )
 from qfix.engine._index import _find_account_head, _ses_heads
-from qfix.engine._layout import (
-    MD_MEI_B,
-    OUT_B,
-    SS_HALT_REASON_B,
-    SS_STATUS_B,
-)
 from qfix.engine._levels import _retire
 from qfix.engine._output import (
     _chain_begin,
     _chain_end,
     _copy_record,
-    _md,
     _w_delete,
     _w_er,
-)
-from qfix.engine.config import (
-    PHASE_CLOSED,
-    PHASE_CONTINUOUS,
-    PHASE_HALTED,
-    PHASE_PRE_CLOSE,
-    PHASE_PRE_OPEN,
 )
 from qfix.engine.types import (
     BULK_ACCOUNTS,
@@ -61,7 +45,6 @@ from qfix.engine.types import (
     C_LAST_TIME,
     C_OHW,
     C_W,
-    NO_PRICE,
     S_CFG,
     S_CTR,
     S_INDEX,
@@ -77,23 +60,13 @@ from qfix.wire.codes import (
     EXEC_REASON_EXPIRED,
     EXEC_TYPE_CANCELED,
     EXEC_TYPE_EXPIRED,
-    HALT_REASON_NONE,
-    HALT_REASON_OPERATOR,
     LIQUIDITY_NONE,
-    MEI_END_OF_EVENT,
     NULL_U32,
     ORD_STATUS_CANCELED,
     ORD_STATUS_EXPIRED,
     ORD_TYPE_LIMIT,
-    TEMPLATE_SECURITY_STATUS,
     TIF_GTC,
     TIF_GTD,
-    TRADING_STATUS_BATCH_AUCTION,
-    TRADING_STATUS_CLOSED,
-    TRADING_STATUS_CONTINUOUS,
-    TRADING_STATUS_HALT,
-    TRADING_STATUS_PRE_CLOSE,
-    TRADING_STATUS_PRE_OPEN,
 )
 
 
@@ -247,47 +220,4 @@ def command_bulk(S, ob, now, kind, keys):
         _bulk(S, O, n, t, EXEC_REASON_ADMIN, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED)
     else:
         _bulk(S, O, n, t, EXEC_REASON_EXPIRED, EXEC_TYPE_EXPIRED, ORD_STATUS_EXPIRED)
-    return STATUS_OK, 0
-
-
-@njit(cache=True, _nrt=False)
-def set_phase(S, ob, now, idx, phase, fba_flags):
-    """SecurityStatus chain per instrument index in ``idx`` (ascending); no uncross here.
-
-    Returns (status, needed). The host has validated every transition.
-    """
-    ctr = S[S_CTR]
-    insts = S[S_INSTS]
-    O = _views(ob)
-    _o64, _o32, _o16, o8 = O
-    u = U_BASE
-    for k in range(idx.shape[0]):
-        u += 8 * insts[idx[k]].n_orders + 2
-    if ctr[C_CAP] - ctr[C_W] < u:
-        return STATUS_FULL, u
-    t = _later(now, ctr[C_LAST_TIME])
-    ctr[C_LAST_TIME] = t
-    for k in range(idx.shape[0]):
-        ii = idx[k]
-        insts[ii].phase = phase
-        insts[ii].ind_p = NO_PRICE
-        insts[ii].ind_v = 0
-        insts[ii].ind_i = 0
-        insts[ii].ind_side = 0
-        r = _md(S, O, TEMPLATE_SECURITY_STATUS, t, insts[ii].sec_id)
-        if r < 0:
-            continue
-        if phase == PHASE_CLOSED:
-            status = TRADING_STATUS_CLOSED
-        elif phase == PHASE_PRE_OPEN:
-            status = TRADING_STATUS_PRE_OPEN
-        elif phase == PHASE_CONTINUOUS:
-            status = TRADING_STATUS_BATCH_AUCTION if fba_flags[k] else TRADING_STATUS_CONTINUOUS
-        elif phase == PHASE_PRE_CLOSE:
-            status = TRADING_STATUS_PRE_CLOSE
-        else:
-            status = TRADING_STATUS_HALT
-        o8[r * OUT_B + SS_STATUS_B] = status
-        o8[r * OUT_B + SS_HALT_REASON_B] = HALT_REASON_OPERATOR if phase == PHASE_HALTED else HALT_REASON_NONE
-        o8[r * OUT_B + MD_MEI_B] = MEI_END_OF_EVENT
     return STATUS_OK, 0

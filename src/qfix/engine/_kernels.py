@@ -18,9 +18,11 @@ The kernels are split by concern into sibling modules, in dependency order: ``_c
 (helpers, sorting), ``_index`` (the order indexes and lists), ``_ladder`` (the price
 ladders and the level table), ``_levels`` (order slots, levels, snapshot relink),
 ``_output`` (record writers, the end-of-event block), ``_match`` (matching and its
-simulations), ``_commands`` (bulk removals, phase changes), ``_orders`` (one handler per
+simulations), ``_commands`` (bulk removals), ``_auction`` (phase changes, uncrosses,
+indicative values), ``_orders`` (one handler per
 inbound template) and ``_invariants``. This module re-exports the ``cache=True`` entry
-points the host calls (:func:`process`, ``command_bulk``, ``set_phase``, ``relink``,
+points the host calls (:func:`process`, ``command_bulk``, ``uncross_chains``,
+``publish_indicative``, ``relink``,
 ``ranked_slots``, ``ranked_levels``, ``check_invariants``); every other kernel is
 compiled into them.
 Numba's cache only watches the file of the cached function itself, so the split relies on
@@ -35,10 +37,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from qfix.engine._auction import TICK, publish_indicative, uncross_chains
 from qfix.engine._commands import (
     _collect,
     command_bulk,
-    set_phase,
 )
 from qfix.engine._common import (
     STATUS_BAD,
@@ -201,11 +203,13 @@ __all__ = [
     "STATUS_BAD",
     "STATUS_FULL",
     "STATUS_OK",
+    "TICK",
     "check_invariants",
     "command_bulk",
     "process",
+    "publish_indicative",
     "ranked_levels",
     "ranked_slots",
     "relink",
-    "set_phase",
+    "uncross_chains",
 ]

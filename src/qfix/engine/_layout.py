@@ -202,4 +202,9 @@ BBO_OFFER_SIZE_Q: Final = _at(schema.BEST_BID_OFFER, "OfferSize", "Q")
 SS_STATUS_B: Final = _at(schema.SECURITY_STATUS, "TradingStatus", "B")
 SS_HALT_REASON_B: Final = _at(schema.SECURITY_STATUS, "HaltReason", "B")
 
+IND_PX_Q: Final = _at(schema.INDICATIVE_AUCTION, "IndicativePx", "Q")
+IND_MATCHED_Q: Final = _at(schema.INDICATIVE_AUCTION, "MatchedQty", "Q")
+IND_IMBALANCE_Q: Final = _at(schema.INDICATIVE_AUCTION, "ImbalanceQty", "Q")
+IND_SIDE_B: Final = _at(schema.INDICATIVE_AUCTION, "ImbalanceSide", "B")
+
 __all__ = [name for name in dir() if name.isupper() and not name.startswith("_")]

@@ -73,6 +73,7 @@ from qfix.wire.codes import (
     SMP_CANCEL_PASSIVE,
     TIF_FOK,
     TIF_IOC,
+    TRADE_CONDITION_REGULAR,
 )
 
 
@@ -410,7 +411,7 @@ def _match(S, O, T, limit, t):
             orders[M].session,
         )
         _w_executed(S, O, t, sec, orders[M].order_id, px9, q, msh - q, trade_id, aggressor)
-        _w_trade(S, O, t, sec, trade_id, px9, q, aggressor)
+        _w_trade(S, O, t, sec, trade_id, px9, q, aggressor, TRADE_CONDITION_REGULAR)
         if mleft == 0:
             _retire(S, M)
         elif msh == q:

@@ -166,7 +166,6 @@ from qfix.wire.codes import (
     TEMPLATE_ORDER_REDUCED,
     TEMPLATE_ORDER_REPLACE,
     TEMPLATE_TRADE,
-    TRADE_CONDITION_REGULAR,
 )
 
 
@@ -362,7 +361,7 @@ def _w_replace(S, O, t, sec_id, orig_oid, oid, px9, size, side):
 
 
 @njit(_nrt=False, inline="always")
-def _w_trade(S, O, t, sec_id, trade_id, px9, qty, aggressor):
+def _w_trade(S, O, t, sec_id, trade_id, px9, qty, aggressor, condition):
     o64, o32, _o16, o8 = O
     r = _md(S, O, TEMPLATE_TRADE, t, sec_id)
     if r < 0:
@@ -371,7 +370,7 @@ def _w_trade(S, O, t, sec_id, trade_id, px9, qty, aggressor):
     o64[r * OUT_Q + TRD_PX_Q] = px9
     o32[r * OUT_I + TRD_QTY_I] = qty
     o8[r * OUT_B + TRD_AGGRESSOR_B] = aggressor
-    o8[r * OUT_B + TRD_CONDITION_B] = TRADE_CONDITION_REGULAR
+    o8[r * OUT_B + TRD_CONDITION_B] = condition
     S[S_CTR][C_LAST_TRADE] = r
 
 
@@ -401,7 +400,30 @@ def _chain_begin(S, ii):
 
 @njit(_nrt=False, inline="always")
 def _chain_end(S, O, ii, t):
-    """End-of-event block of instrument ``ii`` (BookLevel per changed level, then BBO)."""
+    """End-of-event block of instrument ``ii``, then its MatchEventIndicator bits."""
+    _eoe_block(S, O, ii, t)
+    _mark_event_end(S, O)
+
+
+@njit(_nrt=False, inline="always")
+def _mark_event_end(S, O):
+    """EndOfEvent on the instrument's last MD record of the chain, LastTradeMsg on its last
+    Trade. Separate from the block because a phase change's SecurityStatus comes after the
+    block and is then the last MD record."""
+    ctr = S[S_CTR]
+    o8 = O[3]
+    if ctr[C_LAST_MD] >= 0:
+        o8[ctr[C_LAST_MD] * OUT_B + MD_MEI_B] |= MEI_END_OF_EVENT
+    if ctr[C_LAST_TRADE] >= 0:
+        o8[ctr[C_LAST_TRADE] * OUT_B + MD_MEI_B] |= MEI_LAST_TRADE_MSG
+    ctr[C_LAST_MD] = -1
+    ctr[C_LAST_TRADE] = -1
+
+
+@njit(_nrt=False, inline="always")
+def _eoe_block(S, O, ii, t):
+    """BookLevel per changed level of instrument ``ii`` (bids high to low, then offers low
+    to high), then BestBidOffer if the top moved."""
     ctr = S[S_CTR]
     levels = S[S_LEVELS]
     insts = S[S_INSTS]
@@ -483,9 +505,3 @@ def _chain_end(S, O, ii, t):
             o64[r * OUT_Q + BBO_OFFER_PX_Q] = apx * tick if apx != NO_PRICE else NULL_PRICE
             o64[r * OUT_Q + BBO_BID_SIZE_Q] = bsz
             o64[r * OUT_Q + BBO_OFFER_SIZE_Q] = asz
-    if ctr[C_LAST_MD] >= 0:
-        o8[ctr[C_LAST_MD] * OUT_B + MD_MEI_B] |= MEI_END_OF_EVENT
-    if ctr[C_LAST_TRADE] >= 0:
-        o8[ctr[C_LAST_TRADE] * OUT_B + MD_MEI_B] |= MEI_LAST_TRADE_MSG
-    ctr[C_LAST_MD] = -1
-    ctr[C_LAST_TRADE] = -1

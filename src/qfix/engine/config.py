@@ -27,6 +27,8 @@ BAND_BPS: Final = 1  #: band width in basis points of |Ref|: W = max(1, |Ref| * 
 
 ALLOCATION_TIME: Final = 0
 ALLOCATION_PRO_RATA: Final = 1
+#: EngineConfig.auction_backend values (``qfix.engine.backends.NAMES`` plus auto)
+AUCTION_BACKENDS: Final = ("auto", "cpu", "cupy", "mlx")
 
 _INT64_MAX: Final = 2**63 - 1
 #: longest symbol: SecurityDefinition's Symbol is char[16] (docs/wire.md)
@@ -130,12 +132,21 @@ class EngineConfig:
     #: outgrows them; a server that expects a large book sizes them once instead. 0 = the
     #: smallest tables, which keep a small book's lookups in cache.
     reserve_orders: int = 0
+    #: where uncrosses determine their clearing prices (``qfix.engine.backends``): auto, cpu,
+    #: cupy or mlx; every backend gives the same prices, auto stays on the CPU for few
+    #: instruments, and a named backend that cannot run raises when an uncross needs it
+    auction_backend: str = "auto"
 
     def __post_init__(self) -> None:
         for key in ("max_orders", "max_levels", "max_instruments", "max_sessions"):
             value = getattr(self, key)
             if not 1 <= value <= 2**31 - 1:
                 raise ConfigError(f"EngineConfig.{key} must be in 1..2^31-1, got {value}")
+        if self.auction_backend not in AUCTION_BACKENDS:
+            raise ConfigError(
+                f"EngineConfig.auction_backend must be one of {', '.join(AUCTION_BACKENDS)}, "
+                f"got {self.auction_backend!r}"
+            )
         if not 0 <= self.reserve_orders <= self.max_orders:
             raise ConfigError(
                 f"EngineConfig.reserve_orders must be in 0..max_orders={self.max_orders}, got {self.reserve_orders}"

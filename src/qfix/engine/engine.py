@@ -20,8 +20,12 @@ import numpy.typing as npt
 
 from qfix.engine import _kernels as kern
 from qfix.engine import types as ty
+from qfix.engine.auction.batch import resolve_backend
+from qfix.engine.auction.uncross import BookRows, UncrossPlan, determine_book, plan_uncross
+from qfix.engine.backends import Backend
 from qfix.engine.buffers import output_buffer, zeros_aligned
 from qfix.engine.config import (
+    ALLOCATION_PRO_RATA,
     BAND_TICKS,
     PHASE_CLOSED,
     PHASE_CONTINUOUS,
@@ -135,7 +139,7 @@ _DEFAULT_CONFIG: Final = EngineConfig()
 
 
 class Engine:
-    """The fast continuous matching engine (ENGINE.md §1-§6; auctions are not here yet).
+    """The fast matching engine: continuous trading, phases and auctions (ENGINE.md §1-§7).
 
     Implements :class:`qfix.engine.contract.MatchingEngine`. All state is preallocated
     from ``config``; ``process`` runs a whole batch in one jitted call.
@@ -329,10 +333,7 @@ class Engine:
         ob = self._begin(out)
         arr = np.unique(np.asarray(list(keys), dtype=np.int64))
         status, needed = kern.command_bulk(self._S, ob, _time_arg(now), kind, arr)
-        written = int(self._ctr[ty.C_W])
-        self._finish(out, written)
-        ok = int(status) == STATUS_OK
-        return ProcessResult(int(status), 1 if ok else 0, written, int(needed))
+        return self._result(out, status, needed)
 
     def cancel_sessions(self, now: int, session_ids: Sequence[int], out: Array) -> ProcessResult:
         """Cancel-on-disconnect for ``session_ids`` (ENGINE.md §3.9), one chain."""
@@ -365,48 +366,137 @@ class Engine:
             self._ehash = hashlib.blake2b(self._ehash, digest_size=32).digest()
 
     def set_phase(self, now: int, security_ids: Sequence[int], phase: int, out: Array) -> ProcessResult:
-        """Phase change (ENGINE.md §7.1). An auction transition (PreOpen -> Continuous,
-        PreClose -> Closed) is done here when its uncross is trivial (:meth:`_uncross_is_trivial`:
-        it would emit nothing but the SecurityStatus); a real uncross raises
-        NotImplementedError, changing nothing (the auction work adds it)."""
+        """Phase change (ENGINE.md §7.1): one chain per instrument, ascending SecurityID. The
+        auction transitions (PreOpen -> Continuous, PreClose -> Closed) first uncross the
+        book (§7.4-§7.5); every transition ends with a SecurityStatus. An unconfigured
+        SecurityID or an unlisted transition raises ValueError and changes nothing."""
         t = _time_arg(now)
         idx = sorted({self._index(s) for s in security_ids})
+        uncross = []
         for k in idx:
             move = (int(self._insts[k]["phase"]), phase)
             if move not in _PLAIN_TRANSITIONS and move not in _UNCROSS_TRANSITIONS:
                 raise ValueError(f"instrument {int(self._insts[k]['sec_id'])}: transition {move} is not allowed")
-        for k in idx:
-            move = (int(self._insts[k]["phase"]), phase)
-            if move in _UNCROSS_TRANSITIONS and not self._uncross_is_trivial(k):
-                raise NotImplementedError(
-                    f"instrument {int(self._insts[k]['sec_id'])}: transition {move} needs an uncross "
-                    "(a market or IOC order, or a crossed book); auctions (ENGINE.md §7.4-§7.5) come later"
-                )
-        ob = self._begin(out)
+            uncross.append(move in _UNCROSS_TRANSITIONS)
         arr = np.array(idx, np.int64)
-        fba = np.array([self._insts[k]["fba"] >= 0 for k in idx], np.bool_)
-        status, needed = kern.set_phase(self._S, ob, t, arr, phase, fba)
+        return self._uncross(out, t, arr, np.array(uncross, np.bool_), phase, np.zeros(arr.size, np.int64))
+
+    def auction_tick(self, now: int, out: Array) -> ProcessResult:
+        """Frequent batch auctions (ENGINE.md §7.6): uncross every instrument with an
+        FbaInterval that is in Continuous and due (interval 0, or t >= NextUncross),
+        ascending SecurityID, one chain each; no SecurityStatus. The server calls it after
+        each batch."""
+        t = _time_arg(now)
+        t_u64 = max(_u64(t), self.last_time)
+        rows = self._insts
+        due = []
+        next_uncross: list[int] = []
+        for k in range(rows.size):
+            interval = int(rows[k]["fba"])
+            if int(rows[k]["phase"]) != PHASE_CONTINUOUS or interval < 0:
+                continue
+            if interval == 0:
+                due.append(k)
+                next_uncross.append(int(rows[k]["next_uncross"]))
+            elif t_u64 >= _u64(rows[k]["next_uncross"]):
+                due.append(k)
+                next_uncross.append(int(_time_arg((t_u64 // interval + 1) * interval % _U64)))
+        arr = np.array(due, np.int64)
+        return self._uncross(out, t, arr, np.ones(arr.size, np.bool_), kern.TICK, np.array(next_uncross, np.int64))
+
+    def publish_indicative(self, now: int, out: Array) -> ProcessResult:
+        """IndicativeAuction records (ENGINE.md §7.3) for the instruments in PreOpen,
+        PreClose or frequent-batch Continuous whose clearing price, matched volume,
+        imbalance or its side changed since last published, ascending SecurityID. The
+        server calls it after each batch."""
+        t = _time_arg(now)
+        rows = self._insts
+        phase = rows["phase"]
+        fba = (phase == PHASE_CONTINUOUS) & (rows["fba"] >= 0)
+        calling = (phase == PHASE_PRE_OPEN) | (phase == PHASE_PRE_CLOSE) | fba
+        idx = np.flatnonzero(calling).astype(np.int64)
+        if idx.size:
+            ref = rows["ref"][idx].astype(np.int64)
+            clearing = determine_book(self._auction_book(idx), ref, self._backend(idx.size))
+        else:
+            clearing = UncrossPlan.nothing(0).clearing
+        px = np.where(clearing.volume > 0, clearing.price, ty.NO_PRICE)
+        imbalance = np.abs(clearing.imbalance)
+        side = clearing.imbalance_side.astype(np.int64)
+        changed = (
+            (px != rows["ind_p"][idx])
+            | (clearing.volume != rows["ind_v"][idx])
+            | (imbalance != rows["ind_i"][idx])
+            | (side != rows["ind_side"][idx])
+        )
+        ob = self._begin(out)
+        status, needed = kern.publish_indicative(
+            self._S, ob, t, idx[changed], px[changed], clearing.volume[changed], imbalance[changed], side[changed]
+        )
+        return self._result(out, status, needed)
+
+    def _uncross(
+        self, out: Array, t: np.int64, idx: Array, uncross: Array, phase: int, next_uncross: Array
+    ) -> ProcessResult:
+        """Plan the uncross of ``idx[uncross]`` on the auction backend, then run the chains
+        of ``idx`` (``kern.uncross_chains``); Ref and the band follow each clearing price."""
+        rows = self._insts
+        if uncross.any():
+            plan = plan_uncross(
+                self._auction_book(idx[uncross], among=idx),
+                rows["ref"][idx].astype(np.int64),
+                rows["allocation"][idx] == ALLOCATION_PRO_RATA,
+                self._backend(int(np.count_nonzero(uncross))),
+            )
+        else:
+            plan = UncrossPlan.nothing(idx.size)
+        crossed = plan.clearing.volume > 0
+        px = np.where(crossed, plan.clearing.price, ty.NO_PRICE)
+        ob = self._begin(out)
+        status, needed = kern.uncross_chains(
+            self._S, ob, t, idx, phase, next_uncross, px, plan.fill_start, plan.buy_slot, plan.sell_slot,
+            plan.fill_qty, plan.cancel_start, plan.cancel_slot,
+        )  # fmt: skip
+        if int(status) == STATUS_OK:
+            for k in np.flatnonzero(crossed):
+                lo, hi = self.instruments[int(idx[k])].band(int(px[k]))
+                rows[idx[k]]["lo"] = lo
+                rows[idx[k]]["hi"] = hi
+        return self._result(out, status, needed)
+
+    def _result(self, out: Array, status: Any, needed: Any) -> ProcessResult:
         written = int(self._ctr[ty.C_W])
         self._finish(out, written)
         ok = int(status) == STATUS_OK
         return ProcessResult(int(status), 1 if ok else 0, written, int(needed))
 
-    def _uncross_is_trivial(self, k: int) -> bool:
-        """Whether the uncross of instrument index ``k`` would output nothing but the
-        SecurityStatus (ENGINE.md §7.4-§7.5): no live market or IOC order (§7.5 rule 6 would
-        cancel it) and no crossed limit book (so V = 0: no fill, Ref unchanged)."""
-        hw = int(self._ctr[ty.C_OHW])
-        o = self._orders[:hw]
-        mine = (o["order_id"] != 0) & (o["inst"] == k)
-        if np.any(mine & ((o["ord_type"] == codes.ORD_TYPE_MARKET) | (o["tif"] == codes.TIF_IOC))):
-            return False
-        best = []
-        for si in (2 * k, 2 * k + 1):
-            lv = int(self._sides[si]["best"])
-            if lv < 0:
-                return True
-            best.append(int(self._levels[lv]["price"]))
-        return best[0] < best[1]
+    def _auction_book(self, idx: Array, among: Array | None = None) -> BookRows:
+        """The live orders of instrument indexes ``idx`` as auction rows, each numbered by
+        its place in ``among`` (default ``idx``). One pass over the slots in use, since
+        resting market orders sit in no level."""
+        among = idx if among is None else among
+        place = np.full(self._insts.size, -1, np.int64)
+        place[idx] = np.searchsorted(among, idx)
+        slots = self._orders[: int(self._ctr[ty.C_OHW])]
+        live = np.flatnonzero(slots["order_id"] != 0)
+        live = live[place[slots["inst"][live]] >= 0]
+        o = slots[live]
+        return BookRows(
+            instrument=place[o["inst"]],
+            slot=live.astype(np.int64),
+            buy=o["side"] == 0,
+            price=o["price"].astype(np.int64),
+            leaves=o["leaves"].astype(np.int64),
+            market=o["ord_type"] == codes.ORD_TYPE_MARKET,
+            priority=o["prio"].astype(np.int64),
+            order_id=o["order_id"].astype(np.int64),
+            ioc=o["tif"] == codes.TIF_IOC,
+        )
+
+    def _backend(self, n_instruments: int) -> Backend:
+        """The auction backend of ``EngineConfig.auction_backend`` for a determination over
+        ``n_instruments`` (auto stays on the CPU for few)."""
+        return resolve_backend(self.config.auction_backend, n_instruments)
 
     def _index(self, security_id: int) -> int:
         k = int(np.searchsorted(self._sec_ids, security_id))

@@ -443,8 +443,6 @@ class Server:
         now = self._now_ns()
         try:
             done = self._apply(SetPhase(now, security_ids, phase))
-        except NotImplementedError:
-            raise AdminError("this transition needs an auction uncross, which is not built yet") from None
         except ValueError as exc:
             raise AdminError(str(exc)) from None
         if not done:

@@ -3,9 +3,8 @@
 PreOpen -> Continuous and PreClose -> Closed uncross first. With no market or IOC order
 and no crossed limit book, V = 0 and §7.5 rule 6 has nothing to cancel, so the chain is
 just the SecurityStatus; both engines must do it (before, the fast engine raised
-NotImplementedError even on an empty book). A real uncross is carried out by the reference
-engine; the fast engine still raises for it, changing nothing (its uncross is issue 12's
-next step).
+NotImplementedError even on an empty book). Real uncrosses are compared here in their
+simplest forms; test_engine_auction.py covers them in depth.
 """
 
 from __future__ import annotations
@@ -85,30 +84,24 @@ def test_preclose_to_closed_without_cross() -> None:
         [nos(1, "buy", None, 3), nos(2, "sell", 110, 4, session=2)],
     ],
 )
-def test_real_uncross_still_raises_in_the_fast_engine(orders: list[np.ndarray]) -> None:
+def test_real_uncross_matches_the_reference(orders: list[np.ndarray]) -> None:
     fast, ref = _pair(phase=PHASE_PRE_OPEN)
     _call(fast, ref, "process", batch(*orders))
-    before = fast.state_hash()
-    with pytest.raises(NotImplementedError):
-        fast.set_phase(5, [2, 1], PHASE_CONTINUOUS, new_out())
-    assert fast.state_hash() == ref.state_hash() == before
-    result = ref.set_phase(5, [2, 1], PHASE_CONTINUOUS, new_out())
-    assert result.written > 1  # more than the SecurityStatus: fills or rule 6 cancels
+    rows = _call(fast, ref, "set_phase", 5, [2, 1], PHASE_CONTINUOUS)
+    assert len(rows) > 2  # more than the two SecurityStatus records: fills or rule 6 cancels
 
 
-def test_fba_ioc_left_resting_needs_an_uncross() -> None:
+def test_fba_ioc_left_resting_is_cancelled_by_the_closing_uncross() -> None:
     fast, ref = _pair(fba_interval_ns=1_000)
     _call(fast, ref, "process", batch(nos(1, "buy", 99, 3, tif=codes.TIF_IOC)))
     _call(fast, ref, "set_phase", 1, [1], PHASE_PRE_CLOSE)
-    with pytest.raises(NotImplementedError):
-        fast.set_phase(2, [1], PHASE_CLOSED, new_out())
-    out = new_out()
-    written = ref.set_phase(2, [1], PHASE_CLOSED, out).written
+    rows = _call(fast, ref, "set_phase", 2, [1], PHASE_CLOSED)
     # rule 6 cancels the IOC left resting by the FBA mode; the end-of-event block; the status
-    assert [r["t"] for r in decode(out[:written])] == [
+    assert [r["t"] for r in rows] == [
         "ExecutionReport",
         "OrderDelete",
         "BookLevel",
         "BestBidOffer",
         "SecurityStatus",
     ]
+    assert fast.resting_orders == 0

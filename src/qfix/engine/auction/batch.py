@@ -42,7 +42,10 @@ class BatchMatch:
     allocate_s: float  #: allocation and pairing (host)
 
 
-def _resolve(backend: str | Backend | None, n_instruments: int) -> Backend:
+def resolve_backend(backend: str | Backend | None, n_instruments: int) -> Backend:
+    """The backend for ``backend`` (a name, a loaded backend, ``"auto"`` or None for
+    $QFIX_AUCTION_BACKEND else auto) over ``n_instruments``: auto stays on the CPU below
+    :data:`DEVICE_MIN_INSTRUMENTS`. A named backend that cannot run raises."""
     from qfix.engine import backends
 
     if backend is None:
@@ -76,7 +79,7 @@ def batch_match(
     if allocation not in ALLOCATIONS:
         raise ValueError(f"allocation {allocation!r}: choose one of {', '.join(ALLOCATIONS)}")
     ref_array = np.asarray(ref)
-    engine = _resolve(backend, int(ref_array.size))
+    engine = resolve_backend(backend, int(ref_array.size))
     start = time.perf_counter()
     grid = build_grid(bids, asks, ref_array, engine.host_empty)
     grid_done = time.perf_counter()

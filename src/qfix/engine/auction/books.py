@@ -9,11 +9,15 @@ instrument's current reference price.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from qfix.engine.auction.orders import Int64Array, Orders
-from qfix.engine.engine import Engine
 from qfix.wire import codes
+
+if TYPE_CHECKING:  # the engine imports this package for its own uncross
+    from qfix.engine.engine import Engine
 
 #: ``side`` of an engine order record that is a buy
 _BUY = 0
