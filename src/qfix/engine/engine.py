@@ -387,22 +387,36 @@ class Engine:
         ascending SecurityID, one chain each; no SecurityStatus. The server calls it after
         each batch."""
         t = _time_arg(now)
-        t_u64 = max(_u64(t), self.last_time)
+        due, next_uncross = self._fba_due(t)
+        return self._uncross(out, t, due, np.ones(due.size, np.bool_), kern.TICK, next_uncross)
+
+    def auction_due(self, now: int) -> bool:
+        """Whether :meth:`auction_tick` at ``now`` would uncross any instrument (so a server
+        need not journal a tick that does nothing)."""
+        return bool(self._fba_due(_time_arg(now))[0].size)
+
+    def in_call_phase(self) -> bool:
+        """Whether any instrument is in PreOpen, PreClose or frequent-batch Continuous, the
+        phases :meth:`publish_indicative` reports on."""
+        phase = self._insts["phase"]
+        fba = (phase == PHASE_CONTINUOUS) & (self._insts["fba"] >= 0)
+        return bool(np.any((phase == PHASE_PRE_OPEN) | (phase == PHASE_PRE_CLOSE) | fba))
+
+    def _fba_due(self, t: np.int64) -> tuple[Array, Array]:
+        """The instrument indexes an auction tick at ``t`` uncrosses (§7.6: FbaInterval set,
+        Continuous, interval 0 or t >= NextUncross) and the NextUncross each gets:
+        (t // interval + 1) x interval, or unchanged for interval 0. Times are u64 (the
+        int64 slots hold their bit patterns), so the arithmetic runs in uint64."""
         rows = self._insts
-        due = []
-        next_uncross: list[int] = []
-        for k in range(rows.size):
-            interval = int(rows[k]["fba"])
-            if int(rows[k]["phase"]) != PHASE_CONTINUOUS or interval < 0:
-                continue
-            if interval == 0:
-                due.append(k)
-                next_uncross.append(int(rows[k]["next_uncross"]))
-            elif t_u64 >= _u64(rows[k]["next_uncross"]):
-                due.append(k)
-                next_uncross.append(int(_time_arg((t_u64 // interval + 1) * interval % _U64)))
-        arr = np.array(due, np.int64)
-        return self._uncross(out, t, arr, np.ones(arr.size, np.bool_), kern.TICK, np.array(next_uncross, np.int64))
+        fba = np.flatnonzero((rows["phase"] == PHASE_CONTINUOUS) & (rows["fba"] >= 0))
+        interval = rows["fba"][fba].astype(np.uint64)
+        current = rows["next_uncross"][fba]
+        t_u64 = np.uint64(max(_u64(t), self.last_time))
+        due = (interval == 0) | (t_u64 >= current.astype(np.uint64))
+        step = np.maximum(interval, np.uint64(1))
+        following = ((t_u64 // step + np.uint64(1)) * step).view(np.int64)
+        next_uncross = np.where(interval == 0, current, following)
+        return fba[due].astype(np.int64), next_uncross[due].astype(np.int64)
 
     def publish_indicative(self, now: int, out: Array) -> ProcessResult:
         """IndicativeAuction records (ENGINE.md §7.3) for the instruments in PreOpen,

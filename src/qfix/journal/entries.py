@@ -27,6 +27,7 @@ from qfix.errors import QfixError
 from qfix.wire import codes, schema
 
 __all__ = [
+    "AuctionTick",
     "Batch",
     "BlockAccounts",
     "CancelAccounts",
@@ -37,6 +38,7 @@ __all__ = [
     "Expire",
     "Kind",
     "OpenSession",
+    "PublishIndicative",
     "SetPhase",
     "SetReference",
     "decode",
@@ -58,6 +60,8 @@ class Kind(enum.IntEnum):
     END_OF_DAY = 7
     SET_REFERENCE = 8
     BLOCK_ACCOUNTS = 9
+    AUCTION_TICK = 10
+    PUBLISH_INDICATIVE = 11
 
 
 class EntryError(QfixError, ValueError):
@@ -116,6 +120,20 @@ class SetReference:
 
 
 @dataclass(frozen=True, slots=True)
+class AuctionTick:
+    """Frequent batch auctions that were due were uncrossed (ENGINE.md §7.6)."""
+
+    now: int
+
+
+@dataclass(frozen=True, slots=True)
+class PublishIndicative:
+    """Indicative auction values were published (ENGINE.md §7.3); they are engine state."""
+
+    now: int
+
+
+@dataclass(frozen=True, slots=True)
 class BlockAccounts:
     """An operator blocked (``blocked=True``, e.g. ``kill``) or unblocked accounts at stage S."""
 
@@ -124,7 +142,17 @@ class BlockAccounts:
 
 
 Entry = (
-    Batch | OpenSession | CancelSessions | CancelAccounts | SetPhase | Expire | EndOfDay | SetReference | BlockAccounts
+    Batch
+    | OpenSession
+    | CancelSessions
+    | CancelAccounts
+    | SetPhase
+    | Expire
+    | EndOfDay
+    | SetReference
+    | BlockAccounts
+    | AuctionTick
+    | PublishIndicative
 )
 
 _NOW: Final = struct.Struct("<q")
@@ -163,6 +191,10 @@ def encode(entry: Entry) -> tuple[Kind, bytes]:
         return Kind.SET_REFERENCE, _REFERENCE.pack(entry.now, entry.security_id, entry.px_ticks)
     if isinstance(entry, BlockAccounts):
         return Kind.BLOCK_ACCOUNTS, _BLOCK.pack(entry.blocked) + _u32s(entry.accounts)
+    if isinstance(entry, AuctionTick):
+        return Kind.AUCTION_TICK, _NOW.pack(entry.now)
+    if isinstance(entry, PublishIndicative):
+        return Kind.PUBLISH_INDICATIVE, _NOW.pack(entry.now)
     raise TypeError(f"not a journal entry: {entry!r}")
 
 
@@ -212,6 +244,10 @@ def decode(kind: int, payload: bytes | memoryview) -> Entry:
         return EndOfDay(_fixed(k, data, _NOW)[0])
     if k is Kind.SET_REFERENCE:
         return SetReference(*_fixed(k, data, _REFERENCE))
+    if k is Kind.AUCTION_TICK:
+        return AuctionTick(_fixed(k, data, _NOW)[0])
+    if k is Kind.PUBLISH_INDICATIVE:
+        return PublishIndicative(_fixed(k, data, _NOW)[0])
     (blocked,) = _fixed(k, data, _BLOCK, exact=False)
     if blocked > 1:
         raise EntryError(f"BLOCK_ACCOUNTS payload: flag {blocked} is neither 0 nor 1")

@@ -24,12 +24,14 @@ import numpy.typing as npt
 
 from qfix.engine import OUTPUT_FULL, Engine, output_buffer
 from qfix.journal.entries import (
+    AuctionTick,
     Batch,
     CancelAccounts,
     CancelSessions,
     EndOfDay,
     Entry,
     Expire,
+    PublishIndicative,
     SetPhase,
     SetReference,
 )
@@ -41,7 +43,17 @@ Array = npt.NDArray[Any]
 INITIAL_OUTPUT: Final = 1 << 16  #: output records allocated at start; grown on demand
 #: what an engine refuses without changing anything (the caller reports it)
 REFUSED: Final = (ValueError, NotImplementedError)
-_ENGINE_ENTRIES: Final = (Batch, CancelSessions, CancelAccounts, SetPhase, Expire, EndOfDay, SetReference)
+_ENGINE_ENTRIES: Final = (
+    Batch,
+    CancelSessions,
+    CancelAccounts,
+    SetPhase,
+    Expire,
+    EndOfDay,
+    SetReference,
+    AuctionTick,
+    PublishIndicative,
+)
 
 
 def is_engine_entry(entry: Entry) -> bool:
@@ -89,6 +101,10 @@ class EngineDriver:
             call = lambda out: engine.expire(entry.now, out)  # noqa: E731
         elif isinstance(entry, EndOfDay):
             call = lambda out: engine.end_of_day(entry.now, out)  # noqa: E731
+        elif isinstance(entry, AuctionTick):
+            call = lambda out: engine.auction_tick(entry.now, out)  # noqa: E731
+        elif isinstance(entry, PublishIndicative):
+            call = lambda out: engine.publish_indicative(entry.now, out)  # noqa: E731
         elif isinstance(entry, SetReference):
             engine.set_reference(entry.now, entry.security_id, entry.px_ticks)
             return

@@ -21,7 +21,11 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Final
 
+from qfix.engine import backends
 from qfix.engine.config import (
+    ALLOCATION_PRO_RATA,
+    ALLOCATION_TIME,
+    AUCTION_BACKENDS,
     BAND_BPS,
     BAND_TICKS,
     PHASE_CLOSED,
@@ -77,6 +81,7 @@ _STP: Final = {
     "cancel-both": codes.SMP_CANCEL_BOTH,
     "decrement": codes.SMP_DECREMENT,
 }
+_ALLOCATION: Final = {"time": ALLOCATION_TIME, "pro-rata": ALLOCATION_PRO_RATA}
 _DURABILITY: Final = ("fsync", "batch-async", "none")  #: qfix.journal.DURABILITY_MODES
 
 
@@ -392,6 +397,10 @@ def _instrument(r: _Reader) -> InstrumentConfig:
     }
     if "max_notional" in r.table:
         kwargs["max_notional"] = r.integer("max_notional", 0, 1, 2**63 - 1)
+    if "batch_auction_ms" in r.table:
+        # 0: an uncross after every server batch; else every that many ms of the server's clock
+        kwargs["fba_interval_ns"] = round(r.number("batch_auction_ms", 0.0, 0.0, 86_400_000.0) * 1_000_000)
+    kwargs["allocation"] = r.choice("allocation", _ALLOCATION, "time")
     r.finish()
     try:
         return InstrumentConfig(**kwargs)
@@ -510,11 +519,20 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
             max_sessions=engine_t.integer("max_sessions", 4096, 1, 2**31 - 1),
             reserve_orders=engine_t.integer("reserve_orders", 0, 0, 2**31 - 1),
             event_hash=engine_t.get("event_hash", bool, False),
+            auction_backend=AUCTION_BACKENDS[
+                engine_t.choice("auction_backend", {name: k for k, name in enumerate(AUCTION_BACKENDS)}, "auto")
+            ],
             max_instruments=max(1, len(instruments)),
         )
     except _EngineConfigError as exc:
         raise ServerConfigError(f"{source}: engine: {exc}") from None
     engine_t.finish()
+    if engine.auction_backend != "auto":
+        # a backend named in the file must run here: found at start, not at the first uncross
+        try:
+            backends.load(engine.auction_backend)
+        except backends.BackendUnavailable as exc:
+            raise ServerConfigError(f"{source}: engine.auction_backend: {exc}") from None
     qzmq = _qzmq_config(qzmq_t)
     return ServerConfig(
         instruments=tuple(instruments),

@@ -37,12 +37,14 @@ from qfix.engine import Engine, output_buffer
 from qfix.errors import QfixError
 from qfix.journal import Files, JournalError
 from qfix.journal.entries import (
+    AuctionTick,
     Batch,
     BlockAccounts,
     CancelAccounts,
     CancelSessions,
     EndOfDay,
     Entry,
+    PublishIndicative,
     SetPhase,
 )
 from qfix.qzmq import (
@@ -106,7 +108,8 @@ def _warm_kernels(config: ServerConfig) -> None:
     """Compile (or load from Numba's cache) every kernel the loop may call, on a throwaway
     engine of the same types, so that no client ever waits on a compile (the first
     cancel-on-disconnect would otherwise stall the loop for as long as a compile takes)."""
-    from qfix.engine import EngineConfig
+    from qfix.engine import EngineConfig, backends
+    from qfix.engine.auction.uncross import warm as warm_auctions
 
     scratch = Engine(config.instruments[:1], EngineConfig(max_orders=16, max_levels=16, max_sessions=2))
     out = output_buffer(64)
@@ -115,6 +118,9 @@ def _warm_kernels(config: ServerConfig) -> None:
     first = config.instruments[0]
     plain_move = {PHASES["closed"]: PHASES["pre-open"], PHASES["halted"]: PHASES["closed"]}
     scratch.set_phase(0, [first.security_id], plain_move.get(first.phase, PHASES["halted"]), out)
+    scratch.publish_indicative(0, out)
+    scratch.auction_tick(0, out)
+    warm_auctions(backends.load("cpu"))
 
 
 def _warn_unknown_kids(config: ServerConfig, allow: Any) -> None:
@@ -393,15 +399,8 @@ class Server:
         elif cmd.op == "phase":
             self._set_phase(cmd.security_ids, cmd.phase)
         elif cmd.op == "resume":
-            # a halt reopens through the call phase (ENGINE.md §7.1): Halted -> PreOpen -> Continuous;
-            # refused up front while the reopening auction would have orders to uncross
-            live = self.engine.live_orders()
-            books = [k for k, ins in enumerate(self.engine.instruments) if ins.security_id in cmd.security_ids]
-            if live.size and bool(np.isin(live["inst"], books).any()):
-                raise AdminError(
-                    "resume needs the reopening auction, which is not built yet, while orders rest on "
-                    "these books; cancel them (kill) or keep the instruments halted"
-                )
+            # a halt reopens through the call phase (ENGINE.md §7.1): Halted -> PreOpen ->
+            # Continuous, the second step being the reopening auction
             self._set_phase(cmd.security_ids, PHASES["pre-open"])
             self._set_phase(cmd.security_ids, PHASES["continuous"])
         elif cmd.op == "kill":
@@ -449,6 +448,7 @@ class Server:
             raise AdminError(f"not done: {self.ledger.failure}")
         if self.md is not None:
             self.md.reference_changed(security_ids, now)
+        self._auctions(indicative=True)
 
     def _reload_allow_list(self) -> dict[str, Any]:
         try:
@@ -541,6 +541,22 @@ class Server:
         # LastClOrdID and the retransmitted reports (docs/journal.md).
         if self._apply(Batch(batch)):
             self.metrics.totals.orders += held
+            self._auctions(indicative=True)
+
+    def _auctions(self, *, indicative: bool) -> None:
+        """Frequent batch auctions that are due (ENGINE.md §7.6), then, after a batch or an
+        uncross, the indicative values of the instruments in a call phase (§7.3). Both are
+        engine state, so each is journaled like any command; nothing is journaled when
+        nothing is due or no instrument is in a call phase."""
+        if self.failure:
+            return
+        now = self._now_ns()
+        if self.engine.auction_due(now):
+            if not self._apply(AuctionTick(now)):
+                return
+            indicative = True
+        if indicative and self.engine.in_call_phase():
+            self._apply(PublishIndicative(now))
 
     def _dispatch(self, out: Array) -> None:
         if out.size == 0:
@@ -580,6 +596,12 @@ class Server:
     # --- timers -------------------------------------------------------------------------
 
     def _housekeeping(self) -> None:
+        # a frequent-batch instrument uncrosses on time even when no order arrives
+        if self.engine.auction_due(self._now_ns()):
+            self._auctions(indicative=False)
+            for ev in self.endpoint.flush():
+                if isinstance(ev, Closed):
+                    self._logout(ev.conn)
         if time.time_ns() >= self._next_eod_ns and not self.failure:
             with contextlib.suppress(AdminError):  # a journal failure: the server is stopping
                 self._end_of_day()

@@ -27,6 +27,8 @@ def _batch(n: int) -> np.ndarray:
         e.SetReference(12, 7, -20),
         e.BlockAccounts((500, 501), True),
         e.BlockAccounts((500,), False),
+        e.AuctionTick(13),
+        e.PublishIndicative(-1),
     ],
 )
 def test_commands_round_trip(entry: e.Entry) -> None:
@@ -55,6 +57,8 @@ def test_batches_round_trip_byte_for_byte() -> None:
         (e.Kind.EXPIRE, bytes(9), "EXPIRE payload: 9 bytes where 8"),
         (e.Kind.SET_REFERENCE, bytes(19), "SET_REFERENCE payload"),
         (e.Kind.BLOCK_ACCOUNTS, b"\x02" + bytes(4), "flag 2"),
+        (e.Kind.AUCTION_TICK, bytes(7), "AUCTION_TICK payload: 7 bytes where 8"),
+        (e.Kind.PUBLISH_INDICATIVE, bytes(9), "PUBLISH_INDICATIVE payload: 9 bytes where 8"),
     ],
 )
 def test_bad_payloads_are_refused_by_name(kind: int, payload: bytes, message: str) -> None:

@@ -69,8 +69,13 @@ def _inputs(seed: int) -> Iterator[ent.Entry]:
         elif roll < 0.08:
             yield ent.CancelAccounts(now, (500 + rng.randrange(4),))
         elif roll < 0.10:
-            yield ent.SetPhase(now, (9,), rng.choice((0, 3, 4)))  # some transitions are refused
+            # some transitions are refused; PreOpen -> Continuous uncrosses
+            yield ent.SetPhase(now, (9,), rng.choice((0, 2, 3, 4)))
+        elif roll < 0.105:
+            yield ent.PublishIndicative(now)
         elif roll < 0.11:
+            yield ent.AuctionTick(now)
+        elif roll < 0.12:
             yield ent.BlockAccounts((503,), rng.random() < 0.5)
 
 

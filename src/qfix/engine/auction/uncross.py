@@ -131,3 +131,22 @@ def plan_uncross(book: BookRows, ref: Int64Array, pro_rata: BoolArray, backend: 
         _offsets(book.instrument[left_over], n),
         book.slot[left_over].astype(np.int64),
     )
+
+
+def warm(backend: Backend) -> None:
+    """Compile (or load from Numba's cache) every planning pass, both margin rules, on a
+    one-lot cross, so that a server's first uncross does not wait on a compile."""
+    two = np.arange(2, dtype=np.int64)
+    book = BookRows(
+        instrument=np.zeros(2, np.int64),
+        slot=two,
+        buy=np.array([True, False]),
+        price=np.ones(2, np.int64),
+        leaves=np.ones(2, np.int64),
+        market=np.zeros(2, np.bool_),
+        priority=two,
+        order_id=two + 1,
+        ioc=np.zeros(2, np.bool_),
+    )
+    for rule in (False, True):
+        plan_uncross(book, np.ones(1, np.int64), np.array([rule]), backend)
