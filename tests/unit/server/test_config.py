@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from qfix.engine import backends
+from qfix.engine.config import ALLOCATION_PRO_RATA, ALLOCATION_TIME
 from qfix.qzmq import Mode
 from qfix.server import ServerConfigError, ensure_default_setup, load_config, parse_config, with_overrides
 from qfix.server.defaults import DEMO_CLIENTS
@@ -101,11 +103,34 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         (('ref = "100.0"', 'ref = "100.0"\nlot = 4294967296'), r"instrument\[0\].lot: 4294967296 is outside"),
         (("[keys]", "[server.cancel_on_disconnect_by_kid]\nAB = false\n[keys]"), r"by_kid: 'AB' is not a 16-byte"),
         (("[keys]", f"[server.cancel_on_disconnect_by_kid]\n{'0' * 32} = 1\n[keys]"), r"by_kid.0+: expected true"),
+        (("band_ticks = 40", "band_ticks = 40\nbatch_auction_ms = -1"), r"instrument\[0\].batch_auction_ms: -1.0"),
+        (("band_ticks = 40", 'band_ticks = 40\nallocation = "fifo"'), r"allocation: 'fifo'; use one of time"),
+        (("[keys]", '[engine]\nauction_backend = "gpu"\n[keys]'), r"engine.auction_backend: 'gpu'; use one of auto"),
     ],
 )
 def test_bad_files_fail_naming_the_key(tmp_path: Path, change: tuple[str, str], message: str) -> None:
     with pytest.raises(ServerConfigError, match=message):
         parse_config(GOOD.replace(*change), base=tmp_path)
+
+
+def test_batch_auction_instruments_and_the_auction_backend(tmp_path: Path) -> None:
+    text = GOOD.replace("band_ticks = 40", 'band_ticks = 40\nbatch_auction_ms = 2.5\nallocation = "pro-rata"')
+    config = parse_config(text.replace("[keys]", '[engine]\nauction_backend = "cpu"\n[keys]'), base=tmp_path)
+    (inst,) = config.instruments
+    assert (inst.fba_interval_ns, inst.allocation) == (2_500_000, ALLOCATION_PRO_RATA)
+    assert config.engine.auction_backend == "cpu"
+    (plain,) = parse_config(GOOD, base=tmp_path).instruments
+    assert (plain.fba_interval_ns, plain.allocation) == (None, ALLOCATION_TIME)
+    assert parse_config(GOOD, base=tmp_path).engine.auction_backend == "auto"
+
+
+def test_a_named_auction_backend_that_cannot_run_stops_the_start(tmp_path: Path) -> None:
+    missing = [name for name, why in backends.availability().items() if why is not None]
+    if not missing:
+        pytest.skip("every auction backend runs here, so none can be refused")
+    text = GOOD.replace("[keys]", f'[engine]\nauction_backend = "{missing[0]}"\n[keys]')
+    with pytest.raises(ServerConfigError, match=f"engine.auction_backend: .*{missing[0]}"):
+        parse_config(text, base=tmp_path)
 
 
 def test_cancel_on_disconnect_is_a_default_with_per_key_exceptions(tmp_path: Path) -> None:
