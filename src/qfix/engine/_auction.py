@@ -56,6 +56,7 @@ from qfix.engine.types import (
     C_CAP,
     C_LAST_TIME,
     C_NEXT_TRADE,
+    C_OHW,
     C_W,
     NO_PRICE,
     S_CTR,
@@ -80,6 +81,7 @@ from qfix.wire.codes import (
     ORD_TYPE_LIMIT,
     TEMPLATE_INDICATIVE_AUCTION,
     TEMPLATE_SECURITY_STATUS,
+    TIF_IOC,
     TRADE_CONDITION_AUCTION,
     TRADING_STATUS_BATCH_AUCTION,
     TRADING_STATUS_CLOSED,
@@ -308,3 +310,30 @@ def publish_indicative(S, ob, now, idx, px, volume, imbalance, side):
         o8[r * OUT_B + IND_SIDE_B] = side[k]
         o8[r * OUT_B + MD_MEI_B] = MEI_END_OF_EVENT
     return STATUS_OK, 0
+
+
+@njit(cache=True, _nrt=False)
+def gather_book(S, place, instrument, slot, buy, price, leaves, market, priority, order_id, ioc):
+    """Columns of every live order whose instrument index has ``place[inst] >= 0`` (its
+    place in the uncross), in slot order; returns how many. One pass over the slots in
+    use: resting market orders sit in no level, so a ladder walk would miss them."""
+    orders = S[S_ORDERS]
+    ctr = S[S_CTR]
+    n = 0
+    for s in range(ctr[C_OHW]):
+        if orders[s].order_id == 0:
+            continue
+        k = place[orders[s].inst]
+        if k < 0:
+            continue
+        instrument[n] = k
+        slot[n] = s
+        buy[n] = orders[s].side == 0
+        price[n] = orders[s].price
+        leaves[n] = orders[s].leaves
+        market[n] = orders[s].ord_type != ORD_TYPE_LIMIT
+        priority[n] = orders[s].prio
+        order_id[n] = orders[s].order_id
+        ioc[n] = orders[s].tif == TIF_IOC
+        n += 1
+    return n

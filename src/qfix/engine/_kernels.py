@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qfix.engine._auction import TICK, publish_indicative, uncross_chains
+from qfix.engine._auction import TICK, gather_book, publish_indicative, uncross_chains
 from qfix.engine._commands import (
     _collect,
     command_bulk,
@@ -206,6 +206,7 @@ __all__ = [
     "TICK",
     "check_invariants",
     "command_bulk",
+    "gather_book",
     "process",
     "publish_indicative",
     "ranked_levels",

@@ -10,6 +10,7 @@ live order slots. Nothing here runs per order.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import struct
 from collections.abc import Sequence
@@ -58,6 +59,15 @@ _PLAIN_TRANSITIONS: Final = frozenset(
     }
 )
 _UNCROSS_TRANSITIONS: Final = frozenset({(PHASE_PRE_OPEN, PHASE_CONTINUOUS), (PHASE_PRE_CLOSE, PHASE_CLOSED)})
+_MOVE_PLAIN: Final = 1
+_MOVE_UNCROSS: Final = 2
+#: [from phase, to phase]: 0 not allowed (ENGINE.md §7.1), else a plain move or an uncross
+_MOVES: Final = np.zeros((PHASE_HALTED + 1, PHASE_HALTED + 1), np.int8)
+for _move in _PLAIN_TRANSITIONS:
+    _MOVES[_move] = _MOVE_PLAIN
+for _move in _UNCROSS_TRANSITIONS:
+    _MOVES[_move] = _MOVE_UNCROSS
+_INT64_MAX: Final = 2**63 - 1
 
 _INVARIANT_MESSAGES: Final = {
     ty.INV_MAP_OVER_CAPACITY: "ladder segment over capacity",
@@ -371,15 +381,15 @@ class Engine:
         book (§7.4-§7.5); every transition ends with a SecurityStatus. An unconfigured
         SecurityID or an unlisted transition raises ValueError and changes nothing."""
         t = _time_arg(now)
-        idx = sorted({self._index(s) for s in security_ids})
-        uncross = []
-        for k in idx:
+        idx = self._indexes(security_ids)
+        if not 0 <= phase < _MOVES.shape[1]:
+            raise ValueError(f"phase {phase} is not a phase code (ENGINE.md §1.1)")
+        moves = _MOVES[self._insts["phase"][idx], phase]
+        if not moves.all():
+            k = int(idx[np.flatnonzero(moves == 0)[0]])
             move = (int(self._insts[k]["phase"]), phase)
-            if move not in _PLAIN_TRANSITIONS and move not in _UNCROSS_TRANSITIONS:
-                raise ValueError(f"instrument {int(self._insts[k]['sec_id'])}: transition {move} is not allowed")
-            uncross.append(move in _UNCROSS_TRANSITIONS)
-        arr = np.array(idx, np.int64)
-        return self._uncross(out, t, arr, np.array(uncross, np.bool_), phase, np.zeros(arr.size, np.int64))
+            raise ValueError(f"instrument {int(self._insts[k]['sec_id'])}: transition {move} is not allowed")
+        return self._uncross(out, t, idx, moves == _MOVE_UNCROSS, phase, np.zeros(idx.size, np.int64))
 
     def auction_tick(self, now: int, out: Array) -> ProcessResult:
         """Frequent batch auctions (ENGINE.md §7.6): uncross every instrument with an
@@ -472,11 +482,22 @@ class Engine:
             plan.fill_qty, plan.cancel_start, plan.cancel_slot,
         )  # fmt: skip
         if int(status) == STATUS_OK:
-            for k in np.flatnonzero(crossed):
-                lo, hi = self.instruments[int(idx[k])].band(int(px[k]))
-                rows[idx[k]]["lo"] = lo
-                rows[idx[k]]["hi"] = hi
+            self._rebase_bands(idx[crossed], px[crossed])
         return self._result(out, status, needed)
+
+    def _rebase_bands(self, idx: Array, ref: Array) -> None:
+        """The static bands of instrument indexes ``idx`` around their new Refs (ENGINE.md
+        §1.1): W ticks, or max(1, |Ref| x bps // 10000), in int64 unless that could overflow."""
+        rows = self._insts
+        width = rows["band_width"][idx]
+        if idx.size and int(np.abs(ref).max()) > _INT64_MAX // max(1, int(width.max())):
+            for k, p in zip(idx.tolist(), ref.tolist(), strict=True):
+                rows[k]["lo"], rows[k]["hi"] = self.instruments[k].band(p)
+            return
+        bps = np.maximum(1, np.abs(ref) * width // 10_000)
+        w = np.where(rows["band_kind"][idx] == BAND_TICKS, width, bps)
+        rows["lo"][idx] = ref - w
+        rows["hi"][idx] = ref + w
 
     def _result(self, out: Array, status: Any, needed: Any) -> ProcessResult:
         written = int(self._ctr[ty.C_W])
@@ -491,26 +512,36 @@ class Engine:
         among = idx if among is None else among
         place = np.full(self._insts.size, -1, np.int64)
         place[idx] = np.searchsorted(among, idx)
-        slots = self._orders[: int(self._ctr[ty.C_OHW])]
-        live = np.flatnonzero(slots["order_id"] != 0)
-        live = live[place[slots["inst"][live]] >= 0]
-        o = slots[live]
-        return BookRows(
-            instrument=place[o["inst"]],
-            slot=live.astype(np.int64),
-            buy=o["side"] == 0,
-            price=o["price"].astype(np.int64),
-            leaves=o["leaves"].astype(np.int64),
-            market=o["ord_type"] == codes.ORD_TYPE_MARKET,
-            priority=o["prio"].astype(np.int64),
-            order_id=o["order_id"].astype(np.int64),
-            ioc=o["tif"] == codes.TIF_IOC,
+        live = int(self._ctr[ty.C_LIVE])
+        book = BookRows(
+            **{
+                f.name: np.empty(live, np.bool_ if f.type == "BoolArray" else np.int64)
+                for f in dataclasses.fields(BookRows)
+            }
         )
+        columns = [getattr(book, f.name) for f in dataclasses.fields(BookRows)]
+        n = int(kern.gather_book(self._S, place, *columns))
+        return BookRows(*(c[:n] for c in columns))
 
     def _backend(self, n_instruments: int) -> Backend:
         """The auction backend of ``EngineConfig.auction_backend`` for a determination over
         ``n_instruments`` (auto stays on the CPU for few)."""
         return resolve_backend(self.config.auction_backend, n_instruments)
+
+    def _indexes(self, security_ids: Sequence[int]) -> Array:
+        """Instrument indexes of ``security_ids``, ascending, each once; ValueError naming
+        the first SecurityID that is not configured."""
+        try:
+            ids = np.unique(np.asarray([int(s) for s in security_ids], dtype=np.int64))
+        except OverflowError:
+            raise ValueError(f"SecurityIDs {list(security_ids)}: one is not a u32") from None
+        k = np.searchsorted(self._sec_ids, ids)
+        found = k < self._sec_ids.size
+        found[found] = self._sec_ids[k[found]] == ids[found]
+        if not found.all():
+            raise ValueError(f"SecurityID {int(ids[np.flatnonzero(~found)[0]])} is not configured")
+        idx: Array = k.astype(np.int64)
+        return idx
 
     def _index(self, security_id: int) -> int:
         k = int(np.searchsorted(self._sec_ids, security_id))

@@ -40,8 +40,8 @@ class BookRows:
 
     def side(self, buy: bool) -> tuple[Orders, Int64Array]:
         """One side as ``batch_match`` input, and the slot of each of its rows."""
-        rows = self.buy if buy else ~self.buy
-        orders = Orders.from_arrays(
+        rows = np.flatnonzero(self.buy if buy else ~self.buy)
+        orders = Orders(
             self.instrument[rows], self.price[rows], self.leaves[rows], self.market[rows], self.priority[rows]
         )
         return orders, self.slot[rows]
@@ -72,10 +72,11 @@ class UncrossPlan:
 
 def determine_book(book: BookRows, ref: Int64Array, backend: Backend) -> Clearing:
     """§7.4's (P, V, I) of each of the ``len(ref)`` instruments over ``book``."""
-    bids, _ = book.side(True)
-    asks, _ = book.side(False)
-    grid = build_grid(bids, asks, ref, backend.host_empty)
-    return backend.determine(grid).clearing
+    return _determine(book.side(True)[0], book.side(False)[0], ref, backend)
+
+
+def _determine(bids: Orders, asks: Orders, ref: Int64Array, backend: Backend) -> Clearing:
+    return backend.determine(build_grid(bids, asks, ref, backend.host_empty)).clearing
 
 
 def _offsets(instrument: Int64Array, n: int) -> Int64Array:
@@ -88,9 +89,9 @@ def plan_uncross(book: BookRows, ref: Int64Array, pro_rata: BoolArray, backend: 
     """The uncross of every instrument of ``book`` (``len(ref)`` of them): ``ref`` is each
     one's reference price in ticks, ``pro_rata`` its margin rule (else time)."""
     n = int(ref.size)
-    clearing = determine_book(book, ref, backend)
     bids, bid_slot = book.side(True)
     asks, ask_slot = book.side(False)
+    clearing = _determine(bids, asks, ref, backend)
     parts = []
     for rule in (False, True):
         volume = np.where(pro_rata == rule, clearing.volume, 0)
