@@ -69,6 +69,13 @@ for _move in _UNCROSS_TRANSITIONS:
     _MOVES[_move] = _MOVE_UNCROSS
 _INT64_MAX: Final = 2**63 - 1
 
+
+def transition_allowed(phase_from: int, phase_to: int) -> bool:
+    """Whether ENGINE.md §7.1 lists the phase change (with or without an uncross)."""
+    n = _MOVES.shape[0]
+    return 0 <= phase_from < n and 0 <= phase_to < n and bool(_MOVES[phase_from, phase_to])
+
+
 _INVARIANT_MESSAGES: Final = {
     ty.INV_MAP_OVER_CAPACITY: "ladder segment over capacity",
     ty.INV_MAP_UNSORTED: "ladder words not strictly sorted",

@@ -51,6 +51,7 @@ __all__ = [
     "DEFAULT_FIX_PORT",
     "DEFAULT_MD_PORT",
     "DEFAULT_MD_SNAPSHOT_PORT",
+    "ScheduledPhase",
     "ServerConfig",
     "ServerConfigError",
     "end_of_day_offset_ns",
@@ -83,6 +84,16 @@ _STP: Final = {
 }
 _ALLOCATION: Final = {"time": ALLOCATION_TIME, "pro-rata": ALLOCATION_PRO_RATA}
 _DURABILITY: Final = ("fsync", "batch-async", "none")  #: qfix.journal.DURABILITY_MODES
+
+
+@dataclass(frozen=True)
+class ScheduledPhase:
+    """A phase change the server makes every day at ``at`` (UTC "HH:MM") for the given
+    instruments (empty: every instrument), like an operator's ``qfix admin phase``."""
+
+    at: str
+    phase: int
+    security_ids: tuple[int, ...] = ()
 
 
 class ServerConfigError(ConfigError):
@@ -166,6 +177,8 @@ class ServerConfig:
     handshake_share: float = 0.2
     #: UTC wall-clock time "HH:MM" at which the trading day ends (Day orders expire); "" = never
     end_of_day: str = "21:00"
+    #: daily phase changes by the wall clock (opening and closing auctions), in file order
+    schedule: tuple[ScheduledPhase, ...] = ()
     engine: EngineConfig = field(default_factory=lambda: EngineConfig(max_orders=1 << 20, max_levels=1 << 18))
     qzmq: QzmqConfig = field(default_factory=QzmqConfig)
     #: where the configuration came from (for messages)
@@ -181,6 +194,16 @@ class ServerConfig:
             raise ServerConfigError(
                 f'{self.source}: server.end_of_day = {self.end_of_day!r}; use UTC "HH:MM" or "" for never'
             )
+        known = {i.security_id for i in self.instruments}
+        for k, entry in enumerate(self.schedule):
+            if not _valid_hhmm(entry.at):
+                raise ServerConfigError(f'{self.source}: schedule[{k}].at = {entry.at!r}; use UTC "HH:MM"')
+            if entry.phase not in _PHASES.values():
+                raise ServerConfigError(f"{self.source}: schedule[{k}].phase = {entry.phase} is not a phase")
+            if unknown := sorted(set(entry.security_ids) - known):
+                raise ServerConfigError(
+                    f"{self.source}: schedule[{k}].security_ids: {unknown} are not configured instruments"
+                )
         for kid, on in self.cancel_on_disconnect_by_kid:
             if not _is_kid(kid) or not isinstance(on, bool):
                 raise ServerConfigError(
@@ -423,6 +446,7 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
     journal_t = _Reader(top.get("journal", dict, {}), "journal", source)
     md_t = _Reader(top.get("marketdata", dict, {}), "marketdata", source)
     inst_list = top.get("instrument", list, [])
+    schedule_list = top.get("schedule", list, [])
     top.finish()
 
     instruments = []
@@ -430,6 +454,22 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
         if not isinstance(table, dict):
             raise ServerConfigError(f"{source}: instrument[{i}] must be a table ([[instrument]])")
         instruments.append(_instrument(_Reader(table, f"instrument[{i}]", source)))
+    schedule = []
+    for i, table in enumerate(schedule_list):
+        if not isinstance(table, dict):
+            raise ServerConfigError(f"{source}: schedule[{i}] must be a table ([[schedule]])")
+        r = _Reader(table, f"schedule[{i}]", source)
+        at = r.get("at", str, None)
+        if at is None or not _valid_hhmm(at):
+            raise r.fail("at", f'{at!r}; give the UTC time as "HH:MM"')
+        phase = r.choice("phase", _PHASES, "continuous") if "phase" in table else None
+        if phase is None:
+            raise r.fail("phase", f"missing; use one of {', '.join(_PHASES)}")
+        ids_raw = r.get("security_ids", list, [])
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in ids_raw):
+            raise r.fail("security_ids", "give a list of integer SecurityIDs (or leave it out for every instrument)")
+        r.finish()
+        schedule.append(ScheduledPhase(at, phase, tuple(ids_raw)))
     ids = [i.security_id for i in instruments]
     if len(set(ids)) != len(ids):
         dup = sorted({x for x in ids if ids.count(x) > 1})
@@ -536,6 +576,7 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
     qzmq = _qzmq_config(qzmq_t)
     return ServerConfig(
         instruments=tuple(instruments),
+        schedule=tuple(schedule),
         key_file=key_file,
         allow_list_file=allow,
         admin_kids=tuple(admin),

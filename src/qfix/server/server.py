@@ -34,6 +34,7 @@ import zmq
 from qfix.crypto.keys import load_allow_list, load_private_key
 from qfix.crypto.primitives import SignatureAlg
 from qfix.engine import Engine, output_buffer
+from qfix.engine.engine import transition_allowed
 from qfix.errors import QfixError
 from qfix.journal import Files, JournalError
 from qfix.journal.entries import (
@@ -59,7 +60,7 @@ from qfix.qzmq import (
 )
 from qfix.qzmq.adapter import ServerEndpoint
 from qfix.server.admin import PHASES, AdminCommand, AdminError, encode_reply, parse_command
-from qfix.server.config import ServerConfig, ServerConfigError, end_of_day_offset_ns
+from qfix.server.config import ScheduledPhase, ServerConfig, ServerConfigError, end_of_day_offset_ns
 from qfix.server.feed import MarketData
 from qfix.server.ledger import Ledger
 from qfix.server.metrics import Metrics, StatusLine
@@ -208,6 +209,8 @@ class Server:
         self._last_recv_ns = 0
         self._admin_kids = frozenset(bytes.fromhex(k) for k in config.admin_kids)
         self._next_eod_ns = _next_end_of_day(config.end_of_day, time.time_ns())
+        #: when each scheduled phase change is next due (UTC ns), in config.schedule's order
+        self._next_phase_ns = [_next_end_of_day(entry.at, time.time_ns()) for entry in config.schedule]
         self.trading_days_closed = 0
         self._stopping = False
         self.closed = False
@@ -438,6 +441,33 @@ class Server:
         log.info("end of trading day: %d orders expired", expired)
         return {"expired": expired}
 
+    def _scheduled_phase(self, entry: ScheduledPhase) -> None:
+        """A phase change of the schedule: applied to each named instrument (every one if
+        none is named) whose phase allows it (ENGINE.md §7.1); the others are logged and
+        left as they are, so one halted instrument does not stop the opening of the rest."""
+        rows = self.engine.instrument_rows()
+        wanted = set(entry.security_ids) or {int(s) for s in rows["sec_id"]}
+        ready = [
+            int(r["sec_id"])
+            for r in rows
+            if int(r["sec_id"]) in wanted and transition_allowed(int(r["phase"]), entry.phase)
+        ]
+        if skipped := sorted(wanted - set(ready)):
+            log.warning(
+                "schedule %s: instruments %s cannot move to phase %d from theirs; left as they are",
+                entry.at,
+                skipped,
+                entry.phase,
+            )
+        if not ready:
+            return
+        try:
+            self._set_phase(tuple(ready), entry.phase)
+        except AdminError as exc:
+            log.error("schedule %s: phase %d not applied: %s", entry.at, entry.phase, exc)
+            return
+        log.info("schedule %s: instruments %s now in phase %d", entry.at, ready, entry.phase)
+
     def _set_phase(self, security_ids: tuple[int, ...], phase: int) -> None:
         now = self._now_ns()
         try:
@@ -602,6 +632,10 @@ class Server:
             for ev in self.endpoint.flush():
                 if isinstance(ev, Closed):
                     self._logout(ev.conn)
+        for k, due in enumerate(self._next_phase_ns):
+            if time.time_ns() >= due and not self.failure:
+                self._scheduled_phase(self.config.schedule[k])
+                self._next_phase_ns[k] = _next_end_of_day(self.config.schedule[k].at, time.time_ns())
         if time.time_ns() >= self._next_eod_ns and not self.failure:
             with contextlib.suppress(AdminError):  # a journal failure: the server is stopping
                 self._end_of_day()

@@ -1,11 +1,12 @@
-"""Auctions through the server: an opening auction run by an admin phase change, a halted
-book reopened by ``resume``, a frequent-batch instrument uncrossed by the server's clock,
-and a restart that replays the journaled ticks to the same state."""
+"""Auctions through the server: an opening auction run by an admin phase change and by the
+daily schedule, a halted book reopened by ``resume``, a frequent-batch instrument uncrossed
+by the server's clock, and a journal that replays the ticks to the same state."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
@@ -15,8 +16,10 @@ import pytest
 
 from qfix.client import Client
 from qfix.engine import Engine
+from qfix.engine.config import PHASE_CLOSED, PHASE_CONTINUOUS, PHASE_PRE_OPEN
 from qfix.journal import REFUSED, EngineDriver, decode, is_engine_entry, read_journal
 from qfix.server import load_config
+from qfix.server.config import ScheduledPhase
 
 pytestmark = pytest.mark.integration
 
@@ -126,3 +129,30 @@ def test_the_journal_replays_batch_auction_ticks_to_the_same_state(
                 driver.apply(entry, lambda out: None)
     assert {"AuctionTick", "Batch"} <= kinds
     assert engine.state_hash() == state_hash
+
+
+def test_the_schedule_runs_the_opening_auction_by_the_clock(start_server: Callable[..., Any]) -> None:
+    schedule = (
+        ScheduledPhase("06:00", PHASE_CLOSED, (BTC,)),
+        ScheduledPhase("07:00", PHASE_PRE_OPEN, (BTC,)),
+        ScheduledPhase("08:00", PHASE_CONTINUOUS, ()),  # every instrument: 2 is already continuous
+    )
+    run = start_server(schedule=schedule)
+    op, a, b = _admin(run), run.client(1), run.client(2)
+    server = run.server
+    assert all(due > time.time_ns() for due in server._next_phase_ns)
+
+    def fire(k: int, phase: str) -> None:
+        server._next_phase_ns[k] = 0  # due now: the loop's housekeeping applies it
+        end = time.monotonic() + 10
+        while op.admin("status")["status"]["instruments"][str(BTC)] != phase and time.monotonic() < end:
+            time.sleep(0.02)
+        assert op.admin("status")["status"]["instruments"][str(BTC)] == phase
+        assert server._next_phase_ns[k] > time.time_ns()  # the same time tomorrow
+
+    fire(0, "closed")
+    fire(1, "pre-open")
+    bid, ask = _cross(a, b)
+    fire(2, "continuous")
+    _assert_uncrossed(a, b, bid, ask)
+    assert op.admin("status")["status"]["instruments"]["2"] == "continuous"

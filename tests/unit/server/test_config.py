@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from qfix.engine import backends
-from qfix.engine.config import ALLOCATION_PRO_RATA, ALLOCATION_TIME
+from qfix.engine.config import ALLOCATION_PRO_RATA, ALLOCATION_TIME, PHASE_CONTINUOUS, PHASE_PRE_OPEN
 from qfix.qzmq import Mode
 from qfix.server import ServerConfigError, ensure_default_setup, load_config, parse_config, with_overrides
+from qfix.server.config import ScheduledPhase
 from qfix.server.defaults import DEMO_CLIENTS
 
 GOOD = """
@@ -106,6 +107,18 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         (("band_ticks = 40", "band_ticks = 40\nbatch_auction_ms = -1"), r"instrument\[0\].batch_auction_ms: -1.0"),
         (("band_ticks = 40", 'band_ticks = 40\nallocation = "fifo"'), r"allocation: 'fifo'; use one of time"),
         (("[keys]", '[engine]\nauction_backend = "gpu"\n[keys]'), r"engine.auction_backend: 'gpu'; use one of auto"),
+        (("[keys]", '[[schedule]]\nat = "7:5"\nphase = "pre-open"\n[keys]'), r"schedule\[0\].at: '7:5'; give"),
+        (("[keys]", '[[schedule]]\nat = "07:50"\n[keys]'), r"schedule\[0\].phase: missing; use one of"),
+        (("[keys]", '[[schedule]]\nat = "07:50"\nphase = "lunch"\n[keys]'), r"schedule\[0\].phase: 'lunch'"),
+        (
+            ("[keys]", '[[schedule]]\nat = "07:50"\nphase = "closed"\nsecurity_ids = [9]\n[keys]'),
+            r"schedule\[0\].security_ids: \[9\] are not configured",
+        ),
+        (
+            ("[keys]", '[[schedule]]\nat = "07:50"\nphase = "closed"\nsecurity_ids = "all"\n[keys]'),
+            r"schedule\[0\].security_ids: expected a list",
+        ),
+        (("[keys]", '[[schedule]]\nat = "07:50"\nphase = "closed"\nwhen = 1\n[keys]'), r"schedule\[0\].when"),
     ],
 )
 def test_bad_files_fail_naming_the_key(tmp_path: Path, change: tuple[str, str], message: str) -> None:
@@ -122,6 +135,20 @@ def test_batch_auction_instruments_and_the_auction_backend(tmp_path: Path) -> No
     (plain,) = parse_config(GOOD, base=tmp_path).instruments
     assert (plain.fba_interval_ns, plain.allocation) == (None, ALLOCATION_TIME)
     assert parse_config(GOOD, base=tmp_path).engine.auction_backend == "auto"
+
+
+def test_the_phase_schedule_is_read_in_file_order(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "[keys]",
+        '[[schedule]]\nat = "07:50"\nphase = "pre-open"\nsecurity_ids = [7]\n'
+        '[[schedule]]\nat = "08:00"\nphase = "continuous"\n[keys]',
+    )
+    config = parse_config(text, base=tmp_path)
+    assert config.schedule == (
+        ScheduledPhase("07:50", PHASE_PRE_OPEN, (7,)),
+        ScheduledPhase("08:00", PHASE_CONTINUOUS, ()),
+    )
+    assert parse_config(GOOD, base=tmp_path).schedule == ()
 
 
 def test_a_named_auction_backend_that_cannot_run_stops_the_start(tmp_path: Path) -> None:
