@@ -209,6 +209,11 @@ class Server:
         self._last_recv_ns = 0
         self._admin_kids = frozenset(bytes.fromhex(k) for k in config.admin_kids)
         self._next_eod_ns = _next_end_of_day(config.end_of_day, time.time_ns())
+        #: whether any instrument is a frequent batch auction (else no tick is ever due)
+        self._has_fba = any(i.fba_interval_ns is not None for i in config.instruments)
+        #: whether any instrument is in a phase with indicative values; phases change only
+        #: through ``_set_phase``, which refreshes it
+        self._calling = self.engine.in_call_phase()
         #: when each scheduled phase change is next due (UTC ns), in config.schedule's order
         self._next_phase_ns = [_next_end_of_day(entry.at, time.time_ns()) for entry in config.schedule]
         self.trading_days_closed = 0
@@ -478,6 +483,7 @@ class Server:
             raise AdminError(f"not done: {self.ledger.failure}")
         if self.md is not None:
             self.md.reference_changed(security_ids, now)
+        self._calling = self.engine.in_call_phase()
         self._auctions(indicative=True)
 
     def _reload_allow_list(self) -> dict[str, Any]:
@@ -578,14 +584,14 @@ class Server:
         uncross, the indicative values of the instruments in a call phase (§7.3). Both are
         engine state, so each is journaled like any command; nothing is journaled when
         nothing is due or no instrument is in a call phase."""
-        if self.failure:
+        if self.failure or not (self._has_fba or self._calling):
             return
         now = self._now_ns()
-        if self.engine.auction_due(now):
+        if self._has_fba and self.engine.auction_due(now):
             if not self._apply(AuctionTick(now)):
                 return
             indicative = True
-        if indicative and self.engine.in_call_phase():
+        if indicative and self._calling:
             self._apply(PublishIndicative(now))
 
     def _dispatch(self, out: Array) -> None:
@@ -627,7 +633,7 @@ class Server:
 
     def _housekeeping(self) -> None:
         # a frequent-batch instrument uncrosses on time even when no order arrives
-        if self.engine.auction_due(self._now_ns()):
+        if self._has_fba and self.engine.auction_due(self._now_ns()):
             self._auctions(indicative=False)
             for ev in self.endpoint.flush():
                 if isinstance(ev, Closed):

@@ -241,8 +241,6 @@ def test_admin_halt_kill_unblock_and_bad_commands(start_server: Callable[..., An
     refused = a.new_order(security_id=BTC, side="buy", qty=1, price="64000.00")
     a.flush()
     assert a.wait_until(lambda c: c.order(refused).status == "rejected")
-    reply = op.admin("resume", security_ids=[BTC])  # a resting order: the reopening auction is not built
-    assert not reply["ok"] and "auction" in reply["error"]
     killed = op.admin("kill", accounts=[101])
     assert killed["ok"] and killed["blocked"] == [101]
     assert a.wait_until(lambda c: c.order(rest).status == "canceled")
