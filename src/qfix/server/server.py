@@ -588,9 +588,15 @@ class Server:
             return
         now = self._now_ns()
         if self._has_fba and self.engine.auction_due(now):
+            before = self.engine.instrument_rows()["ref"]
             if not self._apply(AuctionTick(now)):
                 return
             indicative = True
+            rows = self.engine.instrument_rows()
+            moved = rows["sec_id"][rows["ref"] != before]
+            if self.md is not None and moved.size:
+                # an uncross moves Ref and the band with it: subscribers learn the new band
+                self.md.reference_changed(tuple(int(s) for s in moved), now)
         if indicative and self._calling:
             self._apply(PublishIndicative(now))
 

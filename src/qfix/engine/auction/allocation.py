@@ -20,7 +20,7 @@ from typing import Final
 import numba
 import numpy as np
 
-from qfix.engine.auction.orders import Int64Array
+from qfix.engine.auction.orders import Int64Array, Orders
 
 #: margin rule: time priority (continuous books, opening and closing auctions)
 TIME: Final = 0
@@ -266,3 +266,28 @@ def _allocate(
     b_filled[b_rows] = b_got
     a_filled[a_rows] = a_got
     return b_filled, a_filled, t_inst[:t].copy(), t_bid[:t].copy(), t_ask[:t].copy(), t_qty[:t].copy()
+
+
+def allocate(
+    price: Int64Array, volume: Int64Array, bids: Orders, asks: Orders, pro_rata: bool
+) -> tuple[Int64Array, Int64Array, Int64Array, Int64Array, Int64Array, Int64Array]:
+    """Allocation and pairing at each instrument's clearing ``price`` for its ``volume``
+    (instruments with volume <= 0 are skipped): the lots each bid and ask row receives,
+    then per fill its instrument, bid row, ask row and lots, in instrument order and then
+    in the pairing order of ENGINE.md §7.5 rule 4."""
+    result: tuple[Int64Array, Int64Array, Int64Array, Int64Array, Int64Array, Int64Array] = _allocate(
+        price,
+        volume,
+        bids.instrument,
+        bids.price,
+        bids.qty,
+        bids.market,
+        bids.priority,
+        asks.instrument,
+        asks.price,
+        asks.qty,
+        asks.market,
+        asks.priority,
+        pro_rata,
+    )
+    return result

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Final
 import numpy as np
 import numpy.typing as npt
 
-from qfix.engine.auction.allocation import ALLOCATIONS, PRO_RATA, Trades, _allocate
+from qfix.engine.auction.allocation import ALLOCATIONS, PRO_RATA, Trades, allocate
 from qfix.engine.auction.clearing import Clearing
 from qfix.engine.auction.grid import build_grid
 from qfix.engine.auction.orders import Int64Array, Orders
@@ -86,20 +86,8 @@ def batch_match(
     determination = engine.determine(grid)
     clearing = determination.clearing
     allocate_start = time.perf_counter()
-    b_filled, a_filled, t_inst, t_bid, t_ask, t_qty = _allocate(
-        clearing.price,
-        clearing.volume,
-        bids.instrument,
-        bids.price,
-        bids.qty,
-        bids.market,
-        bids.priority,
-        asks.instrument,
-        asks.price,
-        asks.qty,
-        asks.market,
-        asks.priority,
-        ALLOCATIONS[allocation] == PRO_RATA,
+    b_filled, a_filled, t_inst, t_bid, t_ask, t_qty = allocate(
+        clearing.price, clearing.volume, bids, asks, ALLOCATIONS[allocation] == PRO_RATA
     )
     end = time.perf_counter()
     trades = Trades(t_inst, t_bid, t_ask, t_qty, clearing.price[t_inst])

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from qfix.engine.auction.allocation import _allocate
+from qfix.engine.auction.allocation import allocate
 from qfix.engine.auction.clearing import NO_PRICE, Clearing
 from qfix.engine.auction.grid import build_grid
 from qfix.engine.auction.orders import Int64Array, Orders
@@ -97,21 +97,7 @@ def plan_uncross(book: BookRows, ref: Int64Array, pro_rata: BoolArray, backend: 
         volume = np.where(pro_rata == rule, clearing.volume, 0)
         if not volume.any():
             continue
-        _, _, t_inst, t_bid, t_ask, t_qty = _allocate(
-            clearing.price,
-            volume,
-            bids.instrument,
-            bids.price,
-            bids.qty,
-            bids.market,
-            bids.priority,
-            asks.instrument,
-            asks.price,
-            asks.qty,
-            asks.market,
-            asks.priority,
-            rule,
-        )
+        _, _, t_inst, t_bid, t_ask, t_qty = allocate(clearing.price, volume, bids, asks, rule)
         parts.append((t_inst, bid_slot[t_bid], ask_slot[t_ask], t_qty))
     if parts:
         inst = np.concatenate([p[0] for p in parts])
