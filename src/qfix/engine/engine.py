@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from qfix.engine import _kernels as kern
 from qfix.engine import types as ty
-from qfix.engine.auction.batch import resolve_backend
+from qfix.engine.auction.batch import DEVICE_MIN_INSTRUMENTS, resolve_backend
 from qfix.engine.auction.uncross import BookRows, UncrossPlan, determine_book, plan_uncross
 from qfix.engine.backends import Backend
 from qfix.engine.buffers import output_buffer, zeros_aligned
@@ -173,6 +173,8 @@ class Engine:
             )
         self.config = config
         self.instruments: tuple[InstrumentConfig, ...] = tuple(instruments)
+        #: auction backends loaded so far, by "small" / "large" uncross (auto may differ)
+        self._backends: dict[str, Backend] = {}
         n_inst = len(instruments)
         self._ctr = np.zeros(ty.N_COUNTERS, np.int64)
         for key in (ty.C_NEXT_OID, ty.C_NEXT_EXEC, ty.C_NEXT_TRADE, ty.C_NEXT_PRIO):
@@ -407,10 +409,11 @@ class Engine:
         due, next_uncross = self._fba_due(t)
         return self._uncross(out, t, due, np.ones(due.size, np.bool_), kern.TICK, next_uncross)
 
-    def auction_due(self, now: int) -> bool:
-        """Whether :meth:`auction_tick` at ``now`` would uncross any instrument (so a server
-        need not journal a tick that does nothing)."""
-        return bool(self._fba_due(_time_arg(now))[0].size)
+    def auction_due(self, now: int) -> tuple[int, ...]:
+        """The SecurityIDs :meth:`auction_tick` at ``now`` would uncross (a server need not
+        journal a tick that does nothing)."""
+        due, _ = self._fba_due(_time_arg(now))
+        return tuple(int(s) for s in self._sec_ids[due])
 
     def in_call_phase(self) -> bool:
         """Whether any instrument is in PreOpen, PreClose or frequent-batch Continuous, the
@@ -498,8 +501,11 @@ class Engine:
         rows = self._insts
         width = rows["band_width"][idx]
         if idx.size and int(np.abs(ref).max()) > _INT64_MAX // max(1, int(width.max())):
+            # ENGINE.md does not bound how far auctions may walk Ref; an edge past int64 is
+            # held at its limit rather than raising after the uncross has been applied
             for k, p in zip(idx.tolist(), ref.tolist(), strict=True):
-                rows[k]["lo"], rows[k]["hi"] = self.instruments[k].band(p)
+                lo, hi = self.instruments[k].band(p)
+                rows[k]["lo"], rows[k]["hi"] = max(lo, -_INT64_MAX), min(hi, _INT64_MAX)
             return
         bps = np.maximum(1, np.abs(ref) * width // 10_000)
         w = np.where(rows["band_kind"][idx] == BAND_TICKS, width, bps)
@@ -533,7 +539,11 @@ class Engine:
     def _backend(self, n_instruments: int) -> Backend:
         """The auction backend of ``EngineConfig.auction_backend`` for a determination over
         ``n_instruments`` (auto stays on the CPU for few)."""
-        return resolve_backend(self.config.auction_backend, n_instruments)
+        key = "small" if n_instruments < DEVICE_MIN_INSTRUMENTS else "large"
+        backend = self._backends.get(key)
+        if backend is None:
+            backend = self._backends[key] = resolve_backend(self.config.auction_backend, n_instruments)
+        return backend
 
     def _indexes(self, security_ids: Sequence[int]) -> Array:
         """Instrument indexes of ``security_ids``, ascending, each once; ValueError naming
@@ -659,7 +669,7 @@ class Engine:
             h.update(
                 struct.pack(
                     "<IBqQqqqBI", int(row["sec_id"]), int(row["phase"]), int(row["ref"]),
-                    int(row["next_uncross"]), ind_p, int(row["ind_v"]), abs(int(row["ind_i"])),
+                    _u64(row["next_uncross"]), ind_p, int(row["ind_v"]), abs(int(row["ind_i"])),
                     int(row["ind_side"]), int(counts[k]),
                 )
             )  # fmt: skip

@@ -150,7 +150,7 @@ def validate(
         lo, hi = cfg.band(ref)
         _require(int(inst["lo"][k]) == lo and int(inst["hi"][k]) == hi, "instruments.lo/hi", f"row {k} is not the "
                  "band of its Ref")  # fmt: skip
-    _require(inst["next_uncross"] >= 0, "instruments.next_uncross", "negative")
+    # NextUncross is a u64 time held as its int64 bit pattern (§7.6): every value is valid
     v, i_, side, p = inst["ind_v"], inst["ind_i"], inst["ind_side"], inst["ind_p"]
     _require((v >= 0) & (v <= _QTY_LIMIT), "instruments.ind_v", "not in 0..2^32-1")
     _require((i_ >= -_QTY_LIMIT) & (i_ <= _QTY_LIMIT), "instruments.ind_i", "|I| not in 0..2^32-1")

@@ -14,6 +14,7 @@ exactly to PRICE9 and ticks; the engine only ever sees integers.
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -559,8 +560,13 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
             max_sessions=engine_t.integer("max_sessions", 4096, 1, 2**31 - 1),
             reserve_orders=engine_t.integer("reserve_orders", 0, 0, 2**31 - 1),
             event_hash=engine_t.get("event_hash", bool, False),
+            # ENGINE.md §8: the composition root reads $QFIX_AUCTION_BACKEND; the file wins
             auction_backend=AUCTION_BACKENDS[
-                engine_t.choice("auction_backend", {name: k for k, name in enumerate(AUCTION_BACKENDS)}, "auto")
+                engine_t.choice(
+                    "auction_backend",
+                    {name: k for k, name in enumerate(AUCTION_BACKENDS)},
+                    os.environ.get(backends.ENV_VAR) or "auto",
+                )
             ],
             max_instruments=max(1, len(instruments)),
         )

@@ -36,7 +36,7 @@ from qfix.crypto.primitives import SignatureAlg
 from qfix.engine import Engine, output_buffer
 from qfix.engine.engine import transition_allowed
 from qfix.errors import QfixError
-from qfix.journal import Files, JournalError
+from qfix.journal import REFUSED, Files, JournalError
 from qfix.journal.entries import (
     AuctionTick,
     Batch,
@@ -76,6 +76,9 @@ Array = npt.NDArray[Any]
 _MSG: Final = codes.MESSAGE_SIZE
 _FRAME_MSGS: Final = codes.MAX_MSGS_PER_FRAME
 _HOUSEKEEPING_S: Final = 0.05
+#: indicative values are published at most this often (each publication reads every
+#: resting order of the instruments in a call phase and is journaled)
+_INDICATIVE_INTERVAL_S: Final = 0.05
 _IDLE_WAIT_MS: Final = 20
 #: the idle wait while snapshot replies stream: 16 packets per requester per wake-up
 _STREAMING_WAIT_MS: Final = 1
@@ -117,9 +120,13 @@ def _warm_kernels(config: ServerConfig) -> None:
     scratch.process(np.zeros(0, schema.INBOUND), out)
     scratch.cancel_sessions(0, [0], out)
     first = config.instruments[0]
-    plain_move = {PHASES["closed"]: PHASES["pre-open"], PHASES["halted"]: PHASES["closed"]}
-    scratch.set_phase(0, [first.security_id], plain_move.get(first.phase, PHASES["halted"]), out)
+    sec = [first.security_id]
+    # through a call phase and an (empty) opening auction, which gathers the book
+    if first.phase not in (PHASES["closed"], PHASES["halted"]):
+        scratch.set_phase(0, sec, PHASES["halted"], out)
+    scratch.set_phase(0, sec, PHASES["pre-open"], out)
     scratch.publish_indicative(0, out)
+    scratch.set_phase(0, sec, PHASES["continuous"], out)
     scratch.auction_tick(0, out)
     warm_auctions(backends.load("cpu"))
 
@@ -211,9 +218,17 @@ class Server:
         self._next_eod_ns = _next_end_of_day(config.end_of_day, time.time_ns())
         #: whether any instrument is a frequent batch auction (else no tick is ever due)
         self._has_fba = any(i.fba_interval_ns is not None for i in config.instruments)
+        #: batch-auction instruments with an interval: those a batch may have given orders
+        #: since their last tick, so the loop ticks them when due even if no order follows
+        #: (with interval 0 the tick after each batch is the only one)
+        self._timed_fba = frozenset(i.security_id for i in config.instruments if i.fba_interval_ns)
+        self._fba_pending: set[int] = set(self._timed_fba)
         #: whether any instrument is in a phase with indicative values; phases change only
         #: through ``_set_phase``, which refreshes it
         self._calling = self.engine.in_call_phase()
+        #: the book changed since the indicative values were last published, and when that was
+        self._indicative_pending = self._calling
+        self._indicative_at = 0.0
         #: when each scheduled phase change is next due (UTC ns), in config.schedule's order
         self._next_phase_ns = [_next_end_of_day(entry.at, time.time_ns()) for entry in config.schedule]
         self.trading_days_closed = 0
@@ -449,13 +464,17 @@ class Server:
     def _scheduled_phase(self, entry: ScheduledPhase) -> None:
         """A phase change of the schedule: applied to each named instrument (every one if
         none is named) whose phase allows it (ENGINE.md §7.1); the others are logged and
-        left as they are, so one halted instrument does not stop the opening of the rest."""
+        left as they are, so one halted instrument does not stop the opening of the rest. A
+        halted instrument is only ever closed by the schedule, never reopened."""
         rows = self.engine.instrument_rows()
         wanted = set(entry.security_ids) or {int(s) for s in rows["sec_id"]}
+        # an operator's halt stands until the operator resumes; only closing passes it
         ready = [
             int(r["sec_id"])
             for r in rows
-            if int(r["sec_id"]) in wanted and transition_allowed(int(r["phase"]), entry.phase)
+            if int(r["sec_id"]) in wanted
+            and transition_allowed(int(r["phase"]), entry.phase)
+            and (int(r["phase"]) != PHASES["halted"] or entry.phase == PHASES["closed"])
         ]
         if skipped := sorted(wanted - set(ready)):
             log.warning(
@@ -484,7 +503,9 @@ class Server:
         if self.md is not None:
             self.md.reference_changed(security_ids, now)
         self._calling = self.engine.in_call_phase()
-        self._auctions(indicative=True)
+        self._indicative_pending = self._calling
+        self._indicative_at = 0.0  # a phase change publishes at once
+        self._auctions(after_batch=False)
 
     def _reload_allow_list(self) -> dict[str, Any]:
         try:
@@ -530,6 +551,15 @@ class Server:
             self.ledger.apply(entry, self._dispatch)
         except JournalError as exc:
             self._journal_failed(exc)
+            return False
+        except REFUSED:
+            raise
+        except Exception as exc:
+            # e.g. an auction backend's device failing: the entry is journaled but was not
+            # applied, so going on would leave the live state behind what a replay makes
+            # of the journal; stop as for a journal failure
+            log.exception("%s failed in the engine", type(entry).__name__)
+            self._journal_failed(JournalError(f"{type(entry).__name__} failed in the engine: {exc}"))
             return False
         finally:
             if self.md is not None:
@@ -577,28 +607,43 @@ class Server:
         # LastClOrdID and the retransmitted reports (docs/journal.md).
         if self._apply(Batch(batch)):
             self.metrics.totals.orders += held
-            self._auctions(indicative=True)
+            self._auctions(after_batch=True)
 
-    def _auctions(self, *, indicative: bool) -> None:
-        """Frequent batch auctions that are due (ENGINE.md §7.6), then, after a batch or an
-        uncross, the indicative values of the instruments in a call phase (§7.3). Both are
-        engine state, so each is journaled like any command; nothing is journaled when
-        nothing is due or no instrument is in a call phase."""
+    def _auctions(self, *, after_batch: bool) -> bool:
+        """Frequent batch auctions that are due (ENGINE.md §7.6), then the indicative values
+        of the instruments in a call phase (§7.3). Both change engine state, so each is
+        journaled like any command, and only when it can matter: a tick after a batch, or
+        later for an instrument that has had orders since its last tick (an uncross leaves
+        nothing to uncross, so an idle book is not ticked again); indicative values when
+        the book changed since they were last published, at most every
+        ``_INDICATIVE_INTERVAL_S``, since each publication reads every resting order.
+        Returns whether anything was applied (its output then waits to be flushed)."""
         if self.failure or not (self._has_fba or self._calling):
-            return
+            return False
+        applied = False
         now = self._now_ns()
-        if self._has_fba and self.engine.auction_due(now):
+        if after_batch:
+            self._fba_pending |= self._timed_fba
+            self._indicative_pending = self._calling
+        due = self.engine.auction_due(now) if self._has_fba else ()
+        if due and (after_batch or not self._fba_pending.isdisjoint(due)):
             before = self.engine.instrument_rows()["ref"]
             if not self._apply(AuctionTick(now)):
-                return
-            indicative = True
+                return False
+            applied = True
+            self._fba_pending.difference_update(due)
+            self._indicative_pending = self._calling
             rows = self.engine.instrument_rows()
             moved = rows["sec_id"][rows["ref"] != before]
             if self.md is not None and moved.size:
                 # an uncross moves Ref and the band with it: subscribers learn the new band
                 self.md.reference_changed(tuple(int(s) for s in moved), now)
-        if indicative and self._calling:
-            self._apply(PublishIndicative(now))
+        clock = time.monotonic()
+        if self._calling and self._indicative_pending and clock - self._indicative_at >= _INDICATIVE_INTERVAL_S:
+            self._indicative_pending = False
+            self._indicative_at = clock
+            applied = self._apply(PublishIndicative(now)) or applied
+        return applied
 
     def _dispatch(self, out: Array) -> None:
         if out.size == 0:
@@ -638,9 +683,9 @@ class Server:
     # --- timers -------------------------------------------------------------------------
 
     def _housekeeping(self) -> None:
-        # a frequent-batch instrument uncrosses on time even when no order arrives
-        if self._has_fba and self.engine.auction_due(self._now_ns()):
-            self._auctions(indicative=False)
+        # a frequent-batch instrument uncrosses on time even when no order follows, and
+        # indicative values held back by the interval go out
+        if (self._fba_pending or self._indicative_pending) and self._auctions(after_batch=False):
             for ev in self.endpoint.flush():
                 if isinstance(ev, Closed):
                     self._logout(ev.conn)

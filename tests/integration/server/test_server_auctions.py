@@ -34,13 +34,14 @@ def _admin(run: Any) -> Client:
 
 
 def _cross(a: Client, b: Client) -> tuple[int, int]:
-    """A bid of 5 at 65010 and an offer of 3 at 64990, both left resting (a call phase)."""
+    """A bid of 5 at 65010 and an offer of 3 at 64990, both acknowledged: they rest in a
+    call phase; a batch auction may already have uncrossed them."""
     bid = a.new_order(security_id=BTC, side="buy", qty=5, price="65010.00", tif="gtc")
     ask = b.new_order(security_id=BTC, side="sell", qty=3, price="64990.00", tif="gtc")
     a.flush()
     b.flush()
-    assert a.wait_until(lambda c: c.order(bid).status == "new")
-    assert b.wait_until(lambda c: c.order(ask).status == "new")
+    assert a.wait_until(lambda c: c.order(bid).status != "pending-new")
+    assert b.wait_until(lambda c: c.order(ask).status != "pending-new")
     return bid, ask
 
 
@@ -103,6 +104,11 @@ def test_a_batch_auction_instrument_uncrosses_by_the_clock(
     _assert_uncrossed(a, b, bid, ask)
     assert run.server.engine.resting_orders == 1
     assert int(run.server.engine.instrument_rows()["next_uncross"][0]) > 0
+    # an idle book is not ticked again: nothing more is journaled while no order arrives
+    time.sleep(0.2)
+    seq = run.server.ledger.last_seq
+    time.sleep(0.3)  # six intervals
+    assert run.server.ledger.last_seq == seq
 
 
 def test_the_journal_replays_batch_auction_ticks_to_the_same_state(
@@ -135,7 +141,7 @@ def test_the_schedule_runs_the_opening_auction_by_the_clock(start_server: Callab
     schedule = (
         ScheduledPhase("06:00", PHASE_CLOSED, (BTC,)),
         ScheduledPhase("07:00", PHASE_PRE_OPEN, (BTC,)),
-        ScheduledPhase("08:00", PHASE_CONTINUOUS, ()),  # every instrument: 2 is already continuous
+        ScheduledPhase("08:00", PHASE_CONTINUOUS, ()),  # every instrument: 2 is halted by then
     )
     run = start_server(schedule=schedule)
     op, a, b = _admin(run), run.client(1), run.client(2)
@@ -150,9 +156,11 @@ def test_the_schedule_runs_the_opening_auction_by_the_clock(start_server: Callab
         assert op.admin("status")["status"]["instruments"][str(BTC)] == phase
         assert server._next_phase_ns[k] > time.time_ns()  # the same time tomorrow
 
+    assert op.admin("halt", security_ids=[2])["ok"]
     fire(0, "closed")
     fire(1, "pre-open")
     bid, ask = _cross(a, b)
     fire(2, "continuous")
     _assert_uncrossed(a, b, bid, ask)
-    assert op.admin("status")["status"]["instruments"]["2"] == "continuous"
+    # the operator's halt of 2 stands: the schedule does not reopen it
+    assert op.admin("status")["status"]["instruments"]["2"] == "halted"

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from _engine_records import SMALL, batch, cancel, decode, instrument, mass, new_out, nos, replace
 
-from qfix.engine import Engine
-from qfix.engine.config import PHASE_HALTED, PHASE_PRE_OPEN
+from qfix.engine import Engine, snapshot
+from qfix.engine.config import PHASE_CONTINUOUS, PHASE_HALTED, PHASE_PRE_OPEN
 from qfix.testing.reference import ReferenceEngine
 from qfix.wire import codes
 
@@ -111,3 +111,19 @@ def test_now_outside_u64_is_refused(now: int) -> None:
             eng.set_reference(now, 1, 100)
     assert fast.state_hash() == ref.state_hash() == before
     assert fast.live_orders().size == 0
+
+
+def test_batch_auction_ticks_above_int64_keep_hashes_and_snapshots_working() -> None:
+    """A tick at t >= 2^63 sets NextUncross >= 2^63, kept as its int64 bit pattern: the
+    state hash reads it unsigned (as the reference's Python integer) and a snapshot of it
+    restores (the review of the auction work found both broken)."""
+    insts = [instrument(1, fba_interval_ns=1_000, phase=PHASE_CONTINUOUS)]
+    fast, ref = Engine(insts, SMALL), ReferenceEngine(insts, SMALL, check=True)
+    _both(fast, ref, "process", batch(nos(1, "buy", 101, 3, recv=HALF + 10), nos(2, "sell", 100, 2, session=2)))
+    rows = _both(fast, ref, "auction_tick", HALF + 2_500)
+    assert [r["t"] for r in rows].count("Trade") == 1
+    following = ((HALF + 2_500) // 1_000 + 1) * 1_000  # §7.6, above 2^63
+    assert int(fast.instrument_rows()["next_uncross"][0]) % 2**64 == following
+    assert fast.auction_due(following - 1) == () and fast.auction_due(following) == (1,)
+    again = snapshot.restore(insts, snapshot.loads(snapshot.dumps(snapshot.export(fast))), SMALL)
+    assert again.state_hash() == fast.state_hash()
