@@ -78,8 +78,8 @@ REF = {i.security_id: i.ref for i in INSTRUMENTS}
 SESSIONS = {0: 10, 1: 10, 2: 11, 3: 12}
 STP_GROUPS = {12: 11}
 ACCOUNTS = (10, 11, 12)
-#: the transitions of ENGINE.md §7.1 for instrument 3; the two auction ones (PreOpen ->
-#: Continuous, PreClose -> Closed) uncross
+#: the transitions of ENGINE.md §7.1 for instruments 3 and 4; the two auction ones
+#: (PreOpen -> Continuous, PreClose -> Closed) uncross
 MOVES = {
     PHASE_CONTINUOUS: (PHASE_HALTED, PHASE_PRE_CLOSE, PHASE_CLOSED),
     PHASE_HALTED: (PHASE_CLOSED, PHASE_PRE_OPEN),
@@ -546,18 +546,19 @@ class EngineMachine(RuleBasedStateMachine):
         asks = [o["price"] for o in live if o["side"] == C.SIDE_SELL]
         return not bids or not asks or max(bids) < min(asks)
 
-    @rule(data=st.data(), out_size=st.sampled_from(OUT_SIZES))
-    def phase_c(self, data: st.DataObject, out_size: int) -> None:
-        """Instrument 3 through the transitions of §7.1, reopening included; the auction
-        transitions uncross (fills, rule 6 cancels) or, on a book that does not cross, only
-        change the phase."""
+    @rule(data=st.data(), sec=st.sampled_from([3, 3, 4]), out_size=st.sampled_from(OUT_SIZES))
+    def phase_c(self, data: st.DataObject, sec: int, out_size: int) -> None:
+        """Instrument 3, or the batch-auction instrument 4, through the transitions of §7.1,
+        reopening included; the auction transitions uncross (fills, rule 6 cancels) or, on a
+        book that does not cross, only change the phase."""
         assert self.fast is not None and self.ref is not None
-        to = data.draw(st.sampled_from(MOVES[self.phase[3]]))
-        if (self.phase[3], to) in UNCROSS_MOVES:
+        to = data.draw(st.sampled_from(MOVES[self.phase[sec]]))
+        if (self.phase[sec], to) in UNCROSS_MOVES:
             self._flush(4096)
-            event(f"set_phase: {'trivial' if self._trivial_uncross(3) else 'real'} uncross to {to}")
-        self._command("set_phase", (self.now, [3], to), out_size)
-        self.phase[3] = to
+            kind = "trivial" if self._trivial_uncross(sec) else "real"
+            event(f"set_phase {sec}: {kind} uncross to {to}")
+        self._command("set_phase", (self.now, [sec], to), out_size)
+        self.phase[sec] = to
 
     @precondition(lambda self: self.phase[3] in (PHASE_PRE_OPEN, PHASE_PRE_CLOSE))
     @rule(
