@@ -131,6 +131,20 @@ def _warm_kernels(config: ServerConfig) -> None:
     warm_auctions(backends.load("cpu"))
 
 
+def _auction_backend_choice(config: ServerConfig) -> str:
+    """Where this server's uncrosses will determine clearing prices, and why (ENGINE.md §8)."""
+    from qfix.engine import backends
+    from qfix.engine.auction.batch import DEVICE_MIN_INSTRUMENTS
+
+    name = config.engine.auction_backend
+    if name != "auto":
+        return f"{name} (engine.auction_backend or ${backends.ENV_VAR})"
+    if len(config.instruments) < DEVICE_MIN_INSTRUMENTS:
+        return f"cpu (auto: fewer than {DEVICE_MIN_INSTRUMENTS} instruments, a device would not pay)"
+    _, why = backends.select("auto")
+    return f"{why}; cpu for uncrosses of fewer than {DEVICE_MIN_INSTRUMENTS} instruments"
+
+
 def _warn_unknown_kids(config: ServerConfig, allow: Any) -> None:
     """A per-key setting for a key the allow-list does not hold is most likely a typo."""
     for kid, _ in config.cancel_on_disconnect_by_kid:
@@ -172,6 +186,7 @@ class Server:
         #: engine and session table, recovered from the journal and changed only through it
         self.ledger = Ledger(config, self.entry, files=files)
         self.engine: Engine = self.ledger.engine
+        log.info("auction backend: %s", _auction_backend_choice(config))
         rec = self.ledger.recovery
         if config.journal_dir is not None:
             log.info(

@@ -126,7 +126,8 @@ def test_bad_files_fail_naming_the_key(tmp_path: Path, change: tuple[str, str], 
         parse_config(GOOD.replace(*change), base=tmp_path)
 
 
-def test_batch_auction_instruments_and_the_auction_backend(tmp_path: Path) -> None:
+def test_batch_auction_instruments_and_the_auction_backend(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(backends.ENV_VAR, raising=False)
     text = GOOD.replace("band_ticks = 40", 'band_ticks = 40\nbatch_auction_ms = 2.5\nallocation = "pro-rata"')
     config = parse_config(text.replace("[keys]", '[engine]\nauction_backend = "cpu"\n[keys]'), base=tmp_path)
     (inst,) = config.instruments
@@ -135,6 +136,8 @@ def test_batch_auction_instruments_and_the_auction_backend(tmp_path: Path) -> No
     (plain,) = parse_config(GOOD, base=tmp_path).instruments
     assert (plain.fba_interval_ns, plain.allocation) == (None, ALLOCATION_TIME)
     assert parse_config(GOOD, base=tmp_path).engine.auction_backend == "auto"
+    monkeypatch.setenv(backends.ENV_VAR, "cpu")  # ENGINE.md §8: read by the composition root
+    assert parse_config(GOOD, base=tmp_path).engine.auction_backend == "cpu"
 
 
 def test_the_phase_schedule_is_read_in_file_order(tmp_path: Path) -> None:
@@ -220,3 +223,13 @@ def test_snapshot_replies_count_towards_the_memory_limit(tmp_path: Path) -> None
     snapshot = snapshot_records * 60 + (-(-snapshot_records // 1091) + n) * 256
     replay = config.md_replay_max_records * (60 + 256)
     assert config.md_reply_bytes() == 2 * (max(snapshot, replay) + 16 * 1091 * 60)
+
+
+def test_the_server_says_where_uncrosses_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from qfix.server.server import _auction_backend_choice
+
+    monkeypatch.delenv(backends.ENV_VAR, raising=False)
+
+    assert _auction_backend_choice(parse_config(GOOD, base=tmp_path)).startswith("cpu (auto: fewer than 256")
+    named = parse_config(GOOD.replace("[keys]", '[engine]\nauction_backend = "cpu"\n[keys]'), base=tmp_path)
+    assert _auction_backend_choice(named) == "cpu (engine.auction_backend or $QFIX_AUCTION_BACKEND)"
