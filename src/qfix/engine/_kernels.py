@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qfix.engine._auction import TICK, gather_book, publish_indicative, uncross_chains
+from qfix.engine._auction import TICK, U_PER_INSTRUMENT, U_PER_ORDER, gather_book, publish_indicative, uncross_chains
 from qfix.engine._commands import (
     _collect,
     command_bulk,
@@ -204,6 +204,9 @@ __all__ = [
     "STATUS_FULL",
     "STATUS_OK",
     "TICK",
+    "U_BASE",
+    "U_PER_INSTRUMENT",
+    "U_PER_ORDER",
     "check_invariants",
     "command_bulk",
     "gather_book",

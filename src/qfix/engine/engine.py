@@ -473,8 +473,14 @@ class Engine:
         self, out: Array, t: np.int64, idx: Array, uncross: Array, phase: int, next_uncross: Array
     ) -> ProcessResult:
         """Plan the uncross of ``idx[uncross]`` on the auction backend, then run the chains
-        of ``idx`` (``kern.uncross_chains``); Ref and the band follow each clearing price."""
+        of ``idx`` (``kern.uncross_chains``); Ref and the band follow each clearing price.
+        A call whose bound does not fit stops before planning anything (the kernel checks
+        the same bound again)."""
         rows = self._insts
+        bound = kern.U_BASE + int(np.sum(kern.U_PER_ORDER * rows["n_orders"][idx] + kern.U_PER_INSTRUMENT))
+        if bound > out.shape[0]:
+            self._begin(out)
+            return self._result(out, OUTPUT_FULL, bound)
         if uncross.any():
             plan = plan_uncross(
                 self._auction_book(idx[uncross], among=idx),
