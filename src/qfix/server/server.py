@@ -508,6 +508,17 @@ class Server:
         log.info("schedule %s: instruments %s now in phase %d", entry.at, ready, entry.phase)
 
     def _set_phase(self, security_ids: tuple[int, ...], phase: int) -> None:
+        # validated before it is journaled (ENGINE.md §7.1), so a refused change leaves no record
+        phases = {int(r["sec_id"]): int(r["phase"]) for r in self.engine.instrument_rows()}
+        names = {code: name for name, code in PHASES.items()}
+        for sec in sorted(set(security_ids)):
+            if sec not in phases:
+                raise AdminError(f"security_ids: {sec} is not configured on this server")
+            if not transition_allowed(phases[sec], phase):
+                raise AdminError(
+                    f"instrument {sec}: {names.get(phases[sec], phases[sec])} -> {names.get(phase, phase)} "
+                    "is not a phase change ENGINE.md §7.1 allows"
+                )
         now = self._now_ns()
         try:
             done = self._apply(SetPhase(now, security_ids, phase))

@@ -255,9 +255,12 @@ def test_admin_halt_kill_unblock_and_bad_commands(start_server: Callable[..., An
         ({"op": "explode"}, "op: 'explode'"),
         ({"op": "kill", "accounts": "all"}, "accounts: give a non-empty list"),
         ({"op": "phase", "security_ids": [1], "phase": "lunch"}, "phase: 'lunch'"),
+        ({"op": "phase", "security_ids": [1], "phase": "continuous"}, "halted -> continuous is not a phase"),
     ]:
+        seq = run.server.ledger.last_seq
         reply = op.admin(**bad)  # type: ignore[arg-type]
         assert not reply["ok"] and error in reply["error"], reply
+        assert run.server.ledger.last_seq == seq  # refused before anything was journaled
     assert op.admin("status")["status"]["instruments"][str(BTC)] == "halted"  # nothing changed
 
 
