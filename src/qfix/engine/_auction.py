@@ -222,6 +222,18 @@ def _security_status(S, O, t, ii, phase):
     o8[r * OUT_B + SS_HALT_REASON_B] = HALT_REASON_OPERATOR if phase == PHASE_HALTED else HALT_REASON_NONE
 
 
+@njit(_nrt=False, inline="always")
+def _command_start(S, now, u):
+    """A command whose bound ``u`` fits the free space runs at t = max(now, LastTime), which
+    becomes LastTime; returns (fits, t), changing nothing when it does not fit."""
+    ctr = S[S_CTR]
+    if ctr[C_CAP] - ctr[C_W] < u:
+        return False, ctr[C_LAST_TIME]
+    t = _later(now, ctr[C_LAST_TIME])
+    ctr[C_LAST_TIME] = t
+    return True, t
+
+
 @njit(cache=True, _nrt=False)
 def uncross_chains(
     S, ob, now, idx, phase, next_uncross, px, fill_start, buy_slot, sell_slot, fill_qty, cancel_start, cancel_slot
@@ -234,16 +246,14 @@ def uncross_chains(
 
     Returns (status, needed); nothing changes when the bound does not fit.
     """
-    ctr = S[S_CTR]
     insts = S[S_INSTS]
     O = _views(ob)
     u = U_BASE
     for k in range(idx.shape[0]):
         u += U_PER_ORDER * insts[idx[k]].n_orders + U_PER_INSTRUMENT
-    if ctr[C_CAP] - ctr[C_W] < u:
+    fits, t = _command_start(S, now, u)
+    if not fits:
         return STATUS_FULL, u
-    t = _later(now, ctr[C_LAST_TIME])
-    ctr[C_LAST_TIME] = t
     for k in range(idx.shape[0]):
         ii = idx[k]
         _chain_begin(S, ii)
@@ -286,15 +296,13 @@ def publish_indicative(S, ob, now, idx, px, volume, imbalance, side):
 
     Returns (status, needed): the bound is 16 + one record per configured instrument.
     """
-    ctr = S[S_CTR]
     insts = S[S_INSTS]
     O = _views(ob)
     o64, _o32, _o16, o8 = O
     u = U_BASE + insts.shape[0]
-    if ctr[C_CAP] - ctr[C_W] < u:
+    fits, t = _command_start(S, now, u)
+    if not fits:
         return STATUS_FULL, u
-    t = _later(now, ctr[C_LAST_TIME])
-    ctr[C_LAST_TIME] = t
     for k in range(idx.shape[0]):
         ii = idx[k]
         insts[ii].ind_p = px[k]

@@ -418,9 +418,14 @@ class Engine:
     def in_call_phase(self) -> bool:
         """Whether any instrument is in PreOpen, PreClose or frequent-batch Continuous, the
         phases :meth:`publish_indicative` reports on."""
+        return bool(self._calling().any())
+
+    def _calling(self) -> Array:
+        """Per instrument: in PreOpen, PreClose or frequent-batch Continuous (§7.3)."""
         phase = self._insts["phase"]
         fba = (phase == PHASE_CONTINUOUS) & (self._insts["fba"] >= 0)
-        return bool(np.any((phase == PHASE_PRE_OPEN) | (phase == PHASE_PRE_CLOSE) | fba))
+        calling: Array = (phase == PHASE_PRE_OPEN) | (phase == PHASE_PRE_CLOSE) | fba
+        return calling
 
     def _fba_due(self, t: np.int64) -> tuple[Array, Array]:
         """The instrument indexes an auction tick at ``t`` uncrosses (§7.6: FbaInterval set,
@@ -445,10 +450,7 @@ class Engine:
         server calls it after each batch."""
         t = _time_arg(now)
         rows = self._insts
-        phase = rows["phase"]
-        fba = (phase == PHASE_CONTINUOUS) & (rows["fba"] >= 0)
-        calling = (phase == PHASE_PRE_OPEN) | (phase == PHASE_PRE_CLOSE) | fba
-        idx = np.flatnonzero(calling).astype(np.int64)
+        idx = np.flatnonzero(self._calling()).astype(np.int64)
         if idx.size:
             ref = rows["ref"][idx].astype(np.int64)
             clearing = determine_book(self._auction_book(idx), ref, self._backend(idx.size))
@@ -532,13 +534,9 @@ class Engine:
         place = np.full(self._insts.size, -1, np.int64)
         place[idx] = np.searchsorted(among, idx)
         live = int(self._ctr[ty.C_LIVE])
-        book = BookRows(
-            **{
-                f.name: np.empty(live, np.bool_ if f.type == "BoolArray" else np.int64)
-                for f in dataclasses.fields(BookRows)
-            }
-        )
-        columns = [getattr(book, f.name) for f in dataclasses.fields(BookRows)]
+        columns: list[Array] = [
+            np.empty(live, np.bool_ if f.type == "BoolArray" else np.int64) for f in dataclasses.fields(BookRows)
+        ]
         n = int(kern.gather_book(self._S, place, *columns))
         return BookRows(*(c[:n] for c in columns))
 
