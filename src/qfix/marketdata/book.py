@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -24,30 +25,60 @@ OFFER: Final = 1
 _OFFER_CHAR: Final = bytes([codes.MD_ENTRY_OFFER])
 
 
-class _Layout:
-    """One template's ``struct`` unpacker and the tuple position of each field, by name."""
+class _Fields:
+    """Unpacks the named fields of one template's record, and nothing else: a ``struct``
+    whose format pads over every other field, so one call returns exactly the values the
+    book needs, in the order the template lays them out (the order they must be named)."""
 
-    def __init__(self, template_id: int) -> None:
+    def __init__(self, template_id: int, *names: str) -> None:
         template = schema.TEMPLATES[template_id]
-        self.unpack_from = struct.Struct(template.struct_format).unpack_from
-        self.at = {name: i for i, (name, _) in enumerate(template.fields)}
+        order = [name for name, _ in template.fields if name in names]
+        if tuple(order) != names:
+            raise ValueError(f"name the fields of template {template_id} in layout order: {order}")
+        codes_ = []
+        for name, code in template.fields:
+            if name in names:
+                codes_.append(code)
+            else:
+                codes_.append(f"{struct.calcsize('<' + code)}x")
+        self.unpack_from = struct.Struct("<" + "".join(codes_)).unpack_from
 
 
-_ADD = _Layout(codes.TEMPLATE_ADD_ORDER)
-_EXECUTED = _Layout(codes.TEMPLATE_ORDER_EXECUTED)
-_REDUCED = _Layout(codes.TEMPLATE_ORDER_REDUCED)
-_DELETE = _Layout(codes.TEMPLATE_ORDER_DELETE)
-_REPLACE = _Layout(codes.TEMPLATE_ORDER_REPLACE)
-_TRADE = _Layout(codes.TEMPLATE_TRADE)
-_LEVEL = _Layout(codes.TEMPLATE_BOOK_LEVEL)
-_BBO = _Layout(codes.TEMPLATE_BEST_BID_OFFER)
-_STATUS = _Layout(codes.TEMPLATE_SECURITY_STATUS)
-_DEFINITION = _Layout(codes.TEMPLATE_SECURITY_DEFINITION)
-_LIMITS = _Layout(codes.TEMPLATE_SECURITY_LIMITS)
-_INDICATIVE = _Layout(codes.TEMPLATE_INDICATIVE_AUCTION)
-_SNAPSHOT_START = _Layout(codes.TEMPLATE_SNAPSHOT_START)
-_TIME: Final = struct.Struct("<Q")
-_TIME_AT: Final = int(schema.ADD_ORDER.fields["TransactTime"][1])  # type: ignore[index]
+_ADD = _Fields(codes.TEMPLATE_ADD_ORDER, "TransactTime", "OrderID", "MDEntryPx", "MDEntrySize", "MDEntryType")
+_EXECUTED = _Fields(codes.TEMPLATE_ORDER_EXECUTED, "TransactTime", "OrderID", "LeavesQty")
+_REDUCED = _Fields(codes.TEMPLATE_ORDER_REDUCED, "TransactTime", "OrderID", "LeavesQty")
+_DELETE = _Fields(codes.TEMPLATE_ORDER_DELETE, "TransactTime", "OrderID")
+_REPLACE = _Fields(codes.TEMPLATE_ORDER_REPLACE, "TransactTime", "OrigOrderID", "OrderID", "MDEntryPx", "MDEntrySize")
+_TRADE = _Fields(
+    codes.TEMPLATE_TRADE, "TransactTime", "TradeID", "LastPx", "LastQty", "AggressorSide", "TradeCondition"
+)
+_LEVEL = _Fields(
+    codes.TEMPLATE_BOOK_LEVEL,
+    "TransactTime",
+    "MDEntryPx",
+    "MDEntrySize",
+    "NumberOfOrders",
+    "MDEntryType",
+    "MDUpdateAction",
+)
+_BBO = _Fields(codes.TEMPLATE_BEST_BID_OFFER, "TransactTime", "BidPx", "OfferPx", "BidSize", "OfferSize")
+_STATUS = _Fields(codes.TEMPLATE_SECURITY_STATUS, "TransactTime", "TradingStatus")
+_DEFINITION = _Fields(
+    codes.TEMPLATE_SECURITY_DEFINITION,
+    "TransactTime",
+    "MinPriceIncrement",
+    "MaxTradeVol",
+    "RoundLot",
+    "Symbol",
+    "TradingStatus",
+)
+_LIMITS = _Fields(
+    codes.TEMPLATE_SECURITY_LIMITS, "TransactTime", "LowLimitPrice", "HighLimitPrice", "MaxNotional", "Collar"
+)
+_INDICATIVE = _Fields(
+    codes.TEMPLATE_INDICATIVE_AUCTION, "TransactTime", "IndicativePx", "MatchedQty", "ImbalanceQty", "ImbalanceSide"
+)
+_SNAPSHOT_START = _Fields(codes.TEMPLATE_SNAPSHOT_START, "TransactTime", "TradingStatus")
 
 
 @dataclass
@@ -147,10 +178,16 @@ class Book:
             self.bbo = (None, 0, None, 0)
 
     def _add(self, oid: int, side: int, price: int, shown: int) -> None:
-        if oid in self.orders:
+        orders = self.orders
+        if oid in orders:
             raise KeyError(oid)  # an order added twice: the book is out of step
-        self.orders[oid] = [side, price, shown]
-        self.queues.setdefault((side, price), {})[oid] = None
+        orders[oid] = [side, price, shown]
+        key = (side, price)
+        queue = self.queues.get(key)
+        if queue is None:
+            self.queues[key] = {oid: None}
+        else:
+            queue[oid] = None
 
     def _remove(self, oid: int) -> None:
         order = self.orders.pop(oid, None)
@@ -169,89 +206,124 @@ class Book:
         it does not hold or an order added twice, an L2 change of a level it does not hold
         or a new level it does): the book is then out of step with the feed and must be
         recovered from a snapshot."""
-        if template_id in (codes.TEMPLATE_ADD_ORDER, codes.TEMPLATE_SNAPSHOT_ORDER):
-            f, i = _ADD.unpack_from(data, at), _ADD.at  # SnapshotOrder has AddOrder's layout
-            side = OFFER if f[i["MDEntryType"]] == _OFFER_CHAR else BID
-            self._add(f[i["OrderID"]], side, f[i["MDEntryPx"]], f[i["MDEntrySize"]])
-        elif template_id == codes.TEMPLATE_ORDER_EXECUTED:
-            f, i = _EXECUTED.unpack_from(data, at), _EXECUTED.at
-            oid, leaves = f[i["OrderID"]], f[i["LeavesQty"]]
-            if leaves:
-                self.orders[oid][2] = leaves
-            elif oid in self.orders:
-                self._remove(oid)  # gone, or refilled by the AddOrder that follows
-            else:
-                raise KeyError(oid)
-        elif template_id == codes.TEMPLATE_ORDER_REDUCED:
-            f, i = _REDUCED.unpack_from(data, at), _REDUCED.at
-            self.orders[f[i["OrderID"]]][2] = f[i["LeavesQty"]]
-        elif template_id == codes.TEMPLATE_ORDER_DELETE:
-            f, i = _DELETE.unpack_from(data, at), _DELETE.at
-            if f[i["OrderID"]] not in self.orders:
-                raise KeyError(f[i["OrderID"]])
-            self._remove(f[i["OrderID"]])
-        elif template_id == codes.TEMPLATE_ORDER_REPLACE:
-            f, i = _REPLACE.unpack_from(data, at), _REPLACE.at
-            old = self.orders[f[i["OrigOrderID"]]]
-            self._remove(f[i["OrigOrderID"]])
-            self._add(f[i["OrderID"]], old[0], f[i["MDEntryPx"]], f[i["MDEntrySize"]])
-        elif template_id == codes.TEMPLATE_BOOK_LEVEL:
-            f, i = _LEVEL.unpack_from(data, at), _LEVEL.at
-            key = (OFFER if f[i["MDEntryType"]] == _OFFER_CHAR else BID, f[i["MDEntryPx"]])
-            action = f[i["MDUpdateAction"]]
-            if (action == codes.MD_UPDATE_NEW) == (key in self.levels):
-                raise KeyError(key)  # a new level that exists, or a change of one that does not
-            if action == codes.MD_UPDATE_DELETE:
-                del self.levels[key]
-            else:
-                self.levels[key] = (f[i["MDEntrySize"]], f[i["NumberOfOrders"]])
-        elif template_id == codes.TEMPLATE_BEST_BID_OFFER:
-            f, i = _BBO.unpack_from(data, at), _BBO.at
-            bid, offer = f[i["BidPx"]], f[i["OfferPx"]]
-            self.bbo = (
-                None if bid == codes.NULL_PRICE else bid,
-                f[i["BidSize"]],
-                None if offer == codes.NULL_PRICE else offer,
-                f[i["OfferSize"]],
-            )
-        elif template_id == codes.TEMPLATE_TRADE:
-            f, i = _TRADE.unpack_from(data, at), _TRADE.at
-            qty = f[i["LastQty"]]
-            side, condition = f[i["AggressorSide"]], f[i["TradeCondition"]]
-            trade = Trade(f[i["TradeID"]], f[i["LastPx"]], qty, side, condition, f[i["TransactTime"]])
-            self.trades.append(trade)
-            self.trade_count += 1
-            self.volume += qty
-        elif template_id == codes.TEMPLATE_SECURITY_STATUS:
-            self.status = _STATUS.unpack_from(data, at)[_STATUS.at["TradingStatus"]]
-        elif template_id == codes.TEMPLATE_SNAPSHOT_START:
-            self.status = _SNAPSHOT_START.unpack_from(data, at)[_SNAPSHOT_START.at["TradingStatus"]]
-        elif template_id == codes.TEMPLATE_SECURITY_DEFINITION:
-            f, i = _DEFINITION.unpack_from(data, at), _DEFINITION.at
-            d = self._definition()
-            d.tick_size_p9, d.max_order_qty = f[i["MinPriceIncrement"]], f[i["MaxTradeVol"]]
-            d.lot_size = f[i["RoundLot"]]
-            d.symbol = f[i["Symbol"]].rstrip(b"\0").decode("ascii", "replace")
-            self.status = f[i["TradingStatus"]]
-        elif template_id == codes.TEMPLATE_SECURITY_LIMITS:
-            f, i = _LIMITS.unpack_from(data, at), _LIMITS.at
-            d = self._definition()
-            d.low_limit_p9, d.high_limit_p9 = f[i["LowLimitPrice"]], f[i["HighLimitPrice"]]
-            d.max_notional, d.collar = f[i["MaxNotional"]], f[i["Collar"]]
-        elif template_id == codes.TEMPLATE_INDICATIVE_AUCTION:
-            f, i = _INDICATIVE.unpack_from(data, at), _INDICATIVE.at
-            px = f[i["IndicativePx"]]
-            self.indicative = (
-                None if px == codes.NULL_PRICE else px,
-                f[i["MatchedQty"]],
-                f[i["ImbalanceQty"]],
-                f[i["ImbalanceSide"]],
-            )
-        else:
+        handler = _HANDLERS.get(template_id)
+        if handler is None:
             return
-        self.time = max(self.time, _TIME.unpack_from(data, at + _TIME_AT)[0])
+        time = handler(self, data, at)
+        if time > self.time:
+            self.time = time
+
+    # One handler per template: apply the record, return its TransactTime. The L3 and L2
+    # handlers run for almost every record of a busy feed, so they unpack only what they use.
+
+    def _on_add(self, data: bytes, at: int) -> int:
+        time, oid, price, shown, side = _ADD.unpack_from(data, at)
+        self._add(oid, OFFER if side == _OFFER_CHAR else BID, price, shown)
+        return int(time)
+
+    def _on_executed(self, data: bytes, at: int) -> int:
+        time, oid, leaves = _EXECUTED.unpack_from(data, at)
+        if leaves:
+            self.orders[oid][2] = leaves
+        elif oid in self.orders:
+            self._remove(oid)  # gone, or refilled by the AddOrder that follows
+        else:
+            raise KeyError(oid)
+        return int(time)
+
+    def _on_reduced(self, data: bytes, at: int) -> int:
+        time, oid, leaves = _REDUCED.unpack_from(data, at)
+        self.orders[oid][2] = leaves
+        return int(time)
+
+    def _on_delete(self, data: bytes, at: int) -> int:
+        time, oid = _DELETE.unpack_from(data, at)
+        if oid not in self.orders:
+            raise KeyError(oid)
+        self._remove(oid)
+        return int(time)
+
+    def _on_replace(self, data: bytes, at: int) -> int:
+        time, old_oid, oid, price, shown = _REPLACE.unpack_from(data, at)
+        side = self.orders[old_oid][0]
+        self._remove(old_oid)
+        self._add(oid, side, price, shown)
+        return int(time)
+
+    def _on_level(self, data: bytes, at: int) -> int:
+        time, price, size, count, side, action = _LEVEL.unpack_from(data, at)
+        key = (OFFER if side == _OFFER_CHAR else BID, price)
+        levels = self.levels
+        if (action == codes.MD_UPDATE_NEW) == (key in levels):
+            raise KeyError(key)  # a new level that exists, or a change of one that does not
+        if action == codes.MD_UPDATE_DELETE:
+            del levels[key]
+        else:
+            levels[key] = (size, count)
+        return int(time)
+
+    def _on_bbo(self, data: bytes, at: int) -> int:
+        time, bid, offer, bid_size, offer_size = _BBO.unpack_from(data, at)
+        self.bbo = (
+            None if bid == codes.NULL_PRICE else bid,
+            bid_size,
+            None if offer == codes.NULL_PRICE else offer,
+            offer_size,
+        )
+        return int(time)
+
+    def _on_trade(self, data: bytes, at: int) -> int:
+        time, trade_id, price, qty, aggressor, condition = _TRADE.unpack_from(data, at)
+        self.trades.append(Trade(trade_id, price, qty, aggressor, condition, time))
+        self.trade_count += 1
+        self.volume += qty
+        return int(time)
+
+    def _on_status(self, data: bytes, at: int) -> int:
+        time, self.status = _STATUS.unpack_from(data, at)
+        return int(time)
+
+    def _on_snapshot_start(self, data: bytes, at: int) -> int:
+        time, self.status = _SNAPSHOT_START.unpack_from(data, at)
+        return int(time)
+
+    def _on_definition(self, data: bytes, at: int) -> int:
+        time, tick, max_qty, lot, symbol, self.status = _DEFINITION.unpack_from(data, at)
+        d = self._definition()
+        d.tick_size_p9, d.max_order_qty, d.lot_size = tick, max_qty, lot
+        d.symbol = symbol.rstrip(b"\0").decode("ascii", "replace")
+        return int(time)
+
+    def _on_limits(self, data: bytes, at: int) -> int:
+        time, low, high, notional, collar = _LIMITS.unpack_from(data, at)
+        d = self._definition()
+        d.low_limit_p9, d.high_limit_p9, d.max_notional, d.collar = low, high, notional, collar
+        return int(time)
+
+    def _on_indicative(self, data: bytes, at: int) -> int:
+        time, price, matched, imbalance, imbalance_side = _INDICATIVE.unpack_from(data, at)
+        self.indicative = (None if price == codes.NULL_PRICE else price, matched, imbalance, imbalance_side)
+        return int(time)
 
     def _definition(self) -> Definition:
         if self.definition is None:
             self.definition = Definition(self.security_id)
         return self.definition
+
+
+_HANDLERS: Final[dict[int, Callable[[Book, bytes, int], int]]] = {
+    codes.TEMPLATE_ADD_ORDER: Book._on_add,
+    codes.TEMPLATE_SNAPSHOT_ORDER: Book._on_add,  # SnapshotOrder has AddOrder's layout
+    codes.TEMPLATE_ORDER_EXECUTED: Book._on_executed,
+    codes.TEMPLATE_ORDER_REDUCED: Book._on_reduced,
+    codes.TEMPLATE_ORDER_DELETE: Book._on_delete,
+    codes.TEMPLATE_ORDER_REPLACE: Book._on_replace,
+    codes.TEMPLATE_BOOK_LEVEL: Book._on_level,
+    codes.TEMPLATE_BEST_BID_OFFER: Book._on_bbo,
+    codes.TEMPLATE_TRADE: Book._on_trade,
+    codes.TEMPLATE_SECURITY_STATUS: Book._on_status,
+    codes.TEMPLATE_SNAPSHOT_START: Book._on_snapshot_start,
+    codes.TEMPLATE_SECURITY_DEFINITION: Book._on_definition,
+    codes.TEMPLATE_SECURITY_LIMITS: Book._on_limits,
+    codes.TEMPLATE_INDICATIVE_AUCTION: Book._on_indicative,
+}

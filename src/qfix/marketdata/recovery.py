@@ -40,6 +40,8 @@ _U32: Final = struct.Struct("<I")
 _U64: Final = struct.Struct("<Q")
 _RPT_SEQ_AT: Final = int(schema.ADD_ORDER.fields["RptSeq"][1])  # type: ignore[index]
 _MEI_AT: Final = int(schema.ADD_ORDER.fields["MatchEventIndicator"][1])  # type: ignore[index]
+#: blockLength, templateId, schemaId, version and RptSeq of a schema-61 record
+_HEAD_RPT: Final = struct.Struct(f"<HHHH{_RPT_SEQ_AT - _HEAD.size}xI")
 _HEARTBEAT: Final = struct.Struct("<QB")  # LastChannelSeqNum, ChannelEvent
 _HEARTBEAT_AT: Final = int(schema.CHANNEL_HEARTBEAT.fields["LastChannelSeqNum"][1])  # type: ignore[index]
 _SNAPSHOT_L_AT: Final = int(schema.SNAPSHOT_START.fields["LastChannelSeqNum"][1])  # type: ignore[index]
@@ -161,9 +163,11 @@ class FeedState:
         ChannelSeqNum (0 = unsequenced) and SendingTime. Returns the instruments whose
         event completed."""
         n = len(data) // _MSG
-        if n == 0 or len(data) % _MSG or not self._well_formed(data, n):
+        parsed = self._heads(data, n) if n and not len(data) % _MSG else None
+        if parsed is None:
             self.stats.bad_packets += 1
             return set()
+        heads, rpts = parsed
         self.stats.packets += 1
         self.stats.records += n
         fresh = not replayed and sending_time > self._floor_time
@@ -185,18 +189,54 @@ class FeedState:
                 self.reset()
                 inst = self._instrument(security_id)
             self._top_cseq = max(self._top_cseq, seq + n - 1)
-        for i in range(n):
-            rpt = _U32.unpack_from(data, i * _MSG + _RPT_SEQ_AT)[0]
-            if inst.last is None or rpt > inst.last:
+        last = inst.last
+        if last is not None and not inst.pending and rpts == list(range(last + 1, last + n + 1)):
+            return self._apply_in_order(security_id, inst, last, seq, data, heads)
+        for i, rpt in enumerate(rpts):
+            if last is None or rpt > last:
                 inst.pending[rpt] = (seq + i, data[i * _MSG : (i + 1) * _MSG])
         return self._drain(security_id, inst)
 
-    def _well_formed(self, data: bytes, n: int) -> bool:
-        for i in range(n):
-            block, _, schema_id, _ = _HEAD.unpack_from(data, i * _MSG)
+    @staticmethod
+    def _heads(data: bytes, n: int) -> tuple[list[tuple[int, int]], list[int]] | None:
+        """Each record's (templateId, version) and RptSeq, or None if a record is not
+        schema 61 with its block length."""
+        heads = []
+        rpts = []
+        for at in range(0, n * _MSG, _MSG):
+            block, template_id, schema_id, version, rpt = _HEAD_RPT.unpack_from(data, at)
             if block != codes.BLOCK_LENGTH or schema_id != codes.SCHEMA_MARKET_DATA:
-                return False
-        return True
+                return None
+            heads.append((template_id, version))
+            rpts.append(rpt)
+        return heads, rpts
+
+    def _apply_in_order(
+        self, security_id: int, inst: _Instrument, last: int, seq: int, data: bytes, heads: list[tuple[int, int]]
+    ) -> set[int]:
+        """The common case: a packet that continues the instrument's book exactly (no gap
+        waiting, RptSeqs ``last`` + 1 onwards) is applied straight from the packet, without
+        passing through the pending map."""
+        book = self.books[security_id]
+        done = False
+        for i, (template_id, version) in enumerate(heads):
+            at = i * _MSG
+            if version > codes.SCHEMA_VERSION:
+                self.stats.skipped += 1
+            else:
+                try:
+                    book.apply(template_id, data, at)
+                except KeyError:
+                    # as _drain would: what follows waits (for the snapshot to drop it)
+                    for j in range(i + 1, len(heads)):
+                        inst.pending[last + 1 + j] = (seq + j, data[j * _MSG : (j + 1) * _MSG])
+                    self._out_of_step(security_id, inst)
+                    return {security_id} if done else set()
+            inst.last = last + 1 + i
+            inst.last_cseq = seq + i
+            if data[at + _MEI_AT] & codes.MEI_END_OF_EVENT:
+                done = True
+        return {security_id} if done else set()
 
     def _track(self, seq: int, n: int) -> None:
         """Whole feed: follow ChannelSeqNum, asking for what a jump skipped."""

@@ -40,7 +40,10 @@ _MSG: Final = codes.MESSAGE_SIZE
 _TEMPLATE_AT: Final = 2
 _MIN_BACKOFF: Final = 0.05  # seconds before asking again after a Busy answer, doubling up to
 _MAX_BACKOFF: Final = 2.0
-_PREFIX: Final = len(b"L3.")
+_UNPACK_HEADER: Final = feeds.HEADER.unpack
+#: parsed topics kept (every feed of 10,000 instruments is 40,000)
+_TOPIC_CACHE: Final = 1 << 18
+_UNSEEN: Final = (-1, -1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +100,7 @@ class SubscriberCore:
         self._not_before = 0.0
         #: requests that timed out and were asked again
         self.timeouts = 0
+        self._topics: dict[bytes, tuple[int, int] | None] = {}
 
     def topics(self) -> list[bytes]:
         """The SUB subscriptions this subscriber needs."""
@@ -118,15 +122,21 @@ class SubscriberCore:
         updates: set[tuple[int, int]] = set()
         if len(frames) != 3:
             return updates
-        where = feeds.parse_topic(frames[0])
+        topic = frames[0]
+        where = self._topics.get(topic, _UNSEEN)
+        if where is _UNSEEN:
+            where = feeds.parse_topic(topic)
+            if len(self._topics) >= _TOPIC_CACHE:
+                self._topics.clear()  # topics nobody subscribed to cannot fill memory
+            self._topics[topic] = where
         if where is None or where[0] not in self.feeds:
             return updates
         feed, security_id = where
-        try:
-            seq, sent = feeds.unpack_header(frames[1])
-        except ValueError:
+        header = frames[1]
+        if len(header) != feeds.HEADER_SIZE:
             self.feeds[feed].stats.bad_packets += 1
             return updates
+        seq, sent = _UNPACK_HEADER(header)
         for k in self.feeds[feed].packet(seq, security_id, frames[2], sent, replayed=replayed):
             updates.add((feed, k))
         return updates

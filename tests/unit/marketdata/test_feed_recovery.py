@@ -269,3 +269,37 @@ def test_a_one_instrument_view_is_the_whole_views_slice() -> None:
         one = book_view(ex.engine, 7, k)
         assert np.array_equal(one.orders, whole.orders[whole.orders["inst"] == k])
         assert np.array_equal(one.status, whole.status) and np.array_equal(one.reference, whole.reference)
+
+
+def _spoil_middle_record(msg: list[bytes]) -> list[bytes]:
+    """The packet with its second record turned into an OrderDelete of an order no book
+    holds (numbering, instrument and event marks kept)."""
+    records = np.frombuffer(msg[2], np.uint8).reshape(-1, 60).copy()
+    spoilt = records[1:2].view(schema.ORDER_DELETE)
+    spoilt["templateId"] = codes.TEMPLATE_ORDER_DELETE
+    spoilt["OrderID"] = 2**63
+    return [msg[0], msg[1], records.tobytes()]
+
+
+def test_a_record_that_does_not_fit_the_book_brings_a_snapshot() -> None:
+    """A live record the book cannot take (here: the middle one of an L3 packet deletes an
+    unknown order) stops that packet where it failed; the instrument recovers from a
+    snapshot that drops the packet's rest, and the books end exact."""
+    ex = Exchange(9)
+    core = SubscriberCore(ALL)
+    rng = np.random.default_rng(9)
+    for msg in ex.start():
+        core.feed_message(msg)
+    _serve(ex, core, 100)
+    spoilt = 0
+    while not ex.done:
+        for msg in ex.step(rng):
+            if not spoilt and msg[0].startswith(b"L3.") and len(msg[2]) >= 3 * 60:
+                msg = _spoil_middle_record(msg)
+                spoilt += 1
+            core.feed_message(msg)
+        _serve(ex, core, 10)
+    _serve(ex, core, 1000)
+    assert spoilt == 1
+    assert core.feeds[codes.MD_FEED_L3].stats.out_of_step == 1
+    _check(ex, core)

@@ -1,0 +1,160 @@
+"""What applying the feed costs a subscriber, per record, without sockets.
+
+Runs ENGINE.md's ``multi`` stream (its 500,000-message quick version, as cached under
+``bench-out/streams`` by ``qfix bench engine --quick``) through an engine in calls of
+``--batch`` messages and a publisher, as the server does, and keeps every feed packet as
+the three frames a SUB socket would deliver. Then, per pass, a fresh ``SubscriberCore`` on
+all four feeds joins with a snapshot of the empty books (before the first engine call), applies the prefill's packets
+untimed and then every other packet (``feed_message``), timed in process CPU time. Beside
+it, in the same process, the floor of any Python subscriber: reading each packet's topic
+and header and each record's template id with ``struct``, and nothing else. At the end
+the books must equal the engine's. Medians of ``--passes``. Usage:
+
+    .venv/bin/python scripts/probe_subscriber.py [--messages N] [--batch 1000] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import struct
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from qfix.bench.engine import _instruments, _stream
+from qfix.engine import Engine, EngineConfig
+from qfix.journal.entries import Batch
+from qfix.journal.replay import EngineDriver
+from qfix.marketdata import feeds
+from qfix.marketdata.publisher import Chunk, Packet, Publisher
+from qfix.marketdata.service import SnapshotService
+from qfix.marketdata.subscriber import SubscriberCore
+from qfix.server.feed import book_view, reference_records
+from qfix.testing.marketdata import book_differences
+from qfix.wire import codes
+
+
+def _frames(items: list[Packet | Chunk]) -> list[list[bytes]]:
+    out = []
+    for item in items:
+        triples = list(item.frames()) if isinstance(item, Chunk) else [item.frames()]
+        out += [[bytes(f) for f in t] for t in triples]
+    return out
+
+
+def _feed(
+    messages: int, batch: int, cores: list[SubscriberCore]
+) -> tuple[Engine, list[list[bytes]], list[list[bytes]], int]:
+    """The engine at the end and the packets of the prefill and of the timed messages (with
+    their count of sequenced records); ``cores`` join before the first engine call."""
+    records, prefill, _, _ = _stream("multi", True, Path("bench-out/streams"))
+    records = records[: prefill + messages]
+    engine = Engine(_instruments("multi"), EngineConfig())
+    driver = EngineDriver(engine, out_size=1 << 20)
+    publisher = Publisher([i.security_id for i in engine.instruments], retention=0)
+
+    def view(security_id: int) -> Any:
+        inst = int(publisher.index_of(np.array([security_id]))[0]) if security_id else None
+        return book_view(engine, 1, inst)
+
+    service = SnapshotService(publisher, view)
+    start: list[Packet | Chunk] = [p for f in feeds.ALL_FEEDS for p in publisher.reset(f, 1)]
+    start += publisher.publish(reference_records(engine, 1).reshape(-1, codes.MESSAGE_SIZE), 1)
+    first = _frames(start)
+    for core in cores:
+        _join(core, service, first)
+    packets: list[list[list[bytes]]] = [[], []]
+    sequenced = 0
+    for part, (lo, hi) in enumerate(((0, prefill), (prefill, records.size))):
+        for at in range(lo, hi, batch):
+            md: list[Any] = []
+            driver.apply(Batch(records[at : min(at + batch, hi)]), md.append)
+            parts = [out["message"][out["dest"] == codes.MD_DEST] for out in md]
+            msgs = np.concatenate(parts) if parts else np.zeros((0, codes.MESSAGE_SIZE), np.uint8)
+            items = publisher.publish(msgs, 2 + at)
+            if part:
+                sequenced += sum(int(i.records.shape[0]) for i in items)
+            packets[part] += _frames(items)
+    filled, live = packets
+    return engine, filled, live, sequenced
+
+
+def _join(core: SubscriberCore, service: SnapshotService, first: list[list[bytes]]) -> None:
+    for msg in first:
+        core.feed_message(msg)
+    while True:
+        request, _ = core.next_request(0.0, 0)
+        if request is None:
+            return
+        for packet in service.handle(request, 1).packets:
+            core.reply_message([bytes(f) for f in packet.frames()])
+
+
+_HEAD = struct.Struct("<QQ")
+_TEMPLATE = struct.Struct("<H")
+
+
+def _floor(live: list[list[bytes]]) -> int:
+    """Read what any subscriber must read, and nothing more."""
+    total = 0
+    head, template = _HEAD.unpack, _TEMPLATE.unpack_from
+    for topic, header, data in live:
+        feeds.parse_topic(topic)
+        head(header)
+        for at in range(0, len(data), codes.MESSAGE_SIZE):
+            total += template(data, at + 2)[0]
+    return total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--messages", type=int, default=500_000, help="after the prefill, which is not timed")
+    ap.add_argument("--batch", type=int, default=1_000)
+    ap.add_argument("--passes", type=int, default=5)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    cores = [SubscriberCore(feeds.ALL_FEEDS) for _ in range(args.passes)]
+    engine, filled, live, sequenced = _feed(args.messages, args.batch, cores)
+    core_s: list[float] = []
+    floor_s: list[float] = []
+    for core in cores:
+        t0 = time.process_time()
+        _floor(live)
+        floor_s.append(time.process_time() - t0)
+        for msg in filled:
+            core.feed_message(msg)
+        feed = core.feed_message
+        t0 = time.process_time()
+        for msg in live:
+            feed(msg)
+        core_s.append(time.process_time() - t0)
+    differences = [d for core in cores for d in book_differences(core.books, engine)]
+    core_us = statistics.median(core_s) / sequenced * 1e6
+    floor_us = statistics.median(floor_s) / sequenced * 1e6
+    result = {
+        "workload": "multi-quick",
+        "messages": args.messages,
+        "batch": args.batch,
+        "packets": len(live),
+        "records": sequenced,
+        "records_per_packet": sequenced / len(live),
+        "subscriber_us_per_record": core_us,
+        "subscriber_records_per_s": 1e6 / core_us,
+        "floor_us_per_record": floor_us,
+        "subscriber_over_floor": core_us / floor_us,
+        "books_equal": not differences and all(core.idle() for core in cores),
+        "passes": args.passes,
+    }
+    print(json.dumps(result, indent=2))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(result, fh, indent=2)
+            fh.write("\n")
+
+
+if __name__ == "__main__":
+    main()
