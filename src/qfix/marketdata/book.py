@@ -18,10 +18,14 @@ from typing import Final
 
 from qfix.wire import codes, schema
 
-__all__ = ["BID", "OFFER", "Book", "Definition", "Level", "Trade"]
+__all__ = ["BID", "OFFER", "ORDER_PRICE", "ORDER_SHOWN", "ORDER_SIDE", "Book", "Definition", "Level", "Trade"]
 
 BID: Final = 0
 OFFER: Final = 1
+#: positions in a :attr:`Book.orders` entry
+ORDER_SIDE: Final = 0
+ORDER_PRICE: Final = 1
+ORDER_SHOWN: Final = 2
 _OFFER_CHAR: Final = bytes([codes.MD_ENTRY_OFFER])
 
 
@@ -123,8 +127,10 @@ class Book:
     trade_tape: int = 1000
     status: int = 0
     definition: Definition | None = None
-    #: L3: OrderID -> [side, price, displayed qty]
-    orders: dict[int, list[int]] = field(default_factory=dict)
+    #: L3: OrderID -> (side, price, displayed qty). Tuples, not lists: a tuple of ints
+    #: leaves the garbage collector's care after its first pass, and a book of a million
+    #: orders would otherwise make every full collection walk a million lists.
+    orders: dict[int, tuple[int, int, int]] = field(default_factory=dict)
     #: L3: (side, price) -> OrderIDs in queue order (a dict keeps insertion order)
     queues: dict[tuple[int, int], dict[int, None]] = field(default_factory=dict)
     #: L2: (side, price) -> (size, orders)
@@ -151,7 +157,7 @@ class Book:
         out = []
         for (level_side, price), queue in self.queues.items():
             if level_side == side:
-                out.append(Level(price, sum(self.orders[oid][2] for oid in queue), len(queue)))
+                out.append(Level(price, sum(self.orders[oid][ORDER_SHOWN] for oid in queue), len(queue)))
         out.sort(key=lambda lv: -lv.price if side == BID else lv.price)
         return out
 
@@ -181,7 +187,7 @@ class Book:
         orders = self.orders
         if oid in orders:
             raise KeyError(oid)  # an order added twice: the book is out of step
-        orders[oid] = [side, price, shown]
+        orders[oid] = (side, price, shown)
         key = (side, price)
         queue = self.queues.get(key)
         if queue is None:
@@ -193,7 +199,7 @@ class Book:
         order = self.orders.pop(oid, None)
         if order is None:
             return
-        key = (order[0], order[1])
+        key = (order[ORDER_SIDE], order[ORDER_PRICE])
         queue = self.queues[key]
         del queue[oid]
         if not queue:
@@ -224,7 +230,8 @@ class Book:
     def _on_executed(self, data: bytes, at: int) -> int:
         time, oid, leaves = _EXECUTED.unpack_from(data, at)
         if leaves:
-            self.orders[oid][2] = leaves
+            side, price, _ = self.orders[oid]
+            self.orders[oid] = (side, price, leaves)
         elif oid in self.orders:
             self._remove(oid)  # gone, or refilled by the AddOrder that follows
         else:
@@ -233,7 +240,8 @@ class Book:
 
     def _on_reduced(self, data: bytes, at: int) -> int:
         time, oid, leaves = _REDUCED.unpack_from(data, at)
-        self.orders[oid][2] = leaves
+        side, price, _ = self.orders[oid]
+        self.orders[oid] = (side, price, leaves)
         return int(time)
 
     def _on_delete(self, data: bytes, at: int) -> int:
@@ -245,7 +253,7 @@ class Book:
 
     def _on_replace(self, data: bytes, at: int) -> int:
         time, old_oid, oid, price, shown = _REPLACE.unpack_from(data, at)
-        side = self.orders[old_oid][0]
+        side = self.orders[old_oid][ORDER_SIDE]
         self._remove(old_oid)
         self._add(oid, side, price, shown)
         return int(time)

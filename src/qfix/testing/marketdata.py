@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from qfix.engine import Engine
-from qfix.marketdata.book import BID, OFFER, Book, Level
+from qfix.marketdata.book import BID, OFFER, ORDER_SHOWN, Book, Level
 from qfix.marketdata.snapshot import VIEW_ORDER
 from qfix.server.feed import trading_status
 from qfix.wire import codes
@@ -93,7 +93,7 @@ def book_differences(
             out.append(f"{sec}: status {book.status} != engine {int(status[k])}")
         expected_levels = _levels(orders)
         if codes.MD_FEED_L3 in feeds:
-            want = {int(o["order_id"]): [int(o["side"]), int(o["price"]), int(o["shown"])] for o in orders}
+            want = {int(o["order_id"]): (int(o["side"]), int(o["price"]), int(o["shown"])) for o in orders}
             if book.orders != want:
                 extra = sorted(set(book.orders) - set(want))[:3]
                 missing = sorted(set(want) - set(book.orders))[:3]
@@ -164,7 +164,7 @@ def subscriber_digests(books: Mapping[int, Book]) -> dict[int, bytes]:
         for side in (BID, OFFER):
             prices = sorted((p for s, p in book.queues if s == side), reverse=side == BID)
             for price in prices:
-                rows += [(side, price, oid, book.orders[oid][2]) for oid in book.queues[(side, price)]]
+                rows += [(side, price, oid, book.orders[oid][ORDER_SHOWN]) for oid in book.queues[(side, price)]]
         levels = [(side, lv.price, lv.size, lv.orders) for side in (BID, OFFER) for lv in book.l2_levels(side)]
         out[sec] = _instrument_digest(top, np.array(rows, ORDER_ROW), np.array(levels, LEVEL_ROW))
     return out

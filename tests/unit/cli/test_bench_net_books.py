@@ -82,11 +82,12 @@ def test_a_subscriber_rebuilt_from_the_feeds_digests_like_the_engine(seed: int) 
     # one change on the subscriber's side: one order's displayed quantity
     sec, book = next((k, b) for k, b in sorted(core.books.items()) if b.orders)
     oid = next(iter(book.orders))
-    book.orders[oid][2] += 1
+    side, price, shown = book.orders[oid]
+    book.orders[oid] = (side, price, shown + 1)
     changed = subscriber_digests(core.books)
     assert [k for k in changed if changed[k] != theirs[k]] == [sec]
     assert combined_digest(changed) != combined_digest(theirs)
-    book.orders[oid][2] -= 1
+    book.orders[oid] = (side, price, shown)
 
     # queue order counts: swap the first two orders of a level
     queue = next(q for b in core.books.values() for q in b.queues.values() if len(q) > 1)
