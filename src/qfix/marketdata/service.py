@@ -22,7 +22,7 @@ from qfix.marketdata.snapshot import BookView, snapshot_packets
 from qfix.wire import codes, schema
 from qfix.wire.codec import new_records
 
-__all__ = ["Reply", "RequestError", "SnapshotService", "parse_request", "request_complete"]
+__all__ = ["Reply", "RequestError", "SnapshotService", "ViewBusy", "parse_request", "request_complete"]
 
 Array = npt.NDArray[Any]
 
@@ -38,6 +38,11 @@ class RequestError(ValueError):
         super().__init__(message)
         self.request_id = request_id
         self.feed = feed
+
+
+class ViewBusy(Exception):
+    """Raised by a view callback that will not build the books now: the request is
+    answered Busy, and the requester asks again after its backoff."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +125,8 @@ class SnapshotService:
         publisher: the feed's numbering and retention.
         view: returns the books as they are now, of the instrument with the SecurityID
             given or of all (0); consistent with the publisher's last ChannelSeqNum (the
-            caller serves requests only between engine calls).
+            caller serves requests only between engine calls). It may raise
+            :class:`ViewBusy` instead, and the request is answered Busy.
         replay_max_records: the most records one replay reply carries (then Truncated).
         level_view: like ``view`` but may hold only levels (``BookView.levels``); serves
             the L2, BBO and TRD snapshots when given, so they never read every order.
@@ -162,7 +168,11 @@ class SnapshotService:
             return self._invalid(exc, now)
         if req.template_id == codes.TEMPLATE_SNAPSHOT_REQUEST:
             by_levels = self.level_view is not None and req.feed != codes.MD_FEED_L3
-            view = self.level_view(req.security_id) if by_levels and self.level_view else self.view(req.security_id)
+            try:
+                view = self.level_view(req.security_id) if by_levels and self.level_view else self.view(req.security_id)
+            except ViewBusy:
+                done = request_complete(req.feed, req.request_id, req.security_id, 0, 0, codes.REQUEST_BUSY, now)
+                return Reply([done], codes.REQUEST_BUSY, 0)
             packets, records = snapshot_packets(req.feed, view, self.publisher, req.security_id, now)
             last = int(self.publisher.channel_seq[req.feed])
             status = codes.REQUEST_COMPLETED

@@ -136,6 +136,10 @@ class ServerConfig:
     md_max_replies_in_flight: int = 8
     #: seconds a requester's pipe may stay full (it is not reading) before its reply is dropped
     md_reply_timeout: float = 10.0
+    #: the most of the loop's time that building whole-book snapshot views may take: after
+    #: a build of t seconds the next whole view of that kind waits until t / share has
+    #: passed since it began (requests meanwhile are answered Busy)
+    md_snapshot_share: float = 0.1
     #: most inbound messages handed to one engine call
     batch: int = 10_000
     #: longest the loop waits for more input before running a non-empty batch (us)
@@ -551,6 +555,7 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
         md_reply_sndhwm=md_t.integer("reply_sndhwm", 16, 1, 1_000_000),
         md_max_replies_in_flight=md_t.integer("max_replies_in_flight", 8, 1, 10_000),
         md_reply_timeout=md_t.number("reply_timeout", 10.0, 0.1, 3600.0),
+        md_snapshot_share=md_t.number("snapshot_share", 0.1, 0.001, 1.0),
     )
     md_t.finish()
     try:

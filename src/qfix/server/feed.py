@@ -26,7 +26,7 @@ from qfix.engine.config import PHASE_CLOSED, PHASE_CONTINUOUS, PHASE_PRE_CLOSE, 
 from qfix.marketdata import feeds
 from qfix.marketdata.adapter import FeedEndpoint
 from qfix.marketdata.publisher import Chunk, Packet, Publisher
-from qfix.marketdata.service import SnapshotService
+from qfix.marketdata.service import SnapshotService, ViewBusy
 from qfix.marketdata.snapshot import VIEW_LEVEL, VIEW_ORDER, BookView
 from qfix.server.config import ServerConfig
 from qfix.wire import codes
@@ -130,8 +130,15 @@ class MarketData:
         context: the zmq context.
     """
 
-    def __init__(self, config: ServerConfig, engine: Engine, context: zmq.Context[Any]) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        engine: Engine,
+        context: zmq.Context[Any],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.config = config
+        self._clock = clock
         self.engine = engine
         ids = [i.security_id for i in engine.instruments]
         self.publisher = Publisher(ids, retention=config.md_retention)
@@ -152,6 +159,11 @@ class MarketData:
         #: the books as of the last engine call (by builder: orders, levels), built for the
         #: first snapshot after it that needs them
         self._views: dict[Callable[..., BookView], BookView] = {}
+        #: by builder: the monotonic time before which no whole view is built again
+        self._view_free_at: dict[Callable[..., BookView], float] = {}
+        #: whole views built, and the nanoseconds they took
+        self.whole_views = 0
+        self.whole_view_ns = 0
         #: requests answered, and answered Busy
         self.requests = 0
         self.busy = 0
@@ -206,7 +218,17 @@ class MarketData:
         if security_id:
             inst = int(self.publisher.index_of(np.array([security_id], np.int64))[0])
             return build(self.engine, time.time_ns(), inst)
+        # walking every book holds the trading loop (about 0.1 s for the orders of 500,000
+        # resting orders): after a build of t seconds the next one waits until t / share has
+        # passed since it began, so building takes at most ``md_snapshot_share`` of the loop
+        began = self._clock()
+        if began < self._view_free_at.get(build, 0.0):
+            raise ViewBusy("a whole-book view was built too recently")
         self._views[build] = whole = build(self.engine, time.time_ns(), None)
+        spent = self._clock() - began
+        self._view_free_at[build] = began + spent / self.config.md_snapshot_share
+        self.whole_views += 1
+        self.whole_view_ns += int(spent * 1e9)
         return whole
 
     def _send(self, items: list[Packet | Chunk]) -> None:

@@ -100,6 +100,7 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         (("[keys]", "[marketdata]\nreply_sndhwm = 0\n[keys]"), r"marketdata.reply_sndhwm: 0 is outside"),
         (("[keys]", "[marketdata]\nmax_replies_in_flight = 0\n[keys]"), r"max_replies_in_flight: 0 is outside"),
         (("[keys]", "[marketdata]\nreply_timeout = 0\n[keys]"), r"marketdata.reply_timeout: 0.0 is outside"),
+        (("[keys]", "[marketdata]\nsnapshot_share = 0\n[keys]"), r"marketdata.snapshot_share: 0.0 is outside"),
         (("[keys]", "[marketdata]\nport = 5556\n[keys]"), r"unknown key\(s\) marketdata.port"),
         (('ref = "100.0"', 'ref = "100.0"\nlot = 4294967296'), r"instrument\[0\].lot: 4294967296 is outside"),
         (("[keys]", "[server.cancel_on_disconnect_by_kid]\nAB = false\n[keys]"), r"by_kid: 'AB' is not a 16-byte"),
