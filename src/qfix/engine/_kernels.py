@@ -69,7 +69,7 @@ from qfix.engine._layout import (
     OCRR_QTY_I,
     OMC_ACCOUNT_I,
 )
-from qfix.engine._levels import ranked_levels, ranked_slots, relink
+from qfix.engine._levels import Q_ROWS, RANK_CHAINS, ranked_levels, ranked_slots, relink
 from qfix.engine._match import (
     _matches_on_entry,
     _reach,
@@ -200,6 +200,8 @@ def process(S, out, batch, n):
 
 
 __all__ = [
+    "Q_ROWS",
+    "RANK_CHAINS",
     "STATUS_BAD",
     "STATUS_FULL",
     "STATUS_OK",

@@ -17,6 +17,8 @@ start go to the touched list, which ``_output._chain_end`` compares with the fin
 
 from __future__ import annotations
 
+from typing import Final
+
 import numpy as np
 
 from qfix.engine._common import njit
@@ -341,8 +343,20 @@ def relink(S, n):
     return True
 
 
+#: rows of ``ranked_slots``'s scratch: per queue (and per queue being walked) the next
+#: order slot to write, where it goes in ``out``, and one past the queue's last position
+Q_SLOT: Final = 0
+Q_AT: Final = 1
+Q_END: Final = 2
+Q_ROWS: Final = 3
+#: queues walked side by side. A queue is a chain of order slots, so one queue at a time
+#: waits for one cache miss per order; sixteen at a time overlap their misses (a prototype
+#: over 500,000 orders in 2,000 queues: 74 ms one at a time, 8.4 ms sixteen at a time)
+RANK_CHAINS: Final = 16
+
+
 @njit(cache=True, _nrt=False)
-def ranked_slots(S, first, last, markets, out):
+def ranked_slots(S, first, last, markets, out, queues, chains):
     """Write the slots of the live orders of instruments ``first`` to ``last - 1`` into
     ``out`` in the state-hash order of ENGINE.md §5 and return how many.
 
@@ -350,13 +364,19 @@ def ranked_slots(S, first, last, markets, out):
     market orders (``markets``: their slots sorted by instrument, side and PrioSeq, the
     host's job since they sit in no level), then the levels best first through the
     ladder, each level's queue front to back (queues are in PrioSeq order, invariant of
-    ``_link_tail`` and ``relink``). A walk, so no sort of every live order. Returns -1,
-    having written nothing past ``out``, if ``out`` is too small.
+    ``_link_tail`` and ``relink``). A walk, so no sort of every live order.
+
+    First the ladders are walked and every queue gets its place in ``out`` from its
+    level's count (``queues``: ``Q_ROWS`` x at least the occupied levels); then the queues
+    are walked ``RANK_CHAINS`` at a time (``chains``: ``Q_ROWS`` x ``RANK_CHAINS``). Returns
+    -1, having written nothing past ``out``, if ``out`` or ``queues`` is too small, and -2
+    if a queue is not as long as its level's count.
     """
     orders = S[S_ORDERS]
     levels = S[S_LEVELS]
     k = 0
     m = 0
+    n_queues = 0
     while m < markets.size and orders[markets[m]].inst < first:
         m += 1
     for ii in range(first, last):
@@ -370,14 +390,45 @@ def ranked_slots(S, first, last, markets, out):
             si = 2 * ii + side
             lv = _best_level(S, si)
             while lv >= 0:
-                s = levels[lv].head
-                while s >= 0:
-                    if k == out.size:
-                        return -1
-                    out[k] = s
-                    k += 1
-                    s = orders[s].next
+                if n_queues == queues.shape[1] or k + levels[lv].count > out.size:
+                    return -1
+                queues[Q_SLOT, n_queues] = levels[lv].head
+                queues[Q_AT, n_queues] = k
+                k += levels[lv].count
+                queues[Q_END, n_queues] = k
+                n_queues += 1
                 lv = _level_below(S, si, lv)
+    walking = 0
+    taken = 0
+    while walking < chains.shape[1] and taken < n_queues:
+        for r in range(Q_ROWS):
+            chains[r, walking] = queues[r, taken]
+        walking += 1
+        taken += 1
+    while walking > 0:
+        c = 0
+        while c < walking:
+            s = chains[Q_SLOT, c]
+            at = chains[Q_AT, c]
+            if s < 0:
+                if at != chains[Q_END, c]:
+                    return -2
+                # the queue is done: the next one takes its place, or the last walked one
+                if taken < n_queues:
+                    for r in range(Q_ROWS):
+                        chains[r, c] = queues[r, taken]
+                    taken += 1
+                else:
+                    walking -= 1
+                    for r in range(Q_ROWS):
+                        chains[r, c] = chains[r, walking]
+                continue
+            if at == chains[Q_END, c]:
+                return -2
+            out[at] = s
+            chains[Q_AT, c] = at + 1
+            chains[Q_SLOT, c] = orders[s].next
+            c += 1
     return k
 
 

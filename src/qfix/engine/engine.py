@@ -593,7 +593,8 @@ class Engine:
         only instrument index ``inst``'s if given.
 
         The order is read off the books (``_levels.ranked_slots`` walks ladders and
-        queues), so only resting market orders, which sit in no level, are sorted here.
+        queues, several queues at a time), so only resting market orders, which sit in no
+        level, are sorted here.
         """
         first, last = self._instrument_range(inst)
         hw = int(self._ctr[ty.C_OHW])
@@ -605,9 +606,13 @@ class Engine:
         if markets.size > 1:
             markets = markets[np.lexsort((slots["prio"][markets], slots["side"][markets], slots["inst"][markets]))]
         out = np.empty(int(self._ctr[ty.C_LIVE]), np.int64)
-        n = kern.ranked_slots(self._S, first, last, markets.astype(np.int64), out)
+        queues = np.empty((kern.Q_ROWS, int(self._ctr[ty.C_LEVELS])), np.int64)
+        chains = np.empty((kern.Q_ROWS, kern.RANK_CHAINS), np.int64)
+        n = kern.ranked_slots(self._S, first, last, markets.astype(np.int64), out, queues, chains)
+        if n == -1:
+            raise EngineInvariantError("live_orders: the books hold more orders or levels than their counts")
         if n < 0:
-            raise EngineInvariantError("live_orders: the books hold more orders than the live count")
+            raise EngineInvariantError("live_orders: a level's queue is not as long as its order count")
         # gathering whole 104-byte records as rows of int64 words: several times faster
         # than NumPy's field-by-field copy of a structured dtype
         words = slots.view(np.int64).reshape(hw, ty.ORDER.itemsize // 8)

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from qfix.engine import Engine, output_buffer
-from qfix.engine.contract import OUTPUT_FULL
+from qfix.engine.contract import OUTPUT_FULL, EngineInvariantError
 from qfix.engine.types import C_OHW
 from qfix.testing import generators as gen
 from qfix.wire import codes
+from qfix.wire.schema import INBOUND
 
 
 def _sorted_live(engine: Engine, inst: int | None = None) -> np.ndarray:
@@ -60,3 +61,44 @@ def test_an_instrument_index_outside_the_book_is_refused() -> None:
             engine.live_orders(bad)
         with pytest.raises(ValueError, match="instrument index"):
             engine.book_levels(bad)
+
+
+def _deep_book(n: int = 20_000, levels: int = 100) -> Engine:
+    """One instrument with ``n`` resting limit orders over ``levels`` prices a side (inside
+    its band), arriving in random price order, so each queue's slots lie far apart."""
+    instruments = gen.default_random_instruments()[:1]
+    inst = instruments[0]
+    engine = Engine(instruments, gen.default_random_config())
+    rng = np.random.default_rng(5)
+    session, account = gen.default_random_sessions()[0]
+    raw = b""
+    for k in range(n):
+        buy = bool(rng.random() < 0.5)
+        depth = int(rng.integers(1, levels + 1))
+        ticks = inst.ref - depth if buy else inst.ref + depth
+        raw += gen.pack_new_order(
+            clordid=k + 1, price=ticks * inst.tick_size_p9, qty=int(rng.integers(1, 50)), sec=inst.security_id,
+            account=codes.NULL_U32, min_qty=codes.NULL_U32, max_floor=codes.NULL_U32,
+            side=codes.SIDE_BUY if buy else codes.SIDE_SELL, ord_type=codes.ORD_TYPE_LIMIT, tif=codes.TIF_GTC,
+            exec_inst=0, smp=codes.SMP_DEFAULT, expire=codes.NULL_DATE, session=session,
+            session_account=account, recv_time=1_700_000_000_000_000_000 + k,
+        )  # fmt: skip
+    rows = np.frombuffer(raw, INBOUND)
+    _run(engine, rows)
+    return engine
+
+
+def test_many_queues_walked_side_by_side_keep_the_order() -> None:
+    engine = _deep_book()
+    got = engine.live_orders()
+    assert got.size == engine.resting_orders == 20_000
+    assert got.tobytes() == _sorted_live(engine).tobytes()
+
+
+@pytest.mark.parametrize("change", [-1, 1])
+def test_a_queue_that_disagrees_with_its_count_is_an_invariant_error(change: int) -> None:
+    engine = _deep_book(2_000, 50)
+    occupied = np.flatnonzero((engine._levels["inst"] >= 0) & (engine._levels["count"] > 1))
+    engine._levels["count"][occupied[len(occupied) // 2]] += change
+    with pytest.raises(EngineInvariantError, match="live_orders"):
+        engine.live_orders()
