@@ -34,16 +34,8 @@ from qfix.marketdata.publisher import Chunk, Packet, Publisher
 from qfix.marketdata.service import SnapshotService
 from qfix.marketdata.subscriber import SubscriberCore
 from qfix.server.feed import book_view, reference_records
-from qfix.testing.marketdata import book_differences
+from qfix.testing.marketdata import book_differences, feed_messages
 from qfix.wire import codes
-
-
-def _frames(items: list[Packet | Chunk]) -> list[list[bytes]]:
-    out = []
-    for item in items:
-        triples = list(item.frames()) if isinstance(item, Chunk) else [item.frames()]
-        out += [[bytes(f) for f in t] for t in triples]
-    return out
 
 
 def _feed(
@@ -64,7 +56,7 @@ def _feed(
     service = SnapshotService(publisher, view)
     start: list[Packet | Chunk] = [p for f in feeds.ALL_FEEDS for p in publisher.reset(f, 1)]
     start += publisher.publish(reference_records(engine, 1).reshape(-1, codes.MESSAGE_SIZE), 1)
-    first = _frames(start)
+    first = feed_messages(start)
     for core in cores:
         _join(core, service, first)
     packets: list[list[list[bytes]]] = [[], []]
@@ -78,7 +70,7 @@ def _feed(
             items = publisher.publish(msgs, 2 + at)
             if part:
                 sequenced += sum(int(i.records.shape[0]) for i in items)
-            packets[part] += _frames(items)
+            packets[part] += feed_messages(items)
     filled, live = packets
     return engine, filled, live, sequenced
 

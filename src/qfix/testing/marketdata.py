@@ -29,11 +29,12 @@ import numpy.typing as npt
 
 from qfix.engine import Engine
 from qfix.marketdata.book import BID, OFFER, ORDER_SHOWN, Book, Level
+from qfix.marketdata.publisher import Chunk, Packet
 from qfix.marketdata.snapshot import VIEW_ORDER
 from qfix.server.feed import trading_status
 from qfix.wire import codes
 
-__all__ = ["book_differences", "combined_digest", "engine_digests", "subscriber_digests"]
+__all__ = ["book_differences", "combined_digest", "engine_digests", "feed_messages", "subscriber_digests"]
 
 #: one L3 order of the canonical form
 ORDER_ROW: Final = np.dtype([("side", "u1"), ("price", "<i8"), ("order_id", "<u8"), ("shown", "<u8")])
@@ -71,6 +72,16 @@ def _engine_orders(engine: Engine) -> npt.NDArray[Any]:
     orders["shown"] = live["shown"]
     orders["order_id"] = live["order_id"]
     return orders
+
+
+def feed_messages(items: Sequence[Packet | Chunk]) -> list[list[bytes]]:
+    """What a SUB socket would deliver for the publisher's ``items``: each packet's three
+    frames (topic, header, records) as bytes, in order."""
+    out = []
+    for item in items:
+        triples = list(item.frames()) if isinstance(item, Chunk) else [item.frames()]
+        out += [[bytes(f) for f in t] for t in triples]
+    return out
 
 
 def book_differences(

@@ -12,21 +12,19 @@ from qfix.engine import Engine
 from qfix.journal.entries import Batch
 from qfix.journal.replay import EngineDriver
 from qfix.marketdata import feeds
-from qfix.marketdata.publisher import Chunk, Packet, Publisher
+from qfix.marketdata.publisher import Publisher
 from qfix.marketdata.service import SnapshotService
 from qfix.marketdata.subscriber import SubscriberCore
 from qfix.server.feed import book_view, reference_records
 from qfix.testing.generators import default_random_config, default_random_instruments, random_stream
-from qfix.testing.marketdata import book_differences, combined_digest, engine_digests, subscriber_digests
+from qfix.testing.marketdata import (
+    book_differences,
+    combined_digest,
+    engine_digests,
+    feed_messages,
+    subscriber_digests,
+)
 from qfix.wire import codes
-
-
-def _frames(items: list[Packet | Chunk]) -> list[list[bytes]]:
-    out = []
-    for item in items:
-        triples = list(item.frames()) if isinstance(item, Chunk) else [item.frames()]
-        out += [[bytes(f) for f in t] for t in triples]
-    return out
 
 
 def _follow() -> tuple[Engine, SubscriberCore, EngineDriver, Publisher]:
@@ -36,12 +34,12 @@ def _follow() -> tuple[Engine, SubscriberCore, EngineDriver, Publisher]:
     publisher = Publisher([i.security_id for i in engine.instruments])
     service = SnapshotService(publisher, lambda security_id: book_view(engine, 1), replay_max_records=500)
     core = SubscriberCore(feeds.ALL_FEEDS)
-    msgs: list[list[bytes]] = [m for f in feeds.ALL_FEEDS for m in _frames(list(publisher.reset(f, 1)))]
-    msgs += _frames(publisher.publish(reference_records(engine, 1).reshape(-1, 60), 1))
+    msgs: list[list[bytes]] = [m for f in feeds.ALL_FEEDS for m in feed_messages(list(publisher.reset(f, 1)))]
+    msgs += feed_messages(publisher.publish(reference_records(engine, 1).reshape(-1, 60), 1))
     for msg in msgs:
         core.feed_message(msg)
     while (request := core.next_request(0.0, 0)[0]) is not None:
-        for msg in _frames(list(service.handle(request, 1).packets)):
+        for msg in feed_messages(list(service.handle(request, 1).packets)):
             core.reply_message(msg)
     assert core.idle()
     return engine, core, driver, publisher
@@ -55,7 +53,7 @@ def _step(engine: Engine, driver: EngineDriver, publisher: Publisher, batch: Any
 
     driver.apply(Batch(batch), dispatch)
     records = np.concatenate(md) if md else np.zeros((0, 60), np.uint8)
-    return _frames(publisher.publish(records, now))
+    return feed_messages(publisher.publish(records, now))
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -19,19 +19,11 @@ from qfix.marketdata.service import SnapshotService
 from qfix.marketdata.subscriber import SubscriberCore
 from qfix.server.feed import book_view, reference_records
 from qfix.testing.generators import default_random_config, default_random_instruments, random_stream
-from qfix.testing.marketdata import book_differences
+from qfix.testing.marketdata import book_differences, feed_messages
 from qfix.wire import codes, schema
 
 _LAST_QTY = int(schema.TRADE.fields["LastQty"][1])
 ALL = (codes.MD_FEED_L3, codes.MD_FEED_L2, codes.MD_FEED_BBO, codes.MD_FEED_TRD)
-
-
-def _frames(items: list[Packet | Chunk]) -> list[list[bytes]]:
-    out = []
-    for item in items:
-        triples = list(item.frames()) if isinstance(item, Chunk) else [item.frames()]
-        out += [[bytes(f) for f in t] for t in triples]
-    return out
 
 
 class Exchange:
@@ -58,7 +50,7 @@ class Exchange:
     def start(self) -> list[list[bytes]]:
         items: list[Packet | Chunk] = [p for f in feeds.ALL_FEEDS for p in self.publisher.reset(f, self.now)]
         items += self.publisher.publish(reference_records(self.engine, self.now).reshape(-1, 60), self.now)
-        return _frames(items)
+        return feed_messages(items)
 
     def step(self, rng: np.random.Generator) -> list[list[bytes]]:
         """One engine call (a batch of 1-64 records) and its feed packets."""
@@ -76,7 +68,7 @@ class Exchange:
         trades = records[column(records, TEMPLATE_ID_AT, "<u2") == codes.TEMPLATE_TRADE]
         self.trades += trades.shape[0]
         self.volume += int(np.ascontiguousarray(trades[:, _LAST_QTY : _LAST_QTY + 4]).view("<u4").sum())
-        return _frames(self.publisher.publish(records, self.now))
+        return feed_messages(self.publisher.publish(records, self.now))
 
     @property
     def done(self) -> bool:
@@ -85,10 +77,10 @@ class Exchange:
     def heartbeats(self) -> list[list[bytes]]:
         """What an idle server sends: each feed's last ChannelSeqNum (reveals a lost tail)."""
         self.now += 1
-        return _frames([self.publisher.heartbeat(f, self.now) for f in feeds.ALL_FEEDS])
+        return feed_messages([self.publisher.heartbeat(f, self.now) for f in feeds.ALL_FEEDS])
 
     def answer(self, request: bytes) -> list[list[bytes]]:
-        return _frames(list(self.service.handle(request, self.now).packets))
+        return feed_messages(list(self.service.handle(request, self.now).packets))
 
 
 def _run(
@@ -209,7 +201,7 @@ def test_a_phase_change_reaches_every_feed() -> None:
     _run(ex, core, rng, lambda msg: False)
     md: list[Any] = []
     ex.driver.apply(SetPhase(10**18, (1,), 4), lambda out: md.append(out["message"][out["dest"] == codes.MD_DEST]))
-    for msg in _frames(ex.publisher.publish(np.concatenate(md), 9)):
+    for msg in feed_messages(ex.publisher.publish(np.concatenate(md), 9)):
         core.feed_message(msg)
     assert all(core.books[1].status == codes.TRADING_STATUS_HALT for _ in core.feeds)
     _check(ex, core)
@@ -234,7 +226,7 @@ def test_the_trade_tape_survives_loss_and_busy_answers(seed: int) -> None:
                 return
             asked += 1
             reply = ex.service.busy(request, ex.now) if asked % 2 else ex.service.handle(request, ex.now)
-            for msg in _frames(list(reply.packets)):
+            for msg in feed_messages(list(reply.packets)):
                 core.reply_message(msg)
 
     for msg in ex.start():
