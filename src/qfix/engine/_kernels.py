@@ -23,7 +23,7 @@ indicative values), ``_orders`` (one handler per
 inbound template) and ``_invariants``. This module re-exports the ``cache=True`` entry
 points the host calls (:func:`process`, ``command_bulk``, ``uncross_chains``,
 ``publish_indicative``, ``relink``,
-``ranked_slots``, ``ranked_levels``, ``check_invariants``); every other kernel is
+``ranked_slots``, ``gather_book_orders``, ``ranked_levels``, ``check_invariants``); every other kernel is
 compiled into them.
 Numba's cache only watches the file of the cached function itself, so the split relies on
 the test scripts keying ``NUMBA_CACHE_DIR`` by a digest of every engine and wire module.
@@ -69,7 +69,7 @@ from qfix.engine._layout import (
     OCRR_QTY_I,
     OMC_ACCOUNT_I,
 )
-from qfix.engine._levels import Q_ROWS, RANK_CHAINS, ranked_levels, ranked_slots, relink
+from qfix.engine._levels import Q_ROWS, RANK_CHAINS, gather_book_orders, ranked_levels, ranked_slots, relink
 from qfix.engine._match import (
     _matches_on_entry,
     _reach,
@@ -212,6 +212,7 @@ __all__ = [
     "check_invariants",
     "command_bulk",
     "gather_book",
+    "gather_book_orders",
     "process",
     "publish_indicative",
     "ranked_levels",

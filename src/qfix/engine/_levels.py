@@ -433,6 +433,21 @@ def ranked_slots(S, first, last, markets, out, queues, chains):
 
 
 @njit(cache=True, _nrt=False)
+def gather_book_orders(S, slots, out):
+    """Copy what a snapshot shows of the orders in ``slots`` (instrument index, side,
+    price in ticks, Shown, OrderID) into ``out`` (``types.BOOK_ORDER``), in that order.
+    The slots are known up front, so their cache misses overlap without any help."""
+    orders = S[S_ORDERS]
+    for j in range(slots.size):
+        s = slots[j]
+        out[j].inst = orders[s].inst
+        out[j].side = orders[s].side
+        out[j].price = orders[s].price
+        out[j].shown = orders[s].shown
+        out[j].order_id = orders[s].order_id
+
+
+@njit(cache=True, _nrt=False)
 def ranked_levels(S, first, last, out):
     """Write the occupied level slots of instruments ``first`` to ``last - 1`` into
     ``out``, per instrument bids then offers, best first, and return how many (-1, having

@@ -605,18 +605,11 @@ class Engine:
         markets = np.flatnonzero(market)
         if markets.size > 1:
             markets = markets[np.lexsort((slots["prio"][markets], slots["side"][markets], slots["inst"][markets]))]
-        out = np.empty(int(self._ctr[ty.C_LIVE]), np.int64)
-        queues = np.empty((kern.Q_ROWS, int(self._ctr[ty.C_LEVELS])), np.int64)
-        chains = np.empty((kern.Q_ROWS, kern.RANK_CHAINS), np.int64)
-        n = kern.ranked_slots(self._S, first, last, markets.astype(np.int64), out, queues, chains)
-        if n == -1:
-            raise EngineInvariantError("live_orders: the books hold more orders or levels than their counts")
-        if n < 0:
-            raise EngineInvariantError("live_orders: a level's queue is not as long as its order count")
+        order = self._ranked_slots(first, last, markets.astype(np.int64))
         # gathering whole 104-byte records as rows of int64 words: several times faster
         # than NumPy's field-by-field copy of a structured dtype
         words = slots.view(np.int64).reshape(hw, ty.ORDER.itemsize // 8)
-        ranked: Array = np.take(words, out[:n], axis=0).view(ty.ORDER).reshape(n)
+        ranked: Array = np.take(words, order, axis=0).view(ty.ORDER).reshape(order.size)
         return ranked
 
     def _instrument_range(self, inst: int | None) -> tuple[int, int]:
@@ -626,6 +619,32 @@ class Engine:
         if not 0 <= inst < len(self._insts):
             raise ValueError(f"instrument index {inst} is outside 0..{len(self._insts) - 1}")
         return inst, inst + 1
+
+    def book_orders(self, inst: int | None = None) -> Array:
+        """The resting limit orders (``types.BOOK_ORDER``: instrument index, side, price in
+        ticks, Shown, OrderID) in the order a snapshot lists them: per instrument bids then
+        offers, levels best first, each level's queue front to back; only instrument index
+        ``inst``'s if given. What ``live_orders`` gives less its resting market orders,
+        which sit in no level, and less every field a snapshot does not show."""
+        first, last = self._instrument_range(inst)
+        slots = self._ranked_slots(first, last, np.zeros(0, np.int64))
+        book = np.empty(slots.size, ty.BOOK_ORDER)
+        kern.gather_book_orders(self._S, slots, book)
+        return book
+
+    def _ranked_slots(self, first: int, last: int, markets: Array) -> Array:
+        """The slots of the live orders of instruments ``first`` to ``last - 1`` in book
+        order, ``markets`` (sorted resting market order slots) before each side's levels
+        (``_levels.ranked_slots``)."""
+        out = np.empty(int(self._ctr[ty.C_LIVE]), np.int64)
+        queues = np.empty((kern.Q_ROWS, int(self._ctr[ty.C_LEVELS])), np.int64)
+        chains = np.empty((kern.Q_ROWS, kern.RANK_CHAINS), np.int64)
+        n = kern.ranked_slots(self._S, first, last, markets, out, queues, chains)
+        if n == -1:
+            raise EngineInvariantError("the books hold more orders or levels than their counts")
+        if n < 0:
+            raise EngineInvariantError("a level's queue is not as long as its order count")
+        return out[:n]
 
     def book_levels(self, inst: int | None = None) -> Array:
         """The occupied price levels (``types.BOOK_LEVEL``: instrument index, side, price in

@@ -74,6 +74,9 @@ LEVEL: Final = np.dtype(
 
 #: one occupied price level as ``Engine.book_levels`` returns it (``side`` 0 buy / 1 sell)
 BOOK_LEVEL: Final = np.dtype([("inst", "<i4"), ("side", "u1"), ("price", "<i8"), ("total", "<i8"), ("count", "<i4")])
+#: one resting limit order as ``Engine.book_orders`` returns it (``side`` 0 buy / 1 sell,
+#: ``price`` in ticks)
+BOOK_ORDER: Final = np.dtype([("inst", "<i4"), ("side", "u1"), ("price", "<i8"), ("shown", "<u4"), ("order_id", "<u8")])
 
 #: one instrument (configuration and runtime); all int64 so kernels never mix signedness
 INSTRUMENT: Final = np.dtype(

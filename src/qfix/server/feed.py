@@ -93,17 +93,14 @@ def reference_records(engine: Engine, now: int, only: Array | None = None) -> Ar
 def book_view(engine: Engine, now: int, inst: int | None = None) -> BookView:
     """The engine's books now, as the snapshot service needs them: every instrument's
     orders, or only those of instrument index ``inst``."""
-    live = engine.live_orders(inst)
-    # field by field: selecting whole structured records is NumPy's slow path
-    limit = np.flatnonzero(live["ord_type"] == codes.ORD_TYPE_LIMIT)
+    book = engine.book_orders(inst)
     rows = engine.instrument_rows()
-    orders = np.zeros(limit.size, VIEW_ORDER)
-    inst_of = live["inst"][limit]
-    orders["inst"] = inst_of
-    orders["side"] = live["side"][limit] != _BID
-    orders["price"] = live["price"][limit] * rows["tick"][inst_of]
-    orders["shown"] = live["shown"][limit]
-    orders["order_id"] = live["order_id"][limit]
+    orders = np.zeros(book.size, VIEW_ORDER)
+    orders["inst"] = book["inst"]
+    orders["side"] = book["side"] != _BID
+    orders["price"] = book["price"] * rows["tick"][book["inst"]]
+    orders["shown"] = book["shown"]
+    orders["order_id"] = book["order_id"]
     return BookView(orders, trading_status(rows), reference_records(engine, now))
 
 
