@@ -93,29 +93,29 @@ def reference_records(engine: Engine, now: int, only: Array | None = None) -> Ar
 def book_view(engine: Engine, now: int, inst: int | None = None) -> BookView:
     """The engine's books now, as the snapshot service needs them: every instrument's
     orders, or only those of instrument index ``inst``."""
-    book = engine.book_orders(inst)
     rows = engine.instrument_rows()
-    orders = np.zeros(book.size, VIEW_ORDER)
-    orders["inst"] = book["inst"]
-    orders["side"] = book["side"] != _BID
-    orders["price"] = book["price"] * rows["tick"][book["inst"]]
-    orders["shown"] = book["shown"]
-    orders["order_id"] = book["order_id"]
+    orders = _view_rows(engine.book_orders(inst), VIEW_ORDER, rows["tick"])
     return BookView(orders, trading_status(rows), reference_records(engine, now))
 
 
 def level_view(engine: Engine, now: int, inst: int | None = None) -> BookView:
     """The books now as the level feeds (L2, BBO, TRD) need them: levels only, read off the
     engine's ladders without visiting an order, so it costs the loop next to nothing."""
-    levels = engine.book_levels(inst)
     rows = engine.instrument_rows()
-    view = np.zeros(levels.size, VIEW_LEVEL)
-    view["inst"] = levels["inst"]
-    view["side"] = levels["side"] != _BID
-    view["price"] = levels["price"] * rows["tick"][levels["inst"]]
-    view["total"] = levels["total"]
-    view["count"] = levels["count"]
-    return BookView(None, trading_status(rows), reference_records(engine, now), levels=view)
+    levels = _view_rows(engine.book_levels(inst), VIEW_LEVEL, rows["tick"])
+    return BookView(None, trading_status(rows), reference_records(engine, now), levels=levels)
+
+
+def _view_rows(book: Array, dtype: np.dtype[np.void], tick: Array) -> Array:
+    """The engine's ``book`` rows (``BOOK_ORDER`` or ``BOOK_LEVEL``) as a view's rows of
+    ``dtype``: the price from ticks to PRICE9, the side 0 for bids and 1 for offers, the
+    other fields of the same names as they are."""
+    view = np.zeros(book.size, dtype)
+    for name in dtype.names or ():
+        view[name] = book[name]
+    view["side"] = book["side"] != _BID
+    view["price"] = book["price"] * tick[book["inst"]]
+    return view
 
 
 class MarketData:
