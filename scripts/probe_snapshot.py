@@ -8,6 +8,7 @@ every request of the pass, and turning them into each feed's packets for all ins
 (``snapshot_packets``). Medians of 5 runs, in milliseconds. Usage:
 
     .venv/bin/python scripts/probe_snapshot.py [--orders 10000,100000,500000] [--json PATH]
+    .venv/bin/python scripts/probe_snapshot.py --multi [--json PATH]
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import argparse
 import json
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from qfix.bench.engine import _drain, _instruments
+from qfix.bench.engine import _drain, _instruments, _stream
 from qfix.engine import Engine, EngineConfig, output_buffer
 from qfix.marketdata import feeds
 from qfix.marketdata.publisher import Publisher
@@ -71,8 +73,16 @@ def _median_ms(fn: Any) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--orders", default="10000,100000,500000")
+    ap.add_argument(
+        "--multi",
+        action="store_true",
+        help="instead: the multi workload's book after its prefill (10,000 instruments, 500,000 orders)",
+    )
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    if args.multi:
+        _multi(args.json)
+        return
     insts = _instruments("mix")
     first = insts[0]
     results: dict[str, Any] = {"levels_per_side": LEVELS, "repeats": REPEATS, "by_orders": {}}
@@ -98,6 +108,33 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)
+            fh.write("\n")
+
+
+def _multi(json_path: str | None) -> None:
+    """The same timings on ENGINE.md's ``multi`` book: the prefill of its quick stream (as
+    cached under bench-out/streams by ``qfix bench engine --quick``), 50 orders on each of
+    10,000 instruments, almost every one on a level of its own."""
+    records, prefill, _, _ = _stream("multi", True, Path("bench-out/streams"))
+    engine = Engine(_instruments("multi"), EngineConfig())
+    _drain(engine, records[:prefill], output_buffer(1 << 16))
+    publisher = Publisher([i.security_id for i in engine.instruments])
+    view = book_view(engine, 1)
+    levels = level_view(engine, 1)
+    row: dict[str, float] = {
+        "view_ms": _median_ms(lambda: book_view(engine, 1)),
+        "level_view_ms": _median_ms(lambda: level_view(engine, 1)),
+    }
+    for feed in feeds.ALL_FEEDS:
+        source = view if feed == codes.MD_FEED_L3 else levels
+        row[f"{feeds.FEED_NAMES[feed]}_ms"] = _median_ms(
+            lambda f=feed, v=source: snapshot_packets(f, v, publisher, 0, 1)  # type: ignore[misc]
+        )
+    result = {"workload": "multi-quick prefill", "resting_orders": engine.resting_orders, "repeats": REPEATS, **row}
+    print(", ".join(f"{k} {v:.1f}" for k, v in row.items()), flush=True)
+    if json_path:
+        with open(json_path, "w") as fh:
+            json.dump(result, fh, indent=2)
             fh.write("\n")
 
 

@@ -9,6 +9,7 @@ RequestComplete on the feed's channel topic. The service never changes the feed.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
@@ -22,7 +23,7 @@ from qfix.marketdata.snapshot import BookView, snapshot_packets
 from qfix.wire import codes, schema
 from qfix.wire.codec import new_records
 
-__all__ = ["Reply", "RequestError", "SnapshotService", "ViewBusy", "parse_request", "request_complete"]
+__all__ = ["Reply", "RequestError", "SnapshotService", "parse_request", "request_complete"]
 
 Array = npt.NDArray[Any]
 
@@ -38,11 +39,6 @@ class RequestError(ValueError):
         super().__init__(message)
         self.request_id = request_id
         self.feed = feed
-
-
-class ViewBusy(Exception):
-    """Raised by a view callback that will not build the books now: the request is
-    answered Busy, and the requester asks again after its backoff."""
 
 
 @dataclass(frozen=True)
@@ -125,11 +121,15 @@ class SnapshotService:
         publisher: the feed's numbering and retention.
         view: returns the books as they are now, of the instrument with the SecurityID
             given or of all (0); consistent with the publisher's last ChannelSeqNum (the
-            caller serves requests only between engine calls). It may raise
-            :class:`ViewBusy` instead, and the request is answered Busy.
+            caller serves requests only between engine calls).
         replay_max_records: the most records one replay reply carries (then Truncated).
         level_view: like ``view`` but may hold only levels (``BookView.levels``); serves
             the L2, BBO and TRD snapshots when given, so they never read every order.
+        whole_share: the most of the caller's time that snapshots of every instrument may
+            take. One that took t seconds holds the next back until t / ``whole_share``
+            has passed since it began; those asked for meanwhile are answered Busy. 1.0
+            holds none back.
+        clock: monotonic seconds (for the share).
     """
 
     def __init__(
@@ -139,13 +139,23 @@ class SnapshotService:
         replay_max_records: int = 100_000,
         *,
         level_view: Callable[[int], BookView] | None = None,
+        whole_share: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if not 0 < whole_share <= 1:
+            raise ValueError(f"whole_share must be in (0, 1], got {whole_share}")
         self.publisher = publisher
         self.view = view
         self.level_view = level_view
         self.replay_max_records = replay_max_records
+        self.whole_share = whole_share
+        self._clock = clock
+        self._whole_free_at = 0.0
         #: requests answered Invalid
         self.invalid = 0
+        #: snapshots of every instrument served, and the nanoseconds they took
+        self.whole_snapshots = 0
+        self.whole_snapshot_ns = 0
 
     def _known(self, security_id: int) -> bool:
         ids = self.publisher.security_ids
@@ -167,15 +177,23 @@ class SnapshotService:
         except RequestError as exc:
             return self._invalid(exc, now)
         if req.template_id == codes.TEMPLATE_SNAPSHOT_REQUEST:
-            by_levels = self.level_view is not None and req.feed != codes.MD_FEED_L3
-            try:
-                view = self.level_view(req.security_id) if by_levels and self.level_view else self.view(req.security_id)
-            except ViewBusy:
-                done = request_complete(req.feed, req.request_id, req.security_id, 0, 0, codes.REQUEST_BUSY, now)
+            began = self._clock()
+            whole = req.security_id == 0
+            if whole and began < self._whole_free_at:
+                # every instrument's book holds the caller's loop while it is read and
+                # packed: at most ``whole_share`` of its time
+                done = request_complete(req.feed, req.request_id, 0, 0, 0, codes.REQUEST_BUSY, now)
                 return Reply([done], codes.REQUEST_BUSY, 0)
+            by_levels = self.level_view is not None and req.feed != codes.MD_FEED_L3
+            view = self.level_view(req.security_id) if by_levels and self.level_view else self.view(req.security_id)
             packets, records = snapshot_packets(req.feed, view, self.publisher, req.security_id, now)
             last = int(self.publisher.channel_seq[req.feed])
             status = codes.REQUEST_COMPLETED
+            if whole:
+                spent = self._clock() - began
+                self._whole_free_at = began + spent / self.whole_share
+                self.whole_snapshots += 1
+                self.whole_snapshot_ns += int(spent * 1e9)
         else:
             held = self.publisher.retention[req.feed].replay(
                 req.start,

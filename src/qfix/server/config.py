@@ -136,9 +136,9 @@ class ServerConfig:
     md_max_replies_in_flight: int = 8
     #: seconds a requester's pipe may stay full (it is not reading) before its reply is dropped
     md_reply_timeout: float = 10.0
-    #: the most of the loop's time that building whole-book snapshot views may take: after
-    #: a build of t seconds the next whole view of that kind waits until t / share has
-    #: passed since it began (requests meanwhile are answered Busy)
+    #: the most of the loop's time that snapshots of every instrument may take: after one
+    #: took t seconds the next waits until t / share has passed since it began (requests
+    #: meanwhile are answered Busy)
     md_snapshot_share: float = 0.1
     #: most inbound messages handed to one engine call
     batch: int = 10_000

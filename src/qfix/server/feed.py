@@ -26,7 +26,7 @@ from qfix.engine.config import PHASE_CLOSED, PHASE_CONTINUOUS, PHASE_PRE_CLOSE, 
 from qfix.marketdata import feeds
 from qfix.marketdata.adapter import FeedEndpoint
 from qfix.marketdata.publisher import Chunk, Packet, Publisher
-from qfix.marketdata.service import SnapshotService, ViewBusy
+from qfix.marketdata.service import SnapshotService
 from qfix.marketdata.snapshot import VIEW_LEVEL, VIEW_ORDER, BookView
 from qfix.server.config import ServerConfig
 from qfix.wire import codes
@@ -135,12 +135,16 @@ class MarketData:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
-        self._clock = clock
         self.engine = engine
         ids = [i.security_id for i in engine.instruments]
         self.publisher = Publisher(ids, retention=config.md_retention)
         self.service = SnapshotService(
-            self.publisher, self._view, config.md_replay_max_records, level_view=self._level_view
+            self.publisher,
+            self._view,
+            config.md_replay_max_records,
+            level_view=self._level_view,
+            whole_share=config.md_snapshot_share,
+            clock=clock,
         )
         self.endpoint = FeedEndpoint(
             config.md_endpoint,
@@ -156,11 +160,6 @@ class MarketData:
         #: the books as of the last engine call (by builder: orders, levels), built for the
         #: first snapshot after it that needs them
         self._views: dict[Callable[..., BookView], BookView] = {}
-        #: by builder: the monotonic time before which no whole view is built again
-        self._view_free_at: dict[Callable[..., BookView], float] = {}
-        #: whole views built, and the nanoseconds they took
-        self.whole_views = 0
-        self.whole_view_ns = 0
         #: requests answered, and answered Busy
         self.requests = 0
         self.busy = 0
@@ -215,17 +214,7 @@ class MarketData:
         if security_id:
             inst = int(self.publisher.index_of(np.array([security_id], np.int64))[0])
             return build(self.engine, time.time_ns(), inst)
-        # walking every book holds the trading loop (about 25 ms for the orders of 500,000
-        # resting orders): after a build of t seconds the next one waits until t / share has
-        # passed since it began, so building takes at most ``md_snapshot_share`` of the loop
-        began = self._clock()
-        if began < self._view_free_at.get(build, 0.0):
-            raise ViewBusy("a whole-book view was built too recently")
         self._views[build] = whole = build(self.engine, time.time_ns(), None)
-        spent = self._clock() - began
-        self._view_free_at[build] = began + spent / self.config.md_snapshot_share
-        self.whole_views += 1
-        self.whole_view_ns += int(spent * 1e9)
         return whole
 
     def _send(self, items: list[Packet | Chunk]) -> None:

@@ -35,8 +35,8 @@ class Totals:
     md_requests: int = 0  #: snapshot and replay requests answered (Busy included)
     md_requests_busy: int = 0  #: requests answered Busy
     md_replies_dropped: int = 0  #: reply packets a requester did not take (gone or not reading)
-    md_view_builds: int = 0  #: whole-book snapshot views built (each holds the loop while it walks the books)
-    md_view_build_ns: int = 0  #: time spent building them
+    md_whole_snapshots: int = 0  #: snapshots of every instrument served (each holds the loop while it is built)
+    md_whole_snapshot_ns: int = 0  #: time spent building them
     rejects: int = 0  #: BusinessMessageRejects sent
     batches: int = 0
     busy_ns: int = 0  #: sum over batches of first receipt -> last report handed to the socket

@@ -608,8 +608,8 @@ class Server:
             totals.md_requests = md.requests
             totals.md_requests_busy = md.busy
             totals.md_replies_dropped = md.endpoint.replies_dropped
-            totals.md_view_builds = md.whole_views
-            totals.md_view_build_ns = md.whole_view_ns
+            totals.md_whole_snapshots = md.service.whole_snapshots
+            totals.md_whole_snapshot_ns = md.service.whole_snapshot_ns
 
     def _journal_failed(self, exc: JournalError) -> None:
         if not self._stopping:

@@ -228,3 +228,10 @@ def test_channel_packets_are_unsequenced() -> None:
     assert hb.seq == 0 and hb.frames()[0] == b"TRD.0000000000"
     r = hb.records[0].view(schema.CHANNEL_HEARTBEAT)[0]
     assert int(r["LastChannelSeqNum"]) == pub.channel_seq[TRD]
+
+
+def test_the_whole_snapshot_share_must_be_a_share() -> None:
+    pub = _filled()
+    for share in (0.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="whole_share"):
+            SnapshotService(pub, lambda security_id: None, whole_share=share)  # type: ignore[arg-type,return-value]

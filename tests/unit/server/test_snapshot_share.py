@@ -1,7 +1,7 @@
-"""Whole-book snapshot views take at most ``marketdata.snapshot_share`` of the loop: after
-a build of t seconds the next whole view of that kind waits until t / share has passed
-since it began, and requests meanwhile are answered Busy. One-instrument requests, the
-other kind of view and a view already built in the pass are never held back."""
+"""Snapshots of every instrument take at most ``marketdata.snapshot_share`` of the loop:
+after one took t seconds the next, of any feed, waits until t / share has passed since it
+began, and those asked for meanwhile are answered Busy. One-instrument snapshots and
+replays are never held back."""
 
 from __future__ import annotations
 
@@ -67,22 +67,23 @@ def _status(md: MarketData, feed: int, security_id: int = 0, kind: str = SNAPSHO
     return md.service.handle(request, 1).status
 
 
-def test_a_whole_view_waits_its_share_and_nothing_else_does(feed: tuple[MarketData, Clock]) -> None:
+def test_a_whole_snapshot_waits_its_share_and_nothing_else_does(feed: tuple[MarketData, Clock]) -> None:
     md, clock = feed
-    assert _status(md, L3) == codes.REQUEST_COMPLETED  # built from 100.0 to 100.5
+    service = md.service
+    assert _status(md, L3) == codes.REQUEST_COMPLETED  # its view built from 100.0 to 100.5
     assert clock.now == 100.5
-    assert md.whole_views == 1 and md.whole_view_ns == 500_000_000
-    assert _status(md, L3) == codes.REQUEST_COMPLETED  # the pass's view, built once
+    assert service.whole_snapshots == 1 and service.whole_snapshot_ns == 500_000_000
+    assert _status(md, L3) == codes.REQUEST_BUSY  # the view is built, but packing is work too
     md.flush(1)  # an engine call: the books may have moved, the view is gone
     clock.now = 104.9
     assert _status(md, L3) == codes.REQUEST_BUSY  # 0.5 s / 0.1 = 5 s from 100.0
+    assert _status(md, L2) == codes.REQUEST_BUSY  # one share for every feed
     assert _status(md, L3, security_id=int(md.publisher.security_ids[0])) == codes.REQUEST_COMPLETED
-    assert _status(md, L2) == codes.REQUEST_COMPLETED  # the level view has its own gate
     assert _status(md, L3, kind=REPLAY) != codes.REQUEST_BUSY
-    assert md.whole_views == 2  # the level view; the refused order view was not built
+    assert service.whole_snapshots == 1
     clock.now = 105.0  # 100.0 + 0.5 / 0.1
-    assert _status(md, L3) == codes.REQUEST_COMPLETED
-    assert md.whole_views == 3
+    assert _status(md, L2) == codes.REQUEST_COMPLETED
+    assert service.whole_snapshots == 2 and clock.now == 105.5
 
 
 def test_a_share_of_one_never_holds_a_view_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,7 +92,7 @@ def test_a_share_of_one_never_holds_a_view_back(tmp_path: Path, monkeypatch: pyt
         for _ in range(3):
             assert _status(md, L3) == codes.REQUEST_COMPLETED
             md.flush(1)
-        assert md.whole_views == 3 and clock.now == 101.5
-        assert md.whole_view_ns == 1_500_000_000
+        assert md.service.whole_snapshots == 3 and clock.now == 101.5
+        assert md.service.whole_snapshot_ns == 1_500_000_000
     finally:
         md.close()
