@@ -400,12 +400,15 @@ def ranked_slots(S, first, last, markets, out, queues, chains):
                 lv = _level_below(S, si, lv)
     walking = 0
     taken = 0
-    while walking < chains.shape[1] and taken < n_queues:
-        for r in range(Q_ROWS):
-            chains[r, walking] = queues[r, taken]
-        walking += 1
-        taken += 1
-    while walking > 0:
+    while True:
+        # top the queues walked side by side up from those still waiting
+        while walking < chains.shape[1] and taken < n_queues:
+            for r in range(Q_ROWS):
+                chains[r, walking] = queues[r, taken]
+            walking += 1
+            taken += 1
+        if walking == 0:
+            return k
         c = 0
         while c < walking:
             s = chains[Q_SLOT, c]
@@ -413,15 +416,10 @@ def ranked_slots(S, first, last, markets, out, queues, chains):
             if s < 0:
                 if at != chains[Q_END, c]:
                     return -2
-                # the queue is done: the next one takes its place, or the last walked one
-                if taken < n_queues:
-                    for r in range(Q_ROWS):
-                        chains[r, c] = queues[r, taken]
-                    taken += 1
-                else:
-                    walking -= 1
-                    for r in range(Q_ROWS):
-                        chains[r, c] = chains[r, walking]
+                # the queue is done: the last one walked takes its place
+                walking -= 1
+                for r in range(Q_ROWS):
+                    chains[r, c] = chains[r, walking]
                 continue
             if at == chains[Q_END, c]:
                 return -2
@@ -429,7 +427,6 @@ def ranked_slots(S, first, last, markets, out, queues, chains):
             chains[Q_AT, c] = at + 1
             chains[Q_SLOT, c] = orders[s].next
             c += 1
-    return k
 
 
 @njit(cache=True, _nrt=False)

@@ -184,16 +184,10 @@ class Book:
             self.bbo = (None, 0, None, 0)
 
     def _add(self, oid: int, side: int, price: int, shown: int) -> None:
-        orders = self.orders
-        if oid in orders:
+        if oid in self.orders:
             raise KeyError(oid)  # an order added twice: the book is out of step
-        orders[oid] = (side, price, shown)
-        key = (side, price)
-        queue = self.queues.get(key)
-        if queue is None:
-            self.queues[key] = {oid: None}
-        else:
-            queue[oid] = None
+        self.orders[oid] = (side, price, shown)
+        self.queues.setdefault((side, price), {})[oid] = None
 
     def _remove(self, oid: int) -> None:
         order = self.orders.pop(oid, None)

@@ -168,6 +168,10 @@ class SnapshotService:
             req = parse_request(data, self._known)
         except RequestError as exc:
             return self._invalid(exc, now)
+        return self._busy(req, now)
+
+    @staticmethod
+    def _busy(req: Request, now: int) -> Reply:
         done = request_complete(req.feed, req.request_id, req.security_id, 0, 0, codes.REQUEST_BUSY, now)
         return Reply([done], codes.REQUEST_BUSY, 0)
 
@@ -182,8 +186,7 @@ class SnapshotService:
             if whole and began < self._whole_free_at:
                 # every instrument's book holds the caller's loop while it is read and
                 # packed: at most ``whole_share`` of its time
-                done = request_complete(req.feed, req.request_id, 0, 0, 0, codes.REQUEST_BUSY, now)
-                return Reply([done], codes.REQUEST_BUSY, 0)
+                return self._busy(req, now)
             by_levels = self.level_view is not None and req.feed != codes.MD_FEED_L3
             view = self.level_view(req.security_id) if by_levels and self.level_view else self.view(req.security_id)
             packets, records = snapshot_packets(req.feed, view, self.publisher, req.security_id, now)
