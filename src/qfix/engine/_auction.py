@@ -45,6 +45,7 @@ from qfix.engine._output import (
     _w_executed,
     _w_trade,
 )
+from qfix.engine._state import state
 from qfix.engine.config import (
     PHASE_CLOSED,
     PHASE_CONTINUOUS,
@@ -63,6 +64,7 @@ from qfix.engine.types import (
     S_INSTS,
     S_LEVELS,
     S_ORDERS,
+    S_PTRS,
 )
 from qfix.wire.codes import (
     AGGRESSOR_NONE,
@@ -156,9 +158,10 @@ def _executed(S, O, t, sec, s, px9, q, trade_id):
 
 
 @njit(_nrt=False)
-def _uncross(S, O, t, ii, px, fill_lo, fill_hi, buy_slot, sell_slot, fill_qty, cancel_lo, cancel_hi, cancel_slot):
+def _uncross(P, O, t, ii, px, fill_lo, fill_hi, buy_slot, sell_slot, fill_qty, cancel_lo, cancel_hi, cancel_slot):
     """§7.5 rules 4-6 for instrument ``ii`` at clearing price ``px`` (ticks): the planned
     fills in pairing order, then the market and IOC remainders, ascending OrderID."""
+    S = state(P)
     orders = S[S_ORDERS]
     ctr = S[S_CTR]
     insts = S[S_INSTS]
@@ -236,7 +239,7 @@ def _command_start(S, now, u):
 
 @njit(cache=True, _nrt=False)
 def uncross_chains(
-    S, ob, now, idx, phase, next_uncross, px, fill_start, buy_slot, sell_slot, fill_qty, cancel_start, cancel_slot
+    P, ob, now, idx, phase, next_uncross, px, fill_start, buy_slot, sell_slot, fill_qty, cancel_start, cancel_slot
 ):
     """One chain per instrument index in ``idx`` (ascending): its planned uncross (an empty
     fill and cancel range where there is none), the end-of-event block, then either the new
@@ -246,6 +249,7 @@ def uncross_chains(
 
     Returns (status, needed); nothing changes when the bound does not fit.
     """
+    S = state(P)
     insts = S[S_INSTS]
     O = _views(ob)
     u = U_BASE
@@ -260,7 +264,7 @@ def uncross_chains(
         if px[k] != NO_PRICE:
             insts[ii].ref = px[k]
         _uncross(
-            S,
+            S[S_PTRS],
             O,
             t,
             ii,
@@ -289,13 +293,14 @@ def uncross_chains(
 
 
 @njit(cache=True, _nrt=False)
-def publish_indicative(S, ob, now, idx, px, volume, imbalance, side):
+def publish_indicative(P, ob, now, idx, px, volume, imbalance, side):
     """IndicativeAuction (ENGINE.md §7.3) for each instrument index in ``idx`` (ascending),
     whose values the host found changed: P in ticks (NO_PRICE when V = 0), V, |I| and the
     ImbalanceSide code; they become the instrument's last published values.
 
     Returns (status, needed): the bound is 16 + one record per configured instrument.
     """
+    S = state(P)
     insts = S[S_INSTS]
     O = _views(ob)
     o64, _o32, _o16, o8 = O
@@ -321,10 +326,11 @@ def publish_indicative(S, ob, now, idx, px, volume, imbalance, side):
 
 
 @njit(cache=True, _nrt=False)
-def gather_book(S, place, instrument, slot, buy, price, leaves, market, priority, order_id, ioc):
+def gather_book(P, place, instrument, slot, buy, price, leaves, market, priority, order_id, ioc):
     """Columns of every live order whose instrument index has ``place[inst] >= 0`` (its
     place in the uncross), in slot order; returns how many. One pass over the slots in
     use: resting market orders sit in no level, so a ladder walk would miss them."""
+    S = state(P)
     orders = S[S_ORDERS]
     ctr = S[S_CTR]
     n = 0

@@ -36,6 +36,7 @@ from qfix.engine._output import (
     _w_delete,
     _w_er,
 )
+from qfix.engine._state import state
 from qfix.engine.types import (
     BULK_ACCOUNTS,
     BULK_EXPIRE,
@@ -51,6 +52,7 @@ from qfix.engine.types import (
     S_INSTS,
     S_NARROW,
     S_ORDERS,
+    S_PTRS,
     S_SCRATCH,
     S_WIDE,
 )
@@ -103,7 +105,7 @@ def _cancel_one(S, O, s, t, clordid, reason, req_sess, exec_type, status):
 
 
 @njit(_nrt=False)
-def _collect(S, kind, a, b, ii_filter, side_filter, day, keys):
+def _collect(P, kind, a, b, ii_filter, side_filter, day, keys):
     """Collect live slots for a bulk removal into scratch S[S_SCRATCH]; returns the count.
 
     BULK_MASS_CANCEL: Account == a (ii_filter/side_filter may be -1 for any);
@@ -112,6 +114,7 @@ def _collect(S, kind, a, b, ii_filter, side_filter, day, keys):
     The first three walk the session and account order lists, so they cost the orders
     they remove, not the book; the daily expiries scan every slot.
     """
+    S = state(P)
     ctr = S[S_CTR]
     orders = S[S_ORDERS]
     out = S[S_SCRATCH]
@@ -165,8 +168,9 @@ def _collect_account(S, account, ii_filter, side_filter, n):
 
 
 @njit(_nrt=False)
-def _bulk(S, O, n, t, reason, exec_type, status):
+def _bulk(P, O, n, t, reason, exec_type, status):
     """Remove the ``n`` collected slots: per instrument ascending, per OrderID ascending."""
+    S = state(P)
     orders = S[S_ORDERS]
     slots = S[S_SCRATCH]
     keys = S[S_WIDE][0]
@@ -200,24 +204,25 @@ def _bulk(S, O, n, t, reason, exec_type, status):
 
 
 @njit(cache=True, _nrt=False)
-def command_bulk(S, ob, now, kind, keys):
+def command_bulk(P, ob, now, kind, keys):
     """cancel_sessions, cancel_accounts, expire, end_of_day (``BULK_*`` ``kind``) as one chain.
 
     Returns (status, needed); nothing changes when the bound does not fit.
     """
+    S = state(P)
     ctr = S[S_CTR]
     O = _views(ob)
     t = _later(now, ctr[C_LAST_TIME])
     day = _day_of(t)
-    n = _collect(S, kind, 0, 0, -1, -1, day, keys)
+    n = _collect(S[S_PTRS], kind, 0, 0, -1, -1, day, keys)
     u = U_BASE + 4 * n
     if ctr[C_CAP] - ctr[C_W] < u:
         return STATUS_FULL, u
     ctr[C_LAST_TIME] = t
     if kind == BULK_SESSIONS:
-        _bulk(S, O, n, t, EXEC_REASON_CANCEL_ON_DISCONNECT, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED)
+        _bulk(S[S_PTRS], O, n, t, EXEC_REASON_CANCEL_ON_DISCONNECT, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED)
     elif kind == BULK_ACCOUNTS:
-        _bulk(S, O, n, t, EXEC_REASON_ADMIN, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED)
+        _bulk(S[S_PTRS], O, n, t, EXEC_REASON_ADMIN, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED)
     else:
-        _bulk(S, O, n, t, EXEC_REASON_EXPIRED, EXEC_TYPE_EXPIRED, ORD_STATUS_EXPIRED)
+        _bulk(S[S_PTRS], O, n, t, EXEC_REASON_EXPIRED, EXEC_TYPE_EXPIRED, ORD_STATUS_EXPIRED)
     return STATUS_OK, 0

@@ -28,6 +28,7 @@ from qfix.engine._index import (
 )
 from qfix.engine._ladder import _best_level, _level_find, _lv_home_of, _msb, _rank, _word_rank
 from qfix.engine._match import _matches_on_entry
+from qfix.engine._state import state
 from qfix.engine.types import (
     C_ACC_DISP,
     C_CL_DISP,
@@ -68,6 +69,7 @@ from qfix.engine.types import (
     S_LEVELS,
     S_NARROW,
     S_ORDERS,
+    S_PTRS,
     S_SIDES,
     S_WIDE,
     S_WORDS,
@@ -108,9 +110,10 @@ def _queue_ok(orders, levels, lv, ii, sd, price):
 
 
 @njit(_nrt=False)
-def _level_table_ok(S):
+def _level_table_ok(P):
     """0 if the level table files every occupied level once, within the displacement
     bound of its home, and nothing else; free level slots are marked free."""
+    S = state(P)
     tab = S[S_LEVEL_TAB]
     levels = S[S_LEVELS]
     ctr = S[S_CTR]
@@ -133,8 +136,9 @@ def _level_table_ok(S):
 
 
 @njit(cache=True, _nrt=False)
-def check_invariants(S):
+def check_invariants(P):
     """0 if ENGINE.md §6 rules 1, 3, 4, 6 and the §1.3 identities hold, else a code."""
+    S = state(P)
     ctr = S[S_CTR]
     cfg = S[S_CFG]
     orders = S[S_ORDERS]
@@ -181,7 +185,7 @@ def check_invariants(S):
             return INV_BOOK_CROSSED
     if nlevels != ctr[C_LEVELS]:
         return INV_LEVEL_COUNT
-    code = _level_table_ok(S)
+    code = _level_table_ok(S[S_PTRS])
     if code:
         return code
     n_orders = S[S_WIDE][0]
@@ -255,15 +259,16 @@ def check_invariants(S):
         for sd in range(2):
             if side_lots[2 * ii + sd] != sides[2 * ii + sd].lots:
                 return INV_OPEN_LOTS
-    if not _lists_ok(S, live):
+    if not _lists_ok(S[S_PTRS], live):
         return INV_ORDER_LISTS
     return 0
 
 
 @njit(_nrt=False)
-def _lists_ok(S, live):
+def _lists_ok(P, live):
     """Every live order is in exactly one session list and one account list, each well
     linked and filed under its head (``_index._lists_link``)."""
+    S = state(P)
     ctr = S[S_CTR]
     cfg = S[S_CFG]
     orders = S[S_ORDERS]

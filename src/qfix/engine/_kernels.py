@@ -83,6 +83,7 @@ from qfix.engine._orders import (
     _replace,
     _replace_verdict,
 )
+from qfix.engine._state import state
 from qfix.engine.types import (
     BULK_MASS_CANCEL,
     C_CAP,
@@ -95,6 +96,7 @@ from qfix.engine.types import (
     S_CTR,
     S_INSTS,
     S_NARROW,
+    S_PTRS,
 )
 from qfix.wire.codes import (
     BLOCK_LENGTH,
@@ -111,7 +113,7 @@ from qfix.wire.codes import (
 
 
 @njit(cache=True, _nrt=False)
-def process(S, out, batch, n):
+def process(P, out, batch, n):
     """Run inbound records 0..n-1 of ``batch`` (INBOUND) into ``out`` (OUTPUT).
 
     Returns (status, consumed, needed, written).
@@ -121,6 +123,7 @@ def process(S, out, batch, n):
     changed. Invariant: a record starts only if the free output space is at least its
     bound U (ENGINE.md §2.4), so the concatenated output equals an unbounded run's.
     """
+    S = state(P)
     ctr = S[S_CTR]
     cfg = S[S_CFG]
     insts = S[S_INSTS]
@@ -183,19 +186,19 @@ def process(S, out, batch, n):
                 acct = np.int64(i32[r * IN_I + OMC_ACCOUNT_I])
                 if acct == NULL_U32:
                     acct = np.int64(i32[r * IN_I + IN_SESSION_ACCOUNT_I])
-                mass_n = _collect(S, BULK_MASS_CANCEL, acct, 0, mass_ii, mass_sf, 0, empty)
+                mass_n = _collect(S[S_PTRS], BULK_MASS_CANCEL, acct, 0, mass_ii, mass_sf, 0, empty)
             u = np.int64(U_BASE + 4 * mass_n)
         if free < u:
             return STATUS_FULL, r, u, ctr[C_W]
         ctr[C_LAST_TIME] = t
         if tid == TEMPLATE_NEW_ORDER_SINGLE:
-            _nos(S, O, I, r, t, reason, ii, price, limit)
+            _nos(S[S_PTRS], O, I, r, t, reason, ii, price, limit)
         elif tid == TEMPLATE_ORDER_CANCEL_REQUEST:
-            _cancel(S, O, I, r, t)
+            _cancel(S[S_PTRS], O, I, r, t)
         elif tid == TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST:
-            _replace(S, O, I, r, t, reason, ii, slot, rule, price, disp)
+            _replace(S[S_PTRS], O, I, r, t, reason, ii, slot, rule, price, disp)
         else:
-            _mass(S, O, I, r, t, mass_reason, mass_ii, mass_sf, mass_n)
+            _mass(S[S_PTRS], O, I, r, t, mass_reason, mass_ii, mass_sf, mass_n)
     return STATUS_OK, n, 0, ctr[C_W]
 
 

@@ -35,6 +35,7 @@ import numpy as np
 
 from qfix.engine._common import _sort_pairs, njit
 from qfix.engine._index import HASH_MUL, HASH_MUL2
+from qfix.engine._state import state
 from qfix.engine.types import (
     C_LEVELS,
     C_LHW,
@@ -48,6 +49,7 @@ from qfix.engine.types import (
     S_LEVEL_TAB,
     S_LEVELS,
     S_NARROW,
+    S_PTRS,
     S_SIDES,
     S_WIDE,
     S_WORDS,
@@ -156,9 +158,10 @@ def _lvtab_file(tab, levels, bits, ctr, lv):
 
 
 @njit(_nrt=False)
-def _lvtab_grow(S, new):
+def _lvtab_grow(P, new):
     """Double the entries in use and re-file every occupied level but ``new``, which the
     caller files next (False at the maximum)."""
+    S = state(P)
     tab = S[S_LEVEL_TAB]
     cfg = S[S_CFG]
     ctr = S[S_CTR]
@@ -181,7 +184,7 @@ def _lvtab_insert(S, lv):
     table first doubles if this level would fill more than a quarter of it."""
     size = 1 << S[S_CFG][G_LV_BITS]
     if (S[S_CTR][C_LEVELS] + 1) << 2 > size and size < S[S_LEVEL_TAB].shape[0]:
-        _lvtab_grow(S, lv)
+        _lvtab_grow(S[S_PTRS], lv)
     _lvtab_file(S[S_LEVEL_TAB], S[S_LEVELS], S[S_CFG][G_LV_BITS], S[S_CTR], lv)
 
 
@@ -214,7 +217,7 @@ def _lvtab_delete(tab, levels, bits, ctr, lv):
 
 
 @njit(_nrt=False)
-def _pool_grow(S, si):
+def _pool_grow(P, si):
     """Give side ``si`` room for one more word (1.5x growth; repack the pool if needed).
 
     Why 2 x MaxLevels + 2 words always suffice: a side grows only when full (its
@@ -223,6 +226,7 @@ def _pool_grow(S, si):
     the pool holds at most 2 W + 2 words, W being the words before this one, and a side
     never has more words than levels, nor the book more than MaxLevels.
     """
+    S = state(P)
     ctr = S[S_CTR]
     sides = S[S_SIDES]
     words = S[S_WORDS]
@@ -325,7 +329,7 @@ def _ladder_set(S, si, rank):
     Only the rare growth of the segment sees the whole state tuple."""
     if _set_bit(S[S_WORDS], S[S_SIDES], si, rank):
         return True
-    if not _pool_grow(S, si):
+    if not _pool_grow(S[S_PTRS], si):
         return False
     return _set_bit(S[S_WORDS], S[S_SIDES], si, rank)
 

@@ -34,6 +34,7 @@ from qfix.engine._ladder import (
     _lvtab_insert,
     _rank,
 )
+from qfix.engine._state import state
 from qfix.engine.types import (
     C_ERR,
     C_LEVELS,
@@ -304,11 +305,12 @@ def _reduce_resting(S, s, d):
 
 
 @njit(cache=True, _nrt=False)
-def relink(S, n):
+def relink(P, n):
     """Rebuild levels, ladders, indices and counters from order slots 0..n-1.
 
     Invariant: slots are ordered so that each level receives its orders in PrioSeq order.
     """
+    S = state(P)
     ctr = S[S_CTR]
     cfg = S[S_CFG]
     orders = S[S_ORDERS]
@@ -356,7 +358,7 @@ RANK_CHAINS: Final = 16
 
 
 @njit(cache=True, _nrt=False)
-def ranked_slots(S, first, last, markets, out, queues, chains):
+def ranked_slots(P, first, last, markets, out, queues, chains):
     """Write the slots of the live orders of instruments ``first`` to ``last - 1`` into
     ``out`` in the state-hash order of ENGINE.md §5 and return how many.
 
@@ -372,6 +374,7 @@ def ranked_slots(S, first, last, markets, out, queues, chains):
     -1, having written nothing past ``out``, if ``out`` or ``queues`` is too small, and -2
     if a queue is not as long as its level's count.
     """
+    S = state(P)
     orders = S[S_ORDERS]
     levels = S[S_LEVELS]
     k = 0
@@ -430,10 +433,11 @@ def ranked_slots(S, first, last, markets, out, queues, chains):
 
 
 @njit(cache=True, _nrt=False)
-def gather_book_orders(S, slots, out):
+def gather_book_orders(P, slots, out):
     """Copy what a snapshot shows of the orders in ``slots`` (instrument index, side,
     price in ticks, Shown, OrderID) into ``out`` (``types.BOOK_ORDER``), in that order.
     The slots are known up front, so their cache misses overlap without any help."""
+    S = state(P)
     orders = S[S_ORDERS]
     for j in range(slots.size):
         s = slots[j]
@@ -445,10 +449,11 @@ def gather_book_orders(S, slots, out):
 
 
 @njit(cache=True, _nrt=False)
-def ranked_levels(S, first, last, out):
+def ranked_levels(P, first, last, out):
     """Write the occupied level slots of instruments ``first`` to ``last - 1`` into
     ``out``, per instrument bids then offers, best first, and return how many (-1, having
     written nothing past ``out``, if it is too small): a walk of the ladders alone."""
+    S = state(P)
     k = 0
     for ii in range(first, last):
         for side in range(2):

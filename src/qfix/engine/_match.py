@@ -42,6 +42,7 @@ from qfix.engine._output import (
     _w_reduced,
     _w_trade,
 )
+from qfix.engine._state import state
 from qfix.engine.config import PHASE_CONTINUOUS
 from qfix.engine.types import (
     C_NEXT_TRADE,
@@ -135,12 +136,13 @@ def _reach(S, ii, side, limit, qty):
 
 
 @njit(_nrt=False)
-def _simulate(S, T, limit):
+def _simulate(P, T, limit):
     """E of ENGINE.md §3.5: lots taker slot ``T`` would trade now as an IOC, STP included.
 
     Walks the opposite levels best first, replaying each level's queue (refills go to
     the tail) in scratch rings; never changes the book.
     """
+    S = state(P)
     orders = S[S_ORDERS]
     levels = S[S_LEVELS]
     rs = S[S_SCRATCH]
@@ -225,12 +227,13 @@ def _er_cancel_taker(S, O, T, t, reason, last_qty):
 
 
 @njit(_nrt=False)
-def _match(S, O, T, limit, t):
+def _match(P, O, T, limit, t):
     """Match taker slot ``T`` against the opposite side up to ``limit`` (ENGINE.md §3.2, §3.11).
 
     Invariant: T is not on the book; makers keep 0 < Shown <= Leaves after every step.
     Returns True when STP cancelled the taker (its Leaves are then 0).
     """
+    S = state(P)
     orders = S[S_ORDERS]
     levels = S[S_LEVELS]
     insts = S[S_INSTS]

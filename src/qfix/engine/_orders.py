@@ -105,6 +105,7 @@ from qfix.engine._output import (
     _w_reduced,
     _w_replace,
 )
+from qfix.engine._state import state
 from qfix.engine.config import (
     PHASE_CLOSED,
     PHASE_CONTINUOUS,
@@ -124,6 +125,7 @@ from qfix.engine.types import (
     S_LAST_CL,
     S_LEVELS,
     S_ORDERS,
+    S_PTRS,
     S_SEC_IDS,
     S_SIDES,
     S_STP_MAP,
@@ -374,8 +376,9 @@ def _nos_verdict(S, I, r, t):
 
 
 @njit(_nrt=False)
-def _nos(S, O, I, r, t, reason, ii, price, limit):
+def _nos(P, O, I, r, t, reason, ii, price, limit):
     """NewOrderSingle (ENGINE.md §3.1-§3.6), given its :func:`_nos_verdict`."""
+    S = state(P)
     ctr = S[S_CTR]
     orders = S[S_ORDERS]
     insts = S[S_INSTS]
@@ -433,7 +436,7 @@ def _nos(S, O, I, r, t, reason, ii, price, limit):
         need = qty if tif == TIF_FOK else mq
         e = 0
         if limit != NO_PRICE:
-            e = _simulate(S, T, limit)
+            e = _simulate(S[S_PTRS], T, limit)
         if e < need:
             why = EXEC_REASON_IOC_FOK_REMAINDER if tif == TIF_FOK else EXEC_REASON_MIN_QTY_NOT_MET
             _w_er(
@@ -470,14 +473,15 @@ def _nos(S, O, I, r, t, reason, ii, price, limit):
         sess,
     )
     if matching and limit != NO_PRICE:
-        _match(S, O, T, limit, t)
+        _match(S[S_PTRS], O, T, limit, t)
     _remainder(S, O, T, t, matching)
     _chain_end(S, O, ii, t)
 
 
 @njit(_nrt=False)
-def _cancel(S, O, I, r, t):
+def _cancel(P, O, I, r, t):
     """OrderCancelRequest (ENGINE.md §3.7)."""
+    S = state(P)
     cfg = S[S_CFG]
     orders = S[S_ORDERS]
     i64, i32, _i16, i8 = I
@@ -656,8 +660,9 @@ def _replace_verdict(S, I, r, t):
 
 
 @njit(_nrt=False)
-def _replace(S, O, I, r, t, reason, ii, s, rule, price, disp):
+def _replace(P, O, I, r, t, reason, ii, s, rule, price, disp):
     """OrderCancelReplaceRequest (ENGINE.md §3.8), given its :func:`_replace_verdict`."""
+    S = state(P)
     ctr = S[S_CTR]
     cfg = S[S_CFG]
     orders = S[S_ORDERS]
@@ -794,7 +799,7 @@ def _replace(S, O, I, r, t, reason, ii, s, rule, price, disp):
     insts[ii].lots -= new_leaves
     sides[2 * ii + sd].lots -= new_leaves
     ctr[C_RESTING] -= 1
-    _match(S, O, s, price, t)
+    _match(S[S_PTRS], O, s, price, t)
     _remainder(S, O, s, t, True)
     _chain_end(S, O, ii, t)
 
@@ -827,8 +832,9 @@ def _mass_check(S, I, r):
 
 
 @njit(_nrt=False)
-def _mass(S, O, I, r, t, reason, ii, sf, n):
+def _mass(P, O, I, r, t, reason, ii, sf, n):
     """OrderMassCancelRequest (ENGINE.md §3.9) with its ``n`` orders already collected."""
+    S = state(P)
     i64, i32, _i16, i8 = I
     sess = i32[r * IN_I + IN_SESSION_I]
     clordid = np.uint64(i64[r * IN_Q + IN_CLORDID_Q])
@@ -866,4 +872,4 @@ def _mass(S, O, I, r, t, reason, ii, sf, n):
         i8[c + OMC_SIDE_B],
         sess,
     )
-    _bulk(S, O, n, t, EXEC_REASON_MASS_CANCEL, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED)
+    _bulk(S[S_PTRS], O, n, t, EXEC_REASON_MASS_CANCEL, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED)

@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from qfix.engine import _kernels as kern
 from qfix.engine import types as ty
+from qfix.engine._state import pointer_table
 from qfix.engine.auction.batch import DEVICE_MIN_INSTRUMENTS, resolve_backend
 from qfix.engine.auction.uncross import BookRows, UncrossPlan, determine_book, plan_uncross
 from qfix.engine.backends import Backend
@@ -255,8 +256,8 @@ class Engine:
             self._words.view(np.recarray), self._level_tab, self._index_arr, self._sec_ids, self._last_cl,
             self._stp_map, self._touched, self._scratch, self._wide, self._narrow,
         )  # fmt: skip
-        assert len(self._S) == ty.N_STATE  # the kernels index it by types.S_*
-        assert ty.N_STATE % 8 == 0  # see types.N_STATE: other sizes measured slower
+        # what the kernels receive: the arrays' addresses (``_state``); self._S keeps them alive
+        self._P = pointer_table(self._S)
 
     # ------------------------------------------------------------------ plumbing
     def _reserve_indexes(self, n: int) -> None:
@@ -319,7 +320,7 @@ class Engine:
             # specialisation of the kernel; copying 80 bytes a record is cheaper
             batch = batch.copy()
         kernel = self._kernel
-        status, consumed, needed, written = kernel(self._S, out, batch, batch.shape[0])
+        status, consumed, needed, written = kernel(self._P, out, batch, batch.shape[0])
         if kernel is kern.process and len(kern.process.signatures) == 1:
             # Later calls skip the dispatcher's type matching: the argument types of
             # this engine never change (fixed dtypes, C-contiguous writeable arrays).
@@ -351,7 +352,7 @@ class Engine:
     def _command(self, out: Array, kind: int, keys: Sequence[int], now: int) -> ProcessResult:
         ob = self._begin(out)
         arr = np.unique(np.asarray(list(keys), dtype=np.int64))
-        status, needed = kern.command_bulk(self._S, ob, _time_arg(now), kind, arr)
+        status, needed = kern.command_bulk(self._P, ob, _time_arg(now), kind, arr)
         return self._result(out, status, needed)
 
     def cancel_sessions(self, now: int, session_ids: Sequence[int], out: Array) -> ProcessResult:
@@ -467,7 +468,7 @@ class Engine:
         )
         ob = self._begin(out)
         status, needed = kern.publish_indicative(
-            self._S, ob, t, idx[changed], px[changed], clearing.volume[changed], imbalance[changed], side[changed]
+            self._P, ob, t, idx[changed], px[changed], clearing.volume[changed], imbalance[changed], side[changed]
         )
         return self._result(out, status, needed)
 
@@ -496,7 +497,7 @@ class Engine:
         px = np.where(crossed, plan.clearing.price, ty.NO_PRICE)
         ob = self._begin(out)
         status, needed = kern.uncross_chains(
-            self._S, ob, t, idx, phase, next_uncross, px, plan.fill_start, plan.buy_slot, plan.sell_slot,
+            self._P, ob, t, idx, phase, next_uncross, px, plan.fill_start, plan.buy_slot, plan.sell_slot,
             plan.fill_qty, plan.cancel_start, plan.cancel_slot,
         )  # fmt: skip
         if int(status) == STATUS_OK:
@@ -537,7 +538,7 @@ class Engine:
         columns: list[Array] = [
             np.empty(live, np.bool_ if f.type == "BoolArray" else np.int64) for f in dataclasses.fields(BookRows)
         ]
-        n = int(kern.gather_book(self._S, place, *columns))
+        n = int(kern.gather_book(self._P, place, *columns))
         return BookRows(*(c[:n] for c in columns))
 
     def _backend(self, n_instruments: int) -> Backend:
@@ -629,7 +630,7 @@ class Engine:
         first, last = self._instrument_range(inst)
         slots = self._ranked_slots(first, last, np.zeros(0, np.int64))
         book = np.empty(slots.size, ty.BOOK_ORDER)
-        kern.gather_book_orders(self._S, slots, book)
+        kern.gather_book_orders(self._P, slots, book)
         return book
 
     def _ranked_slots(self, first: int, last: int, markets: Array) -> Array:
@@ -639,7 +640,7 @@ class Engine:
         out = np.empty(int(self._ctr[ty.C_LIVE]), np.int64)
         queues = np.empty((kern.Q_ROWS, int(self._ctr[ty.C_LEVELS])), np.int64)
         chains = np.empty((kern.Q_ROWS, kern.RANK_CHAINS), np.int64)
-        n = kern.ranked_slots(self._S, first, last, markets, out, queues, chains)
+        n = kern.ranked_slots(self._P, first, last, markets, out, queues, chains)
         if n == -1:
             raise EngineInvariantError("the books hold more orders or levels than their counts")
         if n < 0:
@@ -652,7 +653,7 @@ class Engine:
         instrument index ``inst``'s if given. Read off the ladders: no order is visited."""
         first, last = self._instrument_range(inst)
         out = np.empty(int(self._ctr[ty.C_LEVELS]), np.int64)
-        n = kern.ranked_levels(self._S, first, last, out)
+        n = kern.ranked_levels(self._P, first, last, out)
         if n < 0:
             raise EngineInvariantError("book_levels: the ladders hold more levels than the level count")
         levels = self._levels[out[:n]]
@@ -706,7 +707,7 @@ class Engine:
 
     def check_invariants(self) -> None:
         """Raise EngineInvariantError if a structural invariant of ENGINE.md §6 fails."""
-        code = int(kern.check_invariants(self._S))
+        code = int(kern.check_invariants(self._P))
         if code:
             raise EngineInvariantError(f"invariant {code}: {_INVARIANT_MESSAGES.get(code, 'unknown')}")
 

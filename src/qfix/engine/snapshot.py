@@ -286,7 +286,7 @@ def restore(
         rank = np.lexsort((orders["prio"], key, ~market, side, orders["inst"]))
         engine._orders[:n] = orders[rank]
     engine._reserve_indexes(n)
-    if not kern.relink(engine._S, n):
+    if not kern.relink(engine._P, n):
         raise SnapshotError("snapshot field 'orders': the book does not fit EngineConfig.max_levels")
     engine._ehash = bytes(snapshot["event_hash"].tobytes())
     try:

@@ -135,10 +135,11 @@ S_TOUCHED: Final = 12  #: int64 (5, MaxLevels + 8): the chain's touched-level li
 S_SCRATCH: Final = 13  #: int32 scratch, MaxOrders (bulk removals, queue replay)
 S_WIDE: Final = 14  #: int64 scratch (2, max(MaxOrders, MaxLevels + 8, 2 instruments + 2))
 S_NARROW: Final = 15  #: int64 scratch (2, max(MaxLevels + 8, 2 instruments + 2))
-#: The kernels take ``S`` by value, so every array in it costs every non-inlined kernel call,
-#: and other counts than 16 or 24 arrays were seen to slow every record down (docs/engine.md,
-#: "The state tuple"): keep the count a multiple of 8 and small.
+#: Arrays in the state. The kernels receive them as one table of addresses (``_state``),
+#: so the count no longer costs every call.
 N_STATE: Final = 16
+#: ``S[S_PTRS]``: the address table ``P`` itself (``_state.state`` appends it to ``S``)
+S_PTRS: Final = 16
 
 # --- rows of the two-row and five-row state arrays ------------------------------------
 STP_ACCOUNT: Final = 0
