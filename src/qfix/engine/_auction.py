@@ -45,7 +45,7 @@ from qfix.engine._output import (
     _w_executed,
     _w_trade,
 )
-from qfix.engine._state import state
+from qfix.engine._state import bind, state
 from qfix.engine.config import (
     PHASE_CLOSED,
     PHASE_CONTINUOUS,
@@ -64,6 +64,7 @@ from qfix.engine.types import (
     S_INSTS,
     S_LEVELS,
     S_ORDERS,
+    S_OUT,
     S_PTRS,
 )
 from qfix.wire.codes import (
@@ -158,10 +159,11 @@ def _executed(S, O, t, sec, s, px9, q, trade_id):
 
 
 @njit(_nrt=False)
-def _uncross(P, O, t, ii, px, fill_lo, fill_hi, buy_slot, sell_slot, fill_qty, cancel_lo, cancel_hi, cancel_slot):
+def _uncross(P, t, ii, px, fill_lo, fill_hi, buy_slot, sell_slot, fill_qty, cancel_lo, cancel_hi, cancel_slot):
     """§7.5 rules 4-6 for instrument ``ii`` at clearing price ``px`` (ticks): the planned
     fills in pairing order, then the market and IOC remainders, ascending OrderID."""
     S = state(P)
+    O = _views(S[S_OUT])
     orders = S[S_ORDERS]
     ctr = S[S_CTR]
     insts = S[S_INSTS]
@@ -251,6 +253,7 @@ def uncross_chains(
     """
     S = state(P)
     insts = S[S_INSTS]
+    bind(P, S_OUT, ob)
     O = _views(ob)
     u = U_BASE
     for k in range(idx.shape[0]):
@@ -265,7 +268,6 @@ def uncross_chains(
             insts[ii].ref = px[k]
         _uncross(
             S[S_PTRS],
-            O,
             t,
             ii,
             px[k],
@@ -302,6 +304,7 @@ def publish_indicative(P, ob, now, idx, px, volume, imbalance, side):
     """
     S = state(P)
     insts = S[S_INSTS]
+    bind(P, S_OUT, ob)
     O = _views(ob)
     o64, _o32, _o16, o8 = O
     u = U_BASE + insts.shape[0]

@@ -36,7 +36,7 @@ from qfix.engine._output import (
     _w_delete,
     _w_er,
 )
-from qfix.engine._state import state
+from qfix.engine._state import bind, state
 from qfix.engine.types import (
     BULK_ACCOUNTS,
     BULK_EXPIRE,
@@ -52,6 +52,7 @@ from qfix.engine.types import (
     S_INSTS,
     S_NARROW,
     S_ORDERS,
+    S_OUT,
     S_PTRS,
     S_SCRATCH,
     S_WIDE,
@@ -168,9 +169,10 @@ def _collect_account(S, account, ii_filter, side_filter, n):
 
 
 @njit(_nrt=False)
-def _bulk(P, O, n, t, reason, exec_type, status):
+def _bulk(P, n, t, reason, exec_type, status):
     """Remove the ``n`` collected slots: per instrument ascending, per OrderID ascending."""
     S = state(P)
+    O = _views(S[S_OUT])
     orders = S[S_ORDERS]
     slots = S[S_SCRATCH]
     keys = S[S_WIDE][0]
@@ -211,7 +213,7 @@ def command_bulk(P, ob, now, kind, keys):
     """
     S = state(P)
     ctr = S[S_CTR]
-    O = _views(ob)
+    bind(P, S_OUT, ob)
     t = _later(now, ctr[C_LAST_TIME])
     day = _day_of(t)
     n = _collect(S[S_PTRS], kind, 0, 0, -1, -1, day, keys)
@@ -220,9 +222,9 @@ def command_bulk(P, ob, now, kind, keys):
         return STATUS_FULL, u
     ctr[C_LAST_TIME] = t
     if kind == BULK_SESSIONS:
-        _bulk(S[S_PTRS], O, n, t, EXEC_REASON_CANCEL_ON_DISCONNECT, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED)
+        _bulk(S[S_PTRS], n, t, EXEC_REASON_CANCEL_ON_DISCONNECT, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED)
     elif kind == BULK_ACCOUNTS:
-        _bulk(S[S_PTRS], O, n, t, EXEC_REASON_ADMIN, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED)
+        _bulk(S[S_PTRS], n, t, EXEC_REASON_ADMIN, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED)
     else:
-        _bulk(S[S_PTRS], O, n, t, EXEC_REASON_EXPIRED, EXEC_TYPE_EXPIRED, ORD_STATUS_EXPIRED)
+        _bulk(S[S_PTRS], n, t, EXEC_REASON_EXPIRED, EXEC_TYPE_EXPIRED, ORD_STATUS_EXPIRED)
     return STATUS_OK, 0

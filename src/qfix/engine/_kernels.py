@@ -83,7 +83,7 @@ from qfix.engine._orders import (
     _replace,
     _replace_verdict,
 )
-from qfix.engine._state import state
+from qfix.engine._state import bind, state
 from qfix.engine.types import (
     BULK_MASS_CANCEL,
     C_CAP,
@@ -94,8 +94,10 @@ from qfix.engine.types import (
     NO_PRICE,
     S_CFG,
     S_CTR,
+    S_IN,
     S_INSTS,
     S_NARROW,
+    S_OUT,
     S_PTRS,
 )
 from qfix.wire.codes import (
@@ -130,8 +132,11 @@ def process(P, out, batch, n):
     ctr[C_W] = 0
     ctr[C_CAP] = out.shape[0]
     ctr[C_ERR] = 0
-    O = _views(out.view(np.uint8))
-    I = _views(batch.view(np.uint8))
+    ob = out.view(np.uint8)
+    ib = batch.view(np.uint8)
+    bind(P, S_OUT, ob)
+    bind(P, S_IN, ib)
+    I = _views(ib)
     i64, i32, i16, i8 = I
     for r in range(n):
         h = r * IN_H
@@ -192,13 +197,13 @@ def process(P, out, batch, n):
             return STATUS_FULL, r, u, ctr[C_W]
         ctr[C_LAST_TIME] = t
         if tid == TEMPLATE_NEW_ORDER_SINGLE:
-            _nos(S[S_PTRS], O, I, r, t, reason, ii, price, limit)
+            _nos(S[S_PTRS], r, t, reason, ii, price, limit)
         elif tid == TEMPLATE_ORDER_CANCEL_REQUEST:
-            _cancel(S[S_PTRS], O, I, r, t)
+            _cancel(S[S_PTRS], r, t)
         elif tid == TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST:
-            _replace(S[S_PTRS], O, I, r, t, reason, ii, slot, rule, price, disp)
+            _replace(S[S_PTRS], r, t, reason, ii, slot, rule, price, disp)
         else:
-            _mass(S[S_PTRS], O, I, r, t, mass_reason, mass_ii, mass_sf, mass_n)
+            _mass(S[S_PTRS], r, t, mass_reason, mass_ii, mass_sf, mass_n)
     return STATUS_OK, n, 0, ctr[C_W]
 
 

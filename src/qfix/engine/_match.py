@@ -22,6 +22,7 @@ import numpy as np
 from qfix.engine._common import (
     _order_px9,
     _status_of,
+    _views,
     njit,
 )
 from qfix.engine._ladder import _best_level, _level_below
@@ -51,6 +52,7 @@ from qfix.engine.types import (
     S_INSTS,
     S_LEVELS,
     S_ORDERS,
+    S_OUT,
     S_SCRATCH,
     S_WIDE,
 )
@@ -227,13 +229,14 @@ def _er_cancel_taker(S, O, T, t, reason, last_qty):
 
 
 @njit(_nrt=False)
-def _match(P, O, T, limit, t):
+def _match(P, T, limit, t):
     """Match taker slot ``T`` against the opposite side up to ``limit`` (ENGINE.md §3.2, §3.11).
 
     Invariant: T is not on the book; makers keep 0 < Shown <= Leaves after every step.
     Returns True when STP cancelled the taker (its Leaves are then 0).
     """
     S = state(P)
+    O = _views(S[S_OUT])
     orders = S[S_ORDERS]
     levels = S[S_LEVELS]
     insts = S[S_INSTS]

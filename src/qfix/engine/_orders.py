@@ -29,6 +29,7 @@ from qfix.engine._common import (
     _find_inst,
     _status_of,
     _stp_group,
+    _views,
     njit,
 )
 from qfix.engine._index import (
@@ -120,11 +121,13 @@ from qfix.engine.types import (
     NO_PRICE,
     S_CFG,
     S_CTR,
+    S_IN,
     S_INDEX,
     S_INSTS,
     S_LAST_CL,
     S_LEVELS,
     S_ORDERS,
+    S_OUT,
     S_PTRS,
     S_SEC_IDS,
     S_SIDES,
@@ -376,9 +379,11 @@ def _nos_verdict(S, I, r, t):
 
 
 @njit(_nrt=False)
-def _nos(P, O, I, r, t, reason, ii, price, limit):
+def _nos(P, r, t, reason, ii, price, limit):
     """NewOrderSingle (ENGINE.md §3.1-§3.6), given its :func:`_nos_verdict`."""
     S = state(P)
+    O = _views(S[S_OUT])
+    I = _views(S[S_IN])
     ctr = S[S_CTR]
     orders = S[S_ORDERS]
     insts = S[S_INSTS]
@@ -473,15 +478,17 @@ def _nos(P, O, I, r, t, reason, ii, price, limit):
         sess,
     )
     if matching and limit != NO_PRICE:
-        _match(S[S_PTRS], O, T, limit, t)
+        _match(S[S_PTRS], T, limit, t)
     _remainder(S, O, T, t, matching)
     _chain_end(S, O, ii, t)
 
 
 @njit(_nrt=False)
-def _cancel(P, O, I, r, t):
+def _cancel(P, r, t):
     """OrderCancelRequest (ENGINE.md §3.7)."""
     S = state(P)
+    O = _views(S[S_OUT])
+    I = _views(S[S_IN])
     cfg = S[S_CFG]
     orders = S[S_ORDERS]
     i64, i32, _i16, i8 = I
@@ -660,9 +667,11 @@ def _replace_verdict(S, I, r, t):
 
 
 @njit(_nrt=False)
-def _replace(P, O, I, r, t, reason, ii, s, rule, price, disp):
+def _replace(P, r, t, reason, ii, s, rule, price, disp):
     """OrderCancelReplaceRequest (ENGINE.md §3.8), given its :func:`_replace_verdict`."""
     S = state(P)
+    O = _views(S[S_OUT])
+    I = _views(S[S_IN])
     ctr = S[S_CTR]
     cfg = S[S_CFG]
     orders = S[S_ORDERS]
@@ -799,7 +808,7 @@ def _replace(P, O, I, r, t, reason, ii, s, rule, price, disp):
     insts[ii].lots -= new_leaves
     sides[2 * ii + sd].lots -= new_leaves
     ctr[C_RESTING] -= 1
-    _match(S[S_PTRS], O, s, price, t)
+    _match(S[S_PTRS], s, price, t)
     _remainder(S, O, s, t, True)
     _chain_end(S, O, ii, t)
 
@@ -832,9 +841,11 @@ def _mass_check(S, I, r):
 
 
 @njit(_nrt=False)
-def _mass(P, O, I, r, t, reason, ii, sf, n):
+def _mass(P, r, t, reason, ii, sf, n):
     """OrderMassCancelRequest (ENGINE.md §3.9) with its ``n`` orders already collected."""
     S = state(P)
+    O = _views(S[S_OUT])
+    I = _views(S[S_IN])
     i64, i32, _i16, i8 = I
     sess = i32[r * IN_I + IN_SESSION_I]
     clordid = np.uint64(i64[r * IN_Q + IN_CLORDID_Q])
@@ -872,4 +883,4 @@ def _mass(P, O, I, r, t, reason, ii, sf, n):
         i8[c + OMC_SIDE_B],
         sess,
     )
-    _bulk(S[S_PTRS], O, n, t, EXEC_REASON_MASS_CANCEL, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED)
+    _bulk(S[S_PTRS], n, t, EXEC_REASON_MASS_CANCEL, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED)

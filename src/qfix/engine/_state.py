@@ -42,6 +42,9 @@ P_COLUMNS: Final = 2
 _I64: Final = np.dtype(np.int64)
 _I32: Final = np.dtype(np.int32)
 _U64: Final = np.dtype(np.uint64)
+_U8: Final = np.dtype(np.uint8)
+#: arrays in the table: the state, then the call's two buffers
+N_SLOTS: Final = ty.N_STATE + 2
 
 
 def _c_view(ndim: int) -> Any:
@@ -111,8 +114,20 @@ def state(P):
         _a1(P, ty.S_SCRATCH, _I32),
         _a2(P, ty.S_WIDE, _I64),
         _a2(P, ty.S_NARROW, _I64),
+        _a1(P, ty.S_OUT, _U8),
+        _a1(P, ty.S_IN, _U8),
         P,
     )
+
+
+@njit(_nrt=False, inline="always")
+def bind(P, slot, b):
+    """Write the address and length of byte buffer ``b`` into table slot ``slot``
+    (``S_OUT``/``S_IN``): each entry point binds the buffers of its call before any
+    kernel it calls reads them."""
+    P[P_WORDS * slot + P_ADDRESS] = b.ctypes.data
+    P[P_WORDS * slot + P_ROWS] = b.shape[0]
+    P[P_WORDS * slot + P_COLUMNS] = 1
 
 
 #: what each slot of the table must hold (dtype, dimensions), checked by :func:`pointer_table`
@@ -139,10 +154,11 @@ _SLOTS: Final = (
 def pointer_table(arrays: Sequence[np.ndarray]) -> np.ndarray:
     """The table ``P`` of the state arrays (in ``types.S_*`` order). Each must be
     C-contiguous with the dtype and dimensions :func:`state` reads it as: the kernels
-    trust the table completely, so a mismatch is refused here."""
+    trust the table completely, so a mismatch is refused here. The two buffer slots stay
+    empty until an entry point binds its call's buffers."""
     if len(arrays) != ty.N_STATE:
         raise ValueError(f"the state has {ty.N_STATE} arrays, got {len(arrays)}")
-    table = np.zeros(P_WORDS * ty.N_STATE, np.int64)
+    table = np.zeros(P_WORDS * N_SLOTS, np.int64)
     for k, dtype, ndim in _SLOTS:
         a = arrays[k]
         if a.dtype != dtype or a.ndim != ndim or not a.flags.c_contiguous:

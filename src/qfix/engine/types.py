@@ -138,8 +138,12 @@ S_NARROW: Final = 15  #: int64 scratch (2, max(MaxLevels + 8, 2 instruments + 2)
 #: Arrays in the state. The kernels receive them as one table of addresses (``_state``),
 #: so the count no longer costs every call.
 N_STATE: Final = 16
+#: the call's OUTPUT buffer and INBOUND batch as bytes: the entry point writes their
+#: addresses into the table (``_state.bind``), so handlers rebuild them like the state
+S_OUT: Final = 16
+S_IN: Final = 17
 #: ``S[S_PTRS]``: the address table ``P`` itself (``_state.state`` appends it to ``S``)
-S_PTRS: Final = 16
+S_PTRS: Final = 18
 
 # --- rows of the two-row and five-row state arrays ------------------------------------
 STP_ACCOUNT: Final = 0
