@@ -154,12 +154,11 @@ def _collect(P, kind, a, b, ii_filter, side_filter, day, keys):
 def _collect_account(S, account, ii_filter, side_filter, n):
     """Append the live slots of ``account`` (optionally one instrument index and side) to
     scratch S[S_SCRATCH] from position ``n``; returns the new count."""
-    ctr = S[S_CTR]
     orders = S[S_ORDERS]
     out = S[S_SCRATCH]
     if account < 0 or account > NULL_U32:
         return n
-    s = _find_account_head(S[S_INDEX], orders, S[S_CFG], ctr, account)
+    s = _find_account_head(S[S_PTRS], account)
     while s >= 0:
         if (ii_filter < 0 or orders[s].inst == ii_filter) and (side_filter < 0 or orders[s].side == side_filter):
             out[n] = s

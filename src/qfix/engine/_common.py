@@ -5,8 +5,9 @@ Theory of operation: every kernel is compiled with ``_nrt=False``. No kernel all
 (scratch arrays come from the host through ``S``, sorting is the in-place insertion/heap
 sort below), so Numba's per-call atomic reference counting of every array argument, which
 once dominated the run time because ``S`` holds two dozen arrays, is switched off. Small
-and medium helpers are ``inline="always"`` because a call passing ``S`` passes every array
-descriptor in it; the per-message handlers stay calls to keep cold compiles short.
+and medium helpers are ``inline="always"`` (a call passes every array descriptor of its
+arguments); the per-message handlers stay calls, taking the state as one table of
+addresses (``_state``), to keep cold compiles short.
 
 Times are u64 nanoseconds (RecvTime) held as int64 bit patterns, so comparisons and day
 arithmetic go through unsigned casts here rather than at every use.

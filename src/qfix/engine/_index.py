@@ -1,9 +1,9 @@
 """The order indices: OrderID -> slot, (SessionID, ClOrdID) -> slot, and Account -> the
 first slot of that account's order list.
 
-The three tables and the session list heads live in one int32 array of the state tuple,
-``S[S_INDEX]`` (see the accessors below), because every array in the tuple is passed to
-every non-inlined kernel call (``types.N_STATE``).
+The three tables and the session list heads live in one int32 array of the state,
+``S[S_INDEX]`` (see the accessors below): the index entry points below take that one
+array, not five.
 
 Theory of operation: open addressing with linear probing over tables of int32 slot
 numbers only; keys are read back from the order record, so an entry costs 4 bytes and the
@@ -41,6 +41,7 @@ from typing import Final
 import numpy as np
 
 from qfix.engine._common import njit
+from qfix.engine._state import state
 from qfix.engine.types import (
     C_ACC_DISP,
     C_CL_DISP,
@@ -50,6 +51,11 @@ from qfix.engine.types import (
     G_INDEX_BITS_MAX,
     G_MAX_SESSIONS,
     G_OID_BITS,
+    S_CFG,
+    S_CTR,
+    S_INDEX,
+    S_ORDERS,
+    S_SCRATCH,
 )
 
 
@@ -336,61 +342,75 @@ def _lists_unlink(orders, heads, acc_tab, cfg, ctr, s):
         _acc_delete(acc_tab, orders, cfg[G_CL_BITS], ctr, s)
 
 
-# --- entry points: calls taking only the index array, never inlined ----------------------
+# --- entry points: calls taking only the state's address table, never inlined ----------
 # Every variable a kernel inlines lives in the frame of the handler it is inlined into, and
 # that frame is set up on every call whatever path the record then takes: inlining the
-# index work into the handlers (with slices of ``S[S_INDEX]``) made even a reject 2.5x
-# slower. So the handlers call these, each passing four or five arrays.
+# index work into the handlers made even a reject 2.5x slower. So the handlers call these,
+# passing the address table (``_state``) and the key.
 
 
 @njit(_nrt=False)
-def _index_add(ix, heads, orders, cfg, ctr, spill, s):
+def _index_add(P, s):
     """File new resting slot ``s``: OrderID and ClOrdID tables, session and account lists;
     the tables first grow if they would be more than a quarter full."""
+    S = state(P)
+    ix, orders, cfg, ctr = S[S_INDEX], S[S_ORDERS], S[S_CFG], S[S_CTR]
     if 4 * (ctr[C_RESTING] + 1) > (1 << cfg[G_OID_BITS]):
-        _index_grow(_oid_tab(ix, cfg), _cl_tab(ix, cfg), _acc_tab(ix, cfg), orders, cfg, ctr, spill)
+        _index_grow(_oid_tab(ix, cfg), _cl_tab(ix, cfg), _acc_tab(ix, cfg), orders, cfg, ctr, S[S_SCRATCH])
     _oid_insert(_oid_tab(ix, cfg), orders, cfg[G_OID_BITS], ctr, s)
     _cl_insert(_cl_tab(ix, cfg), orders, cfg[G_CL_BITS], ctr, s)
-    _lists_link(orders, heads, _acc_tab(ix, cfg), cfg, ctr, s)
+    _lists_link(orders, _ses_heads(ix, cfg), _acc_tab(ix, cfg), cfg, ctr, s)
 
 
 @njit(_nrt=False)
-def _index_remove(ix, heads, orders, cfg, ctr, s):
+def _index_remove(P, s):
     """Take resting slot ``s`` out of every index (its key fields still set)."""
-    _lists_unlink(orders, heads, _acc_tab(ix, cfg), cfg, ctr, s)
+    S = state(P)
+    ix, orders, cfg, ctr = S[S_INDEX], S[S_ORDERS], S[S_CFG], S[S_CTR]
+    _lists_unlink(orders, _ses_heads(ix, cfg), _acc_tab(ix, cfg), cfg, ctr, s)
     _oid_delete(_oid_tab(ix, cfg), orders, cfg[G_OID_BITS], ctr, s)
     _cl_delete(_cl_tab(ix, cfg), orders, cfg[G_CL_BITS], ctr, s)
 
 
 @njit(_nrt=False)
-def _index_set_clordid(ix, orders, cfg, ctr, s, clordid):
+def _index_set_clordid(P, s, clordid):
     """Re-key resting slot ``s`` under a new ClOrdID (a replace)."""
+    S = state(P)
+    ix, orders, cfg, ctr = S[S_INDEX], S[S_ORDERS], S[S_CFG], S[S_CTR]
     _cl_delete(_cl_tab(ix, cfg), orders, cfg[G_CL_BITS], ctr, s)
     orders[s].clordid = clordid
     _cl_insert(_cl_tab(ix, cfg), orders, cfg[G_CL_BITS], ctr, s)
 
 
 @njit(_nrt=False)
-def _index_set_order_id(ix, orders, cfg, ctr, s, oid):
+def _index_set_order_id(P, s, oid):
     """Re-key resting slot ``s`` under a new OrderID (a replace that loses priority)."""
+    S = state(P)
+    ix, orders, cfg, ctr = S[S_INDEX], S[S_ORDERS], S[S_CFG], S[S_CTR]
     _oid_delete(_oid_tab(ix, cfg), orders, cfg[G_OID_BITS], ctr, s)
     orders[s].order_id = oid
     _oid_insert(_oid_tab(ix, cfg), orders, cfg[G_OID_BITS], ctr, s)
 
 
 @njit(_nrt=False)
-def _find_order_id(ix, orders, cfg, ctr, oid):
+def _find_order_id(P, oid):
     """Slot of live OrderID ``oid`` or -1."""
-    return _oid_find(_oid_tab(ix, cfg), orders, cfg[G_OID_BITS], ctr[C_OID_DISP], oid)
+    S = state(P)
+    ix, cfg = S[S_INDEX], S[S_CFG]
+    return _oid_find(_oid_tab(ix, cfg), S[S_ORDERS], cfg[G_OID_BITS], S[S_CTR][C_OID_DISP], oid)
 
 
 @njit(_nrt=False)
-def _find_clordid(ix, orders, cfg, ctr, session, clordid):
+def _find_clordid(P, session, clordid):
     """Slot of the live order (``session``, ``clordid``) or -1."""
-    return _cl_find(_cl_tab(ix, cfg), orders, cfg[G_CL_BITS], ctr[C_CL_DISP], session, clordid)
+    S = state(P)
+    ix, cfg = S[S_INDEX], S[S_CFG]
+    return _cl_find(_cl_tab(ix, cfg), S[S_ORDERS], cfg[G_CL_BITS], S[S_CTR][C_CL_DISP], session, clordid)
 
 
 @njit(_nrt=False)
-def _find_account_head(ix, orders, cfg, ctr, account):
+def _find_account_head(P, account):
     """First slot of ``account``'s order list, or -1."""
-    return _acc_find(_acc_tab(ix, cfg), orders, cfg[G_CL_BITS], ctr[C_ACC_DISP], account)
+    S = state(P)
+    ix, cfg = S[S_INDEX], S[S_CFG]
+    return _acc_find(_acc_tab(ix, cfg), S[S_ORDERS], cfg[G_CL_BITS], S[S_CTR][C_ACC_DISP], account)

@@ -2,11 +2,13 @@
 
 Theory of operation
 -------------------
-The host packs the whole engine state into one tuple ``S`` of preallocated arrays, indexed
-by the ``S_*`` constants of ``qfix.engine.types`` (built by ``Engine.__init__``), and hands
-the caller's OUTPUT buffer and INBOUND batch over as arrays that :func:`process`
-reinterprets as int64, uint32, uint16 and uint8 words (``_common._views``), so every field
-is one aligned little-endian load or store at an index from ``_layout``.
+The host keeps the engine state in preallocated arrays (built by ``Engine.__init__``) and
+hands the kernels one table of their addresses, ``P``; every kernel that is not inlined
+rebuilds the tuple ``S`` of views from it (``_state``), indexed by the ``S_*`` constants of
+``qfix.engine.types``. :func:`process` writes the caller's OUTPUT buffer and INBOUND batch
+into the table too, and every kernel reinterprets them as int64, uint32, uint16 and uint8
+words (``_common._views``), so every field is one aligned little-endian load or store at
+an index from ``_layout``.
 
 Bounds are decided here, before a record changes anything: :func:`process` asks the
 record's verdict (``_orders``) and the orders it could reach (``_match._reach``) for

@@ -326,7 +326,7 @@ def _words_down(words, a, b):
 @njit(_nrt=False, inline="always")
 def _ladder_set(S, si, rank):
     """Mark ``rank`` occupied on side ``si``; False if the pool cannot take a new word.
-    Only the rare growth of the segment sees the whole state tuple."""
+    Only the rare growth of the segment needs the whole state."""
     if _set_bit(S[S_WORDS], S[S_SIDES], si, rank):
         return True
     if not _pool_grow(S[S_PTRS], si):

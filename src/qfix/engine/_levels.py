@@ -22,7 +22,7 @@ from typing import Final
 import numpy as np
 
 from qfix.engine._common import njit
-from qfix.engine._index import _index_add, _index_remove, _ses_heads
+from qfix.engine._index import _index_add, _index_remove
 from qfix.engine._ladder import (
     _best_level,
     _ladder_best,
@@ -51,12 +51,11 @@ from qfix.engine.types import (
     G_LV_BITS,
     S_CFG,
     S_CTR,
-    S_INDEX,
     S_INSTS,
     S_LEVEL_TAB,
     S_LEVELS,
     S_ORDERS,
-    S_SCRATCH,
+    S_PTRS,
     S_SIDES,
     S_TOUCHED,
     S_WORDS,
@@ -250,7 +249,6 @@ def _unlink_keep_level(S, s, lv):
 def _rest(S, s):
     """Make taker slot ``s`` a resting order: book (limit), indices, counters."""
     ctr = S[S_CTR]
-    cfg = S[S_CFG]
     orders = S[S_ORDERS]
     insts = S[S_INSTS]
     sides = S[S_SIDES]
@@ -265,7 +263,7 @@ def _rest(S, s):
         orders[s].level = -1
         orders[s].prio = ctr[C_NEXT_PRIO]
         ctr[C_NEXT_PRIO] += 1
-    _index_add(S[S_INDEX], _ses_heads(S[S_INDEX], S[S_CFG]), orders, cfg, ctr, S[S_SCRATCH], s)
+    _index_add(S[S_PTRS], s)
     lv_ = np.int64(orders[s].leaves)
     insts[ii].n_orders += 1
     insts[ii].lots += lv_
@@ -277,7 +275,6 @@ def _rest(S, s):
 def _retire(S, s):
     """Remove resting slot ``s`` entirely (its Leaves leave the open lots)."""
     ctr = S[S_CTR]
-    cfg = S[S_CFG]
     orders = S[S_ORDERS]
     insts = S[S_INSTS]
     sides = S[S_SIDES]
@@ -288,7 +285,7 @@ def _retire(S, s):
     sides[2 * ii + orders[s].side].lots -= lv_
     ctr[C_RESTING] -= 1
     _unlink(S, s)
-    _index_remove(S[S_INDEX], _ses_heads(S[S_INDEX], S[S_CFG]), orders, cfg, ctr, s)
+    _index_remove(S[S_PTRS], s)
     _order_free(S, s)
 
 
@@ -312,7 +309,6 @@ def relink(P, n):
     """
     S = state(P)
     ctr = S[S_CTR]
-    cfg = S[S_CFG]
     orders = S[S_ORDERS]
     levels = S[S_LEVELS]
     insts = S[S_INSTS]
@@ -329,7 +325,7 @@ def relink(P, n):
             if lv < 0:
                 return False
             _link(S, s, lv)
-        _index_add(S[S_INDEX], _ses_heads(S[S_INDEX], S[S_CFG]), orders, cfg, ctr, S[S_SCRATCH], s)
+        _index_add(S[S_PTRS], s)
         lv_ = np.int64(orders[s].leaves)
         insts[ii].n_orders += 1
         insts[ii].lots += lv_

@@ -38,7 +38,6 @@ from qfix.engine._index import (
     _index_remove,
     _index_set_clordid,
     _index_set_order_id,
-    _ses_heads,
 )
 from qfix.engine._ladder import _best_level
 from qfix.engine._layout import (
@@ -122,7 +121,6 @@ from qfix.engine.types import (
     S_CFG,
     S_CTR,
     S_IN,
-    S_INDEX,
     S_INSTS,
     S_LAST_CL,
     S_LEVELS,
@@ -489,7 +487,6 @@ def _cancel(P, r, t):
     S = state(P)
     O = _views(S[S_OUT])
     I = _views(S[S_IN])
-    cfg = S[S_CFG]
     orders = S[S_ORDERS]
     i64, i32, _i16, i8 = I
     sess = i32[r * IN_I + IN_SESSION_I]
@@ -516,9 +513,9 @@ def _cancel(P, r, t):
     if reason == EXEC_REASON_NONE:
         if req_oid != NULL_U64:
             if req_oid < np.uint64(1 << 62):
-                s = _find_order_id(S[S_INDEX], orders, cfg, S[S_CTR], np.int64(req_oid))
+                s = _find_order_id(S[S_PTRS], np.int64(req_oid))
         else:
-            s = _find_clordid(S[S_INDEX], orders, cfg, S[S_CTR], sess, orig)
+            s = _find_clordid(S[S_PTRS], sess, orig)
         if s < 0 or orders[s].inst != ii or orders[s].side != side - SIDE_BUY:
             reason = EXEC_REASON_UNKNOWN_ORDER
         elif orders[s].session != sess and orders[s].account != i32[r * IN_I + IN_SESSION_ACCOUNT_I]:
@@ -617,7 +614,7 @@ def _replace_verdict(S, I, r, t):
             reason = EXEC_REASON_UNSUPPORTED
     s = -1
     if reason == EXEC_REASON_NONE:
-        s = _find_clordid(S[S_INDEX], orders, cfg, S[S_CTR], sess, orig)
+        s = _find_clordid(S[S_PTRS], sess, orig)
         if s < 0 or orders[s].inst != ii or orders[s].side != side - SIDE_BUY:
             reason = EXEC_REASON_UNKNOWN_ORDER
             s = -1
@@ -673,7 +670,6 @@ def _replace(P, r, t, reason, ii, s, rule, price, disp):
     O = _views(S[S_OUT])
     I = _views(S[S_IN])
     ctr = S[S_CTR]
-    cfg = S[S_CFG]
     orders = S[S_ORDERS]
     levels = S[S_LEVELS]
     insts = S[S_INSTS]
@@ -732,7 +728,7 @@ def _replace(P, r, t, reason, ii, s, rule, price, disp):
         _chain_end(S, O, ii, t)
         return
     # the request's ClOrdID becomes the order's
-    _index_set_clordid(S[S_INDEX], orders, cfg, ctr, s, clordid)
+    _index_set_clordid(S[S_PTRS], s, clordid)
     cum = np.int64(orders[s].cum)
     old_leaves = np.int64(orders[s].leaves)
     new_leaves = qty - cum
@@ -772,7 +768,7 @@ def _replace(P, r, t, reason, ii, s, rule, price, disp):
     _unlink(S, s)
     oid = ctr[C_NEXT_OID]
     ctr[C_NEXT_OID] += 1
-    _index_set_order_id(S[S_INDEX], orders, cfg, ctr, s, oid)
+    _index_set_order_id(S[S_PTRS], s, oid)
     orders[s].price = price
     orders[s].display = disp
     orders[s].shown = min(disp, new_leaves) if disp > 0 else new_leaves
@@ -803,7 +799,7 @@ def _replace(P, r, t, reason, ii, s, rule, price, disp):
         return
     _w_delete(S, O, t, sec, old_oid)
     # It matches as a taker: take it off the book's accounting, then rest any remainder.
-    _index_remove(S[S_INDEX], _ses_heads(S[S_INDEX], S[S_CFG]), orders, cfg, ctr, s)
+    _index_remove(S[S_PTRS], s)
     insts[ii].n_orders -= 1
     insts[ii].lots -= new_leaves
     sides[2 * ii + sd].lots -= new_leaves

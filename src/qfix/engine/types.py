@@ -118,7 +118,7 @@ WORD: Final = np.dtype([("key", "<i8"), ("bits", "<u8")])
 WORD_SHIFT: Final = 6  #: log2 of the ticks one word covers
 WORD_MASK: Final = (1 << WORD_SHIFT) - 1
 
-# --- state tuple indices (the ``S`` every kernel takes; built by ``Engine.__init__``) ---
+# --- state indices (the ``S`` every kernel rebuilds from ``P``, ``_state``; arrays built by ``Engine.__init__``) ---
 S_CTR: Final = 0  #: int64 counters, indexed by ``C_*``
 S_CFG: Final = 1  #: int64 configuration, indexed by ``G_*``
 S_ORDERS: Final = 2  #: ``ORDER`` records (recarray view)
