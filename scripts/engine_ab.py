@@ -1,6 +1,7 @@
 """Two engine revisions on one workload stream, in alternating rounds, for small speed changes.
 
-    .venv/bin/python scripts/engine_ab.py BEFORE AFTER [--workload mix] [--rounds 4] [--json F]
+    .venv/bin/python scripts/engine_ab.py BEFORE AFTER [--workload mix] [--rounds 4]
+        [--compile-rounds 0] [--json F]
 
 BEFORE and AFTER are git revisions, or ``WORKTREE`` for this checkout as it is. Each gets
 a temporary copy of this tree's src/ with the revision's src/qfix/engine over it and a
@@ -14,6 +15,11 @@ reports the median. Two figures per run: messages per second of time inside ``pr
 second excludes time the virtual machine's core was taken away, which made wall-clock
 rates of two revisions minutes apart differ by up to 15% on the 2-core machine; the
 ratio AFTER / BEFORE of the per-round medians is printed for both.
+
+``--compile-rounds N`` first times N cold starts of each revision, alternating: a fresh
+interpreter with an empty Numba cache of its own, up to the first ``process`` return (the
+code of ``qfix bench engine``'s ``warmup_cold_s``), because one cold start of either takes
+a minute and drifts with the machine as much as the difference being looked for.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import tempfile
 from pathlib import Path
 
 from qfix import numba_cache
+from qfix.bench.engine import WARMUP_CODE
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKTREE = "WORKTREE"
@@ -74,18 +81,35 @@ def _run(src: Path, key: str, workload: str) -> dict[str, float]:
     return result
 
 
+def _cold(src: Path, cache: Path) -> float:
+    """Seconds of one cold start of the engine in ``src``, compiling into empty ``cache``."""
+    env = {"PYTHONPATH": str(src), "NUMBA_CACHE_DIR": str(cache), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "python"), "-c", WARMUP_CODE], env=env, capture_output=True, text=True, check=True
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("before")
     ap.add_argument("after")
     ap.add_argument("--workload", default="mix", choices=["mix", "insert", "multi"])
     ap.add_argument("--rounds", type=int, default=4)
+    ap.add_argument("--compile-rounds", type=int, default=0)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="qfix-ab-") as tmp:
         trees = {}
         for name, rev in (("before", args.before), ("after", args.after)):
             trees[name] = _tree(rev, Path(tmp) / name)
+        cold: dict[str, list[float]] = {"before": [], "after": []}
+        for r in range(args.compile_rounds):
+            for name in ("before", "after"):
+                seconds = _cold(trees[name][0], Path(tmp) / f"cold-{name}-{r}")
+                cold[name].append(seconds)
+                print(f"cold start {r + 1} {name:6s} {seconds:.1f} s", file=sys.stderr)
+        for name, rev in (("before", args.before), ("after", args.after)):
             print(f"{name}: {rev}, compiling ...", file=sys.stderr)
             _run(*trees[name], args.workload)
         runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
@@ -106,6 +130,7 @@ def main() -> int:
         "after": args.after,
         "rounds": args.rounds,
         "runs": runs,
+        "cold_start_s": cold,
         "ops_per_s_after_over_before": med("after", "ops_per_s") / med("before", "ops_per_s"),
         "replay_cpu_before_over_after": med("before", "replay_cpu_s") / med("after", "replay_cpu_s"),
     }
@@ -113,6 +138,11 @@ def main() -> int:
         f"{args.workload}: after/before ops/s {doc['ops_per_s_after_over_before']:.3f}, "
         f"replay cpu before/after {doc['replay_cpu_before_over_after']:.3f} (both > 1: after is faster)"
     )
+    if args.compile_rounds:
+        doc["cold_start_after_over_before"] = statistics.median(cold["after"]) / statistics.median(cold["before"])
+        print(
+            f"cold start after/before {doc['cold_start_after_over_before']:.3f} (medians; < 1: after compiles faster)"
+        )
     if args.json:
         args.json.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -24,7 +24,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import click
 import numpy as np
@@ -120,20 +120,23 @@ def _replay(
     return total / 1e9, eng.state_hash()
 
 
+#: a fresh interpreter's start up to the first ``process`` return; prints its seconds
+WARMUP_CODE: Final = (
+    "import time; t0 = time.perf_counter()\n"
+    "import numpy as np\n"
+    "from qfix.engine import Engine, InstrumentConfig, EngineConfig\n"
+    "from qfix.wire.schema import INBOUND, OUTPUT\n"
+    "cfg = EngineConfig()  # default capacity: allocation is part of a real start\n"
+    "e = Engine([InstrumentConfig(1, 'W', 1, ref=1000, band_width=10)], cfg)\n"
+    "e.process(np.zeros(0, INBOUND), np.zeros(16, OUTPUT))\n"
+    "print(time.perf_counter() - t0)\n"
+)
+
+
 def _warmup(cache_dir: str) -> float:
     """Seconds from a fresh interpreter to the first ``process`` return."""
-    code = (
-        "import time; t0 = time.perf_counter()\n"
-        "import numpy as np\n"
-        "from qfix.engine import Engine, InstrumentConfig, EngineConfig\n"
-        "from qfix.wire.schema import INBOUND, OUTPUT\n"
-        "cfg = EngineConfig()  # default capacity: allocation is part of a real start\n"
-        "e = Engine([InstrumentConfig(1, 'W', 1, ref=1000, band_width=10)], cfg)\n"
-        "e.process(np.zeros(0, INBOUND), np.zeros(16, OUTPUT))\n"
-        "print(time.perf_counter() - t0)\n"
-    )
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", WARMUP_CODE], env=env, capture_output=True, text=True, check=True)
     return float(done.stdout.strip().splitlines()[-1])
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+import numba
 import numpy as np
 from numba.core import cgutils, types
 from numba.extending import intrinsic
@@ -47,87 +48,48 @@ _U8: Final = np.dtype(np.uint8)
 N_SLOTS: Final = ty.N_STATE + 2
 
 
+def _build_view(context: Any, builder: Any, item: Any, ndim: int, address: Any, dims: list[Any]) -> Any:
+    """LLVM for a C-contiguous array of ``item`` at ``address`` (an int64) with ``dims``
+    and no owner (no meminfo: the kernels run without reference counting)."""
+    arrty = types.Array(item, ndim, "C")
+    ary = make_array(arrty)(context, builder)
+    data_type = context.get_data_type(item)
+    itemsize = context.get_constant(types.intp, context.get_abi_sizeof(data_type))
+    strides: list[Any] = []
+    step = itemsize
+    for d in reversed(dims):
+        strides.insert(0, step)
+        step = builder.mul(step, d)
+    populate_array(
+        ary,
+        data=builder.inttoptr(address, data_type.as_pointer()),
+        shape=cgutils.pack_array(builder, dims),
+        strides=cgutils.pack_array(builder, strides),
+        itemsize=itemsize,
+        meminfo=None,
+    )
+    return ary._getvalue()
+
+
 def _c_view(ndim: int) -> Any:
-    """An intrinsic ``(address, shape, dtype) -> C-contiguous ndim-D array`` with no owner."""
+    """An intrinsic ``(address, shape, dtype) -> C-contiguous ndim-D array`` with no owner
+    (``scripts/probe_state_passing.py`` builds views with it)."""
 
     @intrinsic
     def view(typingctx: Any, address: Any, shape: Any, dtype: Any) -> Any:
         item = dtype.dtype
-        arrty = types.Array(item, ndim, "C")
 
         def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-            ary = make_array(arrty)(context, builder)
-            data_type = context.get_data_type(item)
-            itemsize = context.get_constant(types.intp, context.get_abi_sizeof(data_type))
             dims = [args[1]] if ndim == 1 else cgutils.unpack_tuple(builder, args[1], ndim)
-            strides = []
-            step = itemsize
-            for d in reversed(dims):
-                strides.insert(0, step)
-                step = builder.mul(step, d)
-            populate_array(
-                ary,
-                data=builder.inttoptr(args[0], data_type.as_pointer()),
-                shape=cgutils.pack_array(builder, dims),
-                strides=cgutils.pack_array(builder, strides),
-                itemsize=itemsize,
-                meminfo=None,
-            )
-            return ary._getvalue()
+            return _build_view(context, builder, item, ndim, args[0], dims)
 
-        return arrty(address, shape, dtype), codegen
+        return types.Array(item, ndim, "C")(address, shape, dtype), codegen
 
     return view
 
 
 _view1 = _c_view(1)
 _view2 = _c_view(2)
-
-
-@njit(_nrt=False, inline="always")
-def _a1(P, k, dtype):
-    return _view1(P[P_WORDS * k + P_ADDRESS], P[P_WORDS * k + P_ROWS], dtype)
-
-
-@njit(_nrt=False, inline="always")
-def _a2(P, k, dtype):
-    return _view2(P[P_WORDS * k + P_ADDRESS], (P[P_WORDS * k + P_ROWS], P[P_WORDS * k + P_COLUMNS]), dtype)
-
-
-@njit(_nrt=False, inline="always")
-def state(P):
-    """The state tuple ``S`` (indexed by ``types.S_*``) rebuilt from the table ``P``."""
-    return (
-        _a1(P, ty.S_CTR, _I64),
-        _a1(P, ty.S_CFG, _I64),
-        _a1(P, ty.S_ORDERS, ty.ORDER),
-        _a1(P, ty.S_LEVELS, ty.LEVEL),
-        _a1(P, ty.S_INSTS, ty.INSTRUMENT),
-        _a1(P, ty.S_SIDES, ty.SIDE),
-        _a1(P, ty.S_WORDS, ty.WORD),
-        _a1(P, ty.S_LEVEL_TAB, _I32),
-        _a1(P, ty.S_INDEX, _I32),
-        _a1(P, ty.S_SEC_IDS, _I64),
-        _a1(P, ty.S_LAST_CL, _U64),
-        _a2(P, ty.S_STP_MAP, _I64),
-        _a2(P, ty.S_TOUCHED, _I64),
-        _a1(P, ty.S_SCRATCH, _I32),
-        _a2(P, ty.S_WIDE, _I64),
-        _a2(P, ty.S_NARROW, _I64),
-        _a1(P, ty.S_OUT, _U8),
-        _a1(P, ty.S_IN, _U8),
-        P,
-    )
-
-
-@njit(_nrt=False, inline="always")
-def bind(P, slot, b):
-    """Write the address and length of byte buffer ``b`` into table slot ``slot``
-    (``S_OUT``/``S_IN``): each entry point binds the buffers of its call before any
-    kernel it calls reads them."""
-    P[P_WORDS * slot + P_ADDRESS] = b.ctypes.data
-    P[P_WORDS * slot + P_ROWS] = b.shape[0]
-    P[P_WORDS * slot + P_COLUMNS] = 1
 
 
 #: what each slot of the table must hold (dtype, dimensions), checked by :func:`pointer_table`
@@ -148,7 +110,47 @@ _SLOTS: Final = (
     (ty.S_SCRATCH, _I32, 1),
     (ty.S_WIDE, _I64, 2),
     (ty.S_NARROW, _I64, 2),
+    (ty.S_OUT, _U8, 1),
+    (ty.S_IN, _U8, 1),
 )
+# the tuple holds the slots in table order, then P
+assert [k for k, _, _ in _SLOTS] == list(range(N_SLOTS)) and ty.S_PTRS == N_SLOTS
+
+
+@intrinsic
+def state(typingctx: Any, P: Any) -> Any:
+    """The state tuple ``S`` (indexed by ``types.S_*``) rebuilt from the table ``P``: the
+    views of every slot, then ``P`` itself. One intrinsic, so the tuple is built straight
+    in LLVM at each kernel's entry: the same tuple assembled from per-array inlined Numba
+    functions added seconds to the cold compile of every kernel that takes ``P``."""
+    items = [(numba.from_dtype(dtype), ndim) for _, dtype, ndim in _SLOTS]
+    tuple_type = types.Tuple([types.Array(item, ndim, "C") for item, ndim in items] + [P])
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        words = make_array(sig.args[0])(context, builder, args[0]).data
+
+        def word(k: int) -> Any:
+            return builder.load(builder.gep(words, [context.get_constant(types.intp, k)]))
+
+        values = []
+        for (k, _, ndim), (item, _) in zip(_SLOTS, items, strict=True):
+            base = P_WORDS * k
+            dims = [word(base + P_ROWS)] if ndim == 1 else [word(base + P_ROWS), word(base + P_COLUMNS)]
+            values.append(_build_view(context, builder, item, ndim, word(base + P_ADDRESS), dims))
+        values.append(args[0])
+        return context.make_tuple(builder, tuple_type, values)
+
+    return tuple_type(P), codegen
+
+
+@njit(_nrt=False, inline="always")
+def bind(P, slot, b):
+    """Write the address and length of byte buffer ``b`` into table slot ``slot``
+    (``S_OUT``/``S_IN``): each entry point binds the buffers of its call before any
+    kernel it calls reads them."""
+    P[P_WORDS * slot + P_ADDRESS] = b.ctypes.data
+    P[P_WORDS * slot + P_ROWS] = b.shape[0]
+    P[P_WORDS * slot + P_COLUMNS] = 1
 
 
 def pointer_table(arrays: Sequence[np.ndarray]) -> np.ndarray:
@@ -159,7 +161,7 @@ def pointer_table(arrays: Sequence[np.ndarray]) -> np.ndarray:
     if len(arrays) != ty.N_STATE:
         raise ValueError(f"the state has {ty.N_STATE} arrays, got {len(arrays)}")
     table = np.zeros(P_WORDS * N_SLOTS, np.int64)
-    for k, dtype, ndim in _SLOTS:
+    for k, dtype, ndim in _SLOTS[: ty.N_STATE]:
         a = arrays[k]
         if a.dtype != dtype or a.ndim != ndim or not a.flags.c_contiguous:
             raise ValueError(f"state array {k}: {a.dtype} {a.ndim}-D, want C-contiguous {dtype} {ndim}-D")
