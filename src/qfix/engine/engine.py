@@ -730,6 +730,15 @@ class Engine:
     def occupied_levels(self) -> int:
         return int(self._ctr[ty.C_LEVELS])
 
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        """Refuses ``copy``, ``deepcopy`` and ``pickle``: the kernels reach the state
+        through a table of its arrays' addresses (``_state``), so a copy would match
+        orders in the original's arrays. Copy a book with ``qfix.engine.snapshot``
+        (``restore(instruments, export(engine))``)."""
+        raise TypeError(
+            "an Engine cannot be copied or pickled; use qfix.engine.snapshot.restore(instruments, export(engine))"
+        )
+
     def state_bytes(self) -> int:
         """Bytes of the order, level, ladder and index tables (the per-order figure's numerator)."""
         return int(

@@ -51,3 +51,15 @@ def test_a_wrong_rank_or_a_strided_array_is_refused() -> None:
 def test_a_missing_array_is_refused() -> None:
     with pytest.raises(ValueError, match=r"the state has 16 arrays, got 15"):
         pointer_table(list(_engine()._S)[:-1])
+
+
+@pytest.mark.parametrize("how", ["copy", "deepcopy", "pickle"])
+def test_an_engine_refuses_to_be_copied(how: str) -> None:
+    """A copy would keep the original's address table and match in the original's arrays."""
+    import copy
+    import pickle
+
+    eng = _engine()
+    do = {"copy": copy.copy, "deepcopy": copy.deepcopy, "pickle": pickle.dumps}[how]
+    with pytest.raises(TypeError, match=r"cannot be copied or pickled; use qfix.engine.snapshot.restore"):
+        do(eng)
