@@ -118,7 +118,7 @@ assert [k for k, _, _ in _SLOTS] == list(range(N_SLOTS)) and ty.S_PTRS == N_SLOT
 
 
 @intrinsic
-def state(typingctx: Any, P: Any) -> Any:
+def _state(typingctx: Any, P: Any) -> Any:
     """The state tuple ``S`` (indexed by ``types.S_*``) rebuilt from the table ``P``: the
     views of every slot, then ``P`` itself. One intrinsic, so the tuple is built straight
     in LLVM at each kernel's entry: the same tuple assembled from per-array inlined Numba
@@ -141,6 +141,11 @@ def state(typingctx: Any, P: Any) -> Any:
         return context.make_tuple(builder, tuple_type, values)
 
     return tuple_type(P), codegen
+
+
+#: ``S = state(P)`` in a kernel; typed ``Any`` for mypy, which sees an intrinsic's
+#: compile-time signature ``(typingctx, P)`` rather than the ``(P)`` kernels call it with
+state: Any = _state
 
 
 @njit(_nrt=False, inline="always")
