@@ -21,6 +21,7 @@ import json
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -68,20 +69,21 @@ _with_tuple = njit(_nrt=False)(_space["_with_tuple"])
 _with_table = njit(_nrt=False)(_space["_with_table"])
 
 
-@njit(_nrt=False)
-def _loop_tuple(S, n):
-    t = 0
-    for i in range(n):
-        t += _with_tuple(S, i & MASK)
-    return t
+def _timing_loop(callee: object) -> object:
+    """A jitted loop calling ``callee(state, i)`` n times; one per way of passing."""
+
+    @njit(_nrt=False)
+    def loop(state, n):  # type: ignore[no-untyped-def]
+        t = 0
+        for i in range(n):
+            t += callee(state, i & MASK)  # type: ignore[operator]
+        return t
+
+    return loop
 
 
-@njit(_nrt=False)
-def _loop_table(P, n):
-    t = 0
-    for i in range(n):
-        t += _with_table(P, i & MASK)
-    return t
+_loop_tuple: Any = _timing_loop(_with_tuple)
+_loop_table: Any = _timing_loop(_with_table)
 
 
 @njit(_nrt=False)

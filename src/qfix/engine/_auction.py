@@ -304,8 +304,7 @@ def publish_indicative(P, ob, now, idx, px, volume, imbalance, side):
     """
     S = state(P)
     insts = S[S_INSTS]
-    bind(P, S_OUT, ob)
-    O = _views(ob)
+    O = _views(ob)  # written here only: no kernel it calls reads the table's OUTPUT slot
     o64, _o32, _o16, o8 = O
     u = U_BASE + insts.shape[0]
     fits, t = _command_start(S, now, u)
