@@ -93,10 +93,6 @@ def _frames_for(messages: int) -> int:
     return -(-max(messages, 1) // _FRAME_MSGS) + _FRAME_SLACK
 
 
-def _template_ids(msgs: Array) -> Array:
-    return np.ascontiguousarray(msgs[:, 2:4]).view("<u2")[:, 0]
-
-
 _DAY_NS: Final = 86_400 * 1_000_000_000
 
 
@@ -676,14 +672,14 @@ class Server:
     def _dispatch(self, out: Array) -> None:
         if out.size == 0:
             return
-        routed, md = self.entry.route(out)
+        routed, md, trades = self.entry.route(out)
         for state, msgs in routed:
             for conn in state.conns:
                 self._send(conn, msgs)
         if md.size:
             totals = self.metrics.totals
             totals.md_records += md.shape[0]
-            totals.trades += int(np.count_nonzero(_template_ids(md) == codes.TEMPLATE_TRADE))
+            totals.trades += trades
             if self.md is not None:
                 self.md.collect(md)
 

@@ -5,92 +5,37 @@ given at its first login and kept across reconnects, together with its ClOrdID
 high-water mark, so a reconnecting client continues where it stopped (WIRE.md §6.2).
 :meth:`OrderEntry.receive` takes one frame of one connection and returns the inbound
 records for the engine plus the unsequenced replies (BusinessMessageRejects,
-Heartbeats, retransmissions) to send at once. Everything per message is vectorised
-over the frame: the ClOrdID rule is a running maximum (a message that fails it cannot
-raise the high-water mark, so the maximum over every eligible message before it is
-the mark it is judged against).
+Heartbeats, retransmissions) to send at once. Stages H and S run as one compiled
+pass over the frame (``_stage_s``): every frame pays this cost, so none of it is a
+chain of NumPy calls.
 
-:meth:`OrderEntry.route` splits the engine's output by destination session, keeps the
-sequenced reports (templates 10-12) for RetransmitRequest in a bounded per-session
-history, and returns the messages to send per session. Nothing here touches a socket
-or a clock: times are arguments.
+:meth:`OrderEntry.route` splits the engine's output by destination session (one
+compiled pass, ``_routing``), keeps the sequenced reports (templates 10-12) for
+RetransmitRequest in a bounded per-session history, and returns the messages to send
+per session. Nothing here touches a socket or a clock: times are arguments.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
+from qfix.server import _routing, _stage_s
 from qfix.wire import codec, codes, schema
 
 __all__ = ["MD_DEST", "Arrival", "OrderEntry", "SessionState"]
 
 Array = npt.NDArray[Any]
 
-MD_DEST: Final = 0xFFFF_FFFF  #: engine ``dest`` of market-data records
+MD_DEST: Final = _routing.MD_DEST  #: engine ``dest`` of market-data records
 RETRANSMIT_MAX: Final = 100_000  #: WIRE.md §6.2 default cap per request
 _MSG: Final = codes.MESSAGE_SIZE
 _ORDER_TEMPLATES_MAX: Final = codes.TEMPLATE_ORDER_MASS_CANCEL_REQUEST
-_SEQUENCED: Final = (
-    codes.TEMPLATE_EXECUTION_REPORT,
-    codes.TEMPLATE_ORDER_CANCEL_REJECT,
-    codes.TEMPLATE_ORDER_MASS_CANCEL_REPORT,
-)
-#: byte offset of ExecID in the sequenced templates (WIRE.md §3.2)
-_EXEC_ID_OFFSET: Final = {
-    codes.TEMPLATE_EXECUTION_REPORT: 24,
-    codes.TEMPLATE_ORDER_CANCEL_REJECT: 24,
-    codes.TEMPLATE_ORDER_MASS_CANCEL_REPORT: 16,
-}
-_HEADER: Final = 8  #: message header bytes before the block
-#: byte offset of Account in the messages stage S checks it on (header + block offset)
-_ACCOUNT_OFFSET: Final = {
-    codes.TEMPLATE_NEW_ORDER_SINGLE: _HEADER + 32,
-    codes.TEMPLATE_ORDER_MASS_CANCEL_REQUEST: _HEADER + 20,
-}
-#: the little-endian templateId: header bytes 2 and 3
-_TEMPLATE_LO: Final = 2
-_TEMPLATE_HI: Final = 3
-#: where each sequenced template's ExecID starts in the message (templates 10 and 11 share it)
-_ER_EXEC_ID: Final = _HEADER + _EXEC_ID_OFFSET[codes.TEMPLATE_EXECUTION_REPORT]
-_MCR_EXEC_ID: Final = _HEADER + _EXEC_ID_OFFSET[codes.TEMPLATE_ORDER_MASS_CANCEL_REPORT]
-_U64_BYTES: Final = np.arange(8)
 _REJECT_WINDOW_S: Final = 10.0
-
-
-#: the sequenced templates are consecutive ids: one range test finds them
-_SEQUENCED_FIRST: Final = min(_SEQUENCED)
-_SEQUENCED_LAST: Final = max(_SEQUENCED)
-assert len(_SEQUENCED) == _SEQUENCED_LAST - _SEQUENCED_FIRST + 1
-
-
-def _member(values: Array, members: Array) -> Array:
-    """``np.isin`` for the small sets met here (a session's accounts, the blocked
-    accounts): one broadcast comparison instead of isin's sort, which costs tens of
-    microseconds per call on every frame however few the members."""
-    if members.size > 16:
-        return np.isin(values, members)
-    found: Array = (values[:, None] == members[None, :]).any(axis=1)
-    return found
-
-
-def _by_destination(dest: Array, rows: Array) -> Iterator[tuple[int, Array]]:
-    """``rows`` (indices into ``dest``) grouped by destination: (destination, its rows in
-    their original order), destinations ascending. One stable sort for all of them."""
-    if rows.size == 0:
-        return
-    order = rows[np.argsort(dest[rows], kind="stable")]
-    sorted_dest = dest[order]
-    cuts = np.flatnonzero(np.diff(sorted_dest)) + 1
-    starts = np.concatenate(([0], cuts)).tolist()
-    ends = np.concatenate((cuts, [order.size])).tolist()
-    for s, e in zip(starts, ends, strict=True):
-        yield int(sorted_dest[s]), order[s:e]
 
 
 class _Bucket:
@@ -104,13 +49,14 @@ class _Bucket:
         self.tokens = burst
         self.last = now
 
-    def take(self, wanted: int, now: float) -> int:
-        """Take up to ``wanted`` tokens; return how many were granted."""
+    def available(self, now: float) -> int:
+        """Refill for the time since the last call; the whole tokens there are now."""
         self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
         self.last = now
-        granted = min(wanted, int(self.tokens))
-        self.tokens -= granted
-        return granted
+        return max(0, int(self.tokens))
+
+    def spend(self, tokens: int) -> None:
+        self.tokens -= tokens
 
 
 class _History:
@@ -203,6 +149,7 @@ class Arrival:
 
 _EMPTY_INBOUND: Final = np.zeros(0, schema.INBOUND)
 _EMPTY_MSGS: Final = np.zeros((0, _MSG), np.uint8)
+_NO_ACCOUNTS: Final = np.zeros(0, np.uint32)
 
 
 class OrderEntry:
@@ -311,23 +258,28 @@ class OrderEntry:
         ``now`` the monotonic time for the throttle and the reject window.
         """
         state = self.by_conn[conn]
-        v = codec.validate(frame, recv_time)
-        if v.frame is None:
+        flat = np.frombuffer(frame, np.uint8)
+        if not codec.check_frame_length(flat.size):
+            v = codec.validate(flat, recv_time)
             return self._rejected(state, Arrival(_EMPTY_INBOUND, v.rejects.view(np.uint8).reshape(-1, _MSG), 0, 1), now)
-        raw = v.frame.raw
+        raw = flat.reshape(-1, _MSG)
         k = raw.shape[0]
-        tids = v.frame.template_ids
-        accepted = v.accepted
-        orders = accepted & (tids <= _ORDER_TEMPLATES_MAX)
+        reasons = np.empty(k, np.uint8)
+        inbound = np.empty(k, schema.INBOUND)
+        allowance = state.bucket.available(now) if self.accepting else 0
+        params = np.array((state.session_id, recv_time, state.hwm, allowance, self.accepting), np.uint64)
+        blocked = np.fromiter(self.blocked, np.uint32, len(self.blocked)) if self.blocked else _NO_ACCOUNTS
+        written, mark, orders, others = _stage_s.stage_hs(
+            raw, raw.view(np.uint32), state.accounts, blocked, params, reasons, inbound.view(np.uint32).reshape(k, -1)
+        )
+        if orders:
+            state.bucket.spend(min(orders, allowance))
+        state.hwm = int(mark)
         replies: list[Array] = []
-        reasons = v.reasons.copy() if not v.all_accepted else np.zeros(k, np.uint8)
-        n_orders = int(np.count_nonzero(orders))
-        inbound = _EMPTY_INBOUND
-        if n_orders:
-            inbound = self._stage_s(state, raw, tids, orders, reasons, n_orders, recv_time, now)
-        others = accepted & (tids > _ORDER_TEMPLATES_MAX)
-        if others.any():
-            for i in np.flatnonzero(others):
+        rejected = k - written - others  # every message is passed, refused or another kind
+        if others:
+            tids = raw.reshape(-1).view(schema.HEADER)["templateId"]
+            for i in np.flatnonzero((reasons == 0) & (tids > _ORDER_TEMPLATES_MAX)):
                 tid = int(tids[i])
                 if tid == codes.TEMPLATE_HEARTBEAT:
                     replies.append(np.frombuffer(self.heartbeat(state, recv_time), np.uint8)[None, :])
@@ -335,15 +287,15 @@ class OrderEntry:
                     msgs = self._retransmit(state, raw[i], recv_time)
                     if msgs is None:
                         reasons[i] = codes.BRR_INVALID_FIELD_VALUE
+                        rejected += 1
                     else:
                         replies.append(msgs)
-        bad = np.flatnonzero(reasons)
-        rejected = int(bad.size)
         if rejected:
+            bad = np.flatnonzero(reasons)
             rejects = codec.business_message_rejects(raw[bad], bad, reasons[bad], k * _MSG, recv_time)
             replies.insert(0, rejects.view(np.uint8).reshape(-1, _MSG))
         out = np.concatenate(replies) if len(replies) > 1 else (replies[0] if replies else _EMPTY_MSGS)
-        arrival = Arrival(inbound, out, k, rejected)
+        arrival = Arrival(inbound[:written], out, k, rejected)
         return self._rejected(state, arrival, now) if rejected else arrival
 
     def _rejected(self, state: SessionState, arrival: Arrival, now: float) -> Arrival:
@@ -353,53 +305,6 @@ class OrderEntry:
         state.rejects += arrival.rejected
         arrival.close = state.rejects > self.max_rejects
         return arrival
-
-    def _stage_s(
-        self,
-        state: SessionState,
-        raw: Array,
-        tids: Array,
-        orders: Array,
-        reasons: Array,
-        n_orders: int,
-        recv_time: int,
-        now: float,
-    ) -> Array:
-        if not self.accepting:
-            reasons[orders] = codes.BRR_APPLICATION_NOT_AVAILABLE
-            return _EMPTY_INBOUND
-        granted = state.bucket.take(n_orders, now)
-        if granted < n_orders:
-            # throttled messages keep the high-water mark unchanged: they may be resent
-            late = np.flatnonzero(orders)[granted:]
-            reasons[late] = codes.BRR_APPLICATION_NOT_AVAILABLE
-            orders = orders.copy()
-            orders[late] = False
-        flat = raw.reshape(-1)
-        clordid = flat.view(schema.NEW_ORDER_SINGLE)["ClOrdID"]  # offset 0 in templates 1-4
-        account_ok = np.ones(raw.shape[0], np.bool_)
-        for tid, offset in _ACCOUNT_OFFSET.items():
-            mask = orders & (tids == tid)
-            if mask.any():
-                acct = np.ascontiguousarray(raw[mask, offset : offset + 4]).view("<u4")[:, 0]
-                resolved = np.where(acct == codes.NULL_U32, np.uint32(state.session_account), acct)
-                ok = _member(resolved, state.accounts)
-                if self.blocked:
-                    ok &= ~_member(resolved, np.fromiter(self.blocked, np.uint32))
-                account_ok[mask] = ok
-        eligible = orders & account_ok
-        marks = np.maximum.accumulate(np.where(eligible, clordid, np.uint64(0)))
-        before = np.empty_like(marks)
-        before[0] = state.hwm
-        np.maximum(marks[:-1], np.uint64(state.hwm), out=before[1:])
-        stale = orders & (clordid <= before)
-        reasons[stale] = codes.BRR_CLORDID_NOT_INCREASING
-        reasons[orders & ~stale & ~account_ok] = codes.BRR_UNKNOWN_ACCOUNT
-        passed = eligible & ~stale
-        if not passed.any():
-            return _EMPTY_INBOUND
-        state.hwm = max(state.hwm, int(clordid[passed].max()))
-        return codec.to_inbound(raw[passed], state.session_id, state.session_account, recv_time)
 
     def _retransmit(self, state: SessionState, message: Array, recv_time: int) -> Array | None:
         req = message.view(schema.RETRANSMIT_REQUEST)[0]
@@ -422,70 +327,74 @@ class OrderEntry:
 
     # --- outbound -------------------------------------------------------------------
 
-    def route(self, out: Array) -> tuple[list[tuple[SessionState, Array]], Array]:
+    def route(self, out: Array) -> tuple[list[tuple[SessionState, Array]], Array, int]:
         """Split engine output records by destination.
 
         Returns ``[(session, messages (n, 60))]`` in ascending SessionID, each in emission
-        order, and the market-data messages (m, 60). Sequenced reports are added to each
-        session's retransmission history whether or not it is connected.
+        order, the market-data messages (m, 60) and how many of them are Trades.
+        Sequenced reports are added to each session's retransmission history whether or
+        not it is connected.
         """
         if out.size == 0:
-            return [], _EMPTY_MSGS
-        dest = out["dest"]
+            return [], _EMPTY_MSGS, 0
+        groups, order, exec_ids, md_count, trades = _split(out)
         messages = out["message"]
-        md = dest == MD_DEST
-        md_msgs = messages[md]
-        private = np.flatnonzero(~md)
-        if private.size == 0:
-            return [], md_msgs
-        private_dest = dest[private]
-        first = int(private_dest[0])
-        if private.size == 1 or bool((private_dest == first).all()):
-            # one destination, the common case of a batch from one session: no split
-            if first >= len(self.by_id):
-                return [], md_msgs
-            state = self.by_id[first]
-            msgs = messages[private]
-            self._remember(state, msgs)
-            return [(state, msgs)], md_msgs
+        md_msgs = messages[order[order.size - md_count :]] if md_count else _EMPTY_MSGS
         routed = []
-        for sid, rows in _by_destination(dest, private):
-            if sid >= len(self.by_id):
-                continue  # the engine never addresses an unknown session; be safe anyway
-            state = self.by_id[sid]
-            msgs = messages[rows]
-            self._remember(state, msgs)
-            routed.append((state, msgs))
-        return routed, md_msgs
+        start = 0
+        for sid, end in groups:
+            # the engine never addresses an unknown session; be safe anyway
+            if sid < len(self.by_id):
+                state = self.by_id[sid]
+                msgs = messages[order[start:end]]
+                self._remember(state, exec_ids[start:end], msgs)
+                routed.append((state, msgs))
+            start = end
+        return routed, md_msgs, trades
 
     def remember(self, out: Array) -> None:
         """Put the sequenced reports of engine output ``out`` (any number of batches, in
         emission order) into their sessions' histories without sending anything: what a
-        recovery does with replayed output. One stable sort by destination for the whole
-        stretch, so the cost per session is paid once per stretch, not once per batch."""
-        dest = out["dest"]
-        messages = out["message"]
-        tids = messages[:, _TEMPLATE_LO] | (messages[:, _TEMPLATE_HI].astype(np.uint16) << 8)
-        wanted = np.flatnonzero((dest < len(self.by_id)) & (tids >= _SEQUENCED_FIRST) & (tids <= _SEQUENCED_LAST))
-        for sid, rows in _by_destination(dest, wanted):
-            self._remember(self.by_id[sid], messages[rows])
-
-    def _remember(self, state: SessionState, msgs: Array) -> None:
-        tids = msgs[:, _TEMPLATE_LO] | (msgs[:, _TEMPLATE_HI].astype(np.uint16) << 8)
-        seq = (tids >= _SEQUENCED_FIRST) & (tids <= _SEQUENCED_LAST)
-        if not seq.any():
+        recovery does with replayed output. One split for the whole stretch, so the cost
+        per session is paid once per stretch, not once per batch."""
+        if out.size == 0:
             return
-        sel = msgs[seq]
-        mass = tids[seq] == codes.TEMPLATE_ORDER_MASS_CANCEL_REPORT
-        if not mass.any():  # ExecutionReports and cancel rejects: one column slice
-            ids = np.ascontiguousarray(sel[:, _ER_EXEC_ID : _ER_EXEC_ID + 8]).view("<u8")[:, 0]
-        else:  # each row's ExecID at its template's offset, gathered in one indexing
-            starts = np.where(mass, _MCR_EXEC_ID, _ER_EXEC_ID)
-            ids = np.take_along_axis(sel, starts[:, None] + _U64_BYTES, axis=1).view("<u8")[:, 0]
+        groups, order, exec_ids, _, _ = _split(out)
+        messages = out["message"]
+        start = 0
+        for sid, end in groups:
+            if sid < len(self.by_id):
+                seq = np.flatnonzero(exec_ids[start:end]) + start
+                self._remember(self.by_id[sid], exec_ids[seq], messages[order[seq]])
+            start = end
+
+    def _remember(self, state: SessionState, ids: Array, msgs: Array) -> None:
+        """Keep the sequenced reports among ``msgs`` (their ExecIDs ``ids``, 0 for the
+        others) for retransmission."""
         # copies (ENGINE.md §2.4) repeat an ExecID the session may already hold: keep ascending
         keep = ids > state.last_exec_id
         if not keep.all():
-            ids, sel = ids[keep], sel[keep]
-        if ids.size:
-            state.history.add(ids, np.ascontiguousarray(sel))
-            state.last_exec_id = int(ids[-1])
+            ids, msgs = ids[keep], msgs[keep]
+        if ids.size == 0:
+            return
+        state.history.add(ids, msgs)
+        state.last_exec_id = int(ids[-1])
+
+
+def _split(out: Array) -> tuple[list[tuple[int, int]], Array, Array, int, int]:
+    """``_routing.split`` of OUTPUT records: ([(SessionID, end)], order, ExecIDs,
+    market-data records, Trades)."""
+    n = out.size
+    words = np.ascontiguousarray(out).view(np.uint32).reshape(n, _routing.RECORD_WORDS)
+    order = np.empty(n, np.int64)
+    exec_ids = np.empty(n, np.uint64)
+    group_dest = np.empty(n, np.int64)
+    group_end = np.empty(n, np.int64)
+    groups, md_count, trades = _routing.split(words, order, exec_ids, group_dest, group_end)
+    return (
+        list(zip(group_dest[:groups].tolist(), group_end[:groups].tolist(), strict=True)),
+        order,
+        exec_ids,
+        md_count,
+        trades,
+    )

@@ -4,7 +4,7 @@ Theory of operation. A frame is decoded by reinterpreting its bytes (``np.frombu
 as a (k, 60) byte matrix plus one structured view per template; nothing is copied until
 the caller asks for the accepted messages as 80-byte inbound records. Stage F is a
 length check on the whole frame. Stage H runs in one jitted pass over the byte matrix
-(``_stage_h``), table-driven by template id, so the same kernel checks client-to-server
+(``stage_h``), table-driven by template id, so the same kernel checks client-to-server
 frames on the server and server-to-client frames on the client. Refusals come back as
 ready-to-send BusinessMessageReject records built vectorised from the refused bytes.
 """
@@ -37,7 +37,7 @@ class FrameError(QfixError, ValueError):
         self.reason = codes.BRR_BAD_FRAME_LENGTH
 
 
-def _tables(direction: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+def stage_h_tables(direction: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
     """Per template id (0..65535 folded to 0..255 lookups): defined, allowed, reserved span."""
     defined = np.zeros(256, np.uint8)
     allowed = np.zeros(256, np.uint8)
@@ -54,7 +54,7 @@ def _tables(direction: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8
     return defined, allowed, reserved
 
 
-_TABLES: Final = {d: _tables(d) for d in (CLIENT_TO_SERVER, SERVER_TO_CLIENT)}
+_TABLES: Final = {d: stage_h_tables(d) for d in (CLIENT_TO_SERVER, SERVER_TO_CLIENT)}
 
 
 #: header words of an acceptable schema-60 message: (blockLength | templateId << 16, schemaId | version << 16)
@@ -63,7 +63,7 @@ _GOOD_SCHEMA_VERSION: Final = codes.SCHEMA_ORDER_ENTRY | (codes.SCHEMA_VERSION <
 
 
 @numba.njit(cache=True, nogil=True)
-def _stage_h(
+def stage_h(
     words: npt.NDArray[np.uint32],
     raw: npt.NDArray[np.uint8],
     defined: npt.NDArray[np.uint8],
@@ -258,7 +258,7 @@ def validate(
     decoded = frame if isinstance(frame, Frame) else Frame(raw)
     defined, allowed, reserved = _TABLES[direction]
     reasons = np.empty(raw.shape[0], np.uint8)
-    refused = _stage_h(raw.view(np.uint32), raw, defined, allowed, reserved, reasons)
+    refused = stage_h(raw.view(np.uint32), raw, defined, allowed, reserved, reasons)
     if refused == 0:
         return Validation(_ALL_ACCEPTED[: raw.shape[0]], reasons, _NO_REJECTS, decoded)
     accepted = reasons == 0

@@ -129,7 +129,7 @@ def test_the_reports_of_the_replayed_stretch_can_be_retransmitted(tmp_path: Path
     sent: dict[int, list[bytes]] = {sid: [] for sid, _ in _SESSIONS}
 
     def keep(out: np.ndarray) -> None:
-        routed, _ = live.entry.route(out)
+        routed, _, _ = live.entry.route(out)
         for state, msgs in routed:
             sent[state.session_id] += [bytes(m) for m in msgs]
 

@@ -32,13 +32,41 @@ def _rejects(replies: np.ndarray) -> dict[int, int]:
     return out
 
 
-def _oracle(hwm: int, msgs: list[tuple[int, int, int | None]], accounts: set[int]) -> tuple[list[int], int]:
-    """(template, ClOrdID, Account) one at a time: reasons (0 = passed) and the final mark."""
+#: a message of the generated frames: (template or one of the kinds below, ClOrdID, Account)
+_HEARTBEAT = 0  #: an accepted message that is not an order
+_BAD_HEADER = -1  #: refused by stage H (WrongSchema)
+
+
+def _oracle(
+    hwm: int,
+    msgs: list[tuple[int, int, int | None]],
+    accounts: set[int],
+    blocked: set[int],
+    allowance: int,
+    accepting: bool,
+) -> tuple[list[int], int]:
+    """Stages H and S one message at a time (WIRE.md §5.1): reasons (0 = passed or not
+    an order) and the final ClOrdID mark. A missing Account is the session account,
+    the first of ``accounts``; the throttle allows the first ``allowance`` orders."""
     reasons = []
+    orders = 0
+    session_account = min(accounts)
     for tid, cl, acct in msgs:
-        if cl <= hwm:
+        if tid == _BAD_HEADER:
+            reasons.append(codes.BRR_WRONG_SCHEMA)
+            continue
+        if tid == _HEARTBEAT:
+            reasons.append(0)
+            continue
+        if not accepting:
+            reasons.append(codes.BRR_APPLICATION_NOT_AVAILABLE)
+            continue
+        orders += 1
+        if orders > allowance:
+            reasons.append(codes.BRR_APPLICATION_NOT_AVAILABLE)
+        elif cl <= hwm:
             reasons.append(codes.BRR_CLORDID_NOT_INCREASING)
-        elif tid in (1, 4) and acct is not None and acct not in accounts:
+        elif tid in (1, 4) and ((acct or session_account) not in accounts or (acct or session_account) in blocked):
             reasons.append(codes.BRR_UNKNOWN_ACCOUNT)
         else:
             reasons.append(0)
@@ -47,6 +75,12 @@ def _oracle(hwm: int, msgs: list[tuple[int, int, int | None]], accounts: set[int
 
 
 def _message(tid: int, cl: int, acct: int | None) -> np.void:
+    if tid == _HEARTBEAT:
+        return message.heartbeat()
+    if tid == _BAD_HEADER:
+        bad = message.new_order_single(cl_ord_id=cl, security_id=1, side="buy", qty=1, price="1")
+        bad["schemaId"] = 61
+        return bad
     if tid == 1:
         return message.new_order_single(cl_ord_id=cl, security_id=1, side="buy", qty=1, price="1", account=acct)
     if tid == 2:
@@ -60,25 +94,46 @@ def _message(tid: int, cl: int, acct: int | None) -> np.void:
 
 @given(
     start=st.integers(0, 20),
-    msgs=st.lists(
-        st.tuples(st.integers(1, 4), st.integers(1, 40), st.sampled_from([None, 101, 102, 7])), min_size=1, max_size=40
+    steps=st.lists(
+        st.tuples(st.integers(-1, 4), st.integers(-3, 6), st.sampled_from([None, 101, 102, 7])), min_size=1, max_size=40
     ),
+    blocked=st.sets(st.sampled_from([101, 102, 7])),
+    allowance=st.integers(0, 12),
+    accepting=st.booleans(),
 )
-def test_stage_s_matches_one_by_one_oracle(start: int, msgs: list[tuple[int, int, int | None]]) -> None:
-    entry = _entry()
+def test_stage_s_matches_one_by_one_oracle(
+    start: int,
+    steps: list[tuple[int, int, int | None]],
+    blocked: set[int],
+    allowance: int,
+    accepting: bool,
+) -> None:
+    # ClOrdIDs mostly rising, as a client sends them, with repeats and steps back
+    clordids = np.maximum(1, start + np.cumsum([step for _, step, _ in steps]))
+    msgs = [(tid, int(cl), acct) for (tid, _, acct), cl in zip(steps, clordids, strict=True)]
+    entry = _entry(throttle=(1.0, float(allowance)))
+    entry.blocked.update(blocked)
+    entry.accepting = accepting
     state = entry.by_conn[1]
     state.hwm = start
-    arrival = entry.receive(1, _frame([_message(*m) for m in msgs]), recv_time=5, now=0.0)
-    expected, mark = _oracle(start, msgs, {101, 102})
+    arrival = entry.receive(1, _frame([_message(*m) for m in msgs]), recv_time=2**64 - 5, now=0.0)
+    expected, mark = _oracle(start, msgs, {101, 102}, blocked, allowance, accepting)
     got = _rejects(arrival.replies)
     assert got == {i: r for i, r in enumerate(expected) if r}
+    assert arrival.rejected == len(got) and arrival.messages == len(msgs)
     assert state.hwm == mark
-    passed = [i for i, r in enumerate(expected) if r == 0]
+    charged = min(allowance, sum(1 for m in msgs if m[0] > 0)) if accepting else 0
+    assert state.bucket.tokens == allowance - charged
+    heartbeats = sum(1 for m in msgs if m[0] == _HEARTBEAT)
+    assert arrival.replies.shape[0] == len(got) + heartbeats
+    passed = [i for i, r in enumerate(expected) if r == 0 and msgs[i][0] > 0]
     assert arrival.inbound.size == len(passed)
-    assert list(arrival.inbound.view(schema.INBOUND_NEW_ORDER_SINGLE)["ClOrdID"]) == [msgs[i][1] for i in passed]
+    expected_bytes = [np.frombuffer(_message(*msgs[i]).tobytes(), np.uint8) for i in passed]
+    assert [bytes(m) for m in arrival.inbound["message"]] == [m.tobytes() for m in expected_bytes]
     assert np.all(arrival.inbound["SessionID"] == state.session_id)
     assert np.all(arrival.inbound["SessionAccount"] == 101)
-    assert np.all(arrival.inbound["RecvTime"] == 5)
+    assert np.all(arrival.inbound["InboundReserved"] == 0)
+    assert np.all(arrival.inbound["RecvTime"] == 2**64 - 5)
 
 
 def test_frame_and_header_refusals_leave_the_mark_alone() -> None:
@@ -148,9 +203,9 @@ def test_route_splits_by_session_in_emission_order_and_keeps_history() -> None:
     entry = _entry()
     entry.login(2, b"j" * 16, (5,), now=0.0)
     out = _reports([(0, 10, 1), (MD_DEST, 31, 0), (1, 10, 2), (0, 11, 3), (0, 12, 4), (MD_DEST, 36, 0)])
-    routed, md = entry.route(out)
+    routed, md, trades = entry.route(out)
     assert [(s.session_id, m.shape[0]) for s, m in routed] == [(0, 3), (1, 1)]
-    assert md.shape[0] == 2
+    assert md.shape[0] == 2 and trades == 1
     s0 = entry.by_id[0]
     assert s0.last_exec_id == 4
     arrival = entry.receive(1, _frame([message.retransmit_request(from_exec_id=3, count=10)]), recv_time=1, now=0.0)
@@ -160,6 +215,51 @@ def test_route_splits_by_session_in_emission_order_and_keeps_history() -> None:
     done = resent[2].view(schema.RETRANSMIT_COMPLETE)[0]
     assert int(done["SentCount"]) == 2 and int(done["LastExecID"]) == 4
     assert int(done["RetransmitStatus"]) == codes.RETRANSMIT_COMPLETED
+
+
+#: templates an engine output may carry: sequenced reports, a Heartbeat, market data
+_OUT_TEMPLATES = (10, 11, 12, codes.TEMPLATE_HEARTBEAT, 31, codes.TEMPLATE_TRADE)
+
+
+@given(
+    records=st.lists(st.tuples(st.sampled_from([0, 1, 2, MD_DEST]), st.sampled_from(_OUT_TEMPLATES)), max_size=60),
+    held=st.integers(0, 8),
+)
+def test_route_matches_a_one_by_one_split(records: list[tuple[int, int]], held: int) -> None:
+    entry = _entry()
+    entry.login(2, b"j" * 16, (5,), now=0.0)
+    entry.login(3, b"i" * 16, (6,), now=0.0)
+    for state in entry.by_id:
+        state.last_exec_id = held  # ExecIDs up to ``held`` were routed before
+    rows = []
+    for k, (dest, tid) in enumerate(records):
+        md = tid in (31, codes.TEMPLATE_TRADE)
+        rows.append((MD_DEST if md else (dest if dest != MD_DEST else 0), tid, k + 1 if tid in (10, 11, 12) else 0))
+    out = _reports(rows)
+    routed, md_msgs, trades = entry.route(out)
+    expected = {}
+    for k, (dest, _, _) in enumerate(rows):
+        if dest != MD_DEST:
+            expected.setdefault(dest, []).append(k)
+    assert [s.session_id for s, _ in routed] == sorted(expected)
+    for state, msgs in routed:
+        assert msgs.tobytes() == out["message"][expected[state.session_id]].tobytes()
+        ids = [rows[k][2] for k in expected[state.session_id] if rows[k][2] > held]
+        kept = [int(i) for chunk, _ in state.history.chunks for i in chunk]
+        assert kept == ids and state.last_exec_id == (ids[-1] if ids else held)
+    md_rows = [k for k, r in enumerate(rows) if r[0] == MD_DEST]
+    assert md_msgs.tobytes() == out["message"][md_rows].tobytes()
+    assert trades == sum(1 for r in rows if r[1] == codes.TEMPLATE_TRADE)
+    # a recovery's remember() keeps the same histories as live routing
+    again = _entry()
+    again.login(2, b"j" * 16, (5,), now=0.0)
+    again.login(3, b"i" * 16, (6,), now=0.0)
+    for state in again.by_id:
+        state.last_exec_id = held
+    again.remember(out)
+    for live, replayed in zip(entry.by_id, again.by_id, strict=True):
+        assert live.last_exec_id == replayed.last_exec_id
+        assert [c.tobytes() for c, _ in live.history.chunks] == [c.tobytes() for c, _ in replayed.history.chunks]
 
 
 def test_retransmit_truncates_and_reports_lost_history() -> None:
