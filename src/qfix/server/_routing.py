@@ -4,7 +4,8 @@ Every engine call's output goes through here, so its cost is paid per batch what
 the batch holds: as NumPy steps (masks, a stable sort, a template gather, an ExecID
 gather per session) the split cost about 20 us even for three reports. One jitted loop
 orders the records (each session's reports together, in emission order; market data
-after them), reads each sequenced report's ExecID and counts the trades.
+after them), picks each session's new sequenced reports for its retransmission history
+and counts the trades.
 
 Records are read as 32-bit words: templateId is the high half of word 0, and each
 ExecID and ``dest`` start at a multiple of 4 (checked at import).
@@ -46,23 +47,33 @@ _MASS_REPORT: Final = codes.TEMPLATE_ORDER_MASS_CANCEL_REPORT
 _TRADE: Final = codes.TEMPLATE_TRADE
 #: ``dest`` of market-data records
 MD_DEST: Final = 0xFFFF_FFFF
+#: the columns of ``split``'s groups
+_GROUP_DEST: Final = 0
+_GROUP_END: Final = 1
+_GROUP_KEPT_END: Final = 2
+GROUP_COLUMNS: Final = 3
 
 
 @numba.njit(cache=True, nogil=True)
 def split(
     words: npt.NDArray[np.uint32],
+    last_exec_ids: npt.NDArray[np.uint64],
     order: npt.NDArray[np.int64],
-    exec_ids: npt.NDArray[np.uint64],
-    group_dest: npt.NDArray[np.int64],
-    group_end: npt.NDArray[np.int64],
+    kept_rows: npt.NDArray[np.int64],
+    kept_ids: npt.NDArray[np.uint64],
+    groups: npt.NDArray[np.int64],
 ) -> tuple[int, int, int]:
-    """Order n output records (``words``, (n, 16)) for sending.
+    """Order n output records (``words``, (n, 16)) for sending and retransmission.
 
     Writes ``order``: the indices of the records to sessions, grouped by destination
     (ascending) and in emission order within each, then the indices of the market-data
-    records in emission order; ``exec_ids[j]``: the ExecID of record ``order[j]`` if it
-    is a sequenced report (templates 10-12), else 0; group g is destination
-    ``group_dest[g]``, positions ``group_end[g-1]`` (0 for the first) to ``group_end[g]``.
+    records in emission order. Group g is ``groups[g]`` = (destination, end of its
+    records in ``order``, end of its kept reports in ``kept_rows``), each starting where
+    the previous group's ended. A destination's kept reports are its sequenced reports
+    (templates 10-12) whose ExecID is above ``last_exec_ids[destination]`` as it was
+    before the call (a copy repeats an ExecID the session may already hold, ENGINE.md
+    §2.4): record indices in ``kept_rows``, ExecIDs in ``kept_ids``; the call raises
+    ``last_exec_ids`` to the last of them (destinations past its end keep nothing).
 
     Returns (groups, market-data records, Trade records among them).
     """
@@ -80,43 +91,44 @@ def split(
             md += 1
             if words[i, 0] >> _TEMPLATE_SHIFT == _TRADE:
                 trades += 1
-    groups = 0
-    if private:
-        first = words[order[0], _DEST]
-        mixed = False
-        for j in range(1, private):
-            if words[order[j], _DEST] != first:
-                mixed = True
-                break
-        if mixed:
+    if private == 0:
+        return 0, n, trades
+    first = words[order[0], _DEST]
+    for j in range(1, private):
+        if words[order[j], _DEST] != first:
             dests = np.empty(private, np.int64)
-            for j in range(private):
-                dests[j] = words[order[j], _DEST]
+            for k in range(private):
+                dests[k] = words[order[k], _DEST]
             perm = np.argsort(dests, kind="mergesort")  # stable: emission order kept
             picked = order[:private].copy()
-            for j in range(private):
-                order[j] = picked[perm[j]]
-        current = np.int64(words[order[0], _DEST])
-        for j in range(1, private):
-            dest = np.int64(words[order[j], _DEST])
-            if dest != current:
-                group_dest[groups] = current
-                group_end[groups] = j
-                groups += 1
-                current = dest
-        group_dest[groups] = current
-        group_end[groups] = private
-        groups += 1
-    exec_ids[private:] = 0
-    for j in range(private):
-        i = order[j]
-        template = words[i, 0] >> _TEMPLATE_SHIFT
-        if template in (_EXECUTION_REPORT, _CANCEL_REJECT):
-            at = _REPORT_EXEC_ID
-        elif template == _MASS_REPORT:
-            at = _MASS_REPORT_EXEC_ID
-        else:
-            exec_ids[j] = 0
-            continue
-        exec_ids[j] = np.uint64(words[i, at]) | (np.uint64(words[i, at + 1]) << np.uint64(32))
-    return groups, n - private, trades
+            for k in range(private):
+                order[k] = picked[perm[k]]
+            break
+    count = 0
+    kept = 0
+    j = 0
+    while j < private:
+        dest = np.int64(words[order[j], _DEST])
+        known = dest < last_exec_ids.size
+        above = last_exec_ids[dest] if known else np.uint64(0)
+        while j < private and words[order[j], _DEST] == dest:
+            i = order[j]
+            j += 1
+            template = words[i, 0] >> _TEMPLATE_SHIFT
+            if template in (_EXECUTION_REPORT, _CANCEL_REJECT):
+                at = _REPORT_EXEC_ID
+            elif template == _MASS_REPORT:
+                at = _MASS_REPORT_EXEC_ID
+            else:
+                continue
+            exec_id = np.uint64(words[i, at]) | (np.uint64(words[i, at + 1]) << np.uint64(32))
+            if known and exec_id > above:
+                kept_rows[kept] = i
+                kept_ids[kept] = exec_id
+                kept += 1
+                last_exec_ids[dest] = exec_id
+        groups[count, _GROUP_DEST] = dest
+        groups[count, _GROUP_END] = j
+        groups[count, _GROUP_KEPT_END] = kept
+        count += 1
+    return count, n - private, trades

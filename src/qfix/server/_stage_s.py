@@ -49,7 +49,7 @@ _IN_SESSION_ID: Final = _word(_block_offset(schema.INBOUND, "SessionID"))
 _IN_SESSION_ACCOUNT: Final = _word(_block_offset(schema.INBOUND, "SessionAccount"))
 _IN_RESERVED: Final = _word(_block_offset(schema.INBOUND, "InboundReserved"))
 _IN_RECV_TIME: Final = _word(_block_offset(schema.INBOUND, "RecvTime"))
-_IN_WORDS: Final = _word(codes.INBOUND_SIZE)
+INBOUND_WORDS: Final = _word(codes.INBOUND_SIZE)
 #: header word 0 holds the templateId in its high half
 _TEMPLATE_SHIFT: Final = 16
 
@@ -143,4 +143,21 @@ def stage_hs(
     return written, mark, orders, others
 
 
-assert _IN_WORDS == _IN_RECV_TIME + 2
+assert INBOUND_WORDS == _IN_RECV_TIME + 2
+
+
+@numba.njit(cache=True, nogil=True)
+def raise_marks(inbound: npt.NDArray[np.uint32], sessions: int, marks: npt.NDArray[np.uint64]) -> int:
+    """Raise ``marks[SessionID]`` to the largest ClOrdID of each session's records in
+    ``inbound`` ((n, 20) words of WIRE.md §6.1 records of templates 1-4).
+
+    Returns -1, or, having raised nothing, the first SessionID not below ``sessions``."""
+    for i in range(inbound.shape[0]):
+        if inbound[i, _IN_SESSION_ID] >= sessions:
+            return int(inbound[i, _IN_SESSION_ID])
+    for i in range(inbound.shape[0]):
+        session_id = inbound[i, _IN_SESSION_ID]
+        clordid = np.uint64(inbound[i, _CLORDID]) | (np.uint64(inbound[i, _CLORDID + 1]) << np.uint64(32))
+        if clordid > marks[session_id]:
+            marks[session_id] = clordid
+    return -1

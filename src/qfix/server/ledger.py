@@ -73,9 +73,9 @@ from qfix.journal import (
 )
 from qfix.journal.checkpoint import remove_leftovers
 from qfix.journal.entries import Batch, BlockAccounts, OpenSession
+from qfix.server import _stage_s
 from qfix.server.config import ServerConfig
 from qfix.server.session import MD_DEST, OrderEntry, SessionState
-from qfix.wire import schema
 
 __all__ = ["Ledger", "Recovery"]
 
@@ -282,9 +282,10 @@ class Ledger:
                 raise JournalCorruptError(f"checkpoint {ck.path}: bad session entry {doc!r}: {exc}") from None
             state.hwm = int(doc["hwm"])
             entry.journaled_marks[state.session_id] = state.hwm
-            state.last_exec_id = int(doc["last_exec_id"])
+            last_exec_id = int(doc["last_exec_id"])
+            entry.last_exec_ids[state.session_id] = last_exec_id
             # the reports before the checkpoint are not held: asking for them says "unavailable"
-            state.history.dropped_upto = state.last_exec_id
+            state.history.dropped_upto = last_exec_id
         entry.blocked = {int(a) for a in meta.get("blocked", [])}
 
     def _replay(self, entry: Entry) -> None:
@@ -322,13 +323,13 @@ class Ledger:
         """Raise each session's journaled ClOrdID mark to its largest ClOrdID in
         ``records`` (every journaled order passed stage S); on replay, stage S's own
         mark too (live, stage S raised it before the batch was journaled)."""
-        view = records.view(schema.INBOUND_NEW_ORDER_SINGLE)  # ClOrdID: offset 0 of templates 1-4
-        sids = view["SessionID"].astype(np.int64)
-        if int(sids.max()) >= len(self.entry.by_id):
+        words = np.ascontiguousarray(records).view(np.uint32).reshape(records.size, _stage_s.INBOUND_WORDS)
+        marks = self.entry.journaled_marks
+        bad = _stage_s.raise_marks(words, min(len(self.entry.by_id), marks.size), marks)
+        if bad >= 0:
             raise JournalCorruptError(
-                f"journal {self.directory}: a batch names SessionID {int(sids.max())}, which no record opened"
+                f"journal {self.directory}: a batch names SessionID {bad}, which no record opened"
             )
-        np.maximum.at(self.entry.journaled_marks, sids, view["ClOrdID"])
         if stage_s:
             self._marks_behind = True  # stage S's marks follow once the replay is done
 
@@ -433,7 +434,7 @@ class Ledger:
                     "id": s.session_id,
                     "kid": s.kid.hex(),
                     "hwm": int(entry.journaled_marks[s.session_id]),
-                    "last_exec_id": s.last_exec_id,
+                    "last_exec_id": int(entry.last_exec_ids[s.session_id]),
                 }
                 for s in entry.by_id
             ],

@@ -125,7 +125,6 @@ class SessionState:
     bucket: _Bucket
     history: _History
     hwm: int = 0  #: highest ClOrdID that passed stage S
-    last_exec_id: int = 0  #: highest ExecID routed to this session
     conns: list[int] = field(default_factory=list)
     last_sent: float = 0.0  #: monotonic time of the last message sent to it
     rejects: int = 0  #: BusinessMessageRejects in the current window
@@ -185,6 +184,9 @@ class OrderEntry:
         #: hold yet for taken (stage S's own mark, ``SessionState.hwm``, runs ahead of it).
         #: An array, so that the ledger raises every mark of a batch in one operation.
         self.journaled_marks = np.zeros(max_sessions, np.uint64)
+        #: per SessionID, the highest ExecID routed to it (what a Heartbeat reports as
+        #: LastExecID); an array, so that routing raises every session's in one pass
+        self.last_exec_ids = np.zeros(max_sessions, np.uint64)
 
     # --- connections ----------------------------------------------------------------
 
@@ -192,7 +194,10 @@ class OrderEntry:
         """A QZMQ session was established: bind it to the key's FIX session and return
         the first message to send (a Heartbeat with LastExecID and LastClOrdID).
 
-        Raises LookupError if every SessionID is taken."""
+        Raises LookupError if every SessionID is taken or the key has no account (stage S
+        needs its session account)."""
+        if not accounts:
+            raise LookupError(f"key {kid.hex()} has no account")
         state = self.by_kid.get(kid)
         if state is None:
             if len(self.by_id) >= self.max_sessions:
@@ -244,7 +249,7 @@ class OrderEntry:
 
     def heartbeat(self, state: SessionState, transact_time: int = 0) -> bytes:
         hb = codec.new_records(codes.TEMPLATE_HEARTBEAT)
-        hb["LastExecID"] = state.last_exec_id
+        hb["LastExecID"] = self.last_exec_ids[state.session_id]
         hb["LastClOrdID"] = self.journaled_marks[state.session_id]
         hb["TransactTime"] = transact_time
         return hb.tobytes()
@@ -270,7 +275,13 @@ class OrderEntry:
         params = np.array((state.session_id, recv_time, state.hwm, allowance, self.accepting), np.uint64)
         blocked = np.fromiter(self.blocked, np.uint32, len(self.blocked)) if self.blocked else _NO_ACCOUNTS
         written, mark, orders, others = _stage_s.stage_hs(
-            raw, raw.view(np.uint32), state.accounts, blocked, params, reasons, inbound.view(np.uint32).reshape(k, -1)
+            raw,
+            raw.view(np.uint32),
+            state.accounts,
+            blocked,
+            params,
+            reasons,
+            inbound.view(np.uint32).reshape(k, _stage_s.INBOUND_WORDS),
         )
         if orders:
             state.bucket.spend(min(orders, allowance))
@@ -337,18 +348,16 @@ class OrderEntry:
         """
         if out.size == 0:
             return [], _EMPTY_MSGS, 0
-        groups, order, exec_ids, md_count, trades = _split(out)
         messages = out["message"]
+        groups, order, md_count, trades = self._split(out, messages)
         md_msgs = messages[order[order.size - md_count :]] if md_count else _EMPTY_MSGS
+        by_id = self.by_id
         routed = []
         start = 0
         for sid, end in groups:
             # the engine never addresses an unknown session; be safe anyway
-            if sid < len(self.by_id):
-                state = self.by_id[sid]
-                msgs = messages[order[start:end]]
-                self._remember(state, exec_ids[start:end], msgs)
-                routed.append((state, msgs))
+            if sid < len(by_id):
+                routed.append((by_id[sid], messages[order[start:end]]))
             start = end
         return routed, md_msgs, trades
 
@@ -357,44 +366,27 @@ class OrderEntry:
         emission order) into their sessions' histories without sending anything: what a
         recovery does with replayed output. One split for the whole stretch, so the cost
         per session is paid once per stretch, not once per batch."""
-        if out.size == 0:
-            return
-        groups, order, exec_ids, _, _ = _split(out)
-        messages = out["message"]
-        start = 0
-        for sid, end in groups:
-            if sid < len(self.by_id):
-                seq = np.flatnonzero(exec_ids[start:end]) + start
-                self._remember(self.by_id[sid], exec_ids[seq], messages[order[seq]])
-            start = end
+        if out.size:
+            self._split(out, out["message"])
 
-    def _remember(self, state: SessionState, ids: Array, msgs: Array) -> None:
-        """Keep the sequenced reports among ``msgs`` (their ExecIDs ``ids``, 0 for the
-        others) for retransmission."""
-        # copies (ENGINE.md §2.4) repeat an ExecID the session may already hold: keep ascending
-        keep = ids > state.last_exec_id
-        if not keep.all():
-            ids, msgs = ids[keep], msgs[keep]
-        if ids.size == 0:
-            return
-        state.history.add(ids, msgs)
-        state.last_exec_id = int(ids[-1])
-
-
-def _split(out: Array) -> tuple[list[tuple[int, int]], Array, Array, int, int]:
-    """``_routing.split`` of OUTPUT records: ([(SessionID, end)], order, ExecIDs,
-    market-data records, Trades)."""
-    n = out.size
-    words = np.ascontiguousarray(out).view(np.uint32).reshape(n, _routing.RECORD_WORDS)
-    order = np.empty(n, np.int64)
-    exec_ids = np.empty(n, np.uint64)
-    group_dest = np.empty(n, np.int64)
-    group_end = np.empty(n, np.int64)
-    groups, md_count, trades = _routing.split(words, order, exec_ids, group_dest, group_end)
-    return (
-        list(zip(group_dest[:groups].tolist(), group_end[:groups].tolist(), strict=True)),
-        order,
-        exec_ids,
-        md_count,
-        trades,
-    )
+    def _split(self, out: Array, messages: Array) -> tuple[list[tuple[int, int]], Array, int, int]:
+        """``_routing.split`` of OUTPUT records, the new sequenced reports of each session
+        added to its history: ([(SessionID, end in order)], order, market-data records,
+        Trades)."""
+        n = out.size
+        words = np.ascontiguousarray(out).view(np.uint32).reshape(n, _routing.RECORD_WORDS)
+        order = np.empty(n, np.int64)
+        kept_rows = np.empty(n, np.int64)
+        kept_ids = np.empty(n, np.uint64)
+        groups = np.empty((n, _routing.GROUP_COLUMNS), np.int64)
+        count, md_count, trades = _routing.split(words, self.last_exec_ids, order, kept_rows, kept_ids, groups)
+        by_id = self.by_id
+        ends = []
+        kept_start = 0
+        for sid, end, kept_end in groups[:count].tolist():
+            ends.append((sid, end))
+            if kept_end > kept_start and sid < len(by_id):
+                # copies: the arrays are this call's, and the history outlives it
+                by_id[sid].history.add(kept_ids[kept_start:kept_end].copy(), messages[kept_rows[kept_start:kept_end]])
+            kept_start = kept_end
+        return ends, order, md_count, trades

@@ -101,7 +101,10 @@ def _apply(ledger: Ledger, entry: ent.Entry) -> None:
 
 def _snapshot(ledger: Ledger) -> tuple[object, ...]:
     marks = ledger.entry.journaled_marks
-    sessions = tuple((s.session_id, s.kid, s.hwm, int(marks[s.session_id]), s.last_exec_id) for s in ledger.entry.by_id)
+    last_exec = ledger.entry.last_exec_ids
+    sessions = tuple(
+        (s.session_id, s.kid, s.hwm, int(marks[s.session_id]), int(last_exec[s.session_id])) for s in ledger.entry.by_id
+    )
     return ledger.engine.state_hash(), sessions, tuple(sorted(ledger.entry.blocked)), ledger.last_seq
 
 

@@ -6,6 +6,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
+from qfix.server import _stage_s
 from qfix.server.session import MD_DEST, OrderEntry
 from qfix.wire import codec, codes, message, schema
 
@@ -207,7 +208,7 @@ def test_route_splits_by_session_in_emission_order_and_keeps_history() -> None:
     assert [(s.session_id, m.shape[0]) for s, m in routed] == [(0, 3), (1, 1)]
     assert md.shape[0] == 2 and trades == 1
     s0 = entry.by_id[0]
-    assert s0.last_exec_id == 4
+    assert entry.last_exec_ids[s0.session_id] == 4
     arrival = entry.receive(1, _frame([message.retransmit_request(from_exec_id=3, count=10)]), recv_time=1, now=0.0)
     resent = arrival.replies
     assert resent.shape[0] == 3  # ExecIDs 3, 4 and the RetransmitComplete
@@ -229,8 +230,7 @@ def test_route_matches_a_one_by_one_split(records: list[tuple[int, int]], held: 
     entry = _entry()
     entry.login(2, b"j" * 16, (5,), now=0.0)
     entry.login(3, b"i" * 16, (6,), now=0.0)
-    for state in entry.by_id:
-        state.last_exec_id = held  # ExecIDs up to ``held`` were routed before
+    entry.last_exec_ids[:] = held  # ExecIDs up to ``held`` were routed before
     rows = []
     for k, (dest, tid) in enumerate(records):
         md = tid in (31, codes.TEMPLATE_TRADE)
@@ -246,7 +246,7 @@ def test_route_matches_a_one_by_one_split(records: list[tuple[int, int]], held: 
         assert msgs.tobytes() == out["message"][expected[state.session_id]].tobytes()
         ids = [rows[k][2] for k in expected[state.session_id] if rows[k][2] > held]
         kept = [int(i) for chunk, _ in state.history.chunks for i in chunk]
-        assert kept == ids and state.last_exec_id == (ids[-1] if ids else held)
+        assert kept == ids and entry.last_exec_ids[state.session_id] == (ids[-1] if ids else held)
     md_rows = [k for k, r in enumerate(rows) if r[0] == MD_DEST]
     assert md_msgs.tobytes() == out["message"][md_rows].tobytes()
     assert trades == sum(1 for r in rows if r[1] == codes.TEMPLATE_TRADE)
@@ -254,11 +254,10 @@ def test_route_matches_a_one_by_one_split(records: list[tuple[int, int]], held: 
     again = _entry()
     again.login(2, b"j" * 16, (5,), now=0.0)
     again.login(3, b"i" * 16, (6,), now=0.0)
-    for state in again.by_id:
-        state.last_exec_id = held
+    again.last_exec_ids[:] = held
     again.remember(out)
+    assert np.array_equal(entry.last_exec_ids, again.last_exec_ids)
     for live, replayed in zip(entry.by_id, again.by_id, strict=True):
-        assert live.last_exec_id == replayed.last_exec_id
         assert [c.tobytes() for c, _ in live.history.chunks] == [c.tobytes() for c, _ in replayed.history.chunks]
 
 
@@ -285,3 +284,24 @@ def test_session_id_is_kept_across_reconnects() -> None:
     state, hello = entry.login(7, KID, (101,), now=1.0)
     assert state.session_id == 0 and state.hwm == 4
     assert int(np.frombuffer(hello, np.uint8).view(schema.HEARTBEAT)[0]["LastClOrdID"]) == 4
+
+
+@given(records=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2**64 - 1)), max_size=30))
+def test_raise_marks_keeps_each_sessions_largest_clordid(records: list[tuple[int, int]]) -> None:
+    inbound = np.zeros(len(records), schema.INBOUND_NEW_ORDER_SINGLE)
+    for i, (sid, cl) in enumerate(records):
+        inbound[i]["SessionID"] = sid
+        inbound[i]["ClOrdID"] = cl
+    words = inbound.view(np.uint32).reshape(len(records), _stage_s.INBOUND_WORDS)
+    marks = np.full(5, 7, np.uint64)
+    bad = _stage_s.raise_marks(words, 3, marks.copy())
+    if any(sid >= 3 for sid, _ in records):
+        assert bad == next(sid for sid, _ in records if sid >= 3)
+        before = marks.copy()
+        _stage_s.raise_marks(words, 3, marks)  # returns early: nothing raised
+        assert np.array_equal(marks, before)
+        return
+    assert bad == -1
+    _stage_s.raise_marks(words, 3, marks)
+    expected = [max([7] + [cl for s, cl in records if s == sid]) for sid in range(5)]
+    assert marks.tolist() == expected
