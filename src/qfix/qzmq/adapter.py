@@ -75,6 +75,7 @@ WORKER_NICE = 10
 #: work items sent to one worker and not yet answered (one running, one waiting)
 _PER_WORKER = 2
 _TIMER_TICK = 0.05
+_MONITOR_INTERVAL = 0.01  #: seconds between reads of the socket monitor when wait() saw nothing
 #: known-net handshake frames handled in a row before a waiting stranger's
 _KNOWN_RUN = 4
 #: select() handles descriptors below FD_SETSIZE only
@@ -320,6 +321,11 @@ class ServerEndpoint:
         self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED, addr=_monitor_address())
         self._rid_by_fd: dict[int, bytes] = {}
         self._dead: list[bytes] = []
+        # reading the monitor costs microseconds per call even when it holds nothing:
+        # poll() reads it when the last wait() saw it readable, else at least every
+        # _MONITOR_INTERVAL (a caller that never waits still learns of every drop)
+        self._monitor_ready = False
+        self._monitor_read = 0.0
         # handshake frames wait here (routing id, frame, peer) while records go first
         self._hs: deque[tuple[bytes, bytes, str]] = deque()
         #: handshake frames from nets where a client authenticated before (QZMQ.md §3.5):
@@ -352,7 +358,15 @@ class ServerEndpoint:
             timeout_ms = 0
         if self.workers is not None and self.workers.restarts:
             self._reregister()
-        return bool(self._poller.poll(timeout_ms))
+        ready = self._poller.poll(timeout_ms)
+        mon = self._monitor
+        if any(sock is mon for sock, _ in ready):
+            self._monitor_ready = True
+        return bool(ready)
+
+    def readable(self) -> bool:
+        """Whether a frame is waiting on the socket (a cheap check between polls)."""
+        return bool(int(self.socket.getsockopt(zmq.EVENTS)) & _POLLIN)
 
     def _reregister(self) -> None:
         assert self.workers is not None
@@ -379,7 +393,7 @@ class ServerEndpoint:
         # cannot have been reused by a connection whose frames are still unread), and
         # ended after them (a CLOSE the peer sent before it left is read first)
         dead = self._dead
-        self._dead = self._disconnected()
+        self._dead = self._disconnected() if self._monitor_due() else []
         budget = [max_frames, MAX_HANDSHAKE_READS]  # records, handshake frames read per call
         self._refill(time.perf_counter())
         if timeout_ms and not (self._hs or self._hs_known):
@@ -453,15 +467,18 @@ class ServerEndpoint:
         while budget[0] > 0 and budget[1] > 0:
             t0 = clock()
             try:
-                parts = sock.recv_multipart(_NOBLOCK, copy=False)
+                rid = sock.recv(_NOBLOCK)
             except zmq.Again:
                 return True
-            rid = parts[0].bytes
-            if len(parts) != 2:
+            # a message arrives whole: its other parts are here (two plain reads cost
+            # a third of one recv_multipart of Frames)
+            frame = sock.recv(copy=False)
+            if frame.more:
+                while sock.getsockopt(zmq.RCVMORE):
+                    sock.recv()
                 budget[0] -= 1
                 events += proto.receive_bad_frame_count(rid, self._clock())
                 continue
-            frame = parts[1]
             buf = frame.buffer
             if len(buf) and buf[0] == 0x51:
                 budget[1] -= 1
@@ -550,6 +567,14 @@ class ServerEndpoint:
             if self._rid_by_fd.get(fd) == old:
                 self._dead.append(old)
         self._rid_by_fd[fd] = rid
+
+    def _monitor_due(self) -> bool:
+        now = time.perf_counter()
+        if self._monitor_ready or now - self._monitor_read >= _MONITOR_INTERVAL:
+            self._monitor_ready = False
+            self._monitor_read = now
+            return True
+        return False
 
     def _disconnected(self) -> list[bytes]:
         """Routing ids whose transport the monitor reported dropped since the last call."""

@@ -295,7 +295,9 @@ class Server:
             if not first_recv and any(isinstance(ev, Messages) for ev in events):
                 first_recv = started
             held += self._handle(events, inbound)
-            if held >= batch_limit or time.monotonic() >= deadline:
+            # a poll costs tens of microseconds even with nothing to read: the next pass
+            # takes up handshake results and timers if no frame is waiting
+            if held >= batch_limit or time.monotonic() >= deadline or not self.endpoint.readable():
                 break
             events = self.endpoint.poll(0, max_frames=_frames_for(batch_limit - held))
         if inbound:
