@@ -258,7 +258,8 @@ class MarketData:
                 self.endpoint.reply_now(identity, reply.packets[0])
             else:
                 self.endpoint.reply(identity, reply.packets)
-        self.endpoint.pump(_REPLY_PACKETS_PER_PASS)
+        if self.endpoint.replies_in_flight:
+            self.endpoint.pump(_REPLY_PACKETS_PER_PASS)
 
     def heartbeat(self, now_ns: int) -> None:
         """A ChannelHeartbeat on every feed idle for ``md_heartbeat_interval``."""
