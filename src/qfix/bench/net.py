@@ -38,7 +38,7 @@ Theory of operation. The parent process orchestrates and measures little itself:
    ``batch`` orders in flight); the plaintext ceiling (the same frames from the same
    processes through plain DEALER->ROUTER sockets, echoed back); a plaintext ping-pong
    (one 60-byte message); round trips at fixed offered rates from one session (the
-   schedule is fixed in advance, what is due leaves once per 1 ms tick, and latency runs
+   schedule is fixed in advance, what is due leaves once per tick (``--tick-us``, 100 us), and latency runs
    from each order's *scheduled* send time, so a stall is charged to every order it
    delays: no coordinated omission); a CLIENT_HELLO flood (below); then the engine alone
    replays the recorded batches in the parent, after every other process has ended,
@@ -149,7 +149,9 @@ _ER_NEW: Final = codes.EXEC_TYPE_NEW
 _ER_REPLACED: Final = codes.EXEC_TYPE_REPLACED
 _ACCOUNT_BASE: Final = 7000  #: client i trades as account 7000 + i (allow-list)
 _DRAIN_S: Final = 20.0  #: longest wait for the outcomes of what was sent
-_TICK_S: Final = 0.001  #: a paced client sends what is due once per tick
+#: a paced client sends what is due once per tick (``--tick-us``); finer ticks cost the
+#: client a loop pass each, coarser ones are charged to every order (half a tick on average)
+DEFAULT_TICK_US: Final = 100
 
 # message byte offsets (header 8 + block offset; WIRE.md §3)
 _CLORDID: Final = slice(8, 16)
@@ -183,6 +185,7 @@ class Sizes:
     flood_connections: int
     known_handshakes: int  #: allow-listed handshakes timed per flood round (at most)
     flood_rtt_rate: int = 2_000  #: orders/s of the session whose RTT is measured around the flood
+    tick_s: float = DEFAULT_TICK_US / 1e6  #: a paced session sends what is due once per tick
     pq_only: bool = False
     #: test knobs: a smaller multi stream (instruments, messages), generated on the fly
     instruments: int | None = None
@@ -638,10 +641,10 @@ class _Worker:
             "cpu": time.process_time() - cpu0,
         }
 
-    def paced(self, t0: float, t1: float, rate: float, limit: int) -> dict[str, Any]:
+    def paced(self, t0: float, t1: float, rate: float, limit: int, tick: float) -> dict[str, Any]:
         """Open loop: order k is due at t0 + k / rate; latency runs from that time.
 
-        What is due goes out as one record per tick (``_TICK_S``): a client that batches,
+        What is due goes out as one record per ``tick`` seconds: a client that batches,
         as the server expects; a stall delays the sends and is charged to every order."""
         client = self.client
         msgs = self.msgs
@@ -661,13 +664,13 @@ class _Worker:
                     k = min(due - sent, _FRAME_MAX)
                     client.send_frame(msgs[start + sent : start + sent + k].tobytes())
                     sent += k
-                next_tick = now + _TICK_S
+                next_tick = now + tick
             if sent >= total and (acked >= total or now > t1 + _DRAIN_S):
                 break
             # wake for the next tick on time (a whole-millisecond wait would make every
             # send late by up to a tick, and that lateness is charged to the orders)
-            wait = next_tick - time.monotonic() if sent < total else _TICK_S
-            got = client.poll_raw(max(0.0, min(wait, _TICK_S)))
+            wait = next_tick - time.monotonic() if sent < total else tick
+            got = client.poll_raw(max(0.0, min(wait, tick)))
             received = time.monotonic()
             fresh = self._outcomes(got) - start
             fresh = fresh[(fresh >= 0) & (fresh < total)]
@@ -1648,7 +1651,7 @@ def _measure(
         for k in range(reps + 1):
             length = warm_rate_s if k == 0 else sizes.rate_seconds
             t0 = time.monotonic() + 0.2
-            run.ctls[0].send(("paced", t0, t0 + length, rate, 1 << 40))
+            run.ctls[0].send(("paced", t0, t0 + length, rate, 1 << 40, sizes.tick_s))
             res = [_recv(run.ctls[0], f"latency at {rate}/s")]
             run.remaining[0] -= res[0]["sent"]
             if k == 0:
@@ -1757,6 +1760,7 @@ def _measure(
         "p50": [statistics.median(p[0] for p in lat[r]) for r in sizes.rates],
         "p99": [statistics.median(p[1] for p in lat[r]) for r in sizes.rates],
         "ping": ping.value,
+        "tick_us": round(sizes.tick_s * 1e6),
         "bars": {**bars, "engine alone": alone.value, "plaintext ZeroMQ": plain.value},
         "label": run.label if compare == "durability" else "",
     }
@@ -1964,14 +1968,14 @@ def _flood(run: _Run, flood_ctl: Connection) -> list[_common.Result]:
     ctl0 = run.ctls[0]
     for k in range(sizes.repeats):
         t0 = time.monotonic() + 0.2
-        ctl0.send(("paced", t0, t0 + sizes.flood_quiet_seconds, sizes.flood_rtt_rate, 1 << 40))
+        ctl0.send(("paced", t0, t0 + sizes.flood_quiet_seconds, sizes.flood_rtt_rate, 1 << 40, sizes.tick_s))
         rss_quiet.append(_rss_mib(run.server_pid))
         quiet = _recv(ctl0, "quiet RTT")
         run.remaining[0] -= quiet["sent"]
         t0 = time.monotonic() + 0.3
         t1 = t0 + sizes.flood_seconds
         flood_ctl.send(("flood", t0, t1, sizes.flood_rate, sizes.flood_connections))
-        ctl0.send(("paced", t0 + 0.3, t1, sizes.flood_rtt_rate, 1 << 40))
+        ctl0.send(("paced", t0 + 0.3, t1, sizes.flood_rtt_rate, 1 << 40, sizes.tick_s))
         peak = 0.0
         _wait_until(t0 + 0.3)
         for j in range(sizes.known_handshakes):
@@ -2045,7 +2049,7 @@ def plot(report: _common.Report, path: str) -> None:
     ax2.axhline(data["ping"], color="tab:gray", linestyle="--", label="plaintext ping-pong p50")
     ax2.set_xscale("log")
     ax2.set_yscale("log")
-    ax2.set_xlabel("offered orders/s (one session, 1 ms ticks)")
+    ax2.set_xlabel(f"offered orders/s (one session, {data['tick_us']} us ticks)")
     ax2.set_ylabel("round trip, us (from scheduled send)")
     ax2.set_title("latency" + (f", durability {data['label']}" if data.get("label") else ""))
     ax2.grid(True, which="both", alpha=0.3)
@@ -2069,6 +2073,14 @@ def plot(report: _common.Report, path: str) -> None:
 @click.option("--instruments", type=int, default=None, hidden=True)
 @click.option("--messages", type=int, default=None, hidden=True)
 @click.option("--rates", default=None, hidden=True, help="Comma-separated offered rates.")
+@click.option(
+    "--tick-us",
+    type=click.IntRange(10, 100_000),
+    default=DEFAULT_TICK_US,
+    show_default=True,
+    help="The latency phase's session sends what is due once per this many microseconds (round trips run "
+    "from each order's scheduled time, so an order also waits half a tick on average).",
+)
 @click.option("--smoke", is_flag=True, hidden=True, help="Tiny durations (the smoke test).")
 @click.option(
     "--durability",
@@ -2105,6 +2117,7 @@ def command(
     instruments: int | None,
     messages: int | None,
     rates: str | None,
+    tick_us: int,
     smoke: bool,
     durability_text: str | None,
     journal_parent: Path,
@@ -2128,6 +2141,7 @@ def command(
             messages=messages if messages is not None else sizes.messages,
             rates=tuple(int(r) for r in rates.split(",")) if rates else sizes.rates,
         )
+    sizes = dataclasses.replace(sizes, tick_s=tick_us / 1e6)
     if smoke:
         sizes = dataclasses.replace(sizes, **_SMOKE)
     steps = STEPS if md and not durability else STEPS - 1
