@@ -431,12 +431,11 @@ class Client:
                     raise ClientError("the server sent a DATA record that is not a JSON reply") from None
             return
         for frame in ev.frames:
-            v = codec.validate(frame, 0, codec.SERVER_TO_CLIENT)
-            if v.frame is None or not v.all_accepted:
+            msgs = codec.accept_frame(frame, codec.SERVER_TO_CLIENT)
+            if msgs is None:
                 raise ClientError("the server sent a malformed frame (WIRE.md §5.4: reconnect)")
-            msgs = v.frame.raw
             self.messages_received += msgs.shape[0]
-            tids = v.frame.template_ids
+            tids = codec.template_ids(msgs)
             if not self.connected:
                 hb = np.flatnonzero(tids == codes.TEMPLATE_HEARTBEAT)
                 if hb.size:
@@ -454,7 +453,7 @@ class Client:
                 msgs = self._catch_up(msgs, tids)
                 if msgs.shape[0] == 0:
                     continue
-                tids = np.ascontiguousarray(msgs[:, 2:4]).view("<u2")[:, 0]
+                tids = codec.template_ids(msgs)
             if np.any(tids == codes.TEMPLATE_BUSINESS_MESSAGE_REJECT):
                 for i in np.flatnonzero(tids == codes.TEMPLATE_BUSINESS_MESSAGE_REJECT)[:100]:
                     self.rejects.append(message.describe(msgs[i]))

@@ -271,6 +271,31 @@ _NO_REJECTS: Final = np.zeros(0, schema.BUSINESS_MESSAGE_REJECT)
 _NO_REJECTS.flags.writeable = False
 
 
+def accept_frame(
+    frame: bytes | bytearray | memoryview, direction: int = SERVER_TO_CLIENT
+) -> npt.NDArray[np.uint8] | None:
+    """The frame as (k, 60) bytes, without copying, if stages F and H accept every message
+    of it; else None. The per-frame path of a receiver that refuses a frame as a whole
+    (a client, WIRE.md §5.4): no rejects are built, nothing else is allocated."""
+    flat = np.frombuffer(frame, dtype=np.uint8)
+    if not check_frame_length(flat.size):
+        return None
+    raw = flat.reshape(-1, codes.MESSAGE_SIZE)
+    defined, allowed, reserved = _TABLES[direction]
+    reasons = np.empty(raw.shape[0], np.uint8)
+    return None if stage_h(raw.view(np.uint32), raw, defined, allowed, reserved, reasons) else raw
+
+
+def template_ids(raw: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint16]:
+    """The templateId of each message of (k, 60) bytes (a view: header bytes 2-3)."""
+    ids: npt.NDArray[np.uint16] = raw.view("<u2")[:, _TEMPLATE_ID_U16]
+    return ids
+
+
+#: templateId is the second little-endian u16 of the header
+_TEMPLATE_ID_U16: Final = 1
+
+
 def to_inbound(
     raw: npt.NDArray[np.uint8],
     session_id: int,

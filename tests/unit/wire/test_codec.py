@@ -245,3 +245,28 @@ def test_non_finite_prices_are_refused() -> None:
     for bad in ("NaN", "Infinity", "-Infinity"):
         with pytest.raises(ValueError, match="finite"):
             message.price_to_p9(bad)
+
+
+@pytest.mark.parametrize(("label", "bad", "reason"), _stage_h_cases(), ids=[c[0] for c in _stage_h_cases()])
+def test_accept_frame_refuses_a_frame_with_any_refused_message(label: str, bad: bytes, reason: int) -> None:
+    frame = _frame(_nos(10), bad, _nos(11))
+    assert codec.accept_frame(frame, codec.CLIENT_TO_SERVER) is None
+    assert not codec.validate(frame, NOW).all_accepted  # the same verdict as the full check
+
+
+@pytest.mark.parametrize("length", [0, 59, 61, 1092 * 60])
+def test_accept_frame_refuses_a_bad_length(length: int) -> None:
+    assert codec.accept_frame(bytes(length), codec.CLIENT_TO_SERVER) is None
+
+
+def test_accept_frame_is_a_view_of_an_accepted_frame_and_reads_its_templates() -> None:
+    hb = message.heartbeat().tobytes()
+    frame = _frame(_nos(1), hb, _nos(2))
+    raw = codec.accept_frame(frame, codec.CLIENT_TO_SERVER)
+    assert raw is not None and raw.shape == (3, 60) and raw.tobytes() == frame
+    expected = [1, codes.TEMPLATE_HEARTBEAT, 1]
+    assert codec.template_ids(raw).tolist() == codec.decode(frame).template_ids.tolist() == expected
+    # a server's report is refused in the other direction only
+    er = codec.new_records(codes.TEMPLATE_EXECUTION_REPORT).tobytes()
+    assert codec.accept_frame(er, codec.SERVER_TO_CLIENT) is not None
+    assert codec.accept_frame(er, codec.CLIENT_TO_SERVER) is None
