@@ -62,16 +62,24 @@ _NOT_INCREASING: Final = codes.BRR_CLORDID_NOT_INCREASING
 _UNKNOWN_ACCOUNT: Final = codes.BRR_UNKNOWN_ACCOUNT
 _LOW32: Final = 0xFFFF_FFFF
 
+#: the entries of ``stage_hs``'s ``session`` parameters
+_PARAM_SESSION_ID: Final = 0
+_PARAM_RECV_TIME: Final = 1
+_PARAM_MARK: Final = 2
+_PARAM_ALLOWANCE: Final = 3
+_PARAM_ACCEPTING: Final = 4
+_PARAM_SESSION_ACCOUNT: Final = 5
+
 #: tables of stage H for what a client may send
 DEFINED, ALLOWED, RESERVED = codec.stage_h_tables(codec.CLIENT_TO_SERVER)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _member(value: int, members: npt.NDArray[np.uint32]) -> bool:
-    for m in members:  # noqa: SIM110 - a generator in any() does not compile in nopython mode
-        if m == value:
-            return True
-    return False
+    """Whether ``value`` is in ``members`` (sorted ascending): an operator may block
+    thousands of accounts, so a binary search, not a scan."""
+    at = np.searchsorted(members, value)
+    return bool(at < members.size and members[at] == value)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -87,9 +95,9 @@ def stage_hs(
     """Stages H and S for the k messages of one frame that passed stage F.
 
     ``raw`` (k, 60) bytes and ``words`` (k, 15) its 32-bit view; ``accounts`` the
-    session's accounts (the first is its session account), ``blocked`` the accounts an
-    operator killed; ``session`` = (SessionID, RecvTime, ClOrdID mark, orders the throttle
-    allows now, accepting 0/1). Writes ``reasons[i]`` (0 = passed or not an order) and
+    session's accounts and ``blocked`` the accounts an operator killed, each sorted
+    ascending; ``session`` = (SessionID, RecvTime, ClOrdID mark, orders the throttle
+    allows now, accepting 0/1, session account). Writes ``reasons[i]`` (0 = passed or not an order) and
     the passing orders, in frame order, into ``inbound`` (k, 20) as WIRE.md §6.1 records.
 
     Returns (inbound records written, the new ClOrdID mark, orders seen (what the
@@ -97,12 +105,12 @@ def stage_hs(
     retransmit requests, left to the caller)).
     """
     codec.stage_h(words, raw, DEFINED, ALLOWED, RESERVED, reasons)
-    session_id = np.uint32(session[0])
-    recv_time = session[1]
-    mark = session[2]
-    allowance = session[3]
-    accepting = session[4] != 0
-    session_account = accounts[0]
+    session_id = np.uint32(session[_PARAM_SESSION_ID])
+    recv_time = session[_PARAM_RECV_TIME]
+    mark = session[_PARAM_MARK]
+    allowance = session[_PARAM_ALLOWANCE]
+    accepting = session[_PARAM_ACCEPTING] != 0
+    session_account = np.uint32(session[_PARAM_SESSION_ACCOUNT])
     written = 0
     orders = 0
     others = 0

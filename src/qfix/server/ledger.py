@@ -286,7 +286,7 @@ class Ledger:
             entry.last_exec_ids[state.session_id] = last_exec_id
             # the reports before the checkpoint are not held: asking for them says "unavailable"
             state.history.dropped_upto = last_exec_id
-        entry.blocked = {int(a) for a in meta.get("blocked", [])}
+        entry.set_blocked({int(a) for a in meta.get("blocked", [])})
 
     def _replay(self, entry: Entry) -> None:
         if isinstance(entry, Batch):
@@ -341,9 +341,9 @@ class Ledger:
                 raise JournalCorruptError(f"journal {self.directory}: {exc}") from None
         elif isinstance(entry, BlockAccounts):
             if entry.blocked:
-                self.entry.blocked.update(entry.accounts)
+                self.entry.set_blocked(self.entry.blocked | set(entry.accounts))
             else:
-                self.entry.blocked.difference_update(entry.accounts)
+                self.entry.set_blocked(self.entry.blocked - set(entry.accounts))
         else:
             raise TypeError(f"not a journal entry: {entry!r}")
 

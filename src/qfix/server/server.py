@@ -543,7 +543,7 @@ class Server:
             self._close_conn(conn, CloseReason.NORMAL)
         for state in self.entry.by_id:
             if state.kid in allow:
-                state.accounts = np.array(allow[state.kid].accounts, np.uint32)
+                state.set_accounts(allow[state.kid].accounts)
         return {"clients": len(allow), "closed_sessions": len(revoked)}
 
     def _status_doc(self) -> dict[str, Any]:

@@ -121,6 +121,7 @@ class SessionState:
 
     session_id: int
     kid: bytes
+    #: the accounts it may trade, in the allow-list's order: the first is its SessionAccount
     accounts: npt.NDArray[np.uint32]
     bucket: _Bucket
     history: _History
@@ -130,9 +131,16 @@ class SessionState:
     rejects: int = 0  #: BusinessMessageRejects in the current window
     reject_window: float = 0.0
 
+    #: ``accounts`` sorted, for stage S's lookups (kept by :meth:`set_accounts`)
+    sorted_accounts: npt.NDArray[np.uint32] = field(default_factory=lambda: np.zeros(0, np.uint32))
+
     @property
     def session_account(self) -> int:
         return int(self.accounts[0])
+
+    def set_accounts(self, accounts: tuple[int, ...] | list[int]) -> None:
+        self.accounts = np.array(accounts, np.uint32)
+        self.sorted_accounts = np.sort(self.accounts)
 
 
 @dataclass(slots=True)
@@ -177,8 +185,8 @@ class OrderEntry:
         self.by_id: list[SessionState] = []
         self.by_conn: dict[int, SessionState] = {}
         self.accepting = True
-        #: accounts an operator killed: their orders are refused at stage S (108)
-        self.blocked: set[int] = set()
+        self._blocked: frozenset[int] = frozenset()
+        self._blocked_sorted = _NO_ACCOUNTS
         #: per SessionID, the highest ClOrdID of its journaled input: what a Heartbeat
         #: reports as LastClOrdID, so a client never takes an order the journal does not
         #: hold yet for taken (stage S's own mark, ``SessionState.hwm``, runs ahead of it).
@@ -187,6 +195,16 @@ class OrderEntry:
         #: per SessionID, the highest ExecID routed to it (what a Heartbeat reports as
         #: LastExecID); an array, so that routing raises every session's in one pass
         self.last_exec_ids = np.zeros(max_sessions, np.uint64)
+
+    @property
+    def blocked(self) -> frozenset[int]:
+        """Accounts an operator killed: their orders are refused at stage S (108)."""
+        return self._blocked
+
+    def set_blocked(self, accounts: frozenset[int] | set[int]) -> None:
+        """Replace the blocked accounts (kept sorted for stage S's binary search)."""
+        self._blocked = frozenset(int(a) for a in accounts)
+        self._blocked_sorted = np.array(sorted(self._blocked), np.uint32)
 
     # --- connections ----------------------------------------------------------------
 
@@ -205,14 +223,13 @@ class OrderEntry:
             state = SessionState(
                 session_id=len(self.by_id),
                 kid=kid,
-                accounts=np.array(accounts, np.uint32),
+                accounts=_NO_ACCOUNTS,
                 bucket=_Bucket(*self.throttle, now),
                 history=_History(self.retransmit_keep),
             )
             self.by_kid[kid] = state
             self.by_id.append(state)
-        else:
-            state.accounts = np.array(accounts, np.uint32)  # the allow-list may have changed
+        state.set_accounts(accounts)  # the allow-list may have changed since the last login
         state.conns.append(conn)
         self.by_conn[conn] = state
         state.last_sent = now
@@ -272,13 +289,14 @@ class OrderEntry:
         reasons = np.empty(k, np.uint8)
         inbound = np.empty(k, schema.INBOUND)
         allowance = state.bucket.available(now) if self.accepting else 0
-        params = np.array((state.session_id, recv_time, state.hwm, allowance, self.accepting), np.uint64)
-        blocked = np.fromiter(self.blocked, np.uint32, len(self.blocked)) if self.blocked else _NO_ACCOUNTS
+        params = np.array(
+            (state.session_id, recv_time, state.hwm, allowance, self.accepting, state.accounts[0]), np.uint64
+        )
         written, mark, orders, others = _stage_s.stage_hs(
             raw,
             raw.view(np.uint32),
-            state.accounts,
-            blocked,
+            state.sorted_accounts,
+            self._blocked_sorted,
             params,
             reasons,
             inbound.view(np.uint32).reshape(k, _stage_s.INBOUND_WORDS),

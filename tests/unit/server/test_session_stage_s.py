@@ -51,7 +51,7 @@ def _oracle(
     the first of ``accounts``; the throttle allows the first ``allowance`` orders."""
     reasons = []
     orders = 0
-    session_account = min(accounts)
+    session_account = 101  # the first account of every allow-list entry here
     for tid, cl, acct in msgs:
         if tid == _BAD_HEADER:
             reasons.append(codes.BRR_WRONG_SCHEMA)
@@ -101,6 +101,7 @@ def _message(tid: int, cl: int, acct: int | None) -> np.void:
     blocked=st.sets(st.sampled_from([101, 102, 7])),
     allowance=st.integers(0, 12),
     accepting=st.booleans(),
+    many=st.booleans(),
 )
 def test_stage_s_matches_one_by_one_oracle(
     start: int,
@@ -108,17 +109,21 @@ def test_stage_s_matches_one_by_one_oracle(
     blocked: set[int],
     allowance: int,
     accepting: bool,
+    many: bool,
 ) -> None:
     # ClOrdIDs mostly rising, as a client sends them, with repeats and steps back
     clordids = np.maximum(1, start + np.cumsum([step for _, step, _ in steps]))
     msgs = [(tid, int(cl), acct) for (tid, _, acct), cl in zip(steps, clordids, strict=True)]
-    entry = _entry(throttle=(1.0, float(allowance)))
-    entry.blocked.update(blocked)
+    entry = OrderEntry(throttle=(1.0, float(allowance)))
+    # ``many``: long account lists (not in order) and thousands of blocked accounts
+    accounts = (101, 9000, 102, 500, *range(20_000, 20_100)) if many else (101, 102)
+    entry.login(1, KID, accounts, now=0.0)
+    entry.set_blocked(blocked | set(range(1_000, 4_000)) if many else blocked)
     entry.accepting = accepting
     state = entry.by_conn[1]
     state.hwm = start
     arrival = entry.receive(1, _frame([_message(*m) for m in msgs]), recv_time=2**64 - 5, now=0.0)
-    expected, mark = _oracle(start, msgs, {101, 102}, blocked, allowance, accepting)
+    expected, mark = _oracle(start, msgs, set(accounts), blocked, allowance, accepting)
     got = _rejects(arrival.replies)
     assert got == {i: r for i, r in enumerate(expected) if r}
     assert arrival.rejected == len(got) and arrival.messages == len(msgs)
