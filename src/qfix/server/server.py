@@ -59,13 +59,14 @@ from qfix.qzmq import (
     ServerProtocol,
 )
 from qfix.qzmq.adapter import ServerEndpoint
+from qfix.server import _stage_s
 from qfix.server.admin import PHASES, AdminCommand, AdminError, encode_reply, parse_command
 from qfix.server.config import ScheduledPhase, ServerConfig, ServerConfigError, end_of_day_offset_ns
 from qfix.server.feed import MarketData
 from qfix.server.ledger import Ledger
 from qfix.server.metrics import Metrics, StatusLine
 from qfix.server.session import OrderEntry, SessionState
-from qfix.wire import codes, schema
+from qfix.wire import codec, codes, schema
 
 __all__ = ["Server"]
 
@@ -125,6 +126,16 @@ def _warm_kernels(config: ServerConfig) -> None:
     scratch.set_phase(0, sec, PHASES["continuous"], out)
     scratch.auction_tick(0, out)
     warm_auctions(backends.load("cpu"))
+    # the session layer's compiled passes: stages H and S, routing, the journaled marks
+    entry = OrderEntry(max_sessions=1)
+    entry.login(0, b"", (1,), 0.0)
+    frame = codec.new_records(codes.TEMPLATE_NEW_ORDER_SINGLE)
+    frame["ClOrdID"] = 1
+    frame["Account"] = 1
+    arrival = entry.receive(0, frame.tobytes(), 0, 0.0)
+    entry.route(out[:1])
+    words = arrival.inbound.view(np.uint32).reshape(arrival.inbound.size, _stage_s.INBOUND_WORDS)
+    _stage_s.raise_marks(words, 1, entry.journaled_marks)
 
 
 def _auction_backend_choice(config: ServerConfig) -> str:
