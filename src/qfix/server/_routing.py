@@ -21,25 +21,12 @@ import numpy.typing as npt
 
 from qfix.wire import codes, schema
 
-_WORD: Final = 4
-
-
-def _word(offset: int) -> int:
-    if offset % _WORD:
-        raise AssertionError(f"field at byte {offset} is not word-aligned")
-    return offset // _WORD
-
-
-def _field(dtype: np.dtype[np.void], name: str) -> int:
-    return int(dtype.fields[name][1])  # type: ignore[index]
-
-
-RECORD_WORDS: Final = _word(schema.OUTPUT.itemsize)
-_DEST: Final = _word(_field(schema.OUTPUT, "dest"))
+RECORD_WORDS: Final = schema.word_offset(schema.OUTPUT)
+_DEST: Final = schema.word_offset(schema.OUTPUT, "dest")
 #: ExecID of ExecutionReport and OrderCancelReject (the same offset) and of OrderMassCancelReport
-_REPORT_EXEC_ID: Final = _word(_field(schema.EXECUTION_REPORT, "ExecID"))
-_MASS_REPORT_EXEC_ID: Final = _word(_field(schema.ORDER_MASS_CANCEL_REPORT, "ExecID"))
-assert _word(_field(schema.ORDER_CANCEL_REJECT, "ExecID")) == _REPORT_EXEC_ID
+_REPORT_EXEC_ID: Final = schema.word_offset(schema.EXECUTION_REPORT, "ExecID")
+_MASS_REPORT_EXEC_ID: Final = schema.word_offset(schema.ORDER_MASS_CANCEL_REPORT, "ExecID")
+assert schema.word_offset(schema.ORDER_CANCEL_REJECT, "ExecID") == _REPORT_EXEC_ID
 _TEMPLATE_SHIFT: Final = 16  #: templateId is the high half of header word 0
 _EXECUTION_REPORT: Final = codes.TEMPLATE_EXECUTION_REPORT
 _CANCEL_REJECT: Final = codes.TEMPLATE_ORDER_CANCEL_REJECT

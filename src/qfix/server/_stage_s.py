@@ -21,35 +21,21 @@ import numpy.typing as npt
 
 from qfix.wire import codec, codes, schema
 
-_HEADER: Final = 8  #: message header bytes before the block
-_WORD: Final = 4
-
-
-def _word(offset: int) -> int:
-    if offset % _WORD:
-        raise AssertionError(f"field at byte {offset} is not word-aligned")
-    return offset // _WORD
-
-
-def _block_offset(dtype: np.dtype[np.void], name: str) -> int:
-    return int(dtype.fields[name][1])  # type: ignore[index]
-
-
 #: ClOrdID, the first field of templates 1-4 (two words, little-endian)
-_CLORDID: Final = _word(_block_offset(schema.NEW_ORDER_SINGLE, "ClOrdID"))
+_CLORDID: Final = schema.word_offset(schema.NEW_ORDER_SINGLE, "ClOrdID")
 #: Account of the two templates that carry one
-_NOS_ACCOUNT: Final = _word(_block_offset(schema.NEW_ORDER_SINGLE, "Account"))
-_MASS_ACCOUNT: Final = _word(_block_offset(schema.ORDER_MASS_CANCEL_REQUEST, "Account"))
-assert _word(_block_offset(schema.ORDER_CANCEL_REQUEST, "ClOrdID")) == _CLORDID
-assert _word(_block_offset(schema.ORDER_CANCEL_REPLACE_REQUEST, "ClOrdID")) == _CLORDID
-assert _word(_block_offset(schema.ORDER_MASS_CANCEL_REQUEST, "ClOrdID")) == _CLORDID
+_NOS_ACCOUNT: Final = schema.word_offset(schema.NEW_ORDER_SINGLE, "Account")
+_MASS_ACCOUNT: Final = schema.word_offset(schema.ORDER_MASS_CANCEL_REQUEST, "Account")
+assert schema.word_offset(schema.ORDER_CANCEL_REQUEST, "ClOrdID") == _CLORDID
+assert schema.word_offset(schema.ORDER_CANCEL_REPLACE_REQUEST, "ClOrdID") == _CLORDID
+assert schema.word_offset(schema.ORDER_MASS_CANCEL_REQUEST, "ClOrdID") == _CLORDID
 #: the inbound record's words after the message (WIRE.md §6.1)
-_MESSAGE_WORDS: Final = _word(codes.MESSAGE_SIZE)
-_IN_SESSION_ID: Final = _word(_block_offset(schema.INBOUND, "SessionID"))
-_IN_SESSION_ACCOUNT: Final = _word(_block_offset(schema.INBOUND, "SessionAccount"))
-_IN_RESERVED: Final = _word(_block_offset(schema.INBOUND, "InboundReserved"))
-_IN_RECV_TIME: Final = _word(_block_offset(schema.INBOUND, "RecvTime"))
-INBOUND_WORDS: Final = _word(codes.INBOUND_SIZE)
+_MESSAGE_WORDS: Final = schema.word_offset(schema.INBOUND, "SessionID")  # the message is what precedes it
+_IN_SESSION_ID: Final = schema.word_offset(schema.INBOUND, "SessionID")
+_IN_SESSION_ACCOUNT: Final = schema.word_offset(schema.INBOUND, "SessionAccount")
+_IN_RESERVED: Final = schema.word_offset(schema.INBOUND, "InboundReserved")
+_IN_RECV_TIME: Final = schema.word_offset(schema.INBOUND, "RecvTime")
+INBOUND_WORDS: Final = schema.word_offset(schema.INBOUND)
 #: header word 0 holds the templateId in its high half
 _TEMPLATE_SHIFT: Final = 16
 

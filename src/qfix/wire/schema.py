@@ -561,3 +561,15 @@ OUTPUT: Final = np.dtype(
 
 assert INBOUND.itemsize == codes.INBOUND_SIZE
 assert all(t.dtype.itemsize == codes.MESSAGE_SIZE for t in _TEMPLATES)
+
+#: kernels that read records as 32-bit words index them by :func:`word_offset`
+WORD_BYTES: Final = 4
+
+
+def word_offset(dtype: np.dtype[np.void], name: str | None = None) -> int:
+    """Where field ``name`` of ``dtype`` starts, in 32-bit words (without a name: the
+    record's size in words). ValueError if it does not fall on a word boundary."""
+    offset = dtype.itemsize if name is None else int(dtype.fields[name][1])  # type: ignore[index]
+    if offset % WORD_BYTES:
+        raise ValueError(f"{name or 'the record size'} at byte {offset} of {dtype} is not on a 32-bit word")
+    return offset // WORD_BYTES

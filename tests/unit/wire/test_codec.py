@@ -270,3 +270,11 @@ def test_accept_frame_is_a_view_of_an_accepted_frame_and_reads_its_templates() -
     er = codec.new_records(codes.TEMPLATE_EXECUTION_REPORT).tobytes()
     assert codec.accept_frame(er, codec.SERVER_TO_CLIENT) is not None
     assert codec.accept_frame(er, codec.CLIENT_TO_SERVER) is None
+
+
+def test_word_offsets_of_fields_and_records() -> None:
+    assert schema.word_offset(schema.NEW_ORDER_SINGLE, "ClOrdID") == 2  # after the 8-byte header
+    assert schema.word_offset(schema.INBOUND, "RecvTime") == 18
+    assert schema.word_offset(schema.OUTPUT) == 16
+    with pytest.raises(ValueError, match="OrdType at byte 53"):
+        schema.word_offset(schema.NEW_ORDER_SINGLE, "OrdType")
