@@ -470,12 +470,13 @@ class ServerEndpoint:
                 rid = sock.recv(_NOBLOCK)
             except zmq.Again:
                 return True
-            # a message arrives whole: its other parts are here (two plain reads cost
-            # a third of one recv_multipart of Frames)
-            frame = sock.recv(copy=False)
+            # a ROUTER message is its routing id and at least one part, and arrives whole,
+            # so the frame is here (two plain reads cost a third of a recv_multipart of
+            # Frames); one with more parts is drained and refused
+            frame = sock.recv(_NOBLOCK, copy=False)
             if frame.more:
                 while sock.getsockopt(zmq.RCVMORE):
-                    sock.recv()
+                    sock.recv(_NOBLOCK)
                 budget[0] -= 1
                 events += proto.receive_bad_frame_count(rid, self._clock())
                 continue

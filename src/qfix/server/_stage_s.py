@@ -26,9 +26,11 @@ _CLORDID: Final = schema.word_offset(schema.NEW_ORDER_SINGLE, "ClOrdID")
 #: Account of the two templates that carry one
 _NOS_ACCOUNT: Final = schema.word_offset(schema.NEW_ORDER_SINGLE, "Account")
 _MASS_ACCOUNT: Final = schema.word_offset(schema.ORDER_MASS_CANCEL_REQUEST, "Account")
-assert schema.word_offset(schema.ORDER_CANCEL_REQUEST, "ClOrdID") == _CLORDID
-assert schema.word_offset(schema.ORDER_CANCEL_REPLACE_REQUEST, "ClOrdID") == _CLORDID
-assert schema.word_offset(schema.ORDER_MASS_CANCEL_REQUEST, "ClOrdID") == _CLORDID
+if any(
+    schema.word_offset(dtype, "ClOrdID") != _CLORDID
+    for dtype in (schema.ORDER_CANCEL_REQUEST, schema.ORDER_CANCEL_REPLACE_REQUEST, schema.ORDER_MASS_CANCEL_REQUEST)
+):
+    raise ImportError("stage S reads ClOrdID at one offset for templates 1-4; the schema moved it")
 #: the inbound record's words after the message (WIRE.md §6.1)
 _MESSAGE_WORDS: Final = schema.word_offset(schema.INBOUND, "SessionID")  # the message is what precedes it
 _IN_SESSION_ID: Final = schema.word_offset(schema.INBOUND, "SessionID")
@@ -36,6 +38,8 @@ _IN_SESSION_ACCOUNT: Final = schema.word_offset(schema.INBOUND, "SessionAccount"
 _IN_RESERVED: Final = schema.word_offset(schema.INBOUND, "InboundReserved")
 _IN_RECV_TIME: Final = schema.word_offset(schema.INBOUND, "RecvTime")
 INBOUND_WORDS: Final = schema.word_offset(schema.INBOUND)
+if INBOUND_WORDS != _IN_RECV_TIME + 2:
+    raise ImportError("stage S writes RecvTime as the inbound record's last two words; the schema moved it")
 #: header word 0 holds the templateId in its high half
 _TEMPLATE_SHIFT: Final = 16
 
@@ -137,15 +141,13 @@ def stage_hs(
     return written, mark, orders, others
 
 
-assert INBOUND_WORDS == _IN_RECV_TIME + 2
-
-
 @numba.njit(cache=True, nogil=True)
 def raise_marks(inbound: npt.NDArray[np.uint32], sessions: int, marks: npt.NDArray[np.uint64]) -> int:
     """Raise ``marks[SessionID]`` to the largest ClOrdID of each session's records in
     ``inbound`` ((n, 20) words of WIRE.md §6.1 records of templates 1-4).
 
     Returns -1, or, having raised nothing, the first SessionID not below ``sessions``."""
+    sessions = min(sessions, marks.size)
     for i in range(inbound.shape[0]):
         if inbound[i, _IN_SESSION_ID] >= sessions:
             return int(inbound[i, _IN_SESSION_ID])

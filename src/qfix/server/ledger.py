@@ -374,6 +374,8 @@ class Ledger:
     def login(self, conn: int, kid: bytes, accounts: tuple[int, ...], now: float) -> tuple[SessionState, bytes]:
         """``OrderEntry.login``, journaling the SessionID a new key is given."""
         entry = self.entry
+        if not accounts:  # refused before a SessionID is journaled for it
+            raise LookupError(f"key {kid.hex()} has no account")
         if kid not in entry.by_kid:
             if len(entry.by_id) >= entry.max_sessions:
                 raise LookupError(f"all {entry.max_sessions} SessionIDs are in use")

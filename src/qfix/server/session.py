@@ -115,14 +115,16 @@ class _History:
         return np.concatenate(ids_parts), np.concatenate(msg_parts), more
 
 
+def _no_accounts() -> npt.NDArray[np.uint32]:
+    return np.zeros(0, np.uint32)
+
+
 @dataclass(slots=True)
 class SessionState:
     """One FIX session (one client key): identity, ClOrdID mark, throttle, history."""
 
     session_id: int
     kid: bytes
-    #: the accounts it may trade, in the allow-list's order: the first is its SessionAccount
-    accounts: npt.NDArray[np.uint32]
     bucket: _Bucket
     history: _History
     hwm: int = 0  #: highest ClOrdID that passed stage S
@@ -130,17 +132,30 @@ class SessionState:
     last_sent: float = 0.0  #: monotonic time of the last message sent to it
     rejects: int = 0  #: BusinessMessageRejects in the current window
     reject_window: float = 0.0
+    _accounts: npt.NDArray[np.uint32] = field(default_factory=_no_accounts, init=False, repr=False)
+    _sorted_accounts: npt.NDArray[np.uint32] = field(default_factory=_no_accounts, init=False, repr=False)
 
-    #: ``accounts`` sorted, for stage S's lookups (kept by :meth:`set_accounts`)
-    sorted_accounts: npt.NDArray[np.uint32] = field(default_factory=lambda: np.zeros(0, np.uint32))
+    @property
+    def accounts(self) -> npt.NDArray[np.uint32]:
+        """The accounts it may trade, in the allow-list's order: the first is its
+        SessionAccount (none until its key logs in)."""
+        return self._accounts
+
+    @property
+    def sorted_accounts(self) -> npt.NDArray[np.uint32]:
+        """:attr:`accounts` sorted, for stage S's binary search."""
+        return self._sorted_accounts
 
     @property
     def session_account(self) -> int:
-        return int(self.accounts[0])
+        return int(self._accounts[0])
 
     def set_accounts(self, accounts: tuple[int, ...] | list[int]) -> None:
-        self.accounts = np.array(accounts, np.uint32)
-        self.sorted_accounts = np.sort(self.accounts)
+        """Set the accounts (at login and allow-list reloads); ValueError if none."""
+        if not accounts:
+            raise ValueError(f"key {self.kid.hex()} has no account")
+        self._accounts = np.array(accounts, np.uint32)
+        self._sorted_accounts = np.sort(self._accounts)
 
 
 @dataclass(slots=True)
@@ -223,7 +238,6 @@ class OrderEntry:
             state = SessionState(
                 session_id=len(self.by_id),
                 kid=kid,
-                accounts=_NO_ACCOUNTS,
                 bucket=_Bucket(*self.throttle, now),
                 history=_History(self.retransmit_keep),
             )
@@ -247,7 +261,6 @@ class OrderEntry:
         state = SessionState(
             session_id=session_id,
             kid=kid,
-            accounts=np.zeros(0, np.uint32),
             bucket=_Bucket(*self.throttle, 0.0),
             history=_History(self.retransmit_keep),
         )
@@ -290,7 +303,7 @@ class OrderEntry:
         inbound = np.empty(k, schema.INBOUND)
         allowance = state.bucket.available(now) if self.accepting else 0
         params = np.array(
-            (state.session_id, recv_time, state.hwm, allowance, self.accepting, state.accounts[0]), np.uint64
+            (state.session_id, recv_time, state.hwm, allowance, self.accepting, state.session_account), np.uint64
         )
         written, mark, orders, others = _stage_s.stage_hs(
             raw,
@@ -397,7 +410,9 @@ class OrderEntry:
         kept_rows = np.empty(n, np.int64)
         kept_ids = np.empty(n, np.uint64)
         groups = np.empty((n, _routing.GROUP_COLUMNS), np.int64)
-        count, md_count, trades = _routing.split(words, self.last_exec_ids, order, kept_rows, kept_ids, groups)
+        # only sessions that exist keep reports: a slice, so the kernel raises the marks in place
+        known = self.last_exec_ids[: len(self.by_id)]
+        count, md_count, trades = _routing.split(words, known, order, kept_rows, kept_ids, groups)
         by_id = self.by_id
         ends = []
         kept_start = 0

@@ -11,6 +11,7 @@ zero-padded ASCII Symbol of SecurityDefinition) are ``u1`` sub-arrays.
 from __future__ import annotations
 
 import struct
+import sys
 from dataclasses import dataclass
 from typing import Final
 
@@ -568,7 +569,10 @@ WORD_BYTES: Final = 4
 
 def word_offset(dtype: np.dtype[np.void], name: str | None = None) -> int:
     """Where field ``name`` of ``dtype`` starts, in 32-bit words (without a name: the
-    record's size in words). ValueError if it does not fall on a word boundary."""
+    record's size in words). ValueError if it does not fall on a word boundary, or if
+    this host's words are not little-endian like the records."""
+    if sys.byteorder != "little":
+        raise ValueError("records are little-endian: word-reading kernels need a little-endian host")
     offset = dtype.itemsize if name is None else int(dtype.fields[name][1])  # type: ignore[index]
     if offset % WORD_BYTES:
         raise ValueError(f"{name or 'the record size'} at byte {offset} of {dtype} is not on a 32-bit word")

@@ -427,3 +427,12 @@ def test_a_full_disk_acknowledges_nothing(tmp_path: Path) -> None:
     files.power_cut()
     again = _open(_config(tmp_path))  # the part that landed is a torn tail, cut off
     assert again.last_seq == live.last_seq - 1 and again.recovery.torn
+
+
+def test_a_key_without_accounts_is_refused_before_anything_is_journaled(tmp_path: Path) -> None:
+    ledger = _open(_config(tmp_path / "journal", "fsync"))
+    before = ledger.last_seq
+    with pytest.raises(LookupError, match="no account"):
+        ledger.login(1, b"\x01" * 16, (), 0.0)
+    assert ledger.last_seq == before and not ledger.entry.by_id  # no SessionID was given
+    ledger.close()

@@ -310,3 +310,10 @@ def test_raise_marks_keeps_each_sessions_largest_clordid(records: list[tuple[int
     _stage_s.raise_marks(words, 3, marks)
     expected = [max([7] + [cl for s, cl in records if s == sid]) for sid in range(5)]
     assert marks.tolist() == expected
+
+
+def test_route_keeps_nothing_for_a_session_that_does_not_exist_yet() -> None:
+    entry = _entry()  # one session (SessionID 0) of the 4,096 the table has room for
+    routed, _, _ = entry.route(_reports([(0, 10, 3), (5, 10, 9)]))
+    assert [s.session_id for s, _ in routed] == [0]
+    assert entry.last_exec_ids[0] == 3 and entry.last_exec_ids[5] == 0
