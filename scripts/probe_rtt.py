@@ -5,13 +5,16 @@ one-order batch.
     .venv/bin/python scripts/probe_rtt.py [--orders 3000] [--md/--no-md] [--json F]
 
 `qfix bench net` measures round trips open-loop at fixed offered rates, with orders sent
-once per 1 ms tick, so each order also waits half a tick on average. This probe removes
+once per tick (``--tick-us``), so each order also waits half a tick on average. This probe removes
 the pacing to show the floor the per-order path sets: a client (the SDK, tracking off)
 sends one IOC NewOrderSingle that finds no liquidity, waits for its ExecutionReport, and
 sends the next; latency runs from just before the send to the report's arrival. The
 server runs in a child process on the default embedded configuration (QZMQ hybrid, no
 journal, market data as ``--md`` says), with its loop wrapped only to time each
-``run_once`` that handled an order, minus the time it waited for input. The ping-pong
+``run_once`` that handled an order, minus the time it waited for input (wall time: where
+the client shares the cores it includes time the loop waited for one), and the loop
+thread's CPU time for the same passes (``server_cpu``, which does not, but includes the
+wait call's own CPU; each clock read costs about a microsecond). The ping-pong
 sends 60 bytes to a ROUTER echo in the same child process and back, before the orders.
 """
 
@@ -61,12 +64,14 @@ def _server(home: str, md: bool, ctl: Any) -> None:
 
     server.endpoint.wait = timed_wait  # type: ignore[method-assign]
     busy: list[float] = []
+    cpu: list[float] = []
     while not ctl.poll():
-        before, start = waited, time.perf_counter_ns()
+        before, start, cpu_start = waited, time.perf_counter_ns(), time.thread_time_ns()
         if server.run_once(2):
             busy.append((time.perf_counter_ns() - start - (waited - before)) / 1e3)
+            cpu.append((time.thread_time_ns() - cpu_start) / 1e3)
     ctl.recv()
-    ctl.send(busy)
+    ctl.send((busy, cpu))
     server.shutdown()
 
 
@@ -110,7 +115,7 @@ def main() -> None:
             rtt.append((time.perf_counter_ns() - start) / 1e3)
         client.close()
         parent.send("stop")
-        busy = parent.recv()
+        busy, cpu = parent.recv()
         proc.join(10)
     doc = {
         "probe": "rtt",
@@ -124,6 +129,7 @@ def main() -> None:
         "order_rtt_p99_us": _p(rtt, 99),
         "server_busy_p50_us": _p(busy, 50),
         "server_busy_p99_us": _p(busy, 99),
+        "server_cpu_p50_us": _p(cpu, 50),
         "server_batches": len(busy),
     }
     doc["order_rtt_over_pingpong"] = doc["order_rtt_p50_us"] / doc["pingpong_p50_us"]

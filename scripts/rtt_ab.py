@@ -7,7 +7,7 @@ a temporary copy of the revision's whole ``src/`` and a Numba cache keyed by its
 (``qfix.numba_cache.source_key``, shared with the tests), warmed by one short untimed run.
 Then every round runs this checkout's ``scripts/probe_rtt.py`` once per revision, in turn,
 and the medians over the rounds are compared: the order round trip p50, the server's busy
-time per one-order batch p50 and the ping-pong p50 of each run. Alternating rounds, because
+time (wall) and CPU time per one-order batch p50 and the ping-pong p50 of each run. Alternating rounds, because
 the 2-core machine drifts by more between minutes than the changes being looked for.
 """
 
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from qfix import numba_cache  # noqa: E402 - the checkout's own package, whatever is installed
 
 WORKTREE = "WORKTREE"
-_FIGURES = ("order_rtt_p50_us", "server_busy_p50_us", "pingpong_p50_us", "order_rtt_p99_us")
+_FIGURES = ("order_rtt_p50_us", "server_busy_p50_us", "server_cpu_p50_us", "pingpong_p50_us", "order_rtt_p99_us")
 
 
 def _tree(rev: str, into: Path) -> tuple[Path, str]:
@@ -73,7 +73,8 @@ def main() -> int:
                 runs[name].append(res)
                 print(
                     f"round {r + 1} {name:6s} order p50 {res['order_rtt_p50_us']:.0f} us, server busy "
-                    f"{res['server_busy_p50_us']:.0f} us, ping-pong {res['pingpong_p50_us']:.0f} us",
+                    f"{res['server_busy_p50_us']:.0f} us (CPU {res['server_cpu_p50_us']:.0f}), "
+                    f"ping-pong {res['pingpong_p50_us']:.0f} us",
                     file=sys.stderr,
                 )
     medians = {name: {f: statistics.median(run[f] for run in runs[name]) for f in _FIGURES} for name in names}
