@@ -2,7 +2,7 @@
 beside a plaintext ZeroMQ ping-pong on the same loopback, and the server's own time per
 one-order batch.
 
-    .venv/bin/python scripts/probe_rtt.py [--orders 3000] [--md/--no-md] [--json F]
+    .venv/bin/python scripts/probe_rtt.py [--orders 3000] [--md/--no-md] [--steps] [--json F]
 
 `qfix bench net` measures round trips open-loop at fixed offered rates, with orders sent
 once per tick (``--tick-us``), so each order also waits half a tick on average. This probe removes
@@ -16,6 +16,8 @@ the client shares the cores it includes time the loop waited for one), and the l
 thread's CPU time for the same passes (``server_cpu``, which does not, but includes the
 wait call's own CPU; each clock read costs about a microsecond). The ping-pong
 sends 60 bytes to a ROUTER echo in the same child process and back, before the orders.
+``--steps`` also times a fixed list of the loop's steps (``_STEPS``) in thread CPU, each
+including the steps it calls: p50 per call, calls per batch and the mean total per batch.
 """
 
 from __future__ import annotations
@@ -33,9 +35,49 @@ import numpy as np
 import zmq
 
 _WARM = 50  #: round trips of each kind left out of the figures
+#: with --steps: (object, method) of the server timed in thread CPU, nested calls included
+_STEPS = (
+    ("endpoint", "poll"),
+    ("endpoint", "flush"),
+    ("server", "_handle"),
+    ("entry", "receive"),
+    ("server", "_match"),
+    ("ledger", "apply"),
+    ("engine", "process"),
+    ("server", "_dispatch"),
+    ("entry", "route"),
+    ("server", "_send"),
+    ("md", "serve"),
+    ("server", "_housekeeping"),
+)
 
 
-def _server(home: str, md: bool, ctl: Any) -> None:
+def _time_steps(server: Any) -> dict[str, list[int]]:
+    """Wrap each of ``_STEPS`` to record its thread CPU time (ns) per call."""
+    owners = {"server": server, "endpoint": server.endpoint, "entry": server.entry, "ledger": server.ledger}
+    owners |= {"engine": server.engine, "md": server.md}
+    samples: dict[str, list[int]] = {}
+
+    def wrap(owner: Any, name: str, label: str) -> None:
+        inner = getattr(owner, name)
+        calls = samples.setdefault(label, [])
+
+        def timed(*a: Any, **k: Any) -> Any:
+            start = time.thread_time_ns()
+            try:
+                return inner(*a, **k)
+            finally:
+                calls.append(time.thread_time_ns() - start)
+
+        setattr(owner, name, timed)
+
+    for owner, name in _STEPS:
+        if owners[owner] is not None:
+            wrap(owners[owner], name, f"{owner}.{name}")
+    return samples
+
+
+def _server(home: str, md: bool, steps: bool, ctl: Any) -> None:
     from qfix.server import Server, load_config, with_overrides
 
     config = with_overrides(load_config(Path(home) / "qfix.toml"), status_interval=0, fix_port=0)
@@ -63,6 +105,7 @@ def _server(home: str, md: bool, ctl: Any) -> None:
             waited += time.perf_counter_ns() - start
 
     server.endpoint.wait = timed_wait  # type: ignore[method-assign]
+    step_samples = _time_steps(server) if steps else {}
     busy: list[float] = []
     cpu: list[float] = []
     while not ctl.poll():
@@ -71,7 +114,17 @@ def _server(home: str, md: bool, ctl: Any) -> None:
             busy.append((time.perf_counter_ns() - start - (waited - before)) / 1e3)
             cpu.append((time.thread_time_ns() - cpu_start) / 1e3)
     ctl.recv()
-    ctl.send((busy, cpu))
+    batches = max(1, len(busy))
+    step_doc = {
+        label: {
+            "p50_us": float(np.percentile(v, 50)) / 1e3,
+            "calls_per_batch": len(v) / batches,
+            "per_batch_us": sum(v) / batches / 1e3,
+        }
+        for label, v in step_samples.items()
+        if v
+    }
+    ctl.send((busy, cpu, step_doc))
     server.shutdown()
 
 
@@ -87,11 +140,16 @@ def main() -> None:
     ap.add_argument("--orders", type=int, default=3000)
     ap.add_argument("--md", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--steps",
+        action="store_true",
+        help="also time the loop's steps in thread CPU (each clock read adds about a microsecond)",
+    )
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="qfix-rtt-") as home:
         ensure_default_setup(Path(home))
         parent, child = mp.Pipe()
-        proc = mp.get_context("fork").Process(target=_server, args=(home, args.md, child))
+        proc = mp.get_context("fork").Process(target=_server, args=(home, args.md, args.steps, child))
         proc.start()
         fix, echo = parent.recv()
         dealer = zmq.Context.instance().socket(zmq.DEALER)
@@ -115,11 +173,14 @@ def main() -> None:
             rtt.append((time.perf_counter_ns() - start) / 1e3)
         client.close()
         parent.send("stop")
-        busy, cpu = parent.recv()
+        busy, cpu, step_doc = parent.recv()
         proc.join(10)
     doc = {
         "probe": "rtt",
-        "command": "scripts/probe_rtt.py " + ("--md" if args.md else "--no-md") + f" --orders {args.orders}",
+        "command": "scripts/probe_rtt.py "
+        + ("--md" if args.md else "--no-md")
+        + f" --orders {args.orders}"
+        + (" --steps" if args.steps else ""),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "orders": args.orders,
         "md": args.md,
@@ -132,6 +193,8 @@ def main() -> None:
         "server_cpu_p50_us": _p(cpu, 50),
         "server_batches": len(busy),
     }
+    if step_doc:
+        doc["steps_thread_cpu"] = step_doc
     doc["order_rtt_over_pingpong"] = doc["order_rtt_p50_us"] / doc["pingpong_p50_us"]
     doc["server_busy_share_of_rtt"] = doc["server_busy_p50_us"] / doc["order_rtt_p50_us"]
     if args.json:
