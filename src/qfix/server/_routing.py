@@ -21,7 +21,6 @@ import numpy.typing as npt
 
 from qfix.wire import codes, schema
 
-RECORD_WORDS: Final = schema.word_offset(schema.OUTPUT)
 _DEST: Final = schema.word_offset(schema.OUTPUT, "dest")
 #: ExecID of ExecutionReport and OrderCancelReject (the same offset) and of OrderMassCancelReport
 _REPORT_EXEC_ID: Final = schema.word_offset(schema.EXECUTION_REPORT, "ExecID")

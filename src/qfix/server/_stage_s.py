@@ -61,7 +61,7 @@ _PARAM_ACCEPTING: Final = 4
 _PARAM_SESSION_ACCOUNT: Final = 5
 
 #: tables of stage H for what a client may send
-DEFINED, ALLOWED, RESERVED = codec.stage_h_tables(codec.CLIENT_TO_SERVER)
+DEFINED, ALLOWED, RESERVED = codec.STAGE_H_TABLES[codec.CLIENT_TO_SERVER]
 
 
 @numba.njit(cache=True, nogil=True, inline="always")

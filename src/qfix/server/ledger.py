@@ -76,6 +76,7 @@ from qfix.journal.entries import Batch, BlockAccounts, OpenSession
 from qfix.server import _stage_s
 from qfix.server.config import ServerConfig
 from qfix.server.session import MD_DEST, OrderEntry, SessionState
+from qfix.wire import schema
 
 __all__ = ["Ledger", "Recovery"]
 
@@ -323,9 +324,7 @@ class Ledger:
         """Raise each session's journaled ClOrdID mark to its largest ClOrdID in
         ``records`` (every journaled order passed stage S); on replay, stage S's own
         mark too (live, stage S raised it before the batch was journaled)."""
-        words = np.ascontiguousarray(records).view(np.uint32).reshape(records.size, _stage_s.INBOUND_WORDS)
-        marks = self.entry.journaled_marks
-        bad = _stage_s.raise_marks(words, min(len(self.entry.by_id), marks.size), marks)
+        bad = _stage_s.raise_marks(schema.as_words(records), len(self.entry.by_id), self.entry.journaled_marks)
         if bad >= 0:
             raise JournalCorruptError(
                 f"journal {self.directory}: a batch names SessionID {bad}, which no record opened"

@@ -134,8 +134,7 @@ def _warm_kernels(config: ServerConfig) -> None:
     frame["Account"] = 1
     arrival = entry.receive(0, frame.tobytes(), 0, 0.0)
     entry.route(out[:1])
-    words = arrival.inbound.view(np.uint32).reshape(arrival.inbound.size, _stage_s.INBOUND_WORDS)
-    _stage_s.raise_marks(words, 1, entry.journaled_marks)
+    _stage_s.raise_marks(schema.as_words(arrival.inbound), 1, entry.journaled_marks)
 
 
 def _auction_backend_choice(config: ServerConfig) -> str:

@@ -171,7 +171,6 @@ class Arrival:
 
 _EMPTY_INBOUND: Final = np.zeros(0, schema.INBOUND)
 _EMPTY_MSGS: Final = np.zeros((0, _MSG), np.uint8)
-_NO_ACCOUNTS: Final = np.zeros(0, np.uint32)
 
 
 class OrderEntry:
@@ -201,7 +200,7 @@ class OrderEntry:
         self.by_conn: dict[int, SessionState] = {}
         self.accepting = True
         self._blocked: frozenset[int] = frozenset()
-        self._blocked_sorted = _NO_ACCOUNTS
+        self._blocked_sorted = _no_accounts()
         #: per SessionID, the highest ClOrdID of its journaled input: what a Heartbeat
         #: reports as LastClOrdID, so a client never takes an order the journal does not
         #: hold yet for taken (stage S's own mark, ``SessionState.hwm``, runs ahead of it).
@@ -312,7 +311,7 @@ class OrderEntry:
             self._blocked_sorted,
             params,
             reasons,
-            inbound.view(np.uint32).reshape(k, _stage_s.INBOUND_WORDS),
+            schema.as_words(inbound),
         )
         if orders:
             state.bucket.spend(min(orders, allowance))
@@ -320,7 +319,7 @@ class OrderEntry:
         replies: list[Array] = []
         rejected = k - written - others  # every message is passed, refused or another kind
         if others:
-            tids = raw.reshape(-1).view(schema.HEADER)["templateId"]
+            tids = codec.template_ids(raw)
             for i in np.flatnonzero((reasons == 0) & (tids > _ORDER_TEMPLATES_MAX)):
                 tid = int(tids[i])
                 if tid == codes.TEMPLATE_HEARTBEAT:
@@ -405,7 +404,7 @@ class OrderEntry:
         added to its history: ([(SessionID, end in order)], order, market-data records,
         Trades)."""
         n = out.size
-        words = np.ascontiguousarray(out).view(np.uint32).reshape(n, _routing.RECORD_WORDS)
+        words = schema.as_words(out)
         order = np.empty(n, np.int64)
         kept_rows = np.empty(n, np.int64)
         kept_ids = np.empty(n, np.uint64)

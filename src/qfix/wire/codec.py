@@ -37,7 +37,7 @@ class FrameError(QfixError, ValueError):
         self.reason = codes.BRR_BAD_FRAME_LENGTH
 
 
-def stage_h_tables(direction: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
+def _tables(direction: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]:
     """Per template id (0..65535 folded to 0..255 lookups): defined, allowed, reserved span."""
     defined = np.zeros(256, np.uint8)
     allowed = np.zeros(256, np.uint8)
@@ -54,7 +54,8 @@ def stage_h_tables(direction: int) -> tuple[npt.NDArray[np.uint8], npt.NDArray[n
     return defined, allowed, reserved
 
 
-_TABLES: Final = {d: stage_h_tables(d) for d in (CLIENT_TO_SERVER, SERVER_TO_CLIENT)}
+#: stage H's tables (defined, allowed, reserved span) per direction, for ``stage_h``
+STAGE_H_TABLES: Final = {d: _tables(d) for d in (CLIENT_TO_SERVER, SERVER_TO_CLIENT)}
 
 
 #: header words of an acceptable schema-60 message: (blockLength | templateId << 16, schemaId | version << 16)
@@ -256,9 +257,7 @@ def validate(
         return Validation(np.zeros(k, np.bool_), np.zeros(k, np.uint8), rejects, None)
     raw = flat.reshape(-1, codes.MESSAGE_SIZE)
     decoded = frame if isinstance(frame, Frame) else Frame(raw)
-    defined, allowed, reserved = _TABLES[direction]
-    reasons = np.empty(raw.shape[0], np.uint8)
-    refused = stage_h(raw.view(np.uint32), raw, defined, allowed, reserved, reasons)
+    reasons, refused = _stage_h_reasons(raw, direction)
     if refused == 0:
         return Validation(_ALL_ACCEPTED[: raw.shape[0]], reasons, _NO_REJECTS, decoded)
     accepted = reasons == 0
@@ -281,9 +280,14 @@ def accept_frame(
     if not check_frame_length(flat.size):
         return None
     raw = flat.reshape(-1, codes.MESSAGE_SIZE)
-    defined, allowed, reserved = _TABLES[direction]
+    return None if _stage_h_reasons(raw, direction)[1] else raw
+
+
+def _stage_h_reasons(raw: npt.NDArray[np.uint8], direction: int) -> tuple[npt.NDArray[np.uint8], int]:
+    """Stage H over (k, 60) bytes: each message's reason (0 = accepted) and how many were refused."""
+    defined, allowed, reserved = STAGE_H_TABLES[direction]
     reasons = np.empty(raw.shape[0], np.uint8)
-    return None if stage_h(raw.view(np.uint32), raw, defined, allowed, reserved, reasons) else raw
+    return reasons, stage_h(raw.view(np.uint32), raw, defined, allowed, reserved, reasons)
 
 
 def template_ids(raw: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint16]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
 from qfix.wire import codes
 
@@ -577,3 +578,10 @@ def word_offset(dtype: np.dtype[np.void], name: str | None = None) -> int:
     if offset % WORD_BYTES:
         raise ValueError(f"{name or 'the record size'} at byte {offset} of {dtype} is not on a 32-bit word")
     return offset // WORD_BYTES
+
+
+def as_words(records: npt.NDArray[np.void]) -> npt.NDArray[np.uint32]:
+    """Records (each a whole number of words) as an (n, words per record) uint32 array,
+    for the kernels that read them by :func:`word_offset`: a view when ``records`` is
+    contiguous, else a contiguous copy."""
+    return np.ascontiguousarray(records).view(np.uint32).reshape(records.size, word_offset(records.dtype))
