@@ -27,7 +27,7 @@ _REPORT_EXEC_ID: Final = schema.word_offset(schema.EXECUTION_REPORT, "ExecID")
 _MASS_REPORT_EXEC_ID: Final = schema.word_offset(schema.ORDER_MASS_CANCEL_REPORT, "ExecID")
 if schema.word_offset(schema.ORDER_CANCEL_REJECT, "ExecID") != _REPORT_EXEC_ID:
     raise ImportError("routing reads the ExecID of templates 10 and 11 at one offset; the schema moved it")
-_TEMPLATE_SHIFT: Final = 16  #: templateId is the high half of header word 0
+_TEMPLATE_SHIFT: Final = schema.TEMPLATE_ID_SHIFT
 _EXECUTION_REPORT: Final = codes.TEMPLATE_EXECUTION_REPORT
 _CANCEL_REJECT: Final = codes.TEMPLATE_ORDER_CANCEL_REJECT
 _MASS_REPORT: Final = codes.TEMPLATE_ORDER_MASS_CANCEL_REPORT

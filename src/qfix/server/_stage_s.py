@@ -41,7 +41,7 @@ INBOUND_WORDS: Final = schema.word_offset(schema.INBOUND)
 if INBOUND_WORDS != _IN_RECV_TIME + 2:
     raise ImportError("stage S writes RecvTime as the inbound record's last two words; the schema moved it")
 #: header word 0 holds the templateId in its high half
-_TEMPLATE_SHIFT: Final = 16
+_TEMPLATE_SHIFT: Final = schema.TEMPLATE_ID_SHIFT
 
 _NOS: Final = codes.TEMPLATE_NEW_ORDER_SINGLE
 _MASS: Final = codes.TEMPLATE_ORDER_MASS_CANCEL_REQUEST

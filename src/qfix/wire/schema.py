@@ -580,6 +580,10 @@ def word_offset(dtype: np.dtype[np.void], name: str | None = None) -> int:
     return offset // WORD_BYTES
 
 
+#: where templateId sits in a message's first 32-bit word (``word >> TEMPLATE_ID_SHIFT``)
+TEMPLATE_ID_SHIFT: Final = 8 * (int(HEADER.fields["templateId"][1]) % WORD_BYTES)  # type: ignore[index]
+
+
 def as_words(records: npt.NDArray[np.void]) -> npt.NDArray[np.uint32]:
     """Records (each a whole number of words) as an (n, words per record) uint32 array,
     for the kernels that read them by :func:`word_offset`: a view when ``records`` is
