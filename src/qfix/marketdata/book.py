@@ -13,9 +13,14 @@ from __future__ import annotations
 import struct
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
+import numpy as np
+
+from qfix.marketdata import _store
+from qfix.marketdata._store import Store
+from qfix.marketdata.feeds import u64_as_i64
 from qfix.wire import codes, schema
 
 __all__ = ["BID", "OFFER", "ORDER_PRICE", "ORDER_SHOWN", "ORDER_SIDE", "Book", "Definition", "Level", "Trade"]
@@ -26,7 +31,9 @@ OFFER: Final = 1
 ORDER_SIDE: Final = 0
 ORDER_PRICE: Final = 1
 ORDER_SHOWN: Final = 2
-_OFFER_CHAR: Final = bytes([codes.MD_ENTRY_OFFER])
+_U64: Final = 1 << 64
+#: records to apply: bytes as received, or a view of a received packet arena
+Data = bytes | memoryview
 
 
 class _Fields:
@@ -48,24 +55,9 @@ class _Fields:
         self.unpack_from = struct.Struct("<" + "".join(codes_)).unpack_from
 
 
-_ADD = _Fields(codes.TEMPLATE_ADD_ORDER, "TransactTime", "OrderID", "MDEntryPx", "MDEntrySize", "MDEntryType")
-_EXECUTED = _Fields(codes.TEMPLATE_ORDER_EXECUTED, "TransactTime", "OrderID", "LeavesQty")
-_REDUCED = _Fields(codes.TEMPLATE_ORDER_REDUCED, "TransactTime", "OrderID", "LeavesQty")
-_DELETE = _Fields(codes.TEMPLATE_ORDER_DELETE, "TransactTime", "OrderID")
-_REPLACE = _Fields(codes.TEMPLATE_ORDER_REPLACE, "TransactTime", "OrigOrderID", "OrderID", "MDEntryPx", "MDEntrySize")
 _TRADE = _Fields(
     codes.TEMPLATE_TRADE, "TransactTime", "TradeID", "LastPx", "LastQty", "AggressorSide", "TradeCondition"
 )
-_LEVEL = _Fields(
-    codes.TEMPLATE_BOOK_LEVEL,
-    "TransactTime",
-    "MDEntryPx",
-    "MDEntrySize",
-    "NumberOfOrders",
-    "MDEntryType",
-    "MDUpdateAction",
-)
-_BBO = _Fields(codes.TEMPLATE_BEST_BID_OFFER, "TransactTime", "BidPx", "OfferPx", "BidSize", "OfferSize")
 _STATUS = _Fields(codes.TEMPLATE_SECURITY_STATUS, "TransactTime", "TradingStatus")
 _DEFINITION = _Fields(
     codes.TEMPLATE_SECURITY_DEFINITION,
@@ -119,87 +111,116 @@ class Trade:
     time: int
 
 
-@dataclass
 class Book:
-    """One instrument's books as rebuilt from the feeds."""
+    """One instrument's books as rebuilt from the feeds.
 
-    security_id: int
-    trade_tape: int = 1000
-    status: int = 0
-    definition: Definition | None = None
-    #: L3: OrderID -> (side, price, displayed qty). Tuples, not lists: a tuple of ints
-    #: leaves the garbage collector's care after its first pass, and a book of a million
-    #: orders would otherwise make every full collection walk a million lists.
-    orders: dict[int, tuple[int, int, int]] = field(default_factory=dict)
-    #: L3: (side, price) -> OrderIDs in queue order (a dict keeps insertion order)
-    queues: dict[tuple[int, int], dict[int, None]] = field(default_factory=dict)
-    #: L2: (side, price) -> (size, orders)
-    levels: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
-    #: BBO: (bid price or None, bid size, offer price or None, offer size)
-    bbo: tuple[int | None, int, int | None, int] = (None, 0, None, 0)
-    trades: deque[Trade] = field(default_factory=deque)
-    #: trades and traded quantity seen on TRD since the book was made (a snapshot does not
-    #: bring back trades missed before it)
-    trade_count: int = 0
-    volume: int = 0
-    #: IndicativeAuction: (price or None, matched, imbalance, imbalance side)
-    indicative: tuple[int | None, int, int, int] | None = None
-    #: TransactTime of the last record applied
-    time: int = 0
+    The L3 orders and queues, the L2 levels and the BBO live in the subscriber's shared
+    arrays (:class:`~qfix.marketdata._store.Store`); the properties below read them out
+    as Python values. Trades, status and reference data, which change rarely, are kept
+    here as attributes."""
 
-    def __post_init__(self) -> None:
-        self.trades = deque(maxlen=self.trade_tape)
+    def __init__(self, security_id: int, store: Store | None = None, trade_tape: int = 1000) -> None:
+        self.security_id = security_id
+        self._store = store if store is not None else Store()
+        self._slot = self._store.slot(security_id)
+        self.trade_tape = trade_tape
+        self.status = 0
+        self.definition: Definition | None = None
+        self.trades: deque[Trade] = deque(maxlen=trade_tape)
+        #: trades and traded quantity seen on TRD since the book was made (a snapshot does
+        #: not bring back trades missed before it)
+        self.trade_count = 0
+        self.volume = 0
+        #: IndicativeAuction: (price or None, matched, imbalance, imbalance side)
+        self.indicative: tuple[int | None, int, int, int] | None = None
 
     # --- reading ------------------------------------------------------------------------
 
+    @property
+    def time(self) -> int:
+        """TransactTime of the last record applied."""
+        return int(self._store.insts[self._slot, _store.I_TIME]) % _U64
+
+    @property
+    def orders(self) -> dict[int, tuple[int, int, int]]:
+        """L3: OrderID -> (side, price, displayed qty)."""
+        return {oid: (side, price, shown) for side, price, oid, shown in self._l3_rows()}
+
+    @property
+    def queues(self) -> dict[tuple[int, int], dict[int, None]]:
+        """L3: (side, price) -> OrderIDs in queue order."""
+        out: dict[tuple[int, int], dict[int, None]] = {}
+        for side, price, oid, _ in self._l3_rows():
+            out.setdefault((side, price), {})[oid] = None
+        return out
+
+    @property
+    def levels(self) -> dict[tuple[int, int], tuple[int, int]]:
+        """L2: (side, price) -> (size, orders)."""
+        return {(side, price): (size, count) for side, price, size, count in self._l2_rows()}
+
+    @property
+    def bbo(self) -> tuple[int | None, int, int | None, int]:
+        """BBO: (bid price or None, bid size, offer price or None, offer size)."""
+        row = self._store.insts[self._slot]
+        bid = int(row[_store.I_BID])
+        offer = int(row[_store.I_OFFER])
+        return (
+            None if bid == codes.NULL_PRICE else bid,
+            int(row[_store.I_BID_SIZE]) % _U64,
+            None if offer == codes.NULL_PRICE else offer,
+            int(row[_store.I_OFFER_SIZE]) % _U64,
+        )
+
+    def _l3_rows(self) -> list[tuple[int, int, int, int]]:
+        s = self._store
+        rows = _store.l3_rows(s.orders, s.l3, s.insts, self._slot)
+        return [(side, price, oid, shown) for side, price, oid, shown in rows.tolist()]
+
+    def _l2_rows(self) -> list[tuple[int, int, int, int]]:
+        s = self._store
+        rows = _store.l2_rows(s.l2, s.insts, self._slot).tolist()
+        return [(side, price, size % _U64, count) for side, price, size, count in rows]
+
     def l3_levels(self, side: int) -> list[Level]:
         """Levels derived from the L3 orders, best first."""
-        out = []
-        for (level_side, price), queue in self.queues.items():
+        sizes: dict[int, list[int]] = {}
+        for level_side, price, _, shown in self._l3_rows():
             if level_side == side:
-                out.append(Level(price, sum(self.orders[oid][ORDER_SHOWN] for oid in queue), len(queue)))
+                level = sizes.setdefault(price, [0, 0])
+                level[0] += shown
+                level[1] += 1
+        out = [Level(price, size, n) for price, (size, n) in sizes.items()]
         out.sort(key=lambda lv: -lv.price if side == BID else lv.price)
         return out
 
     def l2_levels(self, side: int) -> list[Level]:
         """Levels as the L2 feed gave them, best first."""
-        out = [Level(price, size, n) for (level_side, price), (size, n) in self.levels.items() if level_side == side]
+        out = [Level(price, size, n) for level_side, price, size, n in self._l2_rows() if level_side == side]
         out.sort(key=lambda lv: -lv.price if side == BID else lv.price)
         return out
 
     def queue(self, side: int, price: int) -> list[int]:
         """OrderIDs at one level, in queue order (L3)."""
-        return list(self.queues.get((side, price), ()))
+        return [
+            oid for level_side, level_price, oid, _ in self._l3_rows() if (level_side, level_price) == (side, price)
+        ]
 
     # --- writing ------------------------------------------------------------------------
 
     def clear(self, feed: int) -> None:
         """Forget what ``feed`` built (before its snapshot is applied)."""
+        s = self._store
         if feed == codes.MD_FEED_L3:
-            self.orders.clear()
-            self.queues.clear()
+            _store.clear_l3(s.orders, s.order_index, s.l3, s.l3_index, s.insts, s.meta, self._slot)
         elif feed == codes.MD_FEED_L2:
-            self.levels.clear()
+            _store.clear_l2(s.l2, s.l2_index, s.insts, s.meta, self._slot)
         elif feed == codes.MD_FEED_BBO:
-            self.bbo = (None, 0, None, 0)
+            row = s.insts[self._slot]
+            row[_store.I_BID] = row[_store.I_OFFER] = codes.NULL_PRICE
+            row[_store.I_BID_SIZE] = row[_store.I_OFFER_SIZE] = 0
 
-    def _add(self, oid: int, side: int, price: int, shown: int) -> None:
-        if oid in self.orders:
-            raise KeyError(oid)  # an order added twice: the book is out of step
-        self.orders[oid] = (side, price, shown)
-        self.queues.setdefault((side, price), {})[oid] = None
-
-    def _remove(self, oid: int) -> None:
-        order = self.orders.pop(oid, None)
-        if order is None:
-            return
-        key = (order[ORDER_SIDE], order[ORDER_PRICE])
-        queue = self.queues[key]
-        del queue[oid]
-        if not queue:
-            del self.queues[key]
-
-    def apply(self, template_id: int, data: bytes, at: int = 0) -> None:
+    def apply(self, template_id: int, data: Data, at: int = 0) -> None:
         """Apply one record (the 60 bytes at ``data[at:]``); unknown templates are ignored.
 
         Raises KeyError for a record that does not fit the book (an L3 update of an order
@@ -207,102 +228,53 @@ class Book:
         or a new level it does): the book is then out of step with the feed and must be
         recovered from a snapshot."""
         handler = _HANDLERS.get(template_id)
-        if handler is None:
+        if handler is not None:
+            self._keep_time(handler(self, data, at))
             return
-        time = handler(self, data, at)
-        if time > self.time:
-            self.time = time
+        if template_id not in _STORE_TEMPLATES:
+            return
+        s = self._store
+        s.ensure(1)
+        buf = np.frombuffer(data, np.uint8)
+        if _store.apply_record(buf, at, self._slot, *s.tables()) == _store.MISFIT:
+            raise KeyError(f"a record of template {template_id} does not fit book {self.security_id}")
 
-    # One handler per template: apply the record, return its TransactTime. The L3 and L2
-    # handlers run for almost every record of a busy feed, so they unpack only what they use.
+    def _keep_time(self, time: int) -> None:
+        row = self._store.insts[self._slot]
+        if time > int(row[_store.I_TIME]) % _U64:
+            row[_store.I_TIME] = u64_as_i64(time)
 
-    def _on_add(self, data: bytes, at: int) -> int:
-        time, oid, price, shown, side = _ADD.unpack_from(data, at)
-        self._add(oid, OFFER if side == _OFFER_CHAR else BID, price, shown)
-        return int(time)
+    # The templates kept here, one handler each: apply the record, return its TransactTime.
 
-    def _on_executed(self, data: bytes, at: int) -> int:
-        time, oid, leaves = _EXECUTED.unpack_from(data, at)
-        if leaves:
-            side, price, _ = self.orders[oid]
-            self.orders[oid] = (side, price, leaves)
-        elif oid in self.orders:
-            self._remove(oid)  # gone, or refilled by the AddOrder that follows
-        else:
-            raise KeyError(oid)
-        return int(time)
-
-    def _on_reduced(self, data: bytes, at: int) -> int:
-        time, oid, leaves = _REDUCED.unpack_from(data, at)
-        side, price, _ = self.orders[oid]
-        self.orders[oid] = (side, price, leaves)
-        return int(time)
-
-    def _on_delete(self, data: bytes, at: int) -> int:
-        time, oid = _DELETE.unpack_from(data, at)
-        if oid not in self.orders:
-            raise KeyError(oid)
-        self._remove(oid)
-        return int(time)
-
-    def _on_replace(self, data: bytes, at: int) -> int:
-        time, old_oid, oid, price, shown = _REPLACE.unpack_from(data, at)
-        side = self.orders[old_oid][ORDER_SIDE]
-        self._remove(old_oid)
-        self._add(oid, side, price, shown)
-        return int(time)
-
-    def _on_level(self, data: bytes, at: int) -> int:
-        time, price, size, count, side, action = _LEVEL.unpack_from(data, at)
-        key = (OFFER if side == _OFFER_CHAR else BID, price)
-        levels = self.levels
-        if (action == codes.MD_UPDATE_NEW) == (key in levels):
-            raise KeyError(key)  # a new level that exists, or a change of one that does not
-        if action == codes.MD_UPDATE_DELETE:
-            del levels[key]
-        else:
-            levels[key] = (size, count)
-        return int(time)
-
-    def _on_bbo(self, data: bytes, at: int) -> int:
-        time, bid, offer, bid_size, offer_size = _BBO.unpack_from(data, at)
-        self.bbo = (
-            None if bid == codes.NULL_PRICE else bid,
-            bid_size,
-            None if offer == codes.NULL_PRICE else offer,
-            offer_size,
-        )
-        return int(time)
-
-    def _on_trade(self, data: bytes, at: int) -> int:
+    def _on_trade(self, data: Data, at: int) -> int:
         time, trade_id, price, qty, aggressor, condition = _TRADE.unpack_from(data, at)
         self.trades.append(Trade(trade_id, price, qty, aggressor, condition, time))
         self.trade_count += 1
         self.volume += qty
         return int(time)
 
-    def _on_status(self, data: bytes, at: int) -> int:
+    def _on_status(self, data: Data, at: int) -> int:
         time, self.status = _STATUS.unpack_from(data, at)
         return int(time)
 
-    def _on_snapshot_start(self, data: bytes, at: int) -> int:
+    def _on_snapshot_start(self, data: Data, at: int) -> int:
         time, self.status = _SNAPSHOT_START.unpack_from(data, at)
         return int(time)
 
-    def _on_definition(self, data: bytes, at: int) -> int:
+    def _on_definition(self, data: Data, at: int) -> int:
         time, tick, max_qty, lot, symbol, self.status = _DEFINITION.unpack_from(data, at)
         d = self._definition()
         d.tick_size_p9, d.max_order_qty, d.lot_size = tick, max_qty, lot
         d.symbol = symbol.rstrip(b"\0").decode("ascii", "replace")
         return int(time)
 
-    def _on_limits(self, data: bytes, at: int) -> int:
+    def _on_limits(self, data: Data, at: int) -> int:
         time, low, high, notional, collar = _LIMITS.unpack_from(data, at)
         d = self._definition()
         d.low_limit_p9, d.high_limit_p9, d.max_notional, d.collar = low, high, notional, collar
         return int(time)
 
-    def _on_indicative(self, data: bytes, at: int) -> int:
+    def _on_indicative(self, data: Data, at: int) -> int:
         time, price, matched, imbalance, imbalance_side = _INDICATIVE.unpack_from(data, at)
         self.indicative = (None if price == codes.NULL_PRICE else price, matched, imbalance, imbalance_side)
         return int(time)
@@ -313,15 +285,20 @@ class Book:
         return self.definition
 
 
-_HANDLERS: Final[dict[int, Callable[[Book, bytes, int], int]]] = {
-    codes.TEMPLATE_ADD_ORDER: Book._on_add,
-    codes.TEMPLATE_SNAPSHOT_ORDER: Book._on_add,  # SnapshotOrder has AddOrder's layout
-    codes.TEMPLATE_ORDER_EXECUTED: Book._on_executed,
-    codes.TEMPLATE_ORDER_REDUCED: Book._on_reduced,
-    codes.TEMPLATE_ORDER_DELETE: Book._on_delete,
-    codes.TEMPLATE_ORDER_REPLACE: Book._on_replace,
-    codes.TEMPLATE_BOOK_LEVEL: Book._on_level,
-    codes.TEMPLATE_BEST_BID_OFFER: Book._on_bbo,
+#: the templates whose records change the arrays (the store applies them)
+_STORE_TEMPLATES: Final = frozenset(
+    {
+        codes.TEMPLATE_ADD_ORDER,
+        codes.TEMPLATE_SNAPSHOT_ORDER,
+        codes.TEMPLATE_ORDER_EXECUTED,
+        codes.TEMPLATE_ORDER_REDUCED,
+        codes.TEMPLATE_ORDER_DELETE,
+        codes.TEMPLATE_ORDER_REPLACE,
+        codes.TEMPLATE_BOOK_LEVEL,
+        codes.TEMPLATE_BEST_BID_OFFER,
+    }
+)
+_HANDLERS: Final[dict[int, Callable[[Book, Data, int], int]]] = {
     codes.TEMPLATE_TRADE: Book._on_trade,
     codes.TEMPLATE_SECURITY_STATUS: Book._on_status,
     codes.TEMPLATE_SNAPSHOT_START: Book._on_snapshot_start,

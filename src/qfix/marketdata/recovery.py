@@ -26,9 +26,12 @@ has already applied.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
+from qfix.marketdata import _live
+from qfix.marketdata._live import I64_MAX, NONE
+from qfix.marketdata._store import Store
 from qfix.marketdata.book import Book
 from qfix.wire import codes, schema
 
@@ -88,12 +91,62 @@ class FeedStats:
     invalid: int = 0
 
 
-@dataclass
+def _clamped(value: int) -> int:
+    return min(value, I64_MAX)
+
+
 class _Instrument:
-    last: int | None = None  # last applied RptSeq; None until a snapshot set it
-    last_cseq: int = 0
-    pending: dict[int, tuple[int, bytes]] = field(default_factory=dict)
-    recovering: bool = False
+    """One instrument's numbering on one feed. ``last`` (the last applied RptSeq; None
+    until a snapshot set it) and ``last_cseq`` live in the store's ``marks``, where the
+    jitted in-order path reads and moves them too; ``pending`` and ``recovering`` are
+    Python's alone, and :meth:`sync` tells the kernel whether records wait."""
+
+    __slots__ = ("_feed", "_slot", "_store", "pending", "recovering")
+
+    def __init__(self, store: Store, slot: int, feed: int) -> None:
+        self._store = store
+        self._slot = slot
+        self._feed = feed
+        self.pending: dict[int, tuple[int, bytes]] = {}
+        self.recovering = False
+        store.marks[slot, feed] = (NONE, 0, 0)
+
+    @property
+    def last(self) -> int | None:
+        value = int(self._store.marks[self._slot, self._feed, _live.S_LAST])
+        return None if value == NONE else value
+
+    @last.setter
+    def last(self, value: int | None) -> None:
+        self._store.marks[self._slot, self._feed, _live.S_LAST] = NONE if value is None else value
+
+    @property
+    def last_cseq(self) -> int:
+        return int(self._store.marks[self._slot, self._feed, _live.S_LAST_CSEQ])
+
+    @last_cseq.setter
+    def last_cseq(self, value: int) -> None:
+        self._store.marks[self._slot, self._feed, _live.S_LAST_CSEQ] = _clamped(value)
+
+    def sync(self) -> None:
+        self._store.marks[self._slot, self._feed, _live.S_WAITING] = 1 if self.pending else 0
+
+    def forget(self) -> None:
+        """The feed dropped this instrument (a reset): nothing applied, nothing waiting."""
+        self._store.marks[self._slot, self._feed] = (NONE, 0, 0)
+
+
+def _channel_value(column: int) -> property:
+    """A feed-level number kept in the store's ``channels`` row, where the jitted
+    in-order path reads and moves it too (clamped to int64: see ``_live.I64_MAX``)."""
+
+    def get(self: FeedState) -> int:
+        return int(self.store.channels[self.feed, column])
+
+    def put(self: FeedState, value: int) -> None:
+        self.store.channels[self.feed, column] = _clamped(value)
+
+    return property(get, put)
 
 
 class FeedState:
@@ -105,18 +158,33 @@ class FeedState:
         security_ids: the instruments subscribed to; None for the whole feed.
     """
 
-    def __init__(self, feed: int, books: dict[int, Book], security_ids: frozenset[int] | None = None) -> None:
+    #: whole feed only: the next ChannelSeqNum expected, 0 = unknown
+    _next_cseq = _channel_value(_live.C_NEXT)
+    #: whole feed only: the first live ChannelSeqNum since the last snapshot
+    _first_live = _channel_value(_live.C_FIRST_LIVE)
+    #: the highest live ChannelSeqNum seen
+    _top_cseq = _channel_value(_live.C_TOP)
+    #: when the last whole-feed snapshot was served (server clock)
+    _floor_time = _channel_value(_live.C_FLOOR_TIME)
+
+    def __init__(
+        self,
+        feed: int,
+        books: dict[int, Book],
+        security_ids: frozenset[int] | None = None,
+        store: Store | None = None,
+    ) -> None:
         self.feed = feed
         self.books = books
         self.security_ids = security_ids
+        self.store = store if store is not None else _live.new_store()
         self.stats = FeedStats()
         self.wants: list[Want] = []
         self.epoch = 0
         self._inst: dict[int, _Instrument] = {}
-        self._next_cseq = 0  # whole feed only: the next ChannelSeqNum expected, 0 = unknown
-        self._first_live = 0  # whole feed only: the first live ChannelSeqNum since the last snapshot
-        self._top_cseq = 0  # the highest live ChannelSeqNum seen
-        self._floor_time = 0  # when the last whole-feed snapshot was served (server clock)
+        self.store.channels[feed] = 0
+        self.store.channels[feed, _live.C_ON] = 1
+        self.store.channels[feed, _live.C_WHOLE] = 1 if security_ids is None else 0
         self._start()
 
     @property
@@ -125,7 +193,7 @@ class FeedState:
 
     @property
     def next_channel_seq(self) -> int:
-        return self._next_cseq
+        return int(self._next_cseq)
 
     def synced(self, security_id: int) -> bool:
         """Whether the instrument's book is live: snapshot taken and no gap open."""
@@ -150,9 +218,18 @@ class FeedState:
     def _instrument(self, security_id: int) -> _Instrument:
         inst = self._inst.get(security_id)
         if inst is None:
-            inst = self._inst[security_id] = _Instrument()
-            self.books.setdefault(security_id, Book(security_id))
+            if security_id not in self.books:
+                self.books[security_id] = Book(security_id, self.store)
+            inst = self._inst[security_id] = _Instrument(self.store, self.store.slot(security_id), self.feed)
         return inst
+
+    def take_counts(self) -> None:
+        """Move what the jitted path counted into :attr:`stats`."""
+        row = self.store.channels[self.feed]
+        self.stats.packets += int(row[_live.C_PACKETS])
+        self.stats.records += int(row[_live.C_RECORDS])
+        self.stats.skipped += int(row[_live.C_SKIPPED])
+        row[_live.C_PACKETS] = row[_live.C_RECORDS] = row[_live.C_SKIPPED] = 0
 
     # --- live and replayed packets ------------------------------------------------------
 
@@ -162,6 +239,17 @@ class FeedState:
         """A packet of records (``data``, a multiple of 60 bytes) with its header's
         ChannelSeqNum (0 = unsequenced) and SendingTime. Returns the instruments whose
         event completed."""
+        try:
+            return self._packet(seq, security_id, data, sending_time, replayed)
+        finally:
+            self._sync(security_id)
+
+    def _sync(self, security_id: int) -> None:
+        inst = self._inst.get(security_id)
+        if inst is not None:
+            inst.sync()
+
+    def _packet(self, seq: int, security_id: int, data: bytes, sending_time: int, replayed: bool) -> set[int]:
         n = len(data) // _MSG
         parsed = self._heads(data, n) if n and not len(data) % _MSG else None
         if parsed is None:
@@ -227,16 +315,30 @@ class FeedState:
                 try:
                     book.apply(template_id, data, at)
                 except KeyError:
-                    # as _drain would: what follows waits (for the snapshot to drop it)
-                    for j in range(i + 1, len(heads)):
-                        inst.pending[last + 1 + j] = (seq + j, data[j * _MSG : (j + 1) * _MSG])
-                    self._out_of_step(security_id, inst)
+                    self._misfit(security_id, inst, last, seq, data, i)
                     return {security_id} if done else set()
             inst.last = last + 1 + i
             inst.last_cseq = seq + i
             if data[at + _MEI_AT] & codes.MEI_END_OF_EVENT:
                 done = True
         return {security_id} if done else set()
+
+    def _misfit(self, security_id: int, inst: _Instrument, last: int, seq: int, data: bytes, failed: int) -> None:
+        """Record ``failed`` of an in-order packet (first RptSeq ``last`` + 1) did not fit
+        the book: as _drain would, what follows it waits (for the snapshot to drop it)."""
+        for j in range(failed + 1, len(data) // _MSG):
+            inst.pending[last + 1 + j] = (seq + j, data[j * _MSG : (j + 1) * _MSG])
+        self._out_of_step(security_id, inst)
+
+    def misfit(self, security_id: int, seq: int, data: bytes, failed: int) -> None:
+        """The jitted in-order path applied this packet up to record ``failed``, which did
+        not fit the book (the numbering already stands after the record before it)."""
+        inst = self._inst[security_id]
+        last = inst.last
+        if last is None:
+            raise RuntimeError("the jitted path applied a packet to a book with no snapshot")
+        self._misfit(security_id, inst, last - failed, seq, data, failed)
+        inst.sync()
 
     def _track(self, seq: int, n: int) -> None:
         """Whole feed: follow ChannelSeqNum, asking for what a jump skipped."""
@@ -331,8 +433,9 @@ class FeedState:
         self.stats.resets += 1
         self.epoch += 1
         self.wants = [w for w in self.wants if w.epoch == self.epoch]
-        for k in self._inst:
+        for k, inst in self._inst.items():
             self.books[k].clear(self.feed)
+            inst.forget()
         self._inst.clear()
         self._next_cseq = 0
         self._first_live = 0
@@ -346,6 +449,12 @@ class FeedState:
 
         A snapshot that is not whole (its count or its instrument does not match) is
         dropped and asked again; one older than what the book already applied is dropped."""
+        try:
+            return self._snapshot(security_id, data)
+        finally:
+            self._sync(security_id)
+
+    def _snapshot(self, security_id: int, data: bytes) -> set[int]:
         if self.security_ids is not None and security_id not in self.security_ids:
             return set()
         inst = self._instrument(security_id)
@@ -389,6 +498,12 @@ class FeedState:
     def complete(self, want: Want, status: int, last_seq: int, served_at: int = 0) -> None:
         """The RequestComplete of ``want`` arrived (its records were handed over before);
         ``served_at`` is its TransactTime, when the service answered."""
+        try:
+            self._complete(want, status, last_seq, served_at)
+        finally:
+            self._sync(want.security_id)
+
+    def _complete(self, want: Want, status: int, last_seq: int, served_at: int) -> None:
         if want.epoch != self.epoch:
             return
         if status == codes.REQUEST_INVALID:

@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 import zmq
 
-from qfix.marketdata import feeds
+from qfix.marketdata import _live, _recv, _store, feeds
 from qfix.marketdata.book import Book
 from qfix.marketdata.recovery import SNAPSHOT, FeedState, Want
 from qfix.wire import codes, schema
@@ -44,6 +45,16 @@ _UNPACK_HEADER: Final = feeds.HEADER.unpack
 #: parsed topics kept (every feed of 10,000 instruments is 40,000)
 _TOPIC_CACHE: Final = 1 << 18
 _UNSEEN: Final = (-1, -1)
+_FRAMES: Final = 3  #: topic, header, records
+#: each frame's offset and length columns in a packet table
+_FRAME_COLUMNS: Final = (
+    (_recv.TOPIC_AT, _recv.TOPIC_LEN),
+    (_recv.HEADER_AT, _recv.HEADER_LEN),
+    (_recv.BODY_AT, _recv.BODY_LEN),
+)
+#: the packet arena of a Subscriber's socket reads, and its table's rows
+ARENA_BYTES: Final = 4 << 20
+TABLE_ROWS: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +97,8 @@ class SubscriberCore:
         self.request_timeout = request_timeout
         self.books: dict[int, Book] = {}
         self.security_ids = None if security_ids is None else frozenset(security_ids)
-        self.feeds = {f: FeedState(f, self.books, self.security_ids) for f in sorted(set(feeds_))}
+        self.store = _live.new_store()
+        self.feeds = {f: FeedState(f, self.books, self.security_ids, self.store) for f in sorted(set(feeds_))}
         if not self.feeds:
             raise ValueError("a subscriber needs at least one feed")
         self._queue: deque[Want] = deque()
@@ -101,6 +113,11 @@ class SubscriberCore:
         #: requests that timed out and were asked again
         self.timeouts = 0
         self._topics: dict[bytes, tuple[int, int] | None] = {}
+        #: after :meth:`feed_packets`: 1 for each table row the jitted path applied on arrival
+        self.applied = np.zeros(0, np.uint8)
+        self._asides = np.zeros((0, _live.ASIDE_COLUMNS), np.int64)
+        self._updates = np.zeros((0, 2), np.int64)
+        self._stop = np.zeros(_live.STOP_SIZE, np.int64)
 
     def topics(self) -> list[bytes]:
         """The SUB subscriptions this subscriber needs."""
@@ -117,8 +134,92 @@ class SubscriberCore:
         self._collect_wants()
         return self._outstanding is None and not self._queue and self.open_gaps() == 0
 
-    def feed_message(self, frames: list[bytes], *, replayed: bool = False) -> set[tuple[int, int]]:
+    def feed_message(self, frames: list[bytes]) -> set[tuple[int, int]]:
         """One message from the SUB socket; returns the (feed, SecurityID) pairs updated."""
+        kept = frames[:_FRAMES]
+        arena = np.frombuffer(b"".join(kept), np.uint8)
+        table = np.zeros((1, _recv.COLUMNS), np.int64)
+        at = 0
+        for k, (at_col, len_col) in enumerate(_FRAME_COLUMNS):
+            table[0, at_col] = at
+            table[0, len_col] = len(kept[k]) if k < len(kept) else _recv.MISSING
+            at += len(kept[k]) if k < len(kept) else 0
+        table[0, _recv.FRAMES] = len(frames)
+        return self.feed_packets(arena, table, 1)
+
+    def feed_packets(
+        self, arena: npt.NDArray[np.uint8], table: npt.NDArray[np.int64], count: int
+    ) -> set[tuple[int, int]]:
+        """The first ``count`` messages of a packet table (``_recv``'s layout, frames in
+        ``arena``); returns the (feed, SecurityID) pairs updated. Packets that continue
+        their books exactly are applied by jitted code; each other one goes through
+        :meth:`_feed_frames` as before, in order."""
+        updates: set[tuple[int, int]] = set()
+        store = self.store
+        self._room(arena.size, count)
+        applied = self.applied[:count]
+        applied[:] = 0
+        stop = self._stop
+        row = 0
+        while row < count:
+            _live.walk(arena, table, row, count, store, applied, self._asides, self._updates, stop)
+            self._apply_asides(arena, int(stop[_live.STOP_ASIDES]))
+            for feed, security_id in self._updates[: stop[_live.STOP_UPDATES]].tolist():
+                updates.add((feed, security_id))
+            row = int(stop[_live.STOP_ROW])
+            why = int(stop[_live.STOP_WHY])
+            if why == _live.ROOM:
+                store.ensure(int(table[row, _recv.BODY_LEN]) // _MSG)
+            elif why == _live.OUT_OF_STEP:
+                self._misfit(arena, table, row, int(stop[_live.STOP_RECORD]))
+                row += 1
+            elif why == _live.SLOW:
+                updates |= self._feed_frames(self._frames(arena, table, row))
+                row += 1
+        for state in self.feeds.values():
+            state.take_counts()
+        return updates
+
+    def _room(self, arena_bytes: int, count: int) -> None:
+        if self.applied.size < count:
+            self.applied = np.zeros(max(count, 2 * self.applied.size), np.uint8)
+            self._updates = np.zeros((self.applied.size, 2), np.int64)
+        if self._asides.shape[0] < arena_bytes // _MSG + 1:
+            self._asides = np.zeros((arena_bytes // _MSG + 1, _live.ASIDE_COLUMNS), np.int64)
+
+    def _apply_asides(self, arena: npt.NDArray[np.uint8], count: int) -> None:
+        """The records the jitted path left to the books (trades, status, reference data),
+        in order, before anything else touches the books."""
+        if not count:
+            return
+        insts = self.store.insts
+        view = arena.data  # a memoryview of the arena
+        for at, inst, _ in self._asides[:count].tolist():
+            template_id = int(arena[at + _TEMPLATE_AT]) | int(arena[at + _TEMPLATE_AT + 1]) << 8
+            self.books[int(insts[inst, _store.I_ID])].apply(template_id, view, at)
+
+    def _misfit(self, arena: npt.NDArray[np.uint8], table: npt.NDArray[np.int64], row: int, failed: int) -> None:
+        frames = self._frames(arena, table, row)
+        where = feeds.parse_topic(frames[0])
+        if where is None:  # the jitted path parsed it: cannot happen
+            raise RuntimeError("a packet the jitted path applied has no topic")
+        seq, _ = _UNPACK_HEADER(frames[1])
+        self.feeds[where[0]].misfit(where[1], seq, frames[2], failed)
+
+    @staticmethod
+    def _frames(arena: npt.NDArray[np.uint8], table: npt.NDArray[np.int64], row: int) -> list[bytes]:
+        """Table row ``row`` as the frames pyzmq would have given (a truncated frame as
+        the part that fits, which no check accepts)."""
+        frames = []
+        for at_col, len_col in _FRAME_COLUMNS[: int(table[row, _recv.FRAMES])]:
+            at = int(table[row, at_col])
+            size = int(table[row, len_col])
+            frames.append(arena[at : at + min(size, arena.size - at)].tobytes())
+        if int(table[row, _recv.FRAMES]) > _FRAMES:
+            frames.append(b"")  # the extra frames were dropped; the count still rules it out
+        return frames
+
+    def _feed_frames(self, frames: list[bytes], *, replayed: bool = False) -> set[tuple[int, int]]:
         updates: set[tuple[int, int]] = set()
         if len(frames) != 3:
             return updates
@@ -169,7 +270,7 @@ class SubscriberCore:
         if feed != want.feed or want.epoch != self.feeds[feed].epoch:
             return updates  # a reply made before a reset of its feed: its numbering is gone
         if want.kind != SNAPSHOT:
-            return self.feed_message(frames, replayed=True)
+            return self._feed_frames(frames, replayed=True)
         self._snap_parts.append(data)
         last = data[-_MSG:]
         if len(last) == _MSG and last[_TEMPLATE_AT] == codes.TEMPLATE_SNAPSHOT_END:

@@ -105,15 +105,17 @@ def book_differences(
         expected_levels = _levels(orders)
         if codes.MD_FEED_L3 in feeds:
             want = {int(o["order_id"]): (int(o["side"]), int(o["price"]), int(o["shown"])) for o in orders}
-            if book.orders != want:
-                extra = sorted(set(book.orders) - set(want))[:3]
-                missing = sorted(set(want) - set(book.orders))[:3]
-                changed = [oid for oid in set(want) & set(book.orders) if want[oid] != book.orders[oid]][:3]
+            got = book.orders  # built afresh on every read
+            if got != want:
+                extra = sorted(set(got) - set(want))[:3]
+                missing = sorted(set(want) - set(got))[:3]
+                changed = [oid for oid in set(want) & set(got) if want[oid] != got[oid]][:3]
                 out.append(f"{sec}: L3 orders differ: extra {extra} missing {missing} changed {changed}")
+            queues = book.queues
             for side in (BID, OFFER):
                 for level in expected_levels[side]:
                     queue = [int(o["order_id"]) for o in orders if o["side"] == side and o["price"] == level.price]
-                    if book.queue(side, level.price) != queue:
+                    if list(queues.get((side, level.price), ())) != queue:
                         out.append(f"{sec}: L3 queue at {side}/{level.price} differs")
         if codes.MD_FEED_L2 in feeds:
             for side in (BID, OFFER):
@@ -172,10 +174,11 @@ def subscriber_digests(books: Mapping[int, Book]) -> dict[int, bytes]:
         bid, bid_size, offer, offer_size = book.bbo
         top = np.array([(sec, book.status, _null(bid), bid_size, _null(offer), offer_size)], TOP_ROW)
         rows: list[tuple[int, int, int, int]] = []
+        orders, queues = book.orders, book.queues  # each is built afresh on every read
         for side in (BID, OFFER):
-            prices = sorted((p for s, p in book.queues if s == side), reverse=side == BID)
+            prices = sorted((p for s, p in queues if s == side), reverse=side == BID)
             for price in prices:
-                rows += [(side, price, oid, book.orders[oid][ORDER_SHOWN]) for oid in book.queues[(side, price)]]
+                rows += [(side, price, oid, orders[oid][ORDER_SHOWN]) for oid in queues[(side, price)]]
         levels = [(side, lv.price, lv.size, lv.orders) for side in (BID, OFFER) for lv in book.l2_levels(side)]
         out[sec] = _instrument_digest(top, np.array(rows, ORDER_ROW), np.array(levels, LEVEL_ROW))
     return out

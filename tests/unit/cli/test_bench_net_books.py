@@ -12,6 +12,7 @@ from qfix.engine import Engine
 from qfix.journal.entries import Batch
 from qfix.journal.replay import EngineDriver
 from qfix.marketdata import feeds
+from qfix.marketdata.book import OFFER, Book
 from qfix.marketdata.publisher import Publisher
 from qfix.marketdata.service import SnapshotService
 from qfix.marketdata.subscriber import SubscriberCore
@@ -25,6 +26,7 @@ from qfix.testing.marketdata import (
     subscriber_digests,
 )
 from qfix.wire import codes
+from qfix.wire.codec import new_records
 
 
 def _follow() -> tuple[Engine, SubscriberCore, EngineDriver, Publisher]:
@@ -56,6 +58,24 @@ def _step(engine: Engine, driver: EngineDriver, publisher: Publisher, batch: Any
     return feed_messages(publisher.publish(records, now))
 
 
+def _apply(book: Book, template_id: int, **fields: Any) -> None:
+    record = new_records(template_id)
+    record["SecurityID"] = book.security_id
+    for name, value in fields.items():
+        record[name] = value
+    book.apply(template_id, record.tobytes())
+
+
+def _requeue(book: Book, side: int, price: int, order_ids: list[int]) -> None:
+    """Put one level's orders in the order given (all deleted, then added again)."""
+    shown = {oid: book.orders[oid][2] for oid in order_ids}
+    entry = codes.MD_ENTRY_OFFER if side == OFFER else codes.MD_ENTRY_BID
+    for oid in order_ids:
+        _apply(book, codes.TEMPLATE_ORDER_DELETE, OrderID=oid)
+    for oid in order_ids:
+        _apply(book, codes.TEMPLATE_ADD_ORDER, OrderID=oid, MDEntryPx=price, MDEntrySize=shown[oid], MDEntryType=entry)
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_a_subscriber_rebuilt_from_the_feeds_digests_like_the_engine(seed: int) -> None:
     engine, core, driver, publisher = _follow()
@@ -77,35 +97,41 @@ def test_a_subscriber_rebuilt_from_the_feeds_digests_like_the_engine(seed: int) 
     assert len(combined_digest(mine)) == 32  # BLAKE2b-128, hex
     assert any(book.orders for book in core.books.values()), "the stream left no resting order to compare"
 
-    # one change on the subscriber's side: one order's displayed quantity
+    # one change on the subscriber's side: one order's displayed quantity (the books
+    # live in the subscriber's arrays: they change only by records applied to them)
     sec, book = next((k, b) for k, b in sorted(core.books.items()) if b.orders)
     oid = next(iter(book.orders))
-    side, price, shown = book.orders[oid]
-    book.orders[oid] = (side, price, shown + 1)
+    shown = book.orders[oid][2]
+    _apply(book, codes.TEMPLATE_ORDER_REDUCED, OrderID=oid, LeavesQty=shown + 1)
     changed = subscriber_digests(core.books)
     assert [k for k in changed if changed[k] != theirs[k]] == [sec]
     assert combined_digest(changed) != combined_digest(theirs)
-    book.orders[oid] = (side, price, shown)
+    _apply(book, codes.TEMPLATE_ORDER_REDUCED, OrderID=oid, LeavesQty=shown)
+    assert subscriber_digests(core.books) == theirs
 
     # queue order counts: swap the first two orders of a level
-    queue = next(q for b in core.books.values() for q in b.queues.values() if len(q) > 1)
-    first, second, *rest = list(queue)
-    queue.clear()
-    queue.update(dict.fromkeys([second, first, *rest]))
+    qbook, (qside, qprice), queue = next(
+        (b, key, list(q)) for b in core.books.values() for key, q in b.queues.items() if len(q) > 1
+    )
+    first, second, *rest = queue
+    _requeue(qbook, qside, qprice, [second, first, *rest])
     assert combined_digest(subscriber_digests(core.books)) != combined_digest(theirs)
-    queue.clear()
-    queue.update(dict.fromkeys([first, second, *rest]))
+    _requeue(qbook, qside, qprice, queue)
+    assert subscriber_digests(core.books) == theirs
 
     # L2 and BBO count apart from L3
-    level_key = next(iter(book.levels))
-    size, count = book.levels[level_key]
-    book.levels[level_key] = (size + 1, count)
+    (lside, lprice), (size, count) = next(iter(book.levels.items()))
+    entry = codes.MD_ENTRY_OFFER if lside == OFFER else codes.MD_ENTRY_BID
+    level = {"MDEntryPx": lprice, "MDEntryType": entry, "MDUpdateAction": codes.MD_UPDATE_CHANGE}
+    _apply(book, codes.TEMPLATE_BOOK_LEVEL, MDEntrySize=size + 1, NumberOfOrders=count, **level)
     assert subscriber_digests(core.books)[sec] != theirs[sec]
-    book.levels[level_key] = (size, count)
+    _apply(book, codes.TEMPLATE_BOOK_LEVEL, MDEntrySize=size, NumberOfOrders=count, **level)
     bid, bid_size, offer, offer_size = book.bbo
-    book.bbo = (bid, bid_size, None, 0) if offer is not None else (None, 0, offer, offer_size)
+    null = codes.NULL_PRICE
+    top = {"BidPx": null if bid is None else bid, "BidSize": bid_size}
+    _apply(book, codes.TEMPLATE_BEST_BID_OFFER, OfferPx=null if offer is not None else 1, OfferSize=0, **top)
     assert subscriber_digests(core.books)[sec] != theirs[sec]
-    book.bbo = (bid, bid_size, offer, offer_size)
+    _apply(book, codes.TEMPLATE_BEST_BID_OFFER, OfferPx=null if offer is None else offer, OfferSize=offer_size, **top)
     book.status ^= 1
     assert subscriber_digests(core.books)[sec] != theirs[sec]
     book.status ^= 1
