@@ -5,10 +5,16 @@ Runs ENGINE.md's ``multi`` stream (its 500,000-message quick version, as cached 
 ``--batch`` messages and a publisher, as the server does, and keeps every feed packet as
 the three frames a SUB socket would deliver. Then, per pass, a fresh ``SubscriberCore`` on
 all four feeds joins with a snapshot of the empty books (before the first engine call), applies the prefill's packets
-untimed and then every other packet (``feed_message``), timed in process CPU time. Beside
-it, in the same process, the floor of any Python subscriber: reading each packet's topic
-and header and each record's template id with ``struct``, and nothing else. At the end
-the books must equal the engine's. Medians of ``--passes``. Usage:
+untimed and then every other packet, timed in process CPU time, in tables of up to
+``TABLE_ROWS`` packets laid out as the jitted receive leaves them (``feed_packets``, as
+the SDK's ``Subscriber`` applies what it reads, with a set of update notices per table;
+packing the tables is not timed). A second set of cores does the same without notices
+(``updates=None``, as the net benchmark's subscriber, which reads the books directly),
+and a third applies the packets one message at a time (``feed_message``, the path of a
+subscriber reading through pyzmq). Beside them, in the same process, the floor
+of any Python subscriber: reading each packet's topic and header and each record's
+template id with ``struct``, and nothing else. At the end the books must equal the
+engine's. Medians of ``--passes``. Usage:
 
     .venv/bin/python scripts/probe_subscriber.py [--messages N] [--batch 1000] [--json PATH]
 """
@@ -29,10 +35,10 @@ from qfix.bench.engine import _instruments, _stream
 from qfix.engine import Engine, EngineConfig
 from qfix.journal.entries import Batch
 from qfix.journal.replay import EngineDriver
-from qfix.marketdata import feeds
+from qfix.marketdata import _recv, feeds
 from qfix.marketdata.publisher import Chunk, Packet, Publisher
 from qfix.marketdata.service import SnapshotService
-from qfix.marketdata.subscriber import SubscriberCore
+from qfix.marketdata.subscriber import TABLE_ROWS, SubscriberCore
 from qfix.server.feed import book_view, reference_records
 from qfix.testing.marketdata import book_differences, feed_messages
 from qfix.wire import codes
@@ -86,6 +92,25 @@ def _join(core: SubscriberCore, service: SnapshotService, first: list[list[bytes
             core.reply_message([bytes(f) for f in packet.frames()])
 
 
+def _tables(live: list[list[bytes]], rows: int) -> list[tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], int]]:
+    """The messages as packet tables of ``rows`` rows, as ``_recv.recv_packets`` fills them."""
+    out = []
+    columns = ((_recv.TOPIC_AT, _recv.TOPIC_LEN), (_recv.HEADER_AT, _recv.HEADER_LEN), (_recv.BODY_AT, _recv.BODY_LEN))
+    for lo in range(0, len(live), rows):
+        chunk = live[lo : lo + rows]
+        arena = np.frombuffer(b"".join(f for msg in chunk for f in msg), np.uint8)
+        table = np.zeros((len(chunk), _recv.COLUMNS), np.int64)
+        at = 0
+        for row, msg in enumerate(chunk):
+            for frame, (at_col, len_col) in zip(msg, columns, strict=True):
+                table[row, at_col] = at
+                table[row, len_col] = len(frame)
+                at += len(frame)
+            table[row, _recv.FRAMES] = len(msg)
+        out.append((arena, table, len(chunk)))
+    return out
+
+
 _HEAD = struct.Struct("<QQ")
 _TEMPLATE = struct.Struct("<H")
 
@@ -109,24 +134,34 @@ def main() -> None:
     ap.add_argument("--passes", type=int, default=5)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
-    cores = [SubscriberCore(feeds.ALL_FEEDS) for _ in range(args.passes)]
-    engine, filled, live, sequenced = _feed(args.messages, args.batch, cores)
-    core_s: list[float] = []
-    floor_s: list[float] = []
-    for core in cores:
+    variants = ("tables", "tables_no_notices", "one_message_at_a_time")
+    cores = {v: [SubscriberCore(feeds.ALL_FEEDS) for _ in range(args.passes)] for v in variants}
+    every = [core for v in variants for core in cores[v]]
+    engine, filled, live, sequenced = _feed(args.messages, args.batch, every)
+    tables = _tables(live, TABLE_ROWS)
+    seconds: dict[str, list[float]] = {v: [] for v in (*variants, "floor")}
+    for k in range(args.passes):
         t0 = time.process_time()
         _floor(live)
-        floor_s.append(time.process_time() - t0)
-        for msg in filled:
-            core.feed_message(msg)
-        feed = core.feed_message
-        t0 = time.process_time()
-        for msg in live:
-            feed(msg)
-        core_s.append(time.process_time() - t0)
-    differences = [d for core in cores for d in book_differences(core.books, engine)]
-    core_us = statistics.median(core_s) / sequenced * 1e6
-    floor_us = statistics.median(floor_s) / sequenced * 1e6
+        seconds["floor"].append(time.process_time() - t0)
+        for v in variants:
+            core = cores[v][k]
+            for msg in filled:
+                core.feed_message(msg)
+            t0 = time.process_time()
+            if v == "one_message_at_a_time":
+                feed = core.feed_message
+                for msg in live:
+                    feed(msg)
+            else:
+                notices = v == "tables"
+                for arena, table, count in tables:
+                    # a fresh set per table, as Subscriber.poll collects one per poll
+                    core.feed_packets(arena, table, count, set() if notices else None)
+            seconds[v].append(time.process_time() - t0)
+    differences = [d for core in every for d in book_differences(core.books, engine)]
+    us = {v: statistics.median(t) / sequenced * 1e6 for v, t in seconds.items()}
+    core_us, floor_us = us["tables"], us["floor"]
     result = {
         "workload": "multi-quick",
         "messages": args.messages,
@@ -134,11 +169,14 @@ def main() -> None:
         "packets": len(live),
         "records": sequenced,
         "records_per_packet": sequenced / len(live),
+        "table_rows": TABLE_ROWS,
         "subscriber_us_per_record": core_us,
         "subscriber_records_per_s": 1e6 / core_us,
+        "no_notices_us_per_record": us["tables_no_notices"],
+        "one_message_at_a_time_us_per_record": us["one_message_at_a_time"],
         "floor_us_per_record": floor_us,
         "subscriber_over_floor": core_us / floor_us,
-        "books_equal": not differences and all(core.idle() for core in cores),
+        "books_equal": not differences and all(core.idle() for core in every),
         "passes": args.passes,
     }
     print(json.dumps(result, indent=2))

@@ -863,7 +863,9 @@ class _Follower:
     """The market-data subscriber: the SDK's :class:`~qfix.marketdata.subscriber.SubscriberCore`
     on all four feeds of every instrument, in a socket loop like ``Subscriber.poll``'s that
     also notes, for each live packet applied, when it was sent (its header's SendingTime)
-    and how long after that it was applied (``time.time_ns()`` once ``feed_message`` returned).
+    and how long after that it was applied (``time.time_ns()`` once the call that applied
+    it returned: ``feed_packets`` for a table of packets received by jitted code, or
+    ``feed_message`` for one received through pyzmq where that cannot reach libzmq).
     A packet held back because its instrument was recovering is counted, not timed."""
 
     def __init__(self, pub_endpoint: str, snapshot_endpoint: str) -> None:
@@ -889,6 +891,12 @@ class _Follower:
         self.lag_ns = array("q")
         self.live = 0  #: sequenced live packets received
         self.held = 0  #: of those, not applied on arrival (their instrument was recovering)
+        from qfix.marketdata import _recv
+        from qfix.marketdata.subscriber import ARENA_BYTES, TABLE_ROWS
+
+        # as the SDK's Subscriber: packets received by jitted code where it reaches libzmq
+        self.arena = np.zeros(ARENA_BYTES, np.uint8) if _recv.AVAILABLE else None
+        self.table = np.zeros((TABLE_ROWS, _recv.COLUMNS), np.int64) if _recv.AVAILABLE else None
 
     def _dealer(self) -> zmq.Socket[bytes]:
         sock = self.context.socket(zmq.DEALER)
@@ -908,8 +916,6 @@ class _Follower:
 
     def pump(self, timeout_ms: int) -> None:
         """Wait up to ``timeout_ms`` for packets, apply what is ready, send the next request."""
-        from qfix.marketdata import feeds
-
         self._send_next()
         ready = dict(self.poller.poll(timeout_ms))
         core = self.core
@@ -920,31 +926,77 @@ class _Follower:
                 except zmq.Again:
                     break
         if self.sub in ready:
-            header, topics, states = feeds.HEADER, self.topics, core.feeds
-            keep = len(self.sent_ns) < _LAG_CAP
-            for _ in range(10_000):
-                try:
-                    frames = self.sub.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                core.feed_message(frames)
-                now = time.time_ns()
-                if len(frames) != 3 or len(frames[1]) != _MD_HEADER:
-                    continue
-                seq, sent = header.unpack(frames[1])
-                if not seq:
-                    continue  # heartbeats and resets
-                self.live += 1
-                where = topics.get(frames[0], (0, 0))
-                if where == (0, 0):
-                    where = topics[frames[0]] = feeds.parse_topic(frames[0])
-                if where is not None and where[0] in states and states[where[0]].synced(where[1]):
-                    if keep:
-                        self.sent_ns.append(sent)
-                        self.lag_ns.append(now - sent)
-                else:
-                    self.held += 1
+            if self.arena is not None and self.table is not None:
+                self._read_packets(self.arena, self.table)
+            else:
+                self._read_messages()
         self._send_next()
+
+    def _read_messages(self) -> None:
+        """Through pyzmq, a message at a time (where jitted code cannot reach libzmq)."""
+        from qfix.marketdata import feeds
+
+        core = self.core
+        header, topics, states = feeds.HEADER, self.topics, core.feeds
+        keep = len(self.sent_ns) < _LAG_CAP
+        for _ in range(10_000):
+            try:
+                frames = self.sub.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            core.feed_message(frames)
+            now = time.time_ns()
+            if len(frames) != 3 or len(frames[1]) != _MD_HEADER:
+                continue
+            seq, sent = header.unpack(frames[1])
+            if not seq:
+                continue  # heartbeats and resets
+            self.live += 1
+            where = topics.get(frames[0], (0, 0))
+            if where == (0, 0):
+                where = topics[frames[0]] = feeds.parse_topic(frames[0])
+            if where is not None and where[0] in states and states[where[0]].synced(where[1]):
+                if keep:
+                    self.sent_ns.append(sent)
+                    self.lag_ns.append(now - sent)
+            else:
+                self.held += 1
+
+    def _read_packets(self, arena: np.ndarray[Any, Any], table: np.ndarray[Any, Any]) -> None:
+        """As the SDK's Subscriber reads: a table of packets per jitted receive, applied in
+        one call; every packet of the table is timed at the call's end. A live packet
+        counts as applied on arrival when the jitted path applied it, or when Python did
+        and its instrument is synced after."""
+        from qfix.marketdata import _recv, feeds
+
+        core = self.core
+        for _ in range(10_000 // table.shape[0] + 1):
+            got = _recv.recv_packets(self.sub, arena, table)
+            if not got:
+                return
+            core.feed_packets(arena, table, got)
+            now = time.time_ns()
+            rows = table[:got]
+            whole = (rows[:, _recv.FRAMES] == 3) & (rows[:, _recv.HEADER_LEN] == _MD_HEADER)
+            at = rows[whole, _recv.HEADER_AT]
+            header = arena[at[:, None] + np.arange(_MD_HEADER)].view("<u8")  # ChannelSeqNum, SendingTime
+            live = header[:, 0] != 0
+            self.live += int(np.count_nonzero(live))
+            applied = core.applied[:got][whole].astype(bool)
+            timed = live & applied
+            whole_rows = np.flatnonzero(whole)
+            for k in np.flatnonzero(live & ~applied).tolist():
+                row = int(whole_rows[k])
+                topic = arena[rows[row, _recv.TOPIC_AT] : rows[row, _recv.TOPIC_AT] + rows[row, _recv.TOPIC_LEN]]
+                where = feeds.parse_topic(topic.tobytes())
+                if where is not None and where[0] in core.feeds and core.feeds[where[0]].synced(where[1]):
+                    timed[k] = True
+            self.held += int(np.count_nonzero(live & ~timed))
+            room = _LAG_CAP - len(self.sent_ns)
+            if room > 0:
+                sent = header[timed, 1].astype(np.int64)[:room]
+                self.sent_ns.extend(sent.tolist())
+                self.lag_ns.extend((now - sent).tolist())
 
     def caught_up(self, last: Sequence[int]) -> bool:
         """Every feed received up to ``last`` (ChannelSeqNum by MDFeed code) and no gap open."""

@@ -81,6 +81,8 @@ STOP_WHY: Final = 1
 STOP_RECORD: Final = 2  #: OUT_OF_STEP: the record that did not fit
 STOP_ASIDES: Final = 3  #: ASIDE records listed in asides
 STOP_UPDATES: Final = 4  #: (feed, SecurityID) pairs listed in updates
+#: an update is one int64: the feed above this bit, the SecurityID (u32) below
+UPDATE_FEED_SHIFT: Final = 32
 STOP_SIZE: Final = 5
 # asides: one row per record the Python book applies
 A_AT: Final = 0  #: the record's offset in the arena
@@ -262,8 +264,7 @@ def apply_packets(
                 result = apply_record(arena, at, inst, orders, order_index, l3, l3_index, l2, l2_index, insts, meta)
                 if result == MISFIT:
                     if done:
-                        updates[n_updates, 0] = feed
-                        updates[n_updates, 1] = security_id
+                        updates[n_updates] = (feed << UPDATE_FEED_SHIFT) | security_id
                         n_updates += 1
                     stop[STOP_WHY] = OUT_OF_STEP
                     stop[STOP_RECORD] = i
@@ -281,8 +282,7 @@ def apply_packets(
                 done = True
         applied[row] = 1
         if done:
-            updates[n_updates, 0] = feed
-            updates[n_updates, 1] = security_id
+            updates[n_updates] = (feed << UPDATE_FEED_SHIFT) | security_id
             n_updates += 1
     stop[STOP_ROW] = stop_at
     stop[STOP_WHY] = DONE

@@ -213,6 +213,13 @@ def level_hash(inst: int, side: int, price: int) -> int:
 
 
 @njit(cache=True, inline="always")
+def order_hash(inst: int, order_id: int) -> int:
+    """Orders are keyed by (instrument, OrderID), as each book keeps its own: a record of
+    one instrument never reaches another's order of the same OrderID."""
+    return _mix(int(np.int64(np.uint64(order_id) ^ (np.uint64(inst) * _GOLDEN))))
+
+
+@njit(cache=True, inline="always")
 def _home(index: Array, h: int) -> int:
     return int(np.int64(np.uint64(h) & np.uint64(index.size - 1)))
 
@@ -249,12 +256,12 @@ def _index_erase(index: Array, rows: Array, hash_col: int, row: int) -> None:
 
 
 @njit(cache=True)
-def find_order(index: Array, orders: Array, order_id: int) -> int:
+def find_order(index: Array, orders: Array, inst: int, order_id: int) -> int:
     mask = index.size - 1
-    i = _home(index, _mix(order_id))
+    i = _home(index, order_hash(inst, order_id))
     while True:
         row = int(index[i])
-        if row == EMPTY or orders[row, O_ID] == order_id:
+        if row == EMPTY or (orders[row, O_ID] == order_id and orders[row, O_INST] == inst):
             return row
         i = (i + 1) & mask
 
@@ -373,7 +380,7 @@ def _order_add(
     orders[row, O_PRICE] = price
     orders[row, O_SHOWN] = shown
     orders[row, O_LEVEL] = level
-    orders[row, O_HASH] = _mix(order_id)
+    orders[row, O_HASH] = order_hash(inst, order_id)
     tail = l3[level, L_TAIL]
     orders[row, O_PREV] = tail
     orders[row, O_NEXT] = EMPTY
@@ -456,7 +463,7 @@ def apply_record(
     template = read_u16(buf, at + _TEMPLATE_AT)
     if template in (_ADD_ORDER, _SNAPSHOT_ORDER):
         order_id = read_i64(buf, at + _ADD_ID)
-        if find_order(order_index, orders, order_id) != EMPTY:
+        if find_order(order_index, orders, inst, order_id) != EMPTY:
             return MISFIT
         side = _side(read_u8(buf, at + _ADD_TYPE))
         price = read_i64(buf, at + _ADD_PX)
@@ -464,7 +471,7 @@ def apply_record(
         _order_add(orders, order_index, l3, l3_index, insts, meta, inst, order_id, side, price, shown)
         result = APPLIED
     elif template == _EXECUTED:
-        row = find_order(order_index, orders, read_i64(buf, at + _EXEC_ID))
+        row = find_order(order_index, orders, inst, read_i64(buf, at + _EXEC_ID))
         if row == EMPTY:
             return MISFIT
         leaves = read_u32(buf, at + _EXEC_LEAVES)
@@ -475,25 +482,25 @@ def apply_record(
             _order_remove(orders, order_index, l3, l3_index, insts, meta, row)
         result = APPLIED
     elif template == _REDUCED:
-        row = find_order(order_index, orders, read_i64(buf, at + _REDUCED_ID))
+        row = find_order(order_index, orders, inst, read_i64(buf, at + _REDUCED_ID))
         if row == EMPTY:
             return MISFIT
         orders[row, O_SHOWN] = read_u32(buf, at + _REDUCED_LEAVES)
         result = APPLIED
     elif template == _ORDER_DELETE:
-        row = find_order(order_index, orders, read_i64(buf, at + _DELETE_ID))
+        row = find_order(order_index, orders, inst, read_i64(buf, at + _DELETE_ID))
         if row == EMPTY:
             return MISFIT
         _order_remove(orders, order_index, l3, l3_index, insts, meta, row)
         result = APPLIED
     elif template == _REPLACE:
-        row = find_order(order_index, orders, read_i64(buf, at + _REPLACE_OLD))
+        row = find_order(order_index, orders, inst, read_i64(buf, at + _REPLACE_OLD))
         if row == EMPTY:
             return MISFIT
         side = orders[row, O_SIDE]
         _order_remove(orders, order_index, l3, l3_index, insts, meta, row)
         order_id = read_i64(buf, at + _REPLACE_ID)
-        if find_order(order_index, orders, order_id) != EMPTY:
+        if find_order(order_index, orders, inst, order_id) != EMPTY:
             return MISFIT  # as the Python book did: the old order is already gone
         price = read_i64(buf, at + _REPLACE_PX)
         shown = read_u32(buf, at + _REPLACE_SIZE)

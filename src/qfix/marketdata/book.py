@@ -175,7 +175,7 @@ class Book:
     def _l3_rows(self) -> list[tuple[int, int, int, int]]:
         s = self._store
         rows = _store.l3_rows(s.orders, s.l3, s.insts, self._slot)
-        return [(side, price, oid, shown) for side, price, oid, shown in rows.tolist()]
+        return [(side, price, oid % _U64, shown) for side, price, oid, shown in rows.tolist()]
 
     def _l2_rows(self) -> list[tuple[int, int, int, int]]:
         s = self._store

@@ -46,12 +46,15 @@ _UNPACK_HEADER: Final = feeds.HEADER.unpack
 _TOPIC_CACHE: Final = 1 << 18
 _UNSEEN: Final = (-1, -1)
 _FRAMES: Final = 3  #: topic, header, records
+_SECURITY_ID_MASK: Final = (1 << _live.UPDATE_FEED_SHIFT) - 1
 #: each frame's offset and length columns in a packet table
 _FRAME_COLUMNS: Final = (
     (_recv.TOPIC_AT, _recv.TOPIC_LEN),
     (_recv.HEADER_AT, _recv.HEADER_LEN),
     (_recv.BODY_AT, _recv.BODY_LEN),
 )
+#: messages read from one socket per poll, so that one socket cannot starve the other
+_READ_BUDGET: Final = 10_000
 #: the packet arena of a Subscriber's socket reads, and its table's rows
 ARENA_BYTES: Final = 4 << 20
 TABLE_ROWS: Final = 4096
@@ -116,7 +119,7 @@ class SubscriberCore:
         #: after :meth:`feed_packets`: 1 for each table row the jitted path applied on arrival
         self.applied = np.zeros(0, np.uint8)
         self._asides = np.zeros((0, _live.ASIDE_COLUMNS), np.int64)
-        self._updates = np.zeros((0, 2), np.int64)
+        self._updates = np.zeros(0, np.int64)
         self._stop = np.zeros(_live.STOP_SIZE, np.int64)
 
     def topics(self) -> list[bytes]:
@@ -145,16 +148,22 @@ class SubscriberCore:
             table[0, len_col] = len(kept[k]) if k < len(kept) else _recv.MISSING
             at += len(kept[k]) if k < len(kept) else 0
         table[0, _recv.FRAMES] = len(frames)
-        return self.feed_packets(arena, table, 1)
+        updates: set[tuple[int, int]] = set()
+        self.feed_packets(arena, table, 1, updates)
+        return updates
 
     def feed_packets(
-        self, arena: npt.NDArray[np.uint8], table: npt.NDArray[np.int64], count: int
-    ) -> set[tuple[int, int]]:
+        self,
+        arena: npt.NDArray[np.uint8],
+        table: npt.NDArray[np.int64],
+        count: int,
+        updates: set[tuple[int, int]] | None = None,
+    ) -> None:
         """The first ``count`` messages of a packet table (``_recv``'s layout, frames in
-        ``arena``); returns the (feed, SecurityID) pairs updated. Packets that continue
-        their books exactly are applied by jitted code; each other one goes through
-        :meth:`_feed_frames` as before, in order."""
-        updates: set[tuple[int, int]] = set()
+        ``arena``), adding the (feed, SecurityID) pairs updated to ``updates`` unless it
+        is None (a caller that reads the books without notices saves building them).
+        Packets that continue their books exactly are applied by jitted code; each other
+        one goes through :meth:`_feed_frames` as before, in order."""
         store = self.store
         self._room(arena.size, count)
         applied = self.applied[:count]
@@ -164,8 +173,11 @@ class SubscriberCore:
         while row < count:
             _live.walk(arena, table, row, count, store, applied, self._asides, self._updates, stop)
             self._apply_asides(arena, int(stop[_live.STOP_ASIDES]))
-            for feed, security_id in self._updates[: stop[_live.STOP_UPDATES]].tolist():
-                updates.add((feed, security_id))
+            if updates is not None:
+                keys = np.unique(self._updates[: stop[_live.STOP_UPDATES]])
+                updates.update(
+                    zip((keys >> _live.UPDATE_FEED_SHIFT).tolist(), (keys & _SECURITY_ID_MASK).tolist(), strict=True)
+                )
             row = int(stop[_live.STOP_ROW])
             why = int(stop[_live.STOP_WHY])
             if why == _live.ROOM:
@@ -174,16 +186,17 @@ class SubscriberCore:
                 self._misfit(arena, table, row, int(stop[_live.STOP_RECORD]))
                 row += 1
             elif why == _live.SLOW:
-                updates |= self._feed_frames(self._frames(arena, table, row))
+                changed = self._feed_frames(self._frames(arena, table, row))
+                if updates is not None:
+                    updates |= changed
                 row += 1
         for state in self.feeds.values():
             state.take_counts()
-        return updates
 
     def _room(self, arena_bytes: int, count: int) -> None:
         if self.applied.size < count:
             self.applied = np.zeros(max(count, 2 * self.applied.size), np.uint8)
-            self._updates = np.zeros((self.applied.size, 2), np.int64)
+            self._updates = np.zeros(self.applied.size, np.int64)
         if self._asides.shape[0] < arena_bytes // _MSG + 1:
             self._asides = np.zeros((arena_bytes // _MSG + 1, _live.ASIDE_COLUMNS), np.int64)
 
@@ -358,6 +371,9 @@ class Subscriber:
         self.sub.connect(endpoint)
         self.dealer = self._dealer()
         self.closed = False
+        # where libzmq is reachable from jitted code, packets are received a table at a time
+        self._arena = np.zeros(ARENA_BYTES, np.uint8) if _recv.AVAILABLE else None
+        self._table = np.zeros((TABLE_ROWS, _recv.COLUMNS), np.int64) if _recv.AVAILABLE else None
 
     def _dealer(self) -> zmq.Socket[Any]:
         sock: zmq.Socket[Any] = self.context.socket(zmq.DEALER)
@@ -411,7 +427,10 @@ class Subscriber:
         if self.dealer in ready:
             self._read(self.dealer, self.core.reply_message, updates)
         if self.sub in ready:
-            self._read(self.sub, self.core.feed_message, updates)
+            if self._arena is not None and self._table is not None:
+                self._read_packets(self._arena, self._table, updates)
+            else:
+                self._read(self.sub, self.core.feed_message, updates)
         self._send_next()
         return [Update(f, k) for f, k in sorted(updates)]
 
@@ -434,12 +453,24 @@ class Subscriber:
     def _read(
         sock: zmq.Socket[Any], handle: Callable[[list[bytes]], set[tuple[int, int]]], updates: set[tuple[int, int]]
     ) -> None:
-        for _ in range(10_000):  # a budget, so that one socket cannot starve the other
+        for _ in range(_READ_BUDGET):
             try:
                 frames = sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
             updates |= handle(frames)
+
+    def _read_packets(
+        self, arena: npt.NDArray[np.uint8], table: npt.NDArray[np.int64], updates: set[tuple[int, int]]
+    ) -> None:
+        """The SUB's waiting packets through the jitted receive, a table at a time."""
+        read = 0
+        while read < _READ_BUDGET:
+            got = _recv.recv_packets(self.sub, arena, table)
+            if not got:
+                return
+            self.core.feed_packets(arena, table, got, updates)
+            read += got
 
     def _send_next(self) -> None:
         while True:
