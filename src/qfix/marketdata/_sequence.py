@@ -24,7 +24,7 @@ from numba import njit
 
 from qfix.wire import codes, schema
 
-__all__ = ["FEED_SLOTS", "OK", "sequence"]
+__all__ = ["FEED_SLOTS", "OK", "dense_index", "sequence"]
 
 Array = npt.NDArray[Any]
 
@@ -45,6 +45,11 @@ _U32_MAX: Final = 2**32 - 1
 #: the feeds in output order (row f of the output arrays is feed FEED_SLOTS[f])
 FEED_SLOTS: Final = (codes.MD_FEED_L3, codes.MD_FEED_L2, codes.MD_FEED_BBO, codes.MD_FEED_TRD)
 _FEEDS: Final = np.array(FEED_SLOTS, np.int64)
+#: a call of fewer records than the instruments over this is ordered by a merge sort
+_SORT_SWITCH: Final = 16
+#: :func:`dense_index` spends at most this many int32 entries per instrument, plus the floor
+DENSE_SLACK: Final = 16
+DENSE_FLOOR: Final = 1 << 16
 #: what :func:`sequence` returns when it numbered everything
 OK: Final = 0
 #: returned (negated, minus one) with the index of a record of an unconfigured SecurityID
@@ -70,9 +75,30 @@ def _i64(msgs: Array, i: int, at: int) -> int:
 
 
 @njit(cache=True, nogil=True)
+def _order_by_instrument(inst: Array, instruments: int) -> Array:
+    """A stable order of the records by instrument: a counting sort when the call holds
+    many records (it costs O(records + instruments)), a merge sort when it holds few."""
+    n = inst.size
+    if n * _SORT_SWITCH < instruments:
+        return np.argsort(inst, kind="mergesort")
+    starts = np.zeros(instruments + 1, np.int64)
+    for i in range(n):
+        starts[inst[i] + 1] += 1
+    for k in range(instruments):
+        starts[k + 1] += starts[k]
+    order = np.empty(n, np.int64)
+    for i in range(n):
+        k = inst[i]
+        order[starts[k]] = i
+        starts[k] += 1
+    return order
+
+
+@njit(cache=True, nogil=True)
 def _sequence(
     msgs: Array,
     security_ids: Array,
+    dense: Array,
     routes: Array,
     trade_templates: Array,
     max_records: int,
@@ -88,11 +114,16 @@ def _sequence(
     inst = np.empty(n, np.int64)
     for i in range(n):
         sec = _u32(msgs, i, _SECURITY_ID_AT)
-        k = np.searchsorted(security_ids, sec)
-        if k >= security_ids.size or security_ids[k] != sec:
+        if dense.size:
+            k = dense[sec] if sec < dense.size else -1
+        else:
+            k = np.searchsorted(security_ids, sec)
+            if k >= security_ids.size or security_ids[k] != sec:
+                k = -1
+        if k < 0:
             return -_UNKNOWN_BASE - i
         inst[i] = k
-    order = np.argsort(inst, kind="mergesort")
+    order = _order_by_instrument(inst, security_ids.size)
     # each record's event number within its instrument (EndOfEvent marks before it)
     event = np.empty(n, np.int64)
     prev = -1
@@ -186,9 +217,21 @@ def _sequence(
     return OK
 
 
+def dense_index(security_ids: Array) -> Array:
+    """SecurityID -> instrument index (-1: none) as one array, when the largest
+    SecurityID is small enough for it (at most ``DENSE_SLACK`` entries per instrument);
+    otherwise an empty array, and :func:`sequence` bisects ``security_ids``."""
+    if security_ids.size == 0 or int(security_ids[-1]) >= DENSE_SLACK * security_ids.size + DENSE_FLOOR:
+        return np.zeros(0, np.int32)
+    dense = np.full(int(security_ids[-1]) + 1, -1, np.int32)
+    dense[security_ids] = np.arange(security_ids.size, dtype=np.int32)
+    return dense
+
+
 def sequence(
     msgs: Array,
     security_ids: Array,
+    dense: Array,
     routes: Array,
     trade_templates: Array,
     max_records: int,
@@ -197,7 +240,8 @@ def sequence(
     last_time: Array,
 ) -> tuple[int, Array, Array, Array, Array]:
     """Number and pack ``msgs`` (n, 60) into the four feeds, updating ``rpt_seq``,
-    ``channel_seq`` and ``last_time`` in place.
+    ``channel_seq`` and ``last_time`` in place. ``security_ids`` are the configured
+    instruments, sorted; ``dense`` is :func:`dense_index` of them.
 
     Returns (status, records, bounds, security, counts): row f of each output array is
     feed ``FEED_SLOTS[f]``, holding ``counts[f, 0]`` records in ``counts[f, 1]`` packets
@@ -213,6 +257,7 @@ def sequence(
     status = _sequence(
         np.ascontiguousarray(msgs),
         security_ids,
+        dense,
         routes,
         trade_templates,
         max_records,

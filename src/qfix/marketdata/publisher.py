@@ -25,7 +25,7 @@ import numpy.typing as npt
 
 from qfix.marketdata import feeds
 from qfix.marketdata._ring import lower_bound, ring_add
-from qfix.marketdata._sequence import FEED_SLOTS, OK, sequence, unknown_record
+from qfix.marketdata._sequence import FEED_SLOTS, OK, dense_index, sequence, unknown_record
 from qfix.wire import codes, schema
 from qfix.wire.codec import new_records
 
@@ -250,6 +250,7 @@ class Publisher:
         if ids.size and bool((np.diff(ids) <= 0).any()):
             raise ValueError("security_ids must be strictly ascending")
         self.security_ids = ids
+        self._dense = dense_index(ids)
         n = ids.size
         #: last ChannelSeqNum per feed (index = MDFeed code)
         self.channel_seq = np.zeros(max(feeds.ALL_FEEDS) + 1, np.int64)
@@ -288,6 +289,7 @@ class Publisher:
             status, records, bounds, security, counts = sequence(
                 msgs,
                 self.security_ids,
+                self._dense,
                 feeds.FEEDS_OF_TEMPLATE,
                 _TRADE_TEMPLATES,
                 _MAX_RECORDS,

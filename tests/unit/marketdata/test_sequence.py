@@ -38,10 +38,14 @@ def _engine_output(rng: np.random.Generator, ids: list[int], n: int) -> np.ndarr
     return np.where(keep, msgs, raw)
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_the_jitted_sequencer_matches_the_oracle(seed: int) -> None:
+# SecurityIDs spread wide are found by bisection, packed ones through a dense index; many
+# instruments and few records per call take the merge sort, the other calls a counting sort
+@pytest.mark.parametrize(
+    ("seed", "spread", "most"), [(s, 10**6, 30) for s in range(6)] + [(s, 300, 250) for s in range(4)]
+)
+def test_the_jitted_sequencer_matches_the_oracle(seed: int, spread: int, most: int) -> None:
     rng = np.random.default_rng(seed)
-    ids = sorted(rng.choice(np.arange(1, 10**6), int(rng.integers(1, 30)), replace=False).tolist())
+    ids = sorted(rng.choice(np.arange(1, spread), int(rng.integers(1, most)), replace=False).tolist())
     pub = Publisher(ids, retention=0)
     sec = np.array(ids, np.int64)
     rpt, chan, last = pub.rpt_seq.copy(), pub.channel_seq.copy(), pub.last_time.copy()
@@ -63,11 +67,13 @@ def test_the_jitted_sequencer_matches_the_oracle(seed: int) -> None:
         assert np.array_equal(pub.last_time, last)
 
 
-def test_a_record_of_an_unconfigured_instrument_changes_nothing() -> None:
-    pub = Publisher([1, 5])
+@pytest.mark.parametrize("ids", [[1, 5], [1, 5, 10**9]])  # a dense index, bisection
+@pytest.mark.parametrize("unknown", [6, 3, 0, 2**32 - 1])
+def test_a_record_of_an_unconfigured_instrument_changes_nothing(ids: list[int], unknown: int) -> None:
+    pub = Publisher(ids)
     rng = np.random.default_rng(1)
-    msgs = _engine_output(rng, [1, 5], 10)
-    msgs[7, 16:20] = np.array([6], "<u4").view(np.uint8)
-    with pytest.raises(ValueError, match=r"unconfigured SecurityID \[6\]"):
+    msgs = _engine_output(rng, ids, 10)
+    msgs[7, 16:20] = np.array([unknown], "<u4").view(np.uint8)
+    with pytest.raises(ValueError, match=rf"unconfigured SecurityID \[{unknown}\]"):
         pub.publish(msgs, 1)
     assert not pub.channel_seq.any() and not pub.rpt_seq.any() and not pub.last_time.any()
