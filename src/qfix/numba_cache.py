@@ -3,9 +3,11 @@
 Numba's own cache notices a change only to the file that defines a cached function, so a
 kernel in ``_kernels.py`` that calls code from ``_orders.py`` would keep loading machine
 code compiled from the old ``_orders.py`` after an edit there (docs/engine.md, "Named
-constants and the Numba cache"). Every entry point (the ``qfix`` command, the tests,
-``scripts/test.sh``) therefore points ``NUMBA_CACHE_DIR`` at ``<base>/<key>``, where the key
-digests every module of ``qfix.engine`` (its subpackages included) and ``qfix.wire``,
+constants and the Numba cache"); so would the market-data kernel of ``_live.py`` after an
+edit to the book tables of ``_store.py``. Every entry point (the ``qfix`` command, the
+tests, ``scripts/test.sh``) therefore points ``NUMBA_CACHE_DIR`` at ``<base>/<key>``,
+where the key digests every module of ``qfix.engine`` (its subpackages included),
+``qfix.marketdata`` and ``qfix.wire``,
 named as ``src/qfix/...`` and sorted by bytes, exactly as ``scripts/test.sh`` computes it,
 so a checkout's tests, benchmarks and server share one warm cache and an edit anywhere in
 those packages starts a fresh one. Importing this module does not import numba.
@@ -18,7 +20,7 @@ import os
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
-_PATTERNS = ("engine/*.py", "engine/*/*.py", "wire/*.py")
+_PATTERNS = ("engine/*.py", "engine/*/*.py", "marketdata/*.py", "wire/*.py")
 
 
 def source_key(package: Path = _PACKAGE) -> str:

@@ -1,4 +1,5 @@
-"""The Numba cache directory is keyed by the engine and wire sources (build item of issue 8).
+"""The Numba cache directory is keyed by the engine, market-data and wire sources (build
+item of issue 8; market data since its kernels span modules too).
 
 Numba's cache only watches the file of each cached function, so a stale directory could
 serve machine code compiled against an older ``types.py`` or ``wire/codes.py``. Both
@@ -46,6 +47,7 @@ def _tree(tmp_path: Path) -> Path:
         "src/qfix/engine/_kernels.py",
         "src/qfix/engine/types.py",
         "src/qfix/engine/auction/clearing.py",
+        "src/qfix/marketdata/_store.py",
         "src/qfix/wire/codes.py",
     ):
         p = tmp_path / rel
@@ -65,7 +67,7 @@ def test_module_agrees_with_the_script_on_this_checkout() -> None:
     assert numba_cache.default_base() == ROOT / ".numba_cache"
 
 
-def test_key_changes_with_any_engine_or_wire_module(tmp_path: Path) -> None:
+def test_key_changes_with_any_engine_market_data_or_wire_module(tmp_path: Path) -> None:
     tree = _tree(tmp_path)
     before = _script_key(tree)
     assert before.startswith(str(tree / ".numba_cache") + "/")
@@ -74,6 +76,7 @@ def test_key_changes_with_any_engine_or_wire_module(tmp_path: Path) -> None:
         "src/qfix/wire/codes.py",
         "src/qfix/engine/_kernels.py",
         "src/qfix/engine/auction/clearing.py",
+        "src/qfix/marketdata/_store.py",
     ):
         (tree / rel).write_text((tree / rel).read_text() + "Z = 2\n")
         after = _script_key(tree)

@@ -18,7 +18,7 @@ row per level the L2 feed published; ``insts`` one row per instrument (its first
 L2 level, linked through ``L_PREV`` / ``L_NEXT``, and its BBO and last TransactTime).
 Free rows are chained through their ``O_NEXT`` / ``L_NEXT`` and marked by an instrument of
 ``FREE``. Every index is a power-of-two array of row numbers (``EMPTY`` where none),
-probed linearly from a splitmix64 hash kept in the row (``*_HASH``), and deletions shift
+probed linearly from a splitmix64 hash of the row's key, and deletions shift
 the following entries back (no tombstones, so a long run never slows the probes).
 
 A record "does not fit" the book (``MISFIT``) exactly where the Python book raised
@@ -66,21 +66,18 @@ O_SHOWN: Final = 4
 O_PREV: Final = 5
 O_NEXT: Final = 6
 O_LEVEL: Final = 7
-O_HASH: Final = 8
-ORDER_COLUMNS: Final = 9
+ORDER_COLUMNS: Final = 8  #: 64 bytes: one cache line
 
 # l3 and l2: one row per price level (l3 holds a queue, l2 the published size and count)
-L_INST: Final = 0
-L_SIDE: Final = 1
-L_PRICE: Final = 2
-L_HEAD: Final = 3
-L_TAIL: Final = 4
-L_COUNT: Final = 5
-L_SIZE: Final = 6
-L_PREV: Final = 7
-L_NEXT: Final = 8
-L_HASH: Final = 9
-LEVEL_COLUMNS: Final = 10
+L_KEY: Final = 0  #: 2 x instrument row + side
+L_PRICE: Final = 1
+L_HEAD: Final = 2
+L_TAIL: Final = 3
+L_COUNT: Final = 4
+L_SIZE: Final = 5
+L_PREV: Final = 6
+L_NEXT: Final = 7
+LEVEL_COLUMNS: Final = 8  #: 64 bytes: one cache line
 
 # insts: one row per instrument
 I_ID: Final = 0
@@ -91,8 +88,12 @@ I_BID_SIZE: Final = 4
 I_OFFER: Final = 5
 I_OFFER_SIZE: Final = 6
 I_TIME: Final = 7
-I_HASH: Final = 8
-INST_COLUMNS: Final = 9
+INST_COLUMNS: Final = 8
+
+# which table an index serves (how a row's key is hashed)
+ORDERS: Final = 0
+LEVELS: Final = 1
+INSTS: Final = 2
 
 # meta: live rows and the head of the free chain of each table
 M_ORDERS: Final = 0
@@ -208,8 +209,13 @@ def _mix(value: int) -> int:
 
 
 @njit(cache=True, inline="always")
-def level_hash(inst: int, side: int, price: int) -> int:
-    return _mix(int(np.int64(np.uint64(_mix(price)) ^ (np.uint64(2 * inst + side) * _GOLDEN))))
+def level_key(inst: int, side: int) -> int:
+    return 2 * inst + side
+
+
+@njit(cache=True, inline="always")
+def level_hash(key: int, price: int) -> int:
+    return _mix(int(np.int64(np.uint64(_mix(price)) ^ (np.uint64(key) * _GOLDEN))))
 
 
 @njit(cache=True, inline="always")
@@ -224,19 +230,29 @@ def _home(index: Array, h: int) -> int:
     return int(np.int64(np.uint64(h) & np.uint64(index.size - 1)))
 
 
+@njit(cache=True, inline="always")
+def _row_hash(rows: Array, row: int, kind: int) -> int:
+    """The hash of a row's key (rows keep no hash: a row stays one cache line)."""
+    if kind == ORDERS:
+        return order_hash(rows[row, O_INST], rows[row, O_ID])
+    if kind == LEVELS:
+        return level_hash(rows[row, L_KEY], rows[row, L_PRICE])
+    return _mix(rows[row, I_ID])
+
+
 @njit(cache=True)
-def _index_insert(index: Array, rows: Array, hash_col: int, row: int) -> None:
+def _index_insert(index: Array, rows: Array, kind: int, row: int) -> None:
     mask = index.size - 1
-    i = _home(index, rows[row, hash_col])
+    i = _home(index, _row_hash(rows, row, kind))
     while index[i] != EMPTY:
         i = (i + 1) & mask
     index[i] = row
 
 
 @njit(cache=True)
-def _index_erase(index: Array, rows: Array, hash_col: int, row: int) -> None:
+def _index_erase(index: Array, rows: Array, kind: int, row: int) -> None:
     mask = index.size - 1
-    i = _home(index, rows[row, hash_col])
+    i = _home(index, _row_hash(rows, row, kind))
     while index[i] != row:
         i = (i + 1) & mask
     # shift back every entry of the run after the hole whose home allows it
@@ -248,7 +264,7 @@ def _index_erase(index: Array, rows: Array, hash_col: int, row: int) -> None:
             other = index[j]
             if other == EMPTY:
                 return
-            home = _home(index, rows[other, hash_col])
+            home = _home(index, _row_hash(rows, other, kind))
             if ((j - home) & mask) >= ((j - i) & mask):
                 index[i] = other
                 i = j
@@ -267,14 +283,12 @@ def find_order(index: Array, orders: Array, inst: int, order_id: int) -> int:
 
 
 @njit(cache=True)
-def find_level(index: Array, levels: Array, inst: int, side: int, price: int) -> int:
+def find_level(index: Array, levels: Array, key: int, price: int) -> int:
     mask = index.size - 1
-    i = _home(index, level_hash(inst, side, price))
+    i = _home(index, level_hash(key, price))
     while True:
         row = int(index[i])
-        if row == EMPTY or (
-            levels[row, L_PRICE] == price and levels[row, L_INST] == inst and levels[row, L_SIDE] == side
-        ):
+        if row == EMPTY or (levels[row, L_PRICE] == price and levels[row, L_KEY] == key):
             return row
         i = (i + 1) & mask
 
@@ -317,43 +331,40 @@ def _level_new(
     meta: Array,
     live_at: int,
     head_col: int,
-    inst: int,
-    side: int,
+    key: int,
     price: int,
 ) -> int:
     """A new level row linked first in its instrument's list (the list's order does not
     matter: readers sort by price)."""
     row = _take(levels, meta, live_at, live_at + 1, L_NEXT)
-    levels[row, L_INST] = inst
-    levels[row, L_SIDE] = side
+    levels[row, L_KEY] = key
     levels[row, L_PRICE] = price
     levels[row, L_HEAD] = EMPTY
     levels[row, L_TAIL] = EMPTY
     levels[row, L_COUNT] = 0
     levels[row, L_SIZE] = 0
-    levels[row, L_HASH] = level_hash(inst, side, price)
-    first = insts[inst, head_col]
+    first = insts[key // 2, head_col]
     levels[row, L_PREV] = EMPTY
     levels[row, L_NEXT] = first
     if first != EMPTY:
         levels[first, L_PREV] = row
-    insts[inst, head_col] = row
-    _index_insert(index, levels, L_HASH, row)
+    insts[key // 2, head_col] = row
+    _index_insert(index, levels, LEVELS, row)
     return row
 
 
 @njit(cache=True)
 def _level_drop(levels: Array, index: Array, insts: Array, meta: Array, live_at: int, head_col: int, row: int) -> None:
-    _index_erase(index, levels, L_HASH, row)
+    _index_erase(index, levels, LEVELS, row)
     prev = levels[row, L_PREV]
     nxt = levels[row, L_NEXT]
     if prev == EMPTY:
-        insts[levels[row, L_INST], head_col] = nxt
+        insts[levels[row, L_KEY] // 2, head_col] = nxt
     else:
         levels[prev, L_NEXT] = nxt
     if nxt != EMPTY:
         levels[nxt, L_PREV] = prev
-    _give(levels, meta, live_at, live_at + 1, L_NEXT, L_INST, row)
+    _give(levels, meta, live_at, live_at + 1, L_NEXT, L_KEY, row)
 
 
 @njit(cache=True)
@@ -370,9 +381,10 @@ def _order_add(
     price: int,
     shown: int,
 ) -> None:
-    level = find_level(l3_index, l3, inst, side, price)
+    key = level_key(inst, side)
+    level = find_level(l3_index, l3, key, price)
     if level == EMPTY:
-        level = _level_new(l3, l3_index, insts, meta, M_L3, I_L3, inst, side, price)
+        level = _level_new(l3, l3_index, insts, meta, M_L3, I_L3, key, price)
     row = _take(orders, meta, M_ORDERS, M_ORDER_FREE, O_NEXT)
     orders[row, O_ID] = order_id
     orders[row, O_INST] = inst
@@ -380,7 +392,6 @@ def _order_add(
     orders[row, O_PRICE] = price
     orders[row, O_SHOWN] = shown
     orders[row, O_LEVEL] = level
-    orders[row, O_HASH] = order_hash(inst, order_id)
     tail = l3[level, L_TAIL]
     orders[row, O_PREV] = tail
     orders[row, O_NEXT] = EMPTY
@@ -390,14 +401,14 @@ def _order_add(
         orders[tail, O_NEXT] = row
     l3[level, L_TAIL] = row
     l3[level, L_COUNT] += 1
-    _index_insert(order_index, orders, O_HASH, row)
+    _index_insert(order_index, orders, ORDERS, row)
 
 
 @njit(cache=True)
 def _order_remove(
     orders: Array, order_index: Array, l3: Array, l3_index: Array, insts: Array, meta: Array, row: int
 ) -> None:
-    _index_erase(order_index, orders, O_HASH, row)
+    _index_erase(order_index, orders, ORDERS, row)
     level = orders[row, O_LEVEL]
     prev = orders[row, O_PREV]
     nxt = orders[row, O_NEXT]
@@ -510,14 +521,15 @@ def apply_record(
         side = _side(read_u8(buf, at + _LEVEL_TYPE))
         price = read_i64(buf, at + _LEVEL_PX)
         action = read_u8(buf, at + _LEVEL_ACTION)
-        level = find_level(l2_index, l2, inst, side, price)
+        key = level_key(inst, side)
+        level = find_level(l2_index, l2, key, price)
         if (action == _NEW) == (level != EMPTY):
             return MISFIT  # a new level that exists, or a change of one that does not
         if action == _DELETE:
             _level_drop(l2, l2_index, insts, meta, M_L2, I_L2, level)
         else:
             if level == EMPTY:
-                level = _level_new(l2, l2_index, insts, meta, M_L2, I_L2, inst, side, price)
+                level = _level_new(l2, l2_index, insts, meta, M_L2, I_L2, key, price)
             l2[level, L_SIZE] = read_i64(buf, at + _LEVEL_SIZE)
             l2[level, L_COUNT] = read_u32(buf, at + _LEVEL_COUNT)
         result = APPLIED
@@ -561,11 +573,11 @@ def has_room(
 
 
 @njit(cache=True)
-def _reindex(index: Array, rows: Array, hash_col: int, inst_col: int) -> None:
+def _reindex(index: Array, rows: Array, kind: int, inst_col: int) -> None:
     index[:] = EMPTY
     for row in range(rows.shape[0]):
         if rows[row, inst_col] != FREE:
-            _index_insert(index, rows, hash_col, row)
+            _index_insert(index, rows, kind, row)
 
 
 def _grown(rows: Array, live: int, need: int, next_col: int, inst_col: int) -> tuple[Array, int]:
@@ -604,8 +616,8 @@ class Store:
         self.marks = np.full((instruments, feed_rows, mark_columns), -1, np.int64)
         self.meta = np.zeros(META_SIZE, np.int64)
         self.orders = self._empty(orders, ORDER_COLUMNS, O_NEXT, O_INST)
-        self.l3 = self._empty(levels, LEVEL_COLUMNS, L_NEXT, L_INST)
-        self.l2 = self._empty(levels, LEVEL_COLUMNS, L_NEXT, L_INST)
+        self.l3 = self._empty(levels, LEVEL_COLUMNS, L_NEXT, L_KEY)
+        self.l2 = self._empty(levels, LEVEL_COLUMNS, L_NEXT, L_KEY)
         self.insts = np.zeros((instruments, INST_COLUMNS), np.int64)
         self.order_index = np.full(4 * orders, EMPTY, np.int64)
         self.l3_index = np.full(4 * levels, EMPTY, np.int64)
@@ -643,14 +655,13 @@ class Store:
             self.marks = marks
             self.inst_index = np.full(8 * slot, EMPTY, np.int64)
             for row in range(slot):
-                _index_insert(self.inst_index, self.insts, I_HASH, row)
+                _index_insert(self.inst_index, self.insts, INSTS, row)
         row = self.insts[slot]
         row[:] = 0
         row[I_ID] = security_id
         row[I_L3] = row[I_L2] = EMPTY
         row[I_BID] = row[I_OFFER] = _NULL_PRICE
-        row[I_HASH] = _mix(security_id)
-        _index_insert(self.inst_index, self.insts, I_HASH, slot)
+        _index_insert(self.inst_index, self.insts, INSTS, slot)
         self.slots[security_id] = slot
         return slot
 
@@ -661,26 +672,26 @@ class Store:
         meta = self.meta
         if _short(self.orders, self.order_index, meta[M_ORDERS], records):
             self.orders, meta[M_ORDER_FREE], self.order_index = self._grow(
-                self.orders, self.order_index, meta, M_ORDERS, records, O_NEXT, O_INST, O_HASH
+                self.orders, self.order_index, meta, M_ORDERS, records, O_NEXT, O_INST, ORDERS
             )
         if _short(self.l3, self.l3_index, meta[M_L3], records):
             self.l3, meta[M_L3_FREE], self.l3_index = self._grow(
-                self.l3, self.l3_index, meta, M_L3, records, L_NEXT, L_INST, L_HASH
+                self.l3, self.l3_index, meta, M_L3, records, L_NEXT, L_KEY, LEVELS
             )
         if _short(self.l2, self.l2_index, meta[M_L2], records):
             self.l2, meta[M_L2_FREE], self.l2_index = self._grow(
-                self.l2, self.l2_index, meta, M_L2, records, L_NEXT, L_INST, L_HASH
+                self.l2, self.l2_index, meta, M_L2, records, L_NEXT, L_KEY, LEVELS
             )
 
     @staticmethod
     def _grow(
-        rows: Array, index: Array, meta: Array, live_at: int, need: int, next_col: int, inst_col: int, hash_col: int
+        rows: Array, index: Array, meta: Array, live_at: int, need: int, next_col: int, inst_col: int, kind: int
     ) -> tuple[Array, int, Array]:
         grown, first_new = _grown(rows, int(meta[live_at]), need + 1, next_col, inst_col)
         grown[-1, next_col] = meta[live_at + 1]  # the new rows first, then the old free chain
         size = 4 * grown.shape[0]
         new_index = np.full(size, EMPTY, np.int64) if size != index.size else index
-        _reindex(new_index, grown, hash_col, inst_col)
+        _reindex(new_index, grown, kind, inst_col)
         return grown, first_new, new_index
 
 
@@ -723,7 +734,7 @@ def l2_rows(l2: Array, insts: Array, inst: int) -> Array:
     out = np.empty((count, 4), np.int64)
     level = insts[inst, I_L2]
     for k in range(count):
-        out[k, 0] = l2[level, L_SIDE]
+        out[k, 0] = l2[level, L_KEY] % 2
         out[k, 1] = l2[level, L_PRICE]
         out[k, 2] = l2[level, L_SIZE]
         out[k, 3] = l2[level, L_COUNT]
