@@ -110,6 +110,8 @@ ASIDE: Final = 1  #: a template the Python book applies (trades, status, referen
 IGNORED: Final = 2  #: a template no book holds (skipped, as the Python book skips it)
 MISFIT: Final = 3  #: the record does not fit the book: it is out of step
 
+_MSG: Final = codes.MESSAGE_SIZE
+_VERSION: Final = codes.SCHEMA_VERSION
 _NULL_PRICE: Final = codes.NULL_PRICE
 _OFFER_CHAR: Final = codes.MD_ENTRY_OFFER
 _NEW: Final = codes.MD_UPDATE_NEW
@@ -138,6 +140,7 @@ def _at(dtype: np.dtype[np.void], name: str) -> int:
 
 
 _TEMPLATE_AT: Final = _at(schema.ADD_ORDER, "templateId")
+_VERSION_AT: Final = _at(schema.ADD_ORDER, "version")
 _TIME_AT: Final = _at(schema.ADD_ORDER, "TransactTime")
 _ADD_ID: Final = _at(schema.ADD_ORDER, "OrderID")
 _ADD_PX: Final = _at(schema.ADD_ORDER, "MDEntryPx")
@@ -547,6 +550,38 @@ def apply_record(
     if np.uint64(time) > np.uint64(insts[inst, I_TIME]):
         insts[inst, I_TIME] = time
     return result
+
+
+@njit(cache=True)
+def apply_records(
+    buf: Array,
+    inst: int,
+    asides: Array,
+    orders: Array,
+    order_index: Array,
+    l3: Array,
+    l3_index: Array,
+    l2: Array,
+    l2_index: Array,
+    insts: Array,
+    meta: Array,
+) -> tuple[int, int]:
+    """Apply every record of ``buf`` (a whole number of 60-byte records) of a version this
+    codec speaks to instrument row ``inst``, listing the offsets of those the Python book
+    applies in ``asides`` (room for one per record). Returns (asides listed, the record
+    that did not fit or -1); the tables must have room for every record."""
+    listed = 0
+    for i in range(buf.size // _MSG):
+        at = i * _MSG
+        if read_u16(buf, at + _VERSION_AT) > _VERSION:
+            continue
+        result = apply_record(buf, at, inst, orders, order_index, l3, l3_index, l2, l2_index, insts, meta)
+        if result == MISFIT:
+            return listed, i
+        if result == ASIDE:
+            asides[listed] = at
+            listed += 1
+    return listed, -1
 
 
 # --- growing the tables --------------------------------------------------------------------

@@ -32,6 +32,7 @@ ORDER_SIDE: Final = 0
 ORDER_PRICE: Final = 1
 ORDER_SHOWN: Final = 2
 _U64: Final = 1 << 64
+_TEMPLATE_AT: Final = int(schema.HEADER.fields["templateId"][1])  # type: ignore[index]
 #: records to apply: bytes as received, or a view of a received packet arena
 Data = bytes | memoryview
 
@@ -238,6 +239,22 @@ class Book:
         buf = np.frombuffer(data, np.uint8)
         if _store.apply_record(buf, at, self._slot, *s.tables()) == _store.MISFIT:
             raise KeyError(f"a record of template {template_id} does not fit book {self.security_id}")
+
+    def apply_all(self, data: bytes) -> None:
+        """Apply every record of ``data`` (a snapshot body, say) whose version this codec
+        speaks, in one pass; KeyError at the first that does not fit the book, as
+        :meth:`apply` (the records before it stay applied)."""
+        s = self._store
+        n = len(data) // codes.MESSAGE_SIZE
+        s.ensure(n)
+        buf = np.frombuffer(data, np.uint8, n * codes.MESSAGE_SIZE)
+        asides = np.empty(n, np.int64)
+        listed, failed = _store.apply_records(buf, self._slot, asides, *s.tables())
+        view = memoryview(data)
+        for at in asides[:listed].tolist():
+            self.apply(int(buf[at + _TEMPLATE_AT]) | int(buf[at + _TEMPLATE_AT + 1]) << 8, view, at)
+        if failed >= 0:
+            raise KeyError(f"record {failed} of the records given does not fit book {self.security_id}")
 
     def _keep_time(self, time: int) -> None:
         row = self._store.insts[self._slot]

@@ -478,10 +478,7 @@ class FeedState:
         book = self.books[security_id]
         book.clear(self.feed)
         try:
-            for i in range(n):
-                _, template_id, _, version = _HEAD.unpack_from(data, i * _MSG)
-                if version <= codes.SCHEMA_VERSION:
-                    book.apply(template_id, data, i * _MSG)
+            book.apply_all(data)
         except KeyError:
             self.stats.bad_packets += 1
             inst.recovering = False

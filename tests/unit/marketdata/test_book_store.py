@@ -491,3 +491,44 @@ def test_an_order_update_stays_in_its_instrument() -> None:
     assert misfit == [True, True]  # instrument 2 holds no order 42
     for pair in pairs.values():
         _compare(pair, "after OrderDelete 42 on instrument 2", full=True)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_apply_all_equals_applying_one_by_one(seed: int) -> None:
+    """A snapshot body is applied in one call (``Book.apply_all``): the same books as record
+    by record, stopping with KeyError at the first record that does not fit (the records
+    before it applied), and skipping records of a newer version."""
+    store = new_store()
+    sec = 11
+    ref = ReferenceBook(sec)
+    book = Book(sec, store)
+    rng = random.Random(seed)
+    chunk: list[bytes] = []
+    stopped = 0
+    for n, (_, feed, data) in enumerate(Stream(seed, [sec], {sec: ref})):
+        if n == 600:
+            break
+        if feed is not None:
+            continue
+        if rng.random() < 0.05:
+            data = data[:6] + b"\x01\x00" + data[8:]  # version 1: skipped by both
+        chunk.append(data)
+        if rng.random() > 0.1:
+            continue
+        misfit_ref = False
+        for record in chunk:
+            if int.from_bytes(record[6:8], "little") > codes.SCHEMA_VERSION:
+                continue
+            if _apply(ref, int.from_bytes(record[2:4], "little"), record, 0):
+                misfit_ref = True
+                break
+        try:
+            book.apply_all(b"".join(chunk))
+            misfit = False
+        except KeyError:
+            misfit = True
+        assert misfit == misfit_ref, f"seed {seed} record {n}"
+        stopped += misfit
+        _compare((book, ref), f"seed {seed} record {n}", full=True)
+        chunk = []
+    assert stopped > 0  # chunks that stopped at a record that does not fit were compared too
