@@ -232,6 +232,8 @@ def apply_packets(
             return
         last = marks[inst, feed, S_LAST]
         n = body_len // _MSG
+        if seq > I64_MAX - n:
+            return  # its numbers would pass int64: Python clamps them (I64_MAX)
         whole = channels[feed, C_WHOLE] != 0
         if last == NONE or marks[inst, feed, S_WAITING] != 0:
             return
