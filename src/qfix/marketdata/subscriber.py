@@ -139,18 +139,26 @@ class SubscriberCore:
 
     def feed_message(self, frames: list[bytes]) -> set[tuple[int, int]]:
         """One message from the SUB socket; returns the (feed, SecurityID) pairs updated."""
-        kept = frames[:_FRAMES]
-        arena = np.frombuffer(b"".join(kept), np.uint8)
-        table = np.zeros((1, _recv.COLUMNS), np.int64)
-        at = 0
-        for k, (at_col, len_col) in enumerate(_FRAME_COLUMNS):
-            table[0, at_col] = at
-            table[0, len_col] = len(kept[k]) if k < len(kept) else _recv.MISSING
-            at += len(kept[k]) if k < len(kept) else 0
-        table[0, _recv.FRAMES] = len(frames)
         updates: set[tuple[int, int]] = set()
-        self.feed_packets(arena, table, 1, updates)
+        self.feed_messages([frames], updates)
         return updates
+
+    def feed_messages(self, messages: list[list[bytes]], updates: set[tuple[int, int]] | None = None) -> None:
+        """Messages from the SUB socket as pyzmq gives them, packed into one packet table
+        for :meth:`feed_packets` (a table per call, not per message, keeps the cost per
+        packet down where the socket is read through pyzmq)."""
+        if not messages:
+            return
+        table = np.zeros((len(messages), _recv.COLUMNS), np.int64)
+        sizes = [[len(m[k]) if k < len(m) else _recv.MISSING for k in range(_FRAMES)] for m in messages]
+        lengths = np.array(sizes, np.int64)
+        ends = np.cumsum(np.maximum(lengths, 0).ravel()).reshape(lengths.shape)
+        for k, (at_col, len_col) in enumerate(_FRAME_COLUMNS):
+            table[:, at_col] = ends[:, k] - np.maximum(lengths[:, k], 0)
+            table[:, len_col] = lengths[:, k]
+        table[:, _recv.FRAMES] = [len(m) for m in messages]
+        arena = np.frombuffer(b"".join(f for m in messages for f in m[:_FRAMES]), np.uint8)
+        self.feed_packets(arena, table, len(messages), updates)
 
     def feed_packets(
         self,
@@ -341,6 +349,8 @@ class Subscriber:
         request_timeout: seconds to wait for a reply before asking again.
         rcvhwm: the SUB socket's high-water mark (packets).
         rcvbuf: the SUB socket's kernel receive buffer in bytes (0: the system's default).
+        jitted: receive packets with jitted calls into libzmq (None: wherever that is
+            possible, ``qfix.marketdata._recv.AVAILABLE``); False reads through pyzmq.
     """
 
     def __init__(
@@ -354,7 +364,12 @@ class Subscriber:
         request_timeout: float = 5.0,
         rcvhwm: int = 1_000_000,
         rcvbuf: int = 0,
+        jitted: bool | None = None,
     ) -> None:
+        if jitted is None:
+            jitted = _recv.AVAILABLE
+        elif jitted and not _recv.AVAILABLE:
+            raise ValueError("jitted=True, but libzmq is not reachable from jitted code in this process")
         self.core = SubscriberCore(feeds_, security_ids, request_timeout=request_timeout)
         self.books = self.core.books
         self.feeds = self.core.feeds
@@ -372,8 +387,8 @@ class Subscriber:
         self.dealer = self._dealer()
         self.closed = False
         # where libzmq is reachable from jitted code, packets are received a table at a time
-        self._arena = np.zeros(ARENA_BYTES, np.uint8) if _recv.AVAILABLE else None
-        self._table = np.zeros((TABLE_ROWS, _recv.COLUMNS), np.int64) if _recv.AVAILABLE else None
+        self._arena = np.zeros(ARENA_BYTES, np.uint8) if jitted else None
+        self._table = np.zeros((TABLE_ROWS, _recv.COLUMNS), np.int64) if jitted else None
 
     def _dealer(self) -> zmq.Socket[Any]:
         sock: zmq.Socket[Any] = self.context.socket(zmq.DEALER)
@@ -430,7 +445,7 @@ class Subscriber:
             if self._arena is not None and self._table is not None:
                 self._read_packets(self._arena, self._table, updates)
             else:
-                self._read(self.sub, self.core.feed_message, updates)
+                self._read_batched(updates)
         self._send_next()
         return [Update(f, k) for f, k in sorted(updates)]
 
@@ -459,6 +474,21 @@ class Subscriber:
             except zmq.Again:
                 return
             updates |= handle(frames)
+
+    def _read_batched(self, updates: set[tuple[int, int]]) -> None:
+        """The SUB's waiting messages through pyzmq, applied a table at a time."""
+        read = 0
+        while read < _READ_BUDGET:
+            messages = []
+            for _ in range(TABLE_ROWS):
+                try:
+                    messages.append(self.sub.recv_multipart(zmq.NOBLOCK))
+                except zmq.Again:
+                    break
+            self.core.feed_messages(messages, updates)
+            read += len(messages)
+            if len(messages) < TABLE_ROWS:
+                return
 
     def _read_packets(
         self, arena: npt.NDArray[np.uint8], table: npt.NDArray[np.int64], updates: set[tuple[int, int]]

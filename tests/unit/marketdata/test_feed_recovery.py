@@ -19,7 +19,7 @@ from qfix.marketdata.service import SnapshotService
 from qfix.marketdata.subscriber import SubscriberCore
 from qfix.server.feed import book_view, reference_records
 from qfix.testing.generators import default_random_config, default_random_instruments, random_stream
-from qfix.testing.marketdata import book_differences, feed_messages
+from qfix.testing.marketdata import book_differences, feed_messages, subscriber_digests
 from qfix.wire import codes, schema
 
 _LAST_QTY = int(schema.TRADE.fields["LastQty"][1])
@@ -295,3 +295,46 @@ def test_a_record_that_does_not_fit_the_book_brings_a_snapshot() -> None:
     assert spoilt == 1
     assert core.feeds[codes.MD_FEED_L3].stats.out_of_step == 1
     _check(ex, core)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_messages_fed_a_table_at_a_time_as_one_by_one(seed: int) -> None:
+    """``feed_messages`` (the Subscriber's path where the socket is read through pyzmq) packs
+    many messages into one packet table: the same books, numbering and counts as feeding
+    them one at a time, malformed messages (missing, extra and empty frames) included."""
+    ex = Exchange(seed)
+    single, batched = SubscriberCore(ALL), SubscriberCore(ALL)
+    rng = np.random.default_rng(seed)
+    first = ex.start()
+    for msg in first:
+        single.feed_message(msg)
+    batched.feed_messages(first)
+    _serve(ex, single, rounds=1000)
+    _serve(ex, batched, rounds=1000)
+    while not ex.done:
+        msgs: list[list[bytes]] = []
+        for msg in ex.step(rng):
+            odd = rng.random()
+            if odd < 0.02:
+                msgs.append(msg[:1])
+            elif odd < 0.04:
+                msgs.append([*msg, b"", b"x"])
+            elif odd < 0.05:
+                msgs.append([msg[0], b"", msg[2]])
+            msgs.append(msg)
+        for msg in msgs:
+            single.feed_message(msg)
+        cut = int(rng.integers(0, len(msgs) + 1))
+        batched.feed_messages(msgs[:cut])
+        batched.feed_messages(msgs[cut:])
+        if rng.random() < 0.3:
+            _serve(ex, single, rounds=1)
+            _serve(ex, batched, rounds=1)
+    _serve(ex, single, rounds=1000)
+    _serve(ex, batched, rounds=1000)
+    for f in ALL:
+        assert single.feeds[f].stats == batched.feeds[f].stats
+        assert single.feeds[f].next_channel_seq == batched.feeds[f].next_channel_seq
+    assert subscriber_digests(single.books) == subscriber_digests(batched.books)
+    assert sum(s.stats.bad_packets for s in batched.feeds.values()) > 0
+    _check(ex, batched)
