@@ -101,15 +101,11 @@ _VERSION: Final = codes.SCHEMA_VERSION
 _END_OF_EVENT: Final = codes.MEI_END_OF_EVENT
 
 
-def _at(name: str) -> int:
-    return int(schema.ADD_ORDER.fields[name][1])  # type: ignore[index]
-
-
-_BLOCK_AT: Final = _at("blockLength")
-_SCHEMA_AT: Final = _at("schemaId")
-_VERSION_AT: Final = _at("version")
-_RPT_SEQ_AT: Final = _at("RptSeq")
-_MEI_AT: Final = _at("MatchEventIndicator")
+_BLOCK_AT: Final = schema.byte_offset(schema.ADD_ORDER, "blockLength")
+_SCHEMA_AT: Final = schema.byte_offset(schema.ADD_ORDER, "schemaId")
+_VERSION_AT: Final = schema.byte_offset(schema.ADD_ORDER, "version")
+_RPT_SEQ_AT: Final = schema.byte_offset(schema.ADD_ORDER, "RptSeq")
+_MEI_AT: Final = schema.byte_offset(schema.ADD_ORDER, "MatchEventIndicator")
 _SEQ_AT: Final = 0  # in the packet header: ChannelSeqNum, then SendingTime
 _SENT_AT: Final = 8
 

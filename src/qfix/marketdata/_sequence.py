@@ -29,16 +29,12 @@ __all__ = ["FEED_SLOTS", "OK", "dense_index", "sequence"]
 Array = npt.NDArray[Any]
 
 
-def _offset(dtype: np.dtype[np.void], name: str) -> int:
-    return int(dtype.fields[name][1])  # type: ignore[index]
-
-
 _MSG: Final = codes.MESSAGE_SIZE
-_TEMPLATE_ID_AT: Final = _offset(schema.HEADER, "templateId")
-_TRANSACT_TIME_AT: Final = _offset(schema.ADD_ORDER, "TransactTime")
-_SECURITY_ID_AT: Final = _offset(schema.ADD_ORDER, "SecurityID")
-_RPT_SEQ_AT: Final = _offset(schema.ADD_ORDER, "RptSeq")
-_MEI_AT: Final = _offset(schema.ADD_ORDER, "MatchEventIndicator")
+_TEMPLATE_ID_AT: Final = schema.byte_offset(schema.HEADER, "templateId")
+_TRANSACT_TIME_AT: Final = schema.byte_offset(schema.ADD_ORDER, "TransactTime")
+_SECURITY_ID_AT: Final = schema.byte_offset(schema.ADD_ORDER, "SecurityID")
+_RPT_SEQ_AT: Final = schema.byte_offset(schema.ADD_ORDER, "RptSeq")
+_MEI_AT: Final = schema.byte_offset(schema.ADD_ORDER, "MatchEventIndicator")
 _END_OF_EVENT: Final = codes.MEI_END_OF_EVENT
 _LAST_TRADE: Final = codes.MEI_LAST_TRADE_MSG
 _U32_MAX: Final = 2**32 - 1

@@ -32,7 +32,7 @@ ORDER_SIDE: Final = 0
 ORDER_PRICE: Final = 1
 ORDER_SHOWN: Final = 2
 _U64: Final = 1 << 64
-_TEMPLATE_AT: Final = int(schema.HEADER.fields["templateId"][1])  # type: ignore[index]
+_TEMPLATE_AT: Final = schema.byte_offset(schema.HEADER, "templateId")
 #: records to apply: bytes as received, or a view of a received packet arena
 Data = bytes | memoryview
 

@@ -12,7 +12,7 @@ import zmq
 
 from qfix.marketdata import feeds
 from qfix.marketdata.ladder import ladder
-from qfix.marketdata.subscriber import Subscriber
+from qfix.marketdata.subscriber import Subscriber, warm_up
 from qfix.wire import codes
 from qfix.wire.message import describe
 
@@ -98,6 +98,8 @@ def md(
 
     console = Console()
     ids = [security_id] if security_id else None
+    with console.status("compiling the subscriber's kernels (once per installation)"):
+        warm_up()
     end = time.monotonic() + seconds if seconds else float("inf")
     with Subscriber(endpoint, snapshot_endpoint, feed_codes, security_ids=ids) as sub:
         book = None
@@ -110,7 +112,9 @@ def md(
                 f"no instrument {symbol or security_id} seen on {endpoint} (is the server running with market data?)"
             )
         with Live(console=console, auto_refresh=False) as live:
-            while time.monotonic() < end:
+            shown = False
+            while not shown or time.monotonic() < end:  # the ladder at least once
+                shown = True
                 sub.poll(100)
                 stats = [s.stats for s in sub.feeds.values()]
                 seqs = " ".join(

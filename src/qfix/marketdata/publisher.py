@@ -38,16 +38,12 @@ _MAX_RECORDS: Final = codes.MAX_MSGS_PER_FRAME
 _TRADE_TEMPLATES: Final = np.array([feeds.TRADE_TEMPLATE[f] for f in FEED_SLOTS], np.int64)
 
 
-def _offset(dtype: np.dtype[np.void], name: str) -> int:
-    return int(dtype.fields[name][1])  # type: ignore[index]
-
-
 #: message offsets of the schema-61 prefix and suffix (the same in every md template)
-TEMPLATE_ID_AT: Final = _offset(schema.HEADER, "templateId")
-TRANSACT_TIME_AT: Final = _offset(schema.ADD_ORDER, "TransactTime")
-SECURITY_ID_AT: Final = _offset(schema.ADD_ORDER, "SecurityID")
-RPT_SEQ_AT: Final = _offset(schema.ADD_ORDER, "RptSeq")
-MEI_AT: Final = _offset(schema.ADD_ORDER, "MatchEventIndicator")
+TEMPLATE_ID_AT: Final = schema.byte_offset(schema.HEADER, "templateId")
+TRANSACT_TIME_AT: Final = schema.byte_offset(schema.ADD_ORDER, "TransactTime")
+SECURITY_ID_AT: Final = schema.byte_offset(schema.ADD_ORDER, "SecurityID")
+RPT_SEQ_AT: Final = schema.byte_offset(schema.ADD_ORDER, "RptSeq")
+MEI_AT: Final = schema.byte_offset(schema.ADD_ORDER, "MatchEventIndicator")
 
 
 def column(msgs: Array, at: int, dtype: str) -> Array:

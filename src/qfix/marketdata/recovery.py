@@ -41,15 +41,15 @@ _MSG: Final = codes.MESSAGE_SIZE
 _HEAD: Final = struct.Struct("<HHHH")
 _U32: Final = struct.Struct("<I")
 _U64: Final = struct.Struct("<Q")
-_RPT_SEQ_AT: Final = int(schema.ADD_ORDER.fields["RptSeq"][1])  # type: ignore[index]
-_MEI_AT: Final = int(schema.ADD_ORDER.fields["MatchEventIndicator"][1])  # type: ignore[index]
+_RPT_SEQ_AT: Final = schema.byte_offset(schema.ADD_ORDER, "RptSeq")
+_MEI_AT: Final = schema.byte_offset(schema.ADD_ORDER, "MatchEventIndicator")
 #: blockLength, templateId, schemaId, version and RptSeq of a schema-61 record
 _HEAD_RPT: Final = struct.Struct(f"<HHHH{_RPT_SEQ_AT - _HEAD.size}xI")
 _HEARTBEAT: Final = struct.Struct("<QB")  # LastChannelSeqNum, ChannelEvent
-_HEARTBEAT_AT: Final = int(schema.CHANNEL_HEARTBEAT.fields["LastChannelSeqNum"][1])  # type: ignore[index]
-_SNAPSHOT_L_AT: Final = int(schema.SNAPSHOT_START.fields["LastChannelSeqNum"][1])  # type: ignore[index]
-_TOT_AT: Final = int(schema.SNAPSHOT_START.fields["TotNumReports"][1])  # type: ignore[index]
-_SECURITY_ID_AT: Final = int(schema.ADD_ORDER.fields["SecurityID"][1])  # type: ignore[index]
+_HEARTBEAT_AT: Final = schema.byte_offset(schema.CHANNEL_HEARTBEAT, "LastChannelSeqNum")
+_SNAPSHOT_L_AT: Final = schema.byte_offset(schema.SNAPSHOT_START, "LastChannelSeqNum")
+_TOT_AT: Final = schema.byte_offset(schema.SNAPSHOT_START, "TotNumReports")
+_SECURITY_ID_AT: Final = schema.byte_offset(schema.ADD_ORDER, "SecurityID")
 #: records one instrument may hold back while it waits for a gap to close
 _MAX_PENDING: Final = 1_000_000
 SNAPSHOT: Final = "snapshot"

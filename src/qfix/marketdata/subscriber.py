@@ -35,7 +35,7 @@ from qfix.marketdata.recovery import SNAPSHOT, FeedState, Want
 from qfix.wire import codes, schema
 from qfix.wire.codec import new_records
 
-__all__ = ["Subscriber", "SubscriberCore", "Update", "encode_request"]
+__all__ = ["Subscriber", "SubscriberCore", "Update", "encode_request", "warm_up"]
 
 _MSG: Final = codes.MESSAGE_SIZE
 _TEMPLATE_AT: Final = 2
@@ -82,6 +82,31 @@ def encode_request(want: Want, request_id: int, now: int) -> bytes:
     rec["RequestID"] = request_id
     rec["MDFeed"] = want.feed
     return rec.tobytes()
+
+
+def warm_up() -> bool:
+    """Compile (or load from Numba's cache) the kernels a subscriber runs, by applying one
+    made-up instrument's snapshot and live packet to a throwaway subscriber: without it
+    the first packets wait for the compiler, seconds on a cold cache. Returns whether the
+    live packet took the jitted path (it should)."""
+    security_id = 1
+    core = SubscriberCore([codes.MD_FEED_L3], [security_id])
+    order = new_records(codes.TEMPLATE_SNAPSHOT_ORDER)
+    order["SecurityID"] = security_id
+    order["OrderID"] = 1
+    start = new_records(codes.TEMPLATE_SNAPSHOT_START)
+    start["SecurityID"] = security_id
+    start["TotNumReports"] = 1
+    end = new_records(codes.TEMPLATE_SNAPSHOT_END)
+    end["SecurityID"] = security_id
+    core.feeds[codes.MD_FEED_L3].snapshot(security_id, start.tobytes() + order.tobytes() + end.tobytes())
+    live = new_records(codes.TEMPLATE_ORDER_DELETE)
+    live["SecurityID"] = security_id
+    live["RptSeq"] = 1
+    live["OrderID"] = 1
+    topic = feeds.topic(codes.MD_FEED_L3, security_id)
+    core.feed_message([topic, feeds.pack_header(1, 1), live.tobytes()])
+    return bool(core.applied[0]) and not core.books[security_id].orders
 
 
 class SubscriberCore:

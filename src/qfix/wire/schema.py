@@ -564,6 +564,13 @@ OUTPUT: Final = np.dtype(
 assert INBOUND.itemsize == codes.INBOUND_SIZE
 assert all(t.dtype.itemsize == codes.MESSAGE_SIZE for t in _TEMPLATES)
 
+
+def byte_offset(dtype: np.dtype[np.void], name: str) -> int:
+    """Where field ``name`` of ``dtype`` starts, in bytes (for kernels that read records
+    as bytes)."""
+    return int(dtype.fields[name][1])  # type: ignore[index]
+
+
 #: kernels that read records as 32-bit words index them by :func:`word_offset`
 WORD_BYTES: Final = 4
 

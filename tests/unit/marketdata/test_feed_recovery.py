@@ -16,7 +16,7 @@ from qfix.journal.replay import EngineDriver
 from qfix.marketdata import feeds
 from qfix.marketdata.publisher import TEMPLATE_ID_AT, Chunk, Packet, Publisher, column
 from qfix.marketdata.service import SnapshotService
-from qfix.marketdata.subscriber import SubscriberCore
+from qfix.marketdata.subscriber import SubscriberCore, warm_up
 from qfix.server.feed import book_view, reference_records
 from qfix.testing.generators import default_random_config, default_random_instruments, random_stream
 from qfix.testing.marketdata import book_differences, feed_messages, subscriber_digests
@@ -338,3 +338,7 @@ def test_messages_fed_a_table_at_a_time_as_one_by_one(seed: int) -> None:
     assert subscriber_digests(single.books) == subscriber_digests(batched.books)
     assert sum(s.stats.bad_packets for s in batched.feeds.values()) > 0
     _check(ex, batched)
+
+
+def test_warm_up_runs_the_jitted_path() -> None:
+    assert warm_up()
