@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
+import warnings
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -46,6 +48,16 @@ def default_base() -> Path:
 def configure(base: Path | None = None) -> Path:
     """Set ``NUMBA_CACHE_DIR`` to the keyed directory unless the caller already set one (call
     before numba is imported); returns the directory in use."""
-    if not os.environ.get("NUMBA_CACHE_DIR"):
-        os.environ["NUMBA_CACHE_DIR"] = str((base or default_base()) / source_key())
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return Path(os.environ["NUMBA_CACHE_DIR"])  # the caller's choice
+    os.environ["NUMBA_CACHE_DIR"] = str((base or default_base()) / source_key())
+    numba = sys.modules.get("numba")
+    if numba is not None and str(getattr(numba.config, "CACHE_DIR", "")) != os.environ["NUMBA_CACHE_DIR"]:
+        # numba read its cache directory when it was imported: too late to key it here
+        warnings.warn(
+            "numba was imported before qfix: its machine-code cache is not keyed by qfix's sources "
+            "and may serve kernels compiled from older modules; import qfix first, or set NUMBA_CACHE_DIR",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return Path(os.environ["NUMBA_CACHE_DIR"])

@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -95,7 +96,9 @@ def test_module_keeps_an_explicit_cache_dir(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("NUMBA_CACHE_DIR", "/somewhere/else")
     assert numba_cache.configure() == Path("/somewhere/else")
     monkeypatch.delenv("NUMBA_CACHE_DIR")
-    assert numba_cache.configure(Path("/base")) == Path("/base") / numba_cache.source_key()
+    with warnings.catch_warnings():  # numba, imported by other tests, keeps its directory
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert numba_cache.configure(Path("/base")) == Path("/base") / numba_cache.source_key()
 
 
 def test_the_qfix_command_sets_the_keyed_dir() -> None:
@@ -103,3 +106,12 @@ def test_the_qfix_command_sets_the_keyed_dir() -> None:
     code = "import os, qfix.cli; print(os.environ['NUMBA_CACHE_DIR'])"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == str(numba_cache.default_base() / numba_cache.source_key())
+
+
+def test_importing_numba_before_qfix_warns() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    code = "import numba, warnings; warnings.simplefilter('always'); import qfix"
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert "numba was imported before qfix" in done.stderr
+    quiet = subprocess.run([sys.executable, "-W", "error", "-c", "import qfix, numba"], env=env, check=False)
+    assert quiet.returncode == 0

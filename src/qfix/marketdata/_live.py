@@ -213,8 +213,11 @@ def apply_packets(
             or body_len > _MAX_RECORDS * _MSG
             or body_len % _MSG
             or topic_len > _recv.MAX_TOPIC_BYTES
+            or table[row, _recv.TOPIC_AT] + topic_len > arena.size
+            or table[row, _recv.HEADER_AT] + _HEADER_SIZE > arena.size
+            or table[row, _recv.BODY_AT] + body_len > arena.size
         ):
-            return
+            return  # malformed, or cut short by the arena: Python's checks refuse it
         feed, security_id = _topic(arena, table[row, _recv.TOPIC_AT], topic_len, prefixes, prefix_lengths)
         if feed == 0 or channels[feed, C_ON] == 0 or security_id <= 0 or security_id > _MAX_SECURITY_ID:
             return

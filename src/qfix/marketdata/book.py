@@ -234,6 +234,8 @@ class Book:
             return
         if template_id not in _STORE_TEMPLATES:
             return
+        if at < 0 or len(data) - at < codes.MESSAGE_SIZE:
+            raise ValueError(f"a record is {codes.MESSAGE_SIZE} bytes: {len(data) - at} at offset {at}")
         s = self._store
         s.ensure(1)
         buf = np.frombuffer(data, np.uint8)

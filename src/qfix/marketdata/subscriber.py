@@ -254,13 +254,17 @@ class SubscriberCore:
 
     @staticmethod
     def _frames(arena: npt.NDArray[np.uint8], table: npt.NDArray[np.int64], row: int) -> list[bytes]:
-        """Table row ``row`` as the frames pyzmq would have given (a truncated frame as
-        the part that fits, which no check accepts)."""
-        frames = []
+        """Table row ``row`` as the frames pyzmq would have given. A frame the arena cut
+        short, or frames past the third (dropped by the receive), give a message of the
+        wrong frame count, which every path ignores (a prefix of records must never be
+        taken for a whole packet)."""
+        frames: list[bytes] = []
         for at_col, len_col in _FRAME_COLUMNS[: int(table[row, _recv.FRAMES])]:
             at = int(table[row, at_col])
             size = int(table[row, len_col])
-            frames.append(arena[at : at + min(size, arena.size - at)].tobytes())
+            if size > arena.size - at:
+                return frames  # truncated: fewer than three frames
+            frames.append(arena[at : at + size].tobytes())
         if int(table[row, _recv.FRAMES]) > _FRAMES:
             frames.append(b"")  # the extra frames were dropped; the count still rules it out
         return frames

@@ -532,3 +532,13 @@ def test_apply_all_equals_applying_one_by_one(seed: int) -> None:
         _compare((book, ref), f"seed {seed} record {n}", full=True)
         chunk = []
     assert stopped > 0  # chunks that stopped at a record that does not fit were compared too
+
+
+def test_a_short_record_is_refused() -> None:
+    book = Book(5)
+    data = _add(5, 1, 100)
+    with pytest.raises(ValueError, match="60 bytes"):
+        book.apply(codes.TEMPLATE_ADD_ORDER, data[:20])
+    with pytest.raises(ValueError, match="60 bytes"):
+        book.apply(codes.TEMPLATE_ADD_ORDER, data, 1)
+    assert book.orders == {}

@@ -13,7 +13,7 @@ import pytest
 from qfix.engine import Engine
 from qfix.journal.entries import Batch, SetPhase
 from qfix.journal.replay import EngineDriver
-from qfix.marketdata import feeds
+from qfix.marketdata import _recv, feeds
 from qfix.marketdata.publisher import TEMPLATE_ID_AT, Chunk, Packet, Publisher, column
 from qfix.marketdata.service import SnapshotService
 from qfix.marketdata.subscriber import SubscriberCore, warm_up
@@ -342,3 +342,35 @@ def test_messages_fed_a_table_at_a_time_as_one_by_one(seed: int) -> None:
 
 def test_warm_up_runs_the_jitted_path() -> None:
     assert warm_up()
+
+
+def test_a_body_the_arena_cut_short_is_not_taken_for_a_shorter_packet() -> None:
+    """A packet whose records ran past the end of the receive arena (a body larger than any
+    packet WIRE.md allows) is ignored, never applied as the prefix that fit."""
+    ex = Exchange(1)
+    core = SubscriberCore(ALL)
+    rng = np.random.default_rng(1)
+    for first in ex.start():
+        core.feed_message(first)
+    _serve(ex, core, rounds=1000)
+    msg: list[bytes] | None = None
+    while msg is None:
+        for m in ex.step(rng):
+            if msg is None and m[0].startswith(b"L3.") and len(m[2]) >= 2 * 60:
+                msg = m
+            else:
+                core.feed_message(m)
+    before = {f: s.stats.packets for f, s in core.feeds.items()}
+    last = core.feeds[codes.MD_FEED_L3].next_channel_seq
+    kept = 60  # the arena held the topic, the header and one record of the body
+    arena = np.frombuffer(msg[0] + msg[1] + msg[2][:kept], np.uint8)
+    table = np.zeros((1, _recv.COLUMNS), np.int64)
+    table[0, _recv.TOPIC_LEN] = len(msg[0])
+    table[0, _recv.HEADER_AT] = len(msg[0])
+    table[0, _recv.HEADER_LEN] = len(msg[1])
+    table[0, _recv.BODY_AT] = len(msg[0]) + len(msg[1])
+    table[0, _recv.BODY_LEN] = len(msg[2])  # the true size, larger than what the arena kept
+    table[0, _recv.FRAMES] = 3
+    core.feed_packets(arena, table, 1)
+    assert {f: s.stats.packets for f, s in core.feeds.items()} == before
+    assert core.feeds[codes.MD_FEED_L3].next_channel_seq == last
