@@ -257,6 +257,7 @@ def apply_packets(
         channels[feed, C_PACKETS] += 1
         channels[feed, C_RECORDS] += n
         done = False
+        failed = -1
         for i in range(n):
             at = body + i * _MSG
             if read_u16(arena, at + _VERSION_AT) > _VERSION:
@@ -264,14 +265,8 @@ def apply_packets(
             else:
                 result = apply_record(arena, at, inst, orders, order_index, l3, l3_index, l2, l2_index, insts, meta)
                 if result == MISFIT:
-                    if done:
-                        updates[n_updates] = (feed << UPDATE_FEED_SHIFT) | security_id
-                        n_updates += 1
-                    stop[STOP_WHY] = OUT_OF_STEP
-                    stop[STOP_RECORD] = i
-                    stop[STOP_ASIDES] = n_asides
-                    stop[STOP_UPDATES] = n_updates
-                    return
+                    failed = i
+                    break
                 if result == ASIDE:
                     asides[n_asides, A_AT] = at
                     asides[n_asides, A_INST] = inst
@@ -281,10 +276,16 @@ def apply_packets(
             marks[inst, feed, S_LAST_CSEQ] = seq + i
             if read_u8(arena, at + _MEI_AT) & _END_OF_EVENT:
                 done = True
-        applied[row] = 1
-        if done:
+        if done:  # an event ended (before the record that did not fit, if one did not)
             updates[n_updates] = (feed << UPDATE_FEED_SHIFT) | security_id
             n_updates += 1
+        if failed >= 0:
+            stop[STOP_WHY] = OUT_OF_STEP
+            stop[STOP_RECORD] = failed
+            stop[STOP_ASIDES] = n_asides
+            stop[STOP_UPDATES] = n_updates
+            return
+        applied[row] = 1
     stop[STOP_ROW] = stop_at
     stop[STOP_WHY] = DONE
     stop[STOP_ASIDES] = n_asides
