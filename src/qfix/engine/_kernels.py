@@ -76,6 +76,7 @@ from qfix.engine._match import (
     _matches_on_entry,
     _reach,
 )
+from qfix.engine._prefetch import DEEP_BOOK_ORDERS, prefetch_ahead
 from qfix.engine._orders import (
     _cancel,
     _mass,
@@ -91,6 +92,7 @@ from qfix.engine.types import (
     C_CAP,
     C_ERR,
     C_LAST_TIME,
+    C_RESTING,
     C_W,
     G_MAX_SESSIONS,
     NO_PRICE,
@@ -154,7 +156,10 @@ def process(P, out, batch, n):
         if np.int64(i32[r * IN_I + IN_SESSION_I]) >= cfg[G_MAX_SESSIONS]:
             return STATUS_BAD, r, 0, 0
     empty = S[S_NARROW][0][:0]
+    deep = ctr[C_RESTING] >= DEEP_BOOK_ORDERS
     for r in range(n):
+        if deep:
+            prefetch_ahead(S, I, r, n)
         tid = i16[r * IN_H + HDR_TEMPLATE_ID_H]
         free = ctr[C_CAP] - ctr[C_W]
         t = _later(i64[r * IN_Q + IN_RECV_TIME_Q], ctr[C_LAST_TIME])

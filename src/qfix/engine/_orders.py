@@ -127,7 +127,7 @@ from qfix.engine.types import (
     S_ORDERS,
     S_OUT,
     S_PTRS,
-    S_SEC_IDS,
+    S_INST_TAB,
     S_SIDES,
     S_STP_MAP,
     STP_ACCOUNT,
@@ -229,7 +229,7 @@ def _check_nos_fields(S, I, r):
     """WIRE.md §5.2 NewOrderSingle checks 1-14 in order; returns (reason, instrument)."""
     i64, i32, i16, i8 = I
     insts = S[S_INSTS]
-    ii = _find_inst(S[S_SEC_IDS], np.int64(i32[r * IN_I + NOS_SECURITY_I]))
+    ii = _find_inst(S[S_INST_TAB], np.int64(i32[r * IN_I + NOS_SECURITY_I]))
     if ii < 0:
         return EXEC_REASON_UNKNOWN_SYMBOL, ii
     c = r * IN_B
@@ -502,7 +502,7 @@ def _cancel(P, r, t):
     side = np.int64(i8[r * IN_B + OCR_SIDE_B])
     req_oid = np.uint64(i64[r * IN_Q + OCR_ORDER_ID_Q])
     if reason == EXEC_REASON_NONE:
-        ii = _find_inst(S[S_SEC_IDS], np.int64(i32[r * IN_I + OCR_SECURITY_I]))
+        ii = _find_inst(S[S_INST_TAB], np.int64(i32[r * IN_I + OCR_SECURITY_I]))
         if ii < 0:
             reason = EXEC_REASON_UNKNOWN_SYMBOL
         elif side != SIDE_BUY and side != SIDE_SELL:
@@ -582,7 +582,7 @@ def _replace_verdict(S, I, r, t):
     mf = np.int64(i32[r * IN_I + OCRR_MAX_FLOOR_I])
     mq = np.int64(i32[r * IN_I + OCRR_MIN_QTY_I])
     if reason == EXEC_REASON_NONE:
-        ii = _find_inst(S[S_SEC_IDS], np.int64(i32[r * IN_I + OCRR_SECURITY_I]))
+        ii = _find_inst(S[S_INST_TAB], np.int64(i32[r * IN_I + OCRR_SECURITY_I]))
         resting_tif = tif in (TIF_DAY, TIF_GTC, TIF_GTD)
         if ii < 0:
             reason = EXEC_REASON_UNKNOWN_SYMBOL
@@ -827,7 +827,7 @@ def _mass_check(S, I, r):
         return EXEC_REASON_INVALID_MASS_CANCEL_REQUEST, -1, -1
     ii = -1
     if sec != NULL_U32:
-        ii = _find_inst(S[S_SEC_IDS], sec)
+        ii = _find_inst(S[S_INST_TAB], sec)
         if ii < 0:
             return EXEC_REASON_UNKNOWN_SYMBOL, -1, -1
     if side != MASS_CANCEL_SIDE_BOTH and side != SIDE_BUY and side != SIDE_SELL:

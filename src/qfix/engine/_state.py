@@ -103,7 +103,7 @@ _SLOTS: Final = (
     (ty.S_WORDS, ty.WORD, 1),
     (ty.S_LEVEL_TAB, _I32, 1),
     (ty.S_INDEX, _I32, 1),
-    (ty.S_SEC_IDS, _I64, 1),
+    (ty.S_INST_TAB, _I64, 1),
     (ty.S_LAST_CL, _U64, 1),
     (ty.S_STP_MAP, _I64, 2),
     (ty.S_TOUCHED, _I64, 2),

@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from qfix.engine import _kernels as kern
 from qfix.engine import types as ty
+from qfix.engine._common import instrument_table
 from qfix.engine._state import pointer_table
 from qfix.engine.auction.batch import DEVICE_MIN_INSTRUMENTS, resolve_backend
 from qfix.engine.auction.uncross import BookRows, UncrossPlan, determine_book, plan_uncross
@@ -233,6 +234,7 @@ class Engine:
         self._reserve_indexes(0)
         self._last_cl = np.zeros(config.max_sessions, np.uint64)
         self._sec_ids = np.array(ids, np.int64)
+        self._inst_tab = instrument_table(self._sec_ids)
         groups = sorted(config.stp_groups.items())
         self._stp_map = np.array([[a for a, _ in groups], [g for _, g in groups]], np.int64).reshape(2, len(groups))
         touched = config.max_levels + 8
@@ -253,7 +255,7 @@ class Engine:
         self._S = (
             self._ctr, self._cfg, self._orders.view(np.recarray), self._levels.view(np.recarray),
             self._insts.view(np.recarray), self._sides.view(np.recarray),
-            self._words.view(np.recarray), self._level_tab, self._index_arr, self._sec_ids, self._last_cl,
+            self._words.view(np.recarray), self._level_tab, self._index_arr, self._inst_tab, self._last_cl,
             self._stp_map, self._touched, self._scratch, self._wide, self._narrow,
         )  # fmt: skip
         # what the kernels receive: the arrays' addresses (``_state``); self._S keeps them alive
