@@ -76,7 +76,6 @@ from qfix.engine._match import (
     _matches_on_entry,
     _reach,
 )
-from qfix.engine._prefetch import DEEP_BOOK_ORDERS, prefetch_ahead
 from qfix.engine._orders import (
     _cancel,
     _mass,
@@ -86,6 +85,7 @@ from qfix.engine._orders import (
     _replace,
     _replace_verdict,
 )
+from qfix.engine._prefetch import DEEP_BOOK_ORDERS, prefetch_ahead
 from qfix.engine._state import bind, state
 from qfix.engine.types import (
     BULK_MASS_CANCEL,

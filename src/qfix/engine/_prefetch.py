@@ -152,7 +152,6 @@ def _target_entry(S, I, r, tid, read):
     return np.int64(tab[home])
 
 
-# a NewOrderSingle and a replace keep SecurityID, Side, OrdType and Price at the same places
 # a NewOrderSingle and a replace keep Side and OrdType at the same places (not SecurityID
 # or Price)
 assert NOS_SIDE_B == OCRR_SIDE_B and NOS_ORD_TYPE_B == OCRR_ORD_TYPE_B
@@ -206,9 +205,9 @@ def prefetch_ahead(S, I, r, n):
     a = r + TABLE_AHEAD
     if a < n:
         tid = i16[a * IN_H + HDR_TEMPLATE_ID_H]
-        if tid == TEMPLATE_ORDER_CANCEL_REQUEST or tid == TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST:
+        if tid in (TEMPLATE_ORDER_CANCEL_REQUEST, TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST):
             _target_entry(S, I, a, tid, False)
-        if tid == TEMPLATE_NEW_ORDER_SINGLE or tid == TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST:
+        if tid in (TEMPLATE_NEW_ORDER_SINGLE, TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST):
             # where the record's own ClOrdID will be filed if it is accepted
             cfg = S[S_CFG]
             home = _cl_home(i32[a * IN_I + IN_SESSION_I], np.uint64(i64[a * IN_Q + IN_CLORDID_Q]), cfg[G_CL_BITS])
@@ -217,16 +216,16 @@ def prefetch_ahead(S, I, r, n):
     b = r + RECORD_AHEAD
     if b < n:
         tid = i16[b * IN_H + HDR_TEMPLATE_ID_H]
-        if tid == TEMPLATE_ORDER_CANCEL_REQUEST or tid == TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST:
+        if tid in (TEMPLATE_ORDER_CANCEL_REQUEST, TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST):
             s = _target_entry(S, I, b, tid, True)
             if s >= 0:
                 _prefetch_record(orders, s)
-        if tid == TEMPLATE_NEW_ORDER_SINGLE or tid == TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST:
+        if tid in (TEMPLATE_NEW_ORDER_SINGLE, TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST):
             _book_lines(S, I, b, tid, 1)
     c = r + 1
     if c < n:
         tid = i16[c * IN_H + HDR_TEMPLATE_ID_H]
-        if tid == TEMPLATE_ORDER_CANCEL_REQUEST or tid == TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST:
+        if tid in (TEMPLATE_ORDER_CANCEL_REQUEST, TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST):
             s = _target_entry(S, I, c, tid, True)
             if s >= 0:
                 o = orders[s]
@@ -236,7 +235,7 @@ def prefetch_ahead(S, I, r, n):
                     _prefetch_record(orders, o.prev)
                 if o.next >= 0:
                     _prefetch_record(orders, o.next)
-        if tid == TEMPLATE_NEW_ORDER_SINGLE or tid == TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST:
+        if tid in (TEMPLATE_NEW_ORDER_SINGLE, TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST):
             _book_lines(S, I, c, tid, 2)
 
 
