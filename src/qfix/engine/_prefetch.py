@@ -5,16 +5,19 @@ Theory of operation: with thousands of books (the ``multi`` workload: 10,000 ins
 depends on the one before it (table entry -> order record -> its level and queue
 neighbours), so the core waits on them one after another. :func:`process` knows the whole
 batch in advance, so while it handles record ``r`` it asks for the lines that records
-``r + 1`` to ``r + TABLE_AHEAD`` will need, one link of the chain per step:
+``r + 1`` to ``r + AHEAD`` will need, one link of the chain per step:
 
-- ``r + TABLE_AHEAD``: the index-table line where the record's target order is found
-  (by OrigClOrdID or OrderID), the line where its own new ClOrdID will be filed, and the
+- ``r + AHEAD``: the index-table line where the record's target order is found (by
+  OrigClOrdID or OrderID), the line where its own new ClOrdID will be filed, and the
   instrument-table line of its SecurityID;
-- ``r + RECORD_AHEAD``: the target's order record, read through that (now cached) entry,
+- ``r + AHEAD - 1``: the target's order record, read through that (now cached) entry,
   and the instrument's record and side rows;
-- ``r + 1``: the target's level and its queue neighbours, read from that record; for a
+- ``r + AHEAD - 2``: the target's level, its neighbours in the level queue (and for a
+  cancel in the session and account lists), the OrderID-table line a replace re-keys; for a
   new order or a replace, the level-table line of its price, the last ladder word of its
-  side and the best level of the other side (read from the now cached rows).
+  side and the best level of the other side;
+- ``r + 1``: the level at the new price, read through that level-table line, and the
+  OrderID-table lines of the next two OrderIDs the engine will hand out.
 
 A prefetch never faults and changes nothing, so every guess may be wrong (the home entry
 need not be the order, an earlier record of the batch may move it): a wrong guess costs
@@ -60,10 +63,12 @@ from qfix.engine._layout import (
     OCRR_SIDE_B,
 )
 from qfix.engine.types import (
+    C_NEXT_OID,
     G_CL_BITS,
     G_LV_BITS,
     G_OID_BITS,
     S_CFG,
+    S_CTR,
     S_INDEX,
     S_INST_TAB,
     S_INSTS,
@@ -83,9 +88,9 @@ from qfix.wire.codes import (
     TEMPLATE_ORDER_CANCEL_REQUEST,
 )
 
-#: how many records ahead the table lines are asked for, and the order records
-TABLE_AHEAD: Final = 3
-RECORD_AHEAD: Final = 2
+#: how many records ahead the first link of each chain is asked for (one link per record
+#: closer; see the module docstring)
+AHEAD: Final = 4
 #: resting orders from which :func:`process` prefetches: a smaller book stays in the
 #: caches, where the lookahead's own work (about 8% of a mix message) buys nothing
 DEEP_BOOK_ORDERS: Final = 1 << 14
@@ -160,9 +165,7 @@ assert NOS_SIDE_B == OCRR_SIDE_B and NOS_ORD_TYPE_B == OCRR_ORD_TYPE_B
 @njit(_nrt=False, inline="always")
 def _book_lines(S, I, r, tid, stage):
     """The lines a new order or replace (record ``r``) reads in its instrument's book, one
-    link further per ``stage``: 0 the instrument-table line, 1 the instrument record and
-    its two side rows, 2 the level-table line of the price, the side's last ladder word
-    and the other side's best level."""
+    link further per ``stage`` (0 to 3, as in the module docstring)."""
     i64, i32, _i16, i8 = I
     nos = tid == TEMPLATE_NEW_ORDER_SINGLE
     sid = np.int64(i32[r * IN_I + (NOS_SECURITY_I if nos else OCRR_SECURITY_I)])
@@ -184,59 +187,86 @@ def _book_lines(S, I, r, tid, stage):
         _prefetch(sides, 2 * ii + 1, sides.itemsize - 1)
         return
     si = 2 * ii + side
-    n = sides[si].n
-    if n > 0:
-        _prefetch(S[S_WORDS], sides[si].off + n - 1, 0)
-    best = sides[si ^ 1].best
-    if best >= 0:
-        _prefetch_record(S[S_LEVELS], best)
     tick = insts[ii].tick
-    if i8[r * IN_B + NOS_ORD_TYPE_B] == ORD_TYPE_LIMIT and tick > 0:
-        price = i64[r * IN_Q + (NOS_PRICE_Q if nos else OCRR_PRICE_Q)] // tick
-        _prefetch(S[S_LEVEL_TAB], _lv_home(si, price, S[S_CFG][G_LV_BITS]), 0)
+    if i8[r * IN_B + NOS_ORD_TYPE_B] != ORD_TYPE_LIMIT or tick <= 0:
+        return
+    price = i64[r * IN_Q + (NOS_PRICE_Q if nos else OCRR_PRICE_Q)] // tick
+    level_tab = S[S_LEVEL_TAB]
+    home = _lv_home(si, price, S[S_CFG][G_LV_BITS])
+    if stage == 2:
+        _prefetch(level_tab, home, 0)
+        n = sides[si].n
+        if n > 0:
+            _prefetch(S[S_WORDS], sides[si].off + n - 1, 0)
+        best = sides[si ^ 1].best
+        if best >= 0:
+            _prefetch_record(S[S_LEVELS], best)
+        return
+    lv = level_tab[home]
+    if lv >= 0:
+        _prefetch_record(S[S_LEVELS], lv)
+
+
+@njit(_nrt=False, inline="always")
+def _target_lines(S, I, r, tid, stage):
+    """The lines a cancel or replace (record ``r``) reads around the order it addresses,
+    one link further per ``stage`` (0 to 2)."""
+    if stage == 0:
+        _target_entry(S, I, r, tid, False)
+        return
+    s = _target_entry(S, I, r, tid, True)
+    if s < 0:
+        return
+    orders = S[S_ORDERS]
+    if stage == 1:
+        _prefetch_record(orders, s)
+        return
+    o = orders[s]
+    if o.level >= 0:
+        _prefetch_record(S[S_LEVELS], o.level)
+    for link in (o.prev, o.next):
+        if link >= 0:
+            _prefetch_record(orders, link)
+    if tid == TEMPLATE_ORDER_CANCEL_REQUEST:
+        for link in (o.ses_prev, o.ses_next, o.acc_prev, o.acc_next):
+            if link >= 0:
+                _prefetch_record(orders, link)
+    else:
+        cfg = S[S_CFG]
+        _prefetch(_oid_tab(S[S_INDEX], cfg), _oid_home(o.order_id, cfg[G_OID_BITS]), 0)
+
+
+@njit(_nrt=False, inline="always")
+def _record_lines(S, I, x, stage):
+    """Stage ``stage`` of the lookahead for record ``x``."""
+    i64, i32, i16, _i8 = I
+    tid = i16[x * IN_H + HDR_TEMPLATE_ID_H]
+    targets = tid in (TEMPLATE_ORDER_CANCEL_REQUEST, TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST)
+    enters = tid in (TEMPLATE_NEW_ORDER_SINGLE, TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST)
+    if targets and stage <= 2:
+        _target_lines(S, I, x, tid, stage)
+    if enters:
+        if stage == 0:  # where the record's own ClOrdID will be filed if it is accepted
+            cfg = S[S_CFG]
+            home = _cl_home(i32[x * IN_I + IN_SESSION_I], np.uint64(i64[x * IN_Q + IN_CLORDID_Q]), cfg[G_CL_BITS])
+            _prefetch(_cl_tab(S[S_INDEX], cfg), home, 0)
+        _book_lines(S, I, x, tid, stage)
 
 
 @njit(_nrt=False, inline="always")
 def prefetch_ahead(S, I, r, n):
-    """Ask for what records ``r + 1`` .. ``r + TABLE_AHEAD`` of the batch will read (see the
+    """Ask for what records ``r + 1`` .. ``r + AHEAD`` of the batch will read (see the
     module docstring); called by :func:`process` before it handles record ``r``."""
-    i64, i32, i16, _i8 = I
-    orders = S[S_ORDERS]
-    a = r + TABLE_AHEAD
-    if a < n:
-        tid = i16[a * IN_H + HDR_TEMPLATE_ID_H]
-        if tid in (TEMPLATE_ORDER_CANCEL_REQUEST, TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST):
-            _target_entry(S, I, a, tid, False)
-        if tid in (TEMPLATE_NEW_ORDER_SINGLE, TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST):
-            # where the record's own ClOrdID will be filed if it is accepted
-            cfg = S[S_CFG]
-            home = _cl_home(i32[a * IN_I + IN_SESSION_I], np.uint64(i64[a * IN_Q + IN_CLORDID_Q]), cfg[G_CL_BITS])
-            _prefetch(_cl_tab(S[S_INDEX], cfg), home, 0)
-            _book_lines(S, I, a, tid, 0)
-    b = r + RECORD_AHEAD
-    if b < n:
-        tid = i16[b * IN_H + HDR_TEMPLATE_ID_H]
-        if tid in (TEMPLATE_ORDER_CANCEL_REQUEST, TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST):
-            s = _target_entry(S, I, b, tid, True)
-            if s >= 0:
-                _prefetch_record(orders, s)
-        if tid in (TEMPLATE_NEW_ORDER_SINGLE, TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST):
-            _book_lines(S, I, b, tid, 1)
-    c = r + 1
-    if c < n:
-        tid = i16[c * IN_H + HDR_TEMPLATE_ID_H]
-        if tid in (TEMPLATE_ORDER_CANCEL_REQUEST, TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST):
-            s = _target_entry(S, I, c, tid, True)
-            if s >= 0:
-                o = orders[s]
-                if o.level >= 0:
-                    _prefetch_record(S[S_LEVELS], o.level)
-                if o.prev >= 0:
-                    _prefetch_record(orders, o.prev)
-                if o.next >= 0:
-                    _prefetch_record(orders, o.next)
-        if tid in (TEMPLATE_NEW_ORDER_SINGLE, TEMPLATE_ORDER_CANCEL_REPLACE_REQUEST):
-            _book_lines(S, I, c, tid, 2)
+    for stage in range(AHEAD):
+        x = r + AHEAD - stage
+        if x < n:
+            _record_lines(S, I, x, stage)
+    # the OrderIDs records r and r + 1 take if they are accepted orders or moves
+    cfg = S[S_CFG]
+    oids = _oid_tab(S[S_INDEX], cfg)
+    nxt = S[S_CTR][C_NEXT_OID]
+    _prefetch(oids, _oid_home(nxt, cfg[G_OID_BITS]), 0)
+    _prefetch(oids, _oid_home(nxt + 1, cfg[G_OID_BITS]), 0)
 
 
-__all__ = ["RECORD_AHEAD", "TABLE_AHEAD", "prefetch_ahead"]
+__all__ = ["AHEAD", "DEEP_BOOK_ORDERS", "prefetch_ahead"]
