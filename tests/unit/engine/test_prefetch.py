@@ -22,7 +22,7 @@ from qfix.testing.reference import ReferenceEngine
 from qfix.wire import codes
 
 N_INSTRUMENTS = 40
-N_ORDERS = DEEP_BOOK_ORDERS + 2_000
+N_ORDERS = DEEP_BOOK_ORDERS + 8_000
 CONFIG = EngineConfig(max_orders=1 << 15, max_levels=1 << 14, max_instruments=64, max_sessions=128)
 INSTRUMENTS = tuple(instrument(100 + 7 * k, ref=10_000, band_width=5_000) for k in range(N_INSTRUMENTS))
 
@@ -35,8 +35,8 @@ def _side(k: int) -> str:
     return "buy" if k % 2 == 0 else "sell"
 
 
-def _streams() -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.Generator(np.random.PCG64(11))
+def _streams(seed: int = 11, n_later: int = 6_000) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.Generator(np.random.PCG64(seed))
     adds = []
     for k in range(N_ORDERS):
         side = _side(k)
@@ -45,7 +45,7 @@ def _streams() -> tuple[np.ndarray, np.ndarray]:
     later = []
     t = N_ORDERS + 1
     cl = 1_000_000
-    for k in rng.integers(0, N_ORDERS, 6_000):
+    for k in rng.integers(0, N_ORDERS, n_later):
         k = int(k)
         side, sec, session = _side(k), _sec(k), 1 + k % 100
         t += 1
@@ -91,13 +91,23 @@ def _run(eng: object, records: np.ndarray, sizes: list[int]) -> bytes:
 
 @pytest.mark.parametrize("sizes", [[512], [1, 2, 3, 4, 5, 64]])
 def test_deep_book_outputs_equal_the_reference(sizes: list[int]) -> None:
-    adds, later = _streams()
+    _check(*_streams(), sizes)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [12, 13, 14])
+def test_deep_book_outputs_equal_the_reference_long(seed: int) -> None:
+    _check(*_streams(seed, 12_000), [1, 7, 1024, 3, 4096, 5])
+
+
+def _check(adds: np.ndarray, later: np.ndarray, sizes: list[int]) -> None:
     fast = Engine(INSTRUMENTS, CONFIG)
     ref = ReferenceEngine(INSTRUMENTS, CONFIG)
     assert _run(fast, adds, [512]) == _run(ref, adds, [512])
     assert fast.resting_orders >= DEEP_BOOK_ORDERS  # the lookahead is on from here
     assert _run(fast, later, sizes) == _run(ref, later, sizes)
     assert fast.state_hash() == ref.state_hash()
+    assert fast.resting_orders >= DEEP_BOOK_ORDERS  # and still on at the end
     fast.check_invariants()
 
 
