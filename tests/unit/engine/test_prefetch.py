@@ -23,7 +23,7 @@ from qfix.wire import codes
 
 N_INSTRUMENTS = 40
 N_ORDERS = DEEP_BOOK_ORDERS + 8_000
-CONFIG = EngineConfig(max_orders=1 << 15, max_levels=1 << 14, max_instruments=64, max_sessions=128)
+CONFIG = EngineConfig(max_orders=1 << 18, max_levels=1 << 15, max_instruments=64, max_sessions=128)
 INSTRUMENTS = tuple(instrument(100 + 7 * k, ref=10_000, band_width=5_000) for k in range(N_INSTRUMENTS))
 
 
