@@ -103,7 +103,9 @@ def instrument_table(sec_ids: Any) -> Any:
     tab = np.full(size, -1, np.int64)
     mask = size - 1
     for index, sid in enumerate(int(x) for x in sec_ids):
-        i = ((sid * INST_HASH_MUL % (1 << 64)) >> INST_KEY_SHIFT) & mask
+        # the kernel's own hash in Python ints: the bits it keeps (32 .. 32 + log2 size)
+        # are the same as of the wrapped int64 product
+        i = _inst_home.py_func(sid, mask)
         while tab[i] != -1:
             i = (i + 1) & mask
         tab[i] = np.int64(((sid << INST_KEY_SHIFT) | index) - ((1 << 64) if sid >= 1 << 31 else 0))
