@@ -118,6 +118,16 @@ def _level_get(S, ii, side, price):
     if lv >= 0:
         _touch(S, lv)
         return lv
+    return _level_new(S[S_PTRS], np.int64(ii), np.int64(side), np.int64(price))
+
+
+@njit(_nrt=False)
+def _level_new(P, ii, side, price):
+    """A new empty level at (instrument, side, price), touched; -1 if the word pool is
+    full. A call, not inlined: only the lookup above runs on every resting order, and
+    each inlined copy of this body and the ladder and table inserts below it cost the
+    cold compile seconds."""
+    S = state(P)
     ctr = S[S_CTR]
     levels = S[S_LEVELS]
     sides = S[S_SIDES]

@@ -683,36 +683,19 @@ def _replace(P, r, t, reason, ii, s, rule, price, disp):
     if reason != EXEC_REASON_DUPLICATE_CLORDID:
         S[S_LAST_CL][sess] = clordid  # §1.2 rule 4: even if the request is then rejected
     if reason != EXEC_REASON_NONE:
+        # one writer for both lookups' outcomes, for the cold compile's sake
+        rej_oid = np.int64(-1)
+        rej_status = ORD_STATUS_REJECTED
         if s >= 0:
-            _w_ocr(
-                S,
-                O,
-                clordid,
-                t,
-                orders[s].order_id,
-                orig,
-                _status_of(orders, s),
-                CXL_REJ_RESPONSE_TO_REPLACE,
-                reason,
-                sess,
-            )
-        else:
-            _w_ocr(
-                S,
-                O,
-                clordid,
-                t,
-                -1,
-                orig,
-                ORD_STATUS_REJECTED,
-                CXL_REJ_RESPONSE_TO_REPLACE,
-                reason,
-                sess,
-            )
+            rej_oid = orders[s].order_id
+            rej_status = _status_of(orders, s)
+        _w_ocr(S, O, clordid, t, rej_oid, orig, rej_status, CXL_REJ_RESPONSE_TO_REPLACE, reason, sess)
         return
     _chain_begin(S, ii)
     sec = insts[ii].sec_id
     tick = insts[ii].tick
+    # Every rule falls through to the one end-of-event block below: each inlined copy of
+    # it cost the cold compile seconds, and the paths write nothing after it.
     if rule == 2:
         _cancel_one(
             S,
@@ -725,27 +708,30 @@ def _replace(P, r, t, reason, ii, s, rule, price, disp):
             EXEC_TYPE_CANCELED,
             ORD_STATUS_CANCELED,
         )
-        _chain_end(S, O, ii, t)
-        return
-    # the request's ClOrdID becomes the order's
-    _index_set_clordid(S[S_PTRS], s, clordid)
-    cum = np.int64(orders[s].cum)
-    old_leaves = np.int64(orders[s].leaves)
-    new_leaves = qty - cum
-    sd = orders[s].side
-    insts[ii].lots += new_leaves - old_leaves
-    sides[2 * ii + sd].lots += new_leaves - old_leaves
-    orders[s].qty = qty
-    orders[s].leaves = new_leaves
-    if rule == 3:
-        old_shown = np.int64(orders[s].shown)
-        new_shown = min(old_shown, new_leaves)
+    else:
+        # the request's ClOrdID becomes the order's
+        _index_set_clordid(S[S_PTRS], s, clordid)
+        cum = np.int64(orders[s].cum)
+        old_leaves = np.int64(orders[s].leaves)
+        new_leaves = qty - cum
+        sd = orders[s].side
+        insts[ii].lots += new_leaves - old_leaves
+        sides[2 * ii + sd].lots += new_leaves - old_leaves
+        orders[s].qty = qty
+        orders[s].leaves = new_leaves
+        old_oid = orders[s].order_id
+        # rule 3 keeps the order's place and OrderID; rule 4 loses priority, new OrderID
+        oid = old_oid
+        if rule != 3:
+            oid = ctr[C_NEXT_OID]
+            ctr[C_NEXT_OID] += 1
+        # the report first: nothing below writes output before it
         _w_er(
             S,
             O,
             clordid,
             t,
-            orders[s].order_id,
+            oid,
             px,
             qty,
             new_leaves,
@@ -755,57 +741,40 @@ def _replace(P, r, t, reason, ii, s, rule, price, disp):
             LIQUIDITY_NONE,
             orders[s].session,
         )
-        if new_shown != old_shown:
-            lv = orders[s].level
-            _touch(S, lv)
-            orders[s].shown = new_shown
-            levels[lv].total -= old_shown - new_shown
-            _w_reduced(S, O, t, sec, orders[s].order_id, old_shown - new_shown, new_shown)
-        _chain_end(S, O, ii, t)
-        return
-    # rule 4: loses priority, new OrderID
-    old_oid = orders[s].order_id
-    _unlink(S, s)
-    oid = ctr[C_NEXT_OID]
-    ctr[C_NEXT_OID] += 1
-    _index_set_order_id(S[S_PTRS], s, oid)
-    orders[s].price = price
-    orders[s].display = disp
-    orders[s].shown = min(disp, new_leaves) if disp > 0 else new_leaves
-    _w_er(
-        S,
-        O,
-        clordid,
-        t,
-        oid,
-        px,
-        qty,
-        new_leaves,
-        EXEC_TYPE_REPLACED,
-        _status_of(orders, s),
-        EXEC_REASON_NONE,
-        LIQUIDITY_NONE,
-        orders[s].session,
-    )
-    crosses = False
-    if _matches_on_entry(insts, ii):
-        opp = _best_level(S, 2 * ii + 1 - sd)
-        crosses = opp >= 0 and _crosses(sd, levels[opp].price, price)
-    if not crosses:
-        lv = _level_get(S, ii, sd, price)
-        _link_tail(S, s, lv)
-        _w_replace(S, O, t, sec, old_oid, oid, price * tick, orders[s].shown, sd)
-        _chain_end(S, O, ii, t)
-        return
-    _w_delete(S, O, t, sec, old_oid)
-    # It matches as a taker: take it off the book's accounting, then rest any remainder.
-    _index_remove(S[S_PTRS], s)
-    insts[ii].n_orders -= 1
-    insts[ii].lots -= new_leaves
-    sides[2 * ii + sd].lots -= new_leaves
-    ctr[C_RESTING] -= 1
-    _match(S[S_PTRS], s, price, t)
-    _remainder(S, O, s, t, True)
+        if rule == 3:
+            old_shown = np.int64(orders[s].shown)
+            new_shown = min(old_shown, new_leaves)
+            if new_shown != old_shown:
+                lv = orders[s].level
+                _touch(S, lv)
+                orders[s].shown = new_shown
+                levels[lv].total -= old_shown - new_shown
+                _w_reduced(S, O, t, sec, oid, old_shown - new_shown, new_shown)
+        else:
+            _unlink(S, s)
+            _index_set_order_id(S[S_PTRS], s, oid)
+            orders[s].price = price
+            orders[s].display = disp
+            orders[s].shown = min(disp, new_leaves) if disp > 0 else new_leaves
+            crosses = False
+            if _matches_on_entry(insts, ii):
+                opp = _best_level(S, 2 * ii + 1 - sd)
+                crosses = opp >= 0 and _crosses(sd, levels[opp].price, price)
+            if not crosses:
+                lv = _level_get(S, ii, sd, price)
+                _link_tail(S, s, lv)
+                _w_replace(S, O, t, sec, old_oid, oid, price * tick, orders[s].shown, sd)
+            else:
+                _w_delete(S, O, t, sec, old_oid)
+                # It matches as a taker: take it off the book's accounting, then rest any
+                # remainder.
+                _index_remove(S[S_PTRS], s)
+                insts[ii].n_orders -= 1
+                insts[ii].lots -= new_leaves
+                sides[2 * ii + sd].lots -= new_leaves
+                ctr[C_RESTING] -= 1
+                _match(S[S_PTRS], s, price, t)
+                _remainder(S, O, s, t, True)
     _chain_end(S, O, ii, t)
 
 
