@@ -273,7 +273,7 @@ def _rest(S, s):
         orders[s].level = -1
         orders[s].prio = ctr[C_NEXT_PRIO]
         ctr[C_NEXT_PRIO] += 1
-    _index_add(S[S_PTRS], s)
+    _index_add(S[S_PTRS], np.int64(s))
     lv_ = np.int64(orders[s].leaves)
     insts[ii].n_orders += 1
     insts[ii].lots += lv_
@@ -295,7 +295,7 @@ def _retire(S, s):
     sides[2 * ii + orders[s].side].lots -= lv_
     ctr[C_RESTING] -= 1
     _unlink(S, s)
-    _index_remove(S[S_PTRS], s)
+    _index_remove(S[S_PTRS], np.int64(s))
     _order_free(S, s)
 
 

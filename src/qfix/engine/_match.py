@@ -53,6 +53,7 @@ from qfix.engine.types import (
     S_LEVELS,
     S_ORDERS,
     S_OUT,
+    S_PTRS,
     S_SCRATCH,
     S_WIDE,
 )
@@ -229,6 +230,134 @@ def _er_cancel_taker(S, O, T, t, reason, last_qty):
 
 
 @njit(_nrt=False)
+def _self_match(P, T, M, lv, t):
+    """One step of self-match prevention (ENGINE.md §3.11) between taker ``T`` and the head
+    ``M`` of level ``lv``, both of one STP group; True when the taker is done (its Leaves
+    are then 0). A call, not inlined into :func:`_match`: it runs only when the groups
+    meet, and its six report writers inlined there cost the cold compile seconds."""
+    S = state(P)
+    O = _views(S[S_OUT])
+    orders = S[S_ORDERS]
+    levels = S[S_LEVELS]
+    insts = S[S_INSTS]
+    ii = orders[T].inst
+    stp = orders[T].stp
+    sec = insts[ii].sec_id
+    tick = insts[ii].tick
+    t_sess = orders[T].session
+    if stp in (SMP_CANCEL_PASSIVE, SMP_CANCEL_BOTH):
+        mq = np.int64(orders[M].leaves)
+        _w_er(
+            S,
+            O,
+            orders[M].clordid,
+            t,
+            orders[M].order_id,
+            orders[M].price * tick,
+            mq,
+            0,
+            EXEC_TYPE_CANCELED,
+            ORD_STATUS_CANCELED,
+            EXEC_REASON_SELF_MATCH,
+            LIQUIDITY_NONE,
+            orders[M].session,
+        )
+        _w_delete(S, O, t, sec, orders[M].order_id)
+        _retire(S, M)
+        if stp == SMP_CANCEL_PASSIVE:
+            return False
+    if stp in (SMP_CANCEL_AGGRESSIVE, SMP_CANCEL_BOTH):
+        tq = np.int64(orders[T].leaves)
+        _er_cancel_taker(S, O, T, t, EXEC_REASON_SELF_MATCH, tq)
+        orders[T].leaves = 0
+        return True
+    # Decrement: both lose d; any order left at 0 is cancelled.
+    d = min(np.int64(orders[T].leaves), np.int64(orders[M].leaves))
+    orders[M].qty = np.int64(orders[M].qty) - d
+    old_shown = np.int64(orders[M].shown)
+    _reduce_resting(S, M, d)
+    mleft = np.int64(orders[M].leaves)
+    if mleft == 0:
+        _w_er(
+            S,
+            O,
+            orders[M].clordid,
+            t,
+            orders[M].order_id,
+            orders[M].price * tick,
+            d,
+            0,
+            EXEC_TYPE_CANCELED,
+            ORD_STATUS_CANCELED,
+            EXEC_REASON_SELF_MATCH,
+            LIQUIDITY_NONE,
+            orders[M].session,
+        )
+        _w_delete(S, O, t, sec, orders[M].order_id)
+        _retire(S, M)
+    else:
+        new_shown = min(old_shown, mleft)
+        _w_er(
+            S,
+            O,
+            orders[M].clordid,
+            t,
+            orders[M].order_id,
+            orders[M].price * tick,
+            d,
+            mleft,
+            EXEC_TYPE_RESTATED,
+            _status_of(orders, M),
+            EXEC_REASON_SELF_MATCH,
+            LIQUIDITY_NONE,
+            orders[M].session,
+        )
+        if new_shown != old_shown:
+            _touch(S, lv)
+            orders[M].shown = new_shown
+            levels[lv].total -= old_shown - new_shown
+            _w_reduced(S, O, t, sec, orders[M].order_id, old_shown - new_shown, new_shown)
+    orders[T].qty = np.int64(orders[T].qty) - d
+    tleft = np.int64(orders[T].leaves) - d
+    orders[T].leaves = tleft
+    if tleft == 0:
+        _w_er(
+            S,
+            O,
+            orders[T].clordid,
+            t,
+            orders[T].order_id,
+            _order_px9(orders, insts, T),
+            d,
+            0,
+            EXEC_TYPE_CANCELED,
+            ORD_STATUS_CANCELED,
+            EXEC_REASON_SELF_MATCH,
+            LIQUIDITY_NONE,
+            t_sess,
+        )
+        return True
+    _w_er(
+        S,
+        O,
+        orders[T].clordid,
+        t,
+        orders[T].order_id,
+        _order_px9(orders, insts, T),
+        d,
+        tleft,
+        EXEC_TYPE_RESTATED,
+        _status_of(orders, T),
+        EXEC_REASON_SELF_MATCH,
+        LIQUIDITY_NONE,
+        t_sess,
+    )
+    if orders[T].shown > tleft:
+        orders[T].shown = tleft
+    return False
+
+
+@njit(_nrt=False)
 def _match(P, T, limit, t):
     """Match taker slot ``T`` against the opposite side up to ``limit`` (ENGINE.md §3.2, §3.11).
 
@@ -245,7 +374,6 @@ def _match(P, T, limit, t):
     side = orders[T].side
     si = 2 * ii + 1 - side
     group = orders[T].group
-    stp = orders[T].stp
     sec = insts[ii].sec_id
     tick = insts[ii].tick
     aggressor = 1 + side
@@ -259,115 +387,8 @@ def _match(P, T, limit, t):
             break
         M = levels[lv].head
         if orders[M].group == group:
-            if stp in (SMP_CANCEL_PASSIVE, SMP_CANCEL_BOTH):
-                mq = np.int64(orders[M].leaves)
-                _w_er(
-                    S,
-                    O,
-                    orders[M].clordid,
-                    t,
-                    orders[M].order_id,
-                    orders[M].price * tick,
-                    mq,
-                    0,
-                    EXEC_TYPE_CANCELED,
-                    ORD_STATUS_CANCELED,
-                    EXEC_REASON_SELF_MATCH,
-                    LIQUIDITY_NONE,
-                    orders[M].session,
-                )
-                _w_delete(S, O, t, sec, orders[M].order_id)
-                _retire(S, M)
-                if stp == SMP_CANCEL_PASSIVE:
-                    continue
-            if stp in (SMP_CANCEL_AGGRESSIVE, SMP_CANCEL_BOTH):
-                tq = np.int64(orders[T].leaves)
-                _er_cancel_taker(S, O, T, t, EXEC_REASON_SELF_MATCH, tq)
-                orders[T].leaves = 0
+            if _self_match(S[S_PTRS], np.int64(T), np.int64(M), np.int64(lv), np.int64(t)):
                 return True
-            # Decrement: both lose d; any order left at 0 is cancelled.
-            d = min(np.int64(orders[T].leaves), np.int64(orders[M].leaves))
-            orders[M].qty = np.int64(orders[M].qty) - d
-            old_shown = np.int64(orders[M].shown)
-            _reduce_resting(S, M, d)
-            mleft = np.int64(orders[M].leaves)
-            if mleft == 0:
-                _w_er(
-                    S,
-                    O,
-                    orders[M].clordid,
-                    t,
-                    orders[M].order_id,
-                    orders[M].price * tick,
-                    d,
-                    0,
-                    EXEC_TYPE_CANCELED,
-                    ORD_STATUS_CANCELED,
-                    EXEC_REASON_SELF_MATCH,
-                    LIQUIDITY_NONE,
-                    orders[M].session,
-                )
-                _w_delete(S, O, t, sec, orders[M].order_id)
-                _retire(S, M)
-            else:
-                new_shown = min(old_shown, mleft)
-                _w_er(
-                    S,
-                    O,
-                    orders[M].clordid,
-                    t,
-                    orders[M].order_id,
-                    orders[M].price * tick,
-                    d,
-                    mleft,
-                    EXEC_TYPE_RESTATED,
-                    _status_of(orders, M),
-                    EXEC_REASON_SELF_MATCH,
-                    LIQUIDITY_NONE,
-                    orders[M].session,
-                )
-                if new_shown != old_shown:
-                    _touch(S, lv)
-                    orders[M].shown = new_shown
-                    levels[lv].total -= old_shown - new_shown
-                    _w_reduced(S, O, t, sec, orders[M].order_id, old_shown - new_shown, new_shown)
-            orders[T].qty = np.int64(orders[T].qty) - d
-            tleft = np.int64(orders[T].leaves) - d
-            orders[T].leaves = tleft
-            if tleft == 0:
-                _w_er(
-                    S,
-                    O,
-                    orders[T].clordid,
-                    t,
-                    orders[T].order_id,
-                    _order_px9(orders, insts, T),
-                    d,
-                    0,
-                    EXEC_TYPE_CANCELED,
-                    ORD_STATUS_CANCELED,
-                    EXEC_REASON_SELF_MATCH,
-                    LIQUIDITY_NONE,
-                    t_sess,
-                )
-                return True
-            _w_er(
-                S,
-                O,
-                orders[T].clordid,
-                t,
-                orders[T].order_id,
-                _order_px9(orders, insts, T),
-                d,
-                tleft,
-                EXEC_TYPE_RESTATED,
-                _status_of(orders, T),
-                EXEC_REASON_SELF_MATCH,
-                LIQUIDITY_NONE,
-                t_sess,
-            )
-            if orders[T].shown > tleft:
-                orders[T].shown = tleft
             continue
         # fill
         tl = np.int64(orders[T].leaves)

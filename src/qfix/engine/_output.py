@@ -30,7 +30,6 @@ from qfix.engine._common import (
     njit,
 )
 from qfix.engine._ladder import _best_level
-from qfix.engine._state import state
 from qfix.engine._layout import (
     ADD_ENTRY_TYPE_B,
     ADD_ORDER_ID_Q,
@@ -108,6 +107,7 @@ from qfix.engine._layout import (
     TRD_QTY_I,
     TRD_TRADE_ID_Q,
 )
+from qfix.engine._state import state
 from qfix.engine.types import (
     C_BA_PX,
     C_BA_SZ,
