@@ -40,11 +40,13 @@ from typing import Final
 
 import numpy as np
 
+from qfix.engine._cacheline import _prefetch
 from qfix.engine._common import njit
 from qfix.engine._state import state
 from qfix.engine.types import (
     C_ACC_DISP,
     C_CL_DISP,
+    C_OHW,
     C_OID_DISP,
     C_RESTING,
     G_CL_BITS,
@@ -56,7 +58,14 @@ from qfix.engine.types import (
     S_INDEX,
     S_ORDERS,
     S_SCRATCH,
+    S_WIDE,
 )
+
+#: slots per word of the bitmap that sorts the slots of a doubling (``_index_grow``)
+MARK_SHIFT: Final = 6
+MARK_BITS: Final = 1 << MARK_SHIFT
+#: how many slots ahead a doubling asks for the table lines it will write
+GROW_AHEAD: Final = 16
 
 
 @njit(_nrt=False, inline="always")
@@ -259,19 +268,36 @@ def _acc_delete(tab, orders, bits, ctr, s):
 
 
 @njit(_nrt=False)
-def _index_grow(tab_oid, tab_cl, tab_acc, orders, cfg, ctr, spill):
+def _index_grow(tab_oid, tab_cl, tab_acc, orders, cfg, ctr, spill, marks):
     """Double the three tables in place (their first ``2^bits`` entries become
     ``2^(bits + 1)``), re-inserting every entry; ``spill`` (int32, at least MaxOrders)
     holds the slots meanwhile, and list heads (``acc_prev`` -1) are re-filed in the
-    Account table. Returns False at the host's maximum size."""
+    Account table. Returns False at the host's maximum size.
+
+    The slots are re-inserted in ascending order, sorted through a bitmap in ``marks``
+    (int64, at least MaxOrders / 64 words): their records are then read one after
+    another instead of in hash order, where each read was a cache miss."""
     bits = cfg[G_OID_BITS]
     if bits >= cfg[G_INDEX_BITS_MAX]:
         return False
-    n = 0
+    words = (ctr[C_OHW] + MARK_BITS - 1) >> MARK_SHIFT
+    for w in range(words):
+        marks[w] = 0
     for i in range(1 << bits):
-        if tab_oid[i] >= 0:
-            spill[n] = tab_oid[i]
-            n += 1
+        s = np.int64(tab_oid[i])
+        if s >= 0:
+            marks[s >> MARK_SHIFT] |= np.int64(1) << (s & (MARK_BITS - 1))
+    n = 0
+    for w in range(words):
+        m = marks[w]
+        b = 0
+        while m != 0:
+            if m & 1:
+                spill[n] = (w << MARK_SHIFT) + b
+                n += 1
+            # a logical shift, so that bit 63 set does not keep the word negative
+            m = np.int64(np.uint64(m) >> np.uint64(1))
+            b += 1
     for i in range(1 << (bits + 1)):
         tab_oid[i] = -1
         tab_cl[i] = -1
@@ -282,6 +308,14 @@ def _index_grow(tab_oid, tab_cl, tab_acc, orders, cfg, ctr, spill):
     ctr[C_CL_DISP] = 0
     ctr[C_ACC_DISP] = 0
     for k in range(n):
+        if k + GROW_AHEAD < n:
+            # the new homes of a slot further on: its record is read in order anyway, and
+            # the three table lines it will go to are random, so ask for them early
+            a = spill[k + GROW_AHEAD]
+            _prefetch(tab_oid, _oid_home(np.int64(orders[a].order_id), bits + 1), 0)
+            _prefetch(tab_cl, _cl_home(orders[a].session, orders[a].clordid, bits + 1), 0)
+            if orders[a].acc_prev < 0:
+                _prefetch(tab_acc, _acc_home(orders[a].account, bits + 1), 0)
         _oid_insert(tab_oid, orders, bits + 1, ctr, spill[k])
         _cl_insert(tab_cl, orders, bits + 1, ctr, spill[k])
         if orders[spill[k]].acc_prev < 0:
@@ -356,7 +390,9 @@ def _index_add(P, s):
     S = state(P)
     ix, orders, cfg, ctr = S[S_INDEX], S[S_ORDERS], S[S_CFG], S[S_CTR]
     if 4 * (ctr[C_RESTING] + 1) > (1 << cfg[G_OID_BITS]):
-        _index_grow(_oid_tab(ix, cfg), _cl_tab(ix, cfg), _acc_tab(ix, cfg), orders, cfg, ctr, S[S_SCRATCH])
+        _index_grow(
+            _oid_tab(ix, cfg), _cl_tab(ix, cfg), _acc_tab(ix, cfg), orders, cfg, ctr, S[S_SCRATCH], S[S_WIDE][0]
+        )
     _oid_insert(_oid_tab(ix, cfg), orders, cfg[G_OID_BITS], ctr, s)
     _cl_insert(_cl_tab(ix, cfg), orders, cfg[G_CL_BITS], ctr, s)
     _lists_link(orders, _ses_heads(ix, cfg), _acc_tab(ix, cfg), cfg, ctr, s)

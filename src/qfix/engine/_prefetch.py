@@ -31,14 +31,11 @@ the differential suites check it anyway.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.core import cgutils
-from numba.extending import intrinsic
 
+from qfix.engine._cacheline import _LINE, _prefetch
 from qfix.engine._common import _find_inst, _inst_home, njit
 from qfix.engine._index import _cl_home, _cl_tab, _oid_home, _oid_tab
 from qfix.engine._ladder import _lv_home
@@ -96,37 +93,6 @@ AHEAD: Final = 4
 #: saves: at 16,384 the quick insert stream (up to 57,625 resting) ran at 0.89x, at
 #: 131,072 it runs as without the lookahead while multi (500,000) keeps its gain
 DEEP_BOOK_ORDERS: Final = 1 << 17
-
-# llvm.prefetch(ptr, rw, locality, cache type)
-_READ: Final = 0
-_LOCALITY_HIGH: Final = 3  #: keep in every cache level (prefetcht0)
-_DATA_CACHE: Final = 1
-_LINE: Final = 64
-
-
-def _prefetch_intrinsic(typingctx: Any, arr: Any, index: Any, offset: Any) -> Any:
-    """Ask for the cache line holding byte ``offset`` of element ``index`` of ``arr``
-    (no bounds check: the address is only a hint and never dereferenced)."""
-    sig = types.void(arr, types.intp, types.intp)
-
-    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
-        aryty = signature.args[0]
-        ary = context.make_array(aryty)(context, builder, args[0])
-        item = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
-        byte = ir.IntType(8)
-        at = builder.gep(builder.bitcast(item, byte.as_pointer()), [args[2]])
-        i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [at.type, i32, i32, i32]), "llvm.prefetch.p0"
-        )
-        builder.call(fn, [at, i32(_READ), i32(_LOCALITY_HIGH), i32(_DATA_CACHE)])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-#: ``_prefetch(arr, index, offset)`` in kernels (typed Any: mypy would see the typing hook)
-_prefetch: Any = intrinsic(_prefetch_intrinsic)
 
 
 @njit(_nrt=False, inline="always")
