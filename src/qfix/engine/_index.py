@@ -268,6 +268,32 @@ def _acc_delete(tab, orders, bits, ctr, s):
 
 
 @njit(_nrt=False)
+def _slots_in_order(tab, size, hw, marks, out):
+    """The slots filed in ``tab[:size]`` (all below ``hw``), ascending, into ``out``;
+    returns how many. Sorted through a bitmap in ``marks`` (int64, at least
+    ``ceil(hw / 64)`` words), so the cost is the table plus ``hw / 64`` words."""
+    words = (hw + MARK_BITS - 1) >> MARK_SHIFT
+    for w in range(words):
+        marks[w] = 0
+    for i in range(size):
+        s = np.int64(tab[i])
+        if s >= 0:
+            marks[s >> MARK_SHIFT] |= np.int64(1) << (s & (MARK_BITS - 1))
+    n = 0
+    for w in range(words):
+        m = marks[w]
+        b = 0
+        while m != 0:
+            if m & 1:
+                out[n] = (w << MARK_SHIFT) + b
+                n += 1
+            # a logical shift, so that bit 63 set does not keep the word negative
+            m = np.int64(np.uint64(m) >> np.uint64(1))
+            b += 1
+    return n
+
+
+@njit(_nrt=False)
 def _index_grow(tab_oid, tab_cl, tab_acc, orders, cfg, ctr, spill, marks):
     """Double the three tables in place (their first ``2^bits`` entries become
     ``2^(bits + 1)``), re-inserting every entry; ``spill`` (int32, at least MaxOrders)
@@ -280,24 +306,7 @@ def _index_grow(tab_oid, tab_cl, tab_acc, orders, cfg, ctr, spill, marks):
     bits = cfg[G_OID_BITS]
     if bits >= cfg[G_INDEX_BITS_MAX]:
         return False
-    words = (ctr[C_OHW] + MARK_BITS - 1) >> MARK_SHIFT
-    for w in range(words):
-        marks[w] = 0
-    for i in range(1 << bits):
-        s = np.int64(tab_oid[i])
-        if s >= 0:
-            marks[s >> MARK_SHIFT] |= np.int64(1) << (s & (MARK_BITS - 1))
-    n = 0
-    for w in range(words):
-        m = marks[w]
-        b = 0
-        while m != 0:
-            if m & 1:
-                spill[n] = (w << MARK_SHIFT) + b
-                n += 1
-            # a logical shift, so that bit 63 set does not keep the word negative
-            m = np.int64(np.uint64(m) >> np.uint64(1))
-            b += 1
+    n = _slots_in_order(tab_oid, 1 << bits, ctr[C_OHW], marks, spill)
     for i in range(1 << (bits + 1)):
         tab_oid[i] = -1
         tab_cl[i] = -1

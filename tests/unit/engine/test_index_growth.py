@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from _engine_records import batch, cancel, instrument, new_out, nos, replace
 
-from qfix.engine import Engine, EngineConfig, EngineInvariantError, snapshot, types
+from qfix.engine import Engine, EngineConfig, EngineInvariantError, _index, snapshot, types
 from qfix.engine.config import ConfigError
 from qfix.testing.reference import ReferenceEngine
 from qfix.wire import codes
@@ -121,20 +121,23 @@ def test_reserved_tables_start_at_size_and_never_grow_below_it() -> None:
 def test_a_doubling_over_recycled_slots_keeps_every_order() -> None:
     """A doubling re-files the live slots in slot order, sorted through a bitmap: after
     cancels have freed slots all over the table and new orders reused them, the live slots
-    are scattered below a high-water mark that is not a whole number of bitmap words, and
-    the doubling must still find every one of them (and no freed one)."""
+    are scattered, and the doubling must still find every one of them (and no freed one).
+    (At a doubling the engine's highest slot is the order being filed, so the bitmap's
+    last partial word is tested directly, below.)"""
     rng = np.random.Generator(np.random.PCG64(11))
     first, second = 3_001, 6_037  # 4 x 3,001 fits 2^14 entries; 7,038 live orders need 2^15
 
     def add(k: int, t: int) -> np.ndarray:
+        # ClOrdIDs rise per session across the three phases: 1.., 50,000.., 100,000..
         side = "buy" if k % 2 == 0 else "sell"
         price = 9_000 - int(rng.integers(0, 900)) if side == "buy" else 11_000 + int(rng.integers(0, 900))
-        return nos(k + 1, side, price, 5, sec=1 + k % 2, session=1 + k % 40, recv=t, tif=codes.TIF_GTC)
+        cl = k + 1 if k < first else 100_000 + k
+        return nos(cl, side, price, 5, sec=1 + k % 2, session=1 + k % 40, recv=t, tif=codes.TIF_GTC)
 
     adds = batch(*(add(k, k + 1) for k in range(first)))
     gone = rng.permutation(first)[:2_000]
     cancels = batch(*(
-        cancel(50_000 + int(k), order_id=int(k) + 1, side="buy" if k % 2 == 0 else "sell", sec=1 + k % 2,
+        cancel(50_000 + i, order_id=int(k) + 1, side="buy" if k % 2 == 0 else "sell", sec=1 + k % 2,
                session=1 + k % 40, recv=first + 1 + i)
         for i, k in enumerate(gone)
     ))  # fmt: skip
@@ -144,10 +147,31 @@ def test_a_doubling_over_recycled_slots_keeps_every_order() -> None:
     for part in (adds, cancels):
         part_fast, part_ref = _run([fast, ref], part)
         assert part_fast == part_ref
+    assert fast.resting_orders == first - len(gone)
     bits_before = int(fast._cfg[types.G_OID_BITS])
     out_fast, out_ref = _run([fast, ref], more)
     assert out_fast == out_ref
     assert int(fast._cfg[types.G_OID_BITS]) > bits_before  # the doubling happened over recycled slots
-    assert fast.resting_orders == first - len(gone) + second
+    assert fast.resting_orders == first - len(gone) + second  # every cancel and order went through
     assert fast.state_hash() == ref.state_hash()
     fast.check_invariants()  # every live order found through both indexes, the lists intact
+
+
+@pytest.mark.parametrize("hw", [1, 63, 64, 65, 127, 128, 129, 4_097, 10_000])
+def test_slots_in_order_sorts_any_set_of_slots(hw: int) -> None:
+    """``_index._slots_in_order`` returns exactly the filed slots, ascending: slots on both
+    edges of a bitmap word (bit 0 and bit 63, the sign bit), in the last partial word, and
+    none when the table is empty."""
+    rng = np.random.Generator(np.random.PCG64(hw))
+    edges = [s for s in (0, 63, 64, 127, hw - 1) if s < hw]
+    for count in (0, 1, hw // 3, hw):
+        live = np.unique(np.concatenate([rng.choice(hw, size=count, replace=False), edges if count else []]))
+        live = live.astype(np.int64)
+        size = 1 << max(4, int(4 * max(1, live.size)).bit_length())
+        tab = np.full(size, -1, np.int32)
+        tab[rng.choice(size, size=live.size, replace=False)] = live  # any table order
+        marks = np.full((hw + 63) // 64 + 3, -1, np.int64)  # stale bits must not leak in
+        out = np.full(size, -7, np.int32)
+        n = _index._slots_in_order(tab, size, hw, marks, out)
+        assert n == live.size
+        assert np.array_equal(out[:n], live)
