@@ -5,6 +5,9 @@ Its own module so that both the batch lookahead (``_prefetch``) and the index do
 index module cannot import it.
 """
 
+# numba's code-generation helpers (cgutils) are untyped.
+# mypy: allow-untyped-calls
+
 from __future__ import annotations
 
 from typing import Any, Final
