@@ -8,9 +8,14 @@ exclusive of the functions compiled inside it. Functions inlined with
 ``inline="always"`` do not appear: their cost is in their callers' exclusive seconds. A
 function compiled twice (two argument types) appears twice. One cold start varies by
 about 10% on the 2-core machine; compare two revisions with ``scripts/engine_ab.py
---compile-rounds``. Usage:
+--compile-rounds``.
 
-    .venv/bin/python scripts/probe_compile.py [--min-s 0.3] [--json PATH]
+``--server`` times the server's whole warm-up instead (``qfix.server.server._warm_kernels``
+on the default setup that ``qfix server`` creates, here in a temporary directory): every
+kernel a server compiles before it takes its first order, the engine's commands and
+auctions and the session layer's passes included. Usage:
+
+    .venv/bin/python scripts/probe_compile.py [--server] [--min-s 0.3] [--json PATH]
 """
 
 from __future__ import annotations
@@ -43,12 +48,23 @@ class Tree(event.Listener):
 
 tree = Tree()
 event.register("numba:compile", tree)
-from qfix.engine import Engine, EngineConfig, InstrumentConfig
-from qfix.wire.schema import INBOUND, OUTPUT
+SERVER = __SERVER__
 t0 = time.perf_counter()
-e = Engine([InstrumentConfig(1, "W", 1, ref=1000, band_width=10)], EngineConfig())
-e.process(np.zeros(0, INBOUND), np.zeros(16, OUTPUT))
-print(json.dumps({"first_process_s": time.perf_counter() - t0, "tree": tree.roots}))
+if SERVER:
+    import tempfile
+    from pathlib import Path
+    from qfix.server import defaults, server
+    from qfix.server.config import load_config
+    with tempfile.TemporaryDirectory() as setup:
+        config = load_config(defaults.ensure_default_setup(Path(setup) / "qfix"))
+        t0 = time.perf_counter()
+        server._warm_kernels(config)
+else:
+    from qfix.engine import Engine, EngineConfig, InstrumentConfig
+    from qfix.wire.schema import INBOUND, OUTPUT
+    e = Engine([InstrumentConfig(1, "W", 1, ref=1000, band_width=10)], EngineConfig())
+    e.process(np.zeros(0, INBOUND), np.zeros(16, OUTPUT))
+print(json.dumps({"seconds": time.perf_counter() - t0, "server": SERVER, "tree": tree.roots}))
 """
 
 
@@ -66,13 +82,16 @@ def _print(node: dict, depth: int, min_s: float) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--min-s", type=float, default=0.3, help="print functions of at least this many seconds")
+    ap.add_argument("--server", action="store_true", help="the server's whole warm-up, not only the engine")
     ap.add_argument("--json", type=Path, help="write the tree here")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-        done = subprocess.run([sys.executable, "-c", _CHILD], env=env, capture_output=True, text=True, check=True)
+        code = _CHILD.replace("__SERVER__", str(args.server))
+        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    print(f"Engine() and the first process(): {result['first_process_s']:.1f} s")
+    what = "the server's warm-up" if args.server else "Engine() and the first process()"
+    print(f"{what}: {result['seconds']:.1f} s")
     for root in result["tree"]:
         _print(root, 0, args.min_s)
     if args.json:

@@ -204,6 +204,14 @@ def _bulk(P, n, t, reason, exec_type, status):
         _chain_end(S, O, ii, t)
 
 
+@njit(_nrt=False, inline="always")
+def _bulk_typed(P, n, t, reason, exec_type, status):
+    """:func:`_bulk` with every argument as ``int64``: Numba compiles a called function once
+    per distinct set of argument types, and constants passed as they are gave the four
+    call sites (a mass cancel and the three bulk commands) a copy each, 3 s apiece."""
+    _bulk(P, np.int64(n), np.int64(t), np.int64(reason), np.int64(exec_type), np.int64(status))
+
+
 @njit(cache=True, _nrt=False)
 def command_bulk(P, ob, now, kind, keys):
     """cancel_sessions, cancel_accounts, expire, end_of_day (``BULK_*`` ``kind``) as one chain.
@@ -220,10 +228,10 @@ def command_bulk(P, ob, now, kind, keys):
     if ctr[C_CAP] - ctr[C_W] < u:
         return STATUS_FULL, u
     ctr[C_LAST_TIME] = t
+    reason, exec_type, status = EXEC_REASON_EXPIRED, EXEC_TYPE_EXPIRED, ORD_STATUS_EXPIRED
     if kind == BULK_SESSIONS:
-        _bulk(S[S_PTRS], n, t, EXEC_REASON_CANCEL_ON_DISCONNECT, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED)
+        reason, exec_type, status = EXEC_REASON_CANCEL_ON_DISCONNECT, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED
     elif kind == BULK_ACCOUNTS:
-        _bulk(S[S_PTRS], n, t, EXEC_REASON_ADMIN, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED)
-    else:
-        _bulk(S[S_PTRS], n, t, EXEC_REASON_EXPIRED, EXEC_TYPE_EXPIRED, ORD_STATUS_EXPIRED)
+        reason, exec_type, status = EXEC_REASON_ADMIN, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED
+    _bulk_typed(S[S_PTRS], n, t, reason, exec_type, status)
     return STATUS_OK, 0

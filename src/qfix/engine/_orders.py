@@ -21,7 +21,7 @@ from typing import Final
 import numpy as np
 
 from qfix.engine._commands import (
-    _bulk,
+    _bulk_typed,
     _cancel_one,
 )
 from qfix.engine._common import (
@@ -848,4 +848,4 @@ def _mass(P, r, t, reason, ii, sf, n):
         i8[c + OMC_SIDE_B],
         sess,
     )
-    _bulk(S[S_PTRS], n, t, EXEC_REASON_MASS_CANCEL, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED)
+    _bulk_typed(S[S_PTRS], n, t, EXEC_REASON_MASS_CANCEL, EXEC_TYPE_CANCELED, ORD_STATUS_CANCELED)
