@@ -229,6 +229,30 @@ def _er_cancel_taker(S, O, T, t, reason, last_qty):
     )
 
 
+@njit(_nrt=False, inline="always")
+def _cancel_maker(S, O, M, t, sec, tick, last_qty):
+    """Self-match prevention cancels resting order ``M``: its ER Canceled (LastQty
+    ``last_qty``), the OrderDelete, and its removal from the book."""
+    orders = S[S_ORDERS]
+    _w_er(
+        S,
+        O,
+        orders[M].clordid,
+        t,
+        orders[M].order_id,
+        orders[M].price * tick,
+        last_qty,
+        0,
+        EXEC_TYPE_CANCELED,
+        ORD_STATUS_CANCELED,
+        EXEC_REASON_SELF_MATCH,
+        LIQUIDITY_NONE,
+        orders[M].session,
+    )
+    _w_delete(S, O, t, sec, orders[M].order_id)
+    _retire(S, M)
+
+
 @njit(_nrt=False)
 def _self_match(P, T, M, lv, t):
     """One step of self-match prevention (ENGINE.md §3.11) between taker ``T`` and the head
@@ -246,24 +270,7 @@ def _self_match(P, T, M, lv, t):
     tick = insts[ii].tick
     t_sess = orders[T].session
     if stp in (SMP_CANCEL_PASSIVE, SMP_CANCEL_BOTH):
-        mq = np.int64(orders[M].leaves)
-        _w_er(
-            S,
-            O,
-            orders[M].clordid,
-            t,
-            orders[M].order_id,
-            orders[M].price * tick,
-            mq,
-            0,
-            EXEC_TYPE_CANCELED,
-            ORD_STATUS_CANCELED,
-            EXEC_REASON_SELF_MATCH,
-            LIQUIDITY_NONE,
-            orders[M].session,
-        )
-        _w_delete(S, O, t, sec, orders[M].order_id)
-        _retire(S, M)
+        _cancel_maker(S, O, M, t, sec, tick, np.int64(orders[M].leaves))
         if stp == SMP_CANCEL_PASSIVE:
             return False
     if stp in (SMP_CANCEL_AGGRESSIVE, SMP_CANCEL_BOTH):
@@ -278,23 +285,7 @@ def _self_match(P, T, M, lv, t):
     _reduce_resting(S, M, d)
     mleft = np.int64(orders[M].leaves)
     if mleft == 0:
-        _w_er(
-            S,
-            O,
-            orders[M].clordid,
-            t,
-            orders[M].order_id,
-            orders[M].price * tick,
-            d,
-            0,
-            EXEC_TYPE_CANCELED,
-            ORD_STATUS_CANCELED,
-            EXEC_REASON_SELF_MATCH,
-            LIQUIDITY_NONE,
-            orders[M].session,
-        )
-        _w_delete(S, O, t, sec, orders[M].order_id)
-        _retire(S, M)
+        _cancel_maker(S, O, M, t, sec, tick, d)
     else:
         new_shown = min(old_shown, mleft)
         _w_er(
