@@ -177,15 +177,17 @@ def _uncross(P, t, ii, px, fill_lo, fill_hi, buy_slot, sell_slot, fill_qty, canc
         ctr[C_NEXT_TRADE] += 1
         b_left = _auction_fill(S, b, q)
         s_left = _auction_fill(S, s, q)
-        _fill_records(S, O, t, b, px9, q, b_left)
-        _fill_records(S, O, t, s, px9, q, s_left)
-        _executed(S, O, t, sec, b, px9, q, trade_id)
-        _executed(S, O, t, sec, s, px9, q, trade_id)
+        # Each step for the buyer, then the seller: loops over the pair, so that the cold
+        # compile inlines each writer once, not once per side.
+        pair = ((np.int64(b), b_left), (np.int64(s), s_left))
+        for slot, left in pair:
+            _fill_records(S, O, t, slot, px9, q, left)
+        for slot, _left in pair:
+            _executed(S, O, t, sec, slot, px9, q, trade_id)
         _w_trade(S, O, t, sec, trade_id, px9, q, AGGRESSOR_NONE, TRADE_CONDITION_AUCTION)
-        if b_left == 0:
-            _retire(S, b)
-        if s_left == 0:
-            _retire(S, s)
+        for slot, left in pair:
+            if left == 0:
+                _retire(S, slot)
     for k in range(cancel_lo, cancel_hi):
         s = cancel_slot[k]
         # a candidate filled completely above has left the book (its slot is free)
