@@ -321,7 +321,7 @@ def _index_grow(tab_oid, tab_cl, tab_acc, orders, cfg, ctr, spill, marks):
             # the new homes of a slot further on: its record is read in order anyway, and
             # the three table lines it will go to are random, so ask for them early
             a = spill[k + GROW_AHEAD]
-            _prefetch(tab_oid, _oid_home(np.int64(orders[a].order_id), bits + 1), 0)
+            _prefetch(tab_oid, _oid_home(orders[a].order_id, bits + 1), 0)
             _prefetch(tab_cl, _cl_home(orders[a].session, orders[a].clordid, bits + 1), 0)
             if orders[a].acc_prev < 0:
                 _prefetch(tab_acc, _acc_home(orders[a].account, bits + 1), 0)

@@ -311,23 +311,12 @@ def _self_match(P, T, M, lv, t):
     orders[T].qty = np.int64(orders[T].qty) - d
     tleft = np.int64(orders[T].leaves) - d
     orders[T].leaves = tleft
-    if tleft == 0:
-        _w_er(
-            S,
-            O,
-            orders[T].clordid,
-            t,
-            orders[T].order_id,
-            _order_px9(orders, insts, T),
-            d,
-            0,
-            EXEC_TYPE_CANCELED,
-            ORD_STATUS_CANCELED,
-            EXEC_REASON_SELF_MATCH,
-            LIQUIDITY_NONE,
-            t_sess,
-        )
-        return True
+    # the taker's report: Canceled once nothing is left, else Restated (one writer for both)
+    t_type = EXEC_TYPE_CANCELED
+    t_status = ORD_STATUS_CANCELED
+    if tleft > 0:
+        t_type = EXEC_TYPE_RESTATED
+        t_status = _status_of(orders, T)
     _w_er(
         S,
         O,
@@ -337,12 +326,14 @@ def _self_match(P, T, M, lv, t):
         _order_px9(orders, insts, T),
         d,
         tleft,
-        EXEC_TYPE_RESTATED,
-        _status_of(orders, T),
+        t_type,
+        t_status,
         EXEC_REASON_SELF_MATCH,
         LIQUIDITY_NONE,
         t_sess,
     )
+    if tleft == 0:
+        return True
     if orders[T].shown > tleft:
         orders[T].shown = tleft
     return False
