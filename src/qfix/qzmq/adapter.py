@@ -343,12 +343,23 @@ class ServerEndpoint:
         self._hs_budget = _HANDSHAKE_BURST
         self._hs_refilled = time.perf_counter()
         self._last_record = -_TRADING_WINDOW  #: perf_counter time a record was last read
-        self._poller = zmq.Poller()
-        self._poller.register(sock, zmq.POLLIN)
-        self._poller.register(self._monitor, zmq.POLLIN)
-        if self.workers is not None:
-            for fd in self.workers.fds():
-                self._poller.register(fd, zmq.POLLIN)
+        # the wait polls the sockets' notification descriptors (ZMQ_FD), not the sockets:
+        # zmq_poll asks every socket for its events before and after it sleeps, each
+        # ask a system call or two, which cost the one-order round trip tens of
+        # microseconds; see wait() for the rule that keeps descriptors safe to sleep on
+        self._socket_fd = int(sock.getsockopt(zmq.FD))
+        self._monitor_fd = int(self._monitor.getsockopt(zmq.FD))
+        self._poller = self._new_poller()
+        self._restarts_seen = 0  #: worker restarts the poller knows of (their pipes are new)
+        #: whether the last poll() read the socket until it was empty (the caller need
+        #: not ask again before its next wait)
+        self.drained = False
+
+    def _new_poller(self) -> select.poll:
+        poller = select.poll()
+        for fd in (self._socket_fd, self._monitor_fd, *(self.workers.fds() if self.workers is not None else ())):
+            poller.register(fd, select.POLLIN)
+        return poller
 
     def wait(self, timeout_ms: int) -> bool:
         """Wait up to ``timeout_ms`` for anything :meth:`poll` would act on: a frame, a
@@ -356,11 +367,19 @@ class ServerEndpoint:
         alone also works; finished handshakes then wait for the next wake-up.)"""
         if self._hs or self._hs_known:
             timeout_ms = 0
-        if self.workers is not None and self.workers.restarts:
+        if self.workers is not None and self.workers.restarts != self._restarts_seen:
             self._reregister()
+        # A ZMQ_FD signals commands for the socket, not frames: any call on the socket
+        # (a send, a receive, this check) may take in the command that announced a
+        # frame. Asking for the events right before sleeping takes in every command
+        # so far, so the descriptor then signals whatever comes later. The monitor is
+        # only ever drained to empty by _disconnected(), so its descriptor is safe as
+        # it stands (and it is read every _MONITOR_INTERVAL regardless).
+        if int(self.socket.getsockopt(zmq.EVENTS)) & _POLLIN:
+            return True
         ready = self._poller.poll(timeout_ms)
-        mon = self._monitor
-        if any(sock is mon for sock, _ in ready):
+        mon = self._monitor_fd
+        if any(fd == mon for fd, _ in ready):
             self._monitor_ready = True
         return bool(ready)
 
@@ -369,13 +388,8 @@ class ServerEndpoint:
         return bool(int(self.socket.getsockopt(zmq.EVENTS)) & _POLLIN)
 
     def _reregister(self) -> None:
-        assert self.workers is not None
-        poller = zmq.Poller()
-        poller.register(self.socket, zmq.POLLIN)
-        poller.register(self._monitor, zmq.POLLIN)
-        for fd in self.workers.fds():
-            poller.register(fd, zmq.POLLIN)
-        self._poller = poller
+        self._poller = self._new_poller()
+        self._restarts_seen = self.workers.restarts if self.workers is not None else 0
 
     def poll(self, timeout_ms: int = 0, max_frames: int = 4096) -> list[Event]:
         """Receive up to ``max_frames`` messages, run timers, send; return the events.
@@ -432,6 +446,7 @@ class ServerEndpoint:
                 drained = self._read(budget, events)
             if events:
                 break
+        self.drained = drained
         if drained:
             dead += self._dead
             self._dead = []

@@ -43,6 +43,10 @@ _BID: Final = 0
 #: reply packets moved into the snapshot ROUTER per loop pass: a pyzmq send costs a few
 #: microseconds, so this bounds what streaming replies take from the loop (about 1 ms)
 _REPLY_PACKETS_PER_PASS: Final = 256
+#: while no reply streams, the snapshot ROUTER is asked for requests at most this often:
+#: the ask is a system call or two that every pass of a busy loop paid, and a request
+#: waits up to a 20 ms idle wait of the loop anyway
+_REQUEST_CHECK_S: Final = 0.001
 _STATUS_OF_PHASE: Final = {
     PHASE_CLOSED: codes.TRADING_STATUS_CLOSED,
     PHASE_PRE_OPEN: codes.TRADING_STATUS_PRE_OPEN,
@@ -163,6 +167,7 @@ class MarketData:
         #: requests answered, and answered Busy
         self.requests = 0
         self.busy = 0
+        self._next_request_check = 0.0  #: monotonic time of the next ask for requests
         #: sends the PUB socket refused (the feed has a gap there; subscribers recover)
         self.send_errors = 0
 
@@ -243,8 +248,14 @@ class MarketData:
 
         More requests waiting than the budget, a second request from a requester whose
         reply is still streaming, and any request while ``md_max_replies_in_flight``
-        replies stream, are answered Busy (the requester asks again later).
+        replies stream, are answered Busy (the requester asks again later). While no
+        reply streams, the socket is asked at most every ``_REQUEST_CHECK_S``.
         """
+        if not self.endpoint.replies_in_flight:
+            clock = time.monotonic()
+            if clock < self._next_request_check:
+                return
+            self._next_request_check = clock + _REQUEST_CHECK_S
         waiting = self.endpoint.requests(budget + self.config.md_max_queued_requests)
         now = time.time_ns()
         for i, (identity, data) in enumerate(waiting):
