@@ -53,12 +53,13 @@ _UNKNOWN_ACCOUNT: Final = codes.BRR_UNKNOWN_ACCOUNT
 _LOW32: Final = 0xFFFF_FFFF
 
 #: the entries of ``stage_hs``'s ``session`` parameters
-_PARAM_SESSION_ID: Final = 0
-_PARAM_RECV_TIME: Final = 1
-_PARAM_MARK: Final = 2
-_PARAM_ALLOWANCE: Final = 3
-_PARAM_ACCEPTING: Final = 4
-_PARAM_SESSION_ACCOUNT: Final = 5
+PARAM_SESSION_ID: Final = 0
+PARAM_RECV_TIME: Final = 1
+PARAM_MARK: Final = 2
+PARAM_ALLOWANCE: Final = 3
+PARAM_ACCEPTING: Final = 4
+PARAM_SESSION_ACCOUNT: Final = 5
+PARAMS: Final = 6
 
 #: tables of stage H for what a client may send
 DEFINED, ALLOWED, RESERVED = codec.STAGE_H_TABLES[codec.CLIENT_TO_SERVER]
@@ -95,12 +96,12 @@ def stage_hs(
     retransmit requests, left to the caller)).
     """
     codec.stage_h(words, raw, DEFINED, ALLOWED, RESERVED, reasons)
-    session_id = np.uint32(session[_PARAM_SESSION_ID])
-    recv_time = session[_PARAM_RECV_TIME]
-    mark = session[_PARAM_MARK]
-    allowance = session[_PARAM_ALLOWANCE]
-    accepting = session[_PARAM_ACCEPTING] != 0
-    session_account = np.uint32(session[_PARAM_SESSION_ACCOUNT])
+    session_id = np.uint32(session[PARAM_SESSION_ID])
+    recv_time = session[PARAM_RECV_TIME]
+    mark = session[PARAM_MARK]
+    allowance = session[PARAM_ALLOWANCE]
+    accepting = session[PARAM_ACCEPTING] != 0
+    session_account = np.uint32(session[PARAM_SESSION_ACCOUNT])
     written = 0
     orders = 0
     others = 0

@@ -34,6 +34,7 @@ Array = npt.NDArray[Any]
 MD_DEST: Final = _routing.MD_DEST  #: engine ``dest`` of market-data records
 RETRANSMIT_MAX: Final = 100_000  #: WIRE.md §6.2 default cap per request
 _MSG: Final = codes.MESSAGE_SIZE
+_FRAME_MSGS: Final = codes.MAX_MSGS_PER_FRAME
 _ORDER_TEMPLATES_MAX: Final = codes.TEMPLATE_ORDER_MASS_CANCEL_REQUEST
 _REJECT_WINDOW_S: Final = 10.0
 
@@ -209,6 +210,13 @@ class OrderEntry:
         #: per SessionID, the highest ExecID routed to it (what a Heartbeat reports as
         #: LastExecID); an array, so that routing raises every session's in one pass
         self.last_exec_ids = np.zeros(max_sessions, np.uint64)
+        # scratch of receive() and _split(), grown as needed (see there)
+        self._reasons = np.empty(_FRAME_MSGS, np.uint8)
+        self._params = np.zeros(_stage_s.PARAMS, np.uint64)
+        self._order = np.empty(0, np.int64)
+        self._kept_rows = np.empty(0, np.int64)
+        self._kept_ids = np.empty(0, np.uint64)
+        self._groups = np.empty((0, _routing.GROUP_COLUMNS), np.int64)
 
     @property
     def blocked(self) -> frozenset[int]:
@@ -298,21 +306,25 @@ class OrderEntry:
             return self._rejected(state, Arrival(_EMPTY_INBOUND, v.rejects.view(np.uint8).reshape(-1, _MSG), 0, 1), now)
         raw = flat.reshape(-1, _MSG)
         k = raw.shape[0]
-        reasons = np.empty(k, np.uint8)
-        inbound = np.empty(k, schema.INBOUND)
+        # every frame pays what is done here: the reasons and parameters are scratch
+        # arrays of this object (nothing returned refers to them), the inbound records
+        # are made as words, the kernel's view, and handed out as records
+        if self._reasons.size < k:
+            self._reasons = np.empty(max(k, 2 * self._reasons.size), np.uint8)
+        reasons = self._reasons[:k]
+        words = np.empty((k, _stage_s.INBOUND_WORDS), np.uint32)
         allowance = state.bucket.available(now) if self.accepting else 0
-        params = np.array(
-            (state.session_id, recv_time, state.hwm, allowance, self.accepting, state.session_account), np.uint64
-        )
+        params = self._params
+        params[_stage_s.PARAM_SESSION_ID] = state.session_id
+        params[_stage_s.PARAM_RECV_TIME] = recv_time
+        params[_stage_s.PARAM_MARK] = state.hwm
+        params[_stage_s.PARAM_ALLOWANCE] = allowance
+        params[_stage_s.PARAM_ACCEPTING] = self.accepting
+        params[_stage_s.PARAM_SESSION_ACCOUNT] = state.session_account
         written, mark, orders, others = _stage_s.stage_hs(
-            raw,
-            raw.view(np.uint32),
-            state.sorted_accounts,
-            self._blocked_sorted,
-            params,
-            reasons,
-            schema.as_words(inbound),
+            raw, raw.view(np.uint32), state.sorted_accounts, self._blocked_sorted, params, reasons, words
         )
+        inbound = words.view(schema.INBOUND).reshape(k)
         if orders:
             state.bucket.spend(min(orders, allowance))
         state.hwm = int(mark)
@@ -405,10 +417,15 @@ class OrderEntry:
         Trades)."""
         n = out.size
         words = schema.as_words(out)
-        order = np.empty(n, np.int64)
-        kept_rows = np.empty(n, np.int64)
-        kept_ids = np.empty(n, np.uint64)
-        groups = np.empty((n, _routing.GROUP_COLUMNS), np.int64)
+        if self._order.size < n:
+            # scratch, grown to the largest output seen: what is returned or kept is
+            # copied out of it (fancy indexing, ``.copy()``) before the next call
+            size = max(n, 2 * self._order.size)
+            self._order = np.empty(size, np.int64)
+            self._kept_rows = np.empty(size, np.int64)
+            self._kept_ids = np.empty(size, np.uint64)
+            self._groups = np.empty((size, _routing.GROUP_COLUMNS), np.int64)
+        order, kept_rows, kept_ids, groups = self._order[:n], self._kept_rows[:n], self._kept_ids[:n], self._groups[:n]
         # only sessions that exist keep reports: a slice, so the kernel raises the marks in place
         known = self.last_exec_ids[: len(self.by_id)]
         count, md_count, trades = _routing.split(words, known, order, kept_rows, kept_ids, groups)

@@ -595,4 +595,11 @@ def as_words(records: npt.NDArray[np.void]) -> npt.NDArray[np.uint32]:
     """Records (each a whole number of words) as an (n, words per record) uint32 array,
     for the kernels that read them by :func:`word_offset`: a view when ``records`` is
     contiguous, else a contiguous copy."""
-    return np.ascontiguousarray(records).view(np.uint32).reshape(records.size, word_offset(records.dtype))
+    size = records.dtype.itemsize
+    if size % WORD_BYTES or sys.byteorder != "little":
+        word_offset(records.dtype)  # raises the reason
+    if not records.flags.c_contiguous:
+        # every frame and every engine call comes through here: asking NumPy for a
+        # contiguous array it already has costs a microsecond, this flag a tenth
+        records = np.ascontiguousarray(records)
+    return records.view(np.uint32).reshape(records.size, size // WORD_BYTES)
