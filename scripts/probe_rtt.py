@@ -137,12 +137,18 @@ def _lean(config: Any, sock: zmq.Socket[Any], keys: tuple[bytes, bytes, int, int
         cpu.append((time.thread_time_ns() - start) / 1e3)
 
 
-def _server(home: str, md: bool, steps: bool, profile: Path | None, keys: Any, ctl: Any) -> None:
+def _server(home: str, md: bool, spin_us: int, steps: bool, profile: Path | None, keys: Any, ctl: Any) -> None:
     from qfix.server import Server, load_config, with_overrides
 
     config = with_overrides(load_config(Path(home) / "qfix.toml"), status_interval=0, fix_port=0)
     config = dataclasses.replace(
-        config, journal_dir=None, durability="none", md_enabled=md, md_port=0, md_snapshot_port=0
+        config,
+        journal_dir=None,
+        durability="none",
+        md_enabled=md,
+        md_port=0,
+        md_snapshot_port=0,
+        idle_spin_us=spin_us,
     )
     server = Server(config)
     echo = zmq.Context.instance().socket(zmq.ROUTER)
@@ -241,6 +247,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--orders", type=int, default=3000)
     ap.add_argument("--md", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--idle-spin-us", type=int, default=0, help="the server's idle_spin_us (docs/server.md)")
     ap.add_argument("--json", type=Path)
     ap.add_argument(
         "--steps",
@@ -259,7 +266,7 @@ def main() -> None:
         ivs = [int.from_bytes(os.urandom(12), "big") for _ in range(2)]
         keys = (os.urandom(32), os.urandom(32), *ivs)
         proc = mp.get_context("fork").Process(
-            target=_server, args=(home, args.md, args.steps, args.profile, keys, child)
+            target=_server, args=(home, args.md, args.idle_spin_us, args.steps, args.profile, keys, child)
         )
         proc.start()
         fix, echo, lean_endpoint = parent.recv()
@@ -291,11 +298,12 @@ def main() -> None:
         "probe": "rtt",
         "command": "scripts/probe_rtt.py "
         + ("--md" if args.md else "--no-md")
-        + f" --orders {args.orders}"
+        + f" --orders {args.orders} --idle-spin-us {args.idle_spin_us}"
         + (" --steps" if args.steps else ""),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "orders": args.orders,
         "md": args.md,
+        "idle_spin_us": args.idle_spin_us,
         "pingpong_p50_us": _p(ping, 50),
         "pingpong_p99_us": _p(ping, 99),
         "order_rtt_p50_us": _p(rtt, 50),

@@ -41,6 +41,12 @@ __all__ = ["server"]
     help="market-data snapshot and replay port.",
 )
 @click.option("--batch", type=click.IntRange(1, 1_000_000), default=None, help="most messages per engine call.")
+@click.option(
+    "--idle-spin-us",
+    type=click.IntRange(0, 100_000),
+    default=None,
+    help="poll this long before the idle loop sleeps (latency for CPU; docs/server.md).",
+)
 @click.option("--pq-only", is_flag=True, default=None, help="QZMQ without X25519 (ML-KEM-768 only).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), default=None, help="Prometheus on 127.0.0.1.")
 @click.option("--status-interval", type=click.FloatRange(0, 3600), default=None, help="seconds between status lines.")
@@ -65,6 +71,7 @@ def server(
     md_port: int | None,
     md_snapshot_port: int | None,
     batch: int | None,
+    idle_spin_us: int | None,
     pq_only: bool | None,
     metrics_port: int | None,
     status_interval: float | None,
@@ -91,6 +98,7 @@ def server(
         md_port=md_port,
         md_snapshot_port=md_snapshot_port,
         batch=batch,
+        idle_spin_us=idle_spin_us,
         pq_only=pq_only,
         metrics_port=metrics_port,
         status_interval=status_interval,

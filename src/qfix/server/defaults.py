@@ -32,6 +32,7 @@ fix_port = 5555             # order entry (QZMQ over a ZeroMQ ROUTER)
 md_port = 5556              # market data (PUB: L3, L2, BBO and trade feeds; docs/marketdata.md)
 batch = 10000               # most messages per engine call
 latency_budget_us = 200     # longest wait for more input before matching a batch
+idle_spin_us = 0            # polling before the idle loop sleeps (latency for a core); 0 = sleep at once
 status_interval = 1.0       # seconds between status lines; 0 = off
 metrics_port = 0            # Prometheus on 127.0.0.1:PORT; 0 = off
 cancel_on_disconnect = true

@@ -212,6 +212,7 @@ class Server:
             context=context,
             handshake_workers=config.handshake_workers,
             handshake_share=config.handshake_share,
+            idle_spin_us=config.idle_spin_us,
         )
         #: the feeds and the snapshot service (None with ``md_enabled`` off)
         self.md: MarketData | None = None

@@ -396,3 +396,53 @@ def test_hellos_past_the_handshake_share_are_dropped_but_known_nets_are_not(
     else:
         # what was answered stayed near the share: a HELLO_RETRY costs tens of microseconds
         assert shed > 0 and retries < shed
+
+
+@pytest.mark.parametrize("spin_us", [0, 500])
+def test_the_server_wait_never_sleeps_through_a_frame(ctx: zmq.Context, spin_us: int) -> None:  # type: ignore[type-arg]
+    """The server waits on libzmq's notification descriptors, which signal commands, not
+    frames: a send on the socket may take in the command that announced a frame, and the
+    descriptor then stays quiet. Each round here makes that happen (a frame arrives after
+    the server's last receive and before its send, a few milliseconds apart so that the
+    send does process commands), then waits up to 2 s: the frame must be seen at once,
+    with and without polling before the sleep. An idle wait, spinning or not, lasts its
+    timeout and reports nothing."""
+    key = fixed_key(SignatureAlg.ML_DSA_44, 131)
+    server = ServerEndpoint(
+        make_server(config(), allow=allow_list(key)), "tcp://127.0.0.1:*", context=ctx, idle_spin_us=spin_us
+    )
+    client = ClientEndpoint(make_client(key=key), server.endpoint, context=ctx)
+    client.start()
+    _run(server, [client], lambda: client.state is ClientState.ESTABLISHED)
+    conn = next(s.conn for s in server.protocol.sessions())
+    for _ in range(5):
+        client.poll(0)
+
+    def receive(want: bytes) -> float:
+        started = time.monotonic()
+        got: list[bytes] = []
+        while not got and time.monotonic() - started < 5.0:
+            server.wait(2000)
+            got += [e.frames[0] for e in server.poll(0) if isinstance(e, Messages)]
+        assert got == [want]
+        return time.monotonic() - started
+
+    client.send_fixed(b"\xff" * 60)
+    receive(b"\xff" * 60)
+    slowest = 0.0
+    for n in range(30):
+        client.send_fixed(bytes([n]) * 60)
+        time.sleep(0.003)  # it reaches the server's pipe; libzmq's command throttle has passed
+        server.send_fixed(conn, bytes([n]) * 120)  # this send takes in the frame's command
+        slowest = max(slowest, receive(bytes([n]) * 60))
+    assert slowest < 1.0, f"a wait slept {slowest:.3f} s with a frame waiting"
+    started = time.monotonic()
+    assert not server.wait(50)
+    assert time.monotonic() - started >= 0.045
+    client.close()
+    server.close()
+
+
+def test_a_negative_spin_is_refused(ctx: zmq.Context) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ValueError, match="idle_spin_us"):
+        ServerEndpoint(make_server(), "tcp://127.0.0.1:*", context=ctx, idle_spin_us=-1)

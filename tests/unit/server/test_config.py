@@ -56,8 +56,10 @@ def test_values_are_converted_to_ticks_and_paths_resolved(tmp_path: Path) -> Non
 
 
 def test_flags_override_the_file(tmp_path: Path) -> None:
-    config = with_overrides(parse_config(GOOD, base=tmp_path), batch=9, fix_port=0, pq_only=True, host=None)
-    assert (config.batch, config.fix_port, config.qzmq.mode) == (9, 0, Mode.PQ_ONLY)
+    config = with_overrides(
+        parse_config(GOOD, base=tmp_path), batch=9, fix_port=0, pq_only=True, host=None, idle_spin_us=300
+    )
+    assert (config.batch, config.fix_port, config.qzmq.mode, config.idle_spin_us) == (9, 0, Mode.PQ_ONLY, 300)
     with pytest.raises(ServerConfigError, match=r"server\.batch"):
         with_overrides(config, batch=0)
 
@@ -69,6 +71,8 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         (("batch = 500", 'batch = "big"'), r"server.batch: expected an integer"),
         (("batch = 500", "batch = true"), r"server.batch: expected an integer, got a boolean"),
         (("batch = 500", "batch = 0"), r"server.batch: 0 is outside"),
+        (("batch = 500", "batch = 500\nidle_spin_us = -1"), r"server.idle_spin_us: -1 is outside"),
+        (("batch = 500", "batch = 500\nidle_spin_us = 0.5"), r"server.idle_spin_us: expected an integer"),
         (('symbol = "X"', ""), r"instrument\[0\].symbol: missing"),
         (('tick = "0.5"', 'tick = "-1"'), r"instrument\[0\].tick: -1 must be positive"),
         (('tick = "0.5"', 'tick = "abc"'), r"instrument\[0\].tick: 'abc' is not a decimal"),
