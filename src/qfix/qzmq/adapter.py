@@ -358,9 +358,6 @@ class ServerEndpoint:
         self._monitor_fd = int(self._monitor.getsockopt(zmq.FD))
         self._poller = self._new_poller()
         self._restarts_seen = 0  #: worker restarts the poller knows of (their pipes are new)
-        #: whether the last poll() read the socket until it was empty (the caller need
-        #: not ask again before its next wait)
-        self.drained = False
 
     def _new_poller(self) -> select.poll:
         poller = select.poll()
@@ -467,7 +464,6 @@ class ServerEndpoint:
                 drained = self._read(budget, events)
             if events:
                 break
-        self.drained = drained
         if drained:
             dead += self._dead
             self._dead = []

@@ -307,12 +307,10 @@ class Server:
                 first_recv = started
             held += self._handle(events, inbound)
             # a poll costs tens of microseconds even with nothing to read: the next pass
-            # takes up handshake results and timers if no frame is waiting (and a socket
-            # the poll just read to empty is not asked again: a frame that came since is
-            # read after the batch's reports are out)
-            if held >= batch_limit or time.monotonic() >= deadline:
-                break
-            if self.endpoint.drained or not self.endpoint.readable():
+            # takes up handshake results and timers if no frame is waiting (the socket is
+            # asked again even when the poll read it to empty: under load more frames
+            # come while stage S runs, and they belong in this batch)
+            if held >= batch_limit or time.monotonic() >= deadline or not self.endpoint.readable():
                 break
             events = self.endpoint.poll(0, max_frames=_frames_for(batch_limit - held))
         if inbound:
