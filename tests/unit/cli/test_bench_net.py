@@ -171,7 +171,7 @@ def test_durability_option_is_parsed_and_handed_to_run(tmp_path: Path, monkeypat
 
 def _window(rate: float) -> dict[str, object]:
     after = {"orders": 1000.0, "messages_in": 1000.0, "messages_out": 2500.0, "bytes_in": 9e4, "bytes_out": 2e5}
-    after.update(trades=40.0, cpu=0.8, engine_s=0.3)
+    after.update(trades=40.0, cpu=0.8, engine_s=0.3, engine_cpu_s=0.25)
     before = dict.fromkeys(after, 0.0)
     return {"orders_per_s": rate, "before": before, "after": after, "client_cpu": 0.4, "sent": 1000, "truncated": False}
 
@@ -305,3 +305,11 @@ def test_bench_net_tiny_run_without_market_data(tmp_path: Path) -> None:
     values = {r["name"] for r in doc["results"]}
     assert values >= REQUIRED and not any(name.startswith("md.") for name in values)
     assert doc["market_data"] == {"servers": "off (--no-md)"}
+
+
+def test_the_engine_inside_the_server_by_wall_and_by_thread_cpu() -> None:
+    """Wall time inside process() includes the loop thread's preemption on shared cores;
+    its CPU time is the engine-alone replay's clock, so the two rates say which it was."""
+    found = net._window_results([_window(r) for r in (100.0, 200.0, 300.0)], "note")
+    assert found["engine_in_server.orders_per_s"].value == pytest.approx(1000.0 / 0.3)
+    assert found["engine_in_server.cpu_orders_per_s"].value == pytest.approx(1000.0 / 0.25)
