@@ -210,13 +210,9 @@ class OrderEntry:
         #: per SessionID, the highest ExecID routed to it (what a Heartbeat reports as
         #: LastExecID); an array, so that routing raises every session's in one pass
         self.last_exec_ids = np.zeros(max_sessions, np.uint64)
-        # scratch of receive() and _split(), grown as needed (see there)
+        # receive()'s scratch: a frame holds at most _FRAME_MSGS messages (stage F)
         self._reasons = np.empty(_FRAME_MSGS, np.uint8)
         self._params = np.zeros(_stage_s.PARAMS, np.uint64)
-        self._order = np.empty(0, np.int64)
-        self._kept_rows = np.empty(0, np.int64)
-        self._kept_ids = np.empty(0, np.uint64)
-        self._groups = np.empty((0, _routing.GROUP_COLUMNS), np.int64)
 
     @property
     def blocked(self) -> frozenset[int]:
@@ -309,8 +305,6 @@ class OrderEntry:
         # every frame pays what is done here: the reasons and parameters are scratch
         # arrays of this object (nothing returned refers to them), the inbound records
         # are made as words, the kernel's view, and handed out as records
-        if self._reasons.size < k:
-            self._reasons = np.empty(max(k, 2 * self._reasons.size), np.uint8)
         reasons = self._reasons[:k]
         words = np.empty((k, _stage_s.INBOUND_WORDS), np.uint32)
         allowance = state.bucket.available(now) if self.accepting else 0
@@ -417,15 +411,10 @@ class OrderEntry:
         Trades)."""
         n = out.size
         words = schema.as_words(out)
-        if self._order.size < n:
-            # scratch, grown to the largest output seen: what is returned or kept is
-            # copied out of it (fancy indexing, ``.copy()``) before the next call
-            size = max(n, 2 * self._order.size)
-            self._order = np.empty(size, np.int64)
-            self._kept_rows = np.empty(size, np.int64)
-            self._kept_ids = np.empty(size, np.uint64)
-            self._groups = np.empty((size, _routing.GROUP_COLUMNS), np.int64)
-        order, kept_rows, kept_ids, groups = self._order[:n], self._kept_rows[:n], self._kept_ids[:n], self._groups[:n]
+        order = np.empty(n, np.int64)
+        kept_rows = np.empty(n, np.int64)
+        kept_ids = np.empty(n, np.uint64)
+        groups = np.empty((n, _routing.GROUP_COLUMNS), np.int64)
         # only sessions that exist keep reports: a slice, so the kernel raises the marks in place
         known = self.last_exec_ids[: len(self.by_id)]
         count, md_count, trades = _routing.split(words, known, order, kept_rows, kept_ids, groups)
