@@ -54,6 +54,8 @@ _STEPS = (
     ("endpoint", "flush"),
     ("server", "_handle"),
     ("entry", "receive"),
+    ("server", "_run_path"),
+    ("path", "run"),
     ("server", "_match"),
     ("ledger", "apply"),
     ("engine", "process"),
@@ -68,7 +70,7 @@ _STEPS = (
 def _time_steps(server: Any) -> dict[str, list[int]]:
     """Wrap each of ``_STEPS`` to record its thread CPU time (ns) per call."""
     owners = {"server": server, "endpoint": server.endpoint, "entry": server.entry, "ledger": server.ledger}
-    owners |= {"engine": server.engine, "md": server.md}
+    owners |= {"engine": server.engine, "md": server.md, "path": server._record_path}
     samples: dict[str, list[int]] = {}
 
     def wrap(owner: Any, name: str, label: str) -> None:

@@ -7,7 +7,7 @@ constants and the Numba cache"); so would the market-data kernel of ``_live.py``
 edit to the book tables of ``_store.py``. Every entry point (the ``qfix`` command, the
 tests, ``scripts/test.sh``) therefore points ``NUMBA_CACHE_DIR`` at ``<base>/<key>``,
 where the key digests every module of ``qfix.engine`` (its subpackages included),
-``qfix.marketdata`` and ``qfix.wire``,
+``qfix.marketdata``, ``qfix.wire`` and the server's kernels (``qfix.server._*``),
 named as ``src/qfix/...`` and sorted by bytes, exactly as ``scripts/test.sh`` computes it,
 so a checkout's tests, benchmarks and server share one warm cache and an edit anywhere in
 those packages starts a fresh one. Importing this module does not import numba.
@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
-_PATTERNS = ("engine/*.py", "engine/*/*.py", "marketdata/*.py", "wire/*.py")
+_PATTERNS = ("engine/*.py", "engine/*/*.py", "marketdata/*.py", "server/_*.py", "wire/*.py")
 
 
 def source_key(package: Path = _PACKAGE) -> str:

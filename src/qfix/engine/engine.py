@@ -332,9 +332,22 @@ class Engine:
                 f"record {consumed}: header is not (52, 1-4, 60, 0) or SessionID >= "
                 f"EngineConfig.max_sessions={self.config.max_sessions}"
             )
+        self.after_kernel(out, written)
+        return tuple.__new__(ProcessResult, (status, consumed, written, needed))
+
+    @property
+    def kernel_state(self) -> Array:
+        """The table of state addresses the compiled kernels take, for callers that run
+        ``_kernels.process(kernel_state, out, batch, n)`` inside compiled code of their own
+        (the server's record path); each such call must be followed by
+        :meth:`after_kernel` with the output it wrote, as :meth:`process` does."""
+        return self._P
+
+    def after_kernel(self, out: Array, written: int) -> None:
+        """What :meth:`process` does after its kernel: the event hash over the output, and
+        the kernel's error counter turned into an exception."""
         if self._hashing or self._ctr[ty.C_ERR]:
             self._finish(out, written)
-        return tuple.__new__(ProcessResult, (status, consumed, written, needed))
 
     def process_one(self, record: Array) -> Array:
         """Convenience path for tests and the SDK: one record in, its output chain out.

@@ -65,6 +65,7 @@ from qfix.server.config import ScheduledPhase, ServerConfig, ServerConfigError, 
 from qfix.server.feed import MarketData
 from qfix.server.ledger import Ledger
 from qfix.server.metrics import Metrics, StatusLine
+from qfix.server.record_path import RecordPath
 from qfix.server.session import OrderEntry, SessionState
 from qfix.wire import codec, codes, schema
 
@@ -192,6 +193,11 @@ class Server:
         #: engine and session table, recovered from the journal and changed only through it
         self.ledger = Ledger(config, self.entry, files=files)
         self.engine: Engine = self.ledger.engine
+        #: plain order frames run through one compiled call per pass; None: each frame
+        #: through OrderEntry.receive (a journal must write a batch before it runs)
+        self._record_path = (
+            RecordPath(self.entry, self.engine) if config.compiled_path and self.ledger.writer is None else None
+        )
         log.info("auction backend: %s", _auction_backend_choice(config))
         rec = self.ledger.recovery
         if config.journal_dir is not None:
@@ -313,8 +319,7 @@ class Server:
             if held >= batch_limit or time.monotonic() >= deadline or not self.endpoint.readable():
                 break
             events = self.endpoint.poll(0, max_frames=_frames_for(batch_limit - held))
-        if inbound:
-            self._match(inbound)
+        self._match_now(inbound)
         if first_recv:
             for ev in self.endpoint.flush():
                 if isinstance(ev, Closed):
@@ -347,21 +352,22 @@ class Server:
                     for command in ev.frames:
                         self._admin(ev.conn, bytes(command))
                     continue
+                path = self._record_path if ev.fixed else None
                 for frame in ev.frames:
                     recv_ns = max(time.time_ns(), self._last_recv_ns)
                     self._last_recv_ns = recv_ns
-                    arrival = self.entry.receive(ev.conn, frame, recv_ns, time.monotonic())
-                    totals.messages_in += arrival.messages
                     totals.bytes_in += len(frame) + RECORD_OVERHEAD
-                    if arrival.inbound.size:
-                        inbound.append(arrival.inbound)
-                        held += arrival.inbound.size
-                    if arrival.replies.size:
-                        totals.rejects += arrival.rejected
-                        self._send(ev.conn, arrival.replies)
-                    if arrival.close:
-                        log.warning("session %d sent too many refused messages; closing it", state.session_id)
-                        self._close_conn(ev.conn, CloseReason.PROTOCOL_ERROR)
+                    if path is not None:
+                        if inbound:  # what the Python path holds came first (the path holds nothing then)
+                            self._match(inbound)
+                            inbound.clear()
+                        path.add(state, ev.conn, frame, recv_ns)
+                        held += len(frame) // _MSG
+                        continue
+                    self._run_path(inbound)  # what the compiled path holds came first
+                    taken, closed = self._receive(ev.conn, state, frame, recv_ns, inbound)
+                    held += taken
+                    if closed:
                         break
             elif isinstance(ev, Established):
                 if ev.kid in self.entry.by_kid:
@@ -370,6 +376,65 @@ class Server:
             elif isinstance(ev, Closed):
                 self._logout(ev.conn)
         return held
+
+    def _receive(
+        self, conn: int, state: SessionState, frame: Any, recv_ns: int, inbound: list[Array]
+    ) -> tuple[int, bool]:
+        """Stages F, H and S for one frame in Python (``OrderEntry.receive``): its records
+        join ``inbound``, its replies are sent. Returns (records, whether the session was
+        closed for its refusals)."""
+        totals = self.metrics.totals
+        arrival = self.entry.receive(conn, frame, recv_ns, time.monotonic())
+        totals.messages_in += arrival.messages
+        if arrival.inbound.size:
+            inbound.append(arrival.inbound)
+        if arrival.replies.size:
+            totals.rejects += arrival.rejected
+            self._send(conn, arrival.replies)
+        if arrival.close:
+            log.warning("session %d sent too many refused messages; closing it", state.session_id)
+            self._close_conn(conn, CloseReason.PROTOCOL_ERROR)
+        return arrival.inbound.size, arrival.close
+
+    def _run_path(self, inbound: list[Array]) -> None:
+        """Run the frames the compiled record path collected (``RecordPath``): their
+        reports and market data go out, the frames it left go through :meth:`_receive`,
+        in order, and what they and the path pass but did not run join ``inbound``."""
+        path = self._record_path
+        if path is None or not path.pending:
+            return
+        totals = self.metrics.totals
+        try:
+            outcome = path.run(time.monotonic(), self.ledger.driver.out)
+        except Exception as exc:
+            # as in _apply: the engine may have run part of the pass, so going on would
+            # leave the live state somewhere no replay reaches
+            log.exception("the compiled record path failed")
+            self._journal_failed(JournalError(f"the compiled record path failed: {exc}"))
+            return
+        totals.messages_in += outcome.messages
+        for state, msgs in outcome.routed:
+            for conn in state.conns:
+                self._send(conn, msgs)
+        if outcome.md.size:
+            totals.md_records += outcome.md.shape[0]
+            totals.trades += outcome.trades
+            if self.md is not None:
+                self.md.collect(outcome.md)
+        if self.md is not None:
+            self.md.flush(time.time_ns())
+        if outcome.consumed:
+            totals.orders += outcome.consumed
+            self._auctions(after_batch=True)
+        if outcome.rest.size:
+            inbound.append(outcome.rest)
+        closed: set[int] = set()
+        for item in outcome.left:
+            owner = self.entry.by_conn.get(item.conn)
+            if owner is None or item.conn in closed:
+                continue
+            if self._receive(item.conn, owner, item.frame, item.recv_time, inbound)[1]:
+                closed.add(item.conn)
 
     def _login(self, ev: Established) -> None:
         try:
@@ -633,6 +698,7 @@ class Server:
 
     def _match_now(self, inbound: list[Array]) -> None:
         """Match what was collected so far (before an input that must come after it)."""
+        self._run_path(inbound)
         if inbound:
             self._match(inbound)
             inbound.clear()

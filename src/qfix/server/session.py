@@ -219,6 +219,11 @@ class OrderEntry:
         """Accounts an operator killed: their orders are refused at stage S (108)."""
         return self._blocked
 
+    @property
+    def blocked_sorted(self) -> npt.NDArray[np.uint32]:
+        """:attr:`blocked`, sorted, as stage S takes it."""
+        return self._blocked_sorted
+
     def set_blocked(self, accounts: frozenset[int] | set[int]) -> None:
         """Replace the blocked accounts (kept sorted for stage S's binary search)."""
         self._blocked = frozenset(int(a) for a in accounts)
@@ -386,6 +391,14 @@ class OrderEntry:
             return [], _EMPTY_MSGS, 0
         messages = out["message"]
         groups, order, md_count, trades = self._split(out, messages)
+        routed, md_msgs = self.deliveries(messages, order, groups, md_count)
+        return routed, md_msgs, trades
+
+    def deliveries(
+        self, messages: Array, order: Array, groups: list[tuple[int, int]], md_count: int
+    ) -> tuple[list[tuple[SessionState, Array]], Array]:
+        """The messages of each destination and the market data, from a split's
+        ``order`` and its (SessionID, end) groups (see :meth:`route`)."""
         md_msgs = messages[order[order.size - md_count :]] if md_count else _EMPTY_MSGS
         by_id = self.by_id
         routed = []
@@ -395,7 +408,7 @@ class OrderEntry:
             if sid < len(by_id):
                 routed.append((by_id[sid], messages[order[start:end]]))
             start = end
-        return routed, md_msgs, trades
+        return routed, md_msgs
 
     def remember(self, out: Array) -> None:
         """Put the sequenced reports of engine output ``out`` (any number of batches, in
@@ -418,13 +431,18 @@ class OrderEntry:
         # only sessions that exist keep reports: a slice, so the kernel raises the marks in place
         known = self.last_exec_ids[: len(self.by_id)]
         count, md_count, trades = _routing.split(words, known, order, kept_rows, kept_ids, groups)
+        return self.file_reports(messages, groups[:count], kept_rows, kept_ids), order, md_count, trades
+
+    def file_reports(self, messages: Array, groups: Array, kept_rows: Array, kept_ids: Array) -> list[tuple[int, int]]:
+        """Add each destination's new sequenced reports, as ``_routing.split`` picked
+        them, to its session's history; returns the groups as (SessionID, end in order)."""
         by_id = self.by_id
         ends = []
         kept_start = 0
-        for sid, end, kept_end in groups[:count].tolist():
+        for sid, end, kept_end in groups.tolist():
             ends.append((sid, end))
             if kept_end > kept_start and sid < len(by_id):
-                # copies: the arrays are this call's, and the history outlives it
+                # copies: the split's arrays are scratch, and the history outlives them
                 by_id[sid].history.add(kept_ids[kept_start:kept_end].copy(), messages[kept_rows[kept_start:kept_end]])
             kept_start = kept_end
-        return ends, order, md_count, trades
+        return ends
