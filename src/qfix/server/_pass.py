@@ -45,7 +45,7 @@ FRAME_COLUMNS: Final = 4
 #: the columns of ``sessions``, one row per session with frames in the pass: what stage S
 #: needs (SessionID, ClOrdID mark, orders the throttle allows, accepting, session account,
 #: its accounts as ``accounts[start:end]``), and (written here) the orders charged to its
-#: throttle and the messages taken
+#: throttle
 SESSION_ID: Final = 0
 SESSION_MARK: Final = 1
 SESSION_ALLOWANCE: Final = 2
@@ -54,19 +54,18 @@ SESSION_ACCOUNT: Final = 4
 SESSION_ACCOUNTS_START: Final = 5
 SESSION_ACCOUNTS_END: Final = 6
 SESSION_ORDERS: Final = 7
-SESSION_TAKEN: Final = 8
-SESSION_COLUMNS: Final = 9
+SESSION_COLUMNS: Final = 8
 
 #: the entries of ``run_pass``'s result
-RESULT_FRAMES: Final = 8  #: frames taken (the rest, from the first left one, are Python's)
-RESULT_INBOUND: Final = 0  #: inbound records stage S passed
-RESULT_STATUS: Final = 1  #: the engine's status (kern.STATUS_*), STATUS_OK with no record
-RESULT_CONSUMED: Final = 2  #: inbound records the engine ran
-RESULT_NEEDED: Final = 3  #: output records the next one needs (STATUS_FULL)
-RESULT_WRITTEN: Final = 4  #: output records written
-RESULT_GROUPS: Final = 5  #: destinations in ``groups``
-RESULT_MD: Final = 6  #: market-data records (the end of ``order``)
-RESULT_TRADES: Final = 7  #: Trade records among them
+RESULT_FRAMES: Final = 0  #: frames taken (the rest, from the first left one, are Python's)
+RESULT_INBOUND: Final = 1  #: inbound records stage S passed (every message of those frames)
+RESULT_STATUS: Final = 2  #: the engine's status (kern.STATUS_*), STATUS_OK with no record
+RESULT_CONSUMED: Final = 3  #: inbound records the engine ran
+RESULT_NEEDED: Final = 4  #: output records the next one needs (STATUS_FULL)
+RESULT_WRITTEN: Final = 5  #: output records written
+RESULT_GROUPS: Final = 6  #: destinations in ``groups``
+RESULT_MD: Final = 7  #: market-data records (the end of ``order``)
+RESULT_TRADES: Final = 8  #: Trade records among them
 RESULT_FIELDS: Final = 9
 
 
@@ -128,7 +127,6 @@ def run_pass(
             break
         sessions[row, SESSION_MARK] = mark
         sessions[row, SESSION_ORDERS] += orders
-        sessions[row, SESSION_TAKEN] += k
         written += passed
         taken += 1
     result[:] = 0

@@ -35,8 +35,21 @@ __all__ = ["Left", "PassOutcome", "RecordPath"]
 Array = npt.NDArray[Any]
 
 _MSG: Final = codes.MESSAGE_SIZE
-_INITIAL_FRAMES: Final = 64
-_INITIAL_BYTES: Final = 1 << 16
+# run() builds the kernel's tables as Python tuples, in column order
+_FRAME_ORDER: Final = (_pass.FRAME_START, _pass.FRAME_BYTES, _pass.FRAME_SESSION, _pass.FRAME_RECV_TIME)
+_SESSION_ORDER: Final = (
+    _pass.SESSION_ID,
+    _pass.SESSION_MARK,
+    _pass.SESSION_ALLOWANCE,
+    _pass.SESSION_ACCEPTING,
+    _pass.SESSION_ACCOUNT,
+    _pass.SESSION_ACCOUNTS_START,
+    _pass.SESSION_ACCOUNTS_END,
+    _pass.SESSION_ORDERS,
+)
+if _FRAME_ORDER != tuple(range(_pass.FRAME_COLUMNS)) or _SESSION_ORDER != tuple(range(_pass.SESSION_COLUMNS)):
+    raise ImportError("the record path's tables are built in column order; _pass renumbered them")
+_NO_INBOUND: Final = np.zeros(0, schema.INBOUND)
 
 
 @dataclass(slots=True)
@@ -73,148 +86,124 @@ class RecordPath:
     def __init__(self, entry: OrderEntry, engine: Engine) -> None:
         self.entry = entry
         self.engine = engine
-        self._frames = np.zeros(_INITIAL_BYTES, np.uint8)
-        self._table = np.zeros((_INITIAL_FRAMES, _pass.FRAME_COLUMNS), np.int64)
-        self._conns: list[int] = []
-        self._bytes = 0
-        self._messages = 0
-        self._rows: dict[int, int] = {}  # SessionID -> row of the pass's session table
-        self._states: list[SessionState] = []
+        self._pending: list[tuple[int, SessionState, bytes | memoryview, int]] = []
         self._inbound = np.zeros(0, schema.INBOUND)
-        self._out_size = -1
+        self._inbound_words = schema.as_words(self._inbound)
+        self._out: Array | None = None
         self._result = np.zeros(_pass.RESULT_FIELDS, np.int64)
 
     @property
     def pending(self) -> int:
         """Frames collected since the last :meth:`run`."""
-        return len(self._conns)
+        return len(self._pending)
 
     def add(self, state: SessionState, conn: int, frame: bytes | memoryview, recv_time: int) -> None:
-        """Collect one DATA_FIXED frame of ``conn`` (a connection of ``state``)."""
-        size = len(frame)
-        at = self._bytes
-        end = at + size
-        if end > self._frames.size:
-            self._frames = _grown(self._frames, end)
-        self._frames[at:end] = np.frombuffer(frame, np.uint8)
-        f = len(self._conns)
-        if f == self._table.shape[0]:
-            self._table = _grown(self._table, f + 1)
-        row = self._rows.get(state.session_id)
-        if row is None:
-            row = self._rows[state.session_id] = len(self._states)
-            self._states.append(state)
-        table = self._table[f]
-        table[_pass.FRAME_START] = at
-        table[_pass.FRAME_BYTES] = size
-        table[_pass.FRAME_SESSION] = row
-        table[_pass.FRAME_RECV_TIME] = recv_time
-        self._conns.append(conn)
-        self._bytes = (end + 3) & ~3  # the kernel reads each frame as 32-bit words
-        self._messages += size // _MSG + 1
+        """Collect one DATA_FIXED frame of ``conn`` (a connection of ``state``); the frame
+        must stay unchanged until :meth:`run`."""
+        self._pending.append((conn, state, frame, recv_time))
 
     def run(self, now: float, out: Array) -> PassOutcome:
         """Run the collected frames into ``out`` (the engine's output buffer); ``now`` is
         the monotonic time for the throttles. Empties the collection."""
-        entry = self.entry
-        states = self._states
-        nframes = len(self._conns)
-        if not nframes:
+        pending, self._pending = self._pending, []
+        if not pending:
             raise ValueError("no frame was collected")
-        sessions = np.zeros((len(states), _pass.SESSION_COLUMNS), np.uint64)
+        entry = self.entry
+        # what the kernel reads, built in Python lists and converted once: NumPy's
+        # per-item assignments would cost more than the kernel itself
+        rows: dict[int, int] = {}
+        states: list[SessionState] = []
+        table = []
+        chunks = []
+        at = 0
+        for _, state, frame, recv_time in pending:
+            row = rows.get(state.session_id)
+            if row is None:
+                row = rows[state.session_id] = len(states)
+                states.append(state)
+            size = len(frame)
+            table.append((at, size, row, recv_time))
+            chunks.append(frame)
+            at += size
+        chunks.append(bytes(-at % 4))  # the kernel reads the frames as 32-bit words
+        frames = np.frombuffer(b"".join(chunks), np.uint8)
+        accepting = entry.accepting
+        session_rows = []
         parts = []
         start = 0
-        for row, state in enumerate(states):
+        for state in states:
             own = state.sorted_accounts
             parts.append(own)
-            s = sessions[row]
-            s[_pass.SESSION_ID] = state.session_id
-            s[_pass.SESSION_MARK] = state.hwm
-            s[_pass.SESSION_ALLOWANCE] = state.bucket.available(now) if entry.accepting else 0
-            s[_pass.SESSION_ACCEPTING] = entry.accepting
-            s[_pass.SESSION_ACCOUNT] = state.session_account if own.size else 0
-            s[_pass.SESSION_ACCOUNTS_START] = start
-            start += own.size
-            s[_pass.SESSION_ACCOUNTS_END] = start
+            end = start + own.size
+            allowance = state.bucket.available(now) if accepting else 0
+            account = state.session_account if own.size else 0
+            session_rows.append((state.session_id, state.hwm, allowance, accepting, account, start, end, 0))
+            start = end
+        sessions = np.array(session_rows, np.uint64)
         accounts = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        if self._inbound.size < self._messages:
-            self._inbound = np.zeros(max(self._messages, 2 * self._inbound.size), schema.INBOUND)
-        if self._out_size != out.size:
+        messages = at // _MSG
+        if self._inbound.size < messages:
+            self._inbound = np.zeros(max(messages, 2 * self._inbound.size), schema.INBOUND)
+            self._inbound_words = schema.as_words(self._inbound)
+        if out is not self._out:
             n = out.size
+            self._out = out
+            self._out_words = schema.as_words(out)
+            self._out_messages = out["message"]
             self._order = np.empty(n, np.int64)
             self._kept_rows = np.empty(n, np.int64)
             self._kept_ids = np.empty(n, np.uint64)
             self._groups = np.empty((n, _routing.GROUP_COLUMNS), np.int64)
-            self._out_size = n
-        inbound = self._inbound
         known = len(entry.by_id)
-        table = self._table[:nframes]
-        result = self._result
         _pass.run_pass(
-            self._frames,
-            table,
+            frames,
+            np.array(table, np.int64),
             sessions,
             accounts,
             entry.blocked_sorted,
-            inbound,
-            schema.as_words(inbound),
+            self._inbound,
+            self._inbound_words,
             self.engine.kernel_state,
             out,
-            schema.as_words(out),
+            self._out_words,
             entry.journaled_marks[:known],
             entry.last_exec_ids[:known],
             self._order,
             self._kept_rows,
             self._kept_ids,
             self._groups,
-            result,
+            self._result,
         )
-        status = int(result[_pass.RESULT_STATUS])
+        result = self._result.tolist()
+        taken = result[_pass.RESULT_FRAMES]
+        passed = result[_pass.RESULT_INBOUND]
+        status = result[_pass.RESULT_STATUS]
+        consumed = result[_pass.RESULT_CONSUMED]
+        written = result[_pass.RESULT_WRITTEN]
+        count = result[_pass.RESULT_GROUPS]
+        md_count = result[_pass.RESULT_MD]
         if status == kern.STATUS_BAD:  # stage S passed it: a bug, not input
             raise RuntimeError("the engine refused a record stage S had passed")
-        written = int(result[_pass.RESULT_WRITTEN])
-        output = out[:written]
-        if result[_pass.RESULT_INBOUND]:
+        if passed:
             self.engine.after_kernel(out, written)
-        for row, state in enumerate(states):
-            s = sessions[row]
-            state.hwm = int(s[_pass.SESSION_MARK])
-            if s[_pass.SESSION_ORDERS]:
-                state.bucket.spend(int(s[_pass.SESSION_ORDERS]))
-        messages = output["message"]
-        count = int(result[_pass.RESULT_GROUPS])
-        md_count = int(result[_pass.RESULT_MD])
-        ends = entry.file_reports(messages, self._groups[:count], self._kept_rows, self._kept_ids)
-        routed, md = entry.deliveries(messages, self._order[:written], ends, md_count)
-        consumed = int(result[_pass.RESULT_CONSUMED])
-        passed = int(result[_pass.RESULT_INBOUND])
-        taken = int(result[_pass.RESULT_FRAMES])
-        frames = self._frames
+        for state, row_after in zip(states, sessions.tolist(), strict=True):
+            state.hwm = row_after[_pass.SESSION_MARK]
+            if row_after[_pass.SESSION_ORDERS]:
+                state.bucket.spend(row_after[_pass.SESSION_ORDERS])
+        out_messages = self._out_messages
+        ends = entry.file_reports(out_messages, self._groups[:count], self._kept_rows, self._kept_ids)
+        routed, md = entry.deliveries(out_messages, self._order[:written], ends, md_count)
         left = [
-            Left(self._conns[f], frames[start : start + size].copy(), recv_time)
-            for f, (start, size, _, recv_time) in enumerate(table[taken:].tolist(), taken)
+            Left(conn, np.frombuffer(frame, np.uint8).copy(), recv_time)
+            for conn, _, frame, recv_time in pending[taken:]
         ]
-        outcome = PassOutcome(
+        return PassOutcome(
             routed=routed,
             md=md,
-            trades=int(result[_pass.RESULT_TRADES]),
-            messages=int(sessions[:, _pass.SESSION_TAKEN].sum()),
+            trades=result[_pass.RESULT_TRADES],
+            messages=passed,
             consumed=consumed,
-            rest=inbound[consumed:passed].copy(),
+            rest=self._inbound[consumed:passed].copy() if passed > consumed else _NO_INBOUND,
             left=left,
-            output=output,
+            output=out[:written],
         )
-        self._conns = []
-        self._bytes = 0
-        self._messages = 0
-        self._rows = {}
-        self._states = []
-        return outcome
-
-
-def _grown(a: Array, needed: int) -> Array:
-    """``a`` copied into an array of at least ``needed`` rows (doubling)."""
-    size = max(needed, 2 * a.shape[0])
-    b = np.zeros((size, *a.shape[1:]), a.dtype)
-    b[: a.shape[0]] = a
-    return b
