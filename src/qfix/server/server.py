@@ -416,6 +416,11 @@ class Server:
         for state, msgs in outcome.routed:
             for conn in state.conns:
                 self._send(conn, msgs)
+        # the reports leave before the market data and the bookkeeping: they are what a
+        # client waits for
+        for ev in self.endpoint.flush():
+            if isinstance(ev, Closed):
+                self._logout(ev.conn)
         if outcome.md.size:
             totals.md_records += outcome.md.shape[0]
             totals.trades += outcome.trades
