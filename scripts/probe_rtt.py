@@ -70,7 +70,7 @@ _STEPS = (
 def _time_steps(server: Any) -> dict[str, list[int]]:
     """Wrap each of ``_STEPS`` to record its thread CPU time (ns) per call."""
     owners = {"server": server, "endpoint": server.endpoint, "entry": server.entry, "ledger": server.ledger}
-    owners |= {"engine": server.engine, "md": server.md, "path": server._record_path}
+    owners |= {"engine": server.engine, "md": server.md, "path": getattr(server, "_record_path", None)}
     samples: dict[str, list[int]] = {}
 
     def wrap(owner: Any, name: str, label: str) -> None:
