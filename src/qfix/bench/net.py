@@ -419,20 +419,42 @@ def _server_main(config: Any, ctl: Connection, record_path: str) -> None:
     phase = 0
     engine_ns = 0
     engine_cpu_ns = 0  #: the same in the loop thread's CPU time: what preemption does not inflate
+    engine_orders = 0  #: records the engine ran through process() (the Python path)
+    #: the same three for the compiled record path's calls (stages H and S, the engine, routing)
+    path_ns = path_cpu_ns = path_orders = 0
     record = open(record_path, "wb") if record_path else None  # noqa: SIM115 - closed when the process ends
 
     def process(batch: Array, out: Array) -> Any:
-        nonlocal engine_ns, engine_cpu_ns
+        nonlocal engine_ns, engine_cpu_ns, engine_orders
         start, cpu_start = time.perf_counter_ns(), time.thread_time_ns()
         res = original(batch, out)
         engine_ns += time.perf_counter_ns() - start
         engine_cpu_ns += time.thread_time_ns() - cpu_start
+        engine_orders += res.consumed
         if res.consumed and record is not None:
             pending.append(batch[: res.consumed])
             marks.append((res.consumed, phase))
         return res
 
     engine.process = process  # type: ignore[method-assign]
+
+    path = server.record_path
+    if path is not None:
+        original_run = path.run
+
+        def run(now: float, out: Array) -> Any:
+            nonlocal path_ns, path_cpu_ns, path_orders
+            start, cpu_start = time.perf_counter_ns(), time.thread_time_ns()
+            outcome = original_run(now, out)
+            path_ns += time.perf_counter_ns() - start
+            path_cpu_ns += time.thread_time_ns() - cpu_start
+            path_orders += outcome.consumed
+            if outcome.consumed and record is not None:
+                pending.append(outcome.ran.copy())
+                marks.append((outcome.consumed, phase))
+            return outcome
+
+        path.run = run  # type: ignore[method-assign]
 
     def flush_records() -> None:
         if record is None:
@@ -445,6 +467,8 @@ def _server_main(config: Any, ctl: Connection, record_path: str) -> None:
     def snapshot() -> dict[str, Any]:
         t = dataclasses.asdict(server.metrics.totals)
         t.update(cpu=time.process_time(), engine_s=engine_ns / 1e9, engine_cpu_s=engine_cpu_ns / 1e9)
+        t.update(engine_orders=engine_orders, path_orders=path_orders)
+        t.update(path_s=path_ns / 1e9, path_cpu_s=path_cpu_ns / 1e9)
         t.update(t=time.monotonic())
         t.update(_md_counters(server))
         return t
@@ -1560,6 +1584,15 @@ def _per_order(key: str, factor: float = 1.0) -> Callable[[dict[str, Any]], floa
     return rate
 
 
+#: the rates of the matching inside the server, by path (each only when that path ran)
+_IN_SERVER: Final = (
+    "engine_in_server.orders_per_s",
+    "engine_in_server.cpu_orders_per_s",
+    "record_path_in_server.orders_per_s",
+    "record_path_in_server.cpu_orders_per_s",
+)
+
+
 def _window_results(windows: list[dict[str, Any]], note: str) -> dict[str, _common.Result]:
     """The figures of the throughput windows, by their (unprefixed) names."""
 
@@ -1571,8 +1604,14 @@ def _window_results(windows: list[dict[str, Any]], note: str) -> dict[str, _comm
     def msgs_rate(w: dict[str, Any]) -> float:
         return per_order("messages_in")(w) + per_order("messages_out")(w)
 
-    def in_server(w: dict[str, Any], clock: str = "engine_s") -> float:
-        return _delta(w["before"], w["after"], "orders") / max(1e-9, _delta(w["before"], w["after"], clock))
+    def in_server(clock: str, orders: str) -> Callable[[dict[str, Any]], float]:
+        def rate(w: dict[str, Any]) -> float:
+            return _delta(w["before"], w["after"], orders) / max(1e-9, _delta(w["before"], w["after"], clock))
+
+        return rate
+
+    def ran(orders: str) -> bool:
+        return any(_delta(w["before"], w["after"], orders) > 0 for w in windows)
 
     found = [
         _common.from_samples("orders_per_s", per_window(lambda w: w["orders_per_s"]), "orders/s", note),
@@ -1580,15 +1619,44 @@ def _window_results(windows: list[dict[str, Any]], note: str) -> dict[str, _comm
         _common.from_samples("gbps_in", per_window(per_order("bytes_in", 8e-9)), "Gbit/s", "QZMQ records"),
         _common.from_samples("gbps_out", per_window(per_order("bytes_out", 8e-9)), "Gbit/s", "QZMQ records"),
         _common.from_samples("trades_per_s", per_window(per_order("trades")), "trades/s"),
-        _common.from_samples(
-            "engine_in_server.orders_per_s", per_window(in_server), "orders/s", "time inside process()"
-        ),
-        _common.from_samples(
-            "engine_in_server.cpu_orders_per_s",
-            per_window(lambda w: in_server(w, "engine_cpu_s")),
-            "orders/s",
-            "the loop thread's CPU time inside process(): the same clock as the engine alone",
-        ),
+    ]
+    if ran("engine_orders"):  # the Python path's engine calls (process())
+        found += [
+            _common.from_samples(
+                "engine_in_server.orders_per_s",
+                per_window(in_server("engine_s", "engine_orders")),
+                "orders/s",
+                "records run by process() over the time inside it",
+            ),
+            _common.from_samples(
+                "engine_in_server.cpu_orders_per_s",
+                per_window(in_server("engine_cpu_s", "engine_orders")),
+                "orders/s",
+                "the loop thread's CPU time inside process(): the same clock as the engine alone",
+            ),
+        ]
+    if ran("path_orders"):  # the compiled record path's calls
+        found += [
+            _common.from_samples(
+                "record_path_in_server.orders_per_s",
+                per_window(in_server("path_s", "path_orders")),
+                "orders/s",
+                "records the compiled record path ran over the time inside it (stages H and S, the engine, routing)",
+            ),
+            _common.from_samples(
+                "record_path_in_server.cpu_orders_per_s",
+                per_window(in_server("path_cpu_s", "path_orders")),
+                "orders/s",
+                "the same in the loop thread's CPU time",
+            ),
+            _common.from_samples(
+                "record_path_share_of_server_time",
+                per_window(per_order("path_s")),
+                "ratio",
+                "the record path's calls / wall",
+            ),
+        ]
+    found += [
         _common.from_samples(
             "cpu.clients_cores",
             per_window(lambda w: w["client_cpu"] / w["sent"] * w["orders_per_s"]),
@@ -1764,8 +1832,9 @@ def _measure(
     alone_wall = [phase_orders[k + 1] / alone_wall_s[k + 1] for k in range(reps) if alone_wall_s.get(k + 1)]
     report.add(_common.from_samples("engine_alone_wall_orders_per_s", alone_wall, "orders/s", "the same, wall time"))
     report.add(_common.ratio("over_engine_alone", orders, alone, "target >= 0.50"))
-    report.add(by_window["engine_in_server.orders_per_s"])
-    report.add(by_window["engine_in_server.cpu_orders_per_s"])
+    for name in _IN_SERVER:
+        if name in by_window:  # only the paths that ran in the windows
+            report.add(by_window[name])
     plain = report.add(
         _common.from_samples(
             "plaintext_ceiling.orders_per_s", plain_rates, "msgs/s", "same frames, plain DEALER->ROUTER echo"
@@ -1774,6 +1843,8 @@ def _measure(
     report.add(_common.ratio("over_plaintext_ceiling", orders, plain))
     for name in ("cpu.clients_cores", "cpu.server_cores", "engine_share_of_server_time"):
         report.add(by_window[name])
+    if "record_path_share_of_server_time" in by_window:
+        report.add(by_window["record_path_share_of_server_time"])
     for rate in sizes.rates:
         report.add(_common.from_samples(f"rtt.p50_us@{rate}", [p[0] for p in lat[rate]], "us"))
         report.add(_common.from_samples(f"rtt.p99_us@{rate}", [p[1] for p in lat[rate]], "us"))

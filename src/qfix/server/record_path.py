@@ -70,6 +70,7 @@ class PassOutcome:
     trades: int  #: Trades among them
     messages: int  #: messages of the frames taken
     consumed: int  #: inbound records the engine ran
+    ran: Array  #: those records (a view of the path's buffer: valid until the next run)
     rest: Array  #: inbound records passed but not run (the output buffer filled): run them next
     left: list[Left]  #: frames for the Python path, in arrival order
     output: Array  #: the engine's output of the call (what ``routed`` and ``md`` came from)
@@ -203,6 +204,7 @@ class RecordPath:
             trades=result[_pass.RESULT_TRADES],
             messages=passed,
             consumed=consumed,
+            ran=self._inbound[:consumed],
             rest=self._inbound[consumed:passed].copy() if passed > consumed else _NO_INBOUND,
             left=left,
             output=out[:written],

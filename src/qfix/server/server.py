@@ -268,6 +268,11 @@ class Server:
         self._ended: list[int] = []
 
     @property
+    def record_path(self) -> RecordPath | None:
+        """The compiled record path (None when ``compiled_path`` is off or a journal is on)."""
+        return self._record_path
+
+    @property
     def fix_endpoint(self) -> str:
         """The bound order-entry endpoint (with the real port when 0 was configured)."""
         return self.endpoint.endpoint

@@ -173,7 +173,8 @@ def test_durability_option_is_parsed_and_handed_to_run(tmp_path: Path, monkeypat
 
 def _window(rate: float) -> dict[str, object]:
     after = {"orders": 1000.0, "messages_in": 1000.0, "messages_out": 2500.0, "bytes_in": 9e4, "bytes_out": 2e5}
-    after.update(trades=40.0, cpu=0.8, engine_s=0.3, engine_cpu_s=0.25)
+    after.update(trades=40.0, cpu=0.8, engine_s=0.3, engine_cpu_s=0.25, engine_orders=1000.0)
+    after.update(path_orders=0.0, path_s=0.0, path_cpu_s=0.0)
     before = dict.fromkeys(after, 0.0)
     return {"orders_per_s": rate, "before": before, "after": after, "client_cpu": 0.4, "sent": 1000, "truncated": False}
 
@@ -315,3 +316,17 @@ def test_the_engine_inside_the_server_by_wall_and_by_thread_cpu() -> None:
     found = net._window_results([_window(r) for r in (100.0, 200.0, 300.0)], "note")
     assert found["engine_in_server.orders_per_s"].value == pytest.approx(1000.0 / 0.3)
     assert found["engine_in_server.cpu_orders_per_s"].value == pytest.approx(1000.0 / 0.25)
+    assert "record_path_in_server.orders_per_s" not in found  # that path ran nothing
+
+
+def test_the_record_path_inside_the_server_is_its_own_figure() -> None:
+    """Records run by the compiled record path are timed apart from process(): its calls
+    hold stages H and S and routing too, so they never count as the engine's time."""
+    windows = [_window(r) for r in (100.0, 200.0, 300.0)]
+    for w in windows:
+        w["after"].update(engine_orders=100.0, engine_s=0.05, path_orders=900.0, path_s=0.2, path_cpu_s=0.18)  # type: ignore[attr-defined]
+    found = net._window_results(windows, "note")
+    assert found["engine_in_server.orders_per_s"].value == pytest.approx(100.0 / 0.05)
+    assert found["record_path_in_server.orders_per_s"].value == pytest.approx(900.0 / 0.2)
+    assert found["record_path_in_server.cpu_orders_per_s"].value == pytest.approx(900.0 / 0.18)
+    assert found["record_path_share_of_server_time"].value == pytest.approx(0.2 / 1000.0 * 200.0)
