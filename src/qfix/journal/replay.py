@@ -80,6 +80,13 @@ class EngineDriver:
             )
         self.out = output_buffer(size)
 
+    def reserve(self, records: int) -> None:
+        """Grow the output buffer towards ``records`` (never past ``worst_case``), for a
+        caller whose whole batch's output should fit one call (the server's record path)."""
+        size = min(records, self.worst_case)
+        if size > self.out.size:
+            self.out = output_buffer(size)
+
     def apply(self, entry: Entry, dispatch: Callable[[Array], None]) -> None:
         """Run ``entry`` on the engine, handing each stretch of output to ``dispatch``.
 

@@ -438,6 +438,9 @@ class Server:
             self._auctions(after_batch=True)
         if outcome.rest.size:
             inbound.append(outcome.rest)
+            # the pass's output did not fit: let the next one's (the rest pays the Python path)
+            driver = self.ledger.driver
+            driver.reserve(2 * driver.out_size)
         closed: set[int] = set()
         for item in outcome.left:
             owner = self.entry.by_conn.get(item.conn)

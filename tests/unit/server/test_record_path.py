@@ -11,11 +11,16 @@ import numpy as np
 import pytest
 
 from qfix.engine import Engine, output_buffer
+from qfix.journal.replay import EngineDriver
 from qfix.server import _stage_s
 from qfix.server.record_path import RecordPath
 from qfix.server.session import OrderEntry
-from qfix.testing.generators import default_random_config, default_random_instruments, default_random_sessions
-from qfix.testing.generators import random_stream
+from qfix.testing.generators import (
+    default_random_config,
+    default_random_instruments,
+    default_random_sessions,
+    random_stream,
+)
 from qfix.wire import codes, message, schema
 
 _MSG = codes.MESSAGE_SIZE
@@ -210,3 +215,17 @@ def test_the_first_left_frame_leaves_every_later_one() -> None:
     ]
     assert (a.hwm, b.hwm) == (1, 0)  # nothing of the left frames was committed
     assert [state.session_id for state, _ in outcome.routed] == [0]
+
+
+def test_the_driver_reserves_output_up_to_its_worst_case() -> None:
+    """After a pass whose output did not fit, the server asks the engine driver for a
+    larger buffer; it grows, never past the configured worst case, and never shrinks."""
+    side = _side((1e9, 1e9), {sid: (acct,) for sid, acct in default_random_sessions()})
+    driver = EngineDriver(side.engine, 16)
+    driver.reserve(64)
+    assert driver.out_size == 64
+    driver.reserve(32)
+    assert driver.out_size == 64
+    driver.worst_case = 100  # a server's configuration bounds it (this engine's is huge)
+    driver.reserve(1_000)
+    assert driver.out_size == 100
