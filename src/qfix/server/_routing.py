@@ -39,6 +39,9 @@ _GROUP_DEST: Final = 0
 _GROUP_END: Final = 1
 _GROUP_KEPT_END: Final = 2
 GROUP_COLUMNS: Final = 3
+#: destinations below this are ordered by a counting sort (a table of this many entries
+#: at most); the engine's SessionIDs always are, anything else takes a stable argsort
+_COUNTING_SORT_DESTS: Final = 1 << 16
 
 
 @numba.njit(cache=True, nogil=True)
@@ -81,16 +84,33 @@ def split(
     if private == 0:
         return 0, n, trades
     first = words[order[0], _DEST]
+    highest = first
+    mixed = False
     for j in range(1, private):
-        if words[order[j], _DEST] != first:
+        dest = words[order[j], _DEST]
+        mixed |= dest != first
+        highest = max(highest, dest)
+    if mixed:
+        picked = order[:private].copy()
+        if highest < _COUNTING_SORT_DESTS:
+            # a counting sort: SessionIDs are dense and few, and a pass's output holds
+            # tens of thousands of records (an argsort cost more than the engine)
+            starts = np.zeros(highest + 2, np.int64)
+            for k in range(private):
+                starts[words[picked[k], _DEST] + 1] += 1
+            for d in range(1, highest + 2):
+                starts[d] += starts[d - 1]
+            for k in range(private):  # in emission order: stable
+                dest = words[picked[k], _DEST]
+                order[starts[dest]] = picked[k]
+                starts[dest] += 1
+        else:
             dests = np.empty(private, np.int64)
             for k in range(private):
-                dests[k] = words[order[k], _DEST]
+                dests[k] = words[picked[k], _DEST]
             perm = np.argsort(dests, kind="mergesort")  # stable: emission order kept
-            picked = order[:private].copy()
             for k in range(private):
                 order[k] = picked[perm[k]]
-            break
     count = 0
     kept = 0
     j = 0
