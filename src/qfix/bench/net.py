@@ -442,10 +442,10 @@ def _server_main(config: Any, ctl: Connection, record_path: str) -> None:
     if path is not None:
         original_run = path.run
 
-        def run(now: float, out: Array) -> Any:
+        def run(*args: Any) -> Any:
             nonlocal path_ns, path_cpu_ns, path_orders
             start, cpu_start = time.perf_counter_ns(), time.thread_time_ns()
-            outcome = original_run(now, out)
+            outcome = original_run(*args)
             path_ns += time.perf_counter_ns() - start
             path_cpu_ns += time.thread_time_ns() - cpu_start
             path_orders += outcome.consumed
@@ -454,7 +454,7 @@ def _server_main(config: Any, ctl: Connection, record_path: str) -> None:
                 marks.append((outcome.consumed, phase))
             return outcome
 
-        path.run = run  # type: ignore[method-assign]
+        path.run = run  # type: ignore[method-assign,assignment]
 
     def flush_records() -> None:
         if record is None:

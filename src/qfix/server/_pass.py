@@ -1,18 +1,18 @@
-"""The record path of one loop pass in one compiled call: stages H and S over every
-plain order frame of the pass, the engine, and the split of its output by destination.
+"""The record path of one loop pass in compiled calls: stages H and S over every plain
+order frame of the pass, the engine, and the split of its output by destination.
 
 The Python path pays, per frame and per engine call, for objects and NumPy steps around
-three small kernels (stage S, the engine, routing): about 100 us of a one-order batch's
-190 us (docs/benchmarks.md, "The one-order round trip"). This kernel runs the same three
-kernels in one call over every frame the pass collected, so the loop's Python work per
-pass no longer grows with its frames.
+three small kernels (stage S, the engine, routing). Here they run together: one call
+(:func:`run_pass`) for a server without a journal, two (:func:`stage_frames`, then
+:func:`match_records`) for one whose journal must hold the records before the engine
+runs them.
 
 It takes only what needs no Python: frames whose stages H and S pass every message as
 an order. At the first frame with anything else (a refusal, a heartbeat, a
 RetransmitRequest) it stops: that frame and every later one are *left* to the Python
-path, in order, after this call. So the engine sees the pass's records in the order they
-came, as on the Python path alone (only the engine call is cut in two). Nothing of a
-left frame is committed here (stage S is a pure function of its parameters).
+path, in order, after these calls. So the engine sees the pass's records in the order
+they came, as on the Python path alone (only the engine call is cut in two). Nothing of
+a left frame is committed here (stage S is a pure function of its parameters).
 
 The frames are read as 32-bit words, as stage S reads them (every record is 60 bytes,
 so each starts at a multiple of 4 when the frames are packed from offset 0).
@@ -70,35 +70,19 @@ RESULT_FIELDS: Final = 9
 
 
 @numba.njit(cache=True, nogil=True)
-def run_pass(
+def stage_frames(
     frames: npt.NDArray[np.uint8],
     frames_table: npt.NDArray[np.int64],
     sessions: npt.NDArray[np.uint64],
     accounts: npt.NDArray[np.uint32],
     blocked: npt.NDArray[np.uint32],
-    inbound: npt.NDArray[Any],
     inbound_words: npt.NDArray[np.uint32],
-    engine_state: Any,
-    out: npt.NDArray[Any],
-    out_words: npt.NDArray[np.uint32],
-    marks: npt.NDArray[np.uint64],
-    last_exec_ids: npt.NDArray[np.uint64],
-    order: npt.NDArray[np.int64],
-    kept_rows: npt.NDArray[np.int64],
-    kept_ids: npt.NDArray[np.uint64],
-    groups: npt.NDArray[np.int64],
     result: npt.NDArray[np.int64],
 ) -> None:
-    """Stages H and S over the frames of ``frames_table`` (in its order), one engine call
-    over the records they pass, and ``_routing.split`` of its output.
-
-    ``inbound`` and ``inbound_words`` are one buffer of INBOUND records (its records and
-    their (n, 20) words), at least as long as the pass's messages; ``out`` and
-    ``out_words`` the engine's output buffer likewise. ``marks`` are the sessions'
-    journaled ClOrdID marks (raised for the records the engine ran), ``last_exec_ids``
-    routing's, both cut to the known sessions. ``order``, ``kept_rows``, ``kept_ids`` and
-    ``groups`` are routing's outputs, as long as ``out``. Writes ``result`` (RESULT_*).
-    """
+    """Stages H and S over the frames of ``frames_table``, in its order, up to the first
+    one that cannot be taken; the records they pass go to ``inbound_words`` ((n, 20)
+    words of INBOUND records, at least as many as the pass's messages). Writes
+    ``result[RESULT_FRAMES]`` and ``result[RESULT_INBOUND]``, zeroes the rest."""
     words_all = frames.view(np.uint32)
     reasons = np.zeros(_FRAME_MSGS, np.uint8)
     params = np.zeros(_stage_s.PARAMS, np.uint64)
@@ -133,17 +117,74 @@ def run_pass(
     result[RESULT_FRAMES] = taken
     result[RESULT_INBOUND] = written
     result[RESULT_STATUS] = kern.STATUS_OK
-    if written == 0:
-        return
-    status, consumed, needed, produced = kern.process(engine_state, out, inbound, written)
+
+
+@numba.njit(cache=True, nogil=True)
+def match_records(
+    inbound: npt.NDArray[Any],
+    inbound_words: npt.NDArray[np.uint32],
+    start: int,
+    end: int,
+    engine_state: Any,
+    out: npt.NDArray[Any],
+    out_words: npt.NDArray[np.uint32],
+    marks: npt.NDArray[np.uint64],
+    last_exec_ids: npt.NDArray[np.uint64],
+    order: npt.NDArray[np.int64],
+    kept_rows: npt.NDArray[np.int64],
+    kept_ids: npt.NDArray[np.uint64],
+    groups: npt.NDArray[np.int64],
+    result: npt.NDArray[np.int64],
+) -> None:
+    """One engine call over ``inbound[start:end]`` (``inbound_words`` are their words),
+    the journaled ClOrdID ``marks`` raised for the records it ran, and
+    ``_routing.split`` of its output (``out``, ``out_words``; ``order``, ``kept_rows``,
+    ``kept_ids`` and ``groups`` as long as ``out``). ``marks`` and routing's
+    ``last_exec_ids`` are cut to the known sessions. Writes the engine's and routing's
+    entries of ``result``; RESULT_CONSUMED counts from ``start``."""
+    status, consumed, needed, produced = kern.process(engine_state, out, inbound[start:end], end - start)
     result[RESULT_STATUS] = status
     result[RESULT_CONSUMED] = consumed
     result[RESULT_NEEDED] = needed
     result[RESULT_WRITTEN] = produced
+    result[RESULT_GROUPS] = 0
+    result[RESULT_MD] = 0
+    result[RESULT_TRADES] = 0
     if status == kern.STATUS_BAD:
         return
-    _stage_s.raise_marks(inbound_words[:consumed], marks.size, marks)
+    _stage_s.raise_marks(inbound_words[start : start + consumed], marks.size, marks)
     count, md, trades = _routing.split(out_words[:produced], last_exec_ids, order, kept_rows, kept_ids, groups)
     result[RESULT_GROUPS] = count
     result[RESULT_MD] = md
     result[RESULT_TRADES] = trades
+
+
+@numba.njit(cache=True, nogil=True)
+def run_pass(
+    frames: npt.NDArray[np.uint8],
+    frames_table: npt.NDArray[np.int64],
+    sessions: npt.NDArray[np.uint64],
+    accounts: npt.NDArray[np.uint32],
+    blocked: npt.NDArray[np.uint32],
+    inbound: npt.NDArray[Any],
+    inbound_words: npt.NDArray[np.uint32],
+    engine_state: Any,
+    out: npt.NDArray[Any],
+    out_words: npt.NDArray[np.uint32],
+    marks: npt.NDArray[np.uint64],
+    last_exec_ids: npt.NDArray[np.uint64],
+    order: npt.NDArray[np.int64],
+    kept_rows: npt.NDArray[np.int64],
+    kept_ids: npt.NDArray[np.uint64],
+    groups: npt.NDArray[np.int64],
+    result: npt.NDArray[np.int64],
+) -> None:
+    """:func:`stage_frames`, then :func:`match_records` over every record it passed, in
+    one call (a server without a journal: nothing has to happen in between)."""
+    stage_frames(frames, frames_table, sessions, accounts, blocked, inbound_words, result)
+    written = result[RESULT_INBOUND]
+    if written:
+        match_records(
+            inbound, inbound_words, 0, written, engine_state, out, out_words, marks, last_exec_ids,
+            order, kept_rows, kept_ids, groups, result,
+        )  # fmt: skip

@@ -18,19 +18,21 @@ engine runs it, which the kernel does not do.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 
-from qfix.engine import Engine
+from qfix.engine import Engine, output_buffer
 from qfix.engine import _kernels as kern
+from qfix.journal.replay import EngineDriver
 from qfix.server import _pass, _routing
 from qfix.server.session import OrderEntry, SessionState
 from qfix.wire import codes, schema
 
-__all__ = ["Left", "PassOutcome", "RecordPath"]
+__all__ = ["Journal", "Left", "PassOutcome", "RecordPath"]
 
 Array = npt.NDArray[Any]
 
@@ -47,9 +49,12 @@ _SESSION_ORDER: Final = (
     _pass.SESSION_ACCOUNTS_END,
     _pass.SESSION_ORDERS,
 )
-if _FRAME_ORDER != tuple(range(_pass.FRAME_COLUMNS)) or _SESSION_ORDER != tuple(range(_pass.SESSION_COLUMNS)):
+if tuple(range(_pass.FRAME_COLUMNS)) != _FRAME_ORDER or tuple(range(_pass.SESSION_COLUMNS)) != _SESSION_ORDER:
     raise ImportError("the record path's tables are built in column order; _pass renumbered them")
-_NO_INBOUND: Final = np.zeros(0, schema.INBOUND)
+_NO_MESSAGES: Final = np.zeros((0, _MSG), np.uint8)
+
+#: takes the records stage S passed, before the engine runs them; returns a sequence number
+Journal = Callable[[Array], int]
 
 
 @dataclass(slots=True)
@@ -65,15 +70,17 @@ class Left:
 class PassOutcome:
     """What one :meth:`RecordPath.run` made of the pass."""
 
-    routed: list[tuple[SessionState, Array]]  #: reports per session, as ``OrderEntry.route``
+    #: reports per session, as ``OrderEntry.route`` gives them, engine call after engine
+    #: call (a session appears once per call that addressed it)
+    routed: list[tuple[SessionState, Array]]
     md: Array  #: market-data messages (m, 60) in emission order
     trades: int  #: Trades among them
-    messages: int  #: messages of the frames taken
-    consumed: int  #: inbound records the engine ran
+    messages: int  #: messages of the frames taken (every one passed stage S)
+    consumed: int  #: inbound records the engine ran: all of them
     ran: Array  #: those records (a view of the path's buffer: valid until the next run)
-    rest: Array  #: inbound records passed but not run (the output buffer filled): run them next
     left: list[Left]  #: frames for the Python path, in arrival order
-    output: Array  #: the engine's output of the call (what ``routed`` and ``md`` came from)
+    calls: int = 0  #: engine calls it took (more than one when the output overflowed)
+    journal_seq: int = 0  #: what the journal callback returned (0 without one)
 
 
 class RecordPath:
@@ -90,7 +97,8 @@ class RecordPath:
         self._pending: list[tuple[int, SessionState, bytes | memoryview, int]] = []
         self._inbound = np.zeros(0, schema.INBOUND)
         self._inbound_words = schema.as_words(self._inbound)
-        self._out: Array | None = None
+        self._out: Array = np.zeros(0, schema.OUTPUT)
+        self._bind(output_buffer(1))
         self._result = np.zeros(_pass.RESULT_FIELDS, np.int64)
 
     @property
@@ -103,9 +111,15 @@ class RecordPath:
         must stay unchanged until :meth:`run`."""
         self._pending.append((conn, state, frame, recv_time))
 
-    def run(self, now: float, out: Array) -> PassOutcome:
-        """Run the collected frames into ``out`` (the engine's output buffer); ``now`` is
-        the monotonic time for the throttles. Empties the collection."""
+    def run(self, now: float, driver: EngineDriver, journal: Journal | None = None) -> PassOutcome:
+        """Run the collected frames on ``driver``'s engine and output buffer; ``now`` is the
+        monotonic time for the throttles. Empties the collection.
+
+        With ``journal``, the records stage S passed are handed to it before the engine
+        runs them (its return value is kept as ``PassOutcome.journal_seq``); whatever it
+        raises propagates, with the engine not run. A pass whose output does not fit the
+        buffer runs in several engine calls, the buffer grown between them
+        (``EngineDriver.reserve``)."""
         pending, self._pending = self._pending, []
         if not pending:
             raise ValueError("no frame was collected")
@@ -146,66 +160,87 @@ class RecordPath:
         if self._inbound.size < messages:
             self._inbound = np.zeros(max(messages, 2 * self._inbound.size), schema.INBOUND)
             self._inbound_words = schema.as_words(self._inbound)
-        if out is not self._out:
-            n = out.size
-            self._out = out
-            self._out_words = schema.as_words(out)
-            self._out_messages = out["message"]
-            self._order = np.empty(n, np.int64)
-            self._kept_rows = np.empty(n, np.int64)
-            self._kept_ids = np.empty(n, np.uint64)
-            self._groups = np.empty((n, _routing.GROUP_COLUMNS), np.int64)
+        self._bind(driver.out)
         known = len(entry.by_id)
-        _pass.run_pass(
-            frames,
-            np.array(table, np.int64),
-            sessions,
-            accounts,
-            entry.blocked_sorted,
-            self._inbound,
-            self._inbound_words,
-            self.engine.kernel_state,
-            out,
-            self._out_words,
-            entry.journaled_marks[:known],
-            entry.last_exec_ids[:known],
-            self._order,
-            self._kept_rows,
-            self._kept_ids,
-            self._groups,
-            self._result,
-        )
+        marks, last_exec_ids = entry.journaled_marks[:known], entry.last_exec_ids[:known]
+        stage = (frames, np.array(table, np.int64), sessions, accounts, entry.blocked_sorted)
+        if journal is None:
+            _pass.run_pass(
+                *stage, self._inbound, self._inbound_words, self.engine.kernel_state, self._out,
+                self._out_words, marks, last_exec_ids, self._order, self._kept_rows, self._kept_ids,
+                self._groups, self._result,
+            )  # fmt: skip
+        else:
+            _pass.stage_frames(*stage, self._inbound_words, self._result)
         result = self._result.tolist()
         taken = result[_pass.RESULT_FRAMES]
         passed = result[_pass.RESULT_INBOUND]
-        status = result[_pass.RESULT_STATUS]
-        consumed = result[_pass.RESULT_CONSUMED]
-        written = result[_pass.RESULT_WRITTEN]
-        count = result[_pass.RESULT_GROUPS]
-        md_count = result[_pass.RESULT_MD]
-        if status == kern.STATUS_BAD:  # stage S passed it: a bug, not input
-            raise RuntimeError("the engine refused a record stage S had passed")
-        if passed:
-            self.engine.after_kernel(out, written)
         for state, row_after in zip(states, sessions.tolist(), strict=True):
             state.hwm = row_after[_pass.SESSION_MARK]
             if row_after[_pass.SESSION_ORDERS]:
                 state.bucket.spend(row_after[_pass.SESSION_ORDERS])
-        out_messages = self._out_messages
-        ends = entry.file_reports(out_messages, self._groups[:count], self._kept_rows, self._kept_ids)
-        routed, md = entry.deliveries(out_messages, self._order[:written], ends, md_count)
-        left = [
-            Left(conn, np.frombuffer(frame, np.uint8).copy(), recv_time)
-            for conn, _, frame, recv_time in pending[taken:]
-        ]
-        return PassOutcome(
-            routed=routed,
-            md=md,
-            trades=result[_pass.RESULT_TRADES],
+        outcome = PassOutcome(
+            routed=[],
+            md=_NO_MESSAGES,
+            trades=0,
             messages=passed,
-            consumed=consumed,
-            ran=self._inbound[:consumed],
-            rest=self._inbound[consumed:passed].copy() if passed > consumed else _NO_INBOUND,
-            left=left,
-            output=out[:written],
+            consumed=0,
+            ran=self._inbound[:passed],
+            left=[Left(conn, np.frombuffer(frame, np.uint8).copy(), t) for conn, _, frame, t in pending[taken:]],
         )
+        if not passed:
+            return outcome
+        if journal is not None:
+            outcome.journal_seq = journal(self._inbound[:passed])
+            self._match(0, passed, marks, last_exec_ids)
+            result = self._result.tolist()
+        md_parts = []
+        while True:
+            status = result[_pass.RESULT_STATUS]
+            if status == kern.STATUS_BAD:  # stage S passed it: a bug, not input
+                raise RuntimeError("the engine refused a record stage S had passed")
+            written = result[_pass.RESULT_WRITTEN]
+            self.engine.after_kernel(self._out, written)
+            out_messages = self._out_messages
+            ends = entry.file_reports(
+                out_messages, self._groups[: result[_pass.RESULT_GROUPS]], self._kept_rows, self._kept_ids
+            )
+            routed, md = entry.deliveries(out_messages, self._order[:written], ends, result[_pass.RESULT_MD])
+            outcome.routed += routed
+            if md.size:
+                md_parts.append(md)
+            outcome.trades += result[_pass.RESULT_TRADES]
+            outcome.consumed += result[_pass.RESULT_CONSUMED]
+            outcome.calls += 1
+            if outcome.consumed == passed:
+                break
+            # the output did not fit: a larger buffer for the rest (and the next passes)
+            needed = result[_pass.RESULT_NEEDED]
+            driver.reserve(max(needed, 2 * driver.out_size))
+            if driver.out_size < needed:
+                raise RuntimeError(f"the engine needs {needed} output records, over the worst case {driver.worst_case}")
+            self._bind(driver.out)
+            self._match(outcome.consumed, passed, marks, last_exec_ids)
+            result = self._result.tolist()
+        if md_parts:
+            outcome.md = np.concatenate(md_parts) if len(md_parts) > 1 else md_parts[0]
+        return outcome
+
+    def _bind(self, out: Array) -> None:
+        """Make ``out`` the engine's output buffer (its views and routing's scratch)."""
+        if out is self._out:
+            return
+        n = out.size
+        self._out = out
+        self._out_words = schema.as_words(out)
+        self._out_messages = out["message"]
+        self._order = np.empty(n, np.int64)
+        self._kept_rows = np.empty(n, np.int64)
+        self._kept_ids = np.empty(n, np.uint64)
+        self._groups = np.empty((n, _routing.GROUP_COLUMNS), np.int64)
+
+    def _match(self, start: int, end: int, marks: Array, last_exec_ids: Array) -> None:
+        _pass.match_records(
+            self._inbound, self._inbound_words, start, end, self.engine.kernel_state, self._out, self._out_words,
+            marks, last_exec_ids, self._order, self._kept_rows, self._kept_ids, self._groups, self._result,
+        )  # fmt: skip

@@ -193,11 +193,9 @@ class Server:
         #: engine and session table, recovered from the journal and changed only through it
         self.ledger = Ledger(config, self.entry, files=files)
         self.engine: Engine = self.ledger.engine
-        #: plain order frames run through one compiled call per pass; None: each frame
-        #: through OrderEntry.receive (a journal must write a batch before it runs)
-        self._record_path = (
-            RecordPath(self.entry, self.engine) if config.compiled_path and self.ledger.writer is None else None
-        )
+        #: plain order frames run through compiled calls per pass; None: each frame
+        #: through OrderEntry.receive
+        self._record_path = RecordPath(self.entry, self.engine) if config.compiled_path else None
         log.info("auction backend: %s", _auction_backend_choice(config))
         rec = self.ledger.recovery
         if config.journal_dir is not None:
@@ -269,7 +267,7 @@ class Server:
 
     @property
     def record_path(self) -> RecordPath | None:
-        """The compiled record path (None when ``compiled_path`` is off or a journal is on)."""
+        """The compiled record path (None when ``compiled_path`` is off)."""
         return self._record_path
 
     @property
@@ -402,15 +400,25 @@ class Server:
         return arrival.inbound.size, arrival.close
 
     def _run_path(self, inbound: list[Array]) -> None:
-        """Run the frames the compiled record path collected (``RecordPath``): their
-        reports and market data go out, the frames it left go through :meth:`_receive`,
-        in order, and what they and the path pass but did not run join ``inbound``."""
+        """Run the frames the compiled record path collected (``RecordPath``): with a
+        journal, the records stage S passed are journaled before the engine runs them and
+        their reports wait until they are durable, as in :meth:`_apply`; the reports and
+        market data go out; the frames it left go through :meth:`_receive`, in order, and
+        their records join ``inbound``."""
         path = self._record_path
         if path is None or not path.pending:
             return
         totals = self.metrics.totals
+        ledger = self.ledger
         try:
-            outcome = path.run(time.monotonic(), self.ledger.driver.out)
+            outcome = path.run(
+                time.monotonic(), ledger.driver, ledger.journal_batch if ledger.writer is not None else None
+            )
+            # a batch the journal failed on gets no answer at all (see _match)
+            ledger.wait_until_durable(outcome.journal_seq)
+        except JournalError as exc:
+            self._journal_failed(exc)
+            return
         except Exception as exc:
             # as in _apply: the engine may have run part of the pass, so going on would
             # leave the live state somewhere no replay reaches
@@ -436,11 +444,6 @@ class Server:
         if outcome.consumed:
             totals.orders += outcome.consumed
             self._auctions(after_batch=True)
-        if outcome.rest.size:
-            inbound.append(outcome.rest)
-            # the pass's output did not fit: let the next one's (the rest pays the Python path)
-            driver = self.ledger.driver
-            driver.reserve(2 * driver.out_size)
         closed: set[int] = set()
         for item in outcome.left:
             owner = self.entry.by_conn.get(item.conn)

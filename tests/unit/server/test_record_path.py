@@ -120,20 +120,29 @@ def _passes(seed: int, n: int) -> list[list[tuple[int, bytes, int]]]:
     return passes
 
 
-@pytest.mark.parametrize(("seed", "out_size"), [(1, _OUT), (2, _OUT), (3, _OUT), (4, 24)])
-def test_the_record_path_matches_the_python_path(seed: int, out_size: int) -> None:
-    """``out_size`` 24 makes the engine stop for output space in most passes, so the
-    records it did not run go back to the Python path (``PassOutcome.rest``)."""
+@pytest.mark.parametrize(
+    ("seed", "out_size", "journaled"), [(1, _OUT, False), (2, _OUT, True), (3, _OUT, False), (4, 24, True)]
+)
+def test_the_record_path_matches_the_python_path(seed: int, out_size: int, journaled: bool) -> None:
+    """``out_size`` 24 (a fresh buffer for every pass) makes the engine stop for output
+    space in most passes, so the path runs them in several engine calls. ``journaled``
+    runs the two-call form, which hands the records stage S passed to a journal before
+    the engine runs them."""
     # a throttle that bites: bursts of 40 refilled at 2,000 a (simulated) second
     throttle = (2_000.0, 40.0)
     accounts = {sid: (acct, 4_000 + sid) for sid, acct in default_random_sessions()}
     accounts[2] = (accounts[2][0],)
     python, compiled = _side(throttle, accounts), _side(throttle, accounts)
-    path_out = output_buffer(out_size)
-    rests = 0
     path = RecordPath(compiled.entry, compiled.engine)
+    driver = EngineDriver(compiled.engine, out_size)
+    journal: list[np.ndarray] = []
+
+    def write(records: np.ndarray) -> int:
+        journal.append(records.copy())
+        return len(journal)
+
     now = 0.0
-    left = taken = 0
+    left = taken = split = 0
     for frames in _passes(seed, 4_000):
         now += 0.002
         inbound: list[np.ndarray] = []
@@ -143,20 +152,27 @@ def test_the_record_path_matches_the_python_path(seed: int, out_size: int) -> No
 
         for conn, frame, recv_time in frames:
             path.add(compiled.entry.by_conn[conn], conn, frame, recv_time)
-        outcome = path.run(now, path_out)
+        if out_size < _OUT:
+            driver = EngineDriver(compiled.engine, out_size)
+        outcome = path.run(now, driver, write if journaled else None)
         assert path.pending == 0
+        assert outcome.consumed == outcome.messages == outcome.ran.size
+        if journaled and outcome.consumed:
+            assert outcome.journal_seq == len(journal)
+            assert journal[-1].tobytes() == outcome.ran.tobytes()
         compiled.deliver(outcome.routed, outcome.md, outcome.trades)
         taken += len(frames) - len(outcome.left)
         left += len(outcome.left)
-        rest = [outcome.rest] if outcome.rest.size else []
-        rests += bool(rest)
+        split += outcome.calls > 1
+        rest: list[np.ndarray] = []
         for item in outcome.left:
             compiled.receive(item.conn, bytes(item.frame), item.recv_time, now, rest)
         compiled.match(rest)
 
     # both kinds of frame came up often enough to mean something
     assert taken > 200 and left > 200
-    assert rests > 200 if out_size < _OUT else rests == 0
+    assert split > 200 if out_size < _OUT else split == 0
+    assert not journaled or sum(j.size for j in journal) > 1_000
     assert compiled.engine.state_hash() == python.engine.state_hash()
     assert compiled.md == python.md and compiled.trades == python.trades
     for sid, _ in default_random_sessions():
@@ -206,7 +222,7 @@ def test_the_first_left_frame_leaves_every_later_one() -> None:
     path.add(b, _conn(2), heartbeat, 2)
     path.add(a, _conn(0), new_orders[1], 3)
     path.add(b, _conn(2), new_orders[2], 4)
-    outcome = path.run(1.0, side.out)
+    outcome = path.run(1.0, EngineDriver(side.engine, 64))
     assert outcome.consumed == 1 and outcome.messages == 1
     assert [(item.conn, bytes(item.frame), item.recv_time) for item in outcome.left] == [
         (_conn(2), heartbeat, 2),
