@@ -39,9 +39,6 @@ _GROUP_DEST: Final = 0
 _GROUP_END: Final = 1
 _GROUP_KEPT_END: Final = 2
 GROUP_COLUMNS: Final = 3
-#: destinations below this are ordered by a counting sort (a table of this many entries
-#: at most); the engine's SessionIDs always are, anything else takes a stable argsort
-_COUNTING_SORT_DESTS: Final = 1 << 16
 
 
 @numba.njit(cache=True, nogil=True)
@@ -68,56 +65,66 @@ def split(
     Returns (groups, market-data records, Trade records among them).
     """
     n = words.shape[0]
+    # one pass counts each known destination's records (SessionIDs are dense and few:
+    # ``last_exec_ids`` has one entry per known session) and the market data; a second
+    # places every record: a counting sort, stable, over records read twice (an argsort
+    # of a pass's tens of thousands of records cost more than the engine)
+    known = last_exec_ids.size
+    starts = np.zeros(known + 1, np.int64)
     private = 0
-    for i in range(n):
-        if words[i, _DEST] != MD_DEST:
-            order[private] = i
-            private += 1
-    md = private
     trades = 0
+    unknown = False
     for i in range(n):
-        if words[i, _DEST] == MD_DEST:
-            order[md] = i
-            md += 1
+        dest = words[i, _DEST]
+        if dest == MD_DEST:
             if words[i, 0] >> _TEMPLATE_SHIFT == _TRADE:
                 trades += 1
-    if private == 0:
-        return 0, n, trades
-    first = words[order[0], _DEST]
-    highest = first
-    mixed = False
-    for j in range(1, private):
-        dest = words[order[j], _DEST]
-        mixed |= dest != first
-        highest = max(highest, dest)
-    if mixed:
-        picked = order[:private].copy()
-        if highest < _COUNTING_SORT_DESTS:
-            # a counting sort: SessionIDs are dense and few, and a pass's output holds
-            # tens of thousands of records (an argsort cost more than the engine)
-            starts = np.zeros(highest + 2, np.int64)
-            for k in range(private):
-                starts[words[picked[k], _DEST] + 1] += 1
-            for d in range(1, highest + 2):
-                starts[d] += starts[d - 1]
-            for k in range(private):  # in emission order: stable
-                dest = words[picked[k], _DEST]
-                order[starts[dest]] = picked[k]
-                starts[dest] += 1
         else:
-            dests = np.empty(private, np.int64)
-            for k in range(private):
-                dests[k] = words[picked[k], _DEST]
-            perm = np.argsort(dests, kind="mergesort")  # stable: emission order kept
-            for k in range(private):
-                order[k] = picked[perm[k]]
+            private += 1
+            if dest < known:
+                starts[dest + 1] += 1
+            else:
+                unknown = True
+    if private == 0:
+        for i in range(n):
+            order[i] = i
+        return 0, n, trades
+    md = private
+    if not unknown:
+        for d in range(1, known + 1):
+            starts[d] += starts[d - 1]
+        for i in range(n):
+            dest = words[i, _DEST]
+            if dest == MD_DEST:
+                order[md] = i
+                md += 1
+            else:
+                order[starts[dest]] = i
+                starts[dest] += 1
+    else:
+        # a destination no session holds (the engine never makes one): the general way
+        private = 0
+        for i in range(n):
+            if words[i, _DEST] != MD_DEST:
+                order[private] = i
+                private += 1
+            else:
+                order[md] = i
+                md += 1
+        dests = np.empty(private, np.int64)
+        for k in range(private):
+            dests[k] = words[order[k], _DEST]
+        perm = np.argsort(dests, kind="mergesort")  # stable: emission order kept
+        picked = order[:private].copy()
+        for k in range(private):
+            order[k] = picked[perm[k]]
     count = 0
     kept = 0
     j = 0
     while j < private:
         dest = np.int64(words[order[j], _DEST])
-        known = dest < last_exec_ids.size
-        above = last_exec_ids[dest] if known else np.uint64(0)
+        held = dest < known
+        above = last_exec_ids[dest] if held else np.uint64(0)
         while j < private and words[order[j], _DEST] == dest:
             i = order[j]
             j += 1
@@ -129,7 +136,7 @@ def split(
             else:
                 continue
             exec_id = np.uint64(words[i, at]) | (np.uint64(words[i, at + 1]) << np.uint64(32))
-            if known and exec_id > above:
+            if held and exec_id > above:
                 kept_rows[kept] = i
                 kept_ids[kept] = exec_id
                 kept += 1
