@@ -100,6 +100,8 @@ class RecordPath:
         self._out: Array = np.zeros(0, schema.OUTPUT)
         self._bind(output_buffer(1))
         self._result = np.zeros(_pass.RESULT_FIELDS, np.int64)
+        self.records = 0  #: inbound records run so far
+        self.frames_left = 0  #: frames left to the Python path so far
 
     @property
     def pending(self) -> int:
@@ -188,6 +190,7 @@ class RecordPath:
             ran=self._inbound[:passed],
             left=[Left(conn, np.frombuffer(frame, np.uint8).copy(), t) for conn, _, frame, t in pending[taken:]],
         )
+        self.frames_left += len(outcome.left)
         if not passed:
             return outcome
         if journal is not None:
@@ -224,6 +227,7 @@ class RecordPath:
             result = self._result.tolist()
         if md_parts:
             outcome.md = np.concatenate(md_parts) if len(md_parts) > 1 else md_parts[0]
+        self.records += outcome.consumed
         return outcome
 
     def _bind(self, out: Array) -> None:

@@ -166,8 +166,13 @@ def test_a_vanished_client_does_not_stall_the_others(start_server: Callable[...,
     assert live.wait_until(lambda c: c.order(cl).status == "filled")
 
 
-def test_every_message_gets_exactly_one_outcome_and_fills_reconcile(start_server: Callable[..., Any]) -> None:
-    run = start_server()
+@pytest.mark.parametrize("compiled_path", [True, False])
+def test_every_message_gets_exactly_one_outcome_and_fills_reconcile(
+    start_server: Callable[..., Any], compiled_path: bool
+) -> None:
+    """With the compiled record path (the default) and without it (every frame through
+    OrderEntry.receive), on a journaled server."""
+    run = start_server(compiled_path=compiled_path)
     clients = [run.client(n) for n in (1, 2, 3)]
     rng = random.Random(7)
     sent: list[dict[int, str]] = [{} for _ in clients]
@@ -200,6 +205,8 @@ def test_every_message_gets_exactly_one_outcome_and_fills_reconcile(start_server
     assert fills == 2 * engine_trades  # taker and maker each get one ER Trade per trade
     assert filled % 2 == 0
     assert not any(c.rejects for c in clients)
+    path = run.server.record_path
+    assert (path is not None and path.records > 500) if compiled_path else path is None
 
 
 def test_shutdown_closes_every_session(start_server: Callable[..., Any]) -> None:
