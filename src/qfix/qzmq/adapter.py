@@ -496,13 +496,10 @@ class ServerEndpoint:
         # up the records' budget (they are only queued or dropped here), and a separate
         # cap keeps a flood that never pauses from holding the call
         clock = time.perf_counter
-        events_opt = zmq.EVENTS
         while budget[0] > 0 and budget[1] > 0:
             t0 = clock()
-            # asked first: a receive that finds nothing raises, and pyzmq's exception
-            # costs more than the question
-            if not int(sock.getsockopt(events_opt)) & _POLLIN:
-                return True
+            # not asked first: a receive that finds nothing raises, which costs 3.4 us
+            # once per call, and asking (ZMQ_EVENTS) costs 1.9 us for every frame
             try:
                 rid = sock.recv(_NOBLOCK)
             except zmq.Again:
