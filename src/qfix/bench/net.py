@@ -1620,42 +1620,32 @@ def _window_results(windows: list[dict[str, Any]], note: str) -> dict[str, _comm
         _common.from_samples("gbps_out", per_window(per_order("bytes_out", 8e-9)), "Gbit/s", "QZMQ records"),
         _common.from_samples("trades_per_s", per_window(per_order("trades")), "trades/s"),
     ]
-    if ran("engine_orders"):  # the Python path's engine calls (process())
-        found += [
+
+    def inside(name: str, clocks: tuple[str, str], orders: str, what: str) -> list[_common.Result]:
+        """A path's records over the wall and the loop thread's CPU time inside its calls."""
+        wall, cpu = clocks
+        return [
+            _common.from_samples(f"{name}.orders_per_s", per_window(in_server(wall, orders)), "orders/s", what),
             _common.from_samples(
-                "engine_in_server.orders_per_s",
-                per_window(in_server("engine_s", "engine_orders")),
+                f"{name}.cpu_orders_per_s",
+                per_window(in_server(cpu, orders)),
                 "orders/s",
-                "records run by process() over the time inside it",
-            ),
-            _common.from_samples(
-                "engine_in_server.cpu_orders_per_s",
-                per_window(in_server("engine_cpu_s", "engine_orders")),
-                "orders/s",
-                "the loop thread's CPU time inside process(): the same clock as the engine alone",
+                "the same in the loop thread's CPU time: the engine alone's clock",
             ),
         ]
+
+    if ran("engine_orders"):  # the Python path's engine calls
+        found += inside(
+            "engine_in_server", ("engine_s", "engine_cpu_s"), "engine_orders", "records process() ran, over its time"
+        )
     if ran("path_orders"):  # the compiled record path's calls
-        found += [
+        what = "records the compiled record path ran over its time (stages H and S, the engine, routing)"
+        found += inside("record_path_in_server", ("path_s", "path_cpu_s"), "path_orders", what)
+        found.append(
             _common.from_samples(
-                "record_path_in_server.orders_per_s",
-                per_window(in_server("path_s", "path_orders")),
-                "orders/s",
-                "records the compiled record path ran over the time inside it (stages H and S, the engine, routing)",
-            ),
-            _common.from_samples(
-                "record_path_in_server.cpu_orders_per_s",
-                per_window(in_server("path_cpu_s", "path_orders")),
-                "orders/s",
-                "the same in the loop thread's CPU time",
-            ),
-            _common.from_samples(
-                "record_path_share_of_server_time",
-                per_window(per_order("path_s")),
-                "ratio",
-                "the record path's calls / wall",
-            ),
-        ]
+                "record_path_share_of_server_time", per_window(per_order("path_s")), "ratio", "the record path / wall"
+            )
+        )
     found += [
         _common.from_samples(
             "cpu.clients_cores",

@@ -79,7 +79,10 @@ def test_the_compiled_record_path_is_on_unless_turned_off(tmp_path: Path) -> Non
         (("batch = 500", "batch = 0"), r"server.batch: 0 is outside"),
         (("batch = 500", "batch = 500\nidle_spin_us = -1"), r"server.idle_spin_us: -1 is outside"),
         (("batch = 500", "batch = 500\nidle_spin_us = 0.5"), r"server.idle_spin_us: expected an integer"),
-        (("batch = 500", 'batch = 500\ncompiled_path = "yes"'), r"server.compiled_path: expected true or false, got str"),
+        (
+            ("batch = 500", 'batch = 500\ncompiled_path = "yes"'),
+            r"server.compiled_path: expected true or false, got str",
+        ),
         (('symbol = "X"', ""), r"instrument\[0\].symbol: missing"),
         (('tick = "0.5"', 'tick = "-1"'), r"instrument\[0\].tick: -1 must be positive"),
         (('tick = "0.5"', 'tick = "abc"'), r"instrument\[0\].tick: 'abc' is not a decimal"),
