@@ -1,19 +1,17 @@
 """The compiled record path (sans-I/O): a loop pass's plain order frames through stages
-H and S, the engine and routing in one call (``_pass.run_pass``).
+H and S, the engine and routing in compiled calls (``_pass``).
 
 Theory of operation. While a pass collects input, every DATA_FIXED frame of a trading
 session is :meth:`RecordPath.add`-ed here instead of going through
 :meth:`OrderEntry.receive` one by one. :meth:`RecordPath.run` packs what the kernel
 needs (the frames, one row per session with its ClOrdID mark, throttle allowance and
-accounts), calls it once, and applies what it changed to the sessions (marks, throttle,
+accounts), calls it (once; twice with a journal, which takes the passed records between
+stage S and the engine), and applies what it changed to the sessions (marks, throttle,
 retransmission histories). The caller gets the reports per session, the market data and
 the frames the kernel *left* (from the first one it could not take, all of them): those
 it hands to :meth:`OrderEntry.receive` in order, exactly as without this path, and
 matches their records after the kernel's. The engine so sees every record in the order
 it came, whichever path took it.
-
-It serves only a server without a journal: a journaled batch must be written before the
-engine runs it, which the kernel does not do.
 """
 
 from __future__ import annotations
@@ -84,7 +82,7 @@ class PassOutcome:
 
 
 class RecordPath:
-    """Collects the plain order frames of a pass and runs them in one compiled call.
+    """Collects the plain order frames of a pass and runs them in compiled calls.
 
     Args:
         entry: the session table (stage S's state and the reports' histories).
@@ -126,46 +124,10 @@ class RecordPath:
         if not pending:
             raise ValueError("no frame was collected")
         entry = self.entry
-        # what the kernel reads, built in Python lists and converted once: NumPy's
-        # per-item assignments would cost more than the kernel itself
-        rows: dict[int, int] = {}
-        states: list[SessionState] = []
-        table = []
-        chunks = []
-        at = 0
-        for _, state, frame, recv_time in pending:
-            row = rows.get(state.session_id)
-            if row is None:
-                row = rows[state.session_id] = len(states)
-                states.append(state)
-            size = len(frame)
-            table.append((at, size, row, recv_time))
-            chunks.append(frame)
-            at += size
-        chunks.append(bytes(-at % 4))  # the kernel reads the frames as 32-bit words
-        frames = np.frombuffer(b"".join(chunks), np.uint8)
-        accepting = entry.accepting
-        session_rows = []
-        parts = []
-        start = 0
-        for state in states:
-            own = state.sorted_accounts
-            parts.append(own)
-            end = start + own.size
-            allowance = state.bucket.available(now) if accepting else 0
-            account = state.session_account if own.size else 0
-            session_rows.append((state.session_id, state.hwm, allowance, accepting, account, start, end, 0))
-            start = end
-        sessions = np.array(session_rows, np.uint64)
-        accounts = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        messages = at // _MSG
-        if self._inbound.size < messages:
-            self._inbound = np.zeros(max(messages, 2 * self._inbound.size), schema.INBOUND)
-            self._inbound_words = schema.as_words(self._inbound)
+        stage, states, sessions = self._pack(pending, now)
         self._bind(driver.out)
         known = len(entry.by_id)
         marks, last_exec_ids = entry.journaled_marks[:known], entry.last_exec_ids[:known]
-        stage = (frames, np.array(table, np.int64), sessions, accounts, entry.blocked_sorted)
         if journal is None:
             _pass.run_pass(
                 *stage, self._inbound, self._inbound_words, self.engine.kernel_state, self._out,
@@ -229,6 +191,51 @@ class RecordPath:
             outcome.md = np.concatenate(md_parts) if len(md_parts) > 1 else md_parts[0]
         self.records += outcome.consumed
         return outcome
+
+    def _pack(
+        self, pending: list[tuple[int, SessionState, bytes | memoryview, int]], now: float
+    ) -> tuple[tuple[Array, Array, Array, Array, Array], list[SessionState], Array]:
+        """The kernel's inputs for stage S: (frames, frames_table, sessions, accounts,
+        blocked), the pass's sessions in row order and their table. Grows the inbound
+        buffer to the pass's messages."""
+        entry = self.entry
+        # built in Python lists and converted once: NumPy's per-item assignments would
+        # cost more than the kernel itself
+        rows: dict[int, int] = {}
+        states: list[SessionState] = []
+        table = []
+        chunks = []
+        at = 0
+        for _, state, frame, recv_time in pending:
+            row = rows.get(state.session_id)
+            if row is None:
+                row = rows[state.session_id] = len(states)
+                states.append(state)
+            size = len(frame)
+            table.append((at, size, row, recv_time))
+            chunks.append(frame)
+            at += size
+        chunks.append(bytes(-at % 4))  # the kernel reads the frames as 32-bit words
+        frames = np.frombuffer(b"".join(chunks), np.uint8)
+        accepting = entry.accepting
+        session_rows = []
+        parts = []
+        start = 0
+        for state in states:
+            own = state.sorted_accounts
+            parts.append(own)
+            end = start + own.size
+            allowance = state.bucket.available(now) if accepting else 0
+            account = state.session_account if own.size else 0
+            session_rows.append((state.session_id, state.hwm, allowance, accepting, account, start, end, 0))
+            start = end
+        sessions = np.array(session_rows, np.uint64)
+        accounts = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        messages = at // _MSG
+        if self._inbound.size < messages:
+            self._inbound = np.zeros(max(messages, 2 * self._inbound.size), schema.INBOUND)
+            self._inbound_words = schema.as_words(self._inbound)
+        return (frames, np.array(table, np.int64), sessions, accounts, entry.blocked_sorted), states, sessions
 
     def _bind(self, out: Array) -> None:
         """Make ``out`` the engine's output buffer (its views and routing's scratch)."""
