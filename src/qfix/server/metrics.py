@@ -47,6 +47,12 @@ class Totals:
     journal_bytes: int = 0  #: bytes written to the journal
     #: time the loop waited for journal syncs beyond the matching that overlapped them
     journal_wait_ns: int = 0
+    #: inbound records the compiled record path ran (the rest of ``orders`` went through
+    #: the Python path)
+    compiled_records: int = 0
+    #: order frames the compiled record path left to the Python path (a refusal, a
+    #: Heartbeat or a RetransmitRequest in them or before them in the pass)
+    frames_left: int = 0
     sessions: int = 0  #: established sessions now (a gauge)
 
     def copy(self) -> Totals:

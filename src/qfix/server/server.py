@@ -441,8 +441,10 @@ class Server:
                 self.md.collect(outcome.md)
         if self.md is not None:
             self.md.flush(time.time_ns())
+        totals.frames_left += len(outcome.left)
         if outcome.consumed:
             totals.orders += outcome.consumed
+            totals.compiled_records += outcome.consumed
             self._auctions(after_batch=True)
         closed: set[int] = set()
         for item in outcome.left:

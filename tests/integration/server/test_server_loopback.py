@@ -207,6 +207,8 @@ def test_every_message_gets_exactly_one_outcome_and_fills_reconcile(
     assert not any(c.rejects for c in clients)
     path = run.server.record_path
     assert (path is not None and path.records > 500) if compiled_path else path is None
+    totals = run.server.metrics.totals
+    assert totals.compiled_records == (path.records if path is not None else 0) <= totals.orders
 
 
 def test_shutdown_closes_every_session(start_server: Callable[..., Any]) -> None:
