@@ -70,7 +70,12 @@ def test_server_serves_the_client_command_and_stops_on_sigterm(tmp_path: Path) -
         ladder = subprocess.run([*md, "--symbol", "BTC-USD"], capture_output=True, text=True, timeout=60)
         assert ladder.returncode == 0, ladder.stderr
         assert "BTC-USD (1)" in ladder.stdout and "open 0" in ladder.stdout  # (the self-trade emptied the book)
-        feed = subprocess.Popen([*md, "--json", "--security-id", "1"], stdout=subprocess.PIPE, text=True)
+        # the subscriber listens long enough for the client below to start, connect and
+        # send (a `qfix client` takes about 1.5 s on a loaded 2-core machine; a 1.5 s
+        # window missed its order there)
+        feed = subprocess.Popen(
+            [*md[:-2], "--seconds", "6", "--json", "--security-id", "1"], stdout=subprocess.PIPE, text=True
+        )
         time.sleep(0.5)  # the subscription must reach the server first
         subprocess.run(
             [
