@@ -60,7 +60,9 @@ class Left:
     """A frame the kernel left to the Python path (:meth:`OrderEntry.receive`)."""
 
     conn: int
-    frame: Array  #: the frame's bytes (a copy: the pass's buffer is reused)
+    #: the frame (bytes, as the Python path always gets them: a writable array would
+    #: need stage S compiled a second time, mid-session)
+    frame: bytes
     recv_time: int
 
 
@@ -150,7 +152,7 @@ class RecordPath:
             messages=passed,
             consumed=0,
             ran=self._inbound[:passed],
-            left=[Left(conn, np.frombuffer(frame, np.uint8).copy(), t) for conn, _, frame, t in pending[taken:]],
+            left=[Left(conn, bytes(frame), t) for conn, _, frame, t in pending[taken:]],
         )
         self.frames_left += len(outcome.left)
         if not passed:

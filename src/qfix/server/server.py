@@ -48,6 +48,7 @@ from qfix.journal.entries import (
     PublishIndicative,
     SetPhase,
 )
+from qfix.journal.replay import EngineDriver
 from qfix.qzmq import (
     RECORD_OVERHEAD,
     Closed,
@@ -136,6 +137,14 @@ def _warm_kernels(config: ServerConfig) -> None:
     arrival = entry.receive(0, frame.tobytes(), 0, 0.0)
     entry.route(out[:1])
     _stage_s.raise_marks(schema.as_words(arrival.inbound), 1, entry.journaled_marks)
+    # the compiled record path in both its forms: one call, and two around a journal
+    path = RecordPath(entry, scratch)
+    driver = EngineDriver(scratch, 64)
+    for journal in (None, lambda records: 0):
+        frame["ClOrdID"] += 1
+        path.add(entry.by_conn[0], 0, frame.tobytes(), 0)
+        if path.run(0.0, driver, journal).consumed != 1:
+            raise RuntimeError("warming the record path: its order did not reach the engine")
 
 
 def _auction_backend_choice(config: ServerConfig) -> str:

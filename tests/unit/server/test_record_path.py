@@ -166,7 +166,7 @@ def test_the_record_path_matches_the_python_path(seed: int, out_size: int, journ
         split += outcome.calls > 1
         rest: list[np.ndarray] = []
         for item in outcome.left:
-            compiled.receive(item.conn, bytes(item.frame), item.recv_time, now, rest)
+            compiled.receive(item.conn, item.frame, item.recv_time, now, rest)
         compiled.match(rest)
 
     # both kinds of frame came up often enough to mean something
@@ -224,7 +224,7 @@ def test_the_first_left_frame_leaves_every_later_one() -> None:
     path.add(b, _conn(2), new_orders[2], 4)
     outcome = path.run(1.0, EngineDriver(side.engine, 64))
     assert outcome.consumed == 1 and outcome.messages == 1
-    assert [(item.conn, bytes(item.frame), item.recv_time) for item in outcome.left] == [
+    assert [(item.conn, item.frame, item.recv_time) for item in outcome.left] == [
         (_conn(2), heartbeat, 2),
         (_conn(0), new_orders[1], 3),
         (_conn(2), new_orders[2], 4),
