@@ -101,7 +101,6 @@ class RecordPath:
         self._bind(output_buffer(1))
         self._result = np.zeros(_pass.RESULT_FIELDS, np.int64)
         self.records = 0  #: inbound records run so far
-        self.frames_left = 0  #: frames left to the Python path so far
 
     @property
     def pending(self) -> int:
@@ -154,7 +153,6 @@ class RecordPath:
             ran=self._inbound[:passed],
             left=[Left(conn, bytes(frame), t) for conn, _, frame, t in pending[taken:]],
         )
-        self.frames_left += len(outcome.left)
         if not passed:
             return outcome
         if journal is not None:
