@@ -434,7 +434,14 @@ class Server:
             log.exception("the compiled record path failed")
             self._journal_failed(JournalError(f"the compiled record path failed: {exc}"))
             return
+        # counted before the reports leave: whoever reads the totals once a client has its
+        # report must find the order in them
         totals.messages_in += outcome.messages
+        totals.orders += outcome.consumed
+        totals.compiled_records += outcome.consumed
+        totals.frames_left += len(outcome.left)
+        totals.md_records += outcome.md.shape[0]
+        totals.trades += outcome.trades
         for state, msgs in outcome.routed:
             for conn in state.conns:
                 self._send(conn, msgs)
@@ -443,17 +450,11 @@ class Server:
         for ev in self.endpoint.flush():
             if isinstance(ev, Closed):
                 self._logout(ev.conn)
-        if outcome.md.size:
-            totals.md_records += outcome.md.shape[0]
-            totals.trades += outcome.trades
-            if self.md is not None:
-                self.md.collect(outcome.md)
         if self.md is not None:
+            if outcome.md.size:
+                self.md.collect(outcome.md)
             self.md.flush(time.time_ns())
-        totals.frames_left += len(outcome.left)
         if outcome.consumed:
-            totals.orders += outcome.consumed
-            totals.compiled_records += outcome.consumed
             self._auctions(after_batch=True)
         closed: set[int] = set()
         for item in outcome.left:
