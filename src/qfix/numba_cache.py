@@ -22,7 +22,15 @@ import warnings
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
-_PATTERNS = ("engine/*.py", "engine/*/*.py", "marketdata/*.py", "server/_*.py", "wire/*.py")
+_PATTERNS = (
+    "crypto/_*kernel.py",
+    "engine/*.py",
+    "engine/*/*.py",
+    "marketdata/*.py",
+    "qzmq/_*kernel.py",
+    "server/_*.py",
+    "wire/*.py",
+)
 
 
 def source_key(package: Path = _PACKAGE) -> str:

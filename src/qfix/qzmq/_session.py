@@ -28,8 +28,14 @@ import enum
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy.typing as npt
+
+from qfix.crypto import _gcm_kernel
 from qfix.crypto import primitives as _p
+from qfix.crypto._gcm_kernel import GcmKey
+from qfix.qzmq import _record_kernel as rk
 from qfix.qzmq import _schedule as ks
 from qfix.qzmq._config import Config
 from qfix.qzmq._constants import (
@@ -106,15 +112,18 @@ _DEAD_AEAD = _p.Aes256Gcm(bytes(32))
 class _Direction(Copyable):
     """Keys and usage of one direction in the current epoch."""
 
-    __slots__ = ("aead", "blocks", "epoch", "iv", "records", "secret")
+    __slots__ = ("_kernel", "aead", "blocks", "epoch", "iv", "key", "records", "secret")
 
     def __init__(self, secret: bytes, epoch: int) -> None:
+        self._kernel: GcmKey | None = None
         self.install(secret, epoch)
 
     def install(self, secret: bytes, epoch: int) -> None:
         key, iv = ks.traffic_keys(secret)
+        self._drop_kernel()
         self.secret = secret
         self.epoch = epoch
+        self.key = key
         self.aead = _p.Aes256Gcm(key)
         self.iv = int.from_bytes(iv, "big")
         self.blocks = 0
@@ -122,9 +131,30 @@ class _Direction(Copyable):
 
     def wipe(self) -> None:
         """Drop the secret and the AEAD key (the session is closed; counts stay)."""
+        self._drop_kernel()
         self.secret = b""
+        self.key = b""
         self.aead = _DEAD_AEAD
         self.iv = 0
+
+    def kernel_ctx(self, *, encrypt: bool) -> int:
+        """The address of this key's EVP context for the compiled record kernels, made on
+        first use (most sessions of a client never need one)."""
+        if self._kernel is None:
+            self._kernel = GcmKey(self.key, encrypt=encrypt)
+        return self._kernel.ctx
+
+    def _drop_kernel(self) -> None:
+        if self._kernel is not None:
+            self._kernel.close()
+            self._kernel = None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        new = super().__deepcopy__(memo)
+        # an EVP context cannot be shared (whichever copy went first would free it):
+        # the copy makes its own when it needs one
+        new._kernel = None
+        return new
 
     def ratchet(self) -> None:
         self.install(ks.traffic_update(self.secret), self.epoch + 1)
@@ -249,6 +279,47 @@ class Session(Copyable):
         # handed out as the bytearray it was sealed into: copying 64 KiB per record
         # would cost as much as the encryption itself
         self.outbox.append(out)  # type: ignore[arg-type]
+
+    # --- the compiled record kernels (qfix.qzmq._record_kernel) ----------------------
+
+    def lease(self, row: npt.NDArray[Any]) -> bool:
+        """Copy what the compiled record kernels need into ``row`` (an int64 row of
+        ``_record_kernel.ROW_COLUMNS``); until :meth:`recall` the row is this session's
+        state and nothing else may use the session. False, leaving ``row`` as it was,
+        when the kernels cannot serve it: closed, not established, or no AEAD that
+        compiled code can call here."""
+        if self.closed or self.awaiting_ready or not _gcm_kernel.AVAILABLE:
+            return False
+        r, s = self.recv, self.send
+        row[rk.ROW_RECV_CTX] = r.kernel_ctx(encrypt=False)
+        row[rk.ROW_RECV_IV_HI], row[rk.ROW_RECV_IV_LO] = _iv_words(r.iv)
+        row[rk.ROW_RECV_EPOCH] = r.epoch & 0xFF
+        row[rk.ROW_RECV_NEXT] = self.recv_next
+        row[rk.ROW_RECV_RECORDS] = r.records
+        row[rk.ROW_RECV_BLOCKS] = r.blocks
+        row[rk.ROW_SEND_CTX] = s.kernel_ctx(encrypt=True)
+        row[rk.ROW_SEND_IV_HI], row[rk.ROW_SEND_IV_LO] = _iv_words(s.iv)
+        row[rk.ROW_SEND_EPOCH] = s.epoch & 0xFF
+        row[rk.ROW_SEND_SEQ] = self.send_seq
+        row[rk.ROW_SEND_RECORDS] = s.records
+        row[rk.ROW_SEND_BLOCKS] = s.blocks
+        row[rk.ROW_SEND_RECORD_LIMIT] = self.config.rekey_after_records
+        row[rk.ROW_SEND_BLOCK_LIMIT] = self.config.rekey_after_blocks
+        return True
+
+    def recall(self, row: npt.NDArray[Any]) -> None:
+        """Take back the state a :meth:`lease` lent to ``row``, with what the kernels
+        opened and sealed counted (each of their records moved a sequence number by one)."""
+        opened = int(row[rk.ROW_RECV_NEXT]) - self.recv_next
+        sealed = int(row[rk.ROW_SEND_SEQ]) - self.send_seq
+        self.recv_next += opened
+        self.recv.records = int(row[rk.ROW_RECV_RECORDS])
+        self.recv.blocks = int(row[rk.ROW_RECV_BLOCKS])
+        self.counters.records_recv += opened
+        self.send_seq += sealed
+        self.send.records = int(row[rk.ROW_SEND_RECORDS])
+        self.send.blocks = int(row[rk.ROW_SEND_BLOCKS])
+        self.counters.records_sent += sealed
 
     def _check_open(self) -> None:
         if self.closed or self.awaiting_ready:
@@ -561,6 +632,13 @@ class Session(Copyable):
     @property
     def rekey_pending(self) -> bool:
         return self._rekey is not _Rekey.IDLE
+
+
+def _iv_words(iv: int) -> tuple[int, int]:
+    """A 96-bit IV as the record kernels hold it: its first 4 bytes, then its last 8 as
+    a signed 64-bit number (the same bits)."""
+    lo = iv & ((1 << 64) - 1)
+    return iv >> 64, lo - (1 << 64) if lo >> 63 else lo
 
 
 def _split_data(pt: bytes) -> tuple[bytes, ...]:
