@@ -19,7 +19,7 @@ from qfix.qzmq._constants import (
     Mode,
     RecordType,
 )
-from qfix.qzmq._events import Closed, Established, Event, Failed, Messages
+from qfix.qzmq._events import Closed, Established, Event, Failed, Messages, SealedFixed
 from qfix.qzmq._guard import net_of
 from qfix.qzmq._schedule import exporter
 from qfix.qzmq._server import ServerCounters, ServerProtocol, SessionInfo
@@ -48,6 +48,7 @@ __all__ = [
     "Mode",
     "QzmqError",
     "RecordType",
+    "SealedFixed",
     "ServerCounters",
     "ServerProtocol",
     "Session",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from qfix.qzmq._constants import CloseReason, ErrorCode
 
-__all__ = ["Closed", "Established", "Event", "Failed", "Messages"]
+__all__ = ["Closed", "Established", "Event", "Failed", "Messages", "SealedFixed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,17 @@ class Messages:
 
 
 @dataclass(frozen=True, slots=True)
+class SealedFixed:
+    """A DATA_FIXED record of an established session, not yet opened (only from a
+    ``ServerEndpoint`` asked for them, ``sealed_fixed=True``): the caller opens it with
+    the compiled record kernels on the session's leased row, or gives it to
+    ``ServerProtocol.receive_sealed``, which does all that ``receive`` would have done."""
+
+    frame: bytes | memoryview
+    conn: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Closed:
     """The session ended. ``authenticated`` is true only for a verified CLOSE from the
     peer; anything else may have lost records in flight (possible truncation)."""
@@ -55,4 +66,4 @@ class Failed:
     conn: int = 0
 
 
-Event = Established | Messages | Closed | Failed
+Event = Established | Messages | SealedFixed | Closed | Failed

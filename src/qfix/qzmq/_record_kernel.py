@@ -13,7 +13,8 @@ duplicate, a junk or forged record, another record type, a limit reached) is *ha
 back*: the kernel changes nothing and the caller gives the record to the session's
 Python code, which does exactly what it always did. :meth:`Session.recall` copies the
 numbers back; between a lease and its recall the row, not the object, is the session's
-state, and nothing else may touch the session.
+state, and nothing else may touch the session. A recalled row reads as not leased
+(``ROW_LEASED`` 0): the kernels hand back every record of it until the next lease.
 
 The rules are docs/qzmq.md §4's, in the order ``Session.receive`` applies them; the
 differential tests run random streams through both and compare every byte and number.
@@ -29,9 +30,12 @@ from numba import njit
 from qfix.crypto._gcm_kernel import open_record, seal_record
 from qfix.qzmq import _constants as c
 
-__all__ = ["HAND_BACK", "ROW_COLUMNS", "open_fixed", "seal_fixed"]
+__all__ = ["HAND_BACK", "HEADER_LEN", "RECORD_OVERHEAD", "ROW_COLUMNS", "open_fixed", "seal_fixed"]
 
 Array = npt.NDArray[Any]
+
+HEADER_LEN: Final = 10  #: a record's header: type, epoch, sequence number
+RECORD_OVERHEAD: Final = 26  #: a record's bytes besides its plaintext: the header and the tag
 
 # --- a session's row ---------------------------------------------------------------
 ROW_RECV_CTX: Final = 0  #: address of the receive key's EVP context
@@ -50,7 +54,8 @@ ROW_SEND_RECORDS: Final = 12
 ROW_SEND_BLOCKS: Final = 13
 ROW_SEND_RECORD_LIMIT: Final = 14  #: the session's rekey_after_records
 ROW_SEND_BLOCK_LIMIT: Final = 15  #: the session's rekey_after_blocks
-ROW_COLUMNS: Final = 16
+ROW_LEASED: Final = 16  #: 1 while the row is the session's state; 0 once it was recalled
+ROW_COLUMNS: Final = 17
 
 #: what a kernel returns for a record it leaves to the session's Python code
 HAND_BACK: Final = -1
@@ -58,8 +63,8 @@ HAND_BACK: Final = -1
 # the protocol's constants, restated: Numba freezes a global's value into the cached
 # machine code, and its cache notices edits to this file only (qfix.numba_cache)
 _DATA_FIXED: Final = 0x16
-_HEADER: Final = 10
-_TAG: Final = 16
+_HEADER: Final = HEADER_LEN
+_TAG: Final = RECORD_OVERHEAD - HEADER_LEN
 _MSG: Final = 60
 _MAX_MSGS: Final = 1091
 _MAX_FRAME: Final = 65_536
@@ -102,7 +107,7 @@ def open_fixed(row: Array, frame: Array, start: int, n: int, out: Array, out_at:
     ``nonce`` is 12 bytes of scratch, ``cell`` an int32 one. Taken: a DATA_FIXED record
     whose sequence number is the next, of the receive key's epoch, authentic, holding
     1 to 1,091 whole messages, within the receive limits."""
-    if n < _HEADER + _TAG or n > _MAX_FRAME or frame[start] != _DATA_FIXED:
+    if not row[ROW_LEASED] or n < _HEADER + _TAG or n > _MAX_FRAME or frame[start] != _DATA_FIXED:
         return HAND_BACK
     if frame[start + 1] != row[ROW_RECV_EPOCH]:
         return HAND_BACK
@@ -141,7 +146,7 @@ def seal_fixed(
     DATA_FIXED record into ``out[out_at:]``; returns the record's length, or HAND_BACK
     with nothing changed when the session's Python code must seal it (a usage limit
     reached: it sends a KEY_UPDATE first; the sequence numbers' end)."""
-    if n == 0 or n % _MSG or n > _MSG * _MAX_MSGS:
+    if not row[ROW_LEASED] or n == 0 or n % _MSG or n > _MSG * _MAX_MSGS:
         return HAND_BACK
     if row[ROW_SEND_RECORDS] >= row[ROW_SEND_RECORD_LIMIT] or row[ROW_SEND_BLOCKS] >= row[ROW_SEND_BLOCK_LIMIT]:
         return HAND_BACK

@@ -27,12 +27,17 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from qfix.crypto import primitives as _p
 from qfix.crypto.keys import AllowEntry, AllowList, SigningKey
 from qfix.qzmq import _codec
+from qfix.qzmq import _record_kernel as rk
 from qfix.qzmq import _schedule as ks
 from qfix.qzmq._config import Config
 from qfix.qzmq._constants import (
@@ -121,11 +126,12 @@ class _Pending(Copyable):
 
 
 class _Entry(Copyable):
-    __slots__ = ("routing_id", "session")
+    __slots__ = ("routing_id", "row", "session")
 
     def __init__(self, routing_id: bytes, session: Session) -> None:
         self.routing_id = routing_id
         self.session = session
+        self.row = -1  #: its row of the lease table, once it has one (kept until it ends)
 
 
 class _Reject(Exception):
@@ -153,15 +159,18 @@ class ServerProtocol(Copyable):
     __slots__ = (
         "_by_kid",
         "_by_rid",
+        "_free_rows",
         "_guard",
         "_in_flight",
         "_jobs",
+        "_lease_table",
         "_next_conn",
         "_next_job",
         "_out",
         "_pending",
         "_pending_by_net",
         "_pending_known",
+        "_recalled",
         "_rng",
         "_sessions",
         "_srv_keys",
@@ -169,6 +178,7 @@ class ServerProtocol(Copyable):
         "allow_list",
         "config",
         "counters",
+        "lease_version",
         "max_work_in_flight",
         "offload",
     )
@@ -216,6 +226,12 @@ class ServerProtocol(Copyable):
         self._jobs: dict[int, bytes] = {}  # job -> routing id of its pending handshake
         self._in_flight = [0, 0]  # offloaded hellos in flight: unknown nets, known nets
         self._next_job = 1
+        # sessions' record state lent to the compiled record kernels (see lease())
+        self._lease_table = np.zeros((0, rk.ROW_COLUMNS), np.int64)
+        self._free_rows: list[int] = []
+        self._recalled: list[_Entry] = []
+        #: moves whenever a session gets or gives back its row (a cache of rows checks it)
+        self.lease_version = 0
 
     # --- queries ----------------------------------------------------------------------
 
@@ -336,9 +352,87 @@ class ServerProtocol(Copyable):
 
     def _entry(self, conn: int) -> _Entry:
         try:
-            return self._sessions[conn]
+            return self._recall(self._sessions[conn])
         except KeyError:
             raise ConnectionClosed(f"no established session {conn}") from None
+
+    # --- the compiled record kernels (qfix.qzmq._record_kernel) --------------------------
+
+    @property
+    def lease_table(self) -> npt.NDArray[np.int64]:
+        """The rows :meth:`lease` lends (int64, ``_record_kernel.ROW_COLUMNS`` columns).
+        A new array when it grows: read it again after each :meth:`lease`."""
+        return self._lease_table
+
+    def lease(self, conn: int) -> int:
+        """Lend session ``conn``'s record state to its row of :attr:`lease_table` (the
+        same row for the session's whole life) and return the row; -1 when the kernels
+        cannot serve it (no such session, or ``Session.lease`` refused).
+
+        Until it is recalled the row is the session's state. Every call of this object
+        that concerns the session recalls it first, so a caller may use any API at any
+        time; the row then reads as not leased and the kernels hand its records back
+        until :meth:`lease` or :meth:`relend`."""
+        e = self._sessions.get(conn)
+        if e is None:
+            return -1
+        if e.row < 0:
+            e.row = self._free_rows.pop() if self._free_rows else self._grow_leases()
+            self.lease_version += 1
+        row = self._lease_table[e.row]
+        if not row[rk.ROW_LEASED] and not e.session.lease(row):
+            return -1
+        return e.row
+
+    def relend(self) -> None:
+        """:meth:`lease` again every session recalled since the last call."""
+        recalled, self._recalled = self._recalled, []
+        for e in recalled:
+            if self._sessions.get(e.session.conn) is e:
+                self.lease(e.session.conn)
+
+    def receive_sealed(self, conn: int, frame: bytes | memoryview, now: float) -> list[Event]:
+        """A record of session ``conn`` that a ``SealedFixed`` event carried and the
+        kernels handed back (or that the caller does not open itself): everything
+        :meth:`receive` does with it."""
+        e = self._sessions.get(conn)
+        if e is None:
+            self.counters.records_without_session += 1
+            return []
+        self._recall(e)
+        return self._after(e, e.session.receive(frame, now))
+
+    def queue_sealed(self, conn: int, records: Iterable[bytes]) -> None:
+        """Queue records the kernels sealed on ``conn``'s leased row, in order, behind
+        everything queued for it before (:meth:`data_to_send`); nothing if the session
+        has ended since (its peer is owed nothing more)."""
+        e = self._sessions.get(conn)
+        if e is not None:
+            rid = e.routing_id
+            self._out.extend((rid, r) for r in records)
+
+    def _grow_leases(self) -> int:
+        old = self._lease_table
+        n = old.shape[0]
+        self._lease_table = np.zeros((max(16, 2 * n), rk.ROW_COLUMNS), np.int64)
+        self._lease_table[:n] = old
+        self._free_rows = list(range(self._lease_table.shape[0] - 1, n, -1))
+        return n
+
+    def _recall(self, e: _Entry) -> _Entry:
+        if e.row >= 0 and self._lease_table[e.row, rk.ROW_LEASED]:
+            e.session.recall(self._lease_table[e.row])
+            self._recalled.append(e)
+        return e
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        new = super().__deepcopy__(memo)
+        # the copy's sessions make their own EVP contexts (Session copies share none), so
+        # each takes its numbers back from the copied table and leases anew when asked
+        for e in new._sessions.values():
+            new._recall(e)
+        new._recalled = []
+        return new
 
     def send_fixed(self, conn: int, payload: bytes) -> list[Event]:
         e = self._entry(conn)
@@ -365,7 +459,7 @@ class ServerProtocol(Copyable):
         conn = self._by_rid.get(routing_id)
         if conn is None:
             return []
-        e = self._sessions[conn]
+        e = self._recall(self._sessions[conn])
         return self._after(e, e.session.abort())
 
     def is_known_peer(self, peer: str, now: float) -> bool:
@@ -383,6 +477,11 @@ class ServerProtocol(Copyable):
         e = self._sessions.pop(conn, None)
         if e is None:
             return
+        if e.row >= 0:
+            self._recall(e)
+            self._free_rows.append(e.row)
+            e.row = -1
+            self.lease_version += 1
         self.counters.sessions_closed += 1
         if self._by_rid.get(e.routing_id) == conn:
             del self._by_rid[e.routing_id]
@@ -413,6 +512,7 @@ class ServerProtocol(Copyable):
         for e in list(self._sessions.values()):
             d = e.session.deadline()
             if d is not None and now >= d:
+                self._recall(e)
                 events += self._after(e, e.session.handle_timer(now))
         return events
 
@@ -424,7 +524,7 @@ class ServerProtocol(Copyable):
         if conn is None:
             self.counters.dropped_frames += 1
             return []
-        e = self._sessions[conn]
+        e = self._recall(self._sessions[conn])
         return self._after(e, e.session.bad_frame(now))
 
     def has_session(self, routing_id: bytes) -> bool:
@@ -439,7 +539,7 @@ class ServerProtocol(Copyable):
         if conn is None:
             self.counters.records_without_session += 1
             return []
-        e = self._sessions[conn]
+        e = self._recall(self._sessions[conn])
         return self._after(e, e.session.receive(frame, now))
 
     def _on_handshake(self, rid: bytes, frame: bytes, now: float, peer: str) -> list[Event]:
@@ -654,7 +754,7 @@ class ServerProtocol(Copyable):
         # the new session replaces the one on this routing id (silently, no CLOSE)
         old = self._by_rid.get(rid)
         if old is not None:
-            old_entry = self._sessions[old]
+            old_entry = self._recall(self._sessions[old])
             old_entry.session.abort()
             self._remove(old)
             events.append(Closed(CloseReason.SUPERSEDED, False, old))
@@ -684,6 +784,6 @@ class ServerProtocol(Copyable):
         self._guard.remember(kid, p.net, now)
         events.append(Established(kid, entry.accounts, session.channel_binding, conn))
         while len(conns) > self.config.max_sessions_per_client:
-            oldest = self._sessions[conns[0]]
+            oldest = self._recall(self._sessions[conns[0]])
             events += self._after(oldest, oldest.session.close(CloseReason.SUPERSEDED))
         return events

@@ -305,11 +305,14 @@ class Session(Copyable):
         row[rk.ROW_SEND_BLOCKS] = s.blocks
         row[rk.ROW_SEND_RECORD_LIMIT] = self.config.rekey_after_records
         row[rk.ROW_SEND_BLOCK_LIMIT] = self.config.rekey_after_blocks
+        row[rk.ROW_LEASED] = 1
         return True
 
     def recall(self, row: npt.NDArray[Any]) -> None:
         """Take back the state a :meth:`lease` lent to ``row``, with what the kernels
-        opened and sealed counted (each of their records moved a sequence number by one)."""
+        opened and sealed counted (each of their records moved a sequence number by one);
+        the row reads as not leased from now on."""
+        row[rk.ROW_LEASED] = 0
         opened = int(row[rk.ROW_RECV_NEXT]) - self.recv_next
         sealed = int(row[rk.ROW_SEND_SEQ]) - self.send_seq
         self.recv_next += opened

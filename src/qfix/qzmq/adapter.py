@@ -45,7 +45,7 @@ from qfix.crypto.keys import SigningKey
 from qfix.crypto.primitives import SignatureAlg
 from qfix.qzmq._client import ClientConnection, ClientState
 from qfix.qzmq._constants import MAX_FRAME, VERSION, CloseReason, MsgType
-from qfix.qzmq._events import Event
+from qfix.qzmq._events import Event, SealedFixed
 from qfix.qzmq._server import ServerProtocol
 from qfix.qzmq._work import AuthWork, Done, Work, run
 
@@ -284,6 +284,13 @@ class ServerEndpoint:
         idle_spin_us: how long :meth:`wait` polls without sleeping before it sleeps
             (0, the default: it sleeps at once). Trades a core's idle time for the
             wake-up of a sleeping thread.
+        sealed_fixed: hand every record of an established session to the caller
+            unopened, as a ``SealedFixed`` event, for the compiled record kernels
+            (default False: records are opened here). The caller must give each one,
+            in order, to the kernels or to ``ServerProtocol.receive_sealed``, and call
+            :meth:`settled` when it has: a dropped transport of a session with records
+            still out waits until then, so that what the peer sent before it left is
+            taken first.
     """
 
     def __init__(
@@ -296,6 +303,7 @@ class ServerEndpoint:
         handshake_workers: int = 0,
         handshake_share: float = HANDSHAKE_SHARE,
         idle_spin_us: int = 0,
+        sealed_fixed: bool = False,
     ) -> None:
         if not 0.0 < handshake_share <= 1.0:
             raise ValueError(f"handshake_share must be in (0, 1], got {handshake_share}")
@@ -303,6 +311,9 @@ class ServerEndpoint:
             raise ValueError(f"idle_spin_us must be at least 0, got {idle_spin_us}")
         self._spin_s = idle_spin_us / 1e6
         self.protocol = protocol
+        self.sealed_fixed = sealed_fixed
+        #: sessions with SealedFixed events handed out since the last settled()
+        self._unsettled: set[int] = set()
         self.workers: HandshakeWorkers | None = None
         if handshake_workers:
             self.workers = HandshakeWorkers(handshake_workers, list(protocol.server_keys()))
@@ -468,6 +479,9 @@ class ServerEndpoint:
             dead += self._dead
             self._dead = []
         for rid in dead:
+            if self._unsettled and proto.conn_for_routing_id(rid) in self._unsettled:
+                self._dead.append(rid)  # ended once its records are taken (settled())
+                continue
             events += self._transport_gone(rid)
         now = self._clock()
         if now >= self._next_timer:
@@ -525,10 +539,22 @@ class ServerEndpoint:
                     self._hs_budget -= clock() - t0
                 continue
             budget[0] -= 1
-            if proto.has_session(rid):
+            conn = proto.conn_for_routing_id(rid)
+            if conn is not None:
                 self._last_record = t0
+                if self.sealed_fixed:
+                    # every record, whatever its type: the session's records must be
+                    # taken in order, and the kernels stop at the first they cannot open
+                    events.append(SealedFixed(buf, conn))
+                    self._unsettled.add(conn)
+                    continue
             events += proto.receive(rid, buf, self._clock())
         return False
+
+    def settled(self) -> None:
+        """Every ``SealedFixed`` event handed out so far has been given to the kernels or
+        to ``ServerProtocol.receive_sealed`` (see ``sealed_fixed``)."""
+        self._unsettled.clear()
 
     def _shedding(self) -> bool:
         """Whether strangers' hellos are dropped now: handshakes used up their share

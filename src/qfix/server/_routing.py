@@ -35,9 +35,9 @@ _TRADE: Final = codes.TEMPLATE_TRADE
 #: ``dest`` of market-data records
 MD_DEST: Final = 0xFFFF_FFFF
 #: the columns of ``split``'s groups
-_GROUP_DEST: Final = 0
-_GROUP_END: Final = 1
-_GROUP_KEPT_END: Final = 2
+GROUP_DEST: Final = 0
+GROUP_END: Final = 1
+GROUP_KEPT_END: Final = 2
 GROUP_COLUMNS: Final = 3
 
 
@@ -141,8 +141,8 @@ def split(
                 kept_ids[kept] = exec_id
                 kept += 1
                 last_exec_ids[dest] = exec_id
-        groups[count, _GROUP_DEST] = dest
-        groups[count, _GROUP_END] = j
-        groups[count, _GROUP_KEPT_END] = kept
+        groups[count, GROUP_DEST] = dest
+        groups[count, GROUP_END] = j
+        groups[count, GROUP_KEPT_END] = kept
         count += 1
     return count, n - private, trades

@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import zmq
 
+from qfix.crypto import _gcm_kernel
 from qfix.crypto.keys import load_allow_list, load_private_key
 from qfix.crypto.primitives import SignatureAlg
 from qfix.engine import Engine, output_buffer
@@ -57,8 +58,10 @@ from qfix.qzmq import (
     Established,
     Event,
     Messages,
+    SealedFixed,
     ServerProtocol,
 )
+from qfix.qzmq._record_kernel import ROW_COLUMNS
 from qfix.qzmq.adapter import ServerEndpoint
 from qfix.server import _stage_s
 from qfix.server.admin import PHASES, AdminCommand, AdminError, encode_reply, parse_command
@@ -137,14 +140,29 @@ def _warm_kernels(config: ServerConfig) -> None:
     arrival = entry.receive(0, frame.tobytes(), 0, 0.0)
     entry.route(out[:1])
     _stage_s.raise_marks(schema.as_words(arrival.inbound), 1, entry.journaled_marks)
-    # the compiled record path in both its forms: one call, and two around a journal
-    path = RecordPath(entry, scratch)
+    # the compiled record path in both its forms (one call, and two around a journal),
+    # with its sealing when the server seals (a connection without a lease row: the
+    # report is handed back, after the arena has grown)
+    path = RecordPath(entry, scratch, _NoLeases() if _gcm_kernel.AVAILABLE else None)
     driver = EngineDriver(scratch, 64)
     for journal in (None, lambda records: 0):
         frame["ClOrdID"] += 1
         path.add(entry.by_conn[0], 0, frame.tobytes(), 0)
         if path.run(0.0, driver, journal).consumed != 1:
             raise RuntimeError("warming the record path: its order did not reach the engine")
+
+
+class _NoLeases:
+    """Leases for warming the record path's kernels: a table nobody holds a row of."""
+
+    lease_table = np.zeros((1, ROW_COLUMNS), np.int64)
+    lease_version = 0
+
+    def lease(self, conn: int) -> int:
+        return -1
+
+    def relend(self) -> None:
+        pass
 
 
 def _auction_backend_choice(config: ServerConfig) -> str:
@@ -202,9 +220,13 @@ class Server:
         #: engine and session table, recovered from the journal and changed only through it
         self.ledger = Ledger(config, self.entry, files=files)
         self.engine: Engine = self.ledger.engine
-        #: plain order frames run through compiled calls per pass; None: each frame
-        #: through OrderEntry.receive
-        self._record_path = RecordPath(self.entry, self.engine) if config.compiled_path else None
+        #: order records run through compiled calls per pass, sealed as they came when
+        #: the AEAD is reachable from compiled code; None: each frame through
+        #: OrderEntry.receive
+        self._record_path: RecordPath | None = None
+        sealed = config.compiled_path and _gcm_kernel.AVAILABLE
+        if config.compiled_path:
+            self._record_path = RecordPath(self.entry, self.engine, self.protocol if sealed else None)
         log.info("auction backend: %s", _auction_backend_choice(config))
         rec = self.ledger.recovery
         if config.journal_dir is not None:
@@ -226,6 +248,7 @@ class Server:
             handshake_workers=config.handshake_workers,
             handshake_share=config.handshake_share,
             idle_spin_us=config.idle_spin_us,
+            sealed_fixed=sealed,
         )
         #: the feeds and the snapshot service (None with ``md_enabled`` off)
         self.md: MarketData | None = None
@@ -321,7 +344,7 @@ class Server:
         events = self.endpoint.poll(0, max_frames=_frames_for(batch_limit))
         deadline = time.monotonic() + budget
         while events:
-            if not first_recv and any(isinstance(ev, Messages) for ev in events):
+            if not first_recv and any(isinstance(ev, (Messages, SealedFixed)) for ev in events):
                 first_recv = started
             held += self._handle(events, inbound)
             # a poll costs tens of microseconds even with nothing to read: the next pass
@@ -332,6 +355,7 @@ class Server:
                 break
             events = self.endpoint.poll(0, max_frames=_frames_for(batch_limit - held))
         self._match_now(inbound)
+        self.endpoint.settled()
         if first_recv:
             for ev in self.endpoint.flush():
                 if isinstance(ev, Closed):
@@ -350,11 +374,15 @@ class Server:
         self._housekeeping()
         return held
 
-    def _handle(self, events: list[Event], inbound: list[Array]) -> int:
+    def _handle(self, events: list[Event], inbound: list[Array], *, to_path: bool = True) -> int:
+        """The events of a poll, in order; with ``to_path`` false (the frames the record
+        path left) none of their frames goes to the record path."""
         held = 0
         totals = self.metrics.totals
         for ev in events:
-            if isinstance(ev, Messages):
+            if isinstance(ev, SealedFixed):
+                held += self._sealed(ev, inbound)
+            elif isinstance(ev, Messages):
                 state = self.entry.by_conn.get(ev.conn)
                 if state is None:
                     continue
@@ -364,7 +392,7 @@ class Server:
                     for command in ev.frames:
                         self._admin(ev.conn, bytes(command))
                     continue
-                path = self._record_path if ev.fixed else None
+                path = self._record_path if ev.fixed and to_path else None
                 for frame in ev.frames:
                     recv_ns = max(time.time_ns(), self._last_recv_ns)
                     self._last_recv_ns = recv_ns
@@ -388,6 +416,24 @@ class Server:
             elif isinstance(ev, Closed):
                 self._logout(ev.conn)
         return held
+
+    def _sealed(self, ev: SealedFixed, inbound: list[Array]) -> int:
+        """A session's record as it came: to the record path, or (an admin's, or one of
+        a connection without a session) opened and handled here, after what the path
+        holds. Returns the records it added."""
+        state = self.entry.by_conn.get(ev.conn)
+        path = self._record_path
+        if state is None or path is None or state.kid in self._admin_kids:
+            self._run_path(inbound)
+            return self._handle(self.protocol.receive_sealed(ev.conn, ev.frame, time.monotonic()), inbound)
+        recv_ns = max(time.time_ns(), self._last_recv_ns)
+        self._last_recv_ns = recv_ns
+        self.metrics.totals.bytes_in += len(ev.frame)
+        if inbound:  # what the Python path holds came first (the path holds nothing then)
+            self._match(inbound)
+            inbound.clear()
+        path.add(state, ev.conn, ev.frame, recv_ns, sealed=True)
+        return max(0, len(ev.frame) - RECORD_OVERHEAD) // _MSG
 
     def _receive(
         self, conn: int, state: SessionState, frame: Any, recv_ns: int, inbound: list[Array]
@@ -445,6 +491,10 @@ class Server:
         for state, msgs in outcome.routed:
             for conn in state.conns:
                 self._send(conn, msgs)
+        if outcome.sealed:
+            self._queue_sealed(outcome.sealed)
+        for conn, msgs in outcome.handed:
+            self._send(conn, msgs)
         # the reports leave before the market data and the bookkeeping: they are what a
         # client waits for
         for ev in self.endpoint.flush():
@@ -458,6 +508,12 @@ class Server:
             self._auctions(after_batch=True)
         closed: set[int] = set()
         for item in outcome.left:
+            if item.sealed:
+                # the session layer opens it (or counts it, or closes the session) and
+                # its frames go the Python path's way, after the path's
+                events = self.protocol.receive_sealed(item.conn, item.frame, time.monotonic())
+                self._handle(events, inbound, to_path=False)
+                continue
             owner = self.entry.by_conn.get(item.conn)
             if owner is None or item.conn in closed:
                 continue
@@ -791,6 +847,20 @@ class Server:
             totals.trades += trades
             if self.md is not None:
                 self.md.collect(md)
+
+    def _queue_sealed(self, sealed: list[tuple[int, bytes, int]]) -> None:
+        """Queue the report records the record path sealed, counted as :meth:`_send` counts."""
+        proto = self.protocol
+        totals = self.metrics.totals
+        by_conn = self.entry.by_conn
+        now = time.monotonic()
+        for conn, record, msgs in sealed:
+            proto.queue_sealed(conn, (record,))
+            totals.bytes_out += len(record)
+            totals.messages_out += msgs
+            state = by_conn.get(conn)
+            if state is not None:
+                state.last_sent = now
 
     def _send(self, conn: int, msgs: Array) -> None:
         """Queue ``msgs`` (n, 60) to ``conn`` in DATA_FIXED records (flushed by the loop)."""

@@ -199,6 +199,9 @@ class OrderEntry:
         self.by_kid: dict[bytes, SessionState] = {}
         self.by_id: list[SessionState] = []
         self.by_conn: dict[int, SessionState] = {}
+        #: moves whenever a session or a connection comes or goes (a cache of the
+        #: receiving connections checks it)
+        self.conns_version = 0
         self.accepting = True
         self._blocked: frozenset[int] = frozenset()
         self._blocked_sorted = _no_accounts()
@@ -254,6 +257,7 @@ class OrderEntry:
         state.set_accounts(accounts)  # the allow-list may have changed since the last login
         state.conns.append(conn)
         self.by_conn[conn] = state
+        self.conns_version += 1
         state.last_sent = now
         return state, self.heartbeat(state)
 
@@ -281,6 +285,7 @@ class OrderEntry:
         state = self.by_conn.pop(conn, None)
         if state is None:
             return None
+        self.conns_version += 1
         if conn in state.conns:
             state.conns.remove(conn)
         return None if state.conns else state
@@ -399,7 +404,7 @@ class OrderEntry:
     ) -> tuple[list[tuple[SessionState, Array]], Array]:
         """The messages of each destination and the market data, from a split's
         ``order`` and its (SessionID, end) groups (see :meth:`route`)."""
-        md_msgs = messages[order[order.size - md_count :]] if md_count else _EMPTY_MSGS
+        md_msgs = self.market_data(messages, order, md_count)
         by_id = self.by_id
         routed = []
         start = 0
@@ -409,6 +414,10 @@ class OrderEntry:
                 routed.append((by_id[sid], messages[order[start:end]]))
             start = end
         return routed, md_msgs
+
+    def market_data(self, messages: Array, order: Array, md_count: int) -> Array:
+        """The market-data messages of a split's ``order`` (its last ``md_count``)."""
+        return messages[order[order.size - md_count :]] if md_count else _EMPTY_MSGS
 
     def remember(self, out: Array) -> None:
         """Put the sequenced reports of engine output ``out`` (any number of batches, in
