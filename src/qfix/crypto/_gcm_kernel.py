@@ -154,7 +154,7 @@ class GcmKey:
 
     def close(self) -> None:
         """Free the context; the key is gone. Idempotent."""
-        if self.ctx:
+        if getattr(self, "ctx", 0):
             self._free(self.ctx)
             self.ctx = 0
 

@@ -150,11 +150,13 @@ class _Direction(Copyable):
             self._kernel = None
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Any:
-        new = super().__deepcopy__(memo)
-        # an EVP context cannot be shared (whichever copy went first would free it):
-        # the copy makes its own when it needs one
-        new._kernel = None
-        return new
+        # an EVP context cannot be shared (whichever copy went first would free it) nor
+        # copied: the copy makes its own when it needs one
+        kernel, self._kernel = self._kernel, None
+        try:
+            return super().__deepcopy__(memo)
+        finally:
+            self._kernel = kernel
 
     def ratchet(self) -> None:
         self.install(ks.traffic_update(self.secret), self.epoch + 1)

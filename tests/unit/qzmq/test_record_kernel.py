@@ -203,3 +203,35 @@ def test_the_aead_equals_cryptography_and_refuses_a_flipped_bit(size: int) -> No
     assert sealer.ctx == 0
     with pytest.raises(ValueError, match="32-byte"):
         gcm.GcmKey(b"short", encrypt=True)
+
+
+def test_the_protocol_recalls_a_leased_session_before_it_touches_it() -> None:
+    """Leased rows stay the session's state only until the session layer is used for it:
+    a send through the protocol recalls it (the kernel then hands back), relend() leases
+    it again on the same row, a deep copy keeps the numbers, and a closed session's row
+    is freed for the next session."""
+    link, conn = establish()
+    proto = link.server
+    row = proto.lease(conn)
+    assert row >= 0 and proto.lease(conn) == row
+    table = proto.lease_table
+    nonce, cell = np.zeros(gcm.NONCE_LEN, np.uint8), np.zeros(1, np.int32)
+    out = np.zeros(200, np.uint8)
+    payload = np.frombuffer(b"p" * _MSG, np.uint8)
+    n = rk.seal_fixed(table[row], payload, 0, _MSG, out, 0, nonce, cell)
+    assert n == _MSG + rk.RECORD_OVERHEAD
+    proto.queue_sealed(conn, (out[:n].tobytes(),))
+    proto.send_fixed(conn, b"q" * _MSG)  # recalls: the kernel's record is counted first
+    assert not table[row, rk.ROW_LEASED]
+    assert rk.seal_fixed(table[row], payload, 0, _MSG, out, 0, nonce, cell) == rk.HAND_BACK
+    got = [ev for f in link.to_client() for ev in link.client.receive(f, 0.0)]
+    assert [ev.frames for ev in got if isinstance(ev, Messages)] == [(b"p" * _MSG,), (b"q" * _MSG,)]
+    twin = copy.deepcopy(proto)
+    proto.relend()
+    assert proto.lease_table[row, rk.ROW_LEASED] == 1 and proto.lease(conn) == row
+    assert twin.session(conn).send_seq == proto.session(conn).send_seq
+    version = proto.lease_version
+    proto.close(conn)
+    assert proto.lease(conn) == -1 and proto.lease_version == version + 1
+    _, conn2 = establish(server=proto, rid=b"\x00\x00\x00\x00\x02")
+    assert proto.lease(conn2) == row  # the freed row, leased afresh

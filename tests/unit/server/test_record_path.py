@@ -10,8 +10,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
+from qfix.crypto import AllowEntry, AllowList, SignatureAlg, SigningKey
 from qfix.engine import Engine, output_buffer
 from qfix.journal.replay import EngineDriver
+from qfix.qzmq import ClientConnection, ClientState, Config, Established, Messages, ServerProtocol
 from qfix.server import _stage_s
 from qfix.server.record_path import RecordPath
 from qfix.server.session import OrderEntry
@@ -245,3 +247,145 @@ def test_the_driver_reserves_output_up_to_its_worst_case() -> None:
     driver.worst_case = 100  # a server's configuration bounds it (this engine's is huge)
     driver.reserve(1_000)
     assert driver.out_size == 100
+
+
+# --- sealed records: the path opens them and seals the reports on leased rows ----------------
+
+_RID = b"\x00\x00\x00\x00%c"
+
+
+class _Sealed:
+    """The compiled side's sessions as real QZMQ sessions: one client per SessionID,
+    joined to one ServerProtocol by an in-memory pump; usage limits low, so that
+    KEY_UPDATEs come up both ways (the kernels hand those records back)."""
+
+    def __init__(self, side: _Side, accounts: dict[int, tuple[int, ...]]) -> None:
+        cfg = Config(cookie_policy="never", rekey_after_records=40)
+        keys = {sid: SigningKey.from_seed(SignatureAlg.ML_DSA_44, bytes([sid + 10]) * 32) for sid in accounts}
+        server_key = SigningKey.from_seed(SignatureAlg.ML_DSA_65, bytes([1]) * 32)
+        allow = AllowList([AllowEntry(k.verify_key(), accounts[sid]) for sid, k in keys.items()])
+        self.protocol = ServerProtocol([server_key], allow, cfg)
+        self.side = side
+        self.clients: dict[int, ClientConnection] = {}  #: QZMQ conn -> client
+        self.conn_of: dict[int, int] = {}  #: the plain test's conn -> QZMQ conn
+        self.sid_of: dict[bytes, int] = {}
+        self.received: dict[int, list[bytes]] = {}  #: SessionID -> messages its client opened
+        for sid in sorted(accounts):
+            client = ClientConnection(keys[sid], server_key.verify_key(), cfg)
+            rid = _RID % sid
+            client.connect(0.0)
+            conn = None
+            for _ in range(10):
+                for f in client.data_to_send():
+                    for ev in self.protocol.receive(rid, f, 0.0, "192.0.2.1"):
+                        if isinstance(ev, Established):
+                            conn = ev.conn
+                for _, f in self.protocol.data_to_send():
+                    client.receive(f, 0.0)
+            assert conn is not None and client.state is ClientState.ESTABLISHED
+            self.clients[conn] = client
+            self.conn_of[_conn(sid)] = conn
+            self.sid_of[rid] = sid
+            side.entry.login(conn, keys[sid].kid, accounts[sid], now=0.0)
+
+    def send(self, session_id: int, msgs: np.ndarray) -> None:
+        """The compiled side's Python path sends through the session layer too, so that
+        the order of everything a client gets is the order it was queued in."""
+        conn = self.side.entry.by_id[session_id].conns[0]
+        data = np.ascontiguousarray(msgs).tobytes()
+        for start in range(0, len(data), 1091 * _MSG):
+            self.protocol.send_fixed(conn, data[start : start + 1091 * _MSG])
+
+    def seal(self, conn: int, frame: bytes) -> list[bytes]:
+        """What the client sends for ``frame``: its record, a KEY_UPDATE first at times."""
+        client = self.clients[conn]
+        client.send_fixed(frame)
+        return client.data_to_send()
+
+    def deliver(self, now: float) -> None:
+        """Every record the server queued, opened by its client: the plaintext is what
+        the session was sent."""
+        for rid, f in self.protocol.data_to_send():
+            sid = self.sid_of[rid]
+            client = self.clients[self.side.entry.by_id[sid].conns[0]]
+            for ev in client.receive(f, now):
+                if isinstance(ev, Messages):
+                    for frame in ev.frames:
+                        self.received.setdefault(sid, []).extend(
+                            frame[k : k + _MSG] for k in range(0, len(frame), _MSG)
+                        )
+
+
+@pytest.mark.parametrize(("seed", "out_size", "journaled"), [(5, _OUT, False), (6, 24, True), (7, 24, False)])
+def test_sealed_records_give_what_plain_frames_give(seed: int, out_size: int, journaled: bool) -> None:
+    """The record path on sealed records (real QZMQ sessions lease their rows) against
+    the Python path on the plain frames: the same reports reach every client, through the
+    kernel's seal or the session's, and the state ends the same. Frames of a length the
+    client cannot seal are left out of both (a QZMQ peer closes a session over one)."""
+    throttle = (2_000.0, 40.0)
+    accounts = {sid: (acct, 4_000 + sid) for sid, acct in default_random_sessions()}
+    python = _side(throttle, accounts)
+    compiled = _Side(
+        OrderEntry(throttle=throttle, max_sessions=16), Engine(default_random_instruments(), default_random_config())
+    )
+    qz = _Sealed(compiled, accounts)
+    compiled.entry.set_blocked({777})
+    compiled.send = qz.send  # type: ignore[method-assign]
+    path = RecordPath(compiled.entry, compiled.engine, qz.protocol)
+    driver = EngineDriver(compiled.engine, out_size)
+    journal: list[np.ndarray] = []
+
+    def write(records: np.ndarray) -> int:
+        journal.append(records.copy())
+        return len(journal)
+
+    now = 0.0
+    sealed = handed = left = 0
+    for frames in _passes(seed, 3_000):
+        frames = [(c, f, t) for c, f, t in frames if f and len(f) % _MSG == 0]
+        if not frames:
+            continue
+        now += 0.002
+        inbound: list[np.ndarray] = []
+        for conn, frame, recv_time in frames:
+            python.receive(conn, frame, recv_time, now, inbound)
+        python.match(inbound)
+
+        for conn, frame, recv_time in frames:
+            qconn = qz.conn_of[conn]
+            for record in qz.seal(qconn, frame):
+                path.add(compiled.entry.by_conn[qconn], qconn, record, recv_time, sealed=True)
+        if out_size < _OUT:
+            driver = EngineDriver(compiled.engine, out_size)
+        outcome = path.run(now, driver, write if journaled else None)
+        assert not outcome.routed
+        compiled.deliver([], outcome.md, outcome.trades)
+        for qconn, record, _ in outcome.sealed:
+            qz.protocol.queue_sealed(qconn, (record,))
+        for qconn, msgs in outcome.handed:
+            qz.send(compiled.entry.by_conn[qconn].session_id, msgs)
+        sealed += len(outcome.sealed)
+        handed += len(outcome.handed)
+        left += len(outcome.left)
+        rest: list[np.ndarray] = []
+        for item in outcome.left:
+            assert item.sealed
+            for ev in qz.protocol.receive_sealed(item.conn, item.frame, now):
+                if isinstance(ev, Messages):
+                    for frame in ev.frames:
+                        compiled.receive(item.conn, frame, item.recv_time, now, rest)
+        compiled.match(rest)
+        qz.deliver(now)
+
+    assert sealed > 500 and handed > 20 and left > 100, (sealed, handed, left)
+    assert qz.protocol.session_count == len(accounts)  # nothing was fatal
+    assert compiled.engine.state_hash() == python.engine.state_hash()
+    assert compiled.md == python.md and compiled.trades == python.trades
+    for sid, _ in default_random_sessions():
+        a, b = python.entry.by_id[sid], compiled.entry.by_id[sid]
+        assert a.hwm == b.hwm
+        assert a.history.count == b.history.count
+        assert _reports(qz.received.get(sid, [])) == _reports(python.sent.get(sid, []))
+        assert _refusals(qz.received.get(sid, [])) == _refusals(python.sent.get(sid, []))
+        session = qz.protocol.session(b.conns[0])
+        assert session.counters.key_updates_recv > 0 and session.counters.key_updates_sent > 0
