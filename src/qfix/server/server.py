@@ -374,9 +374,9 @@ class Server:
         self._housekeeping()
         return held
 
-    def _handle(self, events: list[Event], inbound: list[Array], *, to_path: bool = True) -> int:
-        """The events of a poll, in order; with ``to_path`` false (the frames the record
-        path left) none of their frames goes to the record path."""
+    def _handle(self, events: list[Event], inbound: list[Array], *, left: bool = False) -> int:
+        """The events of a poll, in order; with ``left`` (the records the record path left,
+        counted when they came) none of their frames goes to the record path."""
         held = 0
         totals = self.metrics.totals
         for ev in events:
@@ -392,11 +392,12 @@ class Server:
                     for command in ev.frames:
                         self._admin(ev.conn, bytes(command))
                     continue
-                path = self._record_path if ev.fixed and to_path else None
+                path = self._record_path if ev.fixed and not left else None
                 for frame in ev.frames:
                     recv_ns = max(time.time_ns(), self._last_recv_ns)
                     self._last_recv_ns = recv_ns
-                    totals.bytes_in += len(frame) + RECORD_OVERHEAD
+                    if not left:
+                        totals.bytes_in += len(frame) + RECORD_OVERHEAD
                     if path is not None:
                         if inbound:  # what the Python path holds came first (the path holds nothing then)
                             self._match(inbound)
@@ -512,7 +513,7 @@ class Server:
                 # the session layer opens it (or counts it, or closes the session) and
                 # its frames go the Python path's way, after the path's
                 events = self.protocol.receive_sealed(item.conn, item.frame, time.monotonic())
-                self._handle(events, inbound, to_path=False)
+                self._handle(events, inbound, left=True)
                 continue
             owner = self.entry.by_conn.get(item.conn)
             if owner is None or item.conn in closed:
