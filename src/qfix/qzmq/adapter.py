@@ -78,6 +78,10 @@ _TIMER_TICK = 0.05
 _MONITOR_INTERVAL = 0.01  #: seconds between reads of the socket monitor when wait() saw nothing
 #: known-net handshake frames handled in a row before a waiting stranger's
 _KNOWN_RUN = 4
+#: handshake frames one read goes on to take after its first record before it returns,
+#: so that a flood's frames, dealt out between the records, cannot hold them for long
+#: and are still drained at a steady pace
+_READS_AFTER_RECORD = 8
 #: select() handles descriptors below FD_SETSIZE only
 _SELECT_FD_LIMIT = 1024
 _CLIENT_HELLO = int(MsgType.CLIENT_HELLO)
@@ -510,6 +514,7 @@ class ServerEndpoint:
         # up the records' budget (they are only queued or dropped here), and a separate
         # cap keeps a flood that never pauses from holding the call
         clock = time.perf_counter
+        after_record = -1  # handshake frames read since this call's first record
         while budget[0] > 0 and budget[1] > 0:
             t0 = clock()
             # not asked first: a receive that finds nothing raises once per call, and
@@ -537,8 +542,15 @@ class ServerEndpoint:
                     # charged, or a flood whose reading alone took the share would
                     # keep every stranger out for as long as it lasts
                     self._hs_budget -= clock() - t0
+                if after_record >= 0:
+                    after_record += 1
+                    if after_record >= _READS_AFTER_RECORD:
+                        # the records read go first: reading on through a flood (up to
+                        # MAX_HANDSHAKE_READS frames, milliseconds) would hold them back
+                        return False
                 continue
             budget[0] -= 1
+            after_record = max(after_record, 0)
             conn = proto.conn_for_routing_id(rid)
             if conn is not None:
                 self._last_record = t0
@@ -664,22 +676,43 @@ class ServerEndpoint:
         return self.protocol.transport_failed(rid)
 
     def flush(self) -> list[Event]:
-        """Send what the protocol produced (backlogs first); return session-ending events."""
+        """Send what the protocol produced (backlogs first); return session-ending events.
+
+        Established sessions' frames go first, then the rest (handshake replies, in
+        order): under a hello flood one loop pass answers hundreds of hellos, and a
+        session's reply queued behind all of them waited milliseconds. Each routing id's
+        frames keep their order; sending the handshake replies is charged to the
+        handshakes' share of the loop (``handshake_share``)."""
         events: list[Event] = []
         self._gone.clear()
         for rid in list(self._backlog):
             events += self._drain(rid)
+        has_session = self.protocol.has_session
+        later: list[tuple[bytes, bytes]] = []
+        later_rids: set[bytes] = set()
         for rid, frame in self.protocol.data_to_send():
-            if rid in self._gone:
-                continue  # its session ended in this flush: never send after a gap
-            q = self._backlog.get(rid)
-            if q is not None:
-                q.append(frame)
-                if len(q) > MAX_BACKLOG:
-                    events += self._give_up(rid)
+            if rid in later_rids or not has_session(rid):
+                later.append((rid, frame))
+                later_rids.add(rid)
                 continue
-            events += self._send(rid, frame)
+            events += self._queue_or_send(rid, frame)
+        if later:
+            t0 = time.perf_counter()
+            for rid, frame in later:
+                events += self._queue_or_send(rid, frame)
+            self._hs_budget -= time.perf_counter() - t0
         return events
+
+    def _queue_or_send(self, rid: bytes, frame: bytes) -> list[Event]:
+        if rid in self._gone:
+            return []  # its session ended in this flush: never send after a gap
+        q = self._backlog.get(rid)
+        if q is not None:
+            q.append(frame)
+            if len(q) > MAX_BACKLOG:
+                return self._give_up(rid)
+            return []
+        return self._send(rid, frame)
 
     def _send(self, rid: bytes, frame: bytes) -> list[Event]:
         try:
