@@ -23,7 +23,7 @@ tree=$(mktemp -d)
 trap 'rm -rf "$tree"' EXIT
 cp -r src "$tree/src"
 git archive "$rev" src/qfix/engine | tar -x -C "$tree"
-numba_key=$(cd "$tree" && for f in $(LC_ALL=C ls src/qfix/crypto/_*kernel.py src/qfix/engine/*.py src/qfix/engine/*/*.py src/qfix/marketdata/*.py src/qfix/qzmq/_*kernel.py src/qfix/server/_*.py src/qfix/wire/*.py 2>/dev/null | LC_ALL=C sort); do
+numba_key=$(cd "$tree" && for f in $(LC_ALL=C ls src/qfix/crypto/_gcm*.py src/qfix/engine/*.py src/qfix/engine/*/*.py src/qfix/marketdata/*.py src/qfix/qzmq/_record*.py src/qfix/server/_*.py src/qfix/wire/*.py 2>/dev/null | LC_ALL=C sort); do
     printf '%s\0' "$f"; cat "$f"
 done | sha256sum | cut -c1-16)
 export NUMBA_CACHE_DIR="$PWD/.numba_cache/$numba_key"

@@ -8,7 +8,7 @@ edit to the book tables of ``_store.py``. Every entry point (the ``qfix`` comman
 tests, ``scripts/test.sh``) therefore points ``NUMBA_CACHE_DIR`` at ``<base>/<key>``,
 where the key digests every module of ``qfix.engine`` (its subpackages included),
 ``qfix.marketdata``, ``qfix.wire``, the server's kernels (``qfix.server._*``) and the
-QZMQ record kernels they call (``qfix.crypto._*kernel``, ``qfix.qzmq._*kernel``),
+QZMQ record kernels they call (``qfix.crypto._gcm*``, ``qfix.qzmq._record*``),
 named as ``src/qfix/...`` and sorted by bytes, exactly as ``scripts/test.sh`` computes it,
 so a checkout's tests, benchmarks and server share one warm cache and an edit anywhere in
 those packages starts a fresh one. Importing this module does not import numba.
@@ -24,11 +24,11 @@ from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
 _PATTERNS = (
-    "crypto/_*kernel.py",
+    "crypto/_gcm*.py",
     "engine/*.py",
     "engine/*/*.py",
     "marketdata/*.py",
-    "qzmq/_*kernel.py",
+    "qzmq/_record*.py",
     "server/_*.py",
     "wire/*.py",
 )

@@ -16,8 +16,9 @@ numbers back; between a lease and its recall the row, not the object, is the ses
 state, and nothing else may touch the session. A recalled row reads as not leased
 (``ROW_LEASED`` 0): the kernels hand back every record of it until the next lease.
 
-The rules are docs/qzmq.md §4's, in the order ``Session.receive`` applies them; the
-differential tests run random streams through both and compare every byte and number.
+The row's columns are in ``_record_row``, which imports no Numba. The rules are
+docs/qzmq.md §4's, in the order ``Session.receive`` applies them; the differential tests
+run random streams through both and compare every byte and number.
 """
 
 from __future__ import annotations
@@ -29,36 +30,34 @@ from numba import njit
 
 from qfix.crypto._gcm_kernel import open_record, seal_record
 from qfix.qzmq import _constants as c
+from qfix.qzmq._record_row import (
+    HAND_BACK,
+    HEADER_LEN,
+    RECORD_OVERHEAD,
+    ROW_COLUMNS,
+    ROW_LEASED,
+    ROW_RECV_BLOCKS,
+    ROW_RECV_CTX,
+    ROW_RECV_EPOCH,
+    ROW_RECV_IV_HI,
+    ROW_RECV_IV_LO,
+    ROW_RECV_NEXT,
+    ROW_RECV_RECORDS,
+    ROW_SEND_BLOCK_LIMIT,
+    ROW_SEND_BLOCKS,
+    ROW_SEND_CTX,
+    ROW_SEND_EPOCH,
+    ROW_SEND_IV_HI,
+    ROW_SEND_IV_LO,
+    ROW_SEND_RECORD_LIMIT,
+    ROW_SEND_RECORDS,
+    ROW_SEND_SEQ,
+)
 
+# the row's columns come from _record_row (the session layer reads them without Numba)
 __all__ = ["HAND_BACK", "HEADER_LEN", "RECORD_OVERHEAD", "ROW_COLUMNS", "open_fixed", "seal_fixed"]
 
 Array = npt.NDArray[Any]
-
-HEADER_LEN: Final = 10  #: a record's header: type, epoch, sequence number
-RECORD_OVERHEAD: Final = 26  #: a record's bytes besides its plaintext: the header and the tag
-
-# --- a session's row ---------------------------------------------------------------
-ROW_RECV_CTX: Final = 0  #: address of the receive key's EVP context
-ROW_RECV_IV_HI: Final = 1  #: the receive IV's first 4 bytes
-ROW_RECV_IV_LO: Final = 2  #: its last 8 bytes (as int64), XORed with the sequence number
-ROW_RECV_EPOCH: Final = 3  #: the receive key's epoch, mod 256 (what a record header holds)
-ROW_RECV_NEXT: Final = 4  #: the next sequence number expected
-ROW_RECV_RECORDS: Final = 5  #: records opened under the receive key
-ROW_RECV_BLOCKS: Final = 6  #: and their AES blocks
-ROW_SEND_CTX: Final = 7
-ROW_SEND_IV_HI: Final = 8
-ROW_SEND_IV_LO: Final = 9
-ROW_SEND_EPOCH: Final = 10
-ROW_SEND_SEQ: Final = 11  #: the next sequence number to seal with
-ROW_SEND_RECORDS: Final = 12
-ROW_SEND_BLOCKS: Final = 13
-ROW_SEND_RECORD_LIMIT: Final = 14  #: the session's rekey_after_records
-ROW_SEND_BLOCK_LIMIT: Final = 15  #: the session's rekey_after_blocks
-ROW_LEASED: Final = 16  #: 1 while the row is the session's state; 0 once it was recalled
-ROW_COLUMNS: Final = 17
-
-#: what a kernel returns for a record it leaves to the session's Python code
-HAND_BACK: Final = -1
 
 # the protocol's constants, restated: Numba freezes a global's value into the cached
 # machine code, and its cache notices edits to this file only (qfix.numba_cache)

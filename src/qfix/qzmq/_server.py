@@ -37,7 +37,7 @@ import numpy.typing as npt
 from qfix.crypto import primitives as _p
 from qfix.crypto.keys import AllowEntry, AllowList, SigningKey
 from qfix.qzmq import _codec
-from qfix.qzmq import _record_kernel as rk
+from qfix.qzmq import _record_row as rk
 from qfix.qzmq import _schedule as ks
 from qfix.qzmq._config import Config
 from qfix.qzmq._constants import (

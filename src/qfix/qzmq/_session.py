@@ -28,14 +28,15 @@ import enum
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy.typing as npt
 
-from qfix.crypto import _gcm_kernel
+if TYPE_CHECKING:
+    from qfix.crypto._gcm_kernel import GcmKey
+
 from qfix.crypto import primitives as _p
-from qfix.crypto._gcm_kernel import GcmKey
-from qfix.qzmq import _record_kernel as rk
+from qfix.qzmq import _record_row as rk
 from qfix.qzmq import _schedule as ks
 from qfix.qzmq._config import Config
 from qfix.qzmq._constants import (
@@ -141,6 +142,8 @@ class _Direction(Copyable):
         """The address of this key's EVP context for the compiled record kernels, made on
         first use (most sessions of a client never need one)."""
         if self._kernel is None:
+            from qfix.crypto._gcm_kernel import GcmKey  # Numba's only when a kernel needs it
+
             self._kernel = GcmKey(self.key, encrypt=encrypt)
         return self._kernel.ctx
 
@@ -290,7 +293,11 @@ class Session(Copyable):
         state and nothing else may use the session. False, leaving ``row`` as it was,
         when the kernels cannot serve it: closed, not established, or no AEAD that
         compiled code can call here."""
-        if self.closed or self.awaiting_ready or not _gcm_kernel.AVAILABLE:
+        if self.closed or self.awaiting_ready:
+            return False
+        from qfix.crypto import _gcm_kernel  # Numba's only when a kernel needs it
+
+        if not _gcm_kernel.AVAILABLE:
             return False
         r, s = self.recv, self.send
         row[rk.ROW_RECV_CTX] = r.kernel_ctx(encrypt=False)

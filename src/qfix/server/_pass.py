@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 from qfix.engine import _kernels as kern
 from qfix.qzmq import _record_kernel as rk
+from qfix.qzmq import _record_row as lease_cols
 from qfix.server import _routing, _stage_s
 from qfix.wire import codes
 
@@ -138,9 +139,9 @@ def stage_frames(
             plain[at : at + size] = frames[start : start + size]
         else:
             key = leases[lease]
-            before_next = key[rk.ROW_RECV_NEXT]
-            before_records = key[rk.ROW_RECV_RECORDS]
-            before_blocks = key[rk.ROW_RECV_BLOCKS]
+            before_next = key[lease_cols.ROW_RECV_NEXT]
+            before_records = key[lease_cols.ROW_RECV_RECORDS]
+            before_blocks = key[lease_cols.ROW_RECV_BLOCKS]
             size = rk.open_fixed(key, frames, start, size, plain, at, nonce, cell)
             if size == rk.HAND_BACK:
                 break
@@ -161,9 +162,9 @@ def stage_frames(
         )
         if passed != k:  # a refusal or a message that is not an order: Python's to answer
             if lease >= 0:
-                leases[lease, rk.ROW_RECV_NEXT] = before_next
-                leases[lease, rk.ROW_RECV_RECORDS] = before_records
-                leases[lease, rk.ROW_RECV_BLOCKS] = before_blocks
+                leases[lease, lease_cols.ROW_RECV_NEXT] = before_next
+                leases[lease, lease_cols.ROW_RECV_RECORDS] = before_records
+                leases[lease, lease_cols.ROW_RECV_BLOCKS] = before_blocks
             break
         sessions[row, SESSION_MARK] = mark
         sessions[row, SESSION_ORDERS] += orders

@@ -61,7 +61,7 @@ from qfix.qzmq import (
     SealedFixed,
     ServerProtocol,
 )
-from qfix.qzmq._record_kernel import ROW_COLUMNS
+from qfix.qzmq._record_row import ROW_COLUMNS
 from qfix.qzmq.adapter import ServerEndpoint
 from qfix.server import _stage_s
 from qfix.server.admin import PHASES, AdminCommand, AdminError, encode_reply, parse_command
