@@ -360,7 +360,7 @@ class ServerProtocol(Copyable):
 
     @property
     def lease_table(self) -> npt.NDArray[np.int64]:
-        """The rows :meth:`lease` lends (int64, ``_record_kernel.ROW_COLUMNS`` columns).
+        """The rows :meth:`lease` lends (int64, ``_record_row.ROW_COLUMNS`` columns).
         A new array when it grows: read it again after each :meth:`lease`."""
         return self._lease_table
 
