@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import ctypes
 import logging
-from pathlib import Path
 from typing import Any, Final
 
 import numpy.typing as npt
 from numba import njit, types
+
+from qfix.native_libs import load_mapped
 
 __all__ = ["AVAILABLE", "NONCE_LEN", "TAG_LEN", "GcmKey", "open_record", "seal_record"]
 
@@ -39,36 +40,16 @@ _CTRL_SET_TAG: Final = 0x11
 _NULL: Final = 0
 
 
-def _mapped_libcrypto() -> str | None:
-    """The path of the one libcrypto mapped into this process, None if not exactly one."""
+def _load() -> ctypes.CDLL | None:
     import _hashlib  # noqa: F401 - maps the libcrypto Python itself was built against
 
-    try:
-        maps = Path("/proc/self/maps").read_text(encoding="ascii", errors="replace")
-    except OSError:
+    lib = load_mapped("libcrypto.so", ("EVP_EncryptInit_ex", "EVP_DecryptFinal_ex", "EVP_CIPHER_CTX_ctrl"))
+    if lib is None:
         return None
-    paths = {line.split()[-1] for line in maps.splitlines() if line.rsplit("/", 1)[-1].startswith("libcrypto.so")}
-    return paths.pop() if len(paths) == 1 else None
-
-
-def _load() -> ctypes.CDLL | None:
-    path = _mapped_libcrypto()
-    if path is None:
-        return None
-    try:
-        import llvmlite.binding as llvm
-
-        llvm.load_library_permanently(path)
-        lib = ctypes.CDLL(path)
-        for name in ("EVP_EncryptInit_ex", "EVP_DecryptFinal_ex", "EVP_CIPHER_CTX_ctrl"):
-            if llvm.address_of_symbol(name) != ctypes.cast(getattr(lib, name), ctypes.c_void_p).value:
-                return None
-        lib.EVP_CIPHER_CTX_new.restype = ctypes.c_void_p
-        lib.EVP_CIPHER_CTX_free.argtypes = [ctypes.c_void_p]
-        lib.EVP_aes_256_gcm.restype = ctypes.c_void_p
-        lib.EVP_EncryptInit_ex.argtypes = lib.EVP_DecryptInit_ex.argtypes = [ctypes.c_void_p] * 5
-    except (OSError, RuntimeError, AttributeError):
-        return None
+    lib.EVP_CIPHER_CTX_new.restype = ctypes.c_void_p
+    lib.EVP_CIPHER_CTX_free.argtypes = [ctypes.c_void_p]
+    lib.EVP_aes_256_gcm.restype = ctypes.c_void_p
+    lib.EVP_EncryptInit_ex.argtypes = lib.EVP_DecryptInit_ex.argtypes = [ctypes.c_void_p] * 5
     return lib
 
 

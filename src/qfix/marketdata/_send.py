@@ -17,10 +17,8 @@ otherwise :data:`AVAILABLE` is False and the caller sends through pyzmq.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import logging
-from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
@@ -29,6 +27,7 @@ import zmq
 from numba import njit, types
 
 from qfix.marketdata import feeds
+from qfix.native_libs import load_mapped
 
 __all__ = ["AVAILABLE", "send_packets"]
 
@@ -45,31 +44,10 @@ _SNDMORE: Final = int(zmq.SNDMORE)
 _DONTWAIT: Final = int(zmq.DONTWAIT)
 
 
-def _mapped_libzmq() -> str | None:
-    """The path of the one libzmq mapped into this process, None if not exactly one."""
+def _load() -> bool:
     import zmq.backend  # noqa: F401 - maps pyzmq's libzmq
 
-    try:
-        maps = Path("/proc/self/maps").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    paths = {line.split()[-1] for line in maps.splitlines() if "libzmq" in line.rsplit("/", 1)[-1]}
-    return paths.pop() if len(paths) == 1 else None
-
-
-def _load() -> bool:
-    path = _mapped_libzmq()
-    if path is None:
-        return False
-    try:
-        import llvmlite.binding as llvm
-
-        llvm.load_library_permanently(path)
-        resolved = llvm.address_of_symbol("zmq_send")
-        mine = ctypes.cast(ctypes.CDLL(path).zmq_send, ctypes.c_void_p).value
-    except (OSError, RuntimeError, AttributeError):
-        return False
-    return resolved is not None and resolved == mine
+    return load_mapped("libzmq", ("zmq_send",)) is not None
 
 
 #: whether :func:`send_packets` may be used in this process
