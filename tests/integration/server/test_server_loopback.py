@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from qfix.client import Client, ClientError
+from qfix.crypto import _gcm_kernel
 from qfix.crypto.keys import load_private_key
 from qfix.wire import codes, message
 
@@ -166,12 +167,16 @@ def test_a_vanished_client_does_not_stall_the_others(start_server: Callable[...,
     assert live.wait_until(lambda c: c.order(cl).status == "filled")
 
 
-@pytest.mark.parametrize("compiled_path", [True, False])
+@pytest.mark.parametrize("path_kind", ["sealed", "plain", "python"])
 def test_every_message_gets_exactly_one_outcome_and_fills_reconcile(
-    start_server: Callable[..., Any], compiled_path: bool
+    start_server: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, path_kind: str
 ) -> None:
-    """With the compiled record path (the default) and without it (every frame through
-    OrderEntry.receive), on a journaled server."""
+    """With the compiled record path opening and sealing the records (the default), with
+    it on plaintext (what a machine without an AEAD that compiled code can call gets) and
+    without it (every frame through OrderEntry.receive), on a journaled server."""
+    compiled_path = path_kind != "python"
+    if path_kind == "plain":
+        monkeypatch.setattr(_gcm_kernel, "AVAILABLE", False)
     run = start_server(compiled_path=compiled_path)
     clients = [run.client(n) for n in (1, 2, 3)]
     rng = random.Random(7)
@@ -207,6 +212,7 @@ def test_every_message_gets_exactly_one_outcome_and_fills_reconcile(
     assert not any(c.rejects for c in clients)
     path = run.server.record_path
     assert (path is not None and path.records > 500) if compiled_path else path is None
+    assert path is None or (path.leases is not None) == (path_kind == "sealed")
     totals = run.server.metrics.totals
     assert totals.compiled_records == (path.records if path is not None else 0) <= totals.orders
 
