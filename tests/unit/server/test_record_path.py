@@ -5,6 +5,7 @@ the throttles and the retransmission histories in the same state."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -122,6 +123,17 @@ def _passes(seed: int, n: int) -> list[list[tuple[int, bytes, int]]]:
     return passes
 
 
+def _journal() -> tuple[list[np.ndarray], Callable[[np.ndarray], int]]:
+    """What a journal keeps of the records handed to it, and the callback that hands them."""
+    journal: list[np.ndarray] = []
+
+    def write(records: np.ndarray) -> int:
+        journal.append(records.copy())
+        return len(journal)
+
+    return journal, write
+
+
 @pytest.mark.parametrize(
     ("seed", "out_size", "journaled"), [(1, _OUT, False), (2, _OUT, True), (3, _OUT, False), (4, 24, True)]
 )
@@ -137,11 +149,7 @@ def test_the_record_path_matches_the_python_path(seed: int, out_size: int, journ
     python, compiled = _side(throttle, accounts), _side(throttle, accounts)
     path = RecordPath(compiled.entry, compiled.engine)
     driver = EngineDriver(compiled.engine, out_size)
-    journal: list[np.ndarray] = []
-
-    def write(records: np.ndarray) -> int:
-        journal.append(records.copy())
-        return len(journal)
+    journal, write = _journal()
 
     now = 0.0
     left = taken = split = 0
@@ -333,11 +341,7 @@ def test_sealed_records_give_what_plain_frames_give(seed: int, out_size: int, jo
     compiled.send = qz.send  # type: ignore[method-assign]
     path = RecordPath(compiled.entry, compiled.engine, qz.protocol)
     driver = EngineDriver(compiled.engine, out_size)
-    journal: list[np.ndarray] = []
-
-    def write(records: np.ndarray) -> int:
-        journal.append(records.copy())
-        return len(journal)
+    _, write = _journal()
 
     now = 0.0
     sealed = handed = left = 0
