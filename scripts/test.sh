@@ -9,7 +9,7 @@ source scripts/_venv.sh
 # starts a fresh cache. tests/conftest.py computes the same key. An explicit
 # NUMBA_CACHE_DIR from the caller is kept as is.
 if [ -z "${NUMBA_CACHE_DIR:-}" ]; then
-    numba_key=$(for f in $(LC_ALL=C ls src/qfix/crypto/_gcm*.py src/qfix/engine/*.py src/qfix/engine/*/*.py src/qfix/marketdata/*.py src/qfix/qzmq/_record*.py src/qfix/server/_*.py src/qfix/wire/*.py 2>/dev/null | LC_ALL=C sort); do
+    numba_key=$(for f in $(LC_ALL=C ls src/qfix/crypto/_gcm*.py src/qfix/engine/*.py src/qfix/engine/*/*.py src/qfix/marketdata/*.py src/qfix/native_zmq.py src/qfix/qzmq/_record*.py src/qfix/server/_*.py src/qfix/wire/*.py 2>/dev/null | LC_ALL=C sort); do
         printf '%s\0' "$f"; cat "$f"
     done | sha256sum | cut -c1-16)
     export NUMBA_CACHE_DIR="$PWD/.numba_cache/$numba_key"

@@ -7,8 +7,9 @@ constants and the Numba cache"); so would the market-data kernel of ``_live.py``
 edit to the book tables of ``_store.py``. Every entry point (the ``qfix`` command, the
 tests, ``scripts/test.sh``) therefore points ``NUMBA_CACHE_DIR`` at ``<base>/<key>``,
 where the key digests every module of ``qfix.engine`` (its subpackages included),
-``qfix.marketdata``, ``qfix.wire``, the server's kernels (``qfix.server._*``) and the
-QZMQ record kernels they call (``qfix.crypto._gcm*``, ``qfix.qzmq._record*``),
+``qfix.marketdata``, ``qfix.wire``, the server's kernels (``qfix.server._*``), the
+QZMQ record kernels they call (``qfix.crypto._gcm*``, ``qfix.qzmq._record*``) and the
+libzmq declarations of every socket kernel (``qfix.native_zmq``),
 named as ``src/qfix/...`` and sorted by bytes, exactly as ``scripts/test.sh`` computes it,
 so a checkout's tests, benchmarks and server share one warm cache and an edit anywhere in
 those packages starts a fresh one. Importing this module does not import numba.
@@ -28,6 +29,7 @@ _PATTERNS = (
     "engine/*.py",
     "engine/*/*.py",
     "marketdata/*.py",
+    "native_zmq.py",
     "qzmq/_record*.py",
     "server/_*.py",
     "wire/*.py",

@@ -31,6 +31,8 @@ from numba import njit, types
 
 from qfix.marketdata import feeds
 from qfix.marketdata._send import AVAILABLE
+from qfix.native_zmq import zmq_errno as _zmq_errno
+from qfix.native_zmq import zmq_recv as _zmq_recv
 from qfix.wire import codes
 
 __all__ = [
@@ -87,13 +89,11 @@ _EAGAIN: Final = errno.EAGAIN
 #: cannot spin the loop forever
 _EINTR_RETRIES: Final = 100
 
-_zmq_recv: Any = types.ExternalFunction("zmq_recv", types.intc(types.voidptr, types.voidptr, types.size_t, types.intc))
 # optvallen is a size_t*; it is passed as an address (the array's ctypes.data), which the
 # C ABI passes exactly as it would a typed pointer
 _zmq_getsockopt: Any = types.ExternalFunction(
     "zmq_getsockopt", types.intc(types.voidptr, types.intc, types.voidptr, types.voidptr)
 )
-_zmq_errno: Any = types.ExternalFunction("zmq_errno", types.intc())
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -9,25 +9,24 @@ own work then dominates). So the PUB socket's packets leave through one kernel c
 chunk that writes each topic and header into a scratch buffer and calls ``zmq_send``
 three times.
 
-Safety: the kernel must call the very libzmq that pyzmq's socket belongs to. The library
-is loaded by the path of the one copy mapped into this process (pyzmq's wheel bundles
-it), and only if exactly one is mapped and the symbol Numba resolves is that copy's;
-otherwise :data:`AVAILABLE` is False and the caller sends through pyzmq.
+Safety: the kernel must call the very libzmq that pyzmq's socket belongs to
+(``qfix.native_zmq`` checks that); otherwise :data:`AVAILABLE` is False and the caller
+sends through pyzmq.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 import zmq
-from numba import njit, types
+from numba import njit
 
 from qfix.marketdata import feeds
-from qfix.native_libs import load_mapped
+from qfix.native_zmq import AVAILABLE, DONTWAIT, SNDMORE, zmq_errno
+from qfix.native_zmq import send_frame as _send_frame
 
 __all__ = ["AVAILABLE", "send_packets"]
 
@@ -40,37 +39,12 @@ _DIGITS: Final = 10
 _HEADER: Final = 16
 _TOPIC_AT: Final = 0  # scratch layout: topic at 0 (at most 32 bytes), header at 32
 _HEADER_AT: Final = 32
-_SNDMORE: Final = int(zmq.SNDMORE)
-_DONTWAIT: Final = int(zmq.DONTWAIT)
+_SNDMORE: Final = SNDMORE
+_DONTWAIT: Final = DONTWAIT
 
 
-def _load() -> bool:
-    import zmq.backend  # noqa: F401 - maps pyzmq's libzmq
-
-    return load_mapped("libzmq", ("zmq_send",)) is not None
-
-
-#: whether :func:`send_packets` may be used in this process
-AVAILABLE: Final = _load()
 if not AVAILABLE:
     log.info("libzmq is not reachable from jitted code here; market data is sent through pyzmq")
-
-_zmq_send: Any = types.ExternalFunction("zmq_send", types.intc(types.voidptr, types.voidptr, types.size_t, types.intc))
-_zmq_errno: Any = types.ExternalFunction("zmq_errno", types.intc())
-_EINTR: Final = errno.EINTR
-#: a signal arriving while libzmq works on a send fails it with EINTR; it is retried, a
-#: bounded number of times, from the same frame so the message stays whole
-_EINTR_RETRIES: Final = 100
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _send_frame(sock: int, data: int, size: int, flags: int) -> int:
-    rc: int = _zmq_send(sock, data, size, flags)
-    tries = 0
-    while rc < 0 and tries < _EINTR_RETRIES and _zmq_errno() == _EINTR:
-        rc = _zmq_send(sock, data, size, flags)
-        tries += 1
-    return rc
 
 
 @njit(cache=True, nogil=True)
@@ -111,7 +85,7 @@ def _send_packets(
             or _send_frame(sock, base + _HEADER_AT, _HEADER, _SNDMORE | _DONTWAIT) < 0
             or _send_frame(sock, data + lo, hi - lo, _DONTWAIT) < 0
         ):
-            error[0] = _zmq_errno()
+            error[0] = zmq_errno()
             return -1 - i
     return security_ids.size
 

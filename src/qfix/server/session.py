@@ -27,7 +27,7 @@ import numpy.typing as npt
 from qfix.server import _routing, _stage_s
 from qfix.wire import codec, codes, schema
 
-__all__ = ["MD_DEST", "Arrival", "OrderEntry", "SessionState"]
+__all__ = ["MD_DEST", "Arrival", "OrderEntry", "SessionState", "SessionTable"]
 
 Array = npt.NDArray[Any]
 
@@ -39,25 +39,51 @@ _ORDER_TEMPLATES_MAX: Final = codes.TEMPLATE_ORDER_MASS_CANCEL_REQUEST
 _REJECT_WINDOW_S: Final = 10.0
 
 
+class SessionTable:
+    """The numbers of every session that compiled code reads and writes in place, one
+    entry per SessionID: stage S's ClOrdID mark and the throttle's token bucket (as
+    ``_Bucket`` and ``SessionState.hwm`` see them). Fixed in size (``max_sessions``) so
+    that a kernel's view of them never goes stale."""
+
+    __slots__ = ("accounts_version", "burst", "marks", "rate", "refilled", "tokens")
+
+    def __init__(self, max_sessions: int, rate: float, burst: float) -> None:
+        self.rate = float(rate)
+        self.burst = float(burst)
+        self.marks = np.zeros(max_sessions, np.uint64)  #: highest ClOrdID that passed stage S
+        self.tokens = np.zeros(max_sessions, np.float64)  #: the bucket's tokens (messages)
+        self.refilled = np.zeros(max_sessions, np.float64)  #: monotonic time of its last refill
+        #: moves whenever a session's accounts change (a cache of stage S's tables checks it)
+        self.accounts_version = 0
+
+
 class _Bucket:
-    """A token bucket measured in messages (the per-session throttle)."""
+    """A token bucket measured in messages (the per-session throttle), kept in its
+    session's entry of a :class:`SessionTable` (the compiled record path refills and
+    spends the same numbers, the same way)."""
 
-    __slots__ = ("burst", "last", "rate", "tokens")
+    __slots__ = ("session_id", "table")
 
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = burst
-        self.last = now
+    def __init__(self, table: SessionTable, session_id: int, now: float) -> None:
+        self.table = table
+        self.session_id = session_id
+        table.tokens[session_id] = table.burst
+        table.refilled[session_id] = now
+
+    @property
+    def tokens(self) -> float:
+        return float(self.table.tokens[self.session_id])
 
     def available(self, now: float) -> int:
         """Refill for the time since the last call; the whole tokens there are now."""
-        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        return max(0, int(self.tokens))
+        t, sid = self.table, self.session_id
+        tokens = min(t.burst, float(t.tokens[sid]) + (now - float(t.refilled[sid])) * t.rate)
+        t.tokens[sid] = tokens
+        t.refilled[sid] = now
+        return max(0, int(tokens))
 
     def spend(self, tokens: int) -> None:
-        self.tokens -= tokens
+        self.table.tokens[self.session_id] -= tokens
 
 
 class _History:
@@ -128,13 +154,22 @@ class SessionState:
     kid: bytes
     bucket: _Bucket
     history: _History
-    hwm: int = 0  #: highest ClOrdID that passed stage S
+    table: SessionTable  #: where its mark and bucket live
     conns: list[int] = field(default_factory=list)
     last_sent: float = 0.0  #: monotonic time of the last message sent to it
     rejects: int = 0  #: BusinessMessageRejects in the current window
     reject_window: float = 0.0
     _accounts: npt.NDArray[np.uint32] = field(default_factory=_no_accounts, init=False, repr=False)
     _sorted_accounts: npt.NDArray[np.uint32] = field(default_factory=_no_accounts, init=False, repr=False)
+
+    @property
+    def hwm(self) -> int:
+        """Highest ClOrdID that passed stage S."""
+        return int(self.table.marks[self.session_id])
+
+    @hwm.setter
+    def hwm(self, mark: int) -> None:
+        self.table.marks[self.session_id] = mark
 
     @property
     def accounts(self) -> npt.NDArray[np.uint32]:
@@ -157,6 +192,7 @@ class SessionState:
             raise ValueError(f"key {self.kid.hex()} has no account")
         self._accounts = np.array(accounts, np.uint32)
         self._sorted_accounts = np.sort(self._accounts)
+        self.table.accounts_version += 1
 
 
 @dataclass(slots=True)
@@ -196,6 +232,8 @@ class OrderEntry:
         self.max_rejects = max_rejects
         self.retransmit_keep = retransmit_keep
         self.max_sessions = max_sessions
+        #: every session's mark and bucket, by SessionID
+        self.table = SessionTable(max_sessions, *throttle)
         self.by_kid: dict[bytes, SessionState] = {}
         self.by_id: list[SessionState] = []
         self.by_conn: dict[int, SessionState] = {}
@@ -246,11 +284,13 @@ class OrderEntry:
         if state is None:
             if len(self.by_id) >= self.max_sessions:
                 raise LookupError(f"all {self.max_sessions} SessionIDs are in use")
+            sid = len(self.by_id)
             state = SessionState(
-                session_id=len(self.by_id),
+                session_id=sid,
                 kid=kid,
-                bucket=_Bucket(*self.throttle, now),
+                bucket=_Bucket(self.table, sid, now),
                 history=_History(self.retransmit_keep),
+                table=self.table,
             )
             self.by_kid[kid] = state
             self.by_id.append(state)
@@ -273,8 +313,9 @@ class OrderEntry:
         state = SessionState(
             session_id=session_id,
             kid=kid,
-            bucket=_Bucket(*self.throttle, 0.0),
+            bucket=_Bucket(self.table, session_id, 0.0),
             history=_History(self.retransmit_keep),
+            table=self.table,
         )
         self.by_kid[kid] = state
         self.by_id.append(state)
