@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import dataclasses
+import importlib
 import json
 import multiprocessing as mp
 import os
@@ -50,6 +51,16 @@ _DATA_FIXED = 0x16
 _LEAN_ACCOUNT = 1  #: the lean path's session account (its orders leave Account 0)
 #: with --steps: (object, method) of the server timed in thread CPU, nested calls included
 _STEPS = (
+    ("endpoint", "wait"),
+    ("endpoint", "busy"),
+    ("server", "_serve"),
+    ("path", "serve"),
+    ("serve_kernels", "serve_pass"),
+    ("path", "_engine_calls"),
+    ("entry", "file_reports"),
+    ("serve_kernels", "send_sealed"),
+    ("server", "_finish_pass"),
+    ("server", "_send_kept"),
     ("endpoint", "poll"),
     ("endpoint", "flush"),
     ("server", "_handle"),
@@ -71,6 +82,7 @@ def _time_steps(server: Any) -> dict[str, list[int]]:
     """Wrap each of ``_STEPS`` to record its thread CPU time (ns) per call."""
     owners = {"server": server, "endpoint": server.endpoint, "entry": server.entry, "ledger": server.ledger}
     owners |= {"engine": server.engine, "md": server.md, "path": getattr(server, "_record_path", None)}
+    owners["serve_kernels"] = importlib.import_module("qfix.server._serve")
     samples: dict[str, list[int]] = {}
 
     def wrap(owner: Any, name: str, label: str) -> None:

@@ -272,6 +272,11 @@ class ServerProtocol(Copyable):
     def conn_for_routing_id(self, routing_id: bytes) -> int | None:
         return self._by_rid.get(routing_id)
 
+    def routing_id(self, conn: int) -> bytes | None:
+        """The routing id session ``conn`` is on (None: no such session); recalls nothing."""
+        e = self._sessions.get(conn)
+        return None if e is None else e.routing_id
+
     def cookie_required(self) -> bool:
         policy = self.config.cookie_policy
         if policy == "always":
@@ -281,6 +286,11 @@ class ServerProtocol(Copyable):
         return len(self._pending) >= self.config.cookie_load_threshold
 
     # --- output -----------------------------------------------------------------------
+
+    @property
+    def has_output(self) -> bool:
+        """Whether :meth:`data_to_send` would return anything."""
+        return bool(self._out)
 
     def data_to_send(self) -> list[tuple[bytes, bytes]]:
         out = self._out
@@ -384,6 +394,12 @@ class ServerProtocol(Copyable):
             return -1
         return e.row
 
+    def lease_row(self, conn: int) -> int:
+        """Session ``conn``'s row of :attr:`lease_table`, given at its first :meth:`lease`
+        and kept for its life, leased or not; -1 if it has none."""
+        e = self._sessions.get(conn)
+        return -1 if e is None else e.row
+
     def relend(self) -> None:
         """:meth:`lease` again every session recalled since the last call."""
         recalled, self._recalled = self._recalled, []
@@ -420,8 +436,11 @@ class ServerProtocol(Copyable):
         return n
 
     def _recall(self, e: _Entry) -> _Entry:
-        if e.row >= 0 and self._lease_table[e.row, rk.ROW_LEASED]:
-            e.session.recall(self._lease_table[e.row])
+        if e.row >= 0:
+            if self._lease_table[e.row, rk.ROW_LEASED]:
+                e.session.recall(self._lease_table[e.row])
+            # relend() leases it (again): also a session whose lease was refused before
+            # (not yet READY), which its row's users cannot ask for by themselves
             self._recalled.append(e)
         return e
 

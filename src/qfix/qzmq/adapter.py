@@ -81,7 +81,7 @@ _KNOWN_RUN = 4
 #: handshake frames one read goes on to take after its first record before it returns,
 #: so that a flood's frames, dealt out between the records, cannot hold them for long
 #: and are still drained at a steady pace
-_READS_AFTER_RECORD = 8
+READS_AFTER_RECORD = 8
 #: select() handles descriptors below FD_SETSIZE only
 _SELECT_FD_LIMIT = 1024
 _CLIENT_HELLO = int(MsgType.CLIENT_HELLO)
@@ -178,6 +178,11 @@ class HandshakeWorkers:
     def queued(self) -> int:
         return sum(len(q) for q in self._queues)
 
+    @property
+    def busy(self) -> bool:
+        """Whether any item waits here or is outstanding at a worker."""
+        return any(self._queues) or any(w.jobs for w in self.workers)
+
     def submit(self, items: Sequence[Work]) -> None:
         for item in items:
             prio = 0 if isinstance(item, AuthWork) else 1 if item.known else 2
@@ -260,6 +265,14 @@ def _is_hello(frame: bytes) -> bool:
     """Whether a handshake frame is (processed as) a CLIENT_HELLO (QZMQ.md §3.4:
     type 01, or any version other than 01)."""
     return len(frame) < 4 or frame[3] == _CLIENT_HELLO or frame[2] != _VERSION
+
+
+def _frame_fd(frame: zmq.Frame) -> int:
+    """The descriptor of the transport the frame came on, -1 if unknown."""
+    try:
+        return int(frame.get(zmq.SRCFD))
+    except (zmq.ZMQError, AttributeError, TypeError, ValueError):
+        return -1
 
 
 def _peer_address(frame: zmq.Frame) -> str:
@@ -348,6 +361,8 @@ class ServerEndpoint:
         # _MONITOR_INTERVAL (a caller that never waits still learns of every drop)
         self._monitor_ready = False
         self._monitor_read = 0.0
+        #: the last wait() saw a handshake worker's descriptor readable
+        self._others_ready = False
         # handshake frames wait here (routing id, frame, peer) while records go first
         self._hs: deque[tuple[bytes, bytes, str]] = deque()
         #: handshake frames from nets where a client authenticated before (QZMQ.md §3.5):
@@ -400,8 +415,13 @@ class ServerEndpoint:
         if not ready:
             ready = self._poller.poll(timeout_ms)
         mon = self._monitor_fd
-        if any(fd == mon for fd, _ in ready):
-            self._monitor_ready = True
+        others = False
+        for fd, _ in ready:
+            if fd == mon:
+                self._monitor_ready = True
+            elif fd != self._socket_fd:
+                others = True
+        self._others_ready = others
         return bool(ready)
 
     def readable(self) -> bool:
@@ -436,6 +456,7 @@ class ServerEndpoint:
         on each call."""
         events: list[Event] = []
         proto = self.protocol
+        self._others_ready = False  # whatever a worker finished is collected below
         # transports dropped so far are noted before the frames are read (their fds
         # cannot have been reused by a connection whose frames are still unread), and
         # ended after them (a CLOSE the peer sent before it left is read first)
@@ -508,7 +529,6 @@ class ServerEndpoint:
         time spent on them charged to the handshakes' share. True when the socket was
         drained."""
         sock = self.socket
-        proto = self.protocol
         # libzmq deals frames out round-robin over the connections, so a record can sit
         # behind one frame from every flooding connection: handshake frames do not use
         # up the records' budget (they are only queued or dropped here), and a separate
@@ -532,36 +552,81 @@ class ServerEndpoint:
                 while sock.getsockopt(zmq.RCVMORE):
                     sock.recv(_NOBLOCK)
                 budget[0] -= 1
-                events += proto.receive_bad_frame_count(rid, self._clock())
+                events += self.take_malformed(rid)
                 continue
             buf = frame.buffer
             if len(buf) and buf[0] == 0x51:
                 budget[1] -= 1
-                if self._queue_handshake(rid, frame):
+                if self._queue_handshake(rid, frame.bytes, _frame_fd(frame), _peer_address(frame)):
                     # reading it is handshake work too; a dropped frame's read is not
                     # charged, or a flood whose reading alone took the share would
                     # keep every stranger out for as long as it lasts
                     self._hs_budget -= clock() - t0
                 if after_record >= 0:
                     after_record += 1
-                    if after_record >= _READS_AFTER_RECORD:
+                    if after_record >= READS_AFTER_RECORD:
                         # the records read go first: reading on through a flood (up to
                         # MAX_HANDSHAKE_READS frames, milliseconds) would hold them back
                         return False
                 continue
             budget[0] -= 1
             after_record = max(after_record, 0)
-            conn = proto.conn_for_routing_id(rid)
-            if conn is not None:
-                self._last_record = t0
-                if self.sealed_fixed:
-                    # every record, whatever its type: the session's records must be
-                    # taken in order, and the kernels stop at the first they cannot open
-                    events.append(SealedFixed(buf, conn))
-                    self._unsettled.add(conn)
-                    continue
-            events += proto.receive(rid, buf, self._clock())
+            events += self.take_frame(rid, buf)
         return False
+
+    def take_frame(self, rid: bytes, frame: bytes | memoryview) -> list[Event]:
+        """What :meth:`poll` does with a frame that is not a handshake's, for a frame the
+        caller read off :attr:`socket` itself (the server's compiled read)."""
+        proto = self.protocol
+        conn = proto.conn_for_routing_id(rid)
+        if conn is not None:
+            self._last_record = time.perf_counter()
+            if self.sealed_fixed:
+                # every record, whatever its type: the session's records must be
+                # taken in order, and the kernels stop at the first they cannot open
+                self._unsettled.add(conn)
+                return [SealedFixed(frame, conn)]
+        return proto.receive(rid, frame, self._clock())
+
+    def take_handshake(self, rid: bytes, frame: bytes, fd: int, peer: str) -> None:
+        """What :meth:`poll` does with a handshake frame (queue it, or drop it), for one
+        the caller read off :attr:`socket` itself; ``fd`` is its transport's descriptor
+        (-1 if unknown), ``peer`` its address."""
+        t0 = time.perf_counter()
+        if self._queue_handshake(rid, frame, fd, peer):
+            self._hs_budget -= time.perf_counter() - t0
+
+    def take_malformed(self, rid: bytes) -> list[Event]:
+        """What :meth:`poll` does with a message that is not [routing id, frame], for one
+        the caller read off :attr:`socket` itself (and drained)."""
+        return self.protocol.receive_bad_frame_count(rid, self._clock())
+
+    def records_read(self) -> None:
+        """The caller read records of established sessions off :attr:`socket` itself
+        (the handshakes' share counts from the last one, see ``handshake_share``)."""
+        self._last_record = time.perf_counter()
+
+    def busy(self) -> bool:
+        """Whether :meth:`poll` has work besides reading the socket: handshake frames
+        queued or computing, a handshake result or a dropped transport to take up, a
+        timer due. A caller that reads the socket itself calls poll() only then."""
+        workers = self.workers
+        return bool(
+            self._hs
+            or self._hs_known
+            or self._dead
+            or self._others_ready
+            or self._monitor_ready
+            or (workers is not None and workers.busy)
+            or self._clock() >= self._next_timer
+            or time.perf_counter() - self._monitor_read >= _MONITOR_INTERVAL
+        )
+
+    @property
+    def output_idle(self) -> bool:
+        """Whether nothing waits to be sent: frames may go onto :attr:`socket` directly,
+        ahead of nothing (no backlog, nothing the protocol queued)."""
+        return not self._backlog and not self.protocol.has_output
 
     def settled(self) -> None:
         """Every ``SealedFixed`` event handed out so far has been given to the kernels or
@@ -584,24 +649,23 @@ class ServerEndpoint:
         self._hs_budget = min(_HANDSHAKE_BURST, budget)
         self._hs_refilled = now
 
-    def _queue_handshake(self, rid: bytes, frame: zmq.Frame) -> bool:
-        """Queue a handshake frame, known nets' and others' apart; False if it was
-        dropped (counted): its queue is full, or it is a hello from a net without a
-        known client while handshakes have used up their share of the loop's time (a
-        CLIENT_AUTH is never dropped for time: its handshake's dear work is done)."""
-        self._note_fd(frame, rid)
+    def _queue_handshake(self, rid: bytes, data: bytes, fd: int, peer: str) -> bool:
+        """Queue a handshake frame (``fd``: its transport's descriptor, -1 if unknown;
+        ``peer``: its address), known nets' and others' apart; False if it was dropped
+        (counted): its queue is full, or it is a hello from a net without a known client
+        while handshakes have used up their share of the loop's time (a CLIENT_AUTH is
+        never dropped for time: its handshake's dear work is done)."""
+        self._note_fd(fd, rid)
         hs, known = self._hs, self._hs_known
         if len(hs) >= MAX_HANDSHAKE_QUEUE and len(known) >= MAX_HANDSHAKE_QUEUE:
             self.handshake_frames_dropped += 1
             return False
-        peer = _peer_address(frame)
         if self.protocol.is_known_peer(peer, self._clock()):
             if len(known) >= MAX_HANDSHAKE_QUEUE:
                 self.handshake_frames_dropped += 1
                 return False
-            known.append((rid, frame.bytes, peer))
+            known.append((rid, data, peer))
             return True
-        data = frame.bytes
         if self._shedding() and _is_hello(data):
             self.handshake_frames_shed += 1
             return False
@@ -623,11 +687,7 @@ class ServerEndpoint:
             proto.work_lost(job)
         return events
 
-    def _note_fd(self, frame: zmq.Frame, rid: bytes) -> None:
-        try:
-            fd = int(frame.get(zmq.SRCFD))
-        except (zmq.ZMQError, AttributeError, TypeError, ValueError):
-            return
+    def _note_fd(self, fd: int, rid: bytes) -> None:
         if fd < 0:
             return
         old = self._rid_by_fd.get(fd)

@@ -148,6 +148,8 @@ class ServerConfig:
     idle_spin_us: int = 0
     #: run plain order frames through the compiled record path (``qfix.server.record_path``)
     compiled_path: bool = True
+    #: let the record path read its records off the socket and send the reports itself
+    compiled_sockets: bool = True
     #: seconds between status lines (0 = off)
     status_interval: float = 1.0
     #: Prometheus endpoint port on 127.0.0.1 (0 = off)
@@ -519,6 +521,7 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
         "latency_budget_us": server.integer("latency_budget_us", 200, 0, 1_000_000),
         "idle_spin_us": server.integer("idle_spin_us", 0, 0, 100_000),
         "compiled_path": server.get("compiled_path", bool, True),
+        "compiled_sockets": server.get("compiled_sockets", bool, True),
         "status_interval": server.number("status_interval", 1.0, 0.0, 3600.0),
         "metrics_port": server.integer("metrics_port", 0, 0, 65535),
         "cancel_on_disconnect": server.get("cancel_on_disconnect", bool, True),

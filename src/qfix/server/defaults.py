@@ -34,6 +34,7 @@ batch = 10000               # most messages per engine call
 latency_budget_us = 200     # longest wait for more input before matching a batch
 idle_spin_us = 0            # polling before the idle loop sleeps (latency for a core); 0 = sleep at once
 compiled_path = true        # order frames through stage S, the engine and routing in one compiled call
+compiled_sockets = true     # and read off the socket, and the reports sent, in compiled code
 status_interval = 1.0       # seconds between status lines; 0 = off
 metrics_port = 0            # Prometheus on 127.0.0.1:PORT; 0 = off
 cancel_on_disconnect = true

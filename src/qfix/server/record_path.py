@@ -27,16 +27,18 @@ from typing import Any, Final, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from qfix import native_zmq as nz
 from qfix.crypto import _gcm_kernel
 from qfix.engine import Engine, output_buffer
 from qfix.engine import _kernels as kern
 from qfix.journal.replay import EngineDriver
 from qfix.qzmq import _record_kernel as rk
-from qfix.server import _pass, _routing
+from qfix.server import _pass, _routing, _serve
+from qfix.server.routes import Routes
 from qfix.server.session import OrderEntry, SessionState
 from qfix.wire import codes, schema
 
-__all__ = ["Journal", "Leases", "Left", "PassOutcome", "RecordPath"]
+__all__ = ["Journal", "Leases", "Left", "PassOutcome", "RecordPath", "Served"]
 
 Array = npt.NDArray[Any]
 
@@ -64,6 +66,11 @@ if tuple(range(_pass.FRAME_COLUMNS)) != _FRAME_ORDER or tuple(range(_pass.SESSIO
 _NO_MESSAGES: Final = np.zeros((0, _MSG), np.uint8)
 #: a sealed record's smallest size: a sealed table row per this many arena bytes
 _SMALLEST_RECORD: Final = _MSG + rk.RECORD_OVERHEAD
+#: the handed-back messages of one serve(): room for every handshake frame it may read
+#: (the read stops when less than a frame's room is left)
+_HAND_ROWS: Final = 258
+_HAND_BYTES: Final = 8 * _serve.HAND_ROOM
+_PEER_KEY: Final = np.frombuffer(b"Peer-Address\0", np.uint8).copy()
 
 #: takes the records stage S passed, before the engine runs them; returns a sequence number
 Journal = Callable[[Array], int]
@@ -81,6 +88,8 @@ class Leases(Protocol):
     def lease(self, conn: int) -> int: ...
 
     def relend(self) -> None: ...
+
+    def routing_id(self, conn: int) -> bytes | None: ...
 
 
 @dataclass(slots=True)
@@ -117,6 +126,25 @@ class PassOutcome:
     #: with leases: (connection, messages) the kernel left for Python to seal, after
     #: that connection's sealed records, in order
     handed: list[tuple[int, Array]] = field(default_factory=list)
+    #: :meth:`RecordPath.serve` only: records sealed and still in the path's arena, for
+    #: :meth:`RecordPath.send_kept` (then ``sealed`` is empty); they go before ``handed``
+    kept: int = 0
+
+
+@dataclass(slots=True)
+class Served:
+    """What one :meth:`RecordPath.serve` read and did."""
+
+    #: the pass, None when no frame was taken
+    outcome: PassOutcome | None
+    frames: int  #: frames taken off the socket for the pass
+    bytes_in: int  #: their bytes
+    messages: int  #: the messages they hold, by their sizes
+    #: messages handed back to the endpoint, in the order read: (kind, routing id,
+    #: frame, transport descriptor, peer address), kind a ``_serve.KIND_*``
+    handed: list[tuple[int, bytes, bytes, int, str]]
+    stop: int  #: why reading stopped (``_serve.STOP_*``)
+    errno: int = 0  #: with STOP_ERROR: zmq_errno of the failed read
 
 
 class RecordPath:
@@ -155,6 +183,23 @@ class RecordPath:
         self._sealed = np.zeros((0, _pass.SEALED_COLUMNS), np.int64)
         self._handed = np.zeros((0, _pass.HANDED_COLUMNS), np.int64)
         self._no_leases = np.zeros((0, rk.ROW_COLUMNS), np.int64)
+        # serve()'s: the routing ids of _conn_ids (``_rids[at:at + len]`` per row of
+        # ``_rid_at``), the read's buffers and scratch
+        self._rid_at = np.zeros((0, 2), np.int64)
+        self._rids = np.zeros(1, np.uint8)
+        self._sent = np.zeros(_serve.SENT_FIELDS, np.int64)
+        self._frames = np.zeros(0, np.uint8)
+        self._frames_table = np.zeros((0, _serve.FRAME_COLUMNS), np.int64)
+        self._hand = np.zeros(_HAND_BYTES, np.uint8)
+        self._hand_table = np.zeros((_HAND_ROWS, _serve.HAND_COLUMNS), np.int64)
+        self._read = np.zeros(_serve.READ_FIELDS, np.int64)
+        self._limits = np.zeros(_serve.LIMIT_FIELDS, np.int64)
+        self.handshake_reads(_HAND_ROWS - 2, 8)
+        self._throttle = np.array([entry.table.rate, entry.table.burst], np.float64)
+        self._msg = np.zeros(nz.MSG_BYTES // 8, np.int64)
+        self._rid = np.zeros(_serve.MAX_ROUTING_ID, np.uint8)
+        self._row_of = np.full(entry.max_sessions, -1, np.int64)
+        self._pass_sessions = np.zeros((16, _pass.SESSION_COLUMNS), np.uint64)
         self.records = 0  #: inbound records run so far
 
     @property
@@ -227,6 +272,24 @@ class RecordPath:
             outcome.journal_seq = journal(self._inbound[:passed])
             self._match(0, passed, marks, last_exec_ids)
             result = self._result.tolist()
+        self._engine_calls(outcome, result, passed, marks, last_exec_ids, driver, keep=False)
+        return outcome
+
+    def _engine_calls(
+        self,
+        outcome: PassOutcome,
+        result: list[int],
+        passed: int,
+        marks: Array,
+        last_exec_ids: Array,
+        driver: EngineDriver,
+        *,
+        keep: bool,
+    ) -> None:
+        """Take the engine call's output (``result``) into ``outcome``, and call the
+        engine again, on a larger buffer, until it has run all ``passed`` records. With
+        ``keep``, a single call's sealed records stay in the arena (``outcome.kept``)."""
+        entry = self.entry
         md_parts = []
         while True:
             status = result[_pass.RESULT_STATUS]
@@ -237,7 +300,7 @@ class RecordPath:
             out_messages = self._out_messages
             groups = self._groups[: result[_pass.RESULT_GROUPS]]
             ends = entry.file_reports(out_messages, groups, self._kept_rows, self._kept_ids)
-            if leases is None:
+            if self.leases is None:
                 routed, md = entry.deliveries(out_messages, self._order[:written], ends, result[_pass.RESULT_MD])
                 outcome.routed += routed
             else:
@@ -245,7 +308,7 @@ class RecordPath:
                 if result[_pass.RESULT_ARENA_NEEDED]:
                     self._grow_arena(result[_pass.RESULT_ARENA_NEEDED], groups.shape[0])
                     result = self._result.tolist()
-                self._take_sealed(result, groups, out_messages, outcome)
+                self._take_sealed(result, groups, out_messages, outcome, keep)
             if md.size:
                 md_parts.append(md)
             outcome.trades += result[_pass.RESULT_TRADES]
@@ -253,6 +316,9 @@ class RecordPath:
             outcome.calls += 1
             if outcome.consumed == passed:
                 break
+            # the next call seals into the arena again: what it holds leaves as bytes
+            self._release_kept(outcome)
+            keep = False
             # the output did not fit: a larger buffer for the rest (and the next passes)
             needed = result[_pass.RESULT_NEEDED]
             driver.reserve(max(needed, 2 * driver.out_size))
@@ -264,7 +330,6 @@ class RecordPath:
         if md_parts:
             outcome.md = np.concatenate(md_parts) if len(md_parts) > 1 else md_parts[0]
         self.records += outcome.consumed
-        return outcome
 
     def _pack(
         self, pending: list[tuple[int, SessionState, bytes | memoryview, int, bool]], now: float
@@ -332,15 +397,24 @@ class RecordPath:
         rows: list[int] = []
         ids: list[int] = []
         dest = []
+        rids: list[bytes] = []
+        rid_at = []
+        at = 0
         for state in self.entry.by_id:
             start = len(rows)
             for conn in state.conns:
                 rows.append(leases.lease(conn))
                 ids.append(conn)
+                rid = leases.routing_id(conn) or b""
+                rids.append(rid)
+                rid_at.append((at, len(rid)))
+                at += len(rid)
             dest.append((start, len(rows)))
         self._dest_conns = np.array(dest, np.int64).reshape(-1, 2)
         self._conn_rows = np.array(rows, np.int64)
         self._conn_ids = ids
+        self._rid_at = np.array(rid_at, np.int64).reshape(-1, 2)
+        self._rids = np.frombuffer(b"".join(rids) + b"\0", np.uint8).copy()
         # a connection is handed back at most once per engine call
         self._handed = np.zeros((max(1, len(ids)), _pass.HANDED_COLUMNS), np.int64)
         self._dest_key = (self.entry.conns_version, leases.lease_version)
@@ -354,19 +428,153 @@ class RecordPath:
             self._lease_table(), self._arena, self._sealed, self._handed, self._nonce, self._cell, self._result,
         )  # fmt: skip
 
-    def _take_sealed(self, result: list[int], groups: Array, messages: Array, outcome: PassOutcome) -> None:
-        """The records the kernel sealed, and what it handed back, into ``outcome``."""
-        arena = self._arena
-        conn_ids = self._conn_ids
-        for c, start, size, msgs in self._sealed[: result[_pass.RESULT_SEALED]].tolist():
-            outcome.sealed.append((conn_ids[c], arena[start : start + size].tobytes(), msgs))
+    def _take_sealed(self, result: list[int], groups: Array, messages: Array, outcome: PassOutcome, keep: bool) -> None:
+        """The records the kernel sealed (as bytes, or with ``keep`` left in the arena),
+        and what it handed back, into ``outcome``."""
+        if keep:
+            outcome.kept = result[_pass.RESULT_SEALED]
+        else:
+            outcome.sealed += self.kept_records(0, result[_pass.RESULT_SEALED])
         handed = result[_pass.RESULT_HANDED]
         if handed:
             ends = groups[:, _routing.GROUP_END].tolist()
             order = self._order
+            conn_ids = self._conn_ids
             for g, c, first in self._handed[:handed].tolist():
                 begin = ends[g - 1] if g else 0
                 outcome.handed.append((conn_ids[c], messages[order[begin + first : ends[g]]]))
+
+    def kept_records(self, first: int, end: int) -> list[tuple[int, bytes, int]]:
+        """Sealed records ``first`` to ``end`` of the arena as (connection, record,
+        messages in it), for the Python queue."""
+        arena = self._arena
+        conn_ids = self._conn_ids
+        return [
+            (conn_ids[c], arena[start : start + size].tobytes(), msgs)
+            for c, start, size, msgs in self._sealed[first:end].tolist()
+        ]
+
+    def _release_kept(self, outcome: PassOutcome) -> None:
+        if outcome.kept:
+            outcome.sealed += self.kept_records(0, outcome.kept)
+            outcome.kept = 0
+
+    def send_kept(self, sock: int, count: int) -> tuple[int, int, int, int, list[int]]:
+        """Send the first ``count`` records the last :meth:`serve` kept in the arena on
+        ROUTER socket ``sock`` (its libzmq handle), each as [routing id, record], in
+        order. Returns (records sent, zmq_errno of the send that stopped it or 0, their
+        bytes, their messages, the connections they went to). What is not sent is the
+        caller's (:meth:`kept_records`)."""
+        sent = self._sent
+        _serve.send_sealed(sock, self._sealed, 0, count, self._arena, self._rid_at, self._rids, sent)
+        n, code, size, msgs = sent.tolist()
+        conn_ids = self._conn_ids
+        conns = {conn_ids[c] for c in self._sealed[:n, _pass.SEALED_CONN].tolist()}
+        return n, code, size, msgs, list(conns)
+
+    def serve(
+        self,
+        sock: int,
+        routes: Routes,
+        now: float,
+        recv_time: int,
+        driver: EngineDriver,
+        messages: int,
+        journal: Journal | None = None,
+    ) -> Served:
+        """Read a pass's records off ROUTER socket ``sock`` (its libzmq handle) and run
+        them (``_serve.serve_pass``): the frames of ``routes``' connections are opened and
+        go through stages H and S and the engine, and the reports are sealed and kept in
+        the arena (``PassOutcome.kept``, for :meth:`send_kept`). Reads until the frames
+        hold ``messages`` messages, the socket is empty, or a message it must hand back
+        (``Served.handed``: the endpoint's to take, after the pass). ``now`` is the
+        monotonic time for the throttles, ``recv_time`` every frame's RecvTime;
+        ``journal`` as in :meth:`run`. With leases only; nothing may be collected by
+        :meth:`add`."""
+        leases = self.leases
+        if leases is None or self._pending:
+            raise ValueError("serve() needs leases and no frame collected by add()")
+        leases.relend()
+        routes.refresh()
+        self._bind(driver.out)
+        self._destinations()
+        self._reserve(messages)
+        entry = self.entry
+        table = entry.table
+        known = len(entry.by_id)
+        marks, last_exec_ids = entry.journaled_marks[:known], entry.last_exec_ids[:known]
+        self._limits[_serve.LIMIT_MESSAGES] = messages
+        if self._pass_sessions.shape[0] < routes.slots.shape[0]:
+            self._pass_sessions = np.zeros((2 * routes.slots.shape[0], _pass.SESSION_COLUMNS), np.uint64)
+        _serve.serve_pass(
+            sock, self._msg, self._rid, _PEER_KEY, routes.keys, routes.key_slots, routes.slots, self._limits,
+            recv_time, self._frames, self._frames_table, self._hand, self._hand_table, self._read, table.marks,
+            table.tokens, table.refilled, self._throttle, now, int(entry.accepting), routes.ranges, self._row_of,
+            self._pass_sessions, routes.accounts, entry.blocked_sorted, self._plain, self._inbound,
+            self._inbound_words, self.engine.kernel_state, self._out, self._out_words, marks, last_exec_ids,
+            self._order, self._kept_rows, self._kept_ids, self._groups, self._out_bytes, self._dest_conns,
+            self._conn_rows, leases.lease_table, self._arena, self._sealed, self._handed, self._nonce, self._cell,
+            self._result, journal is None,
+        )  # fmt: skip
+        read = self._read.tolist()
+        count = read[_serve.READ_FRAMES]
+        handed = read[_serve.READ_HANDED]
+        served = Served(
+            None, count, read[_serve.READ_BYTES], read[_serve.READ_MESSAGES],
+            self._handed_back(handed) if handed else [], read[_serve.READ_STOP], read[_serve.READ_ERRNO],
+        )  # fmt: skip
+        if not count:
+            return served
+        result = self._result.tolist()
+        taken = result[_pass.RESULT_FRAMES]
+        passed = result[_pass.RESULT_INBOUND]
+        left = []
+        if taken < count:
+            frames = self._frames
+            conns = routes.conns
+            for at, size, _, _, _, slot in self._frames_table[taken:count].tolist():
+                left.append(Left(conns[slot], frames[at : at + size].tobytes(), recv_time, True))
+        outcome = served.outcome = PassOutcome(
+            routed=[], md=_NO_MESSAGES, trades=0, messages=passed, consumed=0, ran=self._inbound[:passed], left=left
+        )
+        if passed:
+            if journal is not None:
+                outcome.journal_seq = journal(self._inbound[:passed])
+                self._match(0, passed, marks, last_exec_ids)
+                result = self._result.tolist()
+            self._engine_calls(outcome, result, passed, marks, last_exec_ids, driver, keep=True)
+        return served
+
+    def handshake_reads(self, most: int, after_record: int) -> None:
+        """How many handshake frames :meth:`serve` reads at most, and at most after its
+        first record (the endpoint's own limits, ``qzmq.adapter``)."""
+        if not 0 < most <= _HAND_ROWS - 2:
+            raise ValueError(f"serve() reads 1 to {_HAND_ROWS - 2} handshake frames, not {most}")
+        self._limits[_serve.LIMIT_HANDSHAKES] = most
+        self._limits[_serve.LIMIT_AFTER_RECORD] = after_record
+
+    def _reserve(self, messages: int) -> None:
+        """Buffers for a served pass of up to ``messages`` messages (reading stops past
+        them, so the last frame may bring a record's most)."""
+        frames_bytes = messages * _SMALLEST_RECORD + _serve.MAX_FRAME
+        if self._frames.size >= frames_bytes:
+            return
+        self._frames = np.zeros(frames_bytes, np.uint8)
+        self._frames_table = np.zeros((messages + 1, _serve.FRAME_COLUMNS), np.int64)
+        if self._plain.size < frames_bytes:
+            self._plain = np.zeros(frames_bytes + 3 & ~3, np.uint8)
+        most = messages + codes.MAX_MSGS_PER_FRAME
+        if self._inbound.size < most:
+            self._inbound = np.zeros(most, schema.INBOUND)
+            self._inbound_words = schema.as_words(self._inbound)
+
+    def _handed_back(self, count: int) -> list[tuple[int, bytes, bytes, int, str]]:
+        hand = self._hand
+        out = []
+        for kind, rid_at, rid_len, at, size, fd, peer_at, peer_len in self._hand_table[:count].tolist():
+            peer = hand[peer_at : peer_at + peer_len].tobytes().decode("ascii", "replace")
+            out.append((kind, hand[rid_at : rid_at + rid_len].tobytes(), hand[at : at + size].tobytes(), fd, peer))
+        return out
 
     def _bind(self, out: Array) -> None:
         """Make ``out`` the engine's output buffer (its views and routing's scratch)."""

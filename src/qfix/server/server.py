@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import zmq
 
+from qfix import native_zmq
 from qfix.crypto import _gcm_kernel
 from qfix.crypto.keys import load_allow_list, load_private_key
 from qfix.crypto.primitives import SignatureAlg
@@ -62,14 +63,15 @@ from qfix.qzmq import (
     ServerProtocol,
 )
 from qfix.qzmq._record_row import ROW_COLUMNS
-from qfix.qzmq.adapter import ServerEndpoint
-from qfix.server import _stage_s
+from qfix.qzmq.adapter import MAX_HANDSHAKE_READS, READS_AFTER_RECORD, ServerEndpoint
+from qfix.server import _serve, _stage_s
 from qfix.server.admin import PHASES, AdminCommand, AdminError, encode_reply, parse_command
 from qfix.server.config import ScheduledPhase, ServerConfig, ServerConfigError, end_of_day_offset_ns
 from qfix.server.feed import MarketData
 from qfix.server.ledger import Ledger
 from qfix.server.metrics import Metrics, StatusLine
-from qfix.server.record_path import RecordPath
+from qfix.server.record_path import PassOutcome, RecordPath, Served
+from qfix.server.routes import Routes
 from qfix.server.session import OrderEntry, SessionState
 from qfix.wire import codec, codes, schema
 
@@ -150,6 +152,22 @@ def _warm_kernels(config: ServerConfig) -> None:
         path.add(entry.by_conn[0], 0, frame.tobytes(), 0)
         if path.run(0.0, driver, journal).consumed != 1:
             raise RuntimeError("warming the record path: its order did not reach the engine")
+    if _compiled_sockets(config) and path.leases is not None:
+        # its compiled read and send, on a socket with nothing to read
+        sock: zmq.Socket[bytes] = zmq.Context.instance().socket(zmq.ROUTER)
+        try:
+            sock.bind(f"inproc://qfix-warm-{id(path)}")
+            routes = Routes(entry, _NoLeases(), frozenset())
+            for journal in (None, lambda records: 0):
+                path.serve(sock.underlying, routes, 0.0, 0, driver, 16, journal)
+            path.send_kept(sock.underlying, 0)
+        finally:
+            sock.close(linger=0)
+
+
+def _compiled_sockets(config: ServerConfig) -> bool:
+    """Whether the record path reads and sends on the socket itself (``compiled_sockets``)."""
+    return config.compiled_path and config.compiled_sockets and _gcm_kernel.AVAILABLE and native_zmq.AVAILABLE
 
 
 class _NoLeases:
@@ -161,8 +179,14 @@ class _NoLeases:
     def lease(self, conn: int) -> int:
         return -1
 
+    def lease_row(self, conn: int) -> int:
+        return -1
+
     def relend(self) -> None:
         pass
+
+    def routing_id(self, conn: int) -> bytes | None:
+        return None
 
 
 def _auction_backend_choice(config: ServerConfig) -> str:
@@ -273,6 +297,13 @@ class Server:
         self._next_housekeeping = now
         self._last_recv_ns = 0
         self._admin_kids = frozenset(bytes.fromhex(k) for k in config.admin_kids)
+        #: the connections whose records the record path reads off the socket itself,
+        #: and sends the reports of (None: the endpoint reads and sends every frame)
+        self._routes: Routes | None = None
+        if self._record_path is not None and _compiled_sockets(config):
+            self._routes = Routes(self.entry, self.protocol, self._admin_kids)
+            self._record_path.handshake_reads(MAX_HANDSHAKE_READS, READS_AFTER_RECORD)
+        self._socket = sock.underlying
         self._next_eod_ns = _next_end_of_day(config.end_of_day, time.time_ns())
         #: whether any instrument is a frequent batch auction (else no tick is ever due)
         self._has_fba = any(i.fba_interval_ns is not None for i in config.instruments)
@@ -341,7 +372,17 @@ class Server:
         # wait for readiness first, so that the batch's time includes decryption
         self.endpoint.wait(timeout_ms)
         started = time.perf_counter_ns()
-        events = self.endpoint.poll(0, max_frames=_frames_for(batch_limit))
+        reading = self._routes is not None and not self.failure
+        if reading:
+            # the record path reads the records itself and runs them; the endpoint gets
+            # what it hands back, and a poll only when it has work of its own
+            held, events = self._serve(batch_limit, inbound)
+            if held:
+                first_recv = started
+            if self.endpoint.busy():
+                events += self.endpoint.poll(0, max_frames=_frames_for(max(1, batch_limit - held)))
+        else:
+            events = self.endpoint.poll(0, max_frames=_frames_for(batch_limit))
         deadline = time.monotonic() + budget
         while events:
             if not first_recv and any(isinstance(ev, (Messages, SealedFixed)) for ev in events):
@@ -351,7 +392,7 @@ class Server:
             # takes up handshake results and timers if no frame is waiting (the socket is
             # asked again even when the poll read it to empty: under load more frames
             # come while stage S runs, and they belong in this batch)
-            if held >= batch_limit or time.monotonic() >= deadline or not self.endpoint.readable():
+            if reading or held >= batch_limit or time.monotonic() >= deadline or not self.endpoint.readable():
                 break
             events = self.endpoint.poll(0, max_frames=_frames_for(batch_limit - held))
         self._match_now(inbound)
@@ -464,7 +505,6 @@ class Server:
         path = self._record_path
         if path is None or not path.pending:
             return
-        totals = self.metrics.totals
         ledger = self.ledger
         try:
             outcome = path.run(
@@ -481,6 +521,56 @@ class Server:
             log.exception("the compiled record path failed")
             self._journal_failed(JournalError(f"the compiled record path failed: {exc}"))
             return
+        self._finish_pass(outcome, inbound)
+
+    def _serve(self, batch_limit: int, inbound: list[Array]) -> tuple[int, list[Event]]:
+        """One pass of the record path reading the socket itself (``RecordPath.serve``):
+        its records run and their reports sent, then what it handed back given to the
+        endpoint. Returns (messages read, the endpoint's events)."""
+        path = self._record_path
+        routes = self._routes
+        assert path is not None and routes is not None
+        ledger = self.ledger
+        recv_ns = max(time.time_ns(), self._last_recv_ns)
+        served: Served | None = None
+        try:
+            served = path.serve(
+                self._socket, routes, time.monotonic(), recv_ns, ledger.driver, batch_limit,
+                ledger.journal_batch if ledger.writer is not None else None,
+            )  # fmt: skip
+            if served.outcome is not None:
+                ledger.wait_until_durable(served.outcome.journal_seq)
+        except JournalError as exc:
+            self._journal_failed(exc)
+        except Exception as exc:
+            log.exception("the compiled record path failed")
+            self._journal_failed(JournalError(f"the compiled record path failed: {exc}"))
+        if served is None:
+            return 0, []
+        if served.stop == _serve.STOP_ERROR:
+            raise zmq.ZMQError(served.errno)  # the socket is unusable (closed, context ended)
+        if served.frames:
+            self._last_recv_ns = recv_ns
+            self.metrics.totals.bytes_in += served.bytes_in
+            self.endpoint.records_read()
+        if served.outcome is not None:
+            self._finish_pass(served.outcome, inbound)
+        endpoint = self.endpoint
+        events: list[Event] = []
+        for kind, rid, frame, fd, peer in served.handed:
+            if kind == _serve.KIND_HANDSHAKE:
+                endpoint.take_handshake(rid, frame, fd, peer)
+            elif kind == _serve.KIND_FRAME:
+                events += endpoint.take_frame(rid, frame)
+            else:
+                events += endpoint.take_malformed(rid)
+        return served.messages, events
+
+    def _finish_pass(self, outcome: PassOutcome, inbound: list[Array]) -> None:
+        """What follows a pass of the record path: the totals, the reports out, market
+        data and auctions, then the frames it left, through the Python path, in order
+        (their records join ``inbound``)."""
+        totals = self.metrics.totals
         # counted before the reports leave: whoever reads the totals once a client has its
         # report must find the order in them
         totals.messages_in += outcome.messages
@@ -494,6 +584,8 @@ class Server:
                 self._send(conn, msgs)
         if outcome.sealed:
             self._queue_sealed(outcome.sealed)
+        if outcome.kept:
+            self._send_kept(outcome.kept)
         for conn, msgs in outcome.handed:
             self._send(conn, msgs)
         # the reports leave before the market data and the bookkeeping: they are what a
@@ -862,6 +954,31 @@ class Server:
             state = by_conn.get(conn)
             if state is not None:
                 state.last_sent = now
+
+    def _send_kept(self, count: int) -> None:
+        """Send the report records the record path kept sealed in its arena straight onto
+        the socket when nothing waits to go before them; what the socket refuses (a full
+        pipe, a peer gone) and everything after it is queued as :meth:`_queue_sealed`
+        does, to be sent, held back or given up on as the endpoint decides."""
+        path = self._record_path
+        assert path is not None
+        sent = 0
+        if self.endpoint.output_idle:
+            sent, code, size, msgs, conns = path.send_kept(self._socket, count)
+            if code and code not in (zmq.EAGAIN, zmq.EHOSTUNREACH):
+                raise zmq.ZMQError(abs(code))
+            if sent:
+                totals = self.metrics.totals
+                totals.bytes_out += size
+                totals.messages_out += msgs
+                now = time.monotonic()
+                by_conn = self.entry.by_conn
+                for conn in conns:
+                    state = by_conn.get(conn)
+                    if state is not None:
+                        state.last_sent = now
+        if sent < count:
+            self._queue_sealed(path.kept_records(sent, count))
 
     def _send(self, conn: int, msgs: Array) -> None:
         """Queue ``msgs`` (n, 60) to ``conn`` in DATA_FIXED records (flushed by the loop)."""

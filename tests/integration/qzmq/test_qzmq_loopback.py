@@ -302,17 +302,6 @@ def test_handshake_workers_serve_and_survive_a_worker_death(ctx: zmq.Context) ->
     assert server.workers.workers == []
 
 
-class _FrameOnFd:
-    """What ``_note_fd`` reads of a received frame: its source descriptor."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def get(self, option: int) -> int:
-        assert option == zmq.SRCFD
-        return self.fd
-
-
 def test_a_reused_descriptor_never_ends_the_new_connection(ctx: zmq.Context) -> None:  # type: ignore[type-arg]
     """The kernel can hand a closed connection's descriptor to a new one. When the new
     connection's first handshake frame names a descriptor still mapped to another
@@ -322,10 +311,10 @@ def test_a_reused_descriptor_never_ends_the_new_connection(ctx: zmq.Context) -> 
     returning client's handshake used to vanish that way and time out after 10 s)."""
     server = ServerEndpoint(make_server(config()), "tcp://127.0.0.1:*", context=ctx)
     old, new = b"\x00old01", b"\x00new02"
-    server._note_fd(_FrameOnFd(7), old)  # type: ignore[arg-type]
-    server._note_fd(_FrameOnFd(7), old)  # type: ignore[arg-type]  # more frames of the same connection
+    server._note_fd(7, old)
+    server._note_fd(7, old)  # more frames of the same connection
     assert server._dead == []
-    server._note_fd(_FrameOnFd(7), new)  # type: ignore[arg-type]  # fd 7 reused, no DISCONNECTED seen
+    server._note_fd(7, new)  # fd 7 reused, no DISCONNECTED seen
     assert server._dead == [old]
     assert server._fd_disconnected(7) == new  # the new connection's own event ends it
     assert server._fd_disconnected(7) is None
