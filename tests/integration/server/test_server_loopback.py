@@ -167,17 +167,20 @@ def test_a_vanished_client_does_not_stall_the_others(start_server: Callable[...,
     assert live.wait_until(lambda c: c.order(cl).status == "filled")
 
 
-@pytest.mark.parametrize("path_kind", ["sealed", "plain", "python"])
+@pytest.mark.parametrize("path_kind", ["served", "sealed", "plain", "python"])
 def test_every_message_gets_exactly_one_outcome_and_fills_reconcile(
     start_server: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, path_kind: str
 ) -> None:
-    """With the compiled record path opening and sealing the records (the default), with
-    it on plaintext (what a machine without an AEAD that compiled code can call gets) and
-    without it (every frame through OrderEntry.receive), on a journaled server."""
+    """With the compiled record path reading the records off the socket, opening them
+    and sealing and sending the reports (the default), with the endpoint reading and
+    sending for it, with it on plaintext (what a machine without an AEAD that compiled
+    code can call gets) and without it (every frame through OrderEntry.receive), on a
+    journaled server."""
     compiled_path = path_kind != "python"
     if path_kind == "plain":
         monkeypatch.setattr(_gcm_kernel, "AVAILABLE", False)
-    run = start_server(compiled_path=compiled_path)
+    run = start_server(compiled_path=compiled_path, compiled_sockets=path_kind == "served")
+    assert (run.server._routes is not None) == (path_kind == "served")
     clients = [run.client(n) for n in (1, 2, 3)]
     rng = random.Random(7)
     sent: list[dict[int, str]] = [{} for _ in clients]
@@ -212,7 +215,7 @@ def test_every_message_gets_exactly_one_outcome_and_fills_reconcile(
     assert not any(c.rejects for c in clients)
     path = run.server.record_path
     assert (path is not None and path.records > 500) if compiled_path else path is None
-    assert path is None or (path.leases is not None) == (path_kind == "sealed")
+    assert path is None or (path.leases is not None) == (path_kind in ("served", "sealed"))
     totals = run.server.metrics.totals
     assert totals.compiled_records == (path.records if path is not None else 0) <= totals.orders
 

@@ -65,9 +65,12 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
 
 
 def test_the_compiled_record_path_is_on_unless_turned_off(tmp_path: Path) -> None:
-    assert parse_config(GOOD, base=tmp_path).compiled_path
+    on = parse_config(GOOD, base=tmp_path)
+    assert on.compiled_path and on.compiled_sockets
     off = parse_config(GOOD.replace("batch = 500", "batch = 500\ncompiled_path = false"), base=tmp_path)
     assert not off.compiled_path
+    off = parse_config(GOOD.replace("batch = 500", "batch = 500\ncompiled_sockets = false"), base=tmp_path)
+    assert off.compiled_path and not off.compiled_sockets
 
 
 @pytest.mark.parametrize(

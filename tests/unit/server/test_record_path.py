@@ -10,13 +10,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+import zmq
 
 from qfix.crypto import AllowEntry, AllowList, SignatureAlg, SigningKey
 from qfix.engine import Engine, output_buffer
 from qfix.journal.replay import EngineDriver
 from qfix.qzmq import ClientConnection, ClientState, Config, Established, Messages, ServerProtocol
-from qfix.server import _stage_s
-from qfix.server.record_path import RecordPath
+from qfix.server import _serve, _stage_s
+from qfix.server.record_path import RecordPath, Served
+from qfix.server.routes import Routes
 from qfix.server.session import OrderEntry
 from qfix.testing.generators import (
     default_random_config,
@@ -267,7 +269,7 @@ class _Sealed:
     joined to one ServerProtocol by an in-memory pump; usage limits low, so that
     KEY_UPDATEs come up both ways (the kernels hand those records back)."""
 
-    def __init__(self, side: _Side, accounts: dict[int, tuple[int, ...]]) -> None:
+    def __init__(self, side: _Side, accounts: dict[int, tuple[int, ...]], rid_format: bytes = _RID) -> None:
         cfg = Config(cookie_policy="never", rekey_after_records=40)
         keys = {sid: SigningKey.from_seed(SignatureAlg.ML_DSA_44, bytes([sid + 10]) * 32) for sid in accounts}
         server_key = SigningKey.from_seed(SignatureAlg.ML_DSA_65, bytes([1]) * 32)
@@ -280,7 +282,7 @@ class _Sealed:
         self.received: dict[int, list[bytes]] = {}  #: SessionID -> messages its client opened
         for sid in sorted(accounts):
             client = ClientConnection(keys[sid], server_key.verify_key(), cfg)
-            rid = _RID % sid
+            rid = rid_format % sid
             client.connect(0.0)
             conn = None
             for _ in range(10):
@@ -314,14 +316,15 @@ class _Sealed:
         """Every record the server queued, opened by its client: the plaintext is what
         the session was sent."""
         for rid, f in self.protocol.data_to_send():
-            sid = self.sid_of[rid]
-            client = self.clients[self.side.entry.by_id[sid].conns[0]]
-            for ev in client.receive(f, now):
-                if isinstance(ev, Messages):
-                    for frame in ev.frames:
-                        self.received.setdefault(sid, []).extend(
-                            frame[k : k + _MSG] for k in range(0, len(frame), _MSG)
-                        )
+            self.open(self.sid_of[rid], f, now)
+
+    def open(self, sid: int, record: bytes, now: float) -> None:
+        """Session ``sid``'s client opens ``record``; the messages it carried are kept."""
+        client = self.clients[self.side.entry.by_id[sid].conns[0]]
+        for ev in client.receive(record, now):
+            if isinstance(ev, Messages):
+                for frame in ev.frames:
+                    self.received.setdefault(sid, []).extend(frame[k : k + _MSG] for k in range(0, len(frame), _MSG))
 
 
 @pytest.mark.parametrize(("seed", "out_size", "journaled"), [(5, _OUT, False), (6, 24, True), (7, 24, False)])
@@ -393,3 +396,127 @@ def test_sealed_records_give_what_plain_frames_give(seed: int, out_size: int, jo
         assert _refusals(qz.received.get(sid, [])) == _refusals(python.sent.get(sid, []))
         session = qz.protocol.session(b.conns[0])
         assert session.counters.key_updates_recv > 0 and session.counters.key_updates_sent > 0
+
+
+# --- served passes: the path reads the records off a ROUTER socket and sends the reports -------
+
+_SERVED_RID = b"conn%c"
+
+
+def _read_order(path: RecordPath, routes: Routes, served: Served) -> list[int]:
+    """The connection of each frame a served pass took, in the order it read them."""
+    slots = path._frames_table[: served.frames, _serve.FRAME_SLOT].tolist()
+    return [routes.conns[s] for s in slots]
+
+
+@pytest.mark.parametrize(("seed", "out_size", "journaled"), [(8, _OUT, False), (9, 24, True), (10, 24, False)])
+def test_served_passes_give_what_plain_frames_give(seed: int, out_size: int, journaled: bool) -> None:
+    """The record path reading real QZMQ records off a ROUTER socket and sending the
+    reports on it (``RecordPath.serve``, ``send_kept``) against the Python path on the
+    plain frames, taken in the order the socket gave them (a ROUTER queues its peers
+    fairly, not in the order they sent): the same reports reach every client, the state
+    ends the same."""
+    throttle = (2_000.0, 40.0)
+    accounts = {sid: (acct, 4_000 + sid) for sid, acct in default_random_sessions()}
+    python = _side(throttle, accounts)
+    compiled = _Side(
+        OrderEntry(throttle=throttle, max_sessions=16), Engine(default_random_instruments(), default_random_config())
+    )
+    qz = _Sealed(compiled, accounts, _SERVED_RID)
+    compiled.entry.set_blocked({777})
+    compiled.send = qz.send  # type: ignore[method-assign]
+    path = RecordPath(compiled.entry, compiled.engine, qz.protocol)
+    routes = Routes(compiled.entry, qz.protocol, frozenset())
+    driver = EngineDriver(compiled.engine, out_size)
+    _, write = _journal()
+    ctx = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+    router.bind("inproc://served")
+    dealers: dict[int, zmq.Socket[bytes]] = {}  #: QZMQ conn -> its client's socket
+    for sid in accounts:
+        d = ctx.socket(zmq.DEALER)
+        d.setsockopt(zmq.ROUTING_ID, _SERVED_RID % sid)
+        d.connect("inproc://served")
+        dealers[compiled.entry.by_id[sid].conns[0]] = d
+
+    def to_clients(now: float) -> None:
+        """The records the path sent, then what the session layer queued (in seal order)."""
+        for qconn, d in dealers.items():
+            while d.poll(0):
+                qz.open(compiled.entry.by_conn[qconn].session_id, d.recv(), now)
+        qz.deliver(now)
+
+    try:
+        now = 0.0
+        kept = left = 0
+        for frames in _passes(seed, 3_000):
+            frames = [(c, f, t) for c, f, t in frames if f and len(f) % _MSG == 0]
+            if not frames:
+                continue
+            now += 0.002
+            # per connection, its records in order: the plain frame a record carries, or
+            # None for a KEY_UPDATE the client sent before it
+            waiting: dict[int, list[tuple[int, bytes] | None]] = {}
+            expected = 0
+            for conn, frame, _ in frames:
+                qconn = qz.conn_of[conn]
+                records = qz.seal(qconn, frame)
+                for record in records:
+                    dealers[qconn].send(record)
+                expected += len(records)
+                waiting.setdefault(qconn, []).extend([None] * (len(records) - 1) + [(conn, frame)])
+            taken = 0
+            order: list[int] = []
+            while taken < expected:
+                served = path.serve(router.underlying, routes, now, 7, driver, 10_000, write if journaled else None)
+                assert not served.handed and served.stop in (_serve.STOP_DRAINED, _serve.STOP_LIMIT)
+                taken += served.frames
+                order += _read_order(path, routes, served)
+                outcome = served.outcome
+                if outcome is None:
+                    continue
+                compiled.deliver([], outcome.md, outcome.trades)
+                # one engine call: its records stay in the arena; several: all leave as bytes
+                assert not (outcome.sealed and outcome.kept)
+                count = outcome.kept
+                sent, code, _, _, _ = path.send_kept(router.underlying, count)
+                assert (sent, code) == (count, 0)
+                for qconn, record, _ in outcome.sealed:
+                    qz.protocol.queue_sealed(qconn, (record,))
+                for qconn, msgs in outcome.handed:
+                    qz.send(compiled.entry.by_conn[qconn].session_id, msgs)
+                kept += count
+                left += len(outcome.left)
+                rest: list[np.ndarray] = []
+                for item in outcome.left:
+                    for ev in qz.protocol.receive_sealed(item.conn, item.frame, now):
+                        if isinstance(ev, Messages):
+                            for frame in ev.frames:
+                                compiled.receive(item.conn, frame, item.recv_time, now, rest)
+                compiled.match(rest)
+                to_clients(now)
+            # the Python path takes the plain frames in the order the socket gave their records
+            inbound: list[np.ndarray] = []
+            for qconn in order:
+                carried = waiting[qconn].pop(0)
+                if carried is not None:
+                    python.receive(*carried, 7, now, inbound)
+            python.match(inbound)
+    finally:
+        for d in dealers.values():
+            d.close(linger=0)
+        router.close(linger=0)
+        ctx.term()
+
+    assert kept > 300 and left > 100, (kept, left)
+    assert qz.protocol.session_count == len(accounts)
+    assert compiled.engine.state_hash() == python.engine.state_hash()
+    assert compiled.md == python.md and compiled.trades == python.trades
+    for sid, _ in default_random_sessions():
+        a, b = python.entry.by_id[sid], compiled.entry.by_id[sid]
+        assert a.hwm == b.hwm
+        assert a.bucket.available(now) == b.bucket.available(now)
+        assert a.history.count == b.history.count
+        assert _reports(qz.received.get(sid, [])) == _reports(python.sent.get(sid, []))
+        assert _refusals(qz.received.get(sid, [])) == _refusals(python.sent.get(sid, []))

@@ -1,0 +1,209 @@
+"""The compiled read and send of the record path (``qfix.server._serve``) on real sockets:
+what it takes, what it hands back and where it stops, and what a refused send reports."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import zmq
+
+from qfix import native_zmq
+from qfix.server import _pass, _serve
+
+pytestmark = pytest.mark.skipif(not native_zmq.AVAILABLE, reason="libzmq is not reachable from jitted code here")
+
+_PEER_KEY = np.frombuffer(b"Peer-Address\0", np.uint8).copy()
+_LEASE = 3  #: the lease row every slot here names (the read only copies it)
+
+
+def test_routing_ids_are_found_by_their_keys() -> None:
+    rng = np.random.default_rng(1)
+    rids = list({bytes(rng.integers(0, 256, int(rng.integers(1, 8)), dtype=np.uint8)) for _ in range(500)})
+    keys, slots = _serve.hash_table([_serve.routing_key(r) for r in rids])
+    for i, rid in enumerate(rids):
+        buf = np.frombuffer(rid.ljust(_serve.MAX_ROUTING_ID, b"\0"), np.uint8)
+        assert _serve._find(keys, slots, buf, len(rid)) == i
+    for rid in (b"\x01absent", b"eightbyt", b"\x00" * 3):
+        buf = np.frombuffer(rid.ljust(_serve.MAX_ROUTING_ID, b"\0"), np.uint8)
+        assert rid in rids or _serve._find(keys, slots, buf, len(rid)) == -1
+    assert _serve.routing_key(b"eightbyt") == 0 and _serve.routing_key(b"") == 0
+
+
+class _Reader:
+    """A ROUTER on loopback TCP, peers by routing id, and the read's buffers."""
+
+    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], known: list[bytes]) -> None:
+        self.router = ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        port = self.router.bind_to_random_port("tcp://127.0.0.1")
+        self.endpoint = f"tcp://127.0.0.1:{port}"
+        self.keys, self.key_slots = _serve.hash_table([_serve.routing_key(r) for r in known])
+        self.slots = np.array([(100 + i, i, _LEASE) for i in range(len(known))], np.int64).reshape(-1, 3)
+        self.limits = np.array([1_000, 64, 8], np.int64)
+        self.frames = np.zeros(4 * _serve.MAX_FRAME, np.uint8)
+        self.table = np.zeros((64, _serve.FRAME_COLUMNS), np.int64)
+        self.hand = np.zeros(4 * _serve.HAND_ROOM, np.uint8)
+        self.hand_table = np.zeros((16, _serve.HAND_COLUMNS), np.int64)
+        self.read_ = np.zeros(_serve.READ_FIELDS, np.int64)
+
+    def read(self) -> list[int]:
+        _serve.read_frames(
+            self.router.underlying, np.zeros(8, np.int64), np.zeros(_serve.MAX_ROUTING_ID, np.uint8), _PEER_KEY,
+            self.keys, self.key_slots, self.slots, self.limits, 99, self.frames, self.table, self.hand,
+            self.hand_table, self.read_,
+        )  # fmt: skip
+        return self.read_.tolist()
+
+    def taken(self) -> list[tuple[bytes, int]]:
+        """(frame, slot) of each frame the last read took."""
+        out = []
+        for row in self.table[: self.read_[_serve.READ_FRAMES]].tolist():
+            at, size = row[_pass.FRAME_START], row[_pass.FRAME_BYTES]
+            assert row[_pass.FRAME_RECV_TIME] == 99 and row[_pass.FRAME_LEASE] == _LEASE
+            assert row[_pass.FRAME_SESSION] == row[_serve.FRAME_SLOT]
+            out.append((self.frames[at : at + size].tobytes(), row[_serve.FRAME_SLOT]))
+        return out
+
+    def handed(self) -> list[tuple[int, bytes, bytes, int, str]]:
+        out = []
+        h = self.hand
+        for kind, rid_at, rid_len, at, size, fd, peer_at, peer_len in self.hand_table[
+            : self.read_[_serve.READ_HANDED]
+        ].tolist():
+            peer = h[peer_at : peer_at + peer_len].tobytes().decode()
+            out.append((kind, h[rid_at : rid_at + rid_len].tobytes(), h[at : at + size].tobytes(), fd, peer))
+        return out
+
+
+@pytest.fixture
+def ctx() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
+    c: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    yield c
+    c.destroy(linger=0)
+
+
+def _dealer(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, rid: bytes) -> zmq.Socket[bytes]:
+    d = ctx.socket(zmq.DEALER)
+    d.setsockopt(zmq.ROUTING_ID, rid)
+    d.setsockopt(zmq.LINGER, 0)
+    d.connect(endpoint)
+    return d
+
+
+def _arrived(sock: zmq.Socket[bytes], expected: int) -> None:
+    """Wait until ``expected`` messages are queued at the ROUTER (TCP takes a moment)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        if expected == 0 or sock.poll(0):
+            time.sleep(0.05)
+            return
+
+
+def _record(n: int, fill: int) -> bytes:
+    """A DATA_FIXED-shaped frame of n messages (the read never opens one)."""
+    return bytes([0x16]) + bytes([fill]) * (n * 60 + 25)
+
+
+def test_records_of_known_connections_are_taken_and_a_stranger_stops_the_read(
+    ctx: zmq.Context[zmq.Socket[bytes]],
+) -> None:
+    reader = _Reader(ctx, [b"alice", b"bob"])
+    alice, bob, eve = (_dealer(ctx, reader.endpoint, r) for r in (b"alice", b"bob", b"eve"))
+    alice.send(_record(1, 1))
+    time.sleep(0.1)
+    bob.send(_record(2, 2))
+    time.sleep(0.1)
+    eve.send(b"\x16not a session")
+    time.sleep(0.1)
+    alice.send(_record(1, 3))
+    _arrived(reader.router, 4)
+    read = reader.read()
+    assert read[_serve.READ_STOP] == _serve.STOP_HANDED
+    assert reader.taken() == [(_record(1, 1), 0), (_record(2, 2), 1)]
+    assert read[_serve.READ_MESSAGES] == 3 and read[_serve.READ_BYTES] == len(_record(1, 1)) + len(_record(2, 2))
+    assert reader.handed() == [(_serve.KIND_FRAME, b"eve", b"\x16not a session", -1, "")]
+    # what followed the stranger's frame is still on the socket, for the next read
+    read = reader.read()
+    assert read[_serve.READ_STOP] == _serve.STOP_DRAINED and reader.taken() == [(_record(1, 3), 0)]
+    assert reader.handed() == []
+
+
+def test_handshake_frames_are_handed_back_with_their_transport_and_the_read_goes_on(
+    ctx: zmq.Context[zmq.Socket[bytes]],
+) -> None:
+    reader = _Reader(ctx, [b"alice"])
+    alice, stranger = _dealer(ctx, reader.endpoint, b"alice"), _dealer(ctx, reader.endpoint, b"new01")
+    hello = b"QZ" + bytes(100)
+    stranger.send(hello)
+    time.sleep(0.1)
+    alice.send(_record(1, 1))
+    _arrived(reader.router, 2)
+    read = reader.read()
+    assert read[_serve.READ_STOP] == _serve.STOP_DRAINED
+    assert reader.taken() == [(_record(1, 1), 0)]
+    [(kind, rid, frame, fd, peer)] = reader.handed()
+    assert (kind, rid, frame, peer) == (_serve.KIND_HANDSHAKE, b"new01", hello, "127.0.0.1")
+    assert fd >= 0
+
+
+def test_a_message_of_several_frames_is_drained_and_stops_the_read(ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
+    reader = _Reader(ctx, [b"alice"])
+    alice = _dealer(ctx, reader.endpoint, b"alice")
+    alice.send_multipart([_record(1, 1), b"extra", b"more"])
+    alice.send(_record(1, 2))
+    _arrived(reader.router, 2)
+    reader.read()
+    assert reader.taken() == [] and reader.handed() == [(_serve.KIND_MULTIPART, b"alice", b"", -1, "")]
+    reader.read()
+    assert reader.taken() == [(_record(1, 2), 0)]
+
+
+def test_the_read_stops_at_its_limits(ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
+    reader = _Reader(ctx, [b"alice"])
+    alice, stranger = _dealer(ctx, reader.endpoint, b"alice"), _dealer(ctx, reader.endpoint, b"new01")
+    for i in range(5):
+        alice.send(_record(2, i))
+    reader.limits[_serve.LIMIT_MESSAGES] = 5
+    _arrived(reader.router, 5)
+    time.sleep(0.2)
+    read = reader.read()
+    # reading stops once the frames hold the limit: the third frame brings 6 messages
+    assert read[_serve.READ_STOP] == _serve.STOP_LIMIT and read[_serve.READ_MESSAGES] == 6
+    assert [f for f, _ in reader.taken()] == [_record(2, i) for i in range(3)]
+    reader.limits[_serve.LIMIT_MESSAGES] = 1_000
+    reader.read()
+    assert [f for f, _ in reader.taken()] == [_record(2, i) for i in (3, 4)]
+    # a few handshake frames after a record, then the records go first
+    alice.send(_record(1, 9))
+    time.sleep(0.1)
+    for _ in range(12):
+        stranger.send(b"QZ" + bytes(10))
+    _arrived(reader.router, 13)
+    time.sleep(0.2)
+    reader.limits[_serve.LIMIT_AFTER_RECORD] = 4
+    read = reader.read()
+    assert read[_serve.READ_STOP] == _serve.STOP_LIMIT
+    assert len(reader.taken()) == 1 and len(reader.handed()) == 4
+
+
+def test_a_refused_send_reports_its_errno_and_what_went(ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
+    reader = _Reader(ctx, [b"alice"])
+    alice = _dealer(ctx, reader.endpoint, b"alice")
+    alice.send(b"hi")  # the ROUTER knows alice's routing id once a frame came
+    _arrived(reader.router, 1)
+    reader.router.recv_multipart()
+    arena = np.frombuffer(b"record-1record-2record-3", np.uint8).copy()
+    sealed = np.array([(0, 0, 8, 1), (1, 8, 8, 2), (0, 16, 8, 3)], np.int64)
+    rid_at = np.array([(0, 5), (5, 4)], np.int64)  # connection 1 is "gone": no peer has its id
+    rids = np.frombuffer(b"alicegone", np.uint8).copy()
+    sent = np.zeros(_serve.SENT_FIELDS, np.int64)
+    _serve.send_sealed(reader.router.underlying, sealed, 0, 3, arena, rid_at, rids, sent)
+    assert sent.tolist() == [1, zmq.EHOSTUNREACH, 8, 1]
+    _serve.send_sealed(reader.router.underlying, sealed, 2, 3, arena, rid_at, rids, sent)
+    assert sent.tolist() == [1, 0, 8, 3]
+    assert alice.poll(2000) and alice.recv() == b"record-1"
+    assert alice.poll(2000) and alice.recv() == b"record-3"
