@@ -440,21 +440,30 @@ def _server_main(config: Any, ctl: Connection, record_path: str) -> None:
 
     path = server.record_path
     if path is not None:
-        original_run = path.run
+        original_run, original_serve = path.run, path.serve
 
-        def run(*args: Any) -> Any:
-            nonlocal path_ns, path_cpu_ns, path_orders
-            start, cpu_start = time.perf_counter_ns(), time.thread_time_ns()
-            outcome = original_run(*args)
-            path_ns += time.perf_counter_ns() - start
-            path_cpu_ns += time.thread_time_ns() - cpu_start
-            path_orders += outcome.consumed
-            if outcome.consumed and record is not None:
-                pending.append(outcome.ran.copy())
-                marks.append((outcome.consumed, phase))
-            return outcome
+        def timed(call: Callable[..., Any], outcome_of: Callable[[Any], Any]) -> Callable[..., Any]:
+            """``call`` with its time and its records counted (and recorded for the replay);
+            a served pass's time includes its read of the socket."""
 
-        path.run = run  # type: ignore[method-assign,assignment]
+            def counted(*args: Any) -> Any:
+                nonlocal path_ns, path_cpu_ns, path_orders
+                start, cpu_start = time.perf_counter_ns(), time.thread_time_ns()
+                result = call(*args)
+                path_ns += time.perf_counter_ns() - start
+                path_cpu_ns += time.thread_time_ns() - cpu_start
+                outcome = outcome_of(result)
+                if outcome is not None and outcome.consumed:
+                    path_orders += outcome.consumed
+                    if record is not None:
+                        pending.append(outcome.ran.copy())
+                        marks.append((outcome.consumed, phase))
+                return result
+
+            return counted
+
+        path.run = timed(original_run, lambda outcome: outcome)  # type: ignore[method-assign]
+        path.serve = timed(original_serve, lambda served: served.outcome)  # type: ignore[method-assign]
 
     def flush_records() -> None:
         if record is None:
