@@ -35,6 +35,8 @@ __all__ = [
     "SNDMORE",
     "SRCFD",
     "bytes_at",
+    "msg_recv",
+    "recv_frame",
     "send_frame",
     "zmq_errno",
     "zmq_msg_close",
@@ -133,5 +135,28 @@ def send_frame(sock: int, data: int, size: int, flags: int) -> int:
     tries = 0
     while rc < 0 and tries < EINTR_RETRIES and zmq_errno() == _EINTR:
         rc = zmq_send(sock, data, size, flags)
+        tries += 1
+    return rc
+
+
+@njit(cache=True, nogil=True, inline="always")
+def recv_frame(sock: int, buf: int, room: int) -> int:
+    """``zmq_recv`` without blocking, retried on EINTR; returns its result (the frame's
+    whole size, of which at most ``room`` bytes were copied to ``buf``)."""
+    rc: int = zmq_recv(sock, buf, room, DONTWAIT)
+    tries = 0
+    while rc < 0 and tries < EINTR_RETRIES and zmq_errno() == _EINTR:
+        rc = zmq_recv(sock, buf, room, DONTWAIT)
+        tries += 1
+    return rc
+
+
+@njit(cache=True, nogil=True, inline="always")
+def msg_recv(msg: int, sock: int) -> int:
+    """``zmq_msg_recv`` without blocking, retried on EINTR; returns its result."""
+    rc: int = zmq_msg_recv(msg, sock, DONTWAIT)
+    tries = 0
+    while rc < 0 and tries < EINTR_RETRIES and zmq_errno() == _EINTR:
+        rc = zmq_msg_recv(msg, sock, DONTWAIT)
         tries += 1
     return rc

@@ -31,8 +31,8 @@ from numba import njit, types
 
 from qfix.marketdata import feeds
 from qfix.marketdata._send import AVAILABLE
+from qfix.native_zmq import recv_frame as _recv_frame
 from qfix.native_zmq import zmq_errno as _zmq_errno
-from qfix.native_zmq import zmq_recv as _zmq_recv
 from qfix.wire import codes
 
 __all__ = [
@@ -82,28 +82,13 @@ _FRAME_COLUMNS: Final = HEADER_AT - TOPIC_AT  # frame k's columns start at TOPIC
 _LEN_OFFSET: Final = TOPIC_LEN - TOPIC_AT  # a frame's LEN column, from its AT column
 _DONTWAIT: Final = int(zmq.DONTWAIT)
 _RCVMORE: Final = int(zmq.RCVMORE)
-_EINTR: Final = errno.EINTR
 _EAGAIN: Final = errno.EAGAIN
-#: a signal arriving while libzmq waits on its mailbox fails a receive with EINTR before
-#: any frame is taken; it is retried, a bounded number of times, so a burst of signals
-#: cannot spin the loop forever
-_EINTR_RETRIES: Final = 100
 
 # optvallen is a size_t*; it is passed as an address (the array's ctypes.data), which the
 # C ABI passes exactly as it would a typed pointer
 _zmq_getsockopt: Any = types.ExternalFunction(
     "zmq_getsockopt", types.intc(types.voidptr, types.intc, types.voidptr, types.voidptr)
 )
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _recv_frame(sock: int, buf: int, room: int) -> int:
-    rc: int = _zmq_recv(sock, buf, room, _DONTWAIT)
-    tries = 0
-    while rc < 0 and tries < _EINTR_RETRIES and _zmq_errno() == _EINTR:
-        rc = _zmq_recv(sock, buf, room, _DONTWAIT)
-        tries += 1
-    return rc
 
 
 @njit(cache=True, nogil=True, inline="always")

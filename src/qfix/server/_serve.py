@@ -27,6 +27,7 @@ their marks and throttle buckets are read and written in place, refilled exactly
 
 from __future__ import annotations
 
+import errno
 from typing import Any, Final
 
 import numba
@@ -108,8 +109,7 @@ STOP_HANDED: Final = 2  #: a message that is the endpoint's to take (the last ha
 STOP_ERROR: Final = 3
 
 _NO_KEY: Final = np.uint64(0)
-_EAGAIN: Final = 11
-_EINTR: Final = 4
+_EAGAIN: Final = errno.EAGAIN
 _RECORD_OVERHEAD: Final = lease_cols.RECORD_OVERHEAD
 _MSG: Final = 60
 
@@ -158,16 +158,6 @@ def _find(keys: Array, slots: Array, rid: Array, n: int) -> int:
             return int(slots[at])
         at = (at + 1) & (size - 1)
     return -1
-
-
-@numba.njit(cache=True, nogil=True)
-def _recv_msg(msg: int, sock: int) -> int:
-    rc: int = nz.zmq_msg_recv(msg, sock, nz.DONTWAIT)
-    tries = 0
-    while rc < 0 and tries < nz.EINTR_RETRIES and nz.zmq_errno() == _EINTR:
-        rc = nz.zmq_msg_recv(msg, sock, nz.DONTWAIT)
-        tries += 1
-    return rc
 
 
 @numba.njit(cache=True, nogil=True)
@@ -256,18 +246,16 @@ def read_frames(
         ):
             stop = STOP_LIMIT
             break
-        rid_len: int = nz.zmq_recv(sock, rid.ctypes.data, MAX_ROUTING_ID, nz.DONTWAIT)
+        rid_len: int = nz.recv_frame(sock, rid.ctypes.data, MAX_ROUTING_ID)
         if rid_len < 0:
             code = nz.zmq_errno()
-            if code == _EINTR:
-                continue
             if code != _EAGAIN:
                 stop = STOP_ERROR
                 read[READ_ERRNO] = code
             break
         rid_len = min(rid_len, MAX_ROUTING_ID)  # libzmq's ids are never longer
         nz.zmq_msg_init(m)
-        if _recv_msg(m, sock) < 0:
+        if nz.msg_recv(m, sock) < 0:
             # a ROUTER message arrives whole: a routing id alone is a malformed message
             nz.zmq_msg_close(m)
             hand_at = _hand(KIND_MULTIPART, rid, rid_len, frames[:0], m, peer_key, hand, hand_at, hand_table, handed)
@@ -280,7 +268,7 @@ def read_frames(
             more = 1
             while more:
                 nz.zmq_msg_init(m)
-                more = 0 if _recv_msg(m, sock) < 0 else nz.zmq_msg_more(m)
+                more = 0 if nz.msg_recv(m, sock) < 0 else nz.zmq_msg_more(m)
                 nz.zmq_msg_close(m)
             hand_at = _hand(KIND_MULTIPART, rid, rid_len, frames[:0], m, peer_key, hand, hand_at, hand_table, handed)
             handed += 1

@@ -185,16 +185,7 @@ def test_the_record_path_matches_the_python_path(seed: int, out_size: int, journ
     assert taken > 200 and left > 200
     assert split > 200 if out_size < _OUT else split == 0
     assert not journaled or sum(j.size for j in journal) > 1_000
-    assert compiled.engine.state_hash() == python.engine.state_hash()
-    assert compiled.md == python.md and compiled.trades == python.trades
-    for sid, _ in default_random_sessions():
-        a, b = python.entry.by_id[sid], compiled.entry.by_id[sid]
-        assert a.hwm == b.hwm
-        # a bucket refills lazily, when asked: compare what both allow now
-        assert a.bucket.available(now) == b.bucket.available(now)
-        assert a.history.count == b.history.count and a.history.dropped_upto == b.history.dropped_upto
-        assert _reports(compiled.sent.get(sid, [])) == _reports(python.sent.get(sid, []))
-        assert _refusals(compiled.sent.get(sid, [])) == _refusals(python.sent.get(sid, []))
+    _assert_same_end(python, compiled, compiled.sent, now)
     assert np.array_equal(compiled.entry.journaled_marks, python.entry.journaled_marks)
     assert np.array_equal(compiled.entry.last_exec_ids, python.entry.last_exec_ids)
 
@@ -257,6 +248,21 @@ def test_the_driver_reserves_output_up_to_its_worst_case() -> None:
     driver.worst_case = 100  # a server's configuration bounds it (this engine's is huge)
     driver.reserve(1_000)
     assert driver.out_size == 100
+
+
+def _assert_same_end(python: _Side, compiled: _Side, received: dict[int, list[bytes]], now: float) -> None:
+    """Both sides ended in the same state, and every session got the same reports and
+    refusals (``received``: what each session's client got on the compiled side)."""
+    assert compiled.engine.state_hash() == python.engine.state_hash()
+    assert compiled.md == python.md and compiled.trades == python.trades
+    for sid, _ in default_random_sessions():
+        a, b = python.entry.by_id[sid], compiled.entry.by_id[sid]
+        assert a.hwm == b.hwm
+        # a bucket refills lazily, when asked: compare what both allow now
+        assert a.bucket.available(now) == b.bucket.available(now)
+        assert a.history.count == b.history.count and a.history.dropped_upto == b.history.dropped_upto
+        assert _reports(received.get(sid, [])) == _reports(python.sent.get(sid, []))
+        assert _refusals(received.get(sid, [])) == _refusals(python.sent.get(sid, []))
 
 
 # --- sealed records: the path opens them and seals the reports on leased rows ----------------
@@ -386,15 +392,9 @@ def test_sealed_records_give_what_plain_frames_give(seed: int, out_size: int, jo
 
     assert sealed > 500 and handed > 20 and left > 100, (sealed, handed, left)
     assert qz.protocol.session_count == len(accounts)  # nothing was fatal
-    assert compiled.engine.state_hash() == python.engine.state_hash()
-    assert compiled.md == python.md and compiled.trades == python.trades
+    _assert_same_end(python, compiled, qz.received, now)
     for sid, _ in default_random_sessions():
-        a, b = python.entry.by_id[sid], compiled.entry.by_id[sid]
-        assert a.hwm == b.hwm
-        assert a.history.count == b.history.count
-        assert _reports(qz.received.get(sid, [])) == _reports(python.sent.get(sid, []))
-        assert _refusals(qz.received.get(sid, [])) == _refusals(python.sent.get(sid, []))
-        session = qz.protocol.session(b.conns[0])
+        session = qz.protocol.session(compiled.entry.by_id[sid].conns[0])
         assert session.counters.key_updates_recv > 0 and session.counters.key_updates_sent > 0
 
 
@@ -511,12 +511,4 @@ def test_served_passes_give_what_plain_frames_give(seed: int, out_size: int, jou
 
     assert kept > 300 and left > 100, (kept, left)
     assert qz.protocol.session_count == len(accounts)
-    assert compiled.engine.state_hash() == python.engine.state_hash()
-    assert compiled.md == python.md and compiled.trades == python.trades
-    for sid, _ in default_random_sessions():
-        a, b = python.entry.by_id[sid], compiled.entry.by_id[sid]
-        assert a.hwm == b.hwm
-        assert a.bucket.available(now) == b.bucket.available(now)
-        assert a.history.count == b.history.count
-        assert _reports(qz.received.get(sid, [])) == _reports(python.sent.get(sid, []))
-        assert _refusals(qz.received.get(sid, [])) == _refusals(python.sent.get(sid, []))
+    _assert_same_end(python, compiled, qz.received, now)
