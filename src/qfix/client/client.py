@@ -454,7 +454,7 @@ class Client:
                 if msgs.shape[0] == 0:
                     continue
                 tids = codec.template_ids(msgs)
-            if np.any(tids == codes.TEMPLATE_BUSINESS_MESSAGE_REJECT):
+            if (tids == codes.TEMPLATE_BUSINESS_MESSAGE_REJECT).any():
                 for i in np.flatnonzero(tids == codes.TEMPLATE_BUSINESS_MESSAGE_REJECT)[:100]:
                     self.rejects.append(message.describe(msgs[i]))
             if self.track_orders:
