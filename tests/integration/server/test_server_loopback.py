@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import zmq
 
 from qfix.client import Client, ClientError
 from qfix.crypto import _gcm_kernel
@@ -165,6 +166,49 @@ def test_a_vanished_client_does_not_stall_the_others(start_server: Callable[...,
     cl = live.new_order(security_id=BTC, side="sell", qty=5, price="64000.00")
     live.flush()
     assert live.wait_until(lambda c: c.order(cl).status == "filled")
+
+
+def test_reports_the_socket_refuses_wait_in_order_behind_the_refused_one(
+    start_server: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record path sends its reports straight onto the socket. When the socket
+    refuses one (a full pipe: EAGAIN, here made to happen every third pass), that record
+    and every later one go to the endpoint's queue, and nothing is sent directly while
+    anything waits there: every client gets every report, in order (its QZMQ session
+    would close on a record out of sequence), and the orders reconcile."""
+    run = start_server()
+    path = run.server.record_path
+    assert path is not None and run.server._routes is not None
+    real = path.send_kept
+    passes = {"all": 0, "refused": 0}
+
+    def refusing(sock: int, count: int) -> tuple[int, int, int, int, list[int]]:
+        passes["all"] += 1
+        if count < 2 or passes["all"] % 3:
+            return real(sock, count)
+        passes["refused"] += 1
+        sent, _, size, msgs, conns = real(sock, count // 2)  # the rest "found the pipe full"
+        return sent, zmq.EAGAIN, size, msgs, conns
+
+    monkeypatch.setattr(path, "send_kept", refusing)
+    clients = [run.client(n) for n in (1, 2)]
+    rng = random.Random(3)
+    ids: list[list[int]] = [[], []]
+    for _ in range(30):
+        for k, c in enumerate(clients):
+            for _ in range(rng.randint(1, 20)):
+                side = rng.choice(["buy", "sell"])
+                px = f"{65000 + rng.randint(-3, 3)}.00"
+                ids[k].append(c.new_order(security_id=BTC, side=side, qty=rng.randint(1, 5), price=px, tif="ioc"))
+            c.flush()
+        for c in clients:
+            c.poll_raw(0.002)
+    _settle(*clients)
+    assert passes["refused"] > 3, passes
+    for k, c in enumerate(clients):
+        assert c.connected
+        assert all(c.order(cl).status != "pending-new" for cl in ids[k])
+    assert sum(c.orders.fills for c in clients) == 2 * run.server.metrics.totals.trades
 
 
 @pytest.mark.parametrize("path_kind", ["served", "sealed", "plain", "python"])
