@@ -36,6 +36,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from collections.abc import Set as AbstractSet
 from multiprocessing.connection import Connection
 
 import zmq
@@ -623,10 +624,10 @@ class ServerEndpoint:
         )
 
     @property
-    def output_idle(self) -> bool:
-        """Whether nothing waits to be sent: frames may go onto :attr:`socket` directly,
-        ahead of nothing (no backlog, nothing the protocol queued)."""
-        return not self._backlog and not self.protocol.has_output
+    def backlogged(self) -> AbstractSet[bytes]:
+        """Routing ids with frames waiting for room on the socket: a frame for one of
+        them sent directly would overtake them."""
+        return self._backlog.keys()
 
     def settled(self) -> None:
         """Every ``SealedFixed`` event handed out so far has been given to the kernels or

@@ -33,6 +33,7 @@ from typing import Any, Final
 import numba
 import numpy as np
 import numpy.typing as npt
+import zmq
 
 from qfix import native_zmq as nz
 from qfix.qzmq import _record_row as lease_cols
@@ -110,6 +111,7 @@ STOP_ERROR: Final = 3
 
 _NO_KEY: Final = np.uint64(0)
 _EAGAIN: Final = errno.EAGAIN
+_EHOSTUNREACH: Final = int(zmq.EHOSTUNREACH)
 _RECORD_OVERHEAD: Final = lease_cols.RECORD_OVERHEAD
 _MSG: Final = 60
 
@@ -371,43 +373,58 @@ def commit_sessions(sessions: Array, count: int, marks: Array, tokens: Array) ->
 
 
 #: the entries of ``sent``: what :func:`send_sealed` did
-SENT_COUNT: Final = 0  #: rows of ``sealed`` sent, from ``first``
-SENT_ERRNO: Final = 1  #: zmq_errno of the send that stopped it (0: all sent)
+SENT_COUNT: Final = 0  #: rows of ``sealed`` sent
+SENT_ERRNO: Final = 1  #: zmq_errno of a send that failed otherwise than a refusal (0: none)
 SENT_BYTES: Final = 2  #: the records' bytes sent
 SENT_MESSAGES: Final = 3  #: the messages they hold
-SENT_FIELDS: Final = 4
+SENT_HELD: Final = 4  #: rows of ``held``: records not sent, for the caller's queue
+SENT_FIELDS: Final = 5
 
 
 @numba.njit(cache=True, nogil=True)
 def send_sealed(
     sock: int,
     sealed: Array,
-    first: int,
     count: int,
     arena: Array,
     rid_at: Array,
     rids: Array,
+    blocked: Array,
+    held: Array,
     sent: Array,
 ) -> None:
-    """Send rows ``first`` to ``count`` of ``sealed`` (``_pass.SEALED_*``: a record of
+    """Send the first ``count`` rows of ``sealed`` (``_pass.SEALED_*``: a record of
     ``arena`` for a receiving connection c), each as [routing id, record], the routing
-    id being ``rids[rid_at[c, 0]:][:rid_at[c, 1]]``; stops at the first that the socket
-    refuses (a full pipe, a peer gone: ROUTER_MANDATORY), whose error it records."""
+    id being ``rids[rid_at[c, 0]:][:rid_at[c, 1]]``. A connection with ``blocked[c]``
+    set (something already waits to go to it) gets nothing here, nor does one the
+    socket refuses a record for (its pipe is full, or its peer gone: ROUTER_MANDATORY)
+    from that record on: each such row goes to ``held`` in order, for the caller to
+    queue behind what waits. Any other failure stops the sends (SENT_ERRNO)."""
     base = arena.ctypes.data
     ids = rids.ctypes.data
     sent[:] = 0
-    for i in range(first, count):
+    n_held = 0
+    for i in range(count):
         c = sealed[i, _pass.SEALED_CONN]
-        if nz.send_frame(sock, ids + rid_at[c, 0], rid_at[c, 1], nz.SNDMORE | nz.DONTWAIT) < 0:
-            sent[SENT_ERRNO] = nz.zmq_errno()
-            return
-        # the routing id chose the pipe and found room: the record's part is taken with it
-        if nz.send_frame(sock, base + sealed[i, _pass.SEALED_START], sealed[i, _pass.SEALED_BYTES], nz.DONTWAIT) < 0:
-            sent[SENT_ERRNO] = -nz.zmq_errno()  # negative: a message cut in two (a bug)
-            return
-        sent[SENT_COUNT] += 1
-        sent[SENT_BYTES] += sealed[i, _pass.SEALED_BYTES]
-        sent[SENT_MESSAGES] += sealed[i, _pass.SEALED_MSGS]
+        if not blocked[c]:
+            if nz.send_frame(sock, ids + rid_at[c, 0], rid_at[c, 1], nz.SNDMORE | nz.DONTWAIT) >= 0:
+                # the routing id chose the pipe and found room: the record goes with it
+                at, size = sealed[i, _pass.SEALED_START], sealed[i, _pass.SEALED_BYTES]
+                if nz.send_frame(sock, base + at, size, nz.DONTWAIT) < 0:
+                    sent[SENT_ERRNO] = -nz.zmq_errno()  # negative: a message cut in two (a bug)
+                    break
+                sent[SENT_COUNT] += 1
+                sent[SENT_BYTES] += size
+                sent[SENT_MESSAGES] += sealed[i, _pass.SEALED_MSGS]
+                continue
+            code = nz.zmq_errno()
+            if code != _EAGAIN and code != _EHOSTUNREACH:
+                sent[SENT_ERRNO] = code
+                break
+            blocked[c] = 1
+        held[n_held] = i
+        n_held += 1
+    sent[SENT_HELD] = n_held
 
 
 @numba.njit(cache=True, nogil=True)

@@ -21,11 +21,13 @@ it came, whichever path took it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
+import zmq
 
 from qfix import native_zmq as nz
 from qfix.crypto import _gcm_kernel
@@ -188,6 +190,9 @@ class RecordPath:
         self._rid_at = np.zeros((0, 2), np.int64)
         self._rids = np.zeros(1, np.uint8)
         self._sent = np.zeros(_serve.SENT_FIELDS, np.int64)
+        self._conn_rid_list: list[bytes] = []
+        self._blocked = np.zeros(16, np.uint8)
+        self._held = np.zeros(16, np.int64)
         self._frames = np.zeros(0, np.uint8)
         self._frames_table = np.zeros((0, _serve.FRAME_COLUMNS), np.int64)
         self._hand = np.zeros(_HAND_BYTES, np.uint8)
@@ -414,6 +419,7 @@ class RecordPath:
         self._conn_rows = np.array(rows, np.int64)
         self._conn_ids = ids
         self._rid_at = np.array(rid_at, np.int64).reshape(-1, 2)
+        self._conn_rid_list = rids
         self._rids = np.frombuffer(b"".join(rids) + b"\0", np.uint8).copy()
         # a connection is handed back at most once per engine call
         self._handed = np.zeros((max(1, len(ids)), _pass.HANDED_COLUMNS), np.int64)
@@ -434,7 +440,7 @@ class RecordPath:
         if keep:
             outcome.kept = result[_pass.RESULT_SEALED]
         else:
-            outcome.sealed += self.kept_records(0, result[_pass.RESULT_SEALED])
+            outcome.sealed += self.kept_records(range(result[_pass.RESULT_SEALED]))
         handed = result[_pass.RESULT_HANDED]
         if handed:
             ends = groups[:, _routing.GROUP_END].tolist()
@@ -444,33 +450,55 @@ class RecordPath:
                 begin = ends[g - 1] if g else 0
                 outcome.handed.append((conn_ids[c], messages[order[begin + first : ends[g]]]))
 
-    def kept_records(self, first: int, end: int) -> list[tuple[int, bytes, int]]:
-        """Sealed records ``first`` to ``end`` of the arena as (connection, record,
-        messages in it), for the Python queue."""
+    def kept_records(self, rows: list[int] | range) -> list[tuple[int, bytes, int]]:
+        """Sealed records of the arena (its ``rows``, in that order) as (connection,
+        record, messages in it), for the Python queue."""
         arena = self._arena
         conn_ids = self._conn_ids
-        return [
-            (conn_ids[c], arena[start : start + size].tobytes(), msgs)
-            for c, start, size, msgs in self._sealed[first:end].tolist()
-        ]
+        sealed = self._sealed
+        out = []
+        for r in rows:
+            c, start, size, msgs = sealed[r].tolist()
+            out.append((conn_ids[c], arena[start : start + size].tobytes(), msgs))
+        return out
 
     def _release_kept(self, outcome: PassOutcome) -> None:
         if outcome.kept:
-            outcome.sealed += self.kept_records(0, outcome.kept)
+            outcome.sealed += self.kept_records(range(outcome.kept))
             outcome.kept = 0
 
-    def send_kept(self, sock: int, count: int) -> tuple[int, int, int, int, list[int]]:
+    def send_kept(
+        self, sock: int, count: int, blocked: AbstractSet[bytes]
+    ) -> tuple[int, int, int, list[int], list[int]]:
         """Send the first ``count`` records the last :meth:`serve` kept in the arena on
         ROUTER socket ``sock`` (its libzmq handle), each as [routing id, record], in
-        order. Returns (records sent, zmq_errno of the send that stopped it or 0, their
-        bytes, their messages, the connections they went to). What is not sent is the
-        caller's (:meth:`kept_records`)."""
+        order, except to the routing ids of ``blocked`` (something already waits to go
+        to them) and to a connection from the record the socket refuses on (a full
+        pipe, a peer gone). Returns (records sent, their bytes, their messages, the
+        connections they went to, the records held back in order: for the caller's
+        queue, :meth:`kept_records`); a send that failed otherwise raises ZMQError."""
+        mask = self._blocked
+        if mask.size < len(self._conn_ids):
+            mask = self._blocked = np.zeros(2 * len(self._conn_ids), np.uint8)
+        mask[:] = 0
+        if blocked:
+            for c, rid in enumerate(self._conn_rid_list):
+                mask[c] = rid in blocked
+        if self._held.size < count:
+            self._held = np.zeros(2 * count, np.int64)
         sent = self._sent
-        _serve.send_sealed(sock, self._sealed, 0, count, self._arena, self._rid_at, self._rids, sent)
-        n, code, size, msgs = sent.tolist()
+        _serve.send_sealed(sock, self._sealed, count, self._arena, self._rid_at, self._rids, mask, self._held, sent)
+        n, code, size, msgs, n_held = sent.tolist()
+        if code:
+            raise zmq.ZMQError(abs(code))
         conn_ids = self._conn_ids
-        conns = {conn_ids[c] for c in self._sealed[:n, _pass.SEALED_CONN].tolist()}
-        return n, code, size, msgs, list(conns)
+        held = self._held[:n_held].tolist()
+        if n_held:
+            rows = np.delete(self._sealed[:count, _pass.SEALED_CONN], held)
+        else:
+            rows = self._sealed[:count, _pass.SEALED_CONN]
+        conns = {conn_ids[c] for c in rows.tolist()}
+        return n, size, msgs, list(conns), held
 
     def serve(
         self,

@@ -70,7 +70,7 @@ from qfix.server.config import ScheduledPhase, ServerConfig, ServerConfigError, 
 from qfix.server.feed import MarketData
 from qfix.server.ledger import Ledger
 from qfix.server.metrics import Metrics, StatusLine
-from qfix.server.record_path import PassOutcome, RecordPath, Served
+from qfix.server.record_path import PassOutcome, RecordPath
 from qfix.server.routes import Routes
 from qfix.server.session import OrderEntry, SessionState
 from qfix.wire import codec, codes, schema
@@ -160,7 +160,7 @@ def _warm_kernels(config: ServerConfig) -> None:
             routes = Routes(entry, _NoLeases(), frozenset())
             for journal in (None, lambda records: 0):
                 path.serve(sock.underlying, routes, 0.0, 0, driver, 16, journal)
-            path.send_kept(sock.underlying, 0)
+            path.send_kept(sock.underlying, 0, set())
         finally:
             sock.close(linger=0)
 
@@ -532,20 +532,21 @@ class Server:
         assert path is not None and routes is not None
         ledger = self.ledger
         recv_ns = max(time.time_ns(), self._last_recv_ns)
-        served: Served | None = None
         try:
             served = path.serve(
                 self._socket, routes, time.monotonic(), recv_ns, ledger.driver, batch_limit,
                 ledger.journal_batch if ledger.writer is not None else None,
             )  # fmt: skip
+            # a batch the journal failed on gets no answer at all (see _match)
             if served.outcome is not None:
                 ledger.wait_until_durable(served.outcome.journal_seq)
         except JournalError as exc:
             self._journal_failed(exc)
+            return 0, []
         except Exception as exc:
+            # as in _run_path: the engine may have run part of the pass
             log.exception("the compiled record path failed")
             self._journal_failed(JournalError(f"the compiled record path failed: {exc}"))
-        if served is None:
             return 0, []
         if served.stop == _serve.STOP_ERROR:
             raise zmq.ZMQError(served.errno)  # the socket is unusable (closed, context ended)
@@ -957,28 +958,28 @@ class Server:
 
     def _send_kept(self, count: int) -> None:
         """Send the report records the record path kept sealed in its arena straight onto
-        the socket when nothing waits to go before them; what the socket refuses (a full
-        pipe, a peer gone) and everything after it is queued as :meth:`_queue_sealed`
-        does, to be sent, held back or given up on as the endpoint decides."""
+        the socket, to every connection nothing already waits for; the rest (a connection
+        with a backlog, or the socket refused one of its records: a full pipe, a peer
+        gone) is queued as :meth:`_queue_sealed` does, behind what waits, to be sent,
+        held back or given up on as the endpoint decides."""
         path = self._record_path
         assert path is not None
-        sent = 0
-        if self.endpoint.output_idle:
-            sent, code, size, msgs, conns = path.send_kept(self._socket, count)
-            if code and code not in (zmq.EAGAIN, zmq.EHOSTUNREACH):
-                raise zmq.ZMQError(abs(code))
-            if sent:
-                totals = self.metrics.totals
-                totals.bytes_out += size
-                totals.messages_out += msgs
-                now = time.monotonic()
-                by_conn = self.entry.by_conn
-                for conn in conns:
-                    state = by_conn.get(conn)
-                    if state is not None:
-                        state.last_sent = now
-        if sent < count:
-            self._queue_sealed(path.kept_records(sent, count))
+        if self.protocol.has_output:  # frames the session layer queued go first
+            self._queue_sealed(path.kept_records(range(count)))
+            return
+        sent, size, msgs, conns, held = path.send_kept(self._socket, count, self.endpoint.backlogged)
+        if sent:
+            totals = self.metrics.totals
+            totals.bytes_out += size
+            totals.messages_out += msgs
+            now = time.monotonic()
+            by_conn = self.entry.by_conn
+            for conn in conns:
+                state = by_conn.get(conn)
+                if state is not None:
+                    state.last_sent = now
+        if held:
+            self._queue_sealed(path.kept_records(held))
 
     def _send(self, conn: int, msgs: Array) -> None:
         """Queue ``msgs`` (n, 60) to ``conn`` in DATA_FIXED records (flushed by the loop)."""

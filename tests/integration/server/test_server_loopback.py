@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import zmq
 
 from qfix.client import Client, ClientError
 from qfix.crypto import _gcm_kernel
@@ -182,13 +181,14 @@ def test_reports_the_socket_refuses_wait_in_order_behind_the_refused_one(
     real = path.send_kept
     passes = {"all": 0, "refused": 0}
 
-    def refusing(sock: int, count: int) -> tuple[int, int, int, int, list[int]]:
+    def refusing(sock: int, count: int, blocked: Any) -> tuple[int, int, int, list[int], list[int]]:
         passes["all"] += 1
-        if count < 2 or passes["all"] % 3:
-            return real(sock, count)
+        if passes["all"] % 3:
+            return real(sock, count, blocked)
         passes["refused"] += 1
-        sent, _, size, msgs, conns = real(sock, count // 2)  # the rest "found the pipe full"
-        return sent, zmq.EAGAIN, size, msgs, conns
+        # the second half "found the pipe full": held back for the endpoint's queue
+        sent, size, msgs, conns, held = real(sock, count // 2, blocked)
+        return sent, size, msgs, conns, held + list(range(count // 2, count))
 
     monkeypatch.setattr(path, "send_kept", refusing)
     clients = [run.client(n) for n in (1, 2)]

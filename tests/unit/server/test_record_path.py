@@ -480,8 +480,8 @@ def test_served_passes_give_what_plain_frames_give(seed: int, out_size: int, jou
                 # one engine call: its records stay in the arena; several: all leave as bytes
                 assert not (outcome.sealed and outcome.kept)
                 count = outcome.kept
-                sent, code, _, _, _ = path.send_kept(router.underlying, count)
-                assert (sent, code) == (count, 0)
+                sent, _, _, _, held = path.send_kept(router.underlying, count, set())
+                assert (sent, held) == (count, [])
                 for qconn, record, _ in outcome.sealed:
                     qz.protocol.queue_sealed(qconn, (record,))
                 for qconn, msgs in outcome.handed:

@@ -190,20 +190,60 @@ def test_the_read_stops_at_its_limits(ctx: zmq.Context[zmq.Socket[bytes]]) -> No
     assert len(reader.taken()) == 1 and len(reader.handed()) == 4
 
 
-def test_a_refused_send_reports_its_errno_and_what_went(ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
+def _send(
+    sock: zmq.Socket[bytes], sealed: np.ndarray, rids: list[bytes], blocked: list[int]
+) -> tuple[list[int], list[int]]:
+    """``send_sealed`` of records ``b"record-<i>"``; returns (``sent``, held rows)."""
+    arena = np.frombuffer(b"".join(b"record-%d" % i for i in range(sealed.shape[0])), np.uint8).copy()
+    rid_at = np.array([(sum(map(len, rids[:c])), len(r)) for c, r in enumerate(rids)], np.int64)
+    mask = np.array(blocked, np.uint8)
+    held = np.zeros(sealed.shape[0], np.int64)
+    sent = np.zeros(_serve.SENT_FIELDS, np.int64)
+    ids = np.frombuffer(b"".join(rids), np.uint8).copy()
+    _serve.send_sealed(sock.underlying, sealed, sealed.shape[0], arena, rid_at, ids, mask, held, sent)
+    return sent.tolist(), held[: sent[_serve.SENT_HELD]].tolist()
+
+
+def _rows(conns: list[int]) -> np.ndarray:
+    """Sealed rows of 8-byte records, one per entry of ``conns``, each 1 message."""
+    return np.array([(c, 8 * i, 8, 1) for i, c in enumerate(conns)], np.int64)
+
+
+def test_a_refused_send_holds_that_connection_back_and_the_others_go_on(
+    ctx: zmq.Context[zmq.Socket[bytes]],
+) -> None:
     reader = _Reader(ctx, [b"alice"])
     alice = _dealer(ctx, reader.endpoint, b"alice")
     alice.send(b"hi")  # the ROUTER knows alice's routing id once a frame came
     _arrived(reader.router, 1)
     reader.router.recv_multipart()
-    arena = np.frombuffer(b"record-1record-2record-3", np.uint8).copy()
-    sealed = np.array([(0, 0, 8, 1), (1, 8, 8, 2), (0, 16, 8, 3)], np.int64)
-    rid_at = np.array([(0, 5), (5, 4)], np.int64)  # connection 1 is "gone": no peer has its id
-    rids = np.frombuffer(b"alicegone", np.uint8).copy()
-    sent = np.zeros(_serve.SENT_FIELDS, np.int64)
-    _serve.send_sealed(reader.router.underlying, sealed, 0, 3, arena, rid_at, rids, sent)
-    assert sent.tolist() == [1, zmq.EHOSTUNREACH, 8, 1]
-    _serve.send_sealed(reader.router.underlying, sealed, 2, 3, arena, rid_at, rids, sent)
-    assert sent.tolist() == [1, 0, 8, 3]
-    assert alice.poll(2000) and alice.recv() == b"record-1"
-    assert alice.poll(2000) and alice.recv() == b"record-3"
+    # connection 1 is "gone": no peer has its routing id (ROUTER_MANDATORY refuses it)
+    sent, held = _send(reader.router, _rows([0, 1, 0, 1]), [b"alice", b"gone"], [0, 0])
+    assert sent == [2, 0, 16, 2, 2] and held == [1, 3]
+    # a connection with something already waiting for it gets nothing directly
+    sent, held = _send(reader.router, _rows([0, 0]), [b"alice"], [1])
+    assert sent == [0, 0, 0, 0, 2] and held == [0, 1]
+    assert alice.poll(2000) and alice.recv() == b"record-0"
+    assert alice.poll(2000) and alice.recv() == b"record-2"
+    assert not alice.poll(200)
+
+
+def test_a_full_pipe_holds_the_rest_in_order(ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+    router.setsockopt(zmq.SNDHWM, 1)
+    router.bind("inproc://full-pipe")
+    slow = ctx.socket(zmq.DEALER)
+    slow.setsockopt(zmq.ROUTING_ID, b"slow")
+    slow.setsockopt(zmq.RCVHWM, 1)
+    slow.connect("inproc://full-pipe")
+    slow.send(b"hi")
+    router.recv_multipart()
+    sent, held = _send(router, _rows([0] * 8), [b"slow"], [0])
+    assert 0 < sent[_serve.SENT_COUNT] < 8 and sent[_serve.SENT_ERRNO] == 0
+    # once refused, every later record of the connection is held, in order
+    assert held == list(range(sent[_serve.SENT_COUNT], 8))
+    got = []
+    while slow.poll(200):
+        got.append(slow.recv())
+    assert got == [b"record-%d" % i for i in range(sent[_serve.SENT_COUNT])]
