@@ -39,6 +39,7 @@ __all__ = [
     "recv_frame",
     "send_frame",
     "zmq_errno",
+    "zmq_getsockopt",
     "zmq_msg_close",
     "zmq_msg_data",
     "zmq_msg_get",
@@ -70,6 +71,7 @@ _SYMBOLS: Final = (
     "zmq_msg_get",
     "zmq_msg_gets",
     "zmq_msg_close",
+    "zmq_getsockopt",
 )
 
 
@@ -96,6 +98,9 @@ zmq_msg_more: Any = types.ExternalFunction("zmq_msg_more", _i(_p))
 zmq_msg_get: Any = types.ExternalFunction("zmq_msg_get", _i(_p, _i))
 zmq_msg_gets: Any = types.ExternalFunction("zmq_msg_gets", _n(_p, _p))
 zmq_msg_close: Any = types.ExternalFunction("zmq_msg_close", _i(_p))
+# optvallen is a size_t*; it is passed as an address (an array's ctypes.data), which the
+# C ABI passes exactly as it would a typed pointer
+zmq_getsockopt: Any = types.ExternalFunction("zmq_getsockopt", _i(_p, _i, _p, _p))
 
 _EINTR: Final = errno.EINTR
 #: a signal arriving while libzmq works on a call fails it with EINTR; it is retried, a

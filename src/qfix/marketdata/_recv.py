@@ -27,12 +27,13 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 import zmq
-from numba import njit, types
+from numba import njit
 
 from qfix.marketdata import feeds
 from qfix.marketdata._send import AVAILABLE
 from qfix.native_zmq import recv_frame as _recv_frame
 from qfix.native_zmq import zmq_errno as _zmq_errno
+from qfix.native_zmq import zmq_getsockopt as _zmq_getsockopt
 from qfix.wire import codes
 
 __all__ = [
@@ -83,12 +84,6 @@ _LEN_OFFSET: Final = TOPIC_LEN - TOPIC_AT  # a frame's LEN column, from its AT c
 _DONTWAIT: Final = int(zmq.DONTWAIT)
 _RCVMORE: Final = int(zmq.RCVMORE)
 _EAGAIN: Final = errno.EAGAIN
-
-# optvallen is a size_t*; it is passed as an address (the array's ctypes.data), which the
-# C ABI passes exactly as it would a typed pointer
-_zmq_getsockopt: Any = types.ExternalFunction(
-    "zmq_getsockopt", types.intc(types.voidptr, types.intc, types.voidptr, types.voidptr)
-)
 
 
 @njit(cache=True, nogil=True, inline="always")

@@ -126,12 +126,13 @@ class _Pending(Copyable):
 
 
 class _Entry(Copyable):
-    __slots__ = ("routing_id", "row", "session")
+    __slots__ = ("recalled", "routing_id", "row", "session")
 
     def __init__(self, routing_id: bytes, session: Session) -> None:
         self.routing_id = routing_id
         self.session = session
         self.row = -1  #: its row of the lease table, once it has one (kept until it ends)
+        self.recalled = False  #: listed for the next relend()
 
 
 class _Reject(Exception):
@@ -404,6 +405,7 @@ class ServerProtocol(Copyable):
         """:meth:`lease` again every session recalled since the last call."""
         recalled, self._recalled = self._recalled, []
         for e in recalled:
+            e.recalled = False
             if self._sessions.get(e.session.conn) is e:
                 self.lease(e.session.conn)
 
@@ -441,7 +443,9 @@ class ServerProtocol(Copyable):
                 e.session.recall(self._lease_table[e.row])
             # relend() leases it (again): also a session whose lease was refused before
             # (not yet READY), which its row's users cannot ask for by themselves
-            self._recalled.append(e)
+            if not e.recalled:
+                e.recalled = True
+                self._recalled.append(e)
         return e
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Any:
@@ -450,6 +454,7 @@ class ServerProtocol(Copyable):
         # each takes its numbers back from the copied table and leases anew when asked
         for e in new._sessions.values():
             new._recall(e)
+            e.recalled = False
         new._recalled = []
         return new
 

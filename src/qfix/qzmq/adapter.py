@@ -609,12 +609,14 @@ class ServerEndpoint:
 
     def busy(self) -> bool:
         """Whether :meth:`poll` has work besides reading the socket: handshake frames
-        queued or computing, a handshake result or a dropped transport to take up, a
-        timer due. A caller that reads the socket itself calls poll() only then."""
+        queued or computing, frames waiting for room, a handshake result or a dropped
+        transport to take up, a timer due. A caller that reads the socket itself calls
+        poll() only then."""
         workers = self.workers
         return bool(
             self._hs
             or self._hs_known
+            or self._backlog  # a peer's pipe may have room again: poll() drains it
             or self._dead
             or self._others_ready
             or self._monitor_ready

@@ -56,6 +56,8 @@ SLOT_CONN: Final = 0  #: the endpoint's connection number
 SLOT_SESSION: Final = 1  #: its SessionID
 SLOT_LEASE: Final = 2  #: its row of the QZMQ lease table (``_pass.FRAME_NOT_LEASED`` if none)
 SLOT_COLUMNS: Final = 3
+#: SLOT_SESSION of a session whose frames the path leaves to the endpoint (an operator's)
+SESSION_OTHERS: Final = -1
 
 #: ``frames_table``'s extra column here: the slot the frame came on (``_pass`` reads the
 #: first ``_pass.FRAME_COLUMNS``; FRAME_SESSION is the slot too, until ``session_rows``
@@ -265,9 +267,11 @@ def read_frames(
             stop = STOP_HANDED
             break
         data = nz.bytes_at(nz.zmq_msg_data(m), nz.zmq_msg_size(m))
-        if nz.zmq_msg_more(m):
+        if nz.zmq_msg_more(m) or data.size > MAX_FRAME:
+            # not [routing id, frame] (or a frame past ZMQ_MAXMSGSIZE, which libzmq does not
+            # enforce on every transport): drained and handed back as malformed
+            more = nz.zmq_msg_more(m)
             nz.zmq_msg_close(m)
-            more = 1
             while more:
                 nz.zmq_msg_init(m)
                 more = 0 if nz.msg_recv(m, sock) < 0 else nz.zmq_msg_more(m)
@@ -285,12 +289,16 @@ def read_frames(
                 after_record += 1
             continue
         slot = _find(keys, key_slots, rid, rid_len)
-        if slot < 0:
+        if slot < 0 or slots[slot, SLOT_SESSION] == SESSION_OTHERS:
             hand_at = _hand(KIND_FRAME, rid, rid_len, data, m, peer_key, hand, hand_at, hand_table, handed)
             nz.zmq_msg_close(m)
             handed += 1
-            stop = STOP_HANDED
-            break
+            if slot >= 0 or rid_len > KEY_BYTES:
+                # a session the path does not serve (an operator's, whose commands take
+                # effect in sequence), or one it cannot tell: nothing after it is taken
+                stop = STOP_HANDED
+                break
+            continue  # no session's at all: nothing waits on its order
         size = data.size
         frames[at : at + size] = data
         nz.zmq_msg_close(m)

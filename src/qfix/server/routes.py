@@ -33,11 +33,12 @@ class RoutedLeases(Protocol):
 
 class Routes:
     """Which connections the compiled read takes frames of: every connection of a
-    trading session (``entry.by_conn``) except those of ``excluded`` keys (operators:
-    their commands take effect in sequence, through the Python path), whose routing id
-    has a key (``_serve.routing_key``). A connection whose session cannot lend its
-    record state keeps a slot with ``_pass.FRAME_NOT_LEASED``: its records are left to
-    the Python path in order."""
+    trading session (``entry.by_conn``) whose routing id has a key
+    (``_serve.routing_key``). Those of ``excluded`` keys (operators: their commands take
+    effect in sequence, through the Python path) have a slot that stops the read
+    (``_serve.SESSION_OTHERS``). A connection whose session cannot lend its record state
+    keeps a slot with ``_pass.FRAME_NOT_LEASED``: its records are left to the Python
+    path in order."""
 
     def __init__(self, entry: OrderEntry, leases: RoutedLeases, excluded: frozenset[bytes]) -> None:
         self.entry = entry
@@ -62,13 +63,17 @@ class Routes:
         rows: list[tuple[int, int, int]] = []
         for conn, state in entry.by_conn.items():
             rid = leases.routing_id(conn)
-            key = _serve.routing_key(rid) if rid is not None and state.kid not in self.excluded else 0
+            key = _serve.routing_key(rid) if rid is not None else 0
             if not key:
+                continue
+            conns.append(conn)
+            keys.append(key)
+            if state.kid in self.excluded:
+                # known, so that the read stops at its frames (they take effect in sequence)
+                rows.append((conn, _serve.SESSION_OTHERS, _pass.FRAME_NOT_LEASED))
                 continue
             leases.lease(conn)  # refused (not yet READY): retried by relend() after its next record
             lease = leases.lease_row(conn)
-            conns.append(conn)
-            keys.append(key)
             rows.append((conn, state.session_id, lease if lease >= 0 else _pass.FRAME_NOT_LEASED))
         self.keys, self.key_slots = _serve.hash_table(keys)
         self.slots = np.array(rows, np.int64).reshape(-1, _serve.SLOT_COLUMNS)

@@ -70,7 +70,7 @@ from qfix.server.config import ScheduledPhase, ServerConfig, ServerConfigError, 
 from qfix.server.feed import MarketData
 from qfix.server.ledger import Ledger
 from qfix.server.metrics import Metrics, StatusLine
-from qfix.server.record_path import PassOutcome, RecordPath
+from qfix.server.record_path import PassOutcome, RecordPath, Served
 from qfix.server.routes import Routes
 from qfix.server.session import OrderEntry, SessionState
 from qfix.wire import codec, codes, schema
@@ -532,6 +532,7 @@ class Server:
         assert path is not None and routes is not None
         ledger = self.ledger
         recv_ns = max(time.time_ns(), self._last_recv_ns)
+        served: Served | None = None
         try:
             served = path.serve(
                 self._socket, routes, time.monotonic(), recv_ns, ledger.driver, batch_limit,
@@ -540,32 +541,38 @@ class Server:
             # a batch the journal failed on gets no answer at all (see _match)
             if served.outcome is not None:
                 ledger.wait_until_durable(served.outcome.journal_seq)
-        except JournalError as exc:
-            self._journal_failed(exc)
-            return 0, []
         except Exception as exc:
-            # as in _run_path: the engine may have run part of the pass
-            log.exception("the compiled record path failed")
-            self._journal_failed(JournalError(f"the compiled record path failed: {exc}"))
-            return 0, []
-        if served.stop == _serve.STOP_ERROR:
-            raise zmq.ZMQError(served.errno)  # the socket is unusable (closed, context ended)
+            if not isinstance(exc, JournalError):
+                # as in _run_path: the engine may have run part of the pass
+                log.exception("the compiled record path failed")
+                exc = JournalError(f"the compiled record path failed: {exc}")
+            self._journal_failed(exc)
+            # the pass gets no answer; what it handed back is the endpoint's as ever
+            return 0, self._take_handed(served.handed) if served is not None else []
         if served.frames:
             self._last_recv_ns = recv_ns
             self.metrics.totals.bytes_in += served.bytes_in
             self.endpoint.records_read()
         if served.outcome is not None:
             self._finish_pass(served.outcome, inbound)
+        events = self._take_handed(served.handed)
+        if served.stop == _serve.STOP_ERROR:
+            # after the pass is answered: the socket is unusable (closed, context ended)
+            raise zmq.ZMQError(served.errno)
+        return served.messages, events
+
+    def _take_handed(self, handed: list[tuple[int, bytes, bytes, int, str]]) -> list[Event]:
+        """Give the endpoint what the compiled read handed back, in the order it read it."""
         endpoint = self.endpoint
         events: list[Event] = []
-        for kind, rid, frame, fd, peer in served.handed:
+        for kind, rid, frame, fd, peer in handed:
             if kind == _serve.KIND_HANDSHAKE:
                 endpoint.take_handshake(rid, frame, fd, peer)
             elif kind == _serve.KIND_FRAME:
                 events += endpoint.take_frame(rid, frame)
             else:
                 events += endpoint.take_malformed(rid)
-        return served.messages, events
+        return events
 
     def _finish_pass(self, outcome: PassOutcome, inbound: list[Array]) -> None:
         """What follows a pass of the record path: the totals, the reports out, market

@@ -108,25 +108,33 @@ def _record(n: int, fill: int) -> bytes:
     return bytes([0x16]) + bytes([fill]) * (n * 60 + 25)
 
 
-def test_records_of_known_connections_are_taken_and_a_stranger_stops_the_read(
+def test_records_of_known_connections_are_taken_a_stranger_is_handed_back_and_an_operator_stops_the_read(
     ctx: zmq.Context[zmq.Socket[bytes]],
 ) -> None:
-    reader = _Reader(ctx, [b"alice", b"bob"])
-    alice, bob, eve = (_dealer(ctx, reader.endpoint, r) for r in (b"alice", b"bob", b"eve"))
-    alice.send(_record(1, 1))
-    time.sleep(0.1)
-    bob.send(_record(2, 2))
-    time.sleep(0.1)
-    eve.send(b"\x16not a session")
-    time.sleep(0.1)
-    alice.send(_record(1, 3))
-    _arrived(reader.router, 4)
+    reader = _Reader(ctx, [b"alice", b"bob", b"admin"])
+    reader.slots[2, _serve.SLOT_SESSION] = _serve.SESSION_OTHERS  # an operator's connection
+    alice, bob, eve, admin = (_dealer(ctx, reader.endpoint, r) for r in (b"alice", b"bob", b"eve", b"admin"))
+    for sock, frame in (
+        (alice, _record(1, 1)),
+        (eve, b"\x16not a session"),
+        (bob, _record(2, 2)),
+        (admin, b"\x16halt"),
+        (alice, _record(1, 3)),
+    ):
+        sock.send(frame)
+        time.sleep(0.1)
+    _arrived(reader.router, 5)
     read = reader.read()
+    # a stranger's frame waits on no one's order: handed back, and reading goes on; an
+    # operator's command takes effect in sequence: nothing after it is taken
     assert read[_serve.READ_STOP] == _serve.STOP_HANDED
     assert reader.taken() == [(_record(1, 1), 0), (_record(2, 2), 1)]
     assert read[_serve.READ_MESSAGES] == 3 and read[_serve.READ_BYTES] == len(_record(1, 1)) + len(_record(2, 2))
-    assert reader.handed() == [(_serve.KIND_FRAME, b"eve", b"\x16not a session", -1, "")]
-    # what followed the stranger's frame is still on the socket, for the next read
+    assert reader.handed() == [
+        (_serve.KIND_FRAME, b"eve", b"\x16not a session", -1, ""),
+        (_serve.KIND_FRAME, b"admin", b"\x16halt", -1, ""),
+    ]
+    # what followed the operator's frame is still on the socket, for the next read
     read = reader.read()
     assert read[_serve.READ_STOP] == _serve.STOP_DRAINED and reader.taken() == [(_record(1, 3), 0)]
     assert reader.handed() == []
@@ -160,6 +168,26 @@ def test_a_message_of_several_frames_is_drained_and_stops_the_read(ctx: zmq.Cont
     assert reader.taken() == [] and reader.handed() == [(_serve.KIND_MULTIPART, b"alice", b"", -1, "")]
     reader.read()
     assert reader.taken() == [(_record(1, 2), 0)]
+
+
+def test_a_frame_past_the_largest_is_handed_back_as_malformed(ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
+    """ZMQ_MAXMSGSIZE is not enforced on every transport (inproc): the read refuses a
+    frame that would not fit its room for one."""
+    router = ctx.socket(zmq.ROUTER)
+    router.bind("inproc://oversize")
+    big = ctx.socket(zmq.DEALER)
+    big.setsockopt(zmq.ROUTING_ID, b"alice")
+    big.connect("inproc://oversize")
+    big.send(bytes(_serve.MAX_FRAME + 1))
+    big.send(_record(1, 1))
+    reader = _Reader(ctx, [b"alice"])
+    reader.router.close(linger=0)
+    reader.router = router
+    read = reader.read()
+    assert read[_serve.READ_STOP] == _serve.STOP_HANDED and reader.taken() == []
+    assert reader.handed() == [(_serve.KIND_MULTIPART, b"alice", b"", -1, "")]
+    reader.read()
+    assert reader.taken() == [(_record(1, 1), 0)]
 
 
 def test_the_read_stops_at_its_limits(ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
