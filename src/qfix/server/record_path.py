@@ -71,6 +71,9 @@ _SMALLEST_RECORD: Final = _MSG + rk.RECORD_OVERHEAD
 #: the handed-back messages of one serve(): room for every handshake frame it may read
 #: (the read stops when less than a frame's room is left)
 _HAND_ROWS: Final = 258
+#: handshake frames serve() reads after its first record until told otherwise
+#: (:meth:`RecordPath.handshake_reads`; the server sets the endpoint's own limits)
+_HANDSHAKES_AFTER_RECORD: Final = 8
 _HAND_BYTES: Final = 8 * _serve.HAND_ROOM
 _PEER_KEY: Final = np.frombuffer(b"Peer-Address\0", np.uint8).copy()
 
@@ -199,7 +202,7 @@ class RecordPath:
         self._hand_table = np.zeros((_HAND_ROWS, _serve.HAND_COLUMNS), np.int64)
         self._read = np.zeros(_serve.READ_FIELDS, np.int64)
         self._limits = np.zeros(_serve.LIMIT_FIELDS, np.int64)
-        self.handshake_reads(_HAND_ROWS - 2, 8)
+        self.handshake_reads(_HAND_ROWS - 2, _HANDSHAKES_AFTER_RECORD)
         self._throttle = np.array([entry.table.rate, entry.table.burst], np.float64)
         self._msg = np.zeros(nz.MSG_BYTES // 8, np.int64)
         self._rid = np.zeros(_serve.MAX_ROUTING_ID, np.uint8)
@@ -271,13 +274,8 @@ class RecordPath:
             ran=self._inbound[:passed],
             left=[Left(conn, bytes(frame), t, sealed) for conn, _, frame, t, sealed in pending[taken:]],
         )
-        if not passed:
-            return outcome
-        if journal is not None:
-            outcome.journal_seq = journal(self._inbound[:passed])
-            self._match(0, passed, marks, last_exec_ids)
-            result = self._result.tolist()
-        self._engine_calls(outcome, result, passed, marks, last_exec_ids, driver, keep=False)
+        if passed:
+            self._engine_calls(outcome, result, passed, marks, last_exec_ids, driver, journal, keep=False)
         return outcome
 
     def _engine_calls(
@@ -288,12 +286,19 @@ class RecordPath:
         marks: Array,
         last_exec_ids: Array,
         driver: EngineDriver,
+        journal: Journal | None,
         *,
         keep: bool,
     ) -> None:
-        """Take the engine call's output (``result``) into ``outcome``, and call the
-        engine again, on a larger buffer, until it has run all ``passed`` records. With
-        ``keep``, a single call's sealed records stay in the arena (``outcome.kept``)."""
+        """The ``passed`` records stage S passed, after the kernel (``result``): with
+        ``journal``, handed to it and then run by the engine (the kernel stopped after
+        stage S); the engine call's output taken into ``outcome``, and the engine called
+        again, on a larger buffer, until it has run them all. With ``keep``, a single
+        call's sealed records stay in the arena (``outcome.kept``)."""
+        if journal is not None:
+            outcome.journal_seq = journal(self._inbound[:passed])
+            self._match(0, passed, marks, last_exec_ids)
+            result = self._result.tolist()
         entry = self.entry
         md_parts = []
         while True:
@@ -566,11 +571,7 @@ class RecordPath:
             routed=[], md=_NO_MESSAGES, trades=0, messages=passed, consumed=0, ran=self._inbound[:passed], left=left
         )
         if passed:
-            if journal is not None:
-                outcome.journal_seq = journal(self._inbound[:passed])
-                self._match(0, passed, marks, last_exec_ids)
-                result = self._result.tolist()
-            self._engine_calls(outcome, result, passed, marks, last_exec_ids, driver, keep=True)
+            self._engine_calls(outcome, result, passed, marks, last_exec_ids, driver, journal, keep=True)
         return served
 
     def handshake_reads(self, most: int, after_record: int) -> None:

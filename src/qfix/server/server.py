@@ -512,16 +512,19 @@ class Server:
             )
             # a batch the journal failed on gets no answer at all (see _match)
             ledger.wait_until_durable(outcome.journal_seq)
-        except JournalError as exc:
-            self._journal_failed(exc)
-            return
         except Exception as exc:
-            # as in _apply: the engine may have run part of the pass, so going on would
-            # leave the live state somewhere no replay reaches
-            log.exception("the compiled record path failed")
-            self._journal_failed(JournalError(f"the compiled record path failed: {exc}"))
+            self._path_failed(exc)
             return
         self._finish_pass(outcome, inbound)
+
+    def _path_failed(self, exc: Exception) -> None:
+        """A pass of the record path raised: its journal failed, or (as in _apply) the
+        engine may have run part of it, so going on would leave the live state somewhere
+        no replay reaches. The server stops taking orders."""
+        if not isinstance(exc, JournalError):
+            log.exception("the compiled record path failed")
+            exc = JournalError(f"the compiled record path failed: {exc}")
+        self._journal_failed(exc)
 
     def _serve(self, batch_limit: int, inbound: list[Array]) -> tuple[int, list[Event]]:
         """One pass of the record path reading the socket itself (``RecordPath.serve``):
@@ -542,11 +545,7 @@ class Server:
             if served.outcome is not None:
                 ledger.wait_until_durable(served.outcome.journal_seq)
         except Exception as exc:
-            if not isinstance(exc, JournalError):
-                # as in _run_path: the engine may have run part of the pass
-                log.exception("the compiled record path failed")
-                exc = JournalError(f"the compiled record path failed: {exc}")
-            self._journal_failed(exc)
+            self._path_failed(exc)
             # the pass gets no answer; what it handed back is the endpoint's as ever
             return 0, self._take_handed(served.handed) if served is not None else []
         if served.frames:
