@@ -142,7 +142,7 @@ def _server(home: str, passes: bool, ctl: Connection) -> None:
 
             setattr(owners[owner], name, timed)
     slow: dict[str, int] = {}
-    total = 0
+    total = shed_before = 0
     recording = False
     while True:
         if ctl.poll():
@@ -151,8 +151,10 @@ def _server(home: str, passes: bool, ctl: Connection) -> None:
                 break
             if cmd == "record":
                 slow, total, recording = {}, 0, True
+                shed_before = server.endpoint.handshake_frames_shed
             elif cmd == "report":
-                ctl.send({"slow_ns": slow, "loop_cpu_ns": total})
+                shed = server.endpoint.handshake_frames_shed - shed_before
+                ctl.send({"slow_ns": slow, "loop_cpu_ns": total, "shed": shed})
                 recording = False
         spent.clear()
         start = time.thread_time_ns()
@@ -255,6 +257,7 @@ def _round(home: str, kind: str, args: argparse.Namespace) -> dict[str, Any]:
         "unanswered": int(np.count_nonzero(np.isnan(flood))),
         "hellos_sent": flood_doc["sent"],
         "hello_replies": flood_doc["replies"],
+        "hellos_shed": loop["shed"],
         "flooder_cores": flood_doc["cores"],
     }
     if args.passes and loop["loop_cpu_ns"]:
@@ -286,7 +289,7 @@ def main() -> None:
                 print(
                     f"round {r + 1} {kind:9s}: quiet p99 {doc['quiet_p99_us']:6.0f} us, flood p99 "
                     f"{doc['flood_p99_us']:6.0f} us ({doc['flood_p99_over_quiet']:.1f}x); flooder "
-                    f"{doc['flooder_cores']:.2f} cores, {doc['hello_replies']} replies",
+                    f"{doc['flooder_cores']:.2f} cores, {doc['hello_replies']} replies, {doc['hellos_shed']} shed",
                     flush=True,
                 )
     summary = {}

@@ -178,6 +178,10 @@ class Guard(Copyable):
             return False
         return any(exp > now and allowed(kid) for kid, exp in kids.items())
 
+    def known_nets(self, now: float, allowed: Callable[[bytes], bool]) -> list[str]:
+        """Every net :meth:`is_known` holds known now."""
+        return [net for net in self._known_by_net if self.is_known(net, now, allowed)]
+
     def can_admit(self, net: str, known: bool, now: float) -> bool:
         """Whether :meth:`admit` would succeed now (takes nothing)."""
         bucket = self._buckets.get(net)

@@ -25,7 +25,9 @@ transport failure), its late result is discarded.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+import ipaddress
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -491,6 +493,16 @@ class ServerProtocol(Copyable):
         (QZMQ.md §3.5): its hellos take the reserved bucket, and a transport queues them
         ahead of strangers' so that a flood cannot delay them."""
         return self._guard.is_known(net_of(peer), now, self.allow_list.__contains__)
+
+    def known_ipv4_nets(self, now: float) -> list[int]:
+        """The known nets (:meth:`is_known_peer`) that are IPv4 addresses, as integers:
+        for a reader that tells a known client's hello from a stranger's by its peer
+        address without this object (``qfix.server._serve``)."""
+        nets = []
+        for net in self._guard.known_nets(now, self.allow_list.__contains__):
+            with contextlib.suppress(ValueError):
+                nets.append(int(ipaddress.IPv4Address(net)))
+        return nets
 
     def set_allow_list(self, allow_list: AllowList) -> None:
         """Replace the allow-list; kids that left it lose their known nets."""

@@ -79,6 +79,10 @@ _TIMER_TICK = 0.05
 _MONITOR_INTERVAL = 0.01  #: seconds between reads of the socket monitor when wait() saw nothing
 #: known-net handshake frames handled in a row before a waiting stranger's
 _KNOWN_RUN = 4
+#: with ``poll(read_by_caller=...)``: the least time one call spends on queued handshake frames
+#: before it returns to a socket with input (its caller reads the socket, and sheds
+#: strangers' hellos there far more cheaply than this endpoint's read could)
+HANDSHAKE_SLICE = 200e-6
 #: handshake frames one read goes on to take after its first record before it returns,
 #: so that a flood's frames, dealt out between the records, cannot hold them for long
 #: and are still drained at a steady pace
@@ -445,7 +449,7 @@ class ServerEndpoint:
         self._poller = self._new_poller()
         self._restarts_seen = self.workers.restarts if self.workers is not None else 0
 
-    def poll(self, timeout_ms: int = 0, max_frames: int = 4096) -> list[Event]:
+    def poll(self, timeout_ms: int = 0, max_frames: int = 4096, *, read_by_caller: bool | None = None) -> list[Event]:
         """Receive up to ``max_frames`` messages, run timers, send; return the events.
 
         Records of established sessions are processed as they are read; handshake
@@ -454,7 +458,15 @@ class ServerEndpoint:
         flood of hellos delays a record by at most one hello's cheap checks (queued
         handshake frames are taken up by the next calls; :meth:`wait` does not sleep
         while any are queued). Handshake results finished by the workers are applied
-        on each call."""
+        on each call.
+
+        With ``read_by_caller`` set the caller reads :attr:`socket` itself (and gives
+        this endpoint what it reads through :meth:`take_frame` and
+        :meth:`take_handshake`); the value says whether its last read left the socket
+        empty (dropped transports are ended only then, as after this endpoint's own
+        read). Nothing is read here, and the queued handshake frames are taken until
+        the socket has input again, but for at least ``HANDSHAKE_SLICE`` each call,
+        so that the caller's read comes back to it soon."""
         events: list[Event] = []
         proto = self.protocol
         self._others_ready = False  # whatever a worker finished is collected below
@@ -467,7 +479,9 @@ class ServerEndpoint:
         self._refill(time.perf_counter())
         if timeout_ms and not (self._hs or self._hs_known):
             self.wait(timeout_ms)
-        drained = self._read(budget, events)
+        sock = self.socket
+        read = read_by_caller is None
+        drained = self._read(budget, events) if read else bool(read_by_caller)
         workers = self.workers
         if workers is not None:
             events += self._collect(workers)
@@ -475,8 +489,8 @@ class ServerEndpoint:
         # load of records; a stranger's hello past the handshakes' share is dropped
         # instead), then more until there is something to hand back
         hs, known = self._hs, self._hs_known
-        sock = self.socket
         n = max_frames
+        slice_end = time.perf_counter() + HANDSHAKE_SLICE
         while (hs or known) and n:
             n -= 1
             # known nets first, but at most _KNOWN_RUN in a row while strangers wait: a
@@ -497,6 +511,10 @@ class ServerEndpoint:
                 workers.submit(proto.work_to_do())
                 workers.dispatch(proto.job_live)
             self._hs_budget -= time.perf_counter() - t0
+            if not read:
+                if events or (time.perf_counter() >= slice_end and int(sock.getsockopt(zmq.EVENTS)) & _POLLIN):
+                    break
+                continue
             if budget[0] and budget[1] and int(sock.getsockopt(zmq.EVENTS)) & _POLLIN:
                 drained = self._read(budget, events)
             if events:
@@ -645,6 +663,19 @@ class ServerEndpoint:
         now = time.perf_counter()
         self._refill(now)
         return self._hs_budget <= 0.0 and now - self._last_record < _TRADING_WINDOW
+
+    def hellos_to_shed(self) -> list[int] | None:
+        """For a caller that reads :attr:`socket` itself: None while strangers' hellos
+        are taken, else (handshakes are over their share while sessions trade) the IPv4
+        nets, as integers, whose hellos are still taken (known clients'; any other
+        peer's is dropped, as :meth:`poll` would drop it). Decided now, for one read."""
+        if not self._shedding():
+            return None
+        return self.protocol.known_ipv4_nets(self._clock())
+
+    def hellos_shed(self, count: int) -> None:
+        """Count hellos such a caller dropped (``handshake_frames_shed``)."""
+        self.handshake_frames_shed += count
 
     def _refill(self, now: float) -> None:
         """Add the share of the wall time since the last top-up (within the bounds)."""

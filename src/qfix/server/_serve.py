@@ -19,6 +19,11 @@ other message (a connection not in ``slots``, more than one frame) is handed bac
 ends the read, so that what follows it on the socket is not taken ahead of it. Reading
 also ends when the socket is empty, at the pass's limits, or at a few handshake frames
 after the first record (records go first; a flood that never pauses cannot hold them).
+While the endpoint sheds strangers' hellos (their handshakes used up their share of the
+loop), a CLIENT_HELLO from an IPv4 peer that is not one of the known nets it is given is
+dropped here, counted, instead of being handed back only to be dropped in Python: a
+flood frame then costs the loop a read in libzmq and no Python object (the endpoint's
+own rule, decided once per pass rather than per frame).
 
 The sessions of the pass come from the per-SessionID tables (``session.SessionTable``):
 their marks and throttle buckets are read and written in place, refilled exactly as
@@ -43,6 +48,12 @@ Array = npt.NDArray[Any]
 
 #: the QZMQ magic's first byte: a handshake frame (QZMQ.md §3)
 HANDSHAKE_BYTE: Final = 0x51
+#: a handshake frame's version (byte 2) and message type (byte 3) of a CLIENT_HELLO; a
+#: frame with any other version is taken as a hello too (``qzmq.adapter._is_hello``)
+_HS_VERSION_AT: Final = 2
+_HS_TYPE_AT: Final = 3
+_QZMQ_VERSION: Final = 0x01
+_CLIENT_HELLO: Final = 0x01
 #: a frame's largest size (the socket's ZMQ_MAXMSGSIZE, ``qzmq.MAX_FRAME``): room kept free
 #: before each read, so that no frame is ever cut
 MAX_FRAME: Final = 65_536
@@ -95,7 +106,8 @@ RANGE_COLUMNS: Final = 3
 LIMIT_MESSAGES: Final = 0  #: stop once the frames read hold this many messages
 LIMIT_HANDSHAKES: Final = 1  #: handshake frames read at most
 LIMIT_AFTER_RECORD: Final = 2  #: handshake frames read after the first record, at most
-LIMIT_FIELDS: Final = 3
+LIMIT_SHED: Final = 3  #: 1: drop hellos of IPv4 peers outside ``known_nets`` (the endpoint sheds)
+LIMIT_FIELDS: Final = 4
 
 #: the entries of ``read``: what :func:`read_frames` did
 READ_FRAMES: Final = 0  #: rows of ``frames_table``
@@ -105,7 +117,8 @@ READ_STOP: Final = 3  #: why it stopped (STOP_*)
 READ_ERRNO: Final = 4  #: zmq_errno of a failed read (STOP_ERROR)
 READ_SESSIONS: Final = 5  #: sessions in the pass (rows of ``sessions``)
 READ_MESSAGES: Final = 6  #: messages the frames taken hold, by their sizes
-READ_FIELDS: Final = 7
+READ_SHED: Final = 7  #: strangers' hellos dropped (LIMIT_SHED)
+READ_FIELDS: Final = 8
 STOP_DRAINED: Final = 0  #: the socket had no message left
 STOP_LIMIT: Final = 1  #: a limit or a buffer's room
 STOP_HANDED: Final = 2  #: a message that is the endpoint's to take (the last hand row)
@@ -205,6 +218,56 @@ def _hand(
 
 
 @numba.njit(cache=True, nogil=True)
+def _ipv4_at(address: int) -> int:
+    """The IPv4 address in dotted-quad text (as libzmq writes a peer's: no leading zeros)
+    of the NUL-terminated string at ``address``, as an integer; -1 for anything else
+    (an IPv6 address, inproc's NULL)."""
+    if address == 0:
+        return -1
+    text = nz.bytes_at(address, MAX_PEER)
+    value = 0
+    part = 0
+    digits = 0
+    dots = 0
+    for k in range(MAX_PEER):
+        c = text[k]
+        if c == 0:
+            if dots != 3 or digits == 0:
+                return -1
+            return (value << 8) | part
+        if c == 0x2E:  # '.'
+            if digits == 0 or dots == 3:
+                return -1
+            value = (value << 8) | part
+            part = 0
+            digits = 0
+            dots += 1
+        elif 0x30 <= c <= 0x39:
+            if digits == 1 and part == 0:
+                return -1  # a leading zero: not the canonical form ipaddress reads
+            part = part * 10 + (c - 0x30)
+            digits += 1
+            if part > 255:
+                return -1
+        else:
+            return -1
+    return -1
+
+
+@numba.njit(cache=True, nogil=True)
+def _stranger_hello(data: Array, msg: int, peer_key: Array, known_nets: Array) -> bool:
+    """Whether handshake frame ``data`` is a CLIENT_HELLO from an IPv4 peer whose net
+    (its address) is not in ``known_nets`` (sorted)."""
+    if data.size >= _HS_TYPE_AT + 1 and data[_HS_TYPE_AT] != _CLIENT_HELLO and data[_HS_VERSION_AT] == _QZMQ_VERSION:
+        return False
+    net = _ipv4_at(nz.zmq_msg_gets(msg, peer_key.ctypes.data))
+    if net < 0:
+        return False
+    at = np.searchsorted(known_nets, net)
+    return not (at < known_nets.size and known_nets[at] == net)
+
+
+@numba.njit(cache=True, nogil=True)
 def read_frames(
     sock: int,
     msg: Array,
@@ -214,6 +277,7 @@ def read_frames(
     key_slots: Array,
     slots: Array,
     limits: Array,
+    known_nets: Array,
     recv_time: int,
     frames: Array,
     frames_table: Array,
@@ -225,13 +289,15 @@ def read_frames(
     taken gets a row of ``frames_table`` (``_pass.FRAME_*``; its FRAME_SESSION is the
     row of ``slots``); each message handed back a row of ``hand_table``. ``msg`` is a
     zmq_msg_t's room (nz.MSG_BYTES), ``rid`` MAX_ROUTING_ID bytes of scratch,
-    ``peer_key`` the NUL-terminated ``b"Peer-Address"``. Writes ``read``'s entries."""
+    ``peer_key`` the NUL-terminated ``b"Peer-Address"``, ``known_nets`` the sorted IPv4
+    nets whose hellos are never dropped here (LIMIT_SHED). Writes ``read``'s entries."""
     m = msg.ctypes.data
     rows = frames_table.shape[0]
     hand_rows = hand_table.shape[0]
     n = 0
     handed = 0
     handshakes = 0
+    shed = 0
     after_record = -1
     at = 0
     hand_at = 0
@@ -281,12 +347,16 @@ def read_frames(
             stop = STOP_HANDED
             break
         if data.size and data[0] == HANDSHAKE_BYTE:
-            hand_at = _hand(KIND_HANDSHAKE, rid, rid_len, data, m, peer_key, hand, hand_at, hand_table, handed)
-            nz.zmq_msg_close(m)
-            handed += 1
             handshakes += 1
             if after_record >= 0:
                 after_record += 1
+            if limits[LIMIT_SHED] and _stranger_hello(data, m, peer_key, known_nets):
+                nz.zmq_msg_close(m)
+                shed += 1
+                continue
+            hand_at = _hand(KIND_HANDSHAKE, rid, rid_len, data, m, peer_key, hand, hand_at, hand_table, handed)
+            nz.zmq_msg_close(m)
+            handed += 1
             continue
         slot = _find(keys, key_slots, rid, rid_len)
         if slot < 0 or slots[slot, SLOT_SESSION] == SESSION_OTHERS:
@@ -317,6 +387,7 @@ def read_frames(
     read[READ_BYTES] = at
     read[READ_STOP] = stop
     read[READ_MESSAGES] = messages
+    read[READ_SHED] = shed
 
 
 @numba.njit(cache=True, nogil=True)
@@ -445,6 +516,7 @@ def serve_pass(
     key_slots: Array,
     slots: Array,
     limits: Array,
+    known_nets: Array,
     recv_time: int,
     frames: Array,
     frames_table: Array,
@@ -493,8 +565,8 @@ def serve_pass(
     nothing happens in between; with one, the caller journals them and matches).
     ``sessions`` has a row per slot at least; ``frames_table`` has FRAME_COLUMNS."""
     read_frames(
-        sock, msg, rid, peer_key, keys, key_slots, slots, limits, recv_time, frames, frames_table, hand,
-        hand_table, read,
+        sock, msg, rid, peer_key, keys, key_slots, slots, limits, known_nets, recv_time, frames, frames_table,
+        hand, hand_table, read,
     )  # fmt: skip
     result[:] = 0
     count = read[READ_FRAMES]

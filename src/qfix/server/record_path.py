@@ -76,6 +76,8 @@ _HAND_ROWS: Final = 258
 _HANDSHAKES_AFTER_RECORD: Final = 8
 _HAND_BYTES: Final = 8 * _serve.HAND_ROOM
 _PEER_KEY: Final = np.frombuffer(b"Peer-Address\0", np.uint8).copy()
+#: no known nets (read-only: never written)
+_NO_NETS: Final = np.zeros(0, np.int64)
 
 #: takes the records stage S passed, before the engine runs them; returns a sequence number
 Journal = Callable[[Array], int]
@@ -150,6 +152,7 @@ class Served:
     handed: list[tuple[int, bytes, bytes, int, str]]
     stop: int  #: why reading stopped (``_serve.STOP_*``)
     errno: int = 0  #: with STOP_ERROR: zmq_errno of the failed read
+    shed: int = 0  #: strangers' hellos dropped unread by Python (:meth:`RecordPath.shed_hellos`)
 
 
 class RecordPath:
@@ -202,6 +205,7 @@ class RecordPath:
         self._hand_table = np.zeros((_HAND_ROWS, _serve.HAND_COLUMNS), np.int64)
         self._read = np.zeros(_serve.READ_FIELDS, np.int64)
         self._limits = np.zeros(_serve.LIMIT_FIELDS, np.int64)
+        self._known_nets = _NO_NETS
         self.handshake_reads(_HAND_ROWS - 2, _HANDSHAKES_AFTER_RECORD)
         self._throttle = np.array([entry.table.rate, entry.table.burst], np.float64)
         self._msg = np.zeros(nz.MSG_BYTES // 8, np.int64)
@@ -541,7 +545,8 @@ class RecordPath:
             self._pass_sessions = np.zeros((2 * routes.slots.shape[0], _pass.SESSION_COLUMNS), np.uint64)
         _serve.serve_pass(
             sock, self._msg, self._rid, _PEER_KEY, routes.keys, routes.key_slots, routes.slots, self._limits,
-            recv_time, self._frames, self._frames_table, self._hand, self._hand_table, self._read, table.marks,
+            self._known_nets, recv_time, self._frames, self._frames_table, self._hand, self._hand_table, self._read,
+            table.marks,
             table.tokens, table.refilled, self._throttle, now, int(entry.accepting), routes.ranges, self._row_of,
             self._pass_sessions, routes.accounts, entry.blocked_sorted, self._plain, self._inbound,
             self._inbound_words, self.engine.kernel_state, self._out, self._out_words, marks, last_exec_ids,
@@ -555,6 +560,7 @@ class RecordPath:
         served = Served(
             None, count, read[_serve.READ_BYTES], read[_serve.READ_MESSAGES],
             self._handed_back(handed) if handed else [], read[_serve.READ_STOP], read[_serve.READ_ERRNO],
+            read[_serve.READ_SHED],
         )  # fmt: skip
         if not count:
             return served
@@ -573,6 +579,18 @@ class RecordPath:
         if passed:
             self._engine_calls(outcome, result, passed, marks, last_exec_ids, driver, journal, keep=True)
         return served
+
+    def shed_hellos(self, known_nets: list[int] | None) -> None:
+        """Whether the next :meth:`serve` calls drop strangers' hellos as they read them:
+        None hands every handshake frame back; a list (the IPv4 nets, as integers, of
+        known clients, whose hellos are always handed back) drops the CLIENT_HELLOs of
+        every other IPv4 peer, as the endpoint does while handshakes are over their
+        share of the loop (``Served.shed`` counts them)."""
+        if known_nets is None:
+            self._limits[_serve.LIMIT_SHED] = 0
+            return
+        self._limits[_serve.LIMIT_SHED] = 1
+        self._known_nets = np.array(sorted(known_nets), np.int64) if known_nets else _NO_NETS
 
     def handshake_reads(self, most: int, after_record: int) -> None:
         """How many handshake frames :meth:`serve` reads at most, and at most after its

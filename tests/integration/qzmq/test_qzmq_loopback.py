@@ -440,3 +440,49 @@ def test_the_server_wait_never_sleeps_through_a_frame(ctx: zmq.Context, spin_us:
 def test_a_negative_spin_is_refused(ctx: zmq.Context) -> None:  # type: ignore[type-arg]
     with pytest.raises(ValueError, match="idle_spin_us"):
         ServerEndpoint(make_server(), "tcp://127.0.0.1:*", context=ctx, idle_spin_us=-1)
+
+
+def test_a_caller_that_reads_the_socket_gets_the_known_nets_and_a_poll_that_reads_nothing(
+    ctx: zmq.Context,  # type: ignore[type-arg]
+) -> None:
+    """The server's compiled read: ``hellos_to_shed`` is None until handshakes are over
+    their share while a session trades, then the known clients' IPv4 nets (here the
+    loopback address a client authenticated from); ``poll(read_by_caller=...)`` leaves
+    the socket to the caller and still answers the handshake frames it was given."""
+    key = fixed_key(SignatureAlg.ML_DSA_44, 150)
+    server = ServerEndpoint(make_server(config(), allow=allow_list(key)), "tcp://127.0.0.1:*", context=ctx)
+    client = ClientEndpoint(make_client(key=key), server.endpoint, context=ctx)
+    client.start()
+    _run(server, [client], lambda: client.state is ClientState.ESTABLISHED)
+    assert server.protocol.known_ipv4_nets(time.monotonic()) == [0x7F000001]
+    assert server.hellos_to_shed() is None
+    server.records_read()  # a session trades
+    server._hs_budget = -1.0  # and handshakes used up their share
+    assert server.hellos_to_shed() == [0x7F000001]
+    server._hs_budget = 1.0
+    # a record waits on the socket: a poll for a caller that reads it takes nothing
+    client.send_fixed(b"\x01" * 60)
+    deadline = time.monotonic() + 5
+    while not int(server.socket.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert not [e for e in server.poll(0, read_by_caller=False) if isinstance(e, Messages)]
+    assert int(server.socket.getsockopt(zmq.EVENTS)) & zmq.POLLIN
+    # a second client's hello, read by "the caller" and handed over, is answered
+    other = ClientEndpoint(make_client(key=key), server.endpoint, context=ctx)
+    other.start()
+    rid, frame = b"", b""
+    while not frame.startswith(b"Q"):
+        assert time.monotonic() < deadline
+        if server.socket.poll(10):
+            rid, frame = server.socket.recv_multipart()
+    server.take_handshake(rid, frame, -1, "127.0.0.1")
+    server.poll(0, read_by_caller=True)
+    end = time.monotonic() + 5
+    while other.state is not ClientState.ESTABLISHED:
+        assert time.monotonic() < end, other.state
+        server.poll(1)
+        other.poll(0)
+    client.close()
+    other.close()
+    server.close()

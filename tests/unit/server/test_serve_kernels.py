@@ -3,6 +3,7 @@ what it takes, what it hands back and where it stops, and what a refused send re
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Iterator
 
@@ -42,7 +43,8 @@ class _Reader:
         self.endpoint = f"tcp://127.0.0.1:{port}"
         self.keys, self.key_slots = _serve.hash_table([_serve.routing_key(r) for r in known])
         self.slots = np.array([(100 + i, i, _LEASE) for i in range(len(known))], np.int64).reshape(-1, 3)
-        self.limits = np.array([1_000, 64, 8], np.int64)
+        self.limits = np.array([1_000, 64, 8, 0], np.int64)
+        self.known_nets = np.zeros(0, np.int64)
         self.frames = np.zeros(4 * _serve.MAX_FRAME, np.uint8)
         self.table = np.zeros((64, _serve.FRAME_COLUMNS), np.int64)
         self.hand = np.zeros(4 * _serve.HAND_ROOM, np.uint8)
@@ -52,8 +54,8 @@ class _Reader:
     def read(self) -> list[int]:
         _serve.read_frames(
             self.router.underlying, np.zeros(8, np.int64), np.zeros(_serve.MAX_ROUTING_ID, np.uint8), _PEER_KEY,
-            self.keys, self.key_slots, self.slots, self.limits, 99, self.frames, self.table, self.hand,
-            self.hand_table, self.read_,
+            self.keys, self.key_slots, self.slots, self.limits, self.known_nets, 99, self.frames, self.table,
+            self.hand, self.hand_table, self.read_,
         )  # fmt: skip
         return self.read_.tolist()
 
@@ -156,6 +158,76 @@ def test_handshake_frames_are_handed_back_with_their_transport_and_the_read_goes
     [(kind, rid, frame, fd, peer)] = reader.handed()
     assert (kind, rid, frame, peer) == (_serve.KIND_HANDSHAKE, b"new01", hello, "127.0.0.1")
     assert fd >= 0
+
+
+def _dealer_from(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, rid: bytes, source: str) -> zmq.Socket[bytes]:
+    port = endpoint.rsplit(":", 1)[1]
+    d = ctx.socket(zmq.DEALER)
+    d.setsockopt(zmq.ROUTING_ID, rid)
+    d.setsockopt(zmq.LINGER, 0)
+    d.connect(f"tcp://{source}:0;127.0.0.1:{port}")
+    return d
+
+
+def test_while_shedding_a_strangers_hello_is_dropped_and_a_known_nets_is_handed_back(
+    ctx: zmq.Context[zmq.Socket[bytes]],
+) -> None:
+    """The endpoint's rule (``_queue_handshake``): a CLIENT_HELLO (type 01, or any other
+    version) from a net without a known client is dropped while handshakes are over
+    their share; a known net's hello and every other handshake frame are handed back."""
+    reader = _Reader(ctx, [b"alice"])
+    alice = _dealer(ctx, reader.endpoint, b"alice")
+    stranger = _dealer_from(ctx, reader.endpoint, b"eve01", "127.0.0.2")
+    known = _dealer_from(ctx, reader.endpoint, b"bob01", "127.0.0.3")
+    hello, other_version, auth = b"QZ\x01\x01" + bytes(60), b"QZ\x02\x03" + bytes(60), b"QZ\x01\x03" + bytes(60)
+    sent = [(stranger, hello), (known, hello), (stranger, other_version), (stranger, auth), (alice, _record(1, 1))]
+
+    def send_all() -> None:
+        for sock, frame in sent:
+            sock.send(frame)
+            time.sleep(0.05)
+        _arrived(reader.router, len(sent))
+
+    reader.limits[_serve.LIMIT_SHED] = 1
+    reader.known_nets = np.array([0x7F000003], np.int64)  # 127.0.0.3
+    send_all()
+    read = reader.read()
+    assert read[_serve.READ_SHED] == 2 and read[_serve.READ_STOP] == _serve.STOP_DRAINED
+    assert reader.taken() == [(_record(1, 1), 0)]
+    assert [(kind, rid, frame, peer) for kind, rid, frame, _, peer in reader.handed()] == [
+        (_serve.KIND_HANDSHAKE, b"bob01", hello, "127.0.0.3"),
+        (_serve.KIND_HANDSHAKE, b"eve01", auth, "127.0.0.2"),
+    ]
+    # not shedding: every handshake frame is handed back, whoever sent it
+    reader.limits[_serve.LIMIT_SHED] = 0
+    send_all()
+    read = reader.read()
+    assert read[_serve.READ_SHED] == 0
+    assert [rid for _, rid, _, _, _ in reader.handed()] == [b"eve01", b"bob01", b"eve01", b"eve01"]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        (b"127.0.0.1", 0x7F000001),
+        (b"255.255.255.255", 0xFFFFFFFF),
+        (b"10.0.0.0", 0x0A000000),
+        (b"::1", -1),
+        (b"::ffff:127.0.0.1", -1),
+        (b"127.0.0", -1),
+        (b"127.0.0.1.5", -1),
+        (b"127.0.0.256", -1),
+        (b"127.00.0.1", -1),
+        (b"127..0.1", -1),
+        (b"", -1),
+        (b"1" * 70, -1),
+    ],
+)
+def test_peer_addresses_are_read_as_ipaddress_reads_them(text: bytes, value: int) -> None:
+    buf = np.frombuffer(text + b"\0" + bytes(_serve.MAX_PEER), np.uint8)
+    assert _serve._ipv4_at(buf.ctypes.data) == value
+    if value >= 0:
+        assert int(ipaddress.IPv4Address(text.decode())) == value
 
 
 def test_a_message_of_several_frames_is_drained_and_stops_the_read(ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
