@@ -79,7 +79,10 @@ _TIMER_TICK = 0.05
 _MONITOR_INTERVAL = 0.01  #: seconds between reads of the socket monitor when wait() saw nothing
 #: known-net handshake frames handled in a row before a waiting stranger's
 _KNOWN_RUN = 4
-#: with ``poll(read_by_caller=...)``: the least time one call spends on queued handshake frames
+#: how long hellos_to_shed() reuses its list of known nets (walking them costs
+#: microseconds per net, every pass of a flood)
+_KNOWN_NETS_TTL = 0.05
+#: with ``poll(read_by_caller=True)``: the least time one call spends on queued handshake frames
 #: before it returns to a socket with input (its caller reads the socket, and sheds
 #: strangers' hellos there far more cheaply than this endpoint's read could)
 HANDSHAKE_SLICE = 200e-6
@@ -361,6 +364,10 @@ class ServerEndpoint:
         self._monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED, addr=_monitor_address())
         self._rid_by_fd: dict[int, bytes] = {}
         self._dead: list[bytes] = []
+        #: with a caller that reads the socket: transports noted dropped before its last
+        #: read began (:meth:`caller_reads`), ended by the poll() after that read
+        self._dead_before_read: list[bytes] = []
+        self._known_nets: tuple[float, list[int]] = (-1.0, [])  #: hellos_to_shed()'s, and when
         # reading the monitor costs microseconds per call even when it holds nothing:
         # poll() reads it when the last wait() saw it readable, else at least every
         # _MONITOR_INTERVAL (a caller that never waits still learns of every drop)
@@ -449,7 +456,7 @@ class ServerEndpoint:
         self._poller = self._new_poller()
         self._restarts_seen = self.workers.restarts if self.workers is not None else 0
 
-    def poll(self, timeout_ms: int = 0, max_frames: int = 4096, *, read_by_caller: bool | None = None) -> list[Event]:
+    def poll(self, timeout_ms: int = 0, max_frames: int = 4096, *, read_by_caller: bool = False) -> list[Event]:
         """Receive up to ``max_frames`` messages, run timers, send; return the events.
 
         Records of established sessions are processed as they are read; handshake
@@ -460,28 +467,35 @@ class ServerEndpoint:
         while any are queued). Handshake results finished by the workers are applied
         on each call.
 
-        With ``read_by_caller`` set the caller reads :attr:`socket` itself (and gives
-        this endpoint what it reads through :meth:`take_frame` and
-        :meth:`take_handshake`); the value says whether its last read left the socket
-        empty (dropped transports are ended only then, as after this endpoint's own
-        read). Nothing is read here, and the queued handshake frames are taken until
-        the socket has input again, but for at least ``HANDSHAKE_SLICE`` each call,
-        so that the caller's read comes back to it soon."""
+        With ``read_by_caller`` true the caller reads :attr:`socket` itself, saying so
+        with :meth:`caller_reads` before each read, and gives this endpoint what it
+        reads through :meth:`take_frame` and :meth:`take_handshake`. Nothing is read
+        here; transports noted dropped before the caller's read began are ended (what
+        they sent before they went has been read, as after this endpoint's own read);
+        the queued handshake frames are taken until there is an event, or the socket
+        has input again once the call has spent ``HANDSHAKE_SLICE`` on them, so that
+        the caller's read comes back to it soon."""
         events: list[Event] = []
         proto = self.protocol
         self._others_ready = False  # whatever a worker finished is collected below
         # transports dropped so far are noted before the frames are read (their fds
         # cannot have been reused by a connection whose frames are still unread), and
         # ended after them (a CLOSE the peer sent before it left is read first)
-        dead = self._dead
-        self._dead = self._disconnected() if self._monitor_due() else []
+        read = not read_by_caller
+        if read:
+            dead = self._dead
+            self._dead = self._disconnected() if self._monitor_due() else []
+        else:
+            # the caller read the socket before this call: what was noted before its read
+            # began is ended now, what is noted since waits for its next read
+            dead, self._dead_before_read = self._dead_before_read, []
+            self._dead += self._disconnected() if self._monitor_due() else []
         budget = [max_frames, MAX_HANDSHAKE_READS]  # records, handshake frames read per call
         self._refill(time.perf_counter())
         if timeout_ms and not (self._hs or self._hs_known):
             self.wait(timeout_ms)
         sock = self.socket
-        read = read_by_caller is None
-        drained = self._read(budget, events) if read else bool(read_by_caller)
+        drained = self._read(budget, events) if read else False
         workers = self.workers
         if workers is not None:
             events += self._collect(workers)
@@ -636,6 +650,7 @@ class ServerEndpoint:
             or self._hs_known
             or self._backlog  # a peer's pipe may have room again: poll() drains it
             or self._dead
+            or self._dead_before_read
             or self._others_ready
             or self._monitor_ready
             or (workers is not None and workers.busy)
@@ -664,14 +679,29 @@ class ServerEndpoint:
         self._refill(now)
         return self._hs_budget <= 0.0 and now - self._last_record < _TRADING_WINDOW
 
+    def caller_reads(self) -> None:
+        """A caller that reads :attr:`socket` itself is about to read it: the
+        transports noted dropped so far are ended by the ``poll(read_by_caller=True)``
+        after that read (those noted later wait for the read after)."""
+        self._dead_before_read += self._dead
+        self._dead = []
+
     def hellos_to_shed(self) -> list[int] | None:
         """For a caller that reads :attr:`socket` itself: None while strangers' hellos
         are taken, else (handshakes are over their share while sessions trade) the IPv4
         nets, as integers, whose hellos are still taken (known clients'; any other
-        peer's is dropped, as :meth:`poll` would drop it). Decided now, for one read."""
+        peer's is dropped, as :meth:`poll` would drop it). Decided now, for one read;
+        the list is the same object for ``_KNOWN_NETS_TTL`` (a net that became known
+        within it may be missing: its client has just authenticated, so its next hello
+        comes far later)."""
         if not self._shedding():
             return None
-        return self.protocol.known_ipv4_nets(self._clock())
+        now = time.perf_counter()
+        at, nets = self._known_nets
+        if now - at >= _KNOWN_NETS_TTL:
+            nets = self.protocol.known_ipv4_nets(self._clock())
+            self._known_nets = (now, nets)
+        return nets
 
     def hellos_shed(self, count: int) -> None:
         """Count hellos such a caller dropped (``handshake_frames_shed``)."""

@@ -23,7 +23,10 @@ While the endpoint sheds strangers' hellos (their handshakes used up their share
 loop), a CLIENT_HELLO from an IPv4 peer that is not one of the known nets it is given is
 dropped here, counted, instead of being handed back only to be dropped in Python: a
 flood frame then costs the loop a read in libzmq and no Python object (the endpoint's
-own rule, decided once per pass rather than per frame).
+own rule, decided once per pass rather than per frame). Such a frame's descriptor is not
+noted either (``ServerEndpoint._note_fd``): were an old connection's disconnect event
+lost and its descriptor reused by a flooder, the old session would end at its own next
+event or timeout rather than at the flooder's frame.
 
 The sessions of the pass come from the per-SessionID tables (``session.SessionTable``):
 their marks and throttle buckets are read and written in place, refilled exactly as

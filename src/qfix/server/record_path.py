@@ -206,6 +206,7 @@ class RecordPath:
         self._read = np.zeros(_serve.READ_FIELDS, np.int64)
         self._limits = np.zeros(_serve.LIMIT_FIELDS, np.int64)
         self._known_nets = _NO_NETS
+        self._known_list: list[int] | None = None
         self.handshake_reads(_HAND_ROWS - 2, _HANDSHAKES_AFTER_RECORD)
         self._throttle = np.array([entry.table.rate, entry.table.burst], np.float64)
         self._msg = np.zeros(nz.MSG_BYTES // 8, np.int64)
@@ -590,7 +591,9 @@ class RecordPath:
             self._limits[_serve.LIMIT_SHED] = 0
             return
         self._limits[_serve.LIMIT_SHED] = 1
-        self._known_nets = np.array(sorted(known_nets), np.int64) if known_nets else _NO_NETS
+        if known_nets is not self._known_list:  # the endpoint hands the same list while it holds
+            self._known_list = known_nets
+            self._known_nets = np.array(sorted(known_nets), np.int64) if known_nets else _NO_NETS
 
     def handshake_reads(self, most: int, after_record: int) -> None:
         """How many handshake frames :meth:`serve` reads at most, and at most after its

@@ -376,13 +376,11 @@ class Server:
         if reading:
             # the record path reads the records itself and runs them; the endpoint gets
             # what it hands back, and a poll only when it has work of its own
-            held, drained, events = self._serve(batch_limit, inbound)
+            held, events = self._serve(batch_limit, inbound)
             if held:
                 first_recv = started
             if self.endpoint.busy():
-                events += self.endpoint.poll(
-                    0, max_frames=_frames_for(max(1, batch_limit - held)), read_by_caller=drained
-                )
+                events += self.endpoint.poll(0, max_frames=_frames_for(max(1, batch_limit - held)), read_by_caller=True)
         else:
             events = self.endpoint.poll(0, max_frames=_frames_for(batch_limit))
         deadline = time.monotonic() + budget
@@ -528,11 +526,10 @@ class Server:
             exc = JournalError(f"the compiled record path failed: {exc}")
         self._journal_failed(exc)
 
-    def _serve(self, batch_limit: int, inbound: list[Array]) -> tuple[int, bool, list[Event]]:
+    def _serve(self, batch_limit: int, inbound: list[Array]) -> tuple[int, list[Event]]:
         """One pass of the record path reading the socket itself (``RecordPath.serve``):
         its records run and their reports sent, then what it handed back given to the
-        endpoint. Returns (messages read, whether the read left the socket empty, the
-        endpoint's events)."""
+        endpoint. Returns (messages read, the endpoint's events)."""
         path = self._record_path
         routes = self._routes
         assert path is not None and routes is not None
@@ -540,6 +537,7 @@ class Server:
         recv_ns = max(time.time_ns(), self._last_recv_ns)
         served: Served | None = None
         endpoint = self.endpoint
+        endpoint.caller_reads()
         path.shed_hellos(endpoint.hellos_to_shed())
         try:
             served = path.serve(
@@ -552,9 +550,7 @@ class Server:
         except Exception as exc:
             self._path_failed(exc)
             # the pass gets no answer; what it handed back is the endpoint's as ever
-            if served is None:
-                return 0, False, []
-            return 0, served.stop == _serve.STOP_DRAINED, self._take_handed(served.handed)
+            return 0, self._take_handed(served.handed) if served is not None else []
         if served.shed:
             endpoint.hellos_shed(served.shed)
         if served.frames:
@@ -567,7 +563,7 @@ class Server:
         if served.stop == _serve.STOP_ERROR:
             # after the pass is answered: the socket is unusable (closed, context ended)
             raise zmq.ZMQError(served.errno)
-        return served.messages, served.stop == _serve.STOP_DRAINED, events
+        return served.messages, events
 
     def _take_handed(self, handed: list[tuple[int, bytes, bytes, int, str]]) -> list[Event]:
         """Give the endpoint what the compiled read handed back, in the order it read it."""
