@@ -365,3 +365,52 @@ def test_admin_resume_reopens_an_empty_halted_book(start_server: Callable[..., A
     cl = a.new_order(security_id=2, side="buy", qty=1, price="3500.00")
     a.flush()
     assert a.wait_until(lambda c: c.order(cl).status == "new")
+
+
+def test_a_strangers_hellos_past_the_handshake_share_are_dropped_by_the_compiled_read(
+    start_server: Callable[..., Any],
+) -> None:
+    """While a session trades and handshakes are over their share, the server's compiled
+    read drops the hellos of a peer whose net no known client used (counted in
+    ``handshakes_shed``), and the session's orders still get their reports."""
+    import zmq
+
+    run = start_server(handshake_share=0.01)
+    server = run.server
+    if server._routes is None:
+        pytest.skip("the compiled read is off here (no libzmq or AEAD reachable from compiled code)")
+    dropped_by_read: list[int] = []
+    count = server.endpoint.hellos_shed
+
+    def spy(n: int) -> None:
+        dropped_by_read.append(n)
+        count(n)
+
+    server.endpoint.hellos_shed = spy  # type: ignore[method-assign]
+    trader = run.client(1)
+    port = server.fix_endpoint.rsplit(":", 1)[1]
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    socks = []
+    for _ in range(8):
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(f"tcp://127.0.0.2:0;127.0.0.1:{port}")
+        socks.append(s)
+    hello = b"QZ\x01\x01" + bytes(1200)  # a CLIENT_HELLO's header: dropped by type, never parsed
+    ids = []
+    try:
+        deadline = time.monotonic() + 8
+        while not dropped_by_read and time.monotonic() < deadline:
+            ids.append(trader.new_order(security_id=BTC, side="buy", qty=1, price="60000.00", tif="ioc"))
+            trader.flush()
+            for s in socks:
+                for _ in range(20):
+                    s.send(hello, zmq.NOBLOCK)
+            trader.poll_raw(0.005)
+    finally:
+        for s in socks:
+            s.close(0)
+        ctx.term()
+    assert sum(dropped_by_read) > 0
+    assert server.endpoint.handshake_frames_shed >= sum(dropped_by_read)  # the totals copy it per batch
+    assert trader.wait_until(lambda c: all(c.order(i).status in ("canceled", "expired") for i in ids), 10.0)
