@@ -135,7 +135,11 @@ def _worker_main(conn: Connection, seeds: list[tuple[int, bytes]]) -> None:
             item = pickle.loads(conn.recv_bytes())
         except (EOFError, OSError):
             return
-        conn.send_bytes(pickle.dumps(run(item, keys), pickle.HIGHEST_PROTOCOL))
+        done = pickle.dumps(run(item, keys), pickle.HIGHEST_PROTOCOL)
+        try:
+            conn.send_bytes(done)
+        except OSError:  # the parent closed its end while this item ran: it is stopping
+            return
 
 
 class _Worker:

@@ -224,3 +224,21 @@ def test_buckets_asked_before_the_mlkem_check_taken_after() -> None:
     server.receive(b"r4", hello(False), 0.0, "203.0.113.2")
     assert c.server_hellos == 2
     assert [f for _, f in server.data_to_send()].count(b"QZ\x01\x05\x02") == 2
+
+
+def test_a_worker_whose_parent_went_away_mid_item_exits_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server shutting down closes the workers' pipes; a worker still running an item
+    then finds the pipe broken when it answers, and must end as it does on EOF, not die
+    with a traceback (seen once, at a server's shutdown under a hello flood)."""
+    import multiprocessing
+
+    from qfix.qzmq import adapter
+
+    monkeypatch.setattr(adapter.os, "nice", lambda _n: 0)  # the test process keeps its priority
+    monkeypatch.setattr(adapter.signal, "signal", lambda *_a: None)
+    parent, child = multiprocessing.Pipe()
+    item = AuthWork(job=1, known=False, alg=int(SignatureAlg.ML_DSA_44), public=b"\x00", signature=b"", message=b"")
+    parent.send_bytes(pickle.dumps(item))
+    parent.close()  # gone before the answer
+    adapter._worker_main(child, [])  # returns; before the fix it raised BrokenPipeError
+    child.close()
