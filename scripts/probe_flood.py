@@ -32,7 +32,6 @@ import argparse
 import dataclasses
 import json
 import multiprocessing as mp
-import os
 import tempfile
 import time
 from multiprocessing.connection import Connection
@@ -41,64 +40,12 @@ from typing import Any
 
 import numpy as np
 
+from qfix.bench.net import _flooder_main
+
 _TICK_S = 100e-6  #: the session sends what is due once per tick, as bench net's paced client
 _CONNECTIONS = 200  #: flooding connections, source addresses 127.0.0.2-201 (as bench net)
-_FLOOD_NICE = 10  #: as bench net's flooder
 _SLOW_PASS_NS = 300_000  #: with --passes, passes with more thread CPU than this are broken down
 _STEPS = (("endpoint", "poll"), ("endpoint", "wait"), ("server", "_serve"), ("server", "_housekeeping"))
-
-
-def _flooder(endpoint: str, server_pub: str, ctl: Connection) -> None:
-    """CLIENT_HELLOs from a key the server does not know, evenly at the asked rate."""
-    import zmq
-
-    from qfix.crypto import SignatureAlg
-    from qfix.crypto.keys import SigningKey, load_public_key
-    from qfix.qzmq import ClientConnection
-    from qfix.qzmq import Config as QzmqConfig
-
-    os.nice(_FLOOD_NICE)
-    key = SigningKey.from_seed(SignatureAlg.ML_DSA_65, b"\xee" * 32)
-    server = load_public_key(server_pub, alg=SignatureAlg.ML_DSA_65)
-    hellos = []
-    for _ in range(32):
-        conn = ClientConnection(key, server, QzmqConfig())
-        conn.connect(time.monotonic())
-        hellos.extend(conn.data_to_send())
-    port = endpoint.rsplit(":", 1)[1]
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
-    socks = []
-    for i in range(_CONNECTIONS):
-        s = ctx.socket(zmq.DEALER)
-        s.setsockopt(zmq.LINGER, 0)
-        s.setsockopt(zmq.SNDHWM, 64)
-        s.connect(f"tcp://127.0.0.{2 + i % 200}:0;127.0.0.1:{port}")
-        socks.append(s)
-    ctl.send("ready")
-    t0, t1, rate = ctl.recv()
-    while time.monotonic() < t0:
-        time.sleep(0.001)
-    cpu0 = time.process_time()
-    i = sent = replies = 0
-    while (now := time.monotonic()) < t1:
-        while i < int((now - t0) * rate):
-            try:
-                socks[i % _CONNECTIONS].send(hellos[i % len(hellos)], zmq.NOBLOCK)
-                sent += 1
-            except zmq.Again:
-                pass
-            i += 1
-        for s in socks:
-            while True:
-                try:
-                    s.recv(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                replies += 1
-        time.sleep(0.001)
-    ctl.send({"sent": sent, "replies": replies, "cores": (time.process_time() - cpu0) / (t1 - t0)})
-    for s in socks:
-        s.close(0)
 
 
 def _drainer(ctl: Connection) -> None:
@@ -217,7 +164,8 @@ def _round(home: str, kind: str, args: argparse.Namespace) -> dict[str, Any]:
         drainer.start()
         target = dctl.recv()
     fctl, fchild = spawn.Pipe()
-    flooder = spawn.Process(target=_flooder, args=(target, str(Path(home) / "server.key.pub"), fchild))
+    # bench net's own flooder, its hellos naming this server's key
+    flooder = spawn.Process(target=_flooder_main, args=(target, "hybrid", fchild, str(Path(home) / "server.key.pub")))
     flooder.start()
     fctl.recv()
     client = Client.from_files(fix, Path(home) / "client-1.key", Path(home) / "server.key.pub", track_orders=False)
@@ -233,12 +181,13 @@ def _round(home: str, kind: str, args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.monotonic() + 0.2
     quiet = _paced(client, msgs[:per_phase], base, args.session_rate, t0, t0 + args.seconds)
     t0 = time.monotonic() + 0.5
-    fctl.send((t0 - 0.3, t0 + args.seconds + 0.5, args.rate))
+    fctl.send(("flood", t0 - 0.3, t0 + args.seconds + 0.5, args.rate, _CONNECTIONS))
     sctl.send("record")
     flood = _paced(client, msgs[per_phase:], base + per_phase, args.session_rate, t0, t0 + args.seconds)
     sctl.send("report")
     loop = sctl.recv()
     flood_doc = fctl.recv()
+    fctl.send(("stop",))
     client.close()
     sctl.send("stop")
     server.join(30)

@@ -830,10 +830,13 @@ def _drain(socks: Sequence[zmq.Socket[bytes]]) -> int:
     return got
 
 
-def _flooder_main(endpoint: str, mode: str, ctl: Connection) -> None:
+def _flooder_main(endpoint: str, mode: str, ctl: Connection, server_key_file: str | None = None) -> None:
     """CLIENT_HELLOs from a key the server does not know, over many loopback connections
     (source addresses 127.0.0.2 upwards), at an even rate from t0 to t1: the measured
-    session's round trips are taken while the flood is on, not after a burst."""
+    session's round trips are taken while the flood is on, not after a burst. The hellos
+    name this benchmark's server key, or the public key in ``server_key_file``
+    (``scripts/probe_flood.py``'s server)."""
+    from qfix.crypto.keys import load_public_key
     from qfix.qzmq import ClientConnection
     from qfix.qzmq import Config as QzmqConfig
 
@@ -842,7 +845,10 @@ def _flooder_main(endpoint: str, mode: str, ctl: Connection) -> None:
     # takes what they leave; flood.hellos_offered_per_s shows whether it kept its rate
     os.nice(_FLOODER_NICE)
     cfg = QzmqConfig(mode=QzmqConfig.parse_mode(mode))
-    key, server = _stranger_key(), _server_key().verify_key()
+    key = _stranger_key()
+    server = (
+        load_public_key(server_key_file, alg=SignatureAlg.ML_DSA_65) if server_key_file else _server_key().verify_key()
+    )
     hellos = []
     for _ in range(32):
         conn = ClientConnection(key, server, cfg)
@@ -865,6 +871,7 @@ def _flooder_main(endpoint: str, mode: str, ctl: Connection) -> None:
             socks.append(s)
         sent = replies = 0
         _wait_until(t0)
+        cpu0 = time.process_time()
         i = 0
         while (now := time.monotonic()) < t1:
             due = int((now - t0) * rate)
@@ -878,6 +885,7 @@ def _flooder_main(endpoint: str, mode: str, ctl: Connection) -> None:
             replies += _drain(socks)
             time.sleep(0.001)
         seconds = max(1e-9, time.monotonic() - t0)
+        cores = (time.process_time() - cpu0) / seconds
         late = time.monotonic() + 1.0  # answers still on their way count, for a second
         while time.monotonic() < late:
             got = _drain(socks)
@@ -886,7 +894,7 @@ def _flooder_main(endpoint: str, mode: str, ctl: Connection) -> None:
                 time.sleep(0.05)
         for s in socks:
             s.close(0)
-        ctl.send({"sent": sent, "replies": replies, "seconds": seconds})
+        ctl.send({"sent": sent, "replies": replies, "seconds": seconds, "cores": cores})
 
 
 # --- the market-data subscriber process ----------------------------------------------------

@@ -14,7 +14,7 @@ import zmq
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "qzmq"))
 from qzmq_testlib import CLIENT_KEYS, allow_list, config, fixed_key, make_client, make_server
 
-from qfix.crypto import SignatureAlg
+from qfix.crypto import SignatureAlg, SigningKey
 from qfix.qzmq import ClientState, Closed, CloseReason, Established, Messages, adapter
 from qfix.qzmq.adapter import ClientEndpoint, ServerEndpoint
 
@@ -442,6 +442,15 @@ def test_a_negative_spin_is_refused(ctx: zmq.Context) -> None:  # type: ignore[t
         ServerEndpoint(make_server(), "tcp://127.0.0.1:*", context=ctx, idle_spin_us=-1)
 
 
+def _established_pair(ctx: zmq.Context, key: SigningKey) -> tuple[ServerEndpoint, ClientEndpoint]:  # type: ignore[type-arg]
+    """A server that knows ``key`` and a client of it, established."""
+    server = ServerEndpoint(make_server(config(), allow=allow_list(key)), "tcp://127.0.0.1:*", context=ctx)
+    client = ClientEndpoint(make_client(key=key), server.endpoint, context=ctx)
+    client.start()
+    _run(server, [client], lambda: client.state is ClientState.ESTABLISHED)
+    return server, client
+
+
 def test_a_caller_that_reads_the_socket_gets_the_known_nets_and_a_poll_that_reads_nothing(
     ctx: zmq.Context,  # type: ignore[type-arg]
 ) -> None:
@@ -450,10 +459,7 @@ def test_a_caller_that_reads_the_socket_gets_the_known_nets_and_a_poll_that_read
     loopback address a client authenticated from); ``poll(read_by_caller=True)`` leaves
     the socket to the caller and still answers the handshake frames it was given."""
     key = fixed_key(SignatureAlg.ML_DSA_44, 150)
-    server = ServerEndpoint(make_server(config(), allow=allow_list(key)), "tcp://127.0.0.1:*", context=ctx)
-    client = ClientEndpoint(make_client(key=key), server.endpoint, context=ctx)
-    client.start()
-    _run(server, [client], lambda: client.state is ClientState.ESTABLISHED)
+    server, client = _established_pair(ctx, key)
     assert server.protocol.known_ipv4_nets(time.monotonic()) == [0x7F000001]
     assert server.hellos_to_shed() is None
     server.records_read()  # a session trades
@@ -496,11 +502,7 @@ def test_a_caller_that_reads_gets_dropped_transports_ended_only_after_its_next_r
     """A transport noted dropped after the caller's read began may still have frames on
     the socket (an order, its CLOSE): it is ended by the poll after the caller's next
     read, not by the one after the read that came before it was noted."""
-    key = fixed_key(SignatureAlg.ML_DSA_44, 151)
-    server = ServerEndpoint(make_server(config(), allow=allow_list(key)), "tcp://127.0.0.1:*", context=ctx)
-    client = ClientEndpoint(make_client(key=key), server.endpoint, context=ctx)
-    client.start()
-    _run(server, [client], lambda: client.state is ClientState.ESTABLISHED)
+    server, client = _established_pair(ctx, fixed_key(SignatureAlg.ML_DSA_44, 151))
     conn = next(s.conn for s in server.protocol.sessions())
     rid = server.protocol.routing_id(conn)
     assert rid is not None
