@@ -549,8 +549,13 @@ class Server:
                 ledger.wait_until_durable(served.outcome.journal_seq)
         except Exception as exc:
             self._path_failed(exc)
-            # the pass gets no answer; what it handed back is the endpoint's as ever
-            return 0, self._take_handed(served.handed) if served is not None else []
+            # the pass gets no answer; what it read and dropped or handed back is the
+            # endpoint's to count and take as ever
+            if served is None:
+                return 0, []
+            if served.shed:
+                endpoint.hellos_shed(served.shed)
+            return 0, self._take_handed(served.handed)
         if served.shed:
             endpoint.hellos_shed(served.shed)
         if served.frames:
