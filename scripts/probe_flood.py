@@ -66,7 +66,11 @@ def _drainer(ctl: Connection) -> None:
     sock.close(0)
 
 
-def _server(home: str, passes: bool, ctl: Connection) -> None:
+def serve(home: str, passes: bool, ctl: Connection) -> None:
+    """A server of the default configuration (no journal, market data on) run by this
+    child process until "stop"; between "record" and "report" it records its loop's CPU
+    (the whole, per pass that handled orders, and with ``passes`` the slow passes by
+    step) and the hellos it shed. Also used by ``scripts/probe_paced.py``."""
     from qfix.server import Server, load_config, with_overrides
 
     config = with_overrides(load_config(Path(home) / "qfix.toml"), status_interval=0, fix_port=0)
@@ -89,6 +93,7 @@ def _server(home: str, passes: bool, ctl: Connection) -> None:
 
             setattr(owners[owner], name, timed)
     slow: dict[str, int] = {}
+    order_passes: list[int] = []
     total = shed_before = 0
     recording = False
     while True:
@@ -97,18 +102,20 @@ def _server(home: str, passes: bool, ctl: Connection) -> None:
             if cmd == "stop":
                 break
             if cmd == "record":
-                slow, total, recording = {}, 0, True
+                slow, order_passes, total, recording = {}, [], 0, True
                 shed_before = server.endpoint.handshake_frames_shed
             elif cmd == "report":
                 shed = server.endpoint.handshake_frames_shed - shed_before
-                ctl.send({"slow_ns": slow, "loop_cpu_ns": total, "shed": shed})
+                ctl.send({"slow_ns": slow, "loop_cpu_ns": total, "shed": shed, "order_pass_cpu_ns": order_passes})
                 recording = False
         spent.clear()
         start = time.thread_time_ns()
-        server.run_once(2)
+        held = server.run_once(2)
         cpu = time.thread_time_ns() - start
         if recording:
             total += cpu
+            if held:
+                order_passes.append(cpu)
             if passes and cpu > _SLOW_PASS_NS:
                 slow["passes"] = slow.get("passes", 0) + 1
                 slow["cpu"] = slow.get("cpu", 0) + cpu
@@ -117,11 +124,13 @@ def _server(home: str, passes: bool, ctl: Connection) -> None:
     server.shutdown()
 
 
-def _paced(client: Any, msgs: Any, base: int, rate: float, t0: float, t1: float) -> Any:
-    """Round trips (us) of orders due at t0 + k / rate, sent once per tick."""
+def paced(client: Any, msgs: Any, base: int, rate: float, t0: float, t1: float) -> tuple[Any, int]:
+    """Round trips (us) of orders due at t0 + k / rate (``msgs``, whose ClOrdIDs count up
+    from ``base``), sent once per tick as bench net's paced session sends them; and the
+    ticks that sent a record. Also used by ``scripts/probe_paced.py``."""
     total = int((t1 - t0) * rate)
     lat = np.full(total, np.nan)
-    sent = 0
+    sent = ticks = 0
     next_tick = t0
     while time.monotonic() < t0:
         time.sleep(0.0005)
@@ -132,6 +141,7 @@ def _paced(client: Any, msgs: Any, base: int, rate: float, t0: float, t1: float)
             if due > sent:
                 client.send_frame(msgs[sent:due].tobytes())
                 sent = due
+                ticks += 1
             next_tick = now + _TICK_S
         answered = int(np.count_nonzero(~np.isnan(lat)))
         if sent >= total and (answered >= total or now > t1 + 2.0):
@@ -144,7 +154,7 @@ def _paced(client: Any, msgs: Any, base: int, rate: float, t0: float, t1: float)
             ids = ids[(ids >= 0) & (ids < total)]
             ids = ids[np.isnan(lat[ids])]
             lat[ids] = received - (t0 + ids / rate)
-    return lat * 1e6
+    return lat * 1e6, ticks
 
 
 def _round(home: str, kind: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -153,7 +163,7 @@ def _round(home: str, kind: str, args: argparse.Namespace) -> dict[str, Any]:
 
     fork, spawn = mp.get_context("fork"), mp.get_context("spawn")
     sctl, schild = fork.Pipe()
-    server = fork.Process(target=_server, args=(home, args.passes, schild))
+    server = fork.Process(target=serve, args=(home, args.passes, schild))
     server.start()
     fix = sctl.recv()
     drainer = None
@@ -179,11 +189,11 @@ def _round(home: str, kind: str, args: argparse.Namespace) -> dict[str, Any]:
         msgs[i] = np.frombuffer(order.tobytes(), np.uint8)
     time.sleep(0.5)
     t0 = time.monotonic() + 0.2
-    quiet = _paced(client, msgs[:per_phase], base, args.session_rate, t0, t0 + args.seconds)
+    quiet, _ = paced(client, msgs[:per_phase], base, args.session_rate, t0, t0 + args.seconds)
     t0 = time.monotonic() + 0.5
     fctl.send(("flood", t0 - 0.3, t0 + args.seconds + 0.5, args.rate, _CONNECTIONS))
     sctl.send("record")
-    flood = _paced(client, msgs[per_phase:], base + per_phase, args.session_rate, t0, t0 + args.seconds)
+    flood, _ = paced(client, msgs[per_phase:], base + per_phase, args.session_rate, t0, t0 + args.seconds)
     sctl.send("report")
     loop = sctl.recv()
     flood_doc = fctl.recv()

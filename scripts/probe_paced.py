@@ -25,44 +25,17 @@ slept, and its caches and branch history are cold.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import multiprocessing as mp
 import tempfile
 import time
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from probe_flood import paced, serve  # the same session and server (this folder is on sys.path)
 
-_TICK_S = 100e-6  #: as bench net's paced session
 _WARM_CALLS = 5_000
-
-
-def _server(home: str, ctl: Connection) -> None:
-    from qfix.server import Server, load_config, with_overrides
-
-    config = with_overrides(load_config(Path(home) / "qfix.toml"), status_interval=0, fix_port=0)
-    config = dataclasses.replace(config, journal_dir=None, durability="none", md_port=0, md_snapshot_port=0)
-    server = Server(config)
-    ctl.send(server.fix_endpoint)
-    cpu: list[int] = []
-    recording = False
-    while True:
-        if ctl.poll():
-            cmd = ctl.recv()
-            if cmd == "stop":
-                break
-            if cmd == "record":
-                cpu, recording = [], True
-            elif cmd == "report":
-                ctl.send(cpu)
-                recording = False
-        start = time.thread_time_ns()
-        if server.run_once(2) and recording:
-            cpu.append(time.thread_time_ns() - start)
-    server.shutdown()
 
 
 def _orders(client: Any, count: int) -> tuple[Any, int]:
@@ -77,40 +50,17 @@ def _orders(client: Any, count: int) -> tuple[Any, int]:
     return msgs, base
 
 
-def _paced(client: Any, rate: float, seconds: float) -> dict[str, float]:
+def _at_rate(client: Any, rate: float, seconds: float) -> dict[str, float]:
     total = int(rate * seconds)
     msgs, base = _orders(client, total)
     client.next_cl_ord_id = base + total
-    lat = np.full(total, np.nan)
-    sent = ticks = 0
     t0 = time.monotonic() + 0.2
-    next_tick = t0
-    time.sleep(0.2)
     cpu0, thread0 = time.process_time(), time.thread_time()
-    while True:
-        now = time.monotonic()
-        if now >= next_tick and sent < total:
-            due = min(total, int((now - t0) * rate) + 1, sent + 1000)
-            if due > sent:
-                client.send_frame(msgs[sent:due].tobytes())
-                sent = due
-                ticks += 1
-            next_tick = now + _TICK_S
-        answered = int(np.count_nonzero(~np.isnan(lat)))
-        if sent >= total and (answered >= total or now > t0 + seconds + 2.0):
-            break
-        wait = next_tick - time.monotonic() if sent < total else _TICK_S
-        got = client.poll_raw(max(0.0, min(wait, _TICK_S)))
-        received = time.monotonic()
-        if got.shape[0]:
-            ids = np.ascontiguousarray(got[:, 8:16]).view("<u8").ravel().astype(np.int64) - base
-            ids = ids[(ids >= 0) & (ids < total)]
-            ids = ids[np.isnan(lat[ids])]
-            lat[ids] = received - (t0 + ids / rate)
+    lat, ticks = paced(client, msgs, base, rate, t0, t0 + seconds)
     cpu, thread = time.process_time() - cpu0, time.thread_time() - thread0
     return {
-        "rtt_p50_us": float(np.nanpercentile(lat, 50)) * 1e6,
-        "rtt_p99_us": float(np.nanpercentile(lat, 99)) * 1e6,
+        "rtt_p50_us": float(np.nanpercentile(lat, 50)),
+        "rtt_p99_us": float(np.nanpercentile(lat, 99)),
         "ticks": ticks,
         "client_cpu_per_tick_us": cpu / max(1, ticks) * 1e6,
         "client_main_thread_per_tick_us": thread / max(1, ticks) * 1e6,
@@ -183,7 +133,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="qfix-paced-") as home:
         ensure_default_setup(Path(home))
         ctl, child = mp.get_context("fork").Pipe()
-        server = mp.get_context("fork").Process(target=_server, args=(home, child))
+        server = mp.get_context("fork").Process(target=serve, args=(home, False, child))
         server.start()
         endpoint = ctl.recv()
         client = Client.from_files(
@@ -192,9 +142,9 @@ def main() -> None:
         client.connect(timeout=30.0)
         for rate in rates:
             ctl.send("record")
-            figures = _paced(client, rate, args.seconds)
+            figures = _at_rate(client, rate, args.seconds)
             ctl.send("report")
-            cpu = np.asarray(ctl.recv(), np.float64) / 1e3
+            cpu = np.asarray(ctl.recv()["order_pass_cpu_ns"], np.float64) / 1e3
             figures["server_passes"] = int(cpu.size)
             figures["server_cpu_per_pass_p50_us"] = float(np.percentile(cpu, 50)) if cpu.size else 0.0
             doc["rates"][str(rate)] = figures
