@@ -134,13 +134,19 @@ def bytes_at(address: int, size: int) -> Any:
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _interrupted(rc: int) -> bool:
+    """Whether a libzmq call failed only because a signal arrived: worth one more try."""
+    return rc < 0 and zmq_errno() == _EINTR
+
+
+@njit(cache=True, nogil=True, inline="always")
 def send_frame(sock: int, data: int, size: int, flags: int) -> int:
     """``zmq_send`` retried on EINTR; returns its result."""
     rc: int = zmq_send(sock, data, size, flags)
-    tries = 0
-    while rc < 0 and tries < EINTR_RETRIES and zmq_errno() == _EINTR:
+    for _ in range(EINTR_RETRIES):
+        if not _interrupted(rc):
+            break
         rc = zmq_send(sock, data, size, flags)
-        tries += 1
     return rc
 
 
@@ -149,10 +155,10 @@ def recv_frame(sock: int, buf: int, room: int) -> int:
     """``zmq_recv`` without blocking, retried on EINTR; returns its result (the frame's
     whole size, of which at most ``room`` bytes were copied to ``buf``)."""
     rc: int = zmq_recv(sock, buf, room, DONTWAIT)
-    tries = 0
-    while rc < 0 and tries < EINTR_RETRIES and zmq_errno() == _EINTR:
+    for _ in range(EINTR_RETRIES):
+        if not _interrupted(rc):
+            break
         rc = zmq_recv(sock, buf, room, DONTWAIT)
-        tries += 1
     return rc
 
 
@@ -160,8 +166,8 @@ def recv_frame(sock: int, buf: int, room: int) -> int:
 def msg_recv(msg: int, sock: int) -> int:
     """``zmq_msg_recv`` without blocking, retried on EINTR; returns its result."""
     rc: int = zmq_msg_recv(msg, sock, DONTWAIT)
-    tries = 0
-    while rc < 0 and tries < EINTR_RETRIES and zmq_errno() == _EINTR:
+    for _ in range(EINTR_RETRIES):
+        if not _interrupted(rc):
+            break
         rc = zmq_msg_recv(msg, sock, DONTWAIT)
-        tries += 1
     return rc
