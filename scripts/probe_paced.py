@@ -5,7 +5,8 @@ record, beside what the same client calls cost when warm.
 
 `qfix bench net` measures round trips at fixed offered rates from one session that sends
 what is due once per 100 us tick (``--tick-us``), so at every rate up to 100,000 orders/s
-its client sends about 10,000 records a second and the server runs as many passes. This
+its client means to send about 10,000 records a second, and the server to run as many
+passes. This
 probe runs that session alone against a server in a child process (the default embedded
 configuration, no journal, market data on), IOC orders that find no liquidity, and
 reports per rate:
@@ -13,7 +14,10 @@ reports per rate:
 * the round trip's p50 and p99 from each order's scheduled time (as bench net);
 * the client's CPU per tick: the whole process (its libzmq I/O thread included) and its
   main thread alone;
-* the server loop thread's CPU per pass that handled an order.
+* the server loop thread's CPU per pass that handled an order;
+* how often a record actually went out: the session means to send once per 100 us
+  tick, but a tick comes only when its loop has sent, waited and read the reports of
+  the last one, and every order waits for its tick.
 
 Then, warm (in a tight loop, no waiting), what the same client calls cost one by one: a
 ``send_fixed`` of 10 orders, the read of one report record (its 20 reports), an empty
@@ -62,6 +66,9 @@ def _at_rate(client: Any, rate: float, seconds: float) -> dict[str, float]:
         "rtt_p50_us": float(np.nanpercentile(lat, 50)),
         "rtt_p99_us": float(np.nanpercentile(lat, 99)),
         "ticks": ticks,
+        # the session means to send every _TICK_S; on two shared cores its loop (the
+        # send, the wait, the reports' read) takes longer, and each order waits for it
+        "mean_tick_interval_us": seconds / max(1, ticks) * 1e6,
         "client_cpu_per_tick_us": cpu / max(1, ticks) * 1e6,
         "client_main_thread_per_tick_us": thread / max(1, ticks) * 1e6,
     }
@@ -152,7 +159,8 @@ def main() -> None:
                 f"{rate:>7} orders/s: p50 {figures['rtt_p50_us']:.0f} us, p99 {figures['rtt_p99_us']:.0f} us; "
                 f"client {figures['client_cpu_per_tick_us']:.0f} us CPU per tick "
                 f"({figures['client_main_thread_per_tick_us']:.0f} on its main thread); "
-                f"server {figures['server_cpu_per_pass_p50_us']:.0f} us per pass (p50)",
+                f"server {figures['server_cpu_per_pass_p50_us']:.0f} us per pass (p50); "
+                f"a record sent every {figures['mean_tick_interval_us']:.0f} us",
                 flush=True,
             )
         doc["warm"] = _warm(client)

@@ -460,7 +460,9 @@ SENT_ERRNO: Final = 1  #: zmq_errno of a send that failed otherwise than a refus
 SENT_BYTES: Final = 2  #: the records' bytes sent
 SENT_MESSAGES: Final = 3  #: the messages they hold
 SENT_HELD: Final = 4  #: rows of ``held``: records not sent, for the caller's queue
-SENT_FIELDS: Final = 5
+#: 1 when :func:`serve_pass` sent the pass's records itself (0: they wait in the arena)
+SENT_BY_PASS: Final = 5
+SENT_FIELDS: Final = 6
 
 
 @numba.njit(cache=True, nogil=True)
@@ -560,13 +562,25 @@ def serve_pass(
     cell: Array,
     result: Array,
     match: bool,
+    send: bool,
+    rid_at: Array,
+    rids: Array,
+    send_blocked: Array,
+    held: Array,
+    sent: Array,
 ) -> None:
     """:func:`read_frames`, then the pass over the frames taken: stage S's table
     (:func:`session_rows`), ``_pass.stage_frames``, what it changed committed to the
     per-SessionID tables (:func:`commit_sessions`), and with ``match``
     ``_pass.match_records`` over the records it passed (a server without a journal:
     nothing happens in between; with one, the caller journals them and matches).
-    ``sessions`` has a row per slot at least; ``frames_table`` has FRAME_COLUMNS."""
+    ``sessions`` has a row per slot at least; ``frames_table`` has FRAME_COLUMNS.
+
+    With ``send`` as well, a pass that one engine call ran whole and sealed whole
+    puts its records on the socket itself (:func:`send_sealed`, ``send_blocked`` its
+    ``blocked``; SENT_BY_PASS set): the reports leave before the pass's bookkeeping in
+    Python rather than after it. Otherwise they stay in the arena for the caller."""
+    sent[:] = 0
     read_frames(
         sock, msg, rid, peer_key, keys, key_slots, slots, limits, known_nets, recv_time, frames, frames_table,
         hand, hand_table, read,
@@ -592,3 +606,7 @@ def serve_pass(
             order, kept_rows, kept_ids, groups, out_bytes, dest_conns, conn_rows, leases, arena, sealed,
             handed, nonce, cell, result,
         )  # fmt: skip
+        whole = result[_pass.RESULT_CONSUMED] == written and result[_pass.RESULT_ARENA_NEEDED] == 0
+        if send and whole:
+            send_sealed(sock, sealed, result[_pass.RESULT_SEALED], arena, rid_at, rids, send_blocked, held, sent)
+            sent[SENT_BY_PASS] = 1

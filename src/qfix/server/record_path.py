@@ -113,6 +113,22 @@ class Left:
 
 
 @dataclass(slots=True)
+class Sent:
+    """Report records put on the socket: how many, their bytes and messages, the
+    connections they went to, and the rows of the arena held back in order (for the
+    caller's queue, :meth:`RecordPath.kept_records`)."""
+
+    count: int
+    size: int
+    messages: int
+    conns: list[int]
+    held: list[int]
+    #: zmq_errno of a send that failed otherwise than by a refusal (0: none): the sends
+    #: stopped there, and the records after it are neither sent nor held
+    errno: int = 0
+
+
+@dataclass(slots=True)
 class PassOutcome:
     """What one :meth:`RecordPath.run` made of the pass."""
 
@@ -136,6 +152,9 @@ class PassOutcome:
     #: :meth:`RecordPath.serve` only: records sealed and still in the path's arena, for
     #: :meth:`RecordPath.send_kept` (then ``sealed`` is empty); they go before ``handed``
     kept: int = 0
+    #: :meth:`RecordPath.serve` with ``send_blocked``: what the pass sent itself (then
+    #: ``kept`` is 0 and ``sealed`` empty; the held rows still wait in the arena)
+    sent: Sent | None = None
 
 
 @dataclass(slots=True)
@@ -487,6 +506,19 @@ class RecordPath:
         pipe, a peer gone). Returns (records sent, their bytes, their messages, the
         connections they went to, the records held back in order: for the caller's
         queue, :meth:`kept_records`); a send that failed otherwise raises ZMQError."""
+        mask = self._blocked_mask(blocked)
+        if self._held.size < count:
+            self._held = np.zeros(2 * count, np.int64)
+        _serve.send_sealed(
+            sock, self._sealed, count, self._arena, self._rid_at, self._rids, mask, self._held, self._sent
+        )  # fmt: skip
+        sent = self._sent_records(count)
+        if sent.errno:
+            raise zmq.ZMQError(sent.errno)
+        return sent.count, sent.size, sent.messages, sent.conns, sent.held
+
+    def _blocked_mask(self, blocked: AbstractSet[bytes]) -> Array:
+        """Per receiving connection (``_conn_ids``), 1 if its routing id is in ``blocked``."""
         mask = self._blocked
         if mask.size < len(self._conn_ids):
             mask = self._blocked = np.zeros(2 * len(self._conn_ids), np.uint8)
@@ -494,13 +526,12 @@ class RecordPath:
         if blocked:
             for c, rid in enumerate(self._conn_rid_list):
                 mask[c] = rid in blocked
-        if self._held.size < count:
-            self._held = np.zeros(2 * count, np.int64)
-        sent = self._sent
-        _serve.send_sealed(sock, self._sealed, count, self._arena, self._rid_at, self._rids, mask, self._held, sent)
-        n, code, size, msgs, n_held = sent.tolist()
-        if code:
-            raise zmq.ZMQError(abs(code))
+        return mask
+
+    def _sent_records(self, count: int) -> Sent:
+        """What ``send_sealed`` made of the first ``count`` sealed records (``_sent``,
+        ``_held``)."""
+        n, code, size, msgs, n_held, _ = self._sent.tolist()
         conn_ids = self._conn_ids
         held = self._held[:n_held].tolist()
         if n_held:
@@ -508,7 +539,7 @@ class RecordPath:
         else:
             rows = self._sealed[:count, _pass.SEALED_CONN]
         conns = {conn_ids[c] for c in rows.tolist()}
-        return n, size, msgs, list(conns), held
+        return Sent(n, size, msgs, list(conns), held, abs(code))
 
     def serve(
         self,
@@ -519,6 +550,7 @@ class RecordPath:
         driver: EngineDriver,
         messages: int,
         journal: Journal | None = None,
+        send_blocked: AbstractSet[bytes] | None = None,
     ) -> Served:
         """Read a pass's records off ROUTER socket ``sock`` (its libzmq handle) and run
         them (``_serve.serve_pass``): the frames of ``routes``' connections are opened and
@@ -528,7 +560,13 @@ class RecordPath:
         (``Served.handed``: the endpoint's to take, after the pass). ``now`` is the
         monotonic time for the throttles, ``recv_time`` every frame's RecvTime;
         ``journal`` as in :meth:`run`. With leases only; nothing may be collected by
-        :meth:`add`."""
+        :meth:`add`.
+
+        With ``send_blocked`` (the routing ids something already waits to go to, as
+        :meth:`send_kept` takes them) and no journal, a pass that one engine call ran
+        whole sends its records itself, as :meth:`send_kept` would right after it
+        (``PassOutcome.sent``); the caller must have nothing else queued to go first.
+        A pass that needed more engine calls or a larger arena keeps them as ever."""
         leases = self.leases
         if leases is None or self._pending:
             raise ValueError("serve() needs leases and no frame collected by add()")
@@ -544,6 +582,10 @@ class RecordPath:
         self._limits[_serve.LIMIT_MESSAGES] = messages
         if self._pass_sessions.shape[0] < routes.slots.shape[0]:
             self._pass_sessions = np.zeros((2 * routes.slots.shape[0], _pass.SESSION_COLUMNS), np.uint64)
+        send = send_blocked is not None and journal is None
+        mask = self._blocked_mask(send_blocked) if send_blocked is not None else self._blocked
+        if self._held.size < self._sealed.shape[0]:
+            self._held = np.zeros(self._sealed.shape[0], np.int64)
         _serve.serve_pass(
             sock, self._msg, self._rid, _PEER_KEY, routes.keys, routes.key_slots, routes.slots, self._limits,
             self._known_nets, recv_time, self._frames, self._frames_table, self._hand, self._hand_table, self._read,
@@ -553,7 +595,7 @@ class RecordPath:
             self._inbound_words, self.engine.kernel_state, self._out, self._out_words, marks, last_exec_ids,
             self._order, self._kept_rows, self._kept_ids, self._groups, self._out_bytes, self._dest_conns,
             self._conn_rows, leases.lease_table, self._arena, self._sealed, self._handed, self._nonce, self._cell,
-            self._result, journal is None,
+            self._result, journal is None, send, self._rid_at, self._rids, mask, self._held, self._sent,
         )  # fmt: skip
         read = self._read.tolist()
         count = read[_serve.READ_FRAMES]
@@ -579,6 +621,9 @@ class RecordPath:
         )
         if passed:
             self._engine_calls(outcome, result, passed, marks, last_exec_ids, driver, journal, keep=True)
+            if self._sent[_serve.SENT_BY_PASS]:
+                outcome.sent = self._sent_records(outcome.kept)
+                outcome.kept = 0
         return served
 
     def shed_hellos(self, known_nets: list[int] | None) -> None:

@@ -70,7 +70,7 @@ from qfix.server.config import ScheduledPhase, ServerConfig, ServerConfigError, 
 from qfix.server.feed import MarketData
 from qfix.server.ledger import Ledger
 from qfix.server.metrics import Metrics, StatusLine
-from qfix.server.record_path import PassOutcome, RecordPath, Served
+from qfix.server.record_path import PassOutcome, RecordPath, Sent, Served
 from qfix.server.routes import Routes
 from qfix.server.session import OrderEntry, SessionState
 from qfix.wire import codec, codes, schema
@@ -539,10 +539,13 @@ class Server:
         endpoint = self.endpoint
         endpoint.caller_reads()
         path.shed_hellos(endpoint.hellos_to_shed())
+        # the pass may send its reports itself unless frames the session layer queued
+        # must go first (then they all leave through _send_kept's queue)
+        send_blocked = None if self.protocol.has_output else endpoint.backlogged
         try:
             served = path.serve(
                 self._socket, routes, time.monotonic(), recv_ns, ledger.driver, batch_limit,
-                ledger.journal_batch if ledger.writer is not None else None,
+                ledger.journal_batch if ledger.writer is not None else None, send_blocked,
             )  # fmt: skip
             # a batch the journal failed on gets no answer at all (see _match)
             if served.outcome is not None:
@@ -588,8 +591,9 @@ class Server:
         data and auctions, then the frames it left, through the Python path, in order
         (their records join ``inbound``)."""
         totals = self.metrics.totals
-        # counted before the reports leave: whoever reads the totals once a client has its
-        # report must find the order in them
+        # counted before the reports this method sends; a pass that sent its own
+        # (``outcome.sent``) counts them a few microseconds after they left, so a reader
+        # in another thread may briefly see a client's report before its order here
         totals.messages_in += outcome.messages
         totals.orders += outcome.consumed
         totals.compiled_records += outcome.consumed
@@ -603,6 +607,8 @@ class Server:
             self._queue_sealed(outcome.sealed)
         if outcome.kept:
             self._send_kept(outcome.kept)
+        elif outcome.sent is not None:
+            self._account_sent(outcome.sent)
         for conn, msgs in outcome.handed:
             self._send(conn, msgs)
         # the reports leave before the market data and the bookkeeping: they are what a
@@ -983,19 +989,28 @@ class Server:
         if self.protocol.has_output:  # frames the session layer queued go first
             self._queue_sealed(path.kept_records(range(count)))
             return
-        sent, size, msgs, conns, held = path.send_kept(self._socket, count, self.endpoint.backlogged)
-        if sent:
+        self._account_sent(Sent(*path.send_kept(self._socket, count, self.endpoint.backlogged)))
+
+    def _account_sent(self, sent: Sent) -> None:
+        """Count the records a pass put on the socket, note when their connections last
+        heard from the server, and queue the records it held back, as
+        :meth:`_queue_sealed` does; a send that failed otherwise raises ZMQError."""
+        if sent.count:
             totals = self.metrics.totals
-            totals.bytes_out += size
-            totals.messages_out += msgs
+            totals.bytes_out += sent.size
+            totals.messages_out += sent.messages
             now = time.monotonic()
             by_conn = self.entry.by_conn
-            for conn in conns:
+            for conn in sent.conns:
                 state = by_conn.get(conn)
                 if state is not None:
                     state.last_sent = now
-        if held:
-            self._queue_sealed(path.kept_records(held))
+        if sent.held:
+            path = self._record_path
+            assert path is not None
+            self._queue_sealed(path.kept_records(sent.held))
+        if sent.errno:
+            raise zmq.ZMQError(sent.errno)
 
     def _send(self, conn: int, msgs: Array) -> None:
         """Queue ``msgs`` (n, 60) to ``conn`` in DATA_FIXED records (flushed by the loop)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -48,15 +49,21 @@ def setup_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def start_server(setup_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Running]]:
     started: list[Running] = []
 
-    def start(**overrides: Any) -> Running:
-        # each server journals (fsync, the default) into a directory of its own
-        overrides.setdefault("journal_dir", tmp_path_factory.mktemp("journal"))
+    def start(*, journal: bool = True, **overrides: Any) -> Running:
+        # each server journals (fsync, the default) into a directory of its own, or with
+        # journal=False runs without one (durability "none"), as the benchmarks do
+        if journal:
+            overrides.setdefault("journal_dir", tmp_path_factory.mktemp("journal"))
+        else:
+            overrides["durability"] = "none"
         files = overrides.pop("files", None)  # a fault-injecting file layer for the journal
         # every port the server binds is a free one unless the test names it
         ports = {"fix_port": 0, "md_port": 0, "md_snapshot_port": 0} | {
             k: overrides.pop(k) for k in ("fix_port", "md_port", "md_snapshot_port") if k in overrides
         }
         config = with_overrides(load_config(setup_home / "qfix.toml"), status_interval=0, **ports, **overrides)
+        if not journal:
+            config = dataclasses.replace(config, journal_dir=None)
         running = Running(Server(config, files=files), setup_home)
         running.thread.start()
         started.append(running)

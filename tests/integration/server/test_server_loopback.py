@@ -58,7 +58,11 @@ def test_an_order_round_trip_and_a_cross_between_two_clients(start_server: Calla
     assert (buy.leaves_qty, buy.status, str(buy.avg_px)) == (6, "partially-filled", "65000")
     assert sell.avg_px == buy.avg_px and sell.order_id != buy.order_id
     totals = run.server.metrics.totals
-    assert totals.orders == 2 and totals.trades == 1
+    # a pass that sends its own reports counts them just after they left (Server._finish_pass)
+    end = time.monotonic() + 5
+    while (totals.orders, totals.trades) != (2, 1) and time.monotonic() < end:
+        time.sleep(0.001)
+    assert (totals.orders, totals.trades) == (2, 1)
     assert run.server.engine.resting_orders == 1
 
 
@@ -167,30 +171,57 @@ def test_a_vanished_client_does_not_stall_the_others(start_server: Callable[...,
     assert live.wait_until(lambda c: c.order(cl).status == "filled")
 
 
+@pytest.mark.parametrize("sender", ["pass", "kept"])
 def test_reports_the_socket_refuses_wait_in_order_behind_the_refused_one(
-    start_server: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+    start_server: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, sender: str
 ) -> None:
-    """The record path sends its reports straight onto the socket. When the socket
-    refuses one (a full pipe: EAGAIN, here made to happen every third pass), that record
-    and every later one go to the endpoint's queue, and nothing is sent directly while
-    anything waits there: every client gets every report, in order (its QZMQ session
-    would close on a record out of sequence), and the orders reconcile."""
-    run = start_server()
+    """The record path sends its reports straight onto the socket: the served pass
+    itself (``pass``), or ``RecordPath.send_kept`` after it (``kept``: what a pass that
+    needed more than one engine call, or a server with frames of its own queued, does).
+    When the socket refuses one (a full pipe: EAGAIN, here made to happen every third
+    pass), that record and every later one of its connection go to the endpoint's queue,
+    and nothing is sent directly to it while anything waits there: every client gets
+    every report, in order (its QZMQ session would close on a record out of sequence),
+    and the orders reconcile. A pass sends its own reports only without a journal (with
+    one they wait until they are durable)."""
+    run = start_server(journal=sender != "pass")
     path = run.server.record_path
     assert path is not None and run.server._routes is not None
-    real = path.send_kept
-    passes = {"all": 0, "refused": 0}
+    passes = {"all": 0, "refused": 0, "sent": 0}
+    real_serve = path.serve
+    if sender == "pass":
 
-    def refusing(sock: int, count: int, blocked: Any) -> tuple[int, int, int, list[int], list[int]]:
-        passes["all"] += 1
-        if passes["all"] % 3:
-            return real(sock, count, blocked)
-        passes["refused"] += 1
-        # the second half "found the pipe full": held back for the endpoint's queue
-        sent, size, msgs, conns, held = real(sock, count // 2, blocked)
-        return sent, size, msgs, conns, held + list(range(count // 2, count))
+        def serve(*args: Any) -> Any:
+            passes["all"] += 1
+            *rest, blocked = args
+            if passes["all"] % 3 == 0 and blocked is not None:
+                # the first client's pipe "is full": its records are held back in the pass
+                blocked = set(blocked) | set(path._conn_rid_list[:1])
+            served = real_serve(*rest, blocked)
+            outcome = served.outcome
+            if outcome is not None and outcome.sent is not None:
+                passes["sent"] += 1
+                passes["refused"] += bool(outcome.sent.held)
+            return served
 
-    monkeypatch.setattr(path, "send_kept", refusing)
+        monkeypatch.setattr(path, "serve", serve)
+    else:
+        real = path.send_kept
+
+        def refusing(sock: int, count: int, blocked: Any) -> tuple[int, int, int, list[int], list[int]]:
+            passes["all"] += 1
+            if passes["all"] % 3:
+                return real(sock, count, blocked)
+            passes["refused"] += 1
+            # the second half "found the pipe full": held back for the endpoint's queue
+            sent, size, msgs, conns, held = real(sock, count // 2, blocked)
+            return sent, size, msgs, conns, held + list(range(count // 2, count))
+
+        def keeping(*args: Any) -> Any:
+            return real_serve(*args[:-1], None)  # the pass leaves its records in the arena
+
+        monkeypatch.setattr(path, "send_kept", refusing)
+        monkeypatch.setattr(path, "serve", keeping)
     clients = [run.client(n) for n in (1, 2)]
     rng = random.Random(3)
     ids: list[list[int]] = [[], []]
@@ -205,13 +236,14 @@ def test_reports_the_socket_refuses_wait_in_order_behind_the_refused_one(
             c.poll_raw(0.002)
     _settle(*clients)
     assert passes["refused"] > 3, passes
+    assert (passes["sent"] > 10) == (sender == "pass"), passes
     for k, c in enumerate(clients):
         assert c.connected
         assert all(c.order(cl).status != "pending-new" for cl in ids[k])
     assert sum(c.orders.fills for c in clients) == 2 * run.server.metrics.totals.trades
 
 
-@pytest.mark.parametrize("path_kind", ["served", "sealed", "plain", "python"])
+@pytest.mark.parametrize("path_kind", ["served", "unjournaled", "sealed", "plain", "python"])
 def test_every_message_gets_exactly_one_outcome_and_fills_reconcile(
     start_server: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, path_kind: str
 ) -> None:
@@ -219,12 +251,27 @@ def test_every_message_gets_exactly_one_outcome_and_fills_reconcile(
     and sealing and sending the reports (the default), with the endpoint reading and
     sending for it, with it on plaintext (what a machine without an AEAD that compiled
     code can call gets) and without it (every frame through OrderEntry.receive), on a
-    journaled server."""
+    journaled server; and served without a journal (``unjournaled``: most passes then
+    send their reports themselves)."""
     compiled_path = path_kind != "python"
     if path_kind == "plain":
         monkeypatch.setattr(_gcm_kernel, "AVAILABLE", False)
-    run = start_server(compiled_path=compiled_path, compiled_sockets=path_kind == "served")
-    assert (run.server._routes is not None) == (path_kind == "served")
+    served = path_kind in ("served", "unjournaled")
+    run = start_server(compiled_path=compiled_path, compiled_sockets=served, journal=path_kind != "unjournaled")
+    assert (run.server._routes is not None) == served
+    sent_by_pass = 0
+    if served:
+        path = run.server.record_path
+        assert path is not None
+        real_serve = path.serve
+
+        def serve(*args: Any) -> Any:
+            nonlocal sent_by_pass
+            result = real_serve(*args)
+            sent_by_pass += result.outcome is not None and result.outcome.sent is not None
+            return result
+
+        monkeypatch.setattr(path, "serve", serve)
     clients = [run.client(n) for n in (1, 2, 3)]
     rng = random.Random(7)
     sent: list[dict[int, str]] = [{} for _ in clients]
@@ -259,7 +306,8 @@ def test_every_message_gets_exactly_one_outcome_and_fills_reconcile(
     assert not any(c.rejects for c in clients)
     path = run.server.record_path
     assert (path is not None and path.records > 500) if compiled_path else path is None
-    assert path is None or (path.leases is not None) == (path_kind in ("served", "sealed"))
+    assert path is None or (path.leases is not None) == (path_kind in ("served", "unjournaled", "sealed"))
+    assert (sent_by_pass > 3) == (path_kind == "unjournaled"), sent_by_pass
     totals = run.server.metrics.totals
     assert totals.compiled_records == (path.records if path is not None else 0) <= totals.orders
 

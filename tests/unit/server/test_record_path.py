@@ -5,6 +5,7 @@ the throttles and the retransmission histories in the same state."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -409,13 +410,24 @@ def _read_order(path: RecordPath, routes: Routes, served: Served) -> list[int]:
     return [routes.conns[s] for s in slots]
 
 
-@pytest.mark.parametrize(("seed", "out_size", "journaled"), [(8, _OUT, False), (9, 24, True), (10, 24, False)])
-def test_served_passes_give_what_plain_frames_give(seed: int, out_size: int, journaled: bool) -> None:
+@pytest.mark.parametrize(
+    ("seed", "out_size", "journaled", "in_pass"),
+    [
+        (8, _OUT, False, False),
+        (9, 24, True, False),
+        (10, 24, False, False),
+        (11, _OUT, False, True),
+        (12, 24, False, True),
+    ],
+)
+def test_served_passes_give_what_plain_frames_give(seed: int, out_size: int, journaled: bool, in_pass: bool) -> None:
     """The record path reading real QZMQ records off a ROUTER socket and sending the
     reports on it (``RecordPath.serve``, ``send_kept``) against the Python path on the
     plain frames, taken in the order the socket gave them (a ROUTER queues its peers
     fairly, not in the order they sent): the same reports reach every client, the state
-    ends the same."""
+    ends the same. With ``in_pass`` the passes send their own reports (``send_blocked``),
+    each with a random set of connections whose records it must hold back for the
+    session layer's queue instead, as if their pipes were full."""
     throttle = (2_000.0, 40.0)
     accounts = {sid: (acct, 4_000 + sid) for sid, acct in default_random_sessions()}
     python = _side(throttle, accounts)
@@ -447,9 +459,11 @@ def test_served_passes_give_what_plain_frames_give(seed: int, out_size: int, jou
                 qz.open(compiled.entry.by_conn[qconn].session_id, d.recv(), now)
         qz.deliver(now)
 
+    rids = [_SERVED_RID % sid for sid in accounts]
+    choose = random.Random(seed)
     try:
         now = 0.0
-        kept = left = 0
+        kept = left = held_back = sent_by_pass = 0
         for frames in _passes(seed, 3_000):
             frames = [(c, f, t) for c, f, t in frames if f and len(f) % _MSG == 0]
             if not frames:
@@ -469,7 +483,10 @@ def test_served_passes_give_what_plain_frames_give(seed: int, out_size: int, jou
             taken = 0
             order: list[int] = []
             while taken < expected:
-                served = path.serve(router.underlying, routes, now, 7, driver, 10_000, write if journaled else None)
+                blocked = {r for r in rids if choose.random() < 0.3} if in_pass else None
+                served = path.serve(
+                    router.underlying, routes, now, 7, driver, 10_000, write if journaled else None, blocked
+                )  # fmt: skip
                 assert not served.handed and served.stop in (_serve.STOP_DRAINED, _serve.STOP_LIMIT)
                 taken += served.frames
                 order += _read_order(path, routes, served)
@@ -477,8 +494,16 @@ def test_served_passes_give_what_plain_frames_give(seed: int, out_size: int, jou
                 if outcome is None:
                     continue
                 compiled.deliver([], outcome.md, outcome.trades)
-                # one engine call: its records stay in the arena; several: all leave as bytes
+                # one engine call: its records stay in the arena, or with in_pass leave at
+                # once; several: all leave as bytes
                 assert not (outcome.sealed and outcome.kept)
+                if outcome.sent is not None:
+                    assert in_pass and not outcome.kept and not outcome.sealed and not outcome.sent.errno
+                    sent_by_pass += outcome.sent.count
+                    held_back += len(outcome.sent.held)
+                    # the held records wait for the session layer's queue, in order
+                    for qconn, record, _ in path.kept_records(outcome.sent.held):
+                        qz.protocol.queue_sealed(qconn, (record,))
                 count = outcome.kept
                 sent, _, _, _, held = path.send_kept(router.underlying, count, set())
                 assert (sent, held) == (count, [])
@@ -509,6 +534,8 @@ def test_served_passes_give_what_plain_frames_give(seed: int, out_size: int, jou
         router.close(linger=0)
         ctx.term()
 
-    assert kept > 300 and left > 100, (kept, left)
+    assert kept + sent_by_pass > 300 and left > 100, (kept, sent_by_pass, left)
+    if in_pass:
+        assert sent_by_pass > 100 and held_back > 30, (sent_by_pass, held_back)
     assert qz.protocol.session_count == len(accounts)
     _assert_same_end(python, compiled, qz.received, now)
