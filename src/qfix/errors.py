@@ -22,6 +22,8 @@ package that raises them::
     │   ├── JournalCorruptError           qfix.journal.files: durable bytes are damaged (names file and offset)
     │   └── CheckpointError               qfix.journal.checkpoint: a checkpoint file is unreadable or damaged
     ├── EntryError (ValueError)           qfix.journal.entries: a checksummed record's payload does not fit its kind
+    ├── AdminError (ValueError)           qfix.server.admin: an admin command is refused (sent back as the reply)
+    ├── RequestError (ValueError)         qfix.marketdata.service: a snapshot or replay request is refused (Invalid)
     ├── CryptoError                       qfix.crypto.primitives
     │   ├── InvalidKeyError (ValueError)  qfix.crypto.primitives: a malformed or invalid key or key share
     │   ├── AuthenticationError           qfix.crypto.primitives: a tag, MAC or signature did not verify

@@ -17,6 +17,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from qfix.errors import QfixError
 from qfix.marketdata import feeds
 from qfix.marketdata.publisher import Packet, Publisher
 from qfix.marketdata.snapshot import BookView, snapshot_packets
@@ -32,7 +33,7 @@ _MSG: Final = codes.MESSAGE_SIZE
 _FALLBACK_FEED: Final = codes.MD_FEED_L3
 
 
-class RequestError(ValueError):
+class RequestError(QfixError, ValueError):
     """A request the service refuses (status Invalid); ``request_id`` is its echo."""
 
     def __init__(self, message: str, request_id: int = 0, feed: int = _FALLBACK_FEED) -> None:

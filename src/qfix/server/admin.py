@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from qfix.engine.config import PHASE_CLOSED, PHASE_CONTINUOUS, PHASE_HALTED, PHASE_PRE_CLOSE, PHASE_PRE_OPEN
+from qfix.errors import QfixError
 
 __all__ = ["OPS", "PHASES", "AdminCommand", "AdminError", "encode_reply", "parse_command"]
 
@@ -40,7 +41,7 @@ _MAX_COMMAND: Final = 64 * 1024
 _U32_NULL: Final = 0xFFFF_FFFF
 
 
-class AdminError(ValueError):
+class AdminError(QfixError, ValueError):
     """A command is malformed; the message says which part (sent back, never raised out)."""
 
 

@@ -22,6 +22,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Final
 
+from qfix.crypto.keys import AllowList, KeyFileError, SigningKey, load_allow_list, load_private_key
+from qfix.crypto.primitives import SignatureAlg
 from qfix.engine import backends
 from qfix.engine.config import (
     ALLOCATION_PRO_RATA,
@@ -57,6 +59,7 @@ __all__ = [
     "ServerConfigError",
     "end_of_day_offset_ns",
     "load_config",
+    "load_keys",
     "parse_config",
     "with_overrides",
 ]
@@ -85,6 +88,16 @@ _STP: Final = {
 }
 _ALLOCATION: Final = {"time": ALLOCATION_TIME, "pro-rata": ALLOCATION_PRO_RATA}
 _DURABILITY: Final = ("fsync", "batch-async", "none")  #: qfix.journal.DURABILITY_MODES
+#: ZeroMQ high-water marks (an int socket option). 0 would mean no limit at all in
+#: libzmq, memory without bound behind a slow peer, so the least a file may give is 1.
+_MIN_HWM: Final = 1
+_MAX_HWM: Final = 2**31 - 1
+#: what to do about a refused ``keys.server_key`` (after the loader's reason)
+_SERVER_KEY_FIX: Final = "fix the path, or create the key with `qfix keygen --role server --out {path}`"
+#: ... and about a refused ``keys.allow_list``
+_ALLOW_LIST_FIX: Final = (
+    "fix the path or the file; `qfix keygen --role client --account N` prints a [[client]] entry to paste"
+)
 
 
 @dataclass(frozen=True)
@@ -317,6 +330,11 @@ def _check_ports(*ports: int) -> None:
             raise ServerConfigError(f"port {p} is outside 0..65535")
 
 
+def _refusal(source: str, setting: str, problem: str) -> ServerConfigError:
+    """The one shape of a refusal: where the configuration came from, the key, what is wrong."""
+    return ServerConfigError(f"{source}: {setting}: {problem}")
+
+
 class _Reader:
     """Typed access to one TOML table that names the key in every error."""
 
@@ -330,7 +348,7 @@ class _Reader:
         return f"{self.where}.{key}" if self.where else key
 
     def fail(self, key: str, problem: str) -> ServerConfigError:
-        return ServerConfigError(f"{self.source}: {self._name(key)}: {problem}")
+        return _refusal(self.source, self._name(key), problem)
 
     def get(self, key: str, kind: type | tuple[type, ...], default: Any) -> Any:
         self.used.add(key)
@@ -529,8 +547,8 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
         "heartbeat_interval": server.number("heartbeat_interval", 1.0, 0.05, 3600.0),
         "throttle": (float(throttle[0]), float(throttle[1])),
         "max_rejects": server.integer("max_rejects", 10_000, 1, 2**31),
-        "sndhwm": server.integer("sndhwm", 10_000, 0, 2**31 - 1),
-        "rcvhwm": server.integer("rcvhwm", 10_000, 0, 2**31 - 1),
+        "sndhwm": server.integer("sndhwm", 10_000, _MIN_HWM, _MAX_HWM),
+        "rcvhwm": server.integer("rcvhwm", 10_000, _MIN_HWM, _MAX_HWM),
         "retransmit_keep": server.integer("retransmit_keep", 200_000, 0, 2**31 - 1),
         "memory_limit_mib": server.integer("memory_limit_mib", 8192, 64, 2**24),
         "end_of_day": server.get("end_of_day", str, "21:00"),
@@ -554,14 +572,12 @@ def parse_config(text: str, *, source: str = "<config>", base: Path | None = Non
         md_enabled=md_t.get("enabled", bool, True),
         md_snapshot_port=md_t.integer("snapshot_port", DEFAULT_MD_SNAPSHOT_PORT, 0, 65535),
         md_heartbeat_interval=md_t.number("heartbeat_interval", 1.0, 0.01, 3600.0),
-        # 0 would mean no limit at all in libzmq: memory without bound behind a slow subscriber
-        md_sndhwm=md_t.integer("sndhwm", 1_000_000, 1, 2**31 - 1),
+        md_sndhwm=md_t.integer("sndhwm", 1_000_000, _MIN_HWM, _MAX_HWM),
         md_retention=md_t.integer("retention", 1_000_000, 0, 2**40),
         # a replay must be able to carry the largest packet, or it could never move on
         md_replay_max_records=md_t.integer("replay_max_records", 100_000, codes.MAX_MSGS_PER_FRAME, 2**32 - 1),
         md_max_queued_requests=md_t.integer("max_queued_requests", 64, 0, 1_000_000),
-        # 0 would mean no limit at all in libzmq (as for sndhwm)
-        md_reply_sndhwm=md_t.integer("reply_sndhwm", 16, 1, 1_000_000),
+        md_reply_sndhwm=md_t.integer("reply_sndhwm", 16, _MIN_HWM, 1_000_000),
         md_max_replies_in_flight=md_t.integer("max_replies_in_flight", 8, 1, 10_000),
         md_reply_timeout=md_t.number("reply_timeout", 10.0, 0.1, 3600.0),
         md_snapshot_share=md_t.number("snapshot_share", 0.1, 0.001, 1.0),
@@ -644,6 +660,38 @@ def load_config(path: str | Path) -> ServerConfig:
     except UnicodeDecodeError:
         raise ServerConfigError(f"{p}: not UTF-8 text") from None
     return parse_config(text, source=str(p), base=p.parent.resolve())
+
+
+def load_keys(config: ServerConfig) -> tuple[SigningKey, AllowList]:
+    """The server's private key (``keys.server_key``) and client allow-list (``keys.allow_list``).
+
+    A refused file is reported naming its setting, with the key loader's reason and the
+    fix, so a bad ``[keys]`` table fails at start like any other bad key. Every kid of
+    ``keys.admin_kids`` must be on the allow-list (docs/server.md): a kid off it is a typo
+    or a key taken off one list and not the other, and its key can never connect, so the
+    operator would find the admin channel missing only when ``qfix admin halt`` goes
+    unanswered in an emergency. (A per-key ``server.cancel_on_disconnect_by_kid`` entry
+    off the allow-list only changes a default, and is warned about by the server.)
+    """
+    try:
+        key = load_private_key(config.key_file, alg=SignatureAlg.ML_DSA_65)
+    except KeyFileError as exc:
+        raise _refusal(
+            config.source, "keys.server_key", f"{exc}; {_SERVER_KEY_FIX.format(path=config.key_file)}"
+        ) from None
+    try:
+        allow = load_allow_list(config.allow_list_file)
+    except KeyFileError as exc:
+        raise _refusal(config.source, "keys.allow_list", f"{exc}; {_ALLOW_LIST_FIX}") from None
+    for kid in config.admin_kids:
+        if bytes.fromhex(kid) not in allow:
+            raise _refusal(
+                config.source,
+                "keys.admin_kids",
+                f"{kid} is not on the allow-list {config.allow_list_file} (keys.allow_list); add that key's "
+                "[[client]] entry there, or take the kid out of keys.admin_kids",
+            )
+    return key, allow
 
 
 def with_overrides(config: ServerConfig, **flags: Any) -> ServerConfig:

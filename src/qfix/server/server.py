@@ -33,8 +33,7 @@ import zmq
 
 from qfix import native_zmq
 from qfix.crypto import _gcm_kernel
-from qfix.crypto.keys import load_allow_list, load_private_key
-from qfix.crypto.primitives import SignatureAlg
+from qfix.crypto.keys import load_allow_list
 from qfix.engine import Engine, output_buffer
 from qfix.engine.engine import transition_allowed
 from qfix.errors import QfixError
@@ -66,7 +65,7 @@ from qfix.qzmq._record_row import ROW_COLUMNS
 from qfix.qzmq.adapter import MAX_HANDSHAKE_READS, READS_AFTER_RECORD, ServerEndpoint
 from qfix.server import _serve, _stage_s
 from qfix.server.admin import PHASES, AdminCommand, AdminError, encode_reply, parse_command
-from qfix.server.config import ScheduledPhase, ServerConfig, ServerConfigError, end_of_day_offset_ns
+from qfix.server.config import ScheduledPhase, ServerConfig, ServerConfigError, end_of_day_offset_ns, load_keys
 from qfix.server.feed import MarketData
 from qfix.server.ledger import Ledger
 from qfix.server.metrics import Metrics, StatusLine
@@ -204,10 +203,19 @@ def _auction_backend_choice(config: ServerConfig) -> str:
 
 
 def _warn_unknown_kids(config: ServerConfig, allow: Any) -> None:
-    """A per-key setting for a key the allow-list does not hold is most likely a typo."""
-    for kid, _ in config.cancel_on_disconnect_by_kid:
-        if bytes.fromhex(kid) not in allow:
-            log.warning("server.cancel_on_disconnect_by_kid names %s, which is not on the allow-list", kid)
+    """A per-key setting for a key the allow-list does not hold is most likely a typo.
+
+    An admin kid off the allow-list stops the start (``load_keys``); after ``qfix admin
+    reload`` it is only warned about, since refusing the reload would keep serving a key
+    the operator meant to revoke."""
+    per_key = {
+        "server.cancel_on_disconnect_by_kid": [kid for kid, _ in config.cancel_on_disconnect_by_kid],
+        "keys.admin_kids": config.admin_kids,
+    }
+    for setting, kids in per_key.items():
+        for kid in kids:
+            if bytes.fromhex(kid) not in allow:
+                log.warning("%s names %s, which is not on the allow-list", setting, kid)
 
 
 class Server:
@@ -230,8 +238,7 @@ class Server:
     ) -> None:
         self.config = config
         now = time.monotonic()
-        key = load_private_key(config.key_file, alg=SignatureAlg.ML_DSA_65)
-        allow = load_allow_list(config.allow_list_file)
+        key, allow = load_keys(config)  # a refusal names keys.server_key, keys.allow_list or keys.admin_kids
         _warn_unknown_kids(config, allow)
         self.protocol = ServerProtocol([key], allow, config.qzmq, now=now)
         self.entry = OrderEntry(

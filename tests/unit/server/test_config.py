@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
+from qfix.crypto import load_public_key, public_key_path
 from qfix.engine import backends
 from qfix.engine.config import ALLOCATION_PRO_RATA, ALLOCATION_TIME, PHASE_CONTINUOUS, PHASE_PRE_OPEN
 from qfix.qzmq import Mode
 from qfix.server import ServerConfigError, ensure_default_setup, load_config, parse_config, with_overrides
-from qfix.server.config import ScheduledPhase
+from qfix.server.config import ScheduledPhase, ServerConfig, load_keys
 from qfix.server.defaults import DEMO_CLIENTS
 
 GOOD = """
@@ -81,6 +83,9 @@ def test_the_compiled_record_path_is_on_unless_turned_off(tmp_path: Path) -> Non
         (("batch = 500", "batch = true"), r"server.batch: expected an integer, got a boolean"),
         (("batch = 500", "batch = 0"), r"server.batch: 0 is outside"),
         (("batch = 500", "batch = 500\nidle_spin_us = -1"), r"server.idle_spin_us: -1 is outside"),
+        # 0 is no limit at all in libzmq, as for marketdata.sndhwm
+        (("batch = 500", "batch = 500\nsndhwm = 0"), r"server.sndhwm: 0 is outside 1\.\.2147483647"),
+        (("batch = 500", "batch = 500\nrcvhwm = 0"), r"server.rcvhwm: 0 is outside 1\.\.2147483647"),
         (("batch = 500", "batch = 500\nidle_spin_us = 0.5"), r"server.idle_spin_us: expected an integer"),
         (
             ("batch = 500", 'batch = 500\ncompiled_path = "yes"'),
@@ -251,3 +256,66 @@ def test_the_server_says_where_uncrosses_run(tmp_path: Path, monkeypatch: pytest
     assert _auction_backend_choice(parse_config(GOOD, base=tmp_path)).startswith("cpu (auto: fewer than 256")
     named = parse_config(GOOD.replace("[keys]", '[engine]\nauction_backend = "cpu"\n[keys]'), base=tmp_path)
     assert _auction_backend_choice(named) == "cpu (engine.auction_backend or $QFIX_AUCTION_BACKEND)"
+
+
+@pytest.fixture
+def default_config(tmp_path: Path) -> ServerConfig:
+    return load_config(ensure_default_setup(tmp_path / "home"))
+
+
+def test_the_default_keys_load_with_the_admin_on_the_allow_list(default_config: ServerConfig) -> None:
+    key, allow = load_keys(default_config)
+    assert key.kid == load_public_key(public_key_path(default_config.key_file)).kid
+    assert default_config.admin_kids and all(bytes.fromhex(kid) in allow for kid in default_config.admin_kids)
+
+
+def test_a_missing_server_key_names_the_setting_and_keygen(default_config: ServerConfig, tmp_path: Path) -> None:
+    missing = tmp_path / "s.key"
+    with pytest.raises(ServerConfigError) as refused:
+        load_keys(with_overrides(default_config, key_file=missing))
+    message = str(refused.value)
+    assert message.startswith(f"{default_config.source}: keys.server_key: {missing}: cannot open: ")
+    assert message.endswith(f"; fix the path, or create the key with `qfix keygen --role server --out {missing}`")
+
+
+def test_a_missing_or_malformed_allow_list_names_the_setting(default_config: ServerConfig, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ServerConfigError, match=rf"keys\.allow_list: {missing}: cannot open: .*; fix the path"):
+        load_keys(with_overrides(default_config, allow_list_file=missing))
+    bad = tmp_path / "allowbad.toml"
+    bad.write_text('[[client]]\nformat = "qzmq-key-1"\n')
+    bad.chmod(0o644)
+    with pytest.raises(ServerConfigError) as refused:
+        load_keys(with_overrides(default_config, allow_list_file=bad))
+    assert str(refused.value) == (
+        f"{default_config.source}: keys.allow_list: {bad}: client #1: missing key(s) accounts; fix the path or the "
+        "file; `qfix keygen --role client --account N` prints a [[client]] entry to paste"
+    )
+
+
+def test_an_admin_kid_off_the_allow_list_stops_the_start(default_config: ServerConfig) -> None:
+    stray = "ab" * 16
+    config = with_overrides(default_config, admin_kids=(*default_config.admin_kids, stray))
+    with pytest.raises(ServerConfigError) as refused:
+        load_keys(config)
+    assert str(refused.value) == (
+        f"{config.source}: keys.admin_kids: {stray} is not on the allow-list {config.allow_list_file} "
+        "(keys.allow_list); add that key's [[client]] entry there, or take the kid out of keys.admin_kids"
+    )
+
+
+def test_a_reloaded_allow_list_without_an_admin_kid_is_warned_about(
+    default_config: ServerConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Refusing the reload would keep serving a key the operator meant to revoke."""
+    from qfix.server.server import _warn_unknown_kids
+
+    _, allow = load_keys(default_config)
+    stray = "ab" * 16
+    config = with_overrides(default_config, admin_kids=(stray,), cancel_on_disconnect_by_kid=((stray, False),))
+    with caplog.at_level(logging.WARNING, logger="qfix.server.server"):
+        _warn_unknown_kids(config, allow)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"server.cancel_on_disconnect_by_kid names {stray}, which is not on the allow-list",
+        f"keys.admin_kids names {stray}, which is not on the allow-list",
+    ]
