@@ -1,7 +1,7 @@
 """The client SDK: connect to a qfix server over QZMQ, send orders, follow their state."""
 
 from qfix.client.aio import AsyncClient
-from qfix.client.client import Client, ClientError, Report
+from qfix.client.client import Client, ClientError, Report, ReportCallback
 from qfix.client.tracker import OrderState, OrderTracker
 
-__all__ = ["AsyncClient", "Client", "ClientError", "OrderState", "OrderTracker", "Report"]
+__all__ = ["AsyncClient", "Client", "ClientError", "OrderState", "OrderTracker", "Report", "ReportCallback"]

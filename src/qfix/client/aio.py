@@ -30,7 +30,7 @@ from typing import Any, Final
 import numpy.typing as npt
 import zmq
 
-from qfix.client.client import Client, ClientError, Report
+from qfix.client.client import Client, ClientError, Report, ReportCallback
 from qfix.client.tracker import OrderState, OrderTracker
 from qfix.wire import message
 
@@ -171,6 +171,14 @@ class AsyncClient:
         return self.sync.rejects
 
     # --- receiving --------------------------------------------------------------------
+
+    def on_report(self, callback: ReportCallback) -> ReportCallback:
+        """Call ``callback(report)`` with every message received from now on, from
+        within the awaited call that received it (:meth:`Client.on_report`)."""
+        return self.sync.on_report(callback)
+
+    def remove_callback(self, callback: ReportCallback) -> None:
+        self.sync.remove_callback(callback)
 
     async def poll_raw(self, timeout: float = 0.0) -> Array:
         """Wait up to ``timeout`` s for messages; return the (n, 60) messages received

@@ -11,7 +11,16 @@ resting order can reach the client before the retransmission it asked for, and
 applying it first would make the older reports look already applied. Builders
 (``new_order``, ``cancel``, ...) queue messages; ``flush`` packs the queue into
 DATA_FIXED records of at most 1,091 messages; ``poll`` receives, applies
-reports to the :class:`~qfix.client.tracker.OrderTracker` and returns them.
+reports to the :class:`~qfix.client.tracker.OrderTracker`, hands them to the callbacks
+registered with ``on_report`` and returns them.
+
+The server sends every session a Heartbeat when it has sent it nothing else for its
+``heartbeat_interval`` (1 s by default). A poll that finds nothing when the server has
+been silent for ``silence_timeout`` ends the connection: the server gives up on a
+session that stops reading its reports (docs/server.md, "Backpressure") and cannot tell
+it so through a full pipe, and a server or network that vanished without a disconnect
+looks the same. ``connect`` then starts a new session, which catches up by
+retransmission.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
@@ -37,7 +46,7 @@ from qfix.qzmq.adapter import ClientEndpoint
 from qfix.qzmq.errors import QzmqError
 from qfix.wire import codec, codes, message, schema
 
-__all__ = ["Client", "ClientError", "Report"]
+__all__ = ["Client", "ClientError", "Report", "ReportCallback"]
 
 Array = npt.NDArray[Any]
 
@@ -69,6 +78,12 @@ class ClientError(QzmqError):
 Report = dict[str, Any]
 """A received message decoded by :func:`qfix.wire.describe` (field name -> value)."""
 
+ReportCallback = Callable[[Report], object]
+"""A callable :meth:`Client.on_report` registers: called with each received message."""
+
+#: default ``silence_timeout``: ten of the server's default 1 s heartbeat intervals
+DEFAULT_SILENCE_TIMEOUT_S: Final = 10.0
+
 
 class Client:
     """One order-entry session.
@@ -92,6 +107,16 @@ class Client:
         context: a zmq context (default: the process-wide one).
         track_orders: apply every report to :attr:`orders` (load generators that count
             reports themselves turn this off: it costs Python work per report).
+        silence_timeout: seconds without any message from the server (its Heartbeats
+            included) after which a poll that finds nothing ends the connection with
+            :class:`ClientError`; it must exceed the server's ``heartbeat_interval``.
+            None never ends it.
+
+    Reports can also be taken by callbacks (:meth:`on_report`)::
+
+        client.on_report(lambda report: print(report["template"], report.get("OrdStatus")))
+        while True:
+            client.poll(1.0)  # each message received reaches the callbacks, in order
     """
 
     def __init__(
@@ -103,9 +128,15 @@ class Client:
         mode: str = "hybrid",
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         track_orders: bool = True,
+        silence_timeout: float | None = DEFAULT_SILENCE_TIMEOUT_S,
     ) -> None:
+        if silence_timeout is not None and not silence_timeout > 0:
+            raise ValueError(f"silence_timeout must be a positive number of seconds or None, not {silence_timeout}")
         self.endpoint = endpoint
         self.track_orders = track_orders
+        self.silence_timeout = silence_timeout
+        self._heard_at = 0.0  #: monotonic time of the last message from the server
+        self._callbacks: list[ReportCallback] = []
         self.key = key
         self.server_key = server_key
         self.config = QzmqConfig(mode=QzmqConfig.parse_mode(mode))
@@ -165,6 +196,7 @@ class Client:
         )
         self._ep = ep
         deadline = time.monotonic() + timeout
+        self._heard_at = time.monotonic()
         self._check(ep.start())
         while ep.state is not ClientState.ESTABLISHED:
             if time.monotonic() > deadline:
@@ -370,16 +402,59 @@ class Client:
 
     # --- receiving --------------------------------------------------------------------
 
+    def on_report(self, callback: ReportCallback) -> ReportCallback:
+        """Call ``callback(report)`` with every message received from now on (each
+        decoded as :meth:`poll` decodes them, Heartbeats included), in order, after the
+        tracker has applied it, from within the call that received it (``poll``,
+        ``poll_raw``, ``reports``, ``wait_until``). Returns ``callback``, so it also
+        serves as a decorator. An exception a callback raises propagates out of that
+        call; the messages after the one it was called with are applied to the tracker
+        all the same, but reach neither the callbacks nor the caller."""
+        self._callbacks.append(callback)
+        return callback
+
+    def remove_callback(self, callback: ReportCallback) -> None:
+        """Stop calling ``callback`` (registered by :meth:`on_report`)."""
+        self._callbacks.remove(callback)
+
     def poll_raw(self, timeout: float = 0.0) -> Array:
         """Receive what is ready (waiting up to ``timeout`` s); return the (n, 60) messages
-        after applying them to the tracker."""
+        after applying them to the tracker and passing them to the callbacks.
+
+        Raises :class:`ClientError` when the connection ended, also when nothing came
+        from the server for ``silence_timeout`` s."""
         ep = self._require()
         self._receive(ep.poll(timeout * 1000))
         if not self._inbox:
+            self._check_silence()
             return np.zeros((0, _MSG), np.uint8)
         msgs = self._inbox[0] if len(self._inbox) == 1 else np.concatenate(self._inbox)
         self._inbox = []
+        if self._callbacks:
+            try:
+                for m in msgs:
+                    report = message.describe(m)
+                    for callback in self._callbacks:
+                        callback(report)
+            except Exception as exc:
+                # the messages are applied and returned whatever a callback does
+                exc.add_note(f"raised by a report callback; poll_raw received {msgs.shape[0]} messages")
+                raise
         return msgs
+
+    def _check_silence(self) -> None:
+        """End the connection if the server has been silent past ``silence_timeout``
+        (called after a poll found the socket empty)."""
+        limit = self.silence_timeout
+        if limit is None or not self.connected:
+            return
+        silent = time.monotonic() - self._heard_at
+        if silent > limit:
+            self._drop()
+            raise ClientError(
+                f"nothing from the server for {silent:.1f} s (silence_timeout {limit} s): the session is taken "
+                "as lost (a server ends a session that stops reading its reports); connect() again to resume"
+            )
 
     def poll(self, timeout: float = 0.0) -> list[Report]:
         """Receive and decode what is ready (waiting up to ``timeout`` s)."""
@@ -413,6 +488,7 @@ class Client:
     def _receive(self, events: list[Any]) -> None:
         for ev in events:
             if isinstance(ev, Messages):
+                self._heard_at = time.monotonic()
                 self._take(ev)
             elif isinstance(ev, Closed):
                 self.connected = False
