@@ -22,6 +22,9 @@ class Established:
     accounts: tuple[int, ...]  #: the client's accounts (first = SessionAccount); () on a client
     channel_binding: bytes  #: Exporter("EXPORTER-Channel-Binding", "", 32)
     conn: int = 0
+    #: on the server: seconds from accepting the CLIENT_HELLO to the verified CLIENT_AUTH
+    #: (the handshake's cryptography and the client's round trip); 0.0 on a client
+    handshake_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,9 +112,14 @@ class _Pending(Copyable):
     and CLIENT_AUTH awaited (WAIT_CA, ``job == 0``), or CLIENT_AUTH's signature being
     checked (``job``, ``auth``)."""
 
-    __slots__ = ("auth", "c_hs", "deadline", "hello", "hs", "job", "known", "net", "server_kid", "transcript")
+    __slots__ = (
+        "auth", "c_hs", "deadline", "hello", "hs", "job", "known", "net", "server_kid", "started", "transcript",
+    )  # fmt: skip
 
-    def __init__(self, net: str, deadline: float, known: bool, job: int, hello: bytes, server_kid: bytes) -> None:
+    def __init__(
+        self, net: str, started: float, deadline: float, known: bool, job: int, hello: bytes, server_kid: bytes
+    ) -> None:
+        self.started = started  #: when its CLIENT_HELLO was accepted
         self.hs = b""
         self.c_hs = b""
         self.transcript = ks.Transcript()
@@ -682,7 +687,7 @@ class ServerProtocol(Copyable):
         # 5. and 6. key exchange, derive, sign, send (a work item); the routing id now
         # has a pending handshake
         job = self._new_job()
-        p = _Pending(net, now + c.handshake_timeout, known, job, frame, hello.server_kid)
+        p = _Pending(net, now, now + c.handshake_timeout, known, job, frame, hello.server_kid)
         self._pending[rid] = p
         self._pending_known += known
         self._pending_by_net[net] = self._pending_by_net.get(net, 0) + 1
@@ -818,7 +823,7 @@ class ServerProtocol(Copyable):
         self._flush(new)
         self.counters.handshakes += 1
         self._guard.remember(kid, p.net, now)
-        events.append(Established(kid, entry.accounts, session.channel_binding, conn))
+        events.append(Established(kid, entry.accounts, session.channel_binding, conn, now - p.started))
         while len(conns) > self.config.max_sessions_per_client:
             oldest = self._recall(self._sessions[conns[0]])
             events += self._after(oldest, oldest.session.close(CloseReason.SUPERSEDED))

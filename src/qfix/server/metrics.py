@@ -107,6 +107,12 @@ class Metrics:
             buckets=(5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 5e-2, 0.1, 1.0),
             registry=reg,
         )
+        self._prom["handshake"] = Histogram(
+            "qfix_handshake_seconds",
+            "a client's hello accepted to its session established (ML-KEM, ML-DSA and its round trip)",
+            buckets=(1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=reg,
+        )
         server, _thread = start_http_server(port, addr="127.0.0.1", registry=reg)
         self.port = int(server.server_port)
         self._server = server
@@ -127,6 +133,11 @@ class Metrics:
             if delta:
                 self._prom[f.name].inc(delta)
         self._exported = t.copy()
+
+    def handshake_done(self, seconds: float) -> None:
+        """Called once per session established, with how long its handshake took."""
+        if self._prom:
+            self._prom["handshake"].observe(seconds)
 
     def close(self) -> None:
         server = getattr(self, "_server", None)

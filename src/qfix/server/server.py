@@ -655,6 +655,7 @@ class Server:
             self._close_conn(ev.conn, CloseReason.NORMAL)
             return
         self.metrics.totals.sessions = self.protocol.session_count
+        self.metrics.handshake_done(ev.handshake_s)
         log.info("session %d (kid %s, accounts %s) connected", state.session_id, ev.kid.hex(), list(ev.accounts))
         self._send(ev.conn, np.frombuffer(hello, np.uint8).reshape(1, _MSG))
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+import socket
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -462,3 +464,26 @@ def test_a_strangers_hellos_past_the_handshake_share_are_dropped_by_the_compiled
     assert sum(dropped_by_read) > 0
     assert server.endpoint.handshake_frames_shed >= sum(dropped_by_read)  # the totals copy it per batch
     assert trader.wait_until(lambda c: all(c.order(i).status in ("canceled", "expired") for i in ids), 10.0)
+
+
+def test_the_prometheus_endpoint_of_a_running_server(start_server: Callable[..., Any]) -> None:
+    """A server with ``metrics_port`` serves its counters and histograms on 127.0.0.1:
+    an order and a handshake show up in them once they happened."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = start_server(journal=False, metrics_port=port)
+    a = run.client(1)
+    cl = a.new_order(security_id=BTC, side="buy", qty=1, price="60000.00", tif="ioc")
+    a.flush()
+    assert a.wait_until(lambda c: c.order(cl).status != "pending-new")
+    wanted = ("qfix_orders_total 1.0", "qfix_handshake_seconds_count 1.0", "qfix_sessions 1.0")
+    body = ""
+    end = time.monotonic() + 5
+    while time.monotonic() < end:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        if all(w in body for w in wanted) and "qfix_batch_latency_seconds_count 0.0" not in body:
+            break
+        time.sleep(0.05)
+    assert all(w in body for w in wanted), body
+    assert "qfix_batch_latency_seconds_count" in body and "qfix_batch_latency_seconds_count 0.0" not in body

@@ -31,11 +31,13 @@ def test_prometheus_endpoint_serves_its_own_registry() -> None:
         m.totals.sessions = 2
         m.totals.md_send_errors = 3
         m.batch_done(latency_ns=1000)
+        m.handshake_done(0.02)
         body = urllib.request.urlopen(f"http://127.0.0.1:{m.port}/metrics", timeout=5).read().decode()
         assert "qfix_orders_total 5.0" in body
         assert "qfix_md_send_errors_total 3.0" in body and "qfix_md_requests_busy_total 0.0" in body
         assert "qfix_sessions 2.0" in body
         assert "qfix_batch_latency_seconds_count 1.0" in body
+        assert "qfix_handshake_seconds_count 1.0" in body and 'qfix_handshake_seconds_bucket{le="0.025"} 1.0' in body
         assert "python_gc" not in body  # not the global registry
     finally:
         m.close()
