@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from pathlib import Path
@@ -174,7 +175,11 @@ class AsyncClient:
 
     def on_report(self, callback: ReportCallback) -> ReportCallback:
         """Call ``callback(report)`` with every message received from now on, from
-        within the awaited call that received it (:meth:`Client.on_report`)."""
+        within the awaited call that received it (:meth:`Client.on_report`). A plain
+        function: an ``async def`` one would never be awaited, so it is refused; start a
+        task from a plain one instead."""
+        if inspect.iscoroutinefunction(callback):
+            raise TypeError("on_report takes a plain function; from an async one nothing would be awaited")
         return self.sync.on_report(callback)
 
     def remove_callback(self, callback: ReportCallback) -> None:

@@ -408,8 +408,8 @@ class Client:
         tracker has applied it, from within the call that received it (``poll``,
         ``poll_raw``, ``reports``, ``wait_until``). Returns ``callback``, so it also
         serves as a decorator. An exception a callback raises propagates out of that
-        call; the messages after the one it was called with are applied to the tracker
-        all the same, but reach neither the callbacks nor the caller."""
+        call; the messages up to the one it failed on do not reach the caller, and those
+        after it (applied to the tracker all the same) come with the next call."""
         self._callbacks.append(callback)
         return callback
 
@@ -431,15 +431,18 @@ class Client:
         msgs = self._inbox[0] if len(self._inbox) == 1 else np.concatenate(self._inbox)
         self._inbox = []
         if self._callbacks:
-            try:
-                for m in msgs:
-                    report = message.describe(m)
-                    for callback in self._callbacks:
+            callbacks = tuple(self._callbacks)  # a callback may remove itself or another
+            for i, m in enumerate(msgs):
+                report = message.describe(m)
+                try:
+                    for callback in callbacks:
                         callback(report)
-            except Exception as exc:
-                # the messages are applied and returned whatever a callback does
-                exc.add_note(f"raised by a report callback; poll_raw received {msgs.shape[0]} messages")
-                raise
+                except Exception as exc:
+                    # the rest (applied to the tracker already) comes with the next call
+                    if i + 1 < msgs.shape[0]:
+                        self._inbox.insert(0, msgs[i + 1 :])
+                    exc.add_note(f"raised by a report callback on message {i + 1} of {msgs.shape[0]}")
+                    raise
         return msgs
 
     def _check_silence(self) -> None:

@@ -202,20 +202,24 @@ def _auction_backend_choice(config: ServerConfig) -> str:
     return f"{why}; cpu for uncrosses of fewer than {DEVICE_MIN_INSTRUMENTS} instruments"
 
 
-def _warn_unknown_kids(config: ServerConfig, allow: Any) -> None:
-    """A per-key setting for a key the allow-list does not hold is most likely a typo.
+def _warn_unknown_kids(config: ServerConfig, allow: Any) -> list[str]:
+    """A per-key setting for a key the allow-list does not hold is most likely a typo:
+    logged, and returned (for the reload's reply).
 
     An admin kid off the allow-list stops the start (``load_keys``); after ``qfix admin
     reload`` it is only warned about, since refusing the reload would keep serving a key
     the operator meant to revoke."""
     per_key = {
-        "server.cancel_on_disconnect_by_kid": [kid for kid, _ in config.cancel_on_disconnect_by_kid],
-        "keys.admin_kids": config.admin_kids,
+        "server.cancel_on_disconnect_by_kid": ([kid for kid, _ in config.cancel_on_disconnect_by_kid], ""),
+        "keys.admin_kids": (config.admin_kids, "; the next start refuses it: take it out of keys.admin_kids"),
     }
-    for setting, kids in per_key.items():
+    warnings = []
+    for setting, (kids, consequence) in per_key.items():
         for kid in kids:
             if bytes.fromhex(kid) not in allow:
-                log.warning("%s names %s, which is not on the allow-list", setting, kid)
+                warnings.append(f"{setting} names {kid}, which is not on the allow-list{consequence}")
+                log.warning("%s", warnings[-1])
+    return warnings
 
 
 class Server:
@@ -559,8 +563,9 @@ class Server:
                 ledger.wait_until_durable(served.outcome.journal_seq)
         except Exception as exc:
             self._path_failed(exc)
-            # the pass gets no answer; what it read and dropped or handed back is the
-            # endpoint's to count and take as ever
+            # the pass gets no further answer (without a journal its reports may have
+            # left already, inside the pass); what it read and dropped or handed back is
+            # the endpoint's to count and take as ever
             if served is None:
                 return 0, []
             if served.shed:
@@ -823,14 +828,17 @@ class Server:
         except QfixError as exc:
             raise AdminError(f"allow-list not reloaded: {exc}") from None
         self.protocol.set_allow_list(allow)
-        _warn_unknown_kids(self.config, allow)
+        warnings = _warn_unknown_kids(self.config, allow)
         revoked = [info.conn for info in self.protocol.sessions() if info.kid not in allow]
         for conn in revoked:
             self._close_conn(conn, CloseReason.NORMAL)
         for state in self.entry.by_id:
             if state.kid in allow:
                 state.set_accounts(allow[state.kid].accounts)
-        return {"clients": len(allow), "closed_sessions": len(revoked)}
+        reply: dict[str, Any] = {"clients": len(allow), "closed_sessions": len(revoked)}
+        if warnings:
+            reply["warnings"] = warnings
+        return reply
 
     def _status_doc(self) -> dict[str, Any]:
         phases = {v: k for k, v in PHASES.items()}

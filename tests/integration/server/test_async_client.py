@@ -89,3 +89,16 @@ def test_waiting_before_connecting_is_a_clear_error(start_server: Callable[..., 
     client = AsyncClient.from_files(run.server.fix_endpoint, run.home / "client-1.key", run.home / "server.key.pub")
     with pytest.raises(ClientError, match="not connected"):
         asyncio.run(client.poll_raw(0.01))
+
+
+def test_an_async_report_callback_is_refused(start_server: Callable[..., Any]) -> None:
+    """A coroutine function as a callback would never be awaited: refused at once."""
+    run = start_server()
+    client = AsyncClient.from_files(run.server.fix_endpoint, run.home / "client-1.key", run.home / "server.key.pub")
+
+    async def handler(report: dict[str, Any]) -> None:
+        return None
+
+    with pytest.raises(TypeError, match="plain function"):
+        client.on_report(handler)
+    assert client.on_report(print) is print

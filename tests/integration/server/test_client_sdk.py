@@ -77,7 +77,37 @@ def test_report_callbacks_get_every_message_in_order(start_server: Callable[...,
         a.wait_until(lambda c: False, timeout=5)
     assert any("report callback" in note for note in getattr(caught.value, "__notes__", []))
     assert a.order(bid).status == "canceled"
+    a.remove_callback(failing)
+    # a callback that removes itself does not make the next one miss the message
+    later: list[str] = []
+
+    def once(report: Report) -> None:
+        a.remove_callback(once)
+
+    a.on_report(once)
+    a.on_report(lambda report: later.append(report["template"]))
+    a.heartbeat()
+    a.flush()
+    assert a.wait_until(lambda c: bool(later), timeout=5)  # the server's Heartbeat comes within its interval
+    assert once not in a._callbacks
     assert len(seen) == sum(m.shape[0] for m in returned)  # the removed callbacks got nothing more
+
+
+def test_an_idle_session_of_a_live_server_is_never_taken_as_lost(start_server: Callable[..., Any]) -> None:
+    """The server's Heartbeats keep an idle session alive: a client polling for several
+    of its silence limits, sending nothing, keeps its connection."""
+    run = start_server(journal=False, heartbeat_interval=_HEARTBEAT_S)
+    home = run.home
+    idle = Client.from_files(
+        run.server.fix_endpoint, home / "client-1.key", home / "server.key.pub", silence_timeout=_SILENCE_S
+    )
+    idle.connect(timeout=10.0, attempts=2)
+    heard = 0
+    end = time.monotonic() + 3 * _SILENCE_S
+    while time.monotonic() < end:
+        heard += idle.poll_raw(0.05).shape[0]
+    assert idle.connected and heard >= 3 * _SILENCE_S / _HEARTBEAT_S / 2, heard
+    idle.close()
 
 
 def test_a_session_the_server_gave_up_on_ends_at_the_client(

@@ -314,8 +314,14 @@ def test_a_reloaded_allow_list_without_an_admin_kid_is_warned_about(
     stray = "ab" * 16
     config = with_overrides(default_config, admin_kids=(stray,), cancel_on_disconnect_by_kid=((stray, False),))
     with caplog.at_level(logging.WARNING, logger="qfix.server.server"):
-        _warn_unknown_kids(config, allow)
-    assert [r.getMessage() for r in caplog.records] == [
-        f"server.cancel_on_disconnect_by_kid names {stray}, which is not on the allow-list",
-        f"keys.admin_kids names {stray}, which is not on the allow-list",
-    ]
+        warnings = _warn_unknown_kids(config, allow)
+    # logged, and returned for the reload's reply (the next start refuses the admin kid)
+    assert (
+        [r.getMessage() for r in caplog.records]
+        == warnings
+        == [
+            f"server.cancel_on_disconnect_by_kid names {stray}, which is not on the allow-list",
+            f"keys.admin_kids names {stray}, which is not on the allow-list; the next start refuses it: take it "
+            "out of keys.admin_kids",
+        ]
+    )
