@@ -157,6 +157,10 @@ class Client:
         self.messages_received = 0
         self.rejects: list[Report] = []
         self._admin_replies: list[dict[str, Any]] = []
+        #: admin commands sent and replies taken on this session: the server answers
+        #: them in order, so a reply that comes after its command timed out is skipped
+        self._admin_sent = 0
+        self._admin_taken = 0
 
     @classmethod
     def from_files(cls, endpoint: str, key_file: str | Path, server_key_file: str | Path, **kwargs: Any) -> Client:
@@ -195,6 +199,9 @@ class Client:
             ClientConnection(self.key, self.server_key, self.config), self.endpoint, context=self._context
         )
         self._ep = ep
+        # a new session: replies to an earlier one's commands never come
+        self._admin_replies.clear()
+        self._admin_sent = self._admin_taken = 0
         deadline = time.monotonic() + timeout
         self._heard_at = time.monotonic()
         self._check(ep.start())
@@ -390,15 +397,23 @@ class Client:
         and return the server's JSON reply, e.g. ``admin("halt", security_ids=[1])``.
 
         Raises ClientError when no reply arrives within ``timeout`` s (a key that is not
-        an admin key gets none: its DATA records are read as order-entry frames)."""
+        an admin key gets none: its DATA records are read as order-entry frames); that
+        command's reply, should it come later, is skipped by the next call."""
         ep = self._require()
         self._check_closed(ep.send_messages([json.dumps({"op": op, **args}).encode("utf-8")]))
+        mine = self._admin_sent
+        self._admin_sent += 1
         deadline = time.monotonic() + timeout
-        while not self._admin_replies:
+        while True:
+            while self._admin_replies and self._admin_taken < mine:  # late replies to timed-out commands
+                self._admin_replies.pop(0)
+                self._admin_taken += 1
+            if self._admin_replies:
+                self._admin_taken += 1
+                return self._admin_replies.pop(0)
             if time.monotonic() > deadline:
                 raise ClientError(f"no admin reply within {timeout} s (is this key in keys.admin_kids?)")
             self.poll_raw(0.05)
-        return self._admin_replies.pop(0)
 
     # --- receiving --------------------------------------------------------------------
 

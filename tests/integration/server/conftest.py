@@ -30,6 +30,13 @@ class Running:
         self.clients.append(c)
         return c
 
+    def operator(self) -> Client:
+        """A connected session of the setup's admin key (``keys.admin_kids``)."""
+        c = Client.from_files(self.server.fix_endpoint, self.home / "admin.key", self.home / "server.key.pub")
+        c.connect(timeout=10.0, attempts=2)
+        self.clients.append(c)
+        return c
+
     def stop(self) -> None:
         for c in self.clients:
             c.close()

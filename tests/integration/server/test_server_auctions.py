@@ -26,13 +26,6 @@ pytestmark = pytest.mark.integration
 BTC = 1
 
 
-def _admin(run: Any) -> Client:
-    c = Client.from_files(run.server.fix_endpoint, run.home / "admin.key", run.home / "server.key.pub")
-    c.connect(timeout=10.0)
-    run.clients.append(c)
-    return c
-
-
 def _cross(a: Client, b: Client) -> tuple[int, int]:
     """A bid of 5 at 65010 and an offer of 3 at 64990, both acknowledged: they rest in a
     call phase; a batch auction may already have uncrossed them."""
@@ -56,7 +49,7 @@ def _assert_uncrossed(a: Client, b: Client, bid: int, ask: int) -> None:
 
 def test_an_opening_auction_uncrosses_the_book_at_one_price(start_server: Callable[..., Any]) -> None:
     run = start_server()
-    op, a, b = _admin(run), run.client(1), run.client(2)
+    op, a, b = run.operator(), run.client(1), run.client(2)
     assert op.admin("phase", security_ids=[BTC], phase="closed")["ok"]
     assert op.admin("phase", security_ids=[BTC], phase="pre-open")["ok"]
     bid, ask = _cross(a, b)
@@ -69,7 +62,7 @@ def test_an_opening_auction_uncrosses_the_book_at_one_price(start_server: Callab
 
 def test_resume_reopens_a_halted_book_through_an_auction(start_server: Callable[..., Any]) -> None:
     run = start_server()
-    op, a, b = _admin(run), run.client(1), run.client(2)
+    op, a, b = run.operator(), run.client(1), run.client(2)
     assert op.admin("phase", security_ids=[BTC], phase="closed")["ok"]
     assert op.admin("phase", security_ids=[BTC], phase="pre-open")["ok"]
     bid, ask = _cross(a, b)
@@ -144,7 +137,7 @@ def test_the_schedule_runs_the_opening_auction_by_the_clock(start_server: Callab
         ScheduledPhase("08:00", PHASE_CONTINUOUS, ()),  # every instrument: 2 is halted by then
     )
     run = start_server(schedule=schedule)
-    op, a, b = _admin(run), run.client(1), run.client(2)
+    op, a, b = run.operator(), run.client(1), run.client(2)
     server = run.server
     assert all(due > time.time_ns() for due in server._next_phase_ns)
 

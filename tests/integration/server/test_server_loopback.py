@@ -337,16 +337,23 @@ def test_oversize_record_from_a_client_does_not_take_the_server_down(start_serve
     assert b.wait_until(lambda c: c.order(cl).status == "new")
 
 
-def _admin(run: Any) -> Client:
-    c = Client.from_files(run.server.fix_endpoint, run.home / "admin.key", run.home / "server.key.pub")
-    c.connect(timeout=10.0)
-    run.clients.append(c)
-    return c
+def test_an_admin_reply_that_comes_after_its_command_timed_out_is_not_taken_for_the_next(
+    start_server: Callable[..., Any],
+) -> None:
+    """The server answers an operator's commands in order; a reply that arrives after
+    its command's ``admin()`` gave up is skipped by the next call, which gets its own."""
+    run = start_server(journal=False)
+    op = run.operator()
+    with pytest.raises(ClientError, match="no admin reply"):
+        op.admin("halt", timeout=0, security_ids=[BTC])  # gives up before any reply can come
+    status = op.admin("status")
+    assert status["op"] == "status" and status["status"]["instruments"][str(BTC)] == "halted"
+    assert op.admin("resume", security_ids=[BTC])["op"] == "resume"
 
 
 def test_admin_halt_kill_unblock_and_bad_commands(start_server: Callable[..., Any]) -> None:
     run = start_server()
-    op, a = _admin(run), run.client(1)
+    op, a = run.operator(), run.client(1)
     rest = a.new_order(security_id=BTC, side="buy", qty=2, price="64000.00", tif="gtc")
     a.flush()
     assert a.wait_until(lambda c: c.order(rest).status == "new")
@@ -388,7 +395,7 @@ def test_admin_commands_from_a_trading_key_are_not_obeyed(start_server: Callable
 
 def test_end_of_day_expires_day_orders_and_keeps_gtc(start_server: Callable[..., Any]) -> None:
     run = start_server()
-    op, a = _admin(run), run.client(1)
+    op, a = run.operator(), run.client(1)
     day = a.new_order(security_id=BTC, side="buy", qty=1, price="64000.00", tif="day")
     gtc = a.new_order(security_id=BTC, side="buy", qty=1, price="64000.00", tif="gtc")
     a.flush()
@@ -410,7 +417,7 @@ def test_end_of_day_runs_by_the_wall_clock() -> None:
 
 def test_admin_resume_reopens_an_empty_halted_book(start_server: Callable[..., Any]) -> None:
     run = start_server()
-    op, a = _admin(run), run.client(1)
+    op, a = run.operator(), run.client(1)
     assert op.admin("halt", security_ids=[2])["ok"]
     assert op.admin("resume", security_ids=[2])["ok"]
     assert op.admin("status")["status"]["instruments"]["2"] == "continuous"

@@ -40,13 +40,6 @@ ACCOUNTS: Final = dict(DEMO_CLIENTS)
 TRADER, REVOKED = 1, 2  #: client-1 keeps its key; client-2 is taken off the allow-list
 
 
-def _admin(run: Any) -> Client:
-    c = Client.from_files(run.server.fix_endpoint, run.home / "admin.key", run.home / "server.key.pub")
-    c.connect(timeout=10.0, attempts=2)
-    run.clients.append(c)
-    return c
-
-
 def _write_allow_list(path: Path, home: Path, clients: tuple[int, ...]) -> None:
     """An allow-list of the admin key and the given client-n keys of the setup ``home``,
     as an operator would edit it (the server refuses a group- or other-writable one)."""
@@ -93,7 +86,7 @@ def test_reloading_the_allow_list_revokes_a_key_and_restoring_it_lets_it_back(
     allow = tmp_path / "allow.toml"
     _write_allow_list(allow, setup_home, (TRADER, REVOKED))
     run = start_server(journal=False, allow_list_file=allow)
-    op, a, b = _admin(run), run.client(TRADER), run.client(REVOKED)
+    op, a, b = run.operator(), run.client(TRADER), run.client(REVOKED)
 
     # both keys trade before the reload: a's bid is partly filled by b's offer, and b
     # leaves an offer resting that its session's end must cancel
