@@ -438,27 +438,33 @@ class Client:
 
         Raises :class:`ClientError` when the connection ended, also when nothing came
         from the server for ``silence_timeout`` s."""
+        return self._poll(timeout)[0]
+
+    def _poll(self, timeout: float) -> tuple[Array, list[Report] | None]:
+        """:meth:`poll_raw`, with the messages decoded when callbacks needed them."""
         ep = self._require()
         self._receive(ep.poll(timeout * 1000))
         if not self._inbox:
             self._check_silence()
-            return np.zeros((0, _MSG), np.uint8)
+            return np.zeros((0, _MSG), np.uint8), None
         msgs = self._inbox[0] if len(self._inbox) == 1 else np.concatenate(self._inbox)
         self._inbox = []
-        if self._callbacks:
-            callbacks = tuple(self._callbacks)  # a callback may remove itself or another
-            for i, m in enumerate(msgs):
-                report = message.describe(m)
-                try:
-                    for callback in callbacks:
-                        callback(report)
-                except Exception as exc:
-                    # the rest (applied to the tracker already) comes with the next call
-                    if i + 1 < msgs.shape[0]:
-                        self._inbox.insert(0, msgs[i + 1 :])
-                    exc.add_note(f"raised by a report callback on message {i + 1} of {msgs.shape[0]}")
-                    raise
-        return msgs
+        if not self._callbacks:
+            return msgs, None
+        callbacks = tuple(self._callbacks)  # a callback may remove itself or another
+        reports = []
+        for i, m in enumerate(msgs):
+            reports.append(message.describe(m))
+            try:
+                for callback in callbacks:
+                    callback(reports[-1])
+            except Exception as exc:
+                # the rest (applied to the tracker already) comes with the next call
+                if i + 1 < msgs.shape[0]:
+                    self._inbox.insert(0, msgs[i + 1 :])
+                exc.add_note(f"raised by a report callback on message {i + 1} of {msgs.shape[0]}")
+                raise
+        return msgs, reports
 
     def _check_silence(self) -> None:
         """End the connection if the server has been silent past ``silence_timeout``
@@ -476,7 +482,8 @@ class Client:
 
     def poll(self, timeout: float = 0.0) -> list[Report]:
         """Receive and decode what is ready (waiting up to ``timeout`` s)."""
-        return [message.describe(m) for m in self.poll_raw(timeout)]
+        msgs, reports = self._poll(timeout)
+        return reports if reports is not None else [message.describe(m) for m in msgs]
 
     def reports(self, timeout: float = 1.0) -> Iterator[Report]:
         """Yield received messages until ``timeout`` s pass without one other than a

@@ -582,8 +582,9 @@ class RecordPath:
         self._limits[_serve.LIMIT_MESSAGES] = messages
         if self._pass_sessions.shape[0] < routes.slots.shape[0]:
             self._pass_sessions = np.zeros((2 * routes.slots.shape[0], _pass.SESSION_COLUMNS), np.uint64)
-        send = send_blocked is not None and journal is None
-        mask = self._blocked_mask(send_blocked) if send_blocked is not None else self._blocked
+        # with a journal the reports wait until durable: the pass never sends them
+        send_to = send_blocked if journal is None else None
+        mask = self._blocked_mask(send_to) if send_to is not None else self._blocked
         if self._held.size < self._sealed.shape[0]:
             self._held = np.zeros(self._sealed.shape[0], np.int64)
         _serve.serve_pass(
@@ -595,7 +596,8 @@ class RecordPath:
             self._inbound_words, self.engine.kernel_state, self._out, self._out_words, marks, last_exec_ids,
             self._order, self._kept_rows, self._kept_ids, self._groups, self._out_bytes, self._dest_conns,
             self._conn_rows, leases.lease_table, self._arena, self._sealed, self._handed, self._nonce, self._cell,
-            self._result, journal is None, send, self._rid_at, self._rids, mask, self._held, self._sent,
+            self._result, journal is None, send_to is not None, self._rid_at, self._rids, mask, self._held,
+            self._sent,
         )  # fmt: skip
         read = self._read.tolist()
         count = read[_serve.READ_FRAMES]
